@@ -1,0 +1,5 @@
+from apps.core.api import TenantScopedViewSet
+
+
+class ApiTokenViewSet(TenantScopedViewSet):
+    pass

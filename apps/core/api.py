@@ -1,0 +1,60 @@
+"""API plumbing shared by every app: the error format and the tenant-scoped base viewset."""
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import exceptions, permissions, viewsets
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from apps.tenants.roles import Role
+
+
+def validation_detail(error: DjangoValidationError) -> dict | list:
+    if hasattr(error, "error_dict"):
+        return {field: [str(m) for m in msgs] for field, msgs in error.message_dict.items()}
+    return {"non_field_errors": error.messages}
+
+
+def exception_handler(exc, context):
+    """Service-layer errors become 400 (with the field) and 403, never a 500."""
+    if isinstance(exc, DjangoValidationError):
+        exc = exceptions.ValidationError(validation_detail(exc))
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied(str(exc) or None)
+    return drf_exception_handler(exc, context)
+
+
+class TokenScopePermission(permissions.BasePermission):
+    """Read-only tokens may only read."""
+
+    message = "This token is read-only."
+
+    def has_permission(self, request, view) -> bool:
+        token = getattr(request, "auth", None)
+        if request.method in permissions.SAFE_METHODS:
+            return True
+        return not getattr(token, "read_only", False)
+
+
+class TenantScopedViewSet(viewsets.GenericViewSet):
+    """Base for every tenant-owned API resource: the queryset is `visible_to` the caller.
+
+    Reads need `read_role`; writes look objects up with `write_role`, so an object the
+    caller may see but not change answers 403, and a foreign object 404.
+    """
+
+    model = None
+    read_role = Role.VIEWER
+    write_role = Role.MEMBER
+    permission_classes = [permissions.IsAuthenticated, TokenScopePermission]
+
+    def get_queryset(self):
+        token = self.request.auth if hasattr(self.request.auth, "read_only") else None
+        return self.model.objects.visible_to(self.request.user, self.read_role, token=token)
+
+    def writable_queryset(self):
+        token = self.request.auth if hasattr(self.request.auth, "read_only") else None
+        return self.model.objects.visible_to(self.request.user, self.write_role, token=token)
+
+    @property
+    def token(self):
+        return self.request.auth if hasattr(self.request.auth, "read_only") else None

@@ -1,0 +1,236 @@
+"""Every change to tenants, members, environments and invitations goes through here.
+
+Views, API viewsets and management commands call these functions; each one checks the
+actor's role, writes inside a transaction and records one Event.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from apps.activity.services import record_event
+from apps.tenants.models import (
+    DEFAULT_ENVIRONMENTS,
+    Environment,
+    Invitation,
+    Membership,
+    Tenant,
+    hash_secret,
+)
+from apps.tenants.roles import Role, can_grant, rank
+
+
+def role_of(user: Any, tenant: Tenant) -> str | None:
+    """The user's role in the tenant, or None when not a member."""
+    if not (user and user.is_authenticated and user.is_active):
+        return None
+    return (
+        Membership.objects.filter(tenant=tenant, user=user).values_list("role", flat=True).first()
+    )
+
+
+def require_role(user: Any, tenant: Tenant, role: str) -> str:
+    """Refuse unless the user holds at least `role` (platform admins act as owners)."""
+    if user.is_superuser and user.is_active:
+        return Role.OWNER
+    current = role_of(user, tenant)
+    if current is None or rank(current) < rank(role):
+        raise PermissionDenied(f"This needs the {role} role in {tenant.slug}.")
+    return current
+
+
+def _validated(instance, exclude: list[str] | None = None):
+    instance.full_clean(exclude=exclude)
+    return instance
+
+
+@transaction.atomic
+def create_tenant(*, actor: Any, slug: str, name: str = "", description: str = "", owner=None):
+    """Create a tenant with its default environments; `owner` (or the actor) owns it."""
+    owner = owner or actor
+    tenant = _validated(Tenant(slug=slug, name=name or slug, description=description))
+    if Tenant.objects.filter(slug=slug).exists():
+        raise ValidationError({"slug": "A tenant with this slug already exists."})
+    tenant.save()
+    Membership.objects.create(tenant=tenant, user=owner, role=Role.OWNER)
+    for env_slug in DEFAULT_ENVIRONMENTS:
+        Environment.objects.create(tenant=tenant, slug=env_slug, name=env_slug.capitalize())
+    record_event("tenant.create", actor=actor, tenant=tenant, obj=tenant)
+    return tenant
+
+
+@transaction.atomic
+def update_tenant(*, actor: Any, tenant: Tenant, name: str, description: str = "") -> Tenant:
+    require_role(actor, tenant, Role.ADMIN)
+    tenant.name = name
+    tenant.description = description
+    _validated(tenant, exclude=["slug"]).save(update_fields=["name", "description"])
+    record_event("tenant.update", actor=actor, tenant=tenant, obj=tenant)
+    return tenant
+
+
+@transaction.atomic
+def delete_tenant(*, actor: Any, tenant: Tenant) -> None:
+    require_role(actor, tenant, Role.OWNER)
+    record_event("tenant.delete", actor=actor, obj=tenant, message=f"Deleted tenant {tenant.slug}")
+    tenant.delete()
+
+
+@transaction.atomic
+def create_environment(
+    *, actor: Any, tenant: Tenant, slug: str, name: str = "", description: str = ""
+) -> Environment:
+    require_role(actor, tenant, Role.ADMIN)
+    env = Environment(tenant=tenant, slug=slug, name=name or slug, description=description)
+    _validated(env, exclude=["tenant"])
+    if Environment.objects.filter(tenant=tenant, slug=slug).exists():
+        raise ValidationError({"slug": "This tenant already has an environment with this slug."})
+    env.save()
+    record_event("environment.create", actor=actor, tenant=tenant, obj=env)
+    return env
+
+
+@transaction.atomic
+def update_environment(
+    *, actor: Any, environment: Environment, name: str, description: str = ""
+) -> Environment:
+    require_role(actor, environment.tenant, Role.ADMIN)
+    environment.name = name
+    environment.description = description
+    _validated(environment, exclude=["tenant", "slug"]).save(update_fields=["name", "description"])
+    record_event("environment.update", actor=actor, tenant=environment.tenant, obj=environment)
+    return environment
+
+
+@transaction.atomic
+def delete_environment(*, actor: Any, environment: Environment) -> None:
+    tenant = environment.tenant
+    require_role(actor, tenant, Role.ADMIN)
+    if Environment.objects.filter(tenant=tenant).count() <= 1:
+        raise ValidationError({"environment": "A tenant keeps at least one environment."})
+    record_event("environment.delete", actor=actor, tenant=tenant, obj=environment)
+    environment.delete()
+
+
+def _owners_left(tenant: Tenant, excluding: Membership) -> int:
+    return (
+        Membership.objects.filter(tenant=tenant, role=Role.OWNER).exclude(pk=excluding.pk).count()
+    )
+
+
+@transaction.atomic
+def change_role(*, actor: Any, membership: Membership, role: str) -> Membership:
+    """Change a member's role; nobody grants above their own role or demotes the last owner."""
+    if role not in Role.values:
+        raise ValidationError({"role": f"Choose one of: {', '.join(Role.values)}."})
+    membership = Membership.objects.select_for_update().get(pk=membership.pk)
+    actor_role = require_role(actor, membership.tenant, Role.ADMIN)
+    if not can_grant(actor_role, role) or not can_grant(actor_role, membership.role):
+        raise PermissionDenied("You cannot grant or change a role above your own.")
+    demoting_owner = membership.role == Role.OWNER and role != Role.OWNER
+    if demoting_owner and not _owners_left(membership.tenant, membership):
+        raise ValidationError({"role": "A tenant needs at least one owner."})
+    old = membership.role
+    membership.role = role
+    membership.save(update_fields=["role"])
+    record_event(
+        "membership.role",
+        actor=actor,
+        tenant=membership.tenant,
+        obj=membership,
+        message=f"{membership.user} role {old} -> {role}",
+    )
+    return membership
+
+
+@transaction.atomic
+def remove_member(*, actor: Any, membership: Membership) -> None:
+    """Remove a member (or leave); their tenant-bound tokens stop working at once."""
+    membership = Membership.objects.select_for_update().get(pk=membership.pk)
+    tenant = membership.tenant
+    if membership.user_id != actor.pk:
+        actor_role = require_role(actor, tenant, Role.ADMIN)
+        if not can_grant(actor_role, membership.role):
+            raise PermissionDenied("You cannot remove a member whose role is above your own.")
+    if membership.role == Role.OWNER and not _owners_left(tenant, membership):
+        raise ValidationError({"role": "A tenant needs at least one owner."})
+    from apps.accounts.models import ApiToken
+
+    ApiToken.objects.filter(user=membership.user, tenant=tenant, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
+    record_event(
+        "membership.remove", actor=actor, tenant=tenant, obj=membership, message=str(membership)
+    )
+    membership.delete()
+
+
+@transaction.atomic
+def invite(*, actor: Any, tenant: Tenant, email: str, role: str = Role.MEMBER):
+    """Create an invitation; returns (invitation, raw token for the link, shown once)."""
+    actor_role = require_role(actor, tenant, Role.ADMIN)
+    if role not in Role.values:
+        raise ValidationError({"role": f"Choose one of: {', '.join(Role.values)}."})
+    if not can_grant(actor_role, role):
+        raise PermissionDenied("You cannot invite someone with a role above your own.")
+    email = get_user_model().objects.normalize_email(email.strip())
+    if Membership.objects.filter(tenant=tenant, user__email__iexact=email).exists():
+        raise ValidationError({"email": "This person is already a member of the tenant."})
+    raw = Invitation.new_token()
+    invitation = Invitation(
+        tenant=tenant, email=email, role=role, token_hash=hash_secret(raw), invited_by=actor
+    )
+    _validated(invitation, exclude=["tenant", "invited_by", "accepted_by"]).save()
+    record_event("invitation.create", actor=actor, tenant=tenant, obj=invitation)
+    return invitation, raw
+
+
+def find_invitation(raw_token: str) -> Invitation | None:
+    if not raw_token or len(raw_token) > 100:
+        return None
+    return (
+        Invitation.objects.select_related("tenant")
+        .filter(token_hash=hash_secret(raw_token))
+        .first()
+    )
+
+
+@transaction.atomic
+def accept_invitation(*, user: Any, raw_token: str) -> Membership:
+    """Join the tenant: the link works once, before it expires, for the invited address."""
+    found = find_invitation(raw_token)
+    if found is None:
+        raise ValidationError({"token": "This invitation link is not valid."})
+    invitation = Invitation.objects.select_for_update().get(pk=found.pk)
+    if invitation.status != "pending":
+        raise ValidationError({"token": f"This invitation is {invitation.status}."})
+    if not user.email or user.email.lower() != invitation.email.lower():
+        raise ValidationError({"email": "This invitation was sent to another e-mail address."})
+    try:
+        with transaction.atomic():
+            membership = Membership.objects.create(
+                tenant=invitation.tenant, user=user, role=invitation.role
+            )
+    except IntegrityError:
+        raise ValidationError({"token": "You are already a member of this tenant."}) from None
+    invitation.accepted_at = timezone.now()
+    invitation.accepted_by = user
+    invitation.save(update_fields=["accepted_at", "accepted_by"])
+    record_event("invitation.accept", actor=user, tenant=invitation.tenant, obj=membership)
+    return membership
+
+
+@transaction.atomic
+def revoke_invitation(*, actor: Any, invitation: Invitation) -> Invitation:
+    require_role(actor, invitation.tenant, Role.ADMIN)
+    if invitation.status != "pending":
+        raise ValidationError({"invitation": f"This invitation is already {invitation.status}."})
+    invitation.revoked_at = timezone.now()
+    invitation.save(update_fields=["revoked_at"])
+    record_event("invitation.revoke", actor=actor, tenant=invitation.tenant, obj=invitation)
+    return invitation

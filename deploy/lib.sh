@@ -1,0 +1,418 @@
+# shellcheck shell=bash
+# Berth: shared helpers for deploy/run.sh, deploy/test.sh and the Makefile.
+#
+# Source this file, do not execute it:   source deploy/lib.sh
+#
+# Every berth_ensure_* function is idempotent and prints nothing when there is
+# nothing to do. Messages go to stderr with a "[berth]" prefix; failures call
+# berth_die, which prints the reason and returns non-zero (scripts running with
+# `set -e` stop there).
+#
+# Variables (all may be set beforehand to override):
+#   BERTH_REPO       the checkout (default: the folder above deploy/)
+#   BERTH_STATE_DIR  runtime state: logs, pidfiles, SQLite db (default: $BERTH_REPO/var)
+#   BERTH_VENV       the virtualenv (default: $BERTH_REPO/.venv)
+#   BERTH_DOCKER_SOCK the engine socket (default: /var/run/docker.sock)
+
+BERTH_REPO="${BERTH_REPO:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
+BERTH_STATE_DIR="${BERTH_STATE_DIR:-$BERTH_REPO/var}"
+case "$BERTH_STATE_DIR" in
+    /*) ;;
+    *) BERTH_STATE_DIR="$PWD/$BERTH_STATE_DIR" ;;
+esac
+BERTH_VENV="${BERTH_VENV:-$BERTH_REPO/.venv}"
+BERTH_DOCKER_SOCK="${BERTH_DOCKER_SOCK:-/var/run/docker.sock}"
+BERTH_DOCKER_PIDFILE="${BERTH_DOCKER_PIDFILE:-/var/run/docker.pid}"
+export BERTH_REPO BERTH_STATE_DIR BERTH_VENV
+
+mkdir -p "$BERTH_STATE_DIR/log" "$BERTH_STATE_DIR/run"
+
+# Set to 1 by berth_engine_start when this shell started the engine, 0 when an
+# engine was already answering. Callers use it to decide whether to stop it.
+BERTH_ENGINE_STARTED_HERE="${BERTH_ENGINE_STARTED_HERE:-0}"
+
+berth_log() { printf '[berth] %s\n' "$*" >&2; }
+berth_die() {
+    printf '[berth] ERROR: %s\n' "$*" >&2
+    return 1
+}
+
+# Seconds since an EPOCHREALTIME reading, with one decimal.
+berth_elapsed() {
+    local start="$1" now="$EPOCHREALTIME"
+    awk -v a="$start" -v b="$now" 'BEGIN { printf "%.1f", b - a }'
+}
+
+# ---------------------------------------------------------------------------
+# Debian packages
+# ---------------------------------------------------------------------------
+
+# "check:package" pairs. A check is a command name or an absolute file path.
+BERTH_PACKAGES=(
+    dockerd:docker.io
+    docker-compose:docker-compose
+    docker-registry:docker-registry
+    busybox:busybox-static
+    haproxy:haproxy
+    slapd:slapd
+    ldapadd:ldap-utils
+    /usr/include/ldap.h:libldap2-dev
+    /usr/include/sasl/sasl.h:libsasl2-dev
+    chromium:chromium
+    ip:iproute2
+    ss:iproute2
+    curl:curl
+)
+
+_berth_have() {
+    case "$1" in
+        /*) [ -e "$1" ] ;;
+        *) command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ] ;;
+    esac
+}
+
+# Demo images are built FROM scratch with a copy of busybox, so it must be the
+# statically linked one (package busybox-static), not Debian's dynamic busybox.
+_berth_busybox_is_static() {
+    local bb
+    bb="$(command -v busybox 2>/dev/null)" || return 1
+    ! ldd "$bb" >/dev/null 2>&1
+}
+
+berth_ensure_packages() {
+    local entry check pkg missing=()
+    for entry in "${BERTH_PACKAGES[@]}"; do
+        check="${entry%:*}"
+        pkg="${entry##*:}"
+        if ! _berth_have "$check"; then
+            missing+=("$pkg")
+        elif [ "$check" = busybox ] && ! _berth_busybox_is_static; then
+            missing+=("$pkg")
+        fi
+    done
+    [ "${#missing[@]}" -eq 0 ] && return 0
+
+    # Deduplicate while keeping order.
+    local -A seen=()
+    local uniq=()
+    for pkg in "${missing[@]}"; do
+        [ -n "${seen[$pkg]:-}" ] && continue
+        seen[$pkg]=1
+        uniq+=("$pkg")
+    done
+
+    local sudo=()
+    if [ "$(id -u)" -ne 0 ]; then
+        command -v sudo >/dev/null 2>&1 || berth_die "missing Debian packages (${uniq[*]}) and not root" || return 1
+        sudo=(sudo)
+    fi
+
+    berth_log "installing Debian packages: ${uniq[*]}"
+    # A policy-rc.d that answers 101 keeps the packages' postinst scripts from
+    # starting their daemons (dockerd, slapd, haproxy, docker-registry): Berth
+    # starts the ones it needs itself, on its own terms.
+    local policy=/usr/sbin/policy-rc.d made_policy=0 rc=0
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
+        "${sudo[@]}" chmod 755 "$policy"
+        made_policy=1
+    fi
+    {
+        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+            "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+                --no-install-recommends "${uniq[@]}"
+    } || rc=$?
+    if [ "$made_policy" -eq 1 ]; then
+        "${sudo[@]}" rm -f "$policy"
+    fi
+    [ "$rc" -eq 0 ] || berth_die "apt-get failed (exit $rc) installing: ${uniq[*]}" || return 1
+
+    for entry in "${BERTH_PACKAGES[@]}"; do
+        _berth_have "${entry%:*}" || berth_die "still missing after install: ${entry%:*} (package ${entry##*:})" || return 1
+    done
+}
+
+# ---------------------------------------------------------------------------
+# Python virtualenv
+# ---------------------------------------------------------------------------
+
+berth_ensure_venv() {
+    local req="$BERTH_REPO/requirements.txt"
+    local stamp="$BERTH_VENV/.berth-requirements.sha256"
+    [ -f "$req" ] || berth_die "no requirements.txt in $BERTH_REPO" || return 1
+
+    # Serialise concurrent callers (make run and make test at the same time).
+    mkdir -p "$(dirname "$BERTH_VENV")"
+    local lockfd
+    exec {lockfd}>"$BERTH_STATE_DIR/run/venv.lock"
+    flock "$lockfd"
+
+    local rc=0
+    _berth_ensure_venv_locked "$req" "$stamp" || rc=$?
+    exec {lockfd}>&-
+    return "$rc"
+}
+
+_berth_ensure_venv_locked() {
+    local req="$1" stamp="$2" py want have
+    if [ ! -x "$BERTH_VENV/bin/python" ]; then
+        py="$(command -v python3.11 || command -v python3)" ||
+            berth_die "neither python3.11 nor python3 found" || return 1
+        berth_log "creating virtualenv $BERTH_VENV with $py"
+        "$py" -m venv "$BERTH_VENV" || berth_die "could not create $BERTH_VENV" || return 1
+    fi
+    "$BERTH_VENV/bin/python" -c '' 2>/dev/null ||
+        berth_die "$BERTH_VENV/bin/python does not run (its base Python moved?); remove $BERTH_VENV and retry" || return 1
+
+    want="$(sha256sum "$req" | cut -d' ' -f1)"
+    have="$(cat "$stamp" 2>/dev/null || true)"
+    [ "$want" = "$have" ] && return 0
+
+    berth_log "installing requirements.txt into $BERTH_VENV"
+    "$BERTH_VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$req" ||
+        berth_die "pip install -r requirements.txt failed" || return 1
+    printf '%s\n' "$want" >"$stamp"
+}
+
+# ---------------------------------------------------------------------------
+# PostgreSQL and Redis (installed and started on the machine before the
+# session; these only restart them if they have stopped)
+# ---------------------------------------------------------------------------
+
+# berth_wait_for SECONDS DESCRIPTION COMMAND...: poll COMMAND every 0.5 s.
+berth_wait_for() {
+    local timeout="$1" what="$2"
+    shift 2
+    local deadline=$((SECONDS + timeout))
+    until "$@" >/dev/null 2>&1; do
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            berth_die "$what did not answer within ${timeout}s"
+            return 1
+        fi
+        sleep 0.5
+    done
+}
+
+berth_ensure_postgres() {
+    pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && return 0
+    local version
+    version="$(find /etc/postgresql -mindepth 1 -maxdepth 1 -printf '%f\n' 2>/dev/null | sort -V | tail -n1)"
+    [ -n "$version" ] || berth_die "PostgreSQL is not installed (/etc/postgresql is empty)" || return 1
+    berth_log "starting PostgreSQL $version"
+    pg_ctlcluster --skip-systemctl-redirect "$version" main start ||
+        berth_die "pg_ctlcluster $version main start failed" || return 1
+    berth_wait_for 30 "PostgreSQL on 127.0.0.1:5432" pg_isready -q -h 127.0.0.1 -p 5432
+}
+
+# berth_ensure_pg_database NAME: create the database if it does not exist.
+berth_ensure_pg_database() {
+    local name="$1" exists
+    exists="$(psql -h 127.0.0.1 -U postgres -d postgres -tAc \
+        "SELECT 1 FROM pg_database WHERE datname = '$name'" 2>/dev/null)" ||
+        berth_die "cannot query PostgreSQL as user postgres" || return 1
+    [ "$exists" = 1 ] && return 0
+    berth_log "creating PostgreSQL database $name"
+    createdb -h 127.0.0.1 -U postgres "$name" || berth_die "createdb $name failed" || return 1
+}
+
+_berth_redis_up() { [ "$(redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null)" = PONG ]; }
+
+berth_ensure_redis() {
+    _berth_redis_up && return 0
+    berth_log "starting Redis"
+    mkdir -p /var/lib/redis /var/log/redis
+    redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" \
+        --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log ||
+        berth_die "redis-server failed to start (see /var/log/redis/ci.log)" || return 1
+    berth_wait_for 30 "Redis on 127.0.0.1:6379" _berth_redis_up
+}
+
+# ---------------------------------------------------------------------------
+# Docker engine (Debian's docker.io, engine 20.10, API 1.41)
+# ---------------------------------------------------------------------------
+#
+# Verified on the build machine (kernel 6.18, cgroup v1, ext4 root, iptables
+# 1.8.9 nf_tables): plain `dockerd` with default flags starts in about one
+# second with the overlay2 storage driver and the cgroupfs driver, builds
+# FROM-scratch images, runs containers, publishes ports through iptables and
+# serves DNS on user-defined networks. No extra flags are needed, so none are
+# passed; BERTH_DOCKERD_FLAGS adds some if a machine ever needs them.
+
+_berth_engine_up() {
+    docker -H "unix://$BERTH_DOCKER_SOCK" version --format '{{.Server.Version}}' >/dev/null 2>&1
+}
+
+_berth_engine_marker() { printf '%s\n' "$BERTH_STATE_DIR/run/engine.started-by-berth"; }
+
+_berth_pid_is() { # PID NAME: is PID alive and is its command NAME?
+    [ -n "$1" ] && kill -0 "$1" 2>/dev/null && [ "$(cat "/proc/$1/comm" 2>/dev/null)" = "$2" ]
+}
+
+berth_engine_start() {
+    local marker log pid
+    marker="$(_berth_engine_marker)"
+    log="$BERTH_STATE_DIR/log/dockerd.log"
+
+    if _berth_engine_up; then
+        BERTH_ENGINE_STARTED_HERE=0
+        return 0
+    fi
+    # An engine we started earlier has died: forget it.
+    if [ -f "$marker" ] && ! _berth_pid_is "$(cat "$marker")" dockerd; then
+        rm -f "$marker"
+    fi
+
+    local t0="$EPOCHREALTIME" starting=0
+    pid="$(cat "$BERTH_DOCKER_PIDFILE" 2>/dev/null || true)"
+    if _berth_pid_is "$pid" dockerd; then
+        # Someone else's dockerd is still starting up: wait for it, don't race it.
+        berth_log "waiting for the Docker engine (pid $pid) that is starting"
+        BERTH_ENGINE_STARTED_HERE=0
+    else
+        command -v dockerd >/dev/null 2>&1 || [ -x /usr/sbin/dockerd ] ||
+            berth_die "dockerd not found; run berth_ensure_packages (package docker.io)" || return 1
+        berth_log "starting the Docker engine on $BERTH_DOCKER_SOCK (log: $log)"
+        local flags=()
+        # shellcheck disable=SC2206  # intentional word splitting of extra flags
+        [ -n "${BERTH_DOCKERD_FLAGS:-}" ] && flags=($BERTH_DOCKERD_FLAGS)
+        printf '\n==== %s berth: dockerd starting ====\n' "$(date -Is)" >>"$log"
+        PATH="$PATH:/usr/sbin:/sbin" setsid nohup dockerd \
+            -H "unix://$BERTH_DOCKER_SOCK" \
+            --pidfile "$BERTH_DOCKER_PIDFILE" \
+            "${flags[@]}" \
+            >>"$log" 2>&1 </dev/null &
+        starting=$!
+        BERTH_ENGINE_STARTED_HERE=1
+    fi
+
+    local deadline=$((SECONDS + 60))
+    until _berth_engine_up; do
+        if [ "$starting" -ne 0 ] && ! kill -0 "$starting" 2>/dev/null &&
+            ! _berth_pid_is "$(cat "$BERTH_DOCKER_PIDFILE" 2>/dev/null)" dockerd; then
+            BERTH_ENGINE_STARTED_HERE=0
+            tail -n 20 "$log" >&2
+            berth_die "dockerd exited during start-up (full log: $log)"
+            return 1
+        fi
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            tail -n 20 "$log" >&2
+            berth_die "the Docker engine did not answer on $BERTH_DOCKER_SOCK within 60s (log: $log)"
+            return 1
+        fi
+        sleep 0.25
+    done
+
+    if [ "$BERTH_ENGINE_STARTED_HERE" -eq 1 ]; then
+        # dockerd writes its own pid; trust that over $! (setsid may fork).
+        pid="$(cat "$BERTH_DOCKER_PIDFILE" 2>/dev/null || echo "$starting")"
+        printf '%s\n' "$pid" >"$marker"
+        berth_log "Docker engine up (pid $pid) in $(berth_elapsed "$t0")s"
+    fi
+}
+
+# Stop the engine only if Berth started it (the marker exists). Sends SIGTERM
+# and waits up to 30 s; the marker is removed once the engine is gone. Running
+# containers are stopped with it (live-restore is off).
+berth_engine_stop() {
+    local marker pid
+    marker="$(_berth_engine_marker)"
+    [ -f "$marker" ] || return 0
+    pid="$(cat "$marker")"
+    if ! _berth_pid_is "$pid" dockerd; then
+        rm -f "$marker"
+        BERTH_ENGINE_STARTED_HERE=0
+        return 0
+    fi
+    local t0="$EPOCHREALTIME"
+    berth_log "stopping the Docker engine (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    local deadline=$((SECONDS + 30))
+    while kill -0 "$pid" 2>/dev/null; do
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            berth_die "dockerd (pid $pid) still running 30s after SIGTERM; marker kept, retry with 'make clean'"
+            return 1
+        fi
+        sleep 0.25
+    done
+    rm -f "$marker"
+    BERTH_ENGINE_STARTED_HERE=0
+    berth_log "Docker engine stopped in $(berth_elapsed "$t0")s"
+}
+
+# Stop the engine if this shell started it (for EXIT traps).
+berth_engine_stop_if_started_here() {
+    [ "${BERTH_ENGINE_STARTED_HERE:-0}" -eq 1 ] || return 0
+    berth_engine_stop
+}
+
+# ---------------------------------------------------------------------------
+# Background processes of `make run` (daphne, celery worker, celery beat)
+# ---------------------------------------------------------------------------
+#
+# Each runs in its own session (setsid), so Ctrl-C in the terminal reaches
+# only run.sh, which stops them in order. Its pid is in
+# $BERTH_STATE_DIR/run/NAME.pid; it leads its own process group.
+
+# berth_spawn NAME LOGFILE|- COMMAND...: start COMMAND in the background
+# (LOGFILE "-" keeps the terminal as its output).
+berth_spawn() {
+    local name="$1" log="$2"
+    shift 2
+    local pidfile="$BERTH_STATE_DIR/run/$name.pid"
+    rm -f "$pidfile" "$pidfile.tmp"
+    # The child writes its own pid ($$ survives exec), so it is right even if
+    # setsid has to fork.
+    if [ "$log" = - ]; then
+        setsid bash -c 'echo $$ >"$0"; exec "$@"' "$pidfile.tmp" "$@" </dev/null &
+    else
+        setsid bash -c 'echo $$ >"$0"; exec "$@"' "$pidfile.tmp" "$@" >>"$log" 2>&1 </dev/null &
+    fi
+    local i pid=""
+    for i in $(seq 1 50); do
+        pid="$(cat "$pidfile.tmp" 2>/dev/null || true)"
+        [ -n "$pid" ] && break
+        sleep 0.1
+    done
+    rm -f "$pidfile.tmp"
+    [ -n "$pid" ] || berth_die "$name did not start" || return 1
+    # Keep the start time too, so a stale pidfile never names a reused pid.
+    printf '%s %s\n' "$pid" "$(_berth_starttime "$pid")" >"$pidfile"
+}
+
+_berth_starttime() { # field 22 of /proc/PID/stat (the comm field may hold spaces)
+    sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f20
+}
+
+# berth_pid_of NAME: the pid if that process is still the one we started.
+berth_pid_of() {
+    local pid start
+    read -r pid start <"$BERTH_STATE_DIR/run/$1.pid" 2>/dev/null || return 0
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
+    [ "$(_berth_starttime "$pid")" = "$start" ] || return 0
+    printf '%s\n' "$pid"
+}
+
+berth_is_running() { [ -n "$(berth_pid_of "$1")" ]; }
+
+# berth_stop NAME [TIMEOUT]: SIGTERM the process, wait, then SIGKILL its group.
+berth_stop() {
+    local name="$1" timeout="${2:-20}" pid
+    pid="$(berth_pid_of "$name")"
+    if [ -n "$pid" ]; then
+        kill -TERM "$pid" 2>/dev/null || true
+        local deadline=$((SECONDS + timeout))
+        while kill -0 "$pid" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do
+            sleep 0.2
+        done
+        if kill -0 "$pid" 2>/dev/null; then
+            berth_log "$name (pid $pid) ignored SIGTERM for ${timeout}s; killing it"
+        fi
+        # Leftover children (celery pool processes, tail | sed) share its group.
+        kill -KILL -- "-$pid" 2>/dev/null || true
+    fi
+    rm -f "$BERTH_STATE_DIR/run/$name.pid"
+}
+
+# What `make run` starts, in the order run.sh and `make clean` stop them.
+BERTH_SERVICES=(web beat worker)
+BERTH_TAILS=(tail-web tail-beat tail-worker)

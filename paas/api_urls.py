@@ -1,0 +1,32 @@
+"""The REST API, version 1: one router for every app's viewsets, plus the schema."""
+
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from apps.accounts.api.views import ApiTokenViewSet
+from apps.activity.api.views import EventViewSet
+from apps.hosts.api.views import HostViewSet
+from apps.tenants.api.views import (
+    EnvironmentViewSet,
+    InvitationViewSet,
+    MembershipViewSet,
+    TenantViewSet,
+)
+
+router = DefaultRouter()
+router.register("tenants", TenantViewSet, basename="tenant")
+router.register("environments", EnvironmentViewSet, basename="environment")
+router.register("memberships", MembershipViewSet, basename="membership")
+router.register("invitations", InvitationViewSet, basename="invitation")
+router.register("hosts", HostViewSet, basename="host")
+router.register("events", EventViewSet, basename="event")
+router.register("tokens", ApiTokenViewSet, basename="token")
+
+app_name = "api"
+urlpatterns = [
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    path("redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),
+    *router.urls,
+]

@@ -1,0 +1,3 @@
+"""Websocket routes; each app's consumers are added here."""
+
+websocket_urlpatterns: list = []

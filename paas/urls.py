@@ -1,0 +1,19 @@
+"""Top-level URL configuration: pages, the API under /api/v1/ and the admin."""
+
+from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("accounts/", include("allauth.urls")),
+    path("api/v1/", include("paas.api_urls")),
+    path("", include("apps.core.urls")),
+    path("tenants/", include("apps.tenants.urls")),
+    path("settings/", include("apps.accounts.urls")),
+    path("activity/", include("apps.activity.urls")),
+    path("hosts/", include("apps.hosts.urls")),
+]
+
+handler403 = "apps.core.views.permission_denied"
+handler404 = "apps.core.views.page_not_found"
+handler500 = "apps.core.views.server_error"

@@ -1,0 +1,74 @@
+"""Shared fixtures: three people (owner, member of the same tenant, outsider) and two tenants."""
+
+import pytest
+from django.test import Client
+
+from apps.tenants import services as tenant_services
+from apps.tenants.models import Membership
+from apps.tenants.roles import Role
+
+PASSWORD = "correct-horse-battery-9"
+
+
+@pytest.fixture
+def make_user(django_user_model):
+    def make(username: str, **extra):
+        email = extra.pop("email", f"{username}@example.test")
+        return django_user_model.objects.create_user(
+            username=username, email=email, password=PASSWORD, **extra
+        )
+
+    return make
+
+
+@pytest.fixture
+def owner(make_user):
+    return make_user("olivia")
+
+
+@pytest.fixture
+def member(make_user):
+    return make_user("marcus")
+
+
+@pytest.fixture
+def viewer(make_user):
+    return make_user("vera")
+
+
+@pytest.fixture
+def outsider(make_user):
+    return make_user("oscar")
+
+
+@pytest.fixture
+def superuser(make_user):
+    return make_user("root-admin", is_superuser=True, is_staff=True)
+
+
+@pytest.fixture
+def tenant_a(owner, member, viewer):
+    tenant = tenant_services.create_tenant(actor=owner, slug="acme", name="Acme Rockets")
+    Membership.objects.create(tenant=tenant, user=member, role=Role.MEMBER)
+    Membership.objects.create(tenant=tenant, user=viewer, role=Role.VIEWER)
+    return tenant
+
+
+@pytest.fixture
+def tenant_b(outsider):
+    return tenant_services.create_tenant(actor=outsider, slug="globex", name="Globex Corp")
+
+
+def login(client: Client, user) -> Client:
+    client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+    return client
+
+
+@pytest.fixture
+def owner_client(client, owner):
+    return login(client, owner)
+
+
+@pytest.fixture
+def outsider_client(outsider):
+    return login(Client(), outsider)
