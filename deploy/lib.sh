@@ -249,9 +249,10 @@ _berth_pid_is() { # PID NAME: is PID alive and is its command NAME?
 }
 
 berth_engine_start() {
-    local marker log pid
+    local marker log spawnfile pid ours=""
     marker="$(_berth_engine_marker)"
     log="$BERTH_STATE_DIR/log/dockerd.log"
+    spawnfile="$BERTH_STATE_DIR/run/dockerd.spawn.pid"
 
     if _berth_engine_up; then
         BERTH_ENGINE_STARTED_HERE=0
@@ -262,12 +263,12 @@ berth_engine_start() {
         rm -f "$marker"
     fi
 
-    local t0="$EPOCHREALTIME" starting=0
+    local t0="$EPOCHREALTIME"
+    BERTH_ENGINE_STARTED_HERE=0
     pid="$(cat "$BERTH_DOCKER_PIDFILE" 2>/dev/null || true)"
     if _berth_pid_is "$pid" dockerd; then
-        # Someone else's dockerd is still starting up: wait for it, don't race it.
+        # Another dockerd is still starting up: wait for it, don't race it.
         berth_log "waiting for the Docker engine (pid $pid) that is starting"
-        BERTH_ENGINE_STARTED_HERE=0
     else
         command -v dockerd >/dev/null 2>&1 || [ -x /usr/sbin/dockerd ] ||
             berth_die "dockerd not found; run berth_ensure_packages (package docker.io)" || return 1
@@ -276,23 +277,34 @@ berth_engine_start() {
         # shellcheck disable=SC2206  # intentional word splitting of extra flags
         [ -n "${BERTH_DOCKERD_FLAGS:-}" ] && flags=($BERTH_DOCKERD_FLAGS)
         printf '\n==== %s berth: dockerd starting ====\n' "$(date -Is)" >>"$log"
-        PATH="$PATH:/usr/sbin:/sbin" setsid nohup dockerd \
-            -H "unix://$BERTH_DOCKER_SOCK" \
-            --pidfile "$BERTH_DOCKER_PIDFILE" \
-            "${flags[@]}" \
+        rm -f "$spawnfile"
+        # Own session (setsid) so Ctrl-C in the terminal does not reach it; the
+        # child shell writes its pid before exec so we know exactly which
+        # process is ours, even if setsid forks.
+        # shellcheck disable=SC2016  # $$, $0 and $@ belong to the child shell
+        PATH="$PATH:/usr/sbin:/sbin" setsid nohup bash -c 'echo $$ >"$0"; exec "$@"' "$spawnfile" \
+            dockerd -H "unix://$BERTH_DOCKER_SOCK" --pidfile "$BERTH_DOCKER_PIDFILE" "${flags[@]}" \
             >>"$log" 2>&1 </dev/null &
-        starting=$!
-        BERTH_ENGINE_STARTED_HERE=1
+        local _
+        for _ in $(seq 1 50); do
+            ours="$(cat "$spawnfile" 2>/dev/null || true)"
+            [ -n "$ours" ] && break
+            sleep 0.1
+        done
+        rm -f "$spawnfile"
+        [ -n "$ours" ] || berth_die "could not launch dockerd" || return 1
     fi
 
     local deadline=$((SECONDS + 60))
     until _berth_engine_up; do
-        if [ "$starting" -ne 0 ] && ! kill -0 "$starting" 2>/dev/null &&
-            ! _berth_pid_is "$(cat "$BERTH_DOCKER_PIDFILE" 2>/dev/null)" dockerd; then
-            BERTH_ENGINE_STARTED_HERE=0
-            tail -n 20 "$log" >&2
-            berth_die "dockerd exited during start-up (full log: $log)"
-            return 1
+        if [ -n "$ours" ] && ! kill -0 "$ours" 2>/dev/null; then
+            ours=""
+            if ! _berth_pid_is "$(cat "$BERTH_DOCKER_PIDFILE" 2>/dev/null)" dockerd; then
+                tail -n 20 "$log" >&2
+                berth_die "dockerd exited during start-up (full log: $log)"
+                return 1
+            fi
+            # Ours lost a race with another dockerd (pid file found): use that one.
         fi
         if [ "$SECONDS" -ge "$deadline" ]; then
             tail -n 20 "$log" >&2
@@ -302,11 +314,11 @@ berth_engine_start() {
         sleep 0.25
     done
 
-    if [ "$BERTH_ENGINE_STARTED_HERE" -eq 1 ]; then
-        # dockerd writes its own pid; trust that over $! (setsid may fork).
-        pid="$(cat "$BERTH_DOCKER_PIDFILE" 2>/dev/null || echo "$starting")"
-        printf '%s\n' "$pid" >"$marker"
-        berth_log "Docker engine up (pid $pid) in $(berth_elapsed "$t0")s"
+    if [ -n "$ours" ] && _berth_pid_is "$ours" dockerd &&
+        [ "$(cat "$BERTH_DOCKER_PIDFILE" 2>/dev/null)" = "$ours" ]; then
+        printf '%s\n' "$ours" >"$marker"
+        BERTH_ENGINE_STARTED_HERE=1
+        berth_log "Docker engine up (pid $ours) in $(berth_elapsed "$t0")s"
     fi
 }
 
@@ -362,13 +374,14 @@ berth_spawn() {
     rm -f "$pidfile" "$pidfile.tmp"
     # The child writes its own pid ($$ survives exec), so it is right even if
     # setsid has to fork.
+    # shellcheck disable=SC2016  # $$, $0 and $@ belong to the child shell
     if [ "$log" = - ]; then
         setsid bash -c 'echo $$ >"$0"; exec "$@"' "$pidfile.tmp" "$@" </dev/null &
     else
         setsid bash -c 'echo $$ >"$0"; exec "$@"' "$pidfile.tmp" "$@" >>"$log" 2>&1 </dev/null &
     fi
-    local i pid=""
-    for i in $(seq 1 50); do
+    local _ pid=""
+    for _ in $(seq 1 50); do
         pid="$(cat "$pidfile.tmp" 2>/dev/null || true)"
         [ -n "$pid" ] && break
         sleep 0.1
@@ -385,8 +398,9 @@ _berth_starttime() { # field 22 of /proc/PID/stat (the comm field may hold space
 
 # berth_pid_of NAME: the pid if that process is still the one we started.
 berth_pid_of() {
-    local pid start
-    read -r pid start <"$BERTH_STATE_DIR/run/$1.pid" 2>/dev/null || return 0
+    local pid start file="$BERTH_STATE_DIR/run/$1.pid"
+    [ -f "$file" ] || return 0
+    read -r pid start <"$file" || return 0
     [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
     [ "$(_berth_starttime "$pid")" = "$start" ] || return 0
     printf '%s\n' "$pid"
@@ -394,11 +408,20 @@ berth_pid_of() {
 
 berth_is_running() { [ -n "$(berth_pid_of "$1")" ]; }
 
+# berth_claim NAME: record the current shell as NAME (e.g. run.sh itself).
+berth_claim() {
+    printf '%s %s\n' "$$" "$(_berth_starttime "$$")" >"$BERTH_STATE_DIR/run/$1.pid"
+}
+
 # berth_stop NAME [TIMEOUT]: SIGTERM the process, wait, then SIGKILL its group.
 berth_stop() {
     local name="$1" timeout="${2:-20}" pid
     pid="$(berth_pid_of "$name")"
     if [ -n "$pid" ]; then
+        # Only a process that leads its own session (berth_spawn) has a group
+        # of its own that is safe to kill as a whole.
+        local own_session=0
+        [ "$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f4)" = "$pid" ] && own_session=1
         kill -TERM "$pid" 2>/dev/null || true
         local deadline=$((SECONDS + timeout))
         while kill -0 "$pid" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do
@@ -407,12 +430,18 @@ berth_stop() {
         if kill -0 "$pid" 2>/dev/null; then
             berth_log "$name (pid $pid) ignored SIGTERM for ${timeout}s; killing it"
         fi
-        # Leftover children (celery pool processes, tail | sed) share its group.
-        kill -KILL -- "-$pid" 2>/dev/null || true
+        if [ "$own_session" -eq 1 ]; then
+            # Leftover children (celery pool processes, tail | sed) share its group.
+            kill -KILL -- "-$pid" 2>/dev/null || true
+        else
+            kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+        fi
     fi
     rm -f "$BERTH_STATE_DIR/run/$name.pid"
 }
 
+# shellcheck disable=SC2034  # used by run.sh and the Makefile
 # What `make run` starts, in the order run.sh and `make clean` stop them.
 BERTH_SERVICES=(web beat worker)
+# shellcheck disable=SC2034
 BERTH_TAILS=(tail-web tail-beat tail-worker)

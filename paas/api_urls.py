@@ -15,6 +15,7 @@ from apps.tenants.api.views import (
 )
 
 router = DefaultRouter()
+router.include_format_suffixes = False  # JSON by default, `?format=` when asked: one URL each
 router.register("tenants", TenantViewSet, basename="tenant")
 router.register("environments", EnvironmentViewSet, basename="environment")
 router.register("memberships", MembershipViewSet, basename="membership")
@@ -27,6 +28,10 @@ app_name = "api"
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
-    path("redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),
+    path(
+        "redoc/",
+        SpectacularRedocView.as_view(url_name="api:schema", template_name="api/redoc.html"),
+        name="redoc",
+    ),
     *router.urls,
 ]

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.utils import get_random_secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -223,6 +224,8 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
+    # No calls to validator.swagger.io: the docs page talks to this server only.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": "/api/v1",
@@ -232,45 +235,20 @@ SPECTACULAR_SETTINGS = {
 ACCOUNT_LOGIN_METHODS = {"username", "email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "username*", "password1*", "password2*"]
 ACCOUNT_EMAIL_VERIFICATION = os.environ.get("BERTH_EMAIL_VERIFICATION", "mandatory")
+if ACCOUNT_EMAIL_VERIFICATION not in {"mandatory", "optional", "none"}:
+    raise ImproperlyConfigured("BERTH_EMAIL_VERIFICATION: use mandatory, optional or none.")
+ACCOUNT_ADAPTER = "apps.accounts.adapters.AccountAdapter"
+SOCIALACCOUNT_ADAPTER = "apps.accounts.adapters.SocialAccountAdapter"
+BERTH_ALLOW_SIGNUP = env_bool("BERTH_ALLOW_SIGNUP", True)
+ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Berth] "
 ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_LOGOUT_ON_GET = False
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "http" if DEBUG else "https"
-SOCIALACCOUNT_PROVIDERS: dict = {}
-if os.environ.get("BERTH_GITHUB_CLIENT_ID"):
-    SOCIALACCOUNT_PROVIDERS["github"] = {
-        "APPS": [
-            {
-                "client_id": os.environ["BERTH_GITHUB_CLIENT_ID"],
-                "secret": os.environ.get("BERTH_GITHUB_SECRET", ""),
-            }
-        ],
-        "SCOPE": ["read:user", "user:email"],
-    }
-if os.environ.get("BERTH_GITLAB_CLIENT_ID"):
-    SOCIALACCOUNT_PROVIDERS["gitlab"] = {
-        "APPS": [
-            {
-                "client_id": os.environ["BERTH_GITLAB_CLIENT_ID"],
-                "secret": os.environ.get("BERTH_GITLAB_SECRET", ""),
-                "settings": {
-                    "gitlab_url": os.environ.get("BERTH_GITLAB_URL", "https://gitlab.com")
-                },
-            }
-        ],
-        "SCOPE": ["read_user"],
-    }
-if os.environ.get("BERTH_OIDC_CLIENT_ID"):
-    SOCIALACCOUNT_PROVIDERS["openid_connect"] = {
-        "APPS": [
-            {
-                "provider_id": os.environ.get("BERTH_OIDC_PROVIDER_ID", "oidc"),
-                "name": os.environ.get("BERTH_OIDC_NAME", "Single sign-on"),
-                "client_id": os.environ["BERTH_OIDC_CLIENT_ID"],
-                "secret": os.environ.get("BERTH_OIDC_SECRET", ""),
-                "settings": {"server_url": os.environ.get("BERTH_OIDC_SERVER_URL", "")},
-            }
-        ],
-    }
+
+# OAuth providers (GitHub, GitLab, OpenID Connect), each switched on by its client id.
+from apps.accounts.oauth_settings import socialaccount_providers_from_env  # noqa: E402
+
+SOCIALACCOUNT_PROVIDERS = socialaccount_providers_from_env(os.environ)
 
 # LDAP: switched on by BERTH_LDAP_URI; apps/accounts/ldap_settings.py maps the variables.
 if os.environ.get("BERTH_LDAP_URI"):

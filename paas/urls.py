@@ -3,12 +3,15 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from apps.tenants.urls import invitation_urlpatterns
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("api/v1/", include("paas.api_urls")),
     path("", include("apps.core.urls")),
     path("tenants/", include("apps.tenants.urls")),
+    path("invitations/", include((invitation_urlpatterns, "invitations"))),
     path("settings/", include("apps.accounts.urls")),
     path("activity/", include("apps.activity.urls")),
     path("hosts/", include("apps.hosts.urls")),

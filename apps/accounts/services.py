@@ -12,6 +12,7 @@ from django.utils import timezone
 from apps.accounts.models import ApiToken
 from apps.activity.services import record_event
 from apps.tenants.models import Membership, Tenant, hash_secret
+from apps.tenants.roles import Role
 
 MAX_TOKEN_DAYS = 3650
 
@@ -38,9 +39,17 @@ def create_token(
     if expires_days is not None and not 1 <= expires_days <= MAX_TOKEN_DAYS:
         raise ValidationError({"expires_days": f"Choose between 1 and {MAX_TOKEN_DAYS} days."})
     if tenant is not None and not actor.is_superuser:
-        role = Membership.objects.filter(tenant=tenant, user=actor).values_list("role", flat=True)
-        if not role:
+        role = (
+            Membership.objects.filter(tenant=tenant, user=actor)
+            .values_list("role", flat=True)
+            .first()
+        )
+        if role is None:
             raise PermissionDenied("You are not a member of this tenant.")
+        if role == Role.VIEWER and not read_only:
+            raise ValidationError(
+                {"read_only": f"You are a viewer in {tenant.slug}: its tokens must be read-only."}
+            )
     raw = ApiToken.generate_key()
     token = ApiToken.objects.create(
         user=actor,

@@ -1,4 +1,11 @@
-from django.urls import path  # noqa: F401
+"""Activity pages under /activity/."""
+
+from django.urls import path
+
+from apps.activity import views
 
 app_name = "activity"
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.EventListView.as_view(), name="list"),
+    path("all/", views.AllEventListView.as_view(), name="all"),
+]

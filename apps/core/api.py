@@ -1,8 +1,11 @@
 """API plumbing shared by every app: the error format and the tenant-scoped base viewset."""
 
+from collections.abc import Mapping
+from typing import Any
+
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from rest_framework import exceptions, permissions, viewsets
+from rest_framework import exceptions, permissions, serializers, viewsets
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from apps.tenants.roles import Role
@@ -21,6 +24,33 @@ def exception_handler(exc, context):
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied(str(exc) or None)
     return drf_exception_handler(exc, context)
+
+
+def api_token(request) -> Any:
+    """The ApiToken the request authenticated with, or None (session or anonymous)."""
+    auth = getattr(request, "auth", None)
+    return auth if hasattr(auth, "read_only") else None
+
+
+class RejectUnknownFieldsMixin:
+    """Refuse body keys the serializer does not accept, instead of silently dropping them.
+
+    DRF ignores unknown and read-only keys; for fields like role, tenant or owner that
+    would let a client believe it changed something it may not. The error names the key.
+    """
+
+    def to_internal_value(self, data):
+        if isinstance(data, Mapping):
+            errors = {}
+            for key in data:
+                field = self.fields.get(key)
+                if field is None:
+                    errors[key] = ["Unknown field."]
+                elif field.read_only:
+                    errors[key] = ["This field cannot be set here."]
+            if errors:
+                raise serializers.ValidationError(errors)
+        return super().to_internal_value(data)
 
 
 class TokenScopePermission(permissions.BasePermission):
@@ -48,13 +78,11 @@ class TenantScopedViewSet(viewsets.GenericViewSet):
     permission_classes = [permissions.IsAuthenticated, TokenScopePermission]
 
     def get_queryset(self):
-        token = self.request.auth if hasattr(self.request.auth, "read_only") else None
-        return self.model.objects.visible_to(self.request.user, self.read_role, token=token)
+        return self.model.objects.visible_to(self.request.user, self.read_role, token=self.token)
 
     def writable_queryset(self):
-        token = self.request.auth if hasattr(self.request.auth, "read_only") else None
-        return self.model.objects.visible_to(self.request.user, self.write_role, token=token)
+        return self.model.objects.visible_to(self.request.user, self.write_role, token=self.token)
 
     @property
     def token(self):
-        return self.request.auth if hasattr(self.request.auth, "read_only") else None
+        return api_token(self.request)

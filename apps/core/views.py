@@ -1,28 +1,35 @@
 """The dashboard, the sections still to come, the tenant switcher and the error pages."""
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
+from django.template import loader
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from apps.accounts.models import ApiToken
 from apps.activity.models import Event
 from apps.tenants.middleware import SESSION_ENVIRONMENT, SESSION_TENANT
 from apps.tenants.models import Environment, Tenant
+from apps.tenants.services import role_of
 
 SECTIONS = {
     "catalog": (
         "Catalog",
-        "Templates of microservices, published by the platform or shared by tenants, to answer a few questions and deploy.",
+        "Templates of microservices, published by the platform or shared by tenants: "
+        "answer a few questions and deploy.",
     ),
     "stacks": (
         "Stacks",
-        "Your deployed applications: services, containers, health, logs, shells, scaling, upgrades and rollbacks.",
+        "Your deployed applications: services, containers, health, logs, shells, "
+        "scaling, upgrades and rollbacks.",
     ),
     "registry": (
         "Registry",
-        "A private image registry per tenant: push with the stock docker client, browse tags, robot accounts for CI.",
+        "A private image registry per tenant: push with the stock docker client, "
+        "browse tags, robot accounts for CI.",
     ),
     "monitoring": ("Monitoring", "Metrics, alerts and autoscaling of your services."),
     "security": (
@@ -32,16 +39,40 @@ SECTIONS = {
 }
 
 
+def _dashboard_counts(request: HttpRequest) -> dict:
+    """The few numbers the dashboard shows about the current tenant and the user."""
+    tokens = ApiToken.objects.visible_to(request.user).filter(user=request.user)
+    counts = {"tokens": tokens.usable().count()}
+    tenant = request.tenant
+    if tenant is not None:
+        counts["members"] = tenant.memberships.count()
+        counts["environments"] = tenant.environments.count()
+        counts["invitations"] = tenant.invitations.filter(
+            accepted_at__isnull=True, revoked_at__isnull=True, expires_at__gt=timezone.now()
+        ).count()
+    return counts
+
+
 @login_required
-def dashboard(request):
-    events = Event.objects.visible_to(request.user)
+def dashboard(request: HttpRequest) -> HttpResponse:
+    """The user's home: current tenant, its environments, counts and recent activity."""
+    events = Event.objects.visible_to(request.user).select_related("tenant")
     if request.tenant is not None:
         events = events.filter(tenant=request.tenant)
-    return render(request, "core/dashboard.html", {"recent_events": events[:10]})
+    tenant = request.tenant
+    context = {
+        "recent_events": events[:8],
+        "counts": _dashboard_counts(request),
+        "environments": tenant.environments.all() if tenant else [],
+        "my_role": role_of(request.user, tenant) if tenant else None,
+        "sections": [(name, title, text) for name, (title, text) in SECTIONS.items()],
+    }
+    return render(request, "core/dashboard.html", context)
 
 
 @login_required
-def section(request, section: str):
+def section(request: HttpRequest, section: str) -> HttpResponse:
+    """A section that later issues fill in; it says what will come there."""
     title, description = SECTIONS[section]
     return render(
         request,
@@ -52,7 +83,7 @@ def section(request, section: str):
 
 @login_required
 @require_POST
-def switch_context(request):
+def switch_context(request: HttpRequest) -> HttpResponse:
     """Choose the current tenant and environment among the user's own."""
     tenant = Tenant.objects.visible_to(request.user).filter(pk=request.POST.get("tenant")).first()
     if tenant is not None:
@@ -62,16 +93,20 @@ def switch_context(request):
     target = request.POST.get("next") or reverse("core:dashboard")
     if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
         target = reverse("core:dashboard")
+    if request.headers.get("HX-Request"):
+        return HttpResponse(status=204, headers={"HX-Redirect": target})
     return HttpResponseRedirect(target)
 
 
-def permission_denied(request, exception=None):
-    return render(request, "errors/403.html", status=403)
+def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    message = str(exception) if exception and str(exception) else ""
+    return render(request, "errors/403.html", {"message": message}, status=403)
 
 
-def page_not_found(request, exception=None):
+def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     return render(request, "errors/404.html", status=404)
 
 
-def server_error(request):
-    return render(request, "errors/500.html", status=500)
+def server_error(request: HttpRequest) -> HttpResponse:
+    """Rendered without the request context: whatever broke may be in a context processor."""
+    return HttpResponse(loader.get_template("errors/500.html").render(), status=500)

@@ -45,6 +45,12 @@ class Membership(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
     )
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
+    # Who manages this membership: "ldap" ones follow the directory's groups at every
+    # LDAP login (apps/accounts/ldap.py) and are removed when the group goes; "local"
+    # ones (created here, by invitation or by hand) are never touched by the directory.
+    source = models.CharField(
+        max_length=10, choices=[("local", "Local"), ("ldap", "LDAP directory")], default="local"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = TenantOwnedQuerySet.as_manager()

@@ -1,0 +1,133 @@
+"""LDAP login that also maps directory groups to tenant memberships.
+
+At every LDAP login the user's groups are read and BERTH_LDAP_ROLE_MAP (parsed into
+AUTH_LDAP_ROLE_MAP by ldap_settings.py) says which tenant and role each group gives.
+Memberships the directory grants are marked `source="ldap"`; they follow the groups,
+and go (with their tenant-bound tokens) when the group goes. Memberships created in
+Berth (`source="local"`) are never touched by the directory.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import ldap
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django_auth_ldap.backend import LDAPBackend
+
+from apps.accounts.ldap_settings import RoleMap, normalize_dn
+from apps.activity.services import record_event
+from apps.tenants import services as tenant_services
+from apps.tenants.models import Membership, Tenant
+from apps.tenants.roles import Role, rank
+
+logger = logging.getLogger(__name__)
+
+LDAP_SOURCE = "ldap"
+
+
+def desired_roles(group_dns: set[str] | list[str], role_map: RoleMap) -> dict[str, str]:
+    """Tenant slug -> role from the user's groups; the highest role wins per tenant."""
+    wanted: dict[str, str] = {}
+    for dn in group_dns:
+        for slug, role in role_map.get(normalize_dn(dn), ()):
+            if slug not in wanted or rank(role) > rank(wanted[slug]):
+                wanted[slug] = role
+    return wanted
+
+
+def _grant(user: Any, tenant: Tenant, role: str, current: Membership | None) -> None:
+    """Create or re-role an LDAP membership; local memberships are left alone."""
+    if current is None:
+        membership = Membership.objects.create(
+            tenant=tenant, user=user, role=role, source=LDAP_SOURCE
+        )
+        record_event(
+            "membership.ldap_add",
+            actor=user,
+            tenant=tenant,
+            obj=membership,
+            message=f"{user} joined as {role} through an LDAP group",
+        )
+    elif current.source == LDAP_SOURCE and current.role != role:
+        if current.role == Role.OWNER and not _other_owners(current):
+            logger.warning("LDAP: keeping %s as the last owner of %s", user, tenant.slug)
+            return
+        old, current.role = current.role, role
+        current.save(update_fields=["role"])
+        record_event(
+            "membership.ldap_role",
+            actor=user,
+            tenant=tenant,
+            obj=current,
+            message=f"{user} role {old} -> {role} through LDAP groups",
+        )
+
+
+def _other_owners(membership: Membership) -> bool:
+    others = Membership.objects.filter(tenant=membership.tenant, role=Role.OWNER)
+    return others.exclude(pk=membership.pk).exists()
+
+
+def _revoke(user: Any, membership: Membership) -> None:
+    """The group is gone: leave the tenant the normal way (tokens revoked, event kept)."""
+    try:
+        tenant_services.remove_member(actor=user, membership=membership)
+    except ValidationError:
+        logger.warning(
+            "LDAP: %s left the group but is the last owner of %s; membership kept",
+            user,
+            membership.tenant.slug,
+        )
+
+
+@transaction.atomic
+def sync_memberships(user: Any, group_dns: set[str] | list[str], role_map: RoleMap) -> None:
+    """Make the user's LDAP memberships match their directory groups.
+
+    Tenants named in the map but missing here are skipped with a warning, never
+    created: the operator creates tenants, the directory only fills them.
+    """
+    get_user_model().objects.select_for_update().filter(pk=user.pk).first()  # one sync a user
+    wanted = desired_roles(group_dns, role_map)
+    tenants = {t.slug: t for t in Tenant.objects.filter(slug__in=wanted)}
+    for slug in sorted(set(wanted) - set(tenants)):
+        logger.warning("LDAP: tenant %r in BERTH_LDAP_ROLE_MAP does not exist; skipped", slug)
+    current = {
+        m.tenant.slug: m for m in Membership.objects.filter(user=user).select_related("tenant")
+    }
+    for slug, tenant in tenants.items():
+        _grant(user, tenant, wanted[slug], current.get(slug))
+    for slug, membership in current.items():
+        if membership.source == LDAP_SOURCE and slug not in tenants:
+            _revoke(user, membership)
+
+
+class BerthLDAPBackend(LDAPBackend):
+    """django-auth-ldap with tenant memberships from groups and Django's is_active rule."""
+
+    default_settings = {"ROLE_MAP": {}}
+
+    def authenticate_ldap_user(self, ldap_user, password):
+        user = super().authenticate_ldap_user(ldap_user, password)
+        if user is None or not user.is_active:
+            return None
+        role_map: RoleMap = self.settings.ROLE_MAP
+        try:
+            group_dns = ldap_user.group_dns if role_map else set()
+        except ldap.LDAPError as exc:
+            # Without the groups we cannot tell which tenants the user still belongs to.
+            logger.error("LDAP: group search for %s failed (%s); login refused", user, exc)
+            return None
+        sync_memberships(user, group_dns, role_map)
+        return user
+
+    def get_user(self, user_id):
+        """A deactivated user's session ends at their next request, as with ModelBackend."""
+        user = super().get_user(user_id)
+        if user is not None and not user.is_active:
+            return None
+        return user

@@ -1,0 +1,165 @@
+"""Compose variable interpolation, applied to every string value before parsing.
+
+Interpolating first means the parser and the policy only ever see final values: a
+``privileged: ${P}`` or ``network_mode: ${NM:-host}`` is judged as ``true`` and ``host``,
+so variables cannot smuggle anything past the policy. Mapping keys are not interpolated
+(as in Compose), and a substituted value is never interpolated again.
+
+Syntax: ``$VAR``, ``${VAR}``, ``${VAR:-default}``, ``${VAR-default}``, ``${VAR:?message}``,
+``${VAR?message}``, ``${VAR:+alt}``, ``${VAR+alt}``, and ``$$`` for a literal dollar.
+Defaults, alternatives and messages may themselves contain interpolations.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from apps.compose.errors import ComposeError, FieldError, Problem, describe
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_OPERATORS = (":-", ":?", ":+", "-", "?", "+")
+_MAX_NESTING = 8
+_MAX_DEPTH = 64
+
+
+def interpolate(tree: Any, variables: Mapping[str, Any], *, missing: set[str] | None = None) -> Any:
+    """Return a copy of ``tree`` with every string value interpolated.
+
+    Unset variables without a default become "" (as in Compose); their names are added to
+    ``missing`` when given, so the caller can warn. Errors (bad syntax, a required variable
+    without value) are collected for the whole tree and raised as one ComposeError.
+    """
+    env = {str(k): _as_text(v) for k, v in variables.items()}
+    expander = _Expander(env, missing if missing is not None else set())
+    result = expander.walk(tree, "", 0)
+    if expander.problems:
+        raise ComposeError(expander.problems)
+    return result
+
+
+def _as_text(value: Any) -> str | None:
+    """Answers may be typed (bool, int); Compose variables are strings."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+class _Expander:
+    """Walks the tree, expands strings, and remembers problems instead of stopping."""
+
+    def __init__(self, env: dict[str, str | None], missing: set[str]) -> None:
+        self.env = env
+        self.missing = missing
+        self.problems: list[Problem] = []
+
+    def walk(self, node: Any, path: str, depth: int) -> Any:
+        if depth > _MAX_DEPTH:
+            self._problem(path, f"nesting deeper than {_MAX_DEPTH} levels")
+            return None
+        if isinstance(node, dict):
+            return {k: self.walk(v, _join(path, str(k)), depth + 1) for k, v in node.items()}
+        if isinstance(node, list):
+            return [self.walk(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(node)]
+        if isinstance(node, str) and "$" in node:
+            try:
+                return self.expand(node, 0)
+            except FieldError as exc:
+                self._problem(path, exc.message)
+        return node
+
+    def _problem(self, path: str, message: str) -> None:
+        self.problems.append(Problem(path, f"{describe(path)}: {message}"))
+
+    def expand(self, text: str, nesting: int) -> str:
+        """Expand every ``$`` form in ``text``; ``nesting`` bounds defaults inside defaults."""
+        if nesting > _MAX_NESTING:
+            raise FieldError(f"interpolation nested deeper than {_MAX_NESTING} levels")
+        out: list[str] = []
+        pos = 0
+        while (dollar := text.find("$", pos)) >= 0:
+            out.append(text[pos:dollar])
+            piece, pos = self._substitute(text, dollar, nesting)
+            out.append(piece)
+        out.append(text[pos:])
+        return "".join(out)
+
+    def _substitute(self, text: str, dollar: int, nesting: int) -> tuple[str, int]:
+        """One ``$`` form starting at ``dollar``: its value and the position after it."""
+        following = text[dollar + 1 : dollar + 2]
+        if following == "$":
+            return "$", dollar + 2
+        if following == "{":
+            return self._braced(text, dollar + 2, nesting)
+        match = _NAME.match(text, dollar + 1)
+        if match is None:
+            raise FieldError(
+                f"invalid interpolation in {_quote(text)}: write '$$' for a literal '$'"
+            )
+        return self._lookup(match.group()), match.end()
+
+    def _braced(self, text: str, start: int, nesting: int) -> tuple[str, int]:
+        match = _NAME.match(text, start)
+        if match is None:
+            raise FieldError(f"invalid variable name in {_quote(text)}")
+        name, pos = match.group(), match.end()
+        if text.startswith("}", pos):
+            return self._lookup(name), pos + 1
+        operator = next((op for op in _OPERATORS if text.startswith(op, pos)), None)
+        if operator is None:
+            raise FieldError(f"invalid interpolation format for '{name}' in {_quote(text)}")
+        word_start = pos + len(operator)
+        end = _closing_brace(text, word_start)
+        word = text[word_start:end]
+        return self._apply(name, operator, word, nesting), end + 1
+
+    def _lookup(self, name: str) -> str:
+        value = self.env.get(name)
+        if value is None:
+            self.missing.add(name)
+            return ""
+        return value
+
+    def _apply(self, name: str, operator: str, word: str, nesting: int) -> str:
+        """The POSIX-shell meaning of each operator; ':' variants also treat "" as unset."""
+        value = self.env.get(name)
+        present = bool(value) if operator.startswith(":") else value is not None
+        kind = operator[-1]
+        if kind == "-":
+            return value if present else self.expand(word, nesting + 1)
+        if kind == "+":
+            return self.expand(word, nesting + 1) if present else ""
+        if present:
+            return value
+        message = self.expand(word, nesting + 1) if word else ""
+        detail = f": {message}" if message else ""
+        raise FieldError(f"required variable '{name}' is missing a value{detail}")
+
+
+def _closing_brace(text: str, start: int) -> int:
+    """Index of the ``}`` closing a ``${``, skipping nested ``${...}`` and ``$$``."""
+    depth, pos = 1, start
+    while pos < len(text):
+        if text.startswith("$$", pos):
+            pos += 2
+            continue
+        if text.startswith("${", pos):
+            depth, pos = depth + 1, pos + 2
+            continue
+        if text[pos] == "}":
+            depth -= 1
+            if depth == 0:
+                return pos
+        pos += 1
+    raise FieldError(f"unclosed '${{' in {_quote(text)}")
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _quote(text: str, size: int = 80) -> str:
+    return repr(text if len(text) <= size else text[: size - 3] + "...")

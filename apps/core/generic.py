@@ -1,0 +1,92 @@
+"""Generic HTML views: one visible object, a form, and one service call.
+
+Every page that changes something follows the same steps, so they live here once:
+look the object up through `visible_to` (a foreign object is 404), check the role the
+page needs with the tenants service (too low a role is the 403 page), and on a valid
+POST call one service function. A service `ValidationError` lands on the form, field
+by field, so bad input is a message next to the field, never a 500.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib.auth.mixins import LoginRequiredMixin
+from django.core.exceptions import ValidationError
+from django.http import HttpResponse
+from django.views.generic import DetailView, FormView
+from django.views.generic.detail import SingleObjectMixin
+
+from apps.core.mixins import form_errors_from
+
+
+def tenant_of(obj: Any):
+    """The tenant an object belongs to (a Tenant is its own)."""
+    from apps.tenants.models import Tenant
+
+    return obj if isinstance(obj, Tenant) else getattr(obj, "tenant", None)
+
+
+class ServiceFormMixin:
+    """Calls `perform(form)` on a valid form and maps service errors onto the form."""
+
+    def perform(self, form: forms.Form) -> HttpResponse:
+        raise NotImplementedError
+
+    def form_valid(self, form: forms.Form) -> HttpResponse:
+        try:
+            return self.perform(form)
+        except ValidationError as exc:
+            form_errors_from(exc, form)
+            return self.form_invalid(form)
+
+
+class CreateFormView(LoginRequiredMixin, ServiceFormMixin, FormView):
+    """A form that creates something not under an existing object (e.g. a tenant)."""
+
+
+class LookupFirstMixin:
+    """Find the object before dispatching on the method: a foreign object is 404 for
+    every method (never a 405 that would confirm the URL exists)."""
+
+    def dispatch(self, request, *args, **kwargs):
+        if request.user.is_authenticated:
+            self.object = self.get_object()
+        return super().dispatch(request, *args, **kwargs)
+
+
+class ObjectDetailView(LookupFirstMixin, DetailView):
+    """A read-only page about one object; combine with a scoping mixin."""
+
+    def get(self, request, *args, **kwargs):
+        return self.render_to_response(self.get_context_data(object=self.object))
+
+    def get_queryset(self):
+        return self.model.objects.visible_to(self.request.user)
+
+
+class ObjectFormView(ServiceFormMixin, SingleObjectMixin, FormView):
+    """A form about one object found through the view's scoped `get_queryset()`.
+
+    Combine with TenantScopedMixin or PlatformAdminMixin, which provide login and the
+    queryset. `required_role` (if set) is checked on the object's tenant before the
+    form is shown, so a viewer is refused the edit page, not only its POST.
+    """
+
+    required_role: str | None = None
+    form_class = forms.Form
+
+    def dispatch(self, request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return super().dispatch(request, *args, **kwargs)
+        self.object = self.get_object()
+        if self.required_role is not None:
+            from apps.tenants.services import require_role
+
+            require_role(request.user, tenant_of(self.object), self.required_role)
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_queryset(self):
+        # Never the unscoped default manager: TenantScopedMixin narrows this by role.
+        return self.model.objects.visible_to(self.request.user)

@@ -1,0 +1,22 @@
+"""Berth's door to Docker: the only package that imports `docker`.
+
+Everyone else calls `get_engine(host)` and catches `EngineError`.
+"""
+
+from apps.hosts.engine.client import Engine, EngineInfo, ManagedContainer, get_engine
+from apps.hosts.engine.errors import EngineError
+from apps.hosts.engine.labels import LABEL_PREFIX, MANAGED_LABEL, label_key, managed_labels
+from apps.hosts.engine.tls import forget_tls_files
+
+__all__ = [
+    "LABEL_PREFIX",
+    "MANAGED_LABEL",
+    "Engine",
+    "EngineError",
+    "EngineInfo",
+    "ManagedContainer",
+    "forget_tls_files",
+    "get_engine",
+    "label_key",
+    "managed_labels",
+]

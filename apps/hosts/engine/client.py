@@ -1,0 +1,181 @@
+"""The single-engine driver: one Docker engine reached over a unix socket or TCP (+TLS).
+
+`get_engine(host)` does no I/O; the connection is made on the first call, inside the
+error translation, so every failure surfaces as an EngineError from a method.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import docker
+from django.conf import settings
+from docker.constants import DEFAULT_DOCKER_API_VERSION, MINIMUM_DOCKER_API_VERSION
+from docker.utils import version_lt
+
+from apps.hosts.engine.errors import EngineError, engine_errors
+from apps.hosts.engine.labels import label_filters
+from apps.hosts.engine.tls import TLSFiles, write_tls_files
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """What an engine reports about itself; field names match the Host model."""
+
+    engine_version: str
+    api_version: str
+    operating_system: str
+    cpus: int
+    memory_bytes: int
+    containers_running: int
+    containers_total: int
+
+
+@dataclass(frozen=True)
+class ManagedContainer:
+    """A container as listed by the engine (one list call, no per-container inspect)."""
+
+    id: str
+    name: str
+    image: str
+    state: str
+    status: str
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+def _negotiated_version(server_api: str) -> str:
+    """The newest API version both docker-py and the engine speak."""
+    if version_lt(server_api, MINIMUM_DOCKER_API_VERSION):
+        raise EngineError(
+            f"The engine speaks API {server_api}; "
+            f"Berth needs {MINIMUM_DOCKER_API_VERSION} or newer.",
+            retryable=False,
+        )
+    if version_lt(DEFAULT_DOCKER_API_VERSION, server_api):
+        return DEFAULT_DOCKER_API_VERSION
+    return server_api
+
+
+class Engine:
+    """A narrow interface over one Docker engine; nothing docker-py leaks out of it."""
+
+    def __init__(
+        self, endpoint: str, *, timeout: float, tls: TLSFiles | None = None, tls_verify: bool = True
+    ) -> None:
+        self.endpoint = endpoint
+        self.timeout = timeout
+        self._tls = tls
+        self._tls_verify = tls_verify
+        self._client: docker.DockerClient | None = None
+        self._version: dict[str, Any] | None = None
+
+    def __repr__(self) -> str:
+        return f"<Engine {self.endpoint}>"
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _errors(self):
+        return engine_errors(self.endpoint, self.timeout)
+
+    def _new_client(self, version: str) -> docker.DockerClient:
+        tls: docker.tls.TLSConfig | bool = False
+        if self._tls is not None:
+            tls = docker.tls.TLSConfig(
+                client_cert=(str(self._tls.client_cert), str(self._tls.client_key)),
+                ca_cert=str(self._tls.ca_cert),
+                verify=self._tls_verify,
+            )
+        client = docker.DockerClient(
+            base_url=self.endpoint, version=version, timeout=self.timeout, tls=tls
+        )
+        # Engines are reached directly with the host's own CA: REQUESTS_CA_BUNDLE, proxy
+        # variables and .netrc in the environment must not override them.
+        client.api.trust_env = False
+        return client
+
+    @property
+    def _docker(self) -> docker.DockerClient:
+        """The docker-py client, connected on first use with a negotiated API version."""
+        if self._client is None:
+            with self._errors():
+                probe = self._new_client(MINIMUM_DOCKER_API_VERSION)
+                try:
+                    version = probe.api.version(api_version=False)
+                finally:
+                    probe.close()
+                self._client = self._new_client(_negotiated_version(version["ApiVersion"]))
+            self._version = version
+        return self._client
+
+    def ping(self) -> None:
+        """Raise EngineError unless the engine answers."""
+        with self._errors():
+            self._docker.ping()
+
+    def info(self) -> EngineInfo:
+        client = self._docker
+        with self._errors():
+            data = client.info()
+        version = self._version or {}
+        return EngineInfo(
+            engine_version=str(version.get("Version") or data.get("ServerVersion") or ""),
+            api_version=str(version.get("ApiVersion") or ""),
+            operating_system=str(data.get("OperatingSystem") or ""),
+            cpus=int(data.get("NCPU") or 0),
+            memory_bytes=int(data.get("MemTotal") or 0),
+            containers_running=int(data.get("ContainersRunning") or 0),
+            containers_total=int(data.get("Containers") or 0),
+        )
+
+    def list_managed(
+        self, labels: Mapping[str, str | None] | None = None
+    ) -> list[ManagedContainer]:
+        """Berth's containers on this engine (all states), narrowed by `io.berth.` labels.
+
+        `labels` maps a key (`tenant` or `io.berth.tenant`) to a value, or to None for
+        "has this label". One filtered list call, whatever the number of containers.
+        """
+        filters = {"label": label_filters(labels)}
+        client = self._docker
+        with self._errors():
+            found = client.containers.list(all=True, sparse=True, filters=filters)
+        return [_managed_container(c.attrs) for c in found]
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        if self._tls is not None and self._tls.temporary:
+            shutil.rmtree(self._tls.folder, ignore_errors=True)
+
+
+def _managed_container(attrs: Mapping[str, Any]) -> ManagedContainer:
+    names = attrs.get("Names") or []
+    return ManagedContainer(
+        id=attrs.get("Id", ""),
+        name=names[0].lstrip("/") if names else "",
+        image=attrs.get("Image", ""),
+        state=attrs.get("State", ""),
+        status=attrs.get("Status", ""),
+        labels=dict(attrs.get("Labels") or {}),
+    )
+
+
+def get_engine(host: Any) -> Engine:
+    """An Engine for a Host (anything with its endpoint and TLS fields); no I/O yet."""
+    tls = None
+    if host.endpoint.startswith("tcp://") and host.tls_client_cert:
+        tls = write_tls_files(host.pk, host.tls_ca_cert, host.tls_client_cert, host.tls_client_key)
+    return Engine(
+        host.endpoint,
+        timeout=settings.BERTH_ENGINE_TIMEOUT,
+        tls=tls,
+        tls_verify=getattr(host, "tls_verify", True),
+    )

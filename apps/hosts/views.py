@@ -1,0 +1,119 @@
+"""Hosts pages for platform admins: list, detail, add, edit, remove, check, drain.
+
+Every change goes through apps/hosts/services.py; "check now" runs one heartbeat and,
+under htmx, answers with the host's row partial (the list includes the same partial).
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.shortcuts import redirect, render
+from django.utils.decorators import method_decorator
+from django.views.decorators.vary import vary_on_headers
+from django.views.generic import ListView
+
+from apps.core.generic import CreateFormView, ObjectDetailView, ObjectFormView
+from apps.core.mixins import PlatformAdminMixin
+from apps.hosts import services
+from apps.hosts.forms import HostForm, format_labels
+from apps.hosts.models import Host
+
+
+class HostScopedMixin(PlatformAdminMixin):
+    """Superusers only (others get 404), and lookups through `visible_to`."""
+
+    model = Host
+
+    def get_queryset(self):
+        return Host.objects.visible_to(self.request.user)
+
+
+class HostListView(HostScopedMixin, ListView):
+    template_name = "hosts/host_list.html"
+    context_object_name = "hosts"
+
+
+class HostDetailView(HostScopedMixin, ObjectDetailView):
+    template_name = "hosts/host_detail.html"
+    context_object_name = "host"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["environments"] = self.object.environments.select_related("tenant")
+        return context
+
+
+class HostCreateView(PlatformAdminMixin, CreateFormView):
+    template_name = "hosts/host_form.html"
+    form_class = HostForm
+
+    def perform(self, form):
+        host = services.register_host(actor=self.request.user, **form.cleaned_data)
+        services.heartbeat(host.pk)
+        messages.success(self.request, f"Host {host.name} added.")
+        return redirect("hosts:detail", pk=host.pk)
+
+
+class HostUpdateView(HostScopedMixin, ObjectFormView):
+    template_name = "hosts/host_form.html"
+    form_class = HostForm
+    context_object_name = "host"
+
+    def get_initial(self):
+        host = self.object
+        fields = ("name", "endpoint", "tls_ca_cert", "tls_client_cert")
+        return {**{f: getattr(host, f) for f in fields}, "labels": format_labels(host.labels)}
+
+    def perform(self, form):
+        fields = dict(form.cleaned_data)
+        if not fields["tls_client_key"] and fields["tls_client_cert"]:
+            # The private key is never echoed back into the page: empty means "keep it".
+            fields["tls_client_key"] = self.object.tls_client_key
+        host = services.update_host(actor=self.request.user, host=self.object, **fields)
+        messages.success(self.request, f"Host {host.name} saved.")
+        return redirect("hosts:detail", pk=host.pk)
+
+
+class HostDeleteView(HostScopedMixin, ObjectFormView):
+    template_name = "hosts/host_delete.html"
+    context_object_name = "host"
+
+    def perform(self, form):
+        services.remove_host(actor=self.request.user, host=self.object)
+        messages.success(self.request, f"Host {self.object.name} removed.")
+        return redirect("hosts:list")
+
+
+def host_response(request, host: Host, message: str):
+    """The row partial for htmx (from the list), else back to where the user was."""
+    if request.headers.get("HX-Request"):
+        return render(request, "hosts/partials/_host_row.html", {"host": host})
+    messages.info(request, message)
+    if request.POST.get("next") == "list":
+        return redirect("hosts:list")
+    return redirect("hosts:detail", pk=host.pk)
+
+
+@method_decorator(vary_on_headers("HX-Request"), name="dispatch")
+class HostCheckView(HostScopedMixin, ObjectFormView):
+    """Run one heartbeat now; an unreachable engine is shown, never raised."""
+
+    http_method_names = ["post"]
+
+    def perform(self, form):
+        host = services.heartbeat(self.object.pk) or self.object
+        state = host.get_state_display().lower()
+        return host_response(self.request, host, f"Host {host.name} checked: {state}.")
+
+
+@method_decorator(vary_on_headers("HX-Request"), name="dispatch")
+class HostDrainView(HostScopedMixin, ObjectFormView):
+    """Drain (no new work) or activate a host; POST `draining` = 1 or 0."""
+
+    http_method_names = ["post"]
+
+    def perform(self, form):
+        draining = self.request.POST.get("draining") == "1"
+        host = services.set_draining(actor=self.request.user, host=self.object, draining=draining)
+        verb = "draining" if draining else "active again"
+        return host_response(self.request, host, f"Host {host.name} is {verb}.")

@@ -1,0 +1,146 @@
+"""Admin for tenants, members, environments and invitations, through apps.tenants.services.
+
+Members join by invitation and change roles in the portal, where the rules live; here a
+platform admin browses them, removes members and revokes invitations.
+"""
+
+from django.contrib import admin
+from django.db import transaction
+from guardian.admin import GuardedModelAdmin
+
+from apps.core.admin import ReadOnlyAdmin, ReadOnlyInline, run_for_each
+from apps.tenants import services
+from apps.tenants.models import Environment, Invitation, Membership, Tenant
+
+
+class MembershipInline(ReadOnlyInline):
+    model = Membership
+    fields = ["user", "role", "source", "created_at"]
+    readonly_fields = fields
+
+
+class EnvironmentInline(ReadOnlyInline):
+    model = Environment
+    fields = ["slug", "name", "description", "created_at"]
+    readonly_fields = fields
+
+
+@admin.register(Tenant)
+class TenantAdmin(GuardedModelAdmin):
+    list_display = ["slug", "name", "member_count", "created_at"]
+    search_fields = ["slug", "name"]
+    fields = ["slug", "name", "description", "created_at"]
+    readonly_fields = ["created_at"]
+
+    @admin.display(description="Members")
+    def member_count(self, obj: Tenant) -> int:
+        return obj.memberships.count()
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*self.readonly_fields, "slug"] if obj else self.readonly_fields
+
+    def get_inlines(self, request, obj):
+        # A new tenant gets its owner (you) and default environments from create_tenant.
+        return [MembershipInline, EnvironmentInline] if obj else []
+
+    def save_model(self, request, obj, form, change) -> None:
+        if change:
+            services.update_tenant(
+                actor=request.user, tenant=obj, name=obj.name, description=obj.description
+            )
+            return
+        tenant = services.create_tenant(
+            actor=request.user, slug=obj.slug, name=obj.name, description=obj.description
+        )
+        obj.pk, obj.created_at = tenant.pk, tenant.created_at
+
+    def delete_model(self, request, obj) -> None:
+        services.delete_tenant(actor=request.user, tenant=obj)
+
+    @transaction.atomic
+    def delete_queryset(self, request, queryset) -> None:
+        for tenant in queryset:
+            services.delete_tenant(actor=request.user, tenant=tenant)
+
+
+@admin.register(Membership)
+class MembershipAdmin(ReadOnlyAdmin):
+    list_display = ["user", "tenant", "role", "source", "created_at"]
+    list_filter = ["role", "source", "tenant"]
+    search_fields = ["user__username", "user__email", "tenant__slug"]
+    list_select_related = ["user", "tenant"]
+    actions = ["remove_members"]
+
+    @admin.action(description="Remove the selected members (their tenant tokens stop working)")
+    def remove_members(self, request, queryset) -> None:
+        run_for_each(
+            self,
+            request,
+            queryset,
+            lambda m: services.remove_member(actor=request.user, membership=m),
+            "Removed {count} member(s).",
+        )
+
+
+@admin.register(Environment)
+class EnvironmentAdmin(admin.ModelAdmin):
+    list_display = ["slug", "tenant", "name", "created_at"]
+    list_filter = ["tenant"]
+    search_fields = ["slug", "name", "tenant__slug"]
+    list_select_related = ["tenant"]
+    filter_horizontal = ["hosts"]
+    actions = ["delete_environments"]
+
+    def get_fields(self, request, obj=None):
+        return ["tenant", "slug", "name", "description", "hosts"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["tenant", "slug"] if obj else []
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # through the action below, which keeps one environment per tenant
+
+    def save_model(self, request, obj, form, change) -> None:
+        if change:
+            services.update_environment(
+                actor=request.user, environment=obj, name=obj.name, description=obj.description
+            )
+            return
+        env = services.create_environment(
+            actor=request.user,
+            tenant=obj.tenant,
+            slug=obj.slug,
+            name=obj.name,
+            description=obj.description,
+        )
+        obj.pk, obj.created_at = env.pk, env.created_at
+
+    @admin.action(description="Delete the selected environments")
+    def delete_environments(self, request, queryset) -> None:
+        run_for_each(
+            self,
+            request,
+            queryset,
+            lambda e: services.delete_environment(actor=request.user, environment=e),
+            "Deleted {count} environment(s).",
+        )
+
+
+@admin.register(Invitation)
+class InvitationAdmin(ReadOnlyAdmin):
+    list_display = ["email", "tenant", "role", "status", "invited_by", "created_at", "expires_at"]
+    list_filter = ["role", "tenant"]
+    search_fields = ["email", "tenant__slug"]
+    list_select_related = ["tenant", "invited_by"]
+    exclude = ["token_hash"]
+    actions = ["revoke"]
+
+    @admin.action(description="Revoke the selected invitations")
+    def revoke(self, request, queryset) -> None:
+        run_for_each(
+            self,
+            request,
+            queryset,
+            lambda i: services.revoke_invitation(actor=request.user, invitation=i),
+            "Revoked {count} invitation(s).",
+        )

@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# Berth: `make run`. Brings up everything Berth needs on this machine and runs
+# the web server (daphne), a Celery worker and Celery beat in the background,
+# with their logs in $BERTH_STATE_DIR/log and echoed here with a prefix.
+# Ctrl-C (or SIGTERM) stops the three, and the Docker engine if this run
+# started it. Running it again reuses the venv, the database and the engine.
+#
+# Environment: BERTH_PORT (default 8000), BERTH_STATE_DIR (default ./var).
+set -euo pipefail
+
+T0="$EPOCHREALTIME"
+cd "$(dirname "$0")/.."
+# shellcheck source=deploy/lib.sh
+source deploy/lib.sh
+
+PORT="${BERTH_PORT:-8000}"
+URL="http://127.0.0.1:$PORT"
+LOG="$BERTH_STATE_DIR/log"
+PY="$BERTH_VENV/bin/python"
+
+# --- one `make run` per checkout; clear what a killed earlier run left behind ---
+if berth_is_running run; then
+    berth_die "Berth is already running from this checkout (run.sh pid $(berth_pid_of run)); stop it with Ctrl-C there or 'make clean'"
+    exit 1
+fi
+berth_claim run
+for name in "${BERTH_SERVICES[@]}" "${BERTH_TAILS[@]}"; do
+    if berth_is_running "$name"; then
+        berth_log "stopping $name left over from an earlier run (pid $(berth_pid_of "$name"))"
+    fi
+    berth_stop "$name" 10
+done
+
+# --- machine prerequisites ---------------------------------------------------
+berth_ensure_packages
+berth_ensure_venv
+berth_ensure_redis # PostgreSQL is not needed: the default database is SQLite in var/
+
+if ss -Hltn "sport = :$PORT" 2>/dev/null | grep -q .; then
+    berth_die "something already listens on port $PORT (another 'make run'?); set BERTH_PORT to use another port"
+    exit 1
+fi
+
+CLEANED=0
+# shellcheck disable=SC2317  # invoked from the EXIT trap
+cleanup() {
+    [ "$CLEANED" -eq 1 ] && return 0
+    CLEANED=1
+    trap '' INT TERM PIPE # finish even if the terminal or a pipe reader is gone
+    echo >&2
+    berth_log "shutting down"
+    local name
+    for name in "${BERTH_SERVICES[@]}"; do
+        berth_stop "$name" 20
+    done
+    # Let the last log lines reach the terminal before the tails go.
+    sleep 0.5
+    for name in "${BERTH_TAILS[@]}"; do
+        berth_stop "$name" 2
+    done
+    # ---- registry: stop it here once it is started below (see REGISTRY) ----
+    berth_engine_stop_if_started_here || true
+    rm -f "$BERTH_STATE_DIR/run/run.pid"
+    berth_log "stopped"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+berth_engine_start
+
+# ============================================================================
+# REGISTRY: Berth's own image registry (Debian's docker-registry) goes here.
+# Added by a later issue: start it like the engine (idempotent, pidfile in
+# $BERTH_STATE_DIR/run, log in $BERTH_STATE_DIR/log/registry.log) and stop it
+# in cleanup() above when this run started it.
+# ============================================================================
+
+# --- Django --------------------------------------------------------------------
+# migrate --noinput, collectstatic --noinput and berth_bootstrap (creates the
+# admin account, registers the local engine as a Host, prints credentials), in
+# one Python process: each Django start-up costs about 2 s of CPU here.
+"$PY" - <<'PYTHON'
+import os
+
+import django
+from django.core.management import call_command
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "paas.settings")
+django.setup()
+call_command("migrate", interactive=False)
+call_command("collectstatic", interactive=False)
+call_command("berth_bootstrap")
+PYTHON
+
+# --- background processes ----------------------------------------------------
+# tail -c +N starts exactly at the current end of each log, so nothing
+# written by the new processes is missed and nothing old is repeated.
+start_tail() { # NAME PREFIX LOGFILE
+    local size
+    touch "$3"
+    size="$(stat -c %s "$3")"
+    # shellcheck disable=SC2016  # $1..$3 belong to the child shell
+    berth_spawn "$1" - bash -c 'tail -c "+$(($1 + 1))" -F "$2" 2>/dev/null | sed -u "s/^/$3 /"' \
+        _ "$size" "$3" "$2"
+}
+start_tail tail-web "[web]   " "$LOG/web.log"
+start_tail tail-worker "[worker]" "$LOG/worker.log"
+start_tail tail-beat "[beat]  " "$LOG/beat.log"
+
+berth_spawn web "$LOG/web.log" \
+    "$BERTH_VENV/bin/daphne" -b 127.0.0.1 -p "$PORT" paas.asgi:application
+berth_spawn worker "$LOG/worker.log" \
+    "$BERTH_VENV/bin/celery" -A paas worker -l info --concurrency 2
+berth_spawn beat "$LOG/beat.log" \
+    "$BERTH_VENV/bin/celery" -A paas beat -l info --schedule "$BERTH_STATE_DIR/run/celerybeat-schedule"
+
+check_alive() {
+    local name
+    for name in "${BERTH_SERVICES[@]}"; do
+        if ! berth_is_running "$name"; then
+            berth_die "$name exited; see $LOG/$name.log"
+            return 1
+        fi
+    done
+}
+
+# --- wait until the site answers ---------------------------------------------
+deadline=$((SECONDS + 60))
+until code="$(curl -s -o /dev/null -w '%{http_code}' "$URL/accounts/login/")" &&
+    [ "$code" -ge 200 ] && [ "$code" -lt 400 ]; do
+    check_alive || exit 1
+    if [ "$SECONDS" -ge "$deadline" ]; then
+        berth_die "$URL/accounts/login/ did not answer with 2xx/3xx within 60s (last: ${code:-none}); see $LOG/web.log"
+        exit 1
+    fi
+    sleep 0.5
+done
+
+echo
+echo "Berth is up at $URL (in $(berth_elapsed "$T0")s). Ctrl-C stops it."
+echo
+
+# --- run until Ctrl-C or until a process dies ----------------------------------
+while check_alive; do
+    # `wait` on a background sleep returns at once when a trapped signal arrives.
+    sleep 2 &
+    wait $! || true
+done
+exit 1
