@@ -56,7 +56,6 @@ SKIPPED_PREFIXES = (
 )
 OUR_PACKAGES = ("apps.", "paas.")
 METHODS = ("get", "post", "put", "patch", "delete")
-WRITES = ("post", "put", "patch")
 REDIRECTS = (301, 302, 303, 307, 308)
 REFUSALS = (401, 403, 404, 405)
 SECRET = "acme-secret"  # every name, e-mail and text of tenant A contains it
@@ -181,6 +180,7 @@ class World:
     host: Host
     people: list
     outsider: Any
+    superuser: Any
     outsider_token_raw: str
     objects: dict = field(default_factory=dict)
 
@@ -214,7 +214,7 @@ def tenant_links(model: type[models.Model]) -> list[str]:
 
 
 @pytest.fixture
-def world(db, make_user, outsider, tenant_b) -> World:
+def world(db, make_user, outsider, tenant_b, superuser) -> World:
     olivia = make_user("olivia.acme-secret", email="olivia@acme-secret.test")
     marcus = make_user("marcus.acme-secret", email="marcus@acme-secret.test")
     vera = make_user("vera.acme-secret", email="vera@acme-secret.test")
@@ -262,6 +262,7 @@ def world(db, make_user, outsider, tenant_b) -> World:
         host=host,
         people=[olivia, marcus, vera],
         outsider=outsider,
+        superuser=superuser,
         outsider_token_raw=outsider_token_raw,
     )
     result.objects = {
@@ -550,8 +551,8 @@ class Attempt:
 
     def label(self) -> str:
         extra = f" body={json.dumps(self.body, default=str)}" if self.body is not None else ""
-        accept = f" Accept={self.headers['HTTP_ACCEPT']}" if self.headers else ""
-        return f"{self.method.upper()} {self.url} as {self.who}{accept}{extra}"
+        shown = "".join(f" {k.removeprefix('HTTP_')}={v}" for k, v in self.headers.items())
+        return f"{self.method.upper()} {self.url} as {self.who}{shown}{extra}"
 
 
 def attempts(route: Route, world: World, url: str) -> Iterator[tuple[Attempt, Callable]]:
@@ -572,6 +573,9 @@ def method_attempts(route, world, url, who, method, has_object) -> Iterator[Atte
             yield Attempt("get", f"{url}?{query}", who)
         if route.is_api and who == "outsider (session)" and "format" not in route.kwarg_names:
             yield Attempt("get", url, who, headers={"HTTP_ACCEPT": "text/html"})
+        if not route.is_api and who == "outsider (session)":
+            htmx = {"HTTP_HX_REQUEST": "true"}
+            yield Attempt("get", f"{url}?tenant={world.tenant.slug}", who, headers=htmx)
         return
     if method == "delete":
         yield Attempt("delete", url, who)
@@ -636,6 +640,31 @@ def judge(route: Route, attempt: Attempt, response, error: str | None, world: Wo
     return None
 
 
+def positive_control(route: Route, url: str, world: World) -> list[str]:
+    """The URL must find tenant A's object for its owner (or a platform admin).
+
+    Without this, a wrongly filled URL would answer 404 to everybody and the walk
+    would pass without testing anything.
+    """
+    if "get" not in route.methods or not route.object_kwargs:
+        return []
+    statuses = []
+    for user in (world.people[0], world.superuser):
+        client = new_client()
+        client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+        response, error = send(client, route, Attempt("get", url, user.username))
+        if error is not None:
+            return [f"  GET {url} as {user.username} (positive control)\n      -> raised {error}"]
+        if response.status_code not in (404, 401, 403):
+            return []
+        statuses.append(response.status_code)
+    return [
+        f"  GET {url} as tenant A's owner and as a superuser -> {statuses}: the walker filled "
+        "the URL with something that finds nothing, so its refusals prove nothing "
+        "(check the view's `model` and URL kwarg names)"
+    ]
+
+
 def home_after_write(client: Client, world: World) -> str | None:
     """A write must not have moved the outsider's session into tenant A (the switcher)."""
     try:
@@ -655,8 +684,8 @@ def test_route_isolates_tenant_a(route: Route, world: World):
         url = build_url(route, values, placeholders)
     except ConventionError as exc:
         pytest.fail(str(exc), pytrace=False)
+    problems = [] if placeholders else positive_control(route, url, world)
     before = snapshot(world)
-    problems = []
     for attempt, make_client in attempts(route, world, url):
         client = make_client()
         response, error = send(client, route, attempt)
@@ -671,7 +700,7 @@ def test_route_isolates_tenant_a(route: Route, world: World):
     if problems:
         pytest.fail(
             f"Route {route.display!r} (name {route.name!r}, model "
-            f"{route.model and route.model._meta.label}) leaks across tenants:\n"
+            f"{route.model and route.model._meta.label}) fails the isolation walk:\n"
             + "\n".join(problems),
             pytrace=False,
         )
@@ -681,19 +710,15 @@ def test_route_isolates_tenant_a(route: Route, world: World):
 
 
 def test_walker_sees_the_whole_urlconf():
+    """The walk reaches nested includes: allauth, the API router and its detail routes."""
     shown = {route.display for route in walked_routes()}
-    for expected in (
-        "accounts/login/",
-        "api/v1/tenants/",
-        "api/v1/tenants/<slug>/",
-        "api/v1/environments/",
-        "api/v1/environments/<pk>/",
-        "api/v1/hosts/",
-        "api/v1/events/",
-        "api/v1/tokens/",
-    ):
+    for expected in ("accounts/login/", "tenants/", "activity/", "settings/tokens/"):
         assert expected in shown, f"{expected} is missing from the walk: {sorted(shown)}"
-    assert sum(1 for r in walked_routes() if r.object_kwargs and r.is_ours) >= 5
+    for resource in ("tenants", "environments", "hosts", "events", "tokens"):
+        assert f"api/v1/{resource}/" in shown, f"api/v1/{resource}/ is not walked"
+        detail = [s for s in shown if s.startswith(f"api/v1/{resource}/<")]
+        assert detail, f"no detail route of api/v1/{resource}/ is walked"
+    assert sum(1 for r in walked_routes() if r.object_kwargs and r.is_ours) >= 10
 
 
 def test_only_admin_static_and_schema_are_skipped():

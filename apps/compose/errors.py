@@ -63,29 +63,29 @@ class FieldError(Exception):
         return FieldError(self.message, prefix + self.at)
 
 
-def describe(path: str) -> str:
-    """Human location for a path: "services.web.ports[0]" -> "service 'web': ports[0]".
+def problem_in(section: str, name: str, key: str, message: str) -> Problem:
+    """A Problem inside a service, volume or network, named first: that is what a person
+    looks for in a long file ("service 'web': ports[0]: invalid port 'x'").
 
-    Messages name the service (or volume, network) first because that is what a person
-    looks for in a long compose file.
+    ``key`` is the path below the object ("ports[0]", "healthcheck.interval", or "").
     """
-    head, _, rest = path.partition(".")
-    kind = _SECTION_NAMES.get(head)
-    if kind and rest:
-        name, sep, key = _split_name(rest)
-        return f"{kind} '{name}': {key}" if key else f"{kind} '{name}'"
-    return path or "compose file"
+    kind = _SECTION_NAMES[section]
+    below = key if not key or key.startswith("[") else f".{key}"
+    where = f"{kind} '{name}': {key}" if key else f"{kind} '{name}'"
+    return Problem(f"{section}.{name}{below}", f"{where}: {message}")
 
 
-def _split_name(rest: str) -> tuple[str, str, str]:
-    """Split "web.ports[0]" or "web[0]" into the object name and the key path below it."""
-    for index, char in enumerate(rest):
-        if char in ".[":
-            key = rest[index + 1 :] if char == "." else rest[index:]
-            return rest[:index], char, key
-    return rest, "", ""
+def problem_for(parts: tuple[str | int, ...], message: str) -> Problem:
+    """A Problem at a position given as path segments (keys and list indexes)."""
+    if len(parts) >= 2 and parts[0] in _SECTION_NAMES and isinstance(parts[1], str):
+        return problem_in(str(parts[0]), parts[1], format_path(parts[2:]), message)
+    path = format_path(parts)
+    return Problem(path, f"{path or 'compose file'}: {message}")
 
 
-def problem_at(path: str, message: str) -> Problem:
-    """A validation Problem whose message starts with the readable location."""
-    return Problem(path, f"{describe(path)}: {message}")
+def format_path(parts: tuple[str | int, ...]) -> str:
+    """("ports", 0, "target") -> "ports[0].target"."""
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text

@@ -98,9 +98,7 @@ def command(value: Any, limits: Limits) -> tuple[str, ...]:
     return string_list(value, limits)
 
 
-def list_or_map(
-    value: Any, limits: Limits, *, bare: str | None = "", name_check: Callable[[str], None]
-) -> dict[str, str | None]:
+def list_or_map(value: Any, limits: Limits, *, bare: str | None = "") -> dict[str, str | None]:
     """environment, labels, sysctls: ``["K=v", "K"]`` or ``{K: v}``.
 
     ``bare`` is the value of a "K" without "=" (None for environment: "take it from the
@@ -114,7 +112,7 @@ def list_or_map(
     out: dict[str, str | None] = {}
     for key, item in pairs:
         try:
-            name_check(key)
+            plain_key(key)
         except FieldError as exc:
             raise exc.within(f".{key}") from None
         if key in out:

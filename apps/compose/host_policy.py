@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from apps.compose.errors import Problem
 from apps.compose.rules import (
     Violation,
     check_exceptions,
-    is_docker_socket,
+    host_path_violation,
     is_safe_security_opt,
     to_problem,
 )
@@ -90,12 +91,14 @@ def check_hardening(host_config: dict[str, Any], *, name: str = "container") -> 
     ]
 
 
+@dataclass(frozen=True)
 class _Context:
-    def __init__(self, interfaces, networks, containers, volumes) -> None:
-        self.interfaces = interfaces
-        self.networks = networks
-        self.containers = containers
-        self.volumes = volumes
+    """What this container may legitimately refer to, normalized once."""
+
+    interfaces: frozenset[str]
+    networks: frozenset[str]
+    containers: frozenset[str]
+    volumes: frozenset[str] | None
 
 
 def _violations(hc: dict[str, Any], context: _Context) -> Iterator[Violation]:
@@ -110,7 +113,7 @@ def _violations(hc: dict[str, Any], context: _Context) -> Iterator[Violation]:
 
 
 def _namespaces(hc: dict[str, Any], context: _Context) -> Iterator[Violation]:
-    network = hc.get("NetworkMode")
+    network = _mode(hc.get("NetworkMode"))
     if network != "none" and network not in context.networks | context.containers:
         shown = network or "default"
         yield Violation("NetworkMode", "network_mode", f"network mode {shown!r} is not allowed")
@@ -122,9 +125,15 @@ def _namespaces(hc: dict[str, Any], context: _Context) -> Iterator[Violation]:
         ("CgroupnsMode", "cgroupns", (None, "", "private")),
     )
     for key, rule, safe in modes:
-        value = hc.get(key)
+        value = _mode(hc.get(key))
         if value not in safe and value not in context.containers:
             yield Violation(key, rule, f"{key} {value!r} is not allowed")
+
+
+def _mode(value: Any) -> str | None:
+    """A namespace mode as text; odd types become their repr, which matches nothing allowed
+    (and cannot crash a set lookup)."""
+    return value if value is None or isinstance(value, str) else repr(value)
 
 
 def _binds(binds: Any, context: _Context) -> Iterator[Violation]:
@@ -132,41 +141,33 @@ def _binds(binds: Any, context: _Context) -> Iterator[Violation]:
         source = str(bind).split(":", 1)[0]
         key = f"Binds[{index}]"
         if source.startswith("/") or not source:
-            yield _host_path(key, source)
+            yield host_path_violation(key, source)
         elif context.volumes is not None and source not in context.volumes:
             yield Violation(key, "external_volumes", f"volume {source!r} is not the stack's")
 
 
 def _mounts(mounts: Any, context: _Context) -> Iterator[Violation]:
     for index, mount in enumerate(_items(mounts)):
-        key = f"Mounts[{index}]"
-        kind = mount.get("Type") if isinstance(mount, dict) else None
-        source = str(mount.get("Source") or "") if isinstance(mount, dict) else ""
-        if kind == "tmpfs":
-            continue
-        if kind != "volume":
-            yield (
-                _host_path(key, source)
-                if kind == "bind"
-                else Violation(key, "bind_mounts", f"mount type {kind!r} is not allowed")
-            )
-            continue
+        yield from _mount(f"Mounts[{index}]", mount, context)
+
+
+def _mount(key: str, mount: Any, context: _Context) -> Iterator[Violation]:
+    """One ``Mounts`` entry: tmpfs is fine, bind is a host path, a volume must be the
+    stack's own and without driver options; anything else is refused."""
+    if not isinstance(mount, dict):
+        yield Violation(key, "bind_mounts", "malformed mount")
+        return
+    kind, source = mount.get("Type"), str(mount.get("Source") or "")
+    if kind == "bind":
+        yield host_path_violation(key, source)
+    elif kind != "volume" and kind != "tmpfs":
+        yield Violation(key, "bind_mounts", f"mount type {kind!r} is not allowed")
+    elif kind == "volume":
         if context.volumes is not None and source and source not in context.volumes:
             yield Violation(key, "external_volumes", f"volume {source!r} is not the stack's")
         options = mount.get("VolumeOptions")
         if options and (not isinstance(options, dict) or options.get("DriverConfig")):
             yield Violation(key, "volume_driver", "volume driver options are not allowed")
-
-
-def _host_path(key: str, path: str) -> Violation:
-    if is_docker_socket(path):
-        return Violation(
-            key,
-            "docker_socket",
-            f"mounting the Docker socket ({path}) gives full "
-            "control of the host and is not allowed",
-        )
-    return Violation(key, "bind_mounts", f"bind mounts of host paths ({path}) are not allowed")
 
 
 def _security(hc: dict[str, Any]) -> Iterator[Violation]:

@@ -16,7 +16,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from apps.compose.errors import ComposeError, FieldError, Problem, describe
+from apps.compose.errors import ComposeError, FieldError, Problem, problem_for
+from apps.compose.limits import DEFAULT_LIMITS, Limits
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _OPERATORS = (":-", ":?", ":+", "-", "?", "+")
@@ -24,16 +25,24 @@ _MAX_NESTING = 8
 _MAX_DEPTH = 64
 
 
-def interpolate(tree: Any, variables: Mapping[str, Any], *, missing: set[str] | None = None) -> Any:
+def interpolate(
+    tree: Any,
+    variables: Mapping[str, Any],
+    *,
+    missing: set[str] | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+) -> Any:
     """Return a copy of ``tree`` with every string value interpolated.
 
     Unset variables without a default become "" (as in Compose); their names are added to
     ``missing`` when given, so the caller can warn. Errors (bad syntax, a required variable
-    without value) are collected for the whole tree and raised as one ComposeError.
+    without value) are collected for the whole tree and raised as one ComposeError. The
+    total size of expanded strings is bounded: a small file referencing a large variable
+    thousands of times must not turn into gigabytes.
     """
     env = {str(k): _as_text(v) for k, v in variables.items()}
-    expander = _Expander(env, missing if missing is not None else set())
-    result = expander.walk(tree, "", 0)
+    expander = _Expander(env, missing if missing is not None else set(), limits)
+    result = expander.walk(tree, ())
     if expander.problems:
         raise ComposeError(expander.problems)
     return result
@@ -51,28 +60,32 @@ def _as_text(value: Any) -> str | None:
 class _Expander:
     """Walks the tree, expands strings, and remembers problems instead of stopping."""
 
-    def __init__(self, env: dict[str, str | None], missing: set[str]) -> None:
+    def __init__(self, env: dict[str, str | None], missing: set[str], limits: Limits) -> None:
         self.env = env
         self.missing = missing
         self.problems: list[Problem] = []
+        self.budget = limits.max_interpolated
 
-    def walk(self, node: Any, path: str, depth: int) -> Any:
-        if depth > _MAX_DEPTH:
-            self._problem(path, f"nesting deeper than {_MAX_DEPTH} levels")
+    def walk(self, node: Any, path: tuple[str | int, ...]) -> Any:
+        if len(path) > _MAX_DEPTH:
+            self.problems.append(problem_for(path, f"nesting deeper than {_MAX_DEPTH} levels"))
             return None
         if isinstance(node, dict):
-            return {k: self.walk(v, _join(path, str(k)), depth + 1) for k, v in node.items()}
+            return {k: self.walk(v, (*path, str(k))) for k, v in node.items()}
         if isinstance(node, list):
-            return [self.walk(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(node)]
+            return [self.walk(v, (*path, i)) for i, v in enumerate(node)]
         if isinstance(node, str) and "$" in node:
             try:
-                return self.expand(node, 0)
+                return self._charged(self.expand(node, 0))
             except FieldError as exc:
-                self._problem(path, exc.message)
+                self.problems.append(problem_for(path, exc.message))
         return node
 
-    def _problem(self, path: str, message: str) -> None:
-        self.problems.append(Problem(path, f"{describe(path)}: {message}"))
+    def _charged(self, text: str) -> str:
+        self.budget -= len(text)
+        if self.budget < 0:
+            raise ComposeError("interpolated values are too large in total")
+        return text
 
     def expand(self, text: str, nesting: int) -> str:
         """Expand every ``$`` form in ``text``; ``nesting`` bounds defaults inside defaults."""
@@ -155,10 +168,6 @@ def _closing_brace(text: str, start: int) -> int:
                 return pos
         pos += 1
     raise FieldError(f"unclosed '${{' in {_quote(text)}")
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
 
 
 def _quote(text: str, size: int = 80) -> str:

@@ -23,6 +23,7 @@ class Limits:
     max_string: int = 16 * 1024
     max_key: int = 256
     max_replicas: int = 100
+    max_interpolated: int = 4 * 1024 * 1024
 
 
 DEFAULT_LIMITS = Limits()

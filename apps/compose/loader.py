@@ -30,5 +30,5 @@ def load_compose(
     ``policy.check_policy`` with the environment's settings.
     """
     data = safe_load(source, limits)
-    data = interpolate(data, variables or {}, missing=missing)
+    data = interpolate(data, variables or {}, missing=missing, limits=limits)
     return parse_project(data, limits=limits)

@@ -21,8 +21,8 @@ from apps.compose.rules import (
     RULES,
     Violation,
     check_exceptions,
+    host_path_violation,
     is_berth_label,
-    is_docker_socket,
     is_safe_security_opt,
     to_problem,
 )
@@ -148,7 +148,7 @@ def _namespace_message(kind: str, mode: str) -> str:
 def _mounts(service: ServiceSpec, project: ComposeProject) -> Iterator[Violation]:
     for index, mount in enumerate(service.volumes):
         if mount.type == "bind":
-            yield _host_path(f"volumes[{index}]", mount.source or "")
+            yield host_path_violation(f"volumes[{index}]", mount.source or "")
     if service.volumes_from:
         names = ", ".join(service.volumes_from)
         yield Violation(
@@ -156,18 +156,6 @@ def _mounts(service: ServiceSpec, project: ComposeProject) -> Iterator[Violation
             "volumes_from",
             f"mounting volumes of other containers ({names}) is not allowed",
         )
-
-
-def _host_path(key: str, path: str) -> Violation:
-    """The Docker socket gets its own rule and message: it is root on the host."""
-    if is_docker_socket(path):
-        return Violation(
-            key,
-            "docker_socket",
-            f"mounting the Docker socket ({path}) gives full control of "
-            "the host and is not allowed",
-        )
-    return Violation(key, "bind_mounts", f"bind mounts of host paths ({path}) are not allowed")
 
 
 def _kernel(service: ServiceSpec, project: ComposeProject) -> Iterator[Violation]:
@@ -236,7 +224,7 @@ def _driver_opts(options: dict[str, str]) -> Iterator[Violation]:
     kind, device = options.get("type"), options.get("device")
     flags = {part.strip() for part in options.get("o", "").split(",")}
     if kind in (None, "none") and (flags & {"bind", "rbind"} or _is_host_path(device)):
-        yield _host_path("driver_opts", device or "(bind)")
+        yield host_path_violation("driver_opts", device or "(bind)")
     elif kind not in (None, "tmpfs") or device not in (None, "tmpfs"):
         yield Violation(
             "driver_opts",

@@ -95,3 +95,16 @@ def is_docker_socket(path: str) -> bool:
 
 def is_safe_security_opt(option: str) -> bool:
     return option.strip().lower() in SAFE_SECURITY_OPTS
+
+
+def host_path_violation(key: str, path: str) -> Violation:
+    """A mount of a host path; the Docker socket gets its own rule and message because it
+    is root on the host, and allowing plain bind mounts must not allow it too."""
+    if is_docker_socket(path):
+        return Violation(
+            key,
+            "docker_socket",
+            f"mounting the Docker socket ({path}) gives full control of the host and is not "
+            "allowed",
+        )
+    return Violation(key, "bind_mounts", f"bind mounts of host paths ({path}) are not allowed")

@@ -10,14 +10,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from apps.compose.errors import ComposeError, FieldError, Problem, problem_at
+from apps.compose.errors import ComposeError, FieldError, Problem, problem_in
 from apps.compose.fields import (
     DNS_LABEL,
     keyed,
     list_or_map,
     mapping,
     only_keys,
-    plain_key,
     resource_name,
 )
 from apps.compose.graph import find_cycle, start_levels
@@ -33,7 +32,7 @@ from apps.compose.values import boolean, kind_of, scalar_text, text
 
 TOP_LEVEL_KEYS = ("version", "name", "services", "volumes", "networks")
 _PROJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-_TOP_HINTS = {"configs": "", "secrets": ": use environment variables or volumes"}
+_TOP_HINTS = {"secrets": ": use environment variables or volumes"}
 _VOLUME_KEYS = ("driver", "driver_opts", "external", "labels", "name")
 _NETWORK_KEYS = ("driver", "driver_opts", "external", "labels", "name", "internal", "attachable")
 
@@ -76,7 +75,8 @@ def _read_top(data: dict[str, Any], key: str, read: Any, problems: list[Problem]
     try:
         return keyed(data, key, read)
     except FieldError as exc:
-        problems.append(problem_at(exc.at.lstrip("."), exc.message))
+        path = exc.at.lstrip(".")
+        problems.append(Problem(path, f"{path}: {exc.message}"))
         return None
 
 
@@ -131,7 +131,7 @@ def _definitions(
             resource_name(key, limits, what=section[:-1])
             out[key] = read(key, {} if value is None else mapping(value, limits), limits)
         except FieldError as exc:
-            problems.append(problem_at(f"{section}.{key}{exc.at}", exc.message))
+            problems.append(problem_in(section, key, exc.at.lstrip("."), exc.message))
     return out
 
 
@@ -177,7 +177,7 @@ def _driver_opts(value: Any, limits: Limits) -> dict[str, str]:
 
 
 def _labels(value: Any, limits: Limits) -> dict[str, str]:
-    return list_or_map(value, limits, bare="", name_check=plain_key)
+    return list_or_map(value, limits, bare="")
 
 
 def check_references(
@@ -189,7 +189,7 @@ def check_references(
     problems = []
     for name, service in services.items():
         for key, message in _service_references(service, services, volumes, networks):
-            problems.append(problem_at(f"services.{name}.{key}", message))
+            problems.append(problem_in("services", name, key, message))
     cycle = find_cycle({n: s.service_references() - {n} for n, s in services.items()})
     if cycle:
         problems.append(Problem("services", f"dependency cycle: {' -> '.join(cycle)}"))

@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from apps.compose.errors import FieldError, Problem, problem_at
+from apps.compose.errors import FieldError, Problem, problem_in
 from apps.compose.fields import (
     DNS_NAME,
     absolute_path,
@@ -21,7 +21,6 @@ from apps.compose.fields import (
     list_or_map,
     mapping,
     only_keys,
-    plain_key,
     resource_name,
     sequence,
     string_list,
@@ -65,34 +64,32 @@ def parse_service(
     name: str, value: Any, limits: Limits
 ) -> tuple[ServiceSpec | None, list[Problem]]:
     """Read one service; return it, or None with every problem found in it."""
-    base = f"services.{name}"
     try:
         data = mapping(value, limits)
     except FieldError as exc:
-        return None, [problem_at(base + exc.at, exc.message)]
+        return None, [problem_in("services", name, exc.at.lstrip("."), exc.message)]
     fields, extensions, problems = {}, {}, []
     for key, item in data.items():
         if key.startswith("x-"):
             extensions[key] = item
         elif key not in SERVICE_KEYS:
-            problems.append(unsupported(base, name, key))
+            problems.append(unsupported(name, key))
         else:
             try:
                 fields[key] = SERVICE_KEYS[key](item, limits)
             except FieldError as exc:
-                problems.append(problem_at(f"{base}.{key}{exc.at}", exc.message))
-    problems += [problem_at(f"{base}.{key}", msg) for key, msg in _cross_checks(data, fields)]
+                problems.append(problem_in("services", name, f"{key}{exc.at}", exc.message))
+    problems += [problem_in("services", name, k, msg) for k, msg in _cross_checks(data, fields)]
     if problems:
         return None, problems
     return ServiceSpec(name=name, extensions=extensions, **fields), []
 
 
-def unsupported(base: str, name: str, key: str) -> Problem:
+def unsupported(name: str, key: str) -> Problem:
     """The message every unknown key gets, with a hint for the common ones."""
     hint = f": {_HINTS[key]}" if key in _HINTS else ""
-    return Problem(
-        f"{base}.{key}", f"service '{name}': key '{key}' is not supported by Berth{hint}"
-    )
+    message = f"service '{name}': key '{key}' is not supported by Berth{hint}"
+    return Problem(f"services.{name}.{key}", message)
 
 
 def _cross_checks(data: dict[str, Any], fields: dict[str, Any]) -> list[tuple[str, str]]:
@@ -118,15 +115,15 @@ def _image(value: Any, limits: Limits) -> str:
 
 
 def _environment(value: Any, limits: Limits) -> dict[str, str | None]:
-    return list_or_map(value, limits, bare=None, name_check=plain_key)
+    return list_or_map(value, limits, bare=None)
 
 
 def _labels(value: Any, limits: Limits) -> dict[str, str]:
-    return list_or_map(value, limits, bare="", name_check=plain_key)
+    return list_or_map(value, limits, bare="")
 
 
 def _sysctls(value: Any, limits: Limits) -> dict[str, str]:
-    return list_or_map(value, limits, bare="error", name_check=plain_key)
+    return list_or_map(value, limits, bare="error")
 
 
 def _short_text(value: Any, limits: Limits) -> str:
@@ -300,7 +297,7 @@ def _resource(value: Any, limits: Limits, allowed: tuple[str, ...]) -> Resources
     )
 
 
-def _cpus(value: Any, limits: Limits | None = None) -> float:
+def _cpus(value: Any) -> float:
     return number(value, low=0, high=1024)
 
 
@@ -337,8 +334,9 @@ def _placement(value: Any, limits: Limits) -> tuple[str, ...]:
     return constraints
 
 
-def _string_list(value: Any, limits: Limits) -> tuple[str, ...]:
-    return string_list(value, limits)
+def _unlimited(read: Callable[[Any], Any]) -> Reader:
+    """Adapt a scalar reader that needs no limits to the table's (value, limits) shape."""
+    return lambda value, limits: read(value)
 
 
 SERVICE_KEYS: dict[str, Reader] = {
@@ -356,23 +354,23 @@ SERVICE_KEYS: dict[str, Reader] = {
     "labels": _labels,
     "user": _short_text,
     "working_dir": absolute_path,
-    "stop_grace_period": lambda v, limits: duration(v),
-    "cpus": _cpus,
-    "mem_limit": lambda v, limits: size(v),
-    "mem_reservation": lambda v, limits: size(v),
+    "stop_grace_period": _unlimited(duration),
+    "cpus": _unlimited(_cpus),
+    "mem_limit": _unlimited(size),
+    "mem_reservation": _unlimited(size),
     "deploy": _deploy,
-    "privileged": lambda v, limits: boolean(v),
+    "privileged": _unlimited(boolean),
     "cap_add": _capabilities,
     "cap_drop": _capabilities,
     "devices": _devices,
-    "device_cgroup_rules": _string_list,
+    "device_cgroup_rules": string_list,
     "network_mode": _short_text,
     "pid": _short_text,
     "ipc": _short_text,
     "uts": _short_text,
     "userns_mode": _short_text,
-    "volumes_from": _string_list,
-    "security_opt": _string_list,
+    "volumes_from": string_list,
+    "security_opt": string_list,
     "sysctls": _sysctls,
     "cgroup_parent": _short_text,
 }

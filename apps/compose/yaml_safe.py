@@ -35,6 +35,9 @@ _TAG = "tag:yaml.org,2002:"
 _MERGE_TAG = _TAG + "merge"
 
 
+_INT = re.compile(r"^[-+]?(?:0o[0-7]+|0x[0-9a-fA-F]+|[0-9]+)$")
+
+
 class _CoreResolver(BaseResolver):
     """YAML 1.2 core schema resolution (what Compose's Go YAML library does)."""
 
@@ -66,10 +69,19 @@ class _PlainConstructor(SafeConstructor):
 
     yaml_constructors: dict = {}
 
+    def construct_core_bool(self, node: ScalarNode) -> bool:
+        """true/false only; PyYAML's own raises KeyError on ``!!bool maybe``."""
+        value = self.construct_scalar(node).lower()
+        if value not in ("true", "false"):
+            raise ConstructorError(None, None, f"invalid boolean {value!r}", node.start_mark)
+        return value == "true"
+
     def construct_core_int(self, node: ScalarNode) -> int:
         """Decimal, 0o octal and 0x hex, as in YAML 1.2 (PyYAML's own is YAML 1.1)."""
         value = self.construct_scalar(node).replace("_", "")
-        sign, digits = (-1, value[1:]) if value.startswith("-") else (1, value.lstrip("+"))
+        if not _INT.match(value):
+            raise ConstructorError(None, None, f"invalid integer {value!r}", node.start_mark)
+        sign, digits = (-1, value[1:]) if value[0] == "-" else (1, value.lstrip("+"))
         if digits.startswith("0o"):
             return sign * int(digits[2:], 8)
         if digits.startswith("0x"):
@@ -86,7 +98,7 @@ class _PlainConstructor(SafeConstructor):
 
 for _name, _method in {
     "null": SafeConstructor.construct_yaml_null,
-    "bool": SafeConstructor.construct_yaml_bool,
+    "bool": _PlainConstructor.construct_core_bool,
     "int": _PlainConstructor.construct_core_int,
     "float": _PlainConstructor.construct_core_float,
     "str": SafeConstructor.construct_yaml_str,
@@ -213,7 +225,7 @@ def safe_load(data: str | bytes, limits: Limits = DEFAULT_LIMITS) -> Any:
         ) from None
     except yaml.YAMLError as exc:
         raise ComposeError(f"invalid YAML: {_short(str(exc))}") from None
-    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+    except (ValueError, TypeError, KeyError, OverflowError, RecursionError) as exc:
         raise ComposeError(f"invalid YAML: {_short(str(exc))}") from None
     finally:
         if loader is not None:

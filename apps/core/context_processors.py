@@ -14,5 +14,5 @@ def berth(request) -> dict:
         "my_tenants": Tenant.objects.visible_to(user).filter(memberships__user=user).distinct()
         if not user.is_superuser
         else Tenant.objects.all(),
-        "berth_banners": service_banners(),
+        "berth_banners": service_banners(include_hosts=user.is_superuser),
     }

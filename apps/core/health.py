@@ -27,12 +27,23 @@ def engine_errors() -> list[str]:
     ]
 
 
-def service_banners() -> list[str]:
-    """Problems worth a banner, checked at most every few seconds per process."""
+def _cached(name: str, check) -> list[str]:
     now = time.monotonic()
-    cached = _CACHE.get("banners")
+    cached = _CACHE.get(name)
     if cached and now - cached[0] < CHECK_INTERVAL_SECONDS:
         return cached[1]
-    banners = [msg for msg in [redis_error()] if msg] + engine_errors()
-    _CACHE["banners"] = (now, banners)
+    result = check()
+    _CACHE[name] = (now, result)
+    return result
+
+
+def service_banners(include_hosts: bool = False) -> list[str]:
+    """Problems worth a banner, checked at most every few seconds per process.
+
+    Host problems name endpoints, so only platform admins see them; tenants see the
+    effect on their own stacks instead.
+    """
+    banners = _cached("redis", lambda: [msg for msg in [redis_error()] if msg])
+    if include_hosts:
+        banners = banners + _cached("hosts", engine_errors)
     return banners

@@ -16,9 +16,9 @@ def current_tenant_for(request):
     if not user.is_authenticated:
         return None, None
     tenants = Tenant.objects.visible_to(user)
-    if user.is_superuser:
-        tenants = tenants.filter(memberships__user=user) or Tenant.objects.all()
-    tenant = tenants.filter(pk=request.session.get(SESSION_TENANT)).first() or tenants.first()
+    chosen = tenants.filter(pk=request.session.get(SESSION_TENANT)).first()
+    # Without a choice, a platform admin starts in a tenant of their own, if any.
+    tenant = chosen or tenants.filter(memberships__user=user).first() or tenants.first()
     if tenant is None:
         return None, None
     environments = Environment.objects.filter(tenant=tenant)

@@ -5,6 +5,7 @@ import secrets
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
@@ -19,11 +20,19 @@ slug_validator = RegexValidator(
 
 DEFAULT_ENVIRONMENTS = ("dev", "staging", "prod")
 
+# Words that name pages under /tenants/ and would hide a tenant with that slug.
+RESERVED_SLUGS = frozenset({"new", "add", "create", "edit", "delete", "switch", "api", "admin"})
+
+
+def not_reserved(value: str) -> None:
+    if value in RESERVED_SLUGS:
+        raise ValidationError(f"'{value}' is reserved; choose another slug.")
+
 
 class Tenant(models.Model):
     """An organisation: the unit of isolation for stacks, images and people."""
 
-    slug = models.CharField(max_length=40, unique=True, validators=[slug_validator])
+    slug = models.CharField(max_length=40, unique=True, validators=[slug_validator, not_reserved])
     name = models.CharField(max_length=100)
     description = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

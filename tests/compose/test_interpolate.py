@@ -131,3 +131,10 @@ def test_nesting_is_bounded():
 
 def test_large_values_are_fine():
     assert interpolate("${BIG}", {"BIG": "x" * 100_000}) == "x" * 100_000
+
+
+def test_total_expansion_is_bounded():
+    tree = {"a": ["${BIG}"] * 300}
+    with pytest.raises(ComposeError, match="too large in total"):
+        interpolate(tree, {"BIG": "x" * 16384})
+    assert len(interpolate(tree, {"BIG": "x" * 1000})["a"]) == 300

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from typing import Any
 
 import yaml
@@ -12,11 +13,23 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from apps.compose import ComposeError, load_compose
-from apps.compose.policy import RULES, check_host_config, check_policy, normalize_ports
+from apps.compose.policy import (
+    RULES,
+    check_hardening,
+    check_host_config,
+    check_policy,
+    normalize_ports,
+)
 from apps.compose.schema import parse_project
 from apps.compose.service import SERVICE_KEYS
 
-SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# COMPOSE_EXAMPLES raises the example count for a longer soak run; the default keeps the
+# suite fast.
+SETTINGS = settings(
+    max_examples=int(os.environ.get("COMPOSE_EXAMPLES", "200")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 # --- vocabulary -------------------------------------------------------------------------
 
@@ -303,6 +316,14 @@ def test_mutated_fixture_text(data):
                     "'",
                     '"',
                     "!!",
+                    "!!bool ",
+                    "!!int ",
+                    "!!float ",
+                    "!!null ",
+                    "!!map ",
+                    "!!seq ",
+                    "!!str ",
+                    "!!merge ",
                     "${",
                     "\t",
                     "#",
@@ -545,7 +566,59 @@ def test_host_config_policy_is_sound(chosen, noise):
     assert set(chosen) <= found
 
 
+HOST_CONFIG_KEYS = [
+    "Privileged",
+    "CapAdd",
+    "Devices",
+    "DeviceRequests",
+    "DeviceCgroupRules",
+    "NetworkMode",
+    "PidMode",
+    "IpcMode",
+    "UTSMode",
+    "UsernsMode",
+    "CgroupnsMode",
+    "Binds",
+    "Mounts",
+    "VolumesFrom",
+    "SecurityOpt",
+    "Sysctls",
+    "CgroupParent",
+    "Cgroup",
+    "Runtime",
+    "Links",
+    "PortBindings",
+    "PublishAllPorts",
+    "MaskedPaths",
+    "ReadonlyPaths",
+    "Memory",
+    "PidsLimit",
+    "LogConfig",
+]
+host_values = st.one_of(
+    trees,
+    st.lists(
+        st.dictionaries(
+            st.sampled_from(["Type", "Source", "HostIp", "HostPort", "VolumeOptions", "Config"]),
+            trees,
+        ),
+        max_size=3,
+    ),
+    st.dictionaries(
+        st.sampled_from(["80/tcp", "x"]),
+        st.lists(st.dictionaries(st.sampled_from(["HostIp", "HostPort"]), trees), max_size=2),
+    ),
+)
+
+
 @SETTINGS
-@given(st.dictionaries(st.text(max_size=15), trees, max_size=8))
+@given(
+    st.dictionaries(
+        st.one_of(st.sampled_from(HOST_CONFIG_KEYS), st.text(max_size=8)), host_values, max_size=8
+    )
+)
 def test_host_config_never_crashes(host_config):
-    check_host_config(host_config, allowed_volumes={"v"})
+    for problem in check_host_config(host_config, allowed_volumes={"v"}) + check_hardening(
+        host_config
+    ):
+        assert problem.message.startswith("container 'container': ")

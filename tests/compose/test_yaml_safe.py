@@ -128,6 +128,34 @@ class TestRefusedConstructs:
     def test_custom_and_non_plain_tags(self, text):
         assert "could not determine a constructor" in refused(text)
 
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "a: !!bool maybe",
+            "a: !!bool yes",
+            "a: !!int abc",
+            "a: !!int +-1",
+            "a: !!int 0x",
+            "a: !!float x",
+            "a: !!seq x",
+            "a: !!map x",
+            "a: !!str [1]",
+            "a: !!int [1]",
+            "a: !!bool {a: 1}",
+            "a: !!null [1]",
+            "!!map [1]",
+            "a: !!merge x",
+            "<<: !!str x",
+            "? !!merge x\n: y",
+        ],
+    )
+    def test_standard_tags_on_the_wrong_value(self, text):
+        assert "invalid YAML" in refused(text)
+
+    def test_standard_tags_on_the_right_value(self):
+        data = safe_load("a: !!bool True\nb: !!int 1_000\nc: !!float .INF\nd: !!null x")
+        assert data == {"a": True, "b": 1000, "c": float("inf"), "d": None}
+
     def test_non_scalar_keys(self):
         assert "mapping keys must be plain scalars" in refused("? [1, 2]\n: x")
         assert "mapping keys must be plain scalars" in refused("? {a: 1}\n: x")

@@ -66,7 +66,6 @@ def owner_pages(tenant, env, membership, invitation, token) -> list[str]:
         reverse("account_email"),
         reverse("account_change_password"),
         reverse("socialaccount_connections"),
-        reverse("account_logout"),
     ]
 
 
@@ -98,7 +97,13 @@ def test_platform_pages_render_for_a_superuser(superuser, client_for):
 
 @pytest.mark.parametrize(
     "name",
-    ["account_login", "account_signup", "account_reset_password", "account_reset_password_done"],
+    [
+        "account_login",
+        "account_signup",
+        "account_reset_password",
+        "account_reset_password_done",
+        "account_email_verification_sent",
+    ],
 )
 def test_account_pages_use_the_entrance_layout(name, client):
     response = client.get(reverse(name))
@@ -106,6 +111,15 @@ def test_account_pages_use_the_entrance_layout(name, client):
     body = response.content.decode()
     assert "entrance-card" in body
     assert "vendor/pico/pico.min.css" in body
+
+
+def test_logout_page_posts_a_form(owner, client_for):
+    client = client_for(owner)
+    page = client.get(reverse("account_logout"))
+    assert page.status_code == 200
+    assert "entrance-card" in page.content.decode()
+    assert client.post(reverse("account_logout")).status_code == 302
+    assert client.get("/").status_code == 302
 
 
 def test_login_form_errors_are_shown_not_raised(client, owner):
