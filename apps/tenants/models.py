@@ -82,6 +82,17 @@ class Environment(models.Model):
     name = models.CharField(max_length=100)
     description = models.TextField(blank=True)
     hosts = models.ManyToManyField("hosts.Host", blank=True, related_name="environments")
+    # Compose policy and container hardening defaults (changed by platform admins only).
+    policy_exceptions = models.JSONField(
+        default=list, blank=True, help_text="Names of compose policy rules allowed here"
+    )
+    publish_interface = models.GenericIPAddressField(
+        default="127.0.0.1", help_text="Host interface that published ports bind to"
+    )
+    default_memory_limit = models.BigIntegerField(default=512 * 1024 * 1024)
+    default_pids_limit = models.PositiveIntegerField(default=512)
+    log_max_size = models.CharField(max_length=10, default="10m")
+    log_max_files = models.PositiveIntegerField(default=3)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = EnvironmentQuerySet.as_manager()

@@ -4,8 +4,10 @@ project, and the policy reports every forbidden construct whatever syntax hides 
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import yaml
@@ -458,17 +460,19 @@ FORBIDDEN: dict[str, st.SearchStrategy] = {
 }
 
 
-def interpolated(value: Any, data: st.DataObject, variables: dict[str, str]) -> Any:
+def interpolated(
+    value: Any, data: st.DataObject, variables: dict[str, str], names: Iterator[str]
+) -> Any:
     """Maybe hide each string (or boolean) behind one of Compose's interpolation forms."""
     if isinstance(value, dict):
-        return {k: interpolated(v, data, variables) for k, v in value.items()}
+        return {k: interpolated(v, data, variables, names) for k, v in value.items()}
     if isinstance(value, list):
-        return [interpolated(v, data, variables) for v in value]
+        return [interpolated(v, data, variables, names) for v in value]
     if isinstance(value, bool):
         value = "true" if value else "false"
     if not isinstance(value, str) or "}" in value or not data.draw(st.booleans()):
         return value
-    name = f"V{len(variables)}"
+    name = next(names)
     form = data.draw(
         st.sampled_from(["plain", "dollar", "default", "unset_default", "alt", "split"])
     )
@@ -510,7 +514,8 @@ def forbidden_documents(draw):
     service, top = draw(FORBIDDEN[rule])
     variables: dict[str, str] = {}
     data = draw(st.data())
-    service = interpolated(service, data, variables)
+    names = (f"V{n}" for n in itertools.count())
+    service = interpolated(service, data, variables, names)
     base = {"image": "nginx", "environment": {"A": "1"}, "labels": {"team": "a"}}
     if "network_mode" not in service and draw(st.booleans()):
         base["ports"] = ["127.0.0.1:8080:80"]

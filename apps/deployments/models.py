@@ -1,0 +1,198 @@
+"""Stacks and what they are made of: desired state in the database, mirrored containers.
+
+The reconciler makes the engines match the stack's current Revision; these rows are
+written by the service layer (desired state) and by the reconciler (observed state).
+"""
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+
+from apps.tenants.querysets import TenantOwnedQuerySet
+
+dns_label_validator = RegexValidator(
+    r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",
+    "Use lowercase letters, digits and hyphens (a DNS label), starting and ending with a "
+    "letter or digit.",
+)
+
+
+class StackQuerySet(TenantOwnedQuerySet):
+    tenant_lookup = "tenant"
+
+
+class StackChildQuerySet(TenantOwnedQuerySet):
+    tenant_lookup = "stack__tenant"
+
+
+class Stack(models.Model):
+    """A deployed application in an environment, from a template version or raw compose."""
+
+    class State(models.TextChoices):
+        DEPLOYING = "deploying", "Deploying"
+        HEALTHY = "healthy", "Healthy"
+        DEGRADED = "degraded", "Degraded"
+        FAILED = "failed", "Failed"
+        STOPPING = "stopping", "Stopping"
+        STOPPED = "stopped", "Stopped"
+        REMOVING = "removing", "Removing"
+        UNKNOWN = "unknown", "Unknown"
+
+    class Desired(models.TextChoices):
+        RUNNING = "running", "Running"
+        STOPPED = "stopped", "Stopped"
+        REMOVED = "removed", "Removed"
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="stacks")
+    environment = models.ForeignKey(
+        "tenants.Environment", on_delete=models.CASCADE, related_name="stacks"
+    )
+    name = models.CharField(max_length=63, validators=[dns_label_validator])
+    template_version = models.ForeignKey(
+        "catalog.TemplateVersion",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="stacks",
+    )
+    answers = models.JSONField(default=dict, blank=True)
+    compose = models.TextField(blank=True, help_text="The compose source before interpolation")
+    desired_state = models.CharField(
+        max_length=10, choices=Desired.choices, default=Desired.RUNNING
+    )
+    remove_volumes = models.BooleanField(default=False)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.DEPLOYING)
+    state_reason = models.TextField(blank=True)
+    current_revision = models.ForeignKey(
+        "deployments.Revision",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    operation = models.CharField(max_length=20, blank=True)
+    operation_started_at = models.DateTimeField(null=True, blank=True)
+    operation_deadline = models.DateTimeField(null=True, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    claimed_by = models.CharField(max_length=100, blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    last_reconciled_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = StackQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["environment", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["environment", "name"], name="unique_stack_name"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Revision(models.Model):
+    """An immutable snapshot of a stack's whole desired spec; rollback deploys an old one.
+
+    `spec` is the parsed, interpolated and normalised compose project (plain JSON) plus
+    the environment's hardening defaults, exactly what the reconciler converges to.
+    """
+
+    stack = models.ForeignKey(Stack, on_delete=models.CASCADE, related_name="revisions")
+    number = models.PositiveIntegerField()
+    spec = models.JSONField()
+    template_version = models.ForeignKey(
+        "catalog.TemplateVersion",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    answers = models.JSONField(default=dict, blank=True)
+    compose = models.TextField(blank=True)
+    summary = models.TextField(blank=True)
+    changes = models.JSONField(default=list, blank=True)
+    reason = models.CharField(max_length=40, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = StackChildQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["stack", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["stack", "number"], name="unique_revision_number"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.stack.name} r{self.number}"
+
+
+class Service(models.Model):
+    """A service of a stack as last planned: name, image, desired scale and health."""
+
+    class Health(models.TextChoices):
+        HEALTHY = "healthy", "Healthy"
+        STARTING = "starting", "Starting"
+        UNHEALTHY = "unhealthy", "Unhealthy"
+        STOPPED = "stopped", "Stopped"
+        FAILED = "failed", "Failed"
+        UNKNOWN = "unknown", "Unknown"
+
+    stack = models.ForeignKey(Stack, on_delete=models.CASCADE, related_name="services")
+    name = models.CharField(max_length=63)
+    image = models.CharField(max_length=255)
+    scale = models.PositiveIntegerField(default=1)
+    health = models.CharField(max_length=10, choices=Health.choices, default=Health.UNKNOWN)
+    health_reason = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = StackChildQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["stack", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["stack", "name"], name="unique_service_name"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.stack.name}/{self.name}"
+
+
+class Container(models.Model):
+    """A container the reconciler saw on an engine, mirrored for pages and the API."""
+
+    stack = models.ForeignKey(Stack, on_delete=models.CASCADE, related_name="containers")
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="containers")
+    host = models.ForeignKey("hosts.Host", on_delete=models.CASCADE, related_name="containers")
+    engine_id = models.CharField(max_length=64)
+    name = models.CharField(max_length=255)
+    replica = models.PositiveIntegerField(default=1)
+    revision = models.PositiveIntegerField(default=0)
+    image = models.CharField(max_length=255, blank=True)
+    state = models.CharField(max_length=20, blank=True)
+    health = models.CharField(max_length=20, blank=True)
+    health_reason = models.TextField(blank=True)
+    restart_count = models.PositiveIntegerField(default=0)
+    exit_code = models.IntegerField(null=True, blank=True)
+    ports = models.JSONField(default=list, blank=True)
+    user_stopped = models.BooleanField(default=False)
+    started_at = models.DateTimeField(null=True, blank=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+
+    objects = StackChildQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["stack", "service", "replica"]
+        constraints = [
+            models.UniqueConstraint(fields=["host", "engine_id"], name="unique_engine_container"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
