@@ -28,7 +28,7 @@ while [ "$running" = 1 ]; do
     ticks=$((ticks + 1))
     line="tick $ticks $(stamp)"
     if [ -n "$target" ]; then
-        if answer="$(wget -q -O - -T 5 "$target" 2>&1)"; then
+        if answer="$(timeout 5 wget -q -O - "$target" 2>&1)"; then
             line="$line $(printf '%s' "$answer" | tr '\r\n' '  ')"
         else
             line="$line error: $(printf '%s' "$answer" | tr '\r\n' '  ')"

@@ -5,6 +5,9 @@
 # (REQUEST_METHOD, REQUEST_URI, QUERY_STRING, CONTENT_LENGTH ...). A CGI prints its
 # headers, an empty line, then the body; "Status: NNN" must be the very first header,
 # which is why every script answers through `respond` below.
+#
+# Never pass -T to busybox wget: Debian's busybox-static 1.35 wget segfaults with it.
+# Bound a call with `timeout SECONDS wget ...` instead.
 
 APP_NAME="${APP_NAME:-demo}"
 APP_VERSION="${APP_VERSION:-0.0}"
