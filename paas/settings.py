@@ -135,11 +135,21 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Fail fast when Redis is down: a request queueing work must not hang (apps/core/queue.py).
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "max_retries": 1}
 BERTH_HEARTBEAT_SECONDS = int(os.environ.get("BERTH_HEARTBEAT_SECONDS", "30"))
+BERTH_RECONCILE_SECONDS = int(os.environ.get("BERTH_RECONCILE_SECONDS", "30"))
+BERTH_RECONCILE_LEASE_SECONDS = int(os.environ.get("BERTH_RECONCILE_LEASE_SECONDS", "60"))
+BERTH_ORPHAN_GRACE_SECONDS = int(os.environ.get("BERTH_ORPHAN_GRACE_SECONDS", "300"))
 CELERY_BEAT_SCHEDULE = {
     "hosts.heartbeat": {
         "task": "hosts.heartbeat_all",
         "schedule": BERTH_HEARTBEAT_SECONDS,
+    },
+    "deployments.reconcile": {
+        "task": "deployments.reconcile_all",
+        "schedule": BERTH_RECONCILE_SECONDS,
     },
 }
 
