@@ -6,6 +6,8 @@ from rest_framework.routers import DefaultRouter
 
 from apps.accounts.api.views import ApiTokenViewSet
 from apps.activity.api.views import EventViewSet
+from apps.catalog.api.views import TemplateViewSet
+from apps.deployments.api.views import RevisionViewSet, ServiceViewSet, StackViewSet
 from apps.hosts.api.views import HostViewSet
 from apps.tenants.api.views import (
     EnvironmentViewSet,
@@ -22,7 +24,11 @@ router.register("memberships", MembershipViewSet, basename="membership")
 router.register("invitations", InvitationViewSet, basename="invitation")
 router.register("hosts", HostViewSet, basename="host")
 router.register("events", EventViewSet, basename="event")
+router.register("templates", TemplateViewSet, basename="template")
 router.register("tokens", ApiTokenViewSet, basename="token")
+router.register("stacks", StackViewSet, basename="stack")
+router.register("services", ServiceViewSet, basename="service")
+router.register("revisions", RevisionViewSet, basename="revision")
 
 app_name = "api"
 urlpatterns = [

@@ -243,6 +243,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    # Hosts and stacks both have a `state` with different choices: name each enum.
+    "ENUM_NAME_OVERRIDES": {
+        "HostStateEnum": "apps.hosts.models.Host.State",
+        "StackStateEnum": "apps.deployments.models.Stack.State",
+    },
 }
 
 # Accounts: django-allauth for local sign-up and OAuth providers.

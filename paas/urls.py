@@ -15,6 +15,8 @@ urlpatterns = [
     path("settings/", include("apps.accounts.urls")),
     path("activity/", include("apps.activity.urls")),
     path("hosts/", include("apps.hosts.urls")),
+    path("catalog/", include("apps.catalog.urls")),
+    path("stacks/", include("apps.deployments.urls")),
 ]
 
 handler403 = "apps.core.views.permission_denied"

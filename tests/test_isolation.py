@@ -39,6 +39,9 @@ from apps.accounts import services as token_services
 from apps.accounts.models import ApiToken
 from apps.activity.models import Event
 from apps.activity.services import record_event
+from apps.catalog.models import Template, TemplateVersion
+from apps.deployments import services as stack_services
+from apps.deployments.models import Container, Revision, Service, Stack
 from apps.hosts.models import Host
 from apps.tenants import services as tenant_services
 from apps.tenants.middleware import SESSION_ENVIRONMENT, SESSION_TENANT
@@ -246,10 +249,41 @@ def world(db, make_user, outsider, tenant_b, superuser) -> World:
         last_error="acme-secret-error",
     )
     environment.hosts.add(host)
+    stack = stack_services.create_stack(
+        olivia,
+        environment,
+        "acme-secret-shop",
+        compose="services:\n  web:\n    image: acme-secret/web:1\n"
+        "    environment: {MOTTO: acme-secret-motto}\n",
+    )
+    service = stack.services.get(name="web")
+    container = Container.objects.create(
+        stack=stack,
+        service=service,
+        host=host,
+        engine_id="acme-secret-engine-id",
+        name="acme-secret-shop-web-1",
+        revision=1,
+        state="running",
+    )
     event = record_event(
         "acme.secret", actor=olivia, tenant=tenant, obj=environment, message="acme-secret-event"
     )
     _, outsider_token_raw = token_services.create_token(actor=outsider, name="oscar-cli")
+    template = Template.objects.create(
+        slug="acme-secret-app",
+        name="acme-secret-template",
+        category="other",
+        description="acme-secret-template-description",
+        publisher=tenant,
+        visibility=Template.Visibility.TENANT,
+    )
+    template_version = TemplateVersion.objects.create(
+        template=template,
+        version="1.0.0",
+        compose="services: {web: {image: acme-secret/web:1}}\n",
+        content_hash="0" * 64,
+    )
     result = World(
         tenant=tenant,
         environment=environment,
@@ -273,6 +307,12 @@ def world(db, make_user, outsider, tenant_b, superuser) -> World:
         ApiToken: token,
         Event: event,
         Host: host,
+        Stack: stack,
+        Service: service,
+        Revision: stack.current_revision,
+        Container: container,
+        Template: template,
+        TemplateVersion: template_version,
         get_user_model(): olivia,
     }
     return result

@@ -16,16 +16,6 @@ from apps.tenants.models import Environment, Tenant
 from apps.tenants.services import role_of
 
 SECTIONS = {
-    "catalog": (
-        "Catalog",
-        "Templates of microservices, published by the platform or shared by tenants: "
-        "answer a few questions and deploy.",
-    ),
-    "stacks": (
-        "Stacks",
-        "Your deployed applications: services, containers, health, logs, shells, "
-        "scaling, upgrades and rollbacks.",
-    ),
     "registry": (
         "Registry",
         "A private image registry per tenant: push with the stock docker client, "

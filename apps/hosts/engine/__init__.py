@@ -4,6 +4,16 @@ Everyone else calls `get_engine(host)` and catches `EngineError`.
 """
 
 from apps.hosts.engine.client import Engine, EngineInfo, ManagedContainer, get_engine
+from apps.hosts.engine.containers import (
+    ContainerRequest,
+    ContainerStatus,
+    HealthcheckRequest,
+    HostPolicy,
+    Mount,
+    PortBinding,
+    checked_config,
+    host_config,
+)
 from apps.hosts.engine.errors import EngineError
 from apps.hosts.engine.labels import LABEL_PREFIX, MANAGED_LABEL, label_key, managed_labels
 from apps.hosts.engine.tls import forget_tls_files
@@ -11,6 +21,14 @@ from apps.hosts.engine.tls import forget_tls_files
 __all__ = [
     "LABEL_PREFIX",
     "MANAGED_LABEL",
+    "ContainerRequest",
+    "ContainerStatus",
+    "HealthcheckRequest",
+    "HostPolicy",
+    "Mount",
+    "PortBinding",
+    "checked_config",
+    "host_config",
     "Engine",
     "EngineError",
     "EngineInfo",

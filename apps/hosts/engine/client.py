@@ -16,8 +16,10 @@ from django.conf import settings
 from docker.constants import DEFAULT_DOCKER_API_VERSION, MINIMUM_DOCKER_API_VERSION
 from docker.utils import version_lt
 
+from apps.hosts.engine.containers import exit_code_from_status, health_from_status
 from apps.hosts.engine.errors import EngineError, engine_errors
 from apps.hosts.engine.labels import label_filters
+from apps.hosts.engine.operations import Operations
 from apps.hosts.engine.tls import TLSFiles, write_tls_files
 
 
@@ -44,6 +46,17 @@ class ManagedContainer:
     state: str
     status: str
     labels: dict[str, str] = field(default_factory=dict)
+    created: float = 0.0
+    ports: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def health(self) -> str:
+        """healthy, unhealthy, starting, or "" without a health check (from the list call)."""
+        return health_from_status(self.status)
+
+    @property
+    def exit_code(self) -> int | None:
+        return exit_code_from_status(self.status)
 
 
 def _negotiated_version(server_api: str) -> str:
@@ -59,8 +72,11 @@ def _negotiated_version(server_api: str) -> str:
     return server_api
 
 
-class Engine:
-    """A narrow interface over one Docker engine; nothing docker-py leaks out of it."""
+class Engine(Operations):
+    """A narrow interface over one Docker engine; nothing docker-py leaks out of it.
+
+    `api_calls` counts the HTTP requests made to the engine (for benchmarks and tests).
+    """
 
     def __init__(
         self, endpoint: str, *, timeout: float, tls: TLSFiles | None = None, tls_verify: bool = True
@@ -71,6 +87,7 @@ class Engine:
         self._tls_verify = tls_verify
         self._client: docker.DockerClient | None = None
         self._version: dict[str, Any] | None = None
+        self.api_calls = 0
 
     def __repr__(self) -> str:
         return f"<Engine {self.endpoint}>"
@@ -98,7 +115,12 @@ class Engine:
         # Engines are reached directly with the host's own CA: REQUESTS_CA_BUNDLE, proxy
         # variables and .netrc in the environment must not override them.
         client.api.trust_env = False
+        client.api.hooks["response"].append(self._count_call)
         return client
+
+    def _count_call(self, response: Any, *args: Any, **kwargs: Any) -> Any:
+        self.api_calls += 1
+        return response
 
     @property
     def _docker(self) -> docker.DockerClient:
@@ -165,6 +187,17 @@ def _managed_container(attrs: Mapping[str, Any]) -> ManagedContainer:
         state=attrs.get("State", ""),
         status=attrs.get("Status", ""),
         labels=dict(attrs.get("Labels") or {}),
+        created=float(attrs.get("Created") or 0),
+        ports=[
+            {
+                "container_port": p.get("PrivatePort"),
+                "protocol": p.get("Type", "tcp"),
+                "host_ip": p.get("IP", ""),
+                "host_port": p.get("PublicPort"),
+            }
+            for p in attrs.get("Ports") or ()
+            if p.get("PublicPort")
+        ],
     )
 
 

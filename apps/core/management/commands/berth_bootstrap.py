@@ -46,6 +46,19 @@ class Command(BaseCommand):
         self._default_tenant(admin)
         self._site()
         self._local_host()
+        self._catalog()
+
+    def _catalog(self) -> None:
+        """The built-in templates; a bad one is reported and skipped, never fatal here."""
+        from apps.catalog.loader import load_catalog
+        from apps.catalog.management.commands.loadcatalog import default_catalog_path
+
+        report = load_catalog(default_catalog_path())
+        self._say(
+            f"Catalog: {len(report.templates)} templates, {len(report.created)} versions added."
+        )
+        for line in report.problems:
+            self._say(self.style.WARNING(f"  catalog: {line}"))
 
     def _say(self, text: str) -> None:
         self.stdout.write(text)

@@ -1,0 +1,97 @@
+"""/api/v1/templates/: list (filters q, category, publisher), detail, versions, publish.
+
+Publishing is one call to apps.catalog.services; its ValidationError answers 400 with
+the field ("template", "version", "compose", "berth") and the README's message lines.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions, mixins, status
+from rest_framework.decorators import action
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.response import Response
+
+from apps.catalog import services
+from apps.catalog.api import serializers as s
+from apps.catalog.models import Template
+from apps.catalog.views import filter_templates, versions_newest_first
+from apps.core.api import TenantScopedViewSet
+
+FILTERS = [
+    OpenApiParameter("q", str, description="Search in name, description, slug and tags."),
+    OpenApiParameter("category", str, description="A category slug, e.g. database."),
+    OpenApiParameter("publisher", str, description="berth, mine (the token's tenant) or others."),
+]
+
+
+class TemplateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet):
+    """Templates you may see: Berth's, your tenants' and approved public ones."""
+
+    model = Template
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
+
+    def get_queryset(self):
+        queryset = super().get_queryset().select_related("publisher").prefetch_related("versions")
+        if self.action != "list":
+            return queryset
+        tenant = self.token.tenant if self.token is not None and self.token.tenant_id else None
+        tenant = tenant or getattr(self.request, "tenant", None)
+        return filter_templates(queryset, self.request.query_params, tenant)
+
+    def get_serializer_class(self):
+        return {
+            "retrieve": s.TemplateDetailSerializer,
+            "create": s.TemplatePublishSerializer,
+            "versions": s.VersionPublishSerializer,
+        }.get(self.action, s.TemplateSerializer)
+
+    @extend_schema(parameters=FILTERS)
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(request=s.TemplatePublishSerializer, responses={201: s.TemplateDetailSerializer})
+    def create(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        metadata = {k: data[k] for k in s.TemplatePublishSerializer.METADATA if k in data}
+        published = services.publish_template(
+            request.user,
+            data["tenant"],
+            metadata,
+            data["version"],
+            data["compose"],
+            data.get("berth", ""),
+            data.get("readme", ""),
+            data["visibility"],
+        )
+        template = self.get_queryset().get(pk=published.template_id)
+        return Response(s.TemplateDetailSerializer(template).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(methods=["get"], responses=s.TemplateVersionSerializer(many=True))
+    @extend_schema(
+        methods=["post"],
+        request=s.VersionPublishSerializer,
+        responses={201: s.TemplateVersionSerializer},
+    )
+    @action(detail=True, methods=["get", "post"])
+    def versions(self, request, pk=None):
+        template = self.get_object()
+        if request.method == "GET":
+            data = s.TemplateVersionSerializer(versions_newest_first(template), many=True).data
+            return Response(data)
+        if not self.writable_queryset().filter(pk=template.pk).exists():
+            raise exceptions.PermissionDenied("Only members of the publishing tenant add versions.")
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        version = services.publish_version(
+            request.user,
+            template,
+            data["version"],
+            data["compose"],
+            data.get("berth", ""),
+            data.get("readme", ""),
+        )
+        return Response(s.TemplateVersionSerializer(version).data, status=status.HTTP_201_CREATED)

@@ -1,0 +1,341 @@
+"""Publishing to the catalog: templates, immutable versions, sharing and approval.
+
+A tenant member publishes a template (an uploaded compose file plus metadata, or a
+running stack's compose and answers); it is private to the tenant until an admin of
+the platform approves a request to make it public. A published version never changes:
+its content is hashed, and the same version string is refused a second time. Every
+version is checked as the loader checks built-ins: berth.yml read, the compose file
+loaded with placeholder answers and held to the policy of an ordinary tenant.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+
+from apps.activity.services import record_event
+from apps.catalog.models import Template, TemplateVersion
+from apps.catalog.questions import Question, VersionConfig, config_of, dump_berth_yml
+from apps.catalog.validation import SLUG_RE, check_template_meta, check_version_files, is_emoji
+from apps.tenants.roles import Role
+from apps.tenants.services import require_role
+
+DEFAULT_ICON = "📦"
+IMMUTABLE_MESSAGE = (
+    "Version {version} of {slug} is already published and cannot change: "
+    "publish a new version instead."
+)
+
+
+@dataclass(frozen=True)
+class CheckedVersion:
+    """A version's content after every check, ready to be stored."""
+
+    version: str
+    compose: str
+    berth_yml: str
+    config: VersionConfig
+    content_hash: str
+
+
+def content_hash(compose: str, berth_yml: str) -> str:
+    """The README's hash: per-file sha256 under the file's name, so no two splits collide.
+
+    README.md, template.yml and the icon are template-level and may change any time.
+    """
+    lines = b""
+    for name, text in (("docker-compose.yml", compose), ("berth.yml", berth_yml)):
+        inner = hashlib.sha256((text or "").encode()).hexdigest()
+        lines += name.encode() + b"\0" + inner.encode() + b"\n"
+    return hashlib.sha256(lines).hexdigest()
+
+
+def refuse_changed(existing: TemplateVersion, digest: str, compose: str, where: str) -> str:
+    """ "" when the stored version has this content, else the README's refusal naming the file."""
+    if existing.content_hash == digest:
+        return ""
+    changed = "docker-compose.yml" if existing.compose != compose else "berth.yml"
+    return (
+        f"{existing.template.slug} {existing.version}: content changed since publication "
+        f"(published {existing.content_hash[:12]}, now {digest[:12]}; {where}/{changed} "
+        "differs): publish a new version instead"
+    )
+
+
+def _siblings(template: Template | None) -> dict[str, VersionConfig]:
+    if template is None or template.pk is None:
+        return {}
+    return {v.version: config_of(v) for v in template.versions.all()}
+
+
+def check_version(
+    version: str, compose: str, berth_yml: str = "", template: Template | None = None
+) -> CheckedVersion:
+    """Validate one version as the loader does; ValidationError keyed version/berth/compose."""
+    version = str(version or "").strip()
+    siblings = _siblings(template)
+    report = check_version_files(compose, berth_yml, version=version, siblings=siblings)
+    if report.errors:
+        raise ValidationError(report.errors)
+    return CheckedVersion(
+        version, compose, berth_yml, report.config, content_hash(compose, berth_yml)
+    )
+
+
+def _metadata(metadata: dict[str, Any]) -> dict[str, Any]:
+    """Publish metadata: a slug plus template.yml's keys (icon and tags optional here)."""
+    data = {
+        "icon": DEFAULT_ICON,
+        "tags": [],
+        **{k: v for k, v in metadata.items() if v is not None},
+    }
+    slug = data.pop("slug", "")
+    if isinstance(data.get("tags"), str):
+        data["tags"] = [t.strip() for t in data["tags"].split(",") if t.strip()]
+    if data.get("homepage") == "":
+        data.pop("homepage")
+    if not data.get("icon"):
+        data["icon"] = DEFAULT_ICON
+    values, problems = check_template_meta(data, source="")
+    if not isinstance(slug, str) or not SLUG_RE.match(slug) or len(slug) > 40:
+        problems.append("slug: lowercase letters and digits, separated by hyphens (at most 40)")
+    if not is_emoji(values.get("icon")):
+        problems.append("icon: a single emoji")
+    if problems:
+        raise ValidationError({"template": problems})
+    return {**values, "slug": slug}
+
+
+def _store_version(
+    template: Template, checked: CheckedVersion, actor: Any, readme: str
+) -> TemplateVersion:
+    if template.pk and template.versions.filter(version=checked.version).exists():
+        raise ValidationError(
+            {"version": IMMUTABLE_MESSAGE.format(version=checked.version, slug=template.slug)}
+        )
+    return TemplateVersion.objects.create(
+        template=template,
+        version=checked.version,
+        compose=checked.compose,
+        config=checked.config.to_dict(),
+        questions=[q.to_dict() for q in checked.config.questions],
+        readme=readme,
+        content_hash=checked.content_hash,
+        published_by=actor if getattr(actor, "is_authenticated", False) else None,
+    )
+
+
+def _visibility(visibility: str) -> str:
+    if visibility not in Template.Visibility.values:
+        choices = ", ".join(Template.Visibility.values)
+        raise ValidationError({"visibility": f"Choose one of: {choices}."})
+    return visibility
+
+
+@transaction.atomic
+def publish_template(
+    actor: Any,
+    tenant: Any,
+    metadata: dict[str, Any],
+    version: str,
+    compose: str,
+    berth_yml: str = "",
+    readme: str = "",
+    visibility: str = Template.Visibility.TENANT,
+) -> TemplateVersion:
+    """Publish `version` of the tenant's template `metadata["slug"]` (created if new).
+
+    Metadata of an existing template is updated with the new version's. Asking for
+    public visibility puts the template in the platform admins' approval queue.
+    """
+    require_role(actor, tenant, Role.MEMBER)
+    values = _metadata(metadata)
+    visibility = _visibility(visibility)
+    template = (
+        Template.objects.select_for_update()
+        .filter(publisher=tenant, slug=values.get("slug", ""))
+        .first()
+    )
+    _refuse_existing(template, version)
+    checked = check_version(version, compose, berth_yml, template)
+    created = template is None
+    template = template or Template(publisher=tenant)
+    for key, value in values.items():
+        setattr(template, key, value)
+    template.readme = readme or template.readme
+    if visibility == Template.Visibility.PUBLIC and template.approval != Template.Approval.APPROVED:
+        template.approval = Template.Approval.PENDING
+    if created or visibility == Template.Visibility.PUBLIC:
+        template.visibility = visibility
+    try:
+        template.full_clean(validate_constraints=False)
+    except ValidationError as exc:
+        raise ValidationError({"template": exc.messages}) from None
+    template.save()
+    stored = _store_version(template, checked, actor, readme)
+    record_event(
+        "catalog.template.publish",
+        actor=actor,
+        tenant=tenant,
+        obj=template,
+        message=f"Published {template.slug} {stored.version}",
+        data={"version": stored.version, "visibility": template.visibility},
+    )
+    return stored
+
+
+def _refuse_existing(template: Template | None, version: str) -> None:
+    """A published version is immutable: the same version string is refused, first."""
+    version = str(version or "").strip()
+    if template is not None and template.versions.filter(version=version).exists():
+        raise ValidationError(
+            {"version": IMMUTABLE_MESSAGE.format(version=version, slug=template.slug)}
+        )
+
+
+@transaction.atomic
+def publish_version(
+    actor: Any,
+    template: Template,
+    version: str,
+    compose: str,
+    berth_yml: str = "",
+    readme: str = "",
+) -> TemplateVersion:
+    """A new version of an existing tenant template (built-ins come from catalog/ only)."""
+    if template.publisher_id is None:
+        raise PermissionDenied("Built-in templates are published from the catalog folder.")
+    require_role(actor, template.publisher, Role.MEMBER)
+    template = Template.objects.select_for_update().get(pk=template.pk)
+    _refuse_existing(template, version)
+    checked = check_version(version, compose, berth_yml, template)
+    if readme:
+        template.readme = readme
+        template.save(update_fields=["readme", "updated_at"])
+    stored = _store_version(template, checked, actor, readme)
+    record_event(
+        "catalog.template.publish",
+        actor=actor,
+        tenant=template.publisher,
+        obj=template,
+        message=f"Published {template.slug} {stored.version}",
+        data={"version": stored.version, "visibility": template.visibility},
+    )
+    return stored
+
+
+def _require_publisher_role(actor: Any, template: Template, role: str) -> None:
+    if template.publisher_id is None:
+        _require_platform_admin(actor)
+    else:
+        require_role(actor, template.publisher, role)
+
+
+def _require_platform_admin(actor: Any) -> None:
+    if not (getattr(actor, "is_superuser", False) and actor.is_active):
+        raise PermissionDenied("Only platform admins review templates.")
+
+
+@transaction.atomic
+def request_public(actor: Any, template: Template) -> Template:
+    """Ask for the template to be listed for every tenant; admins approve or reject."""
+    _require_publisher_role(actor, template, Role.ADMIN)
+    if template.approval == Template.Approval.APPROVED and template.visibility == "public":
+        return template
+    template.visibility = Template.Visibility.PUBLIC
+    template.approval = Template.Approval.PENDING
+    template.save(update_fields=["visibility", "approval", "updated_at"])
+    _review_event("catalog.template.request_public", actor, template, "Asked to make it public")
+    return template
+
+
+@transaction.atomic
+def make_private(actor: Any, template: Template) -> Template:
+    """Withdraw a template from the public catalog (stacks deployed from it keep running)."""
+    _require_publisher_role(actor, template, Role.ADMIN)
+    if template.publisher_id is None:
+        raise ValidationError({"visibility": "Built-in templates are always public."})
+    template.visibility = Template.Visibility.TENANT
+    template.approval = Template.Approval.NOT_REQUESTED
+    template.save(update_fields=["visibility", "approval", "updated_at"])
+    _review_event("catalog.template.make_private", actor, template, "Made private")
+    return template
+
+
+def _review(actor: Any, template: Template, approval: str, reason: str = "") -> Template:
+    _require_platform_admin(actor)
+    if template.approval != Template.Approval.PENDING:
+        raise ValidationError({"approval": "This template is not waiting for a review."})
+    template.approval = approval
+    template.save(update_fields=["approval", "updated_at"])
+    verb = "Approved" if approval == Template.Approval.APPROVED else "Rejected"
+    message = f"{verb} for the public catalog" + (f": {reason}" if reason else "")
+    _review_event(f"catalog.template.{approval}", actor, template, message)
+    return template
+
+
+@transaction.atomic
+def approve_template(actor: Any, template: Template) -> Template:
+    """A platform admin lets a pending template into the public catalog."""
+    return _review(actor, template, Template.Approval.APPROVED)
+
+
+@transaction.atomic
+def reject_template(actor: Any, template: Template, reason: str = "") -> Template:
+    """A platform admin refuses a pending template; it stays private to its tenant."""
+    return _review(actor, template, Template.Approval.REJECTED, reason)
+
+
+def _review_event(action: str, actor: Any, template: Template, message: str) -> None:
+    record_event(action, actor=actor, tenant=template.publisher, obj=template, message=message)
+
+
+# --- save a running stack as a template -------------------------------------------------------
+
+
+def _stack_questions(stack: Any) -> VersionConfig:
+    """The stack's questions with its answers as defaults; secrets never become defaults."""
+    if stack.template_version is None:
+        questions = tuple(
+            Question(variable=name, label=name, default=str(value))
+            for name, value in sorted((stack.answers or {}).items())
+        )
+        return VersionConfig(questions=questions)
+    config = config_of(stack.template_version)
+    answers = stack.answers or {}
+    questions = []
+    for question in config.questions:
+        values = question.to_dict()
+        if question.type not in ("password", "secret") and question.variable in answers:
+            values["default"] = str(answers[question.variable])
+        questions.append(Question.from_dict(values))
+    return VersionConfig(questions=tuple(questions), services=config.services)
+
+
+def save_as_template(
+    actor: Any,
+    stack: Any,
+    metadata: dict[str, Any],
+    version: str,
+    readme: str = "",
+    visibility: str = Template.Visibility.TENANT,
+) -> TemplateVersion:
+    """Publish a running stack's compose file, its answers becoming the defaults."""
+    require_role(actor, stack.tenant, Role.MEMBER)
+    compose = stack.compose or (stack.template_version.compose if stack.template_version else "")
+    berth_yml = dump_berth_yml(_stack_questions(stack))
+    published = publish_template(
+        actor, stack.tenant, metadata, version, compose, berth_yml, readme, visibility
+    )
+    record_event(
+        "catalog.template.save_from_stack",
+        actor=actor,
+        tenant=stack.tenant,
+        obj=published.template,
+        message=f"Saved stack {stack.name} as {published.template.slug} {version}",
+    )
+    return published

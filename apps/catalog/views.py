@@ -1,0 +1,245 @@
+"""Catalog pages: the list (live search), a template's page with its deploy form,
+publishing, and the approval queue for platform admins.
+
+Lookups go through `visible_to`; every change is one service call (catalog services, or
+deployments.create_stack for a deploy) whose ValidationError lands on the form.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.db.models import Q, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.utils.decorators import method_decorator
+from django.views.decorators.vary import vary_on_headers
+from django.views.generic import ListView
+
+from apps.catalog import services
+from apps.catalog.forms import DeployForm, PublishForm
+from apps.catalog.models import Template, TemplateVersion
+from apps.catalog.rendering import render_readme
+from apps.catalog.validation import CATEGORIES
+from apps.core.generic import CreateFormView, LookupFirstMixin, ObjectFormView
+from apps.core.mixins import PlatformAdminMixin, TenantScopedMixin, form_errors_from
+from apps.tenants.models import Environment
+from apps.tenants.roles import Role
+
+PUBLISHERS = {"berth": "Berth", "mine": "My tenant", "others": "Other tenants"}
+
+
+def filter_templates(queryset: QuerySet, params: Any, tenant: Any = None) -> QuerySet:
+    """The catalog filters, shared by the page and the API: q, category, publisher."""
+    query = (params.get("q") or "").strip()
+    if query:
+        queryset = queryset.filter(
+            Q(name__icontains=query)
+            | Q(description__icontains=query)
+            | Q(slug__icontains=query)
+            | Q(tags__icontains=query)
+        )
+    category = params.get("category")
+    if category:
+        queryset = queryset.filter(category=category)
+    publisher = params.get("publisher")
+    if publisher == "berth":
+        queryset = queryset.filter(publisher__isnull=True)
+    elif publisher == "mine":
+        queryset = queryset.filter(publisher=tenant) if tenant else queryset.none()
+    elif publisher == "others":
+        queryset = queryset.filter(publisher__isnull=False)
+        queryset = queryset.exclude(publisher=tenant) if tenant else queryset
+    return queryset
+
+
+def versions_newest_first(template: Template) -> list[TemplateVersion]:
+    from apps.catalog import semver
+
+    def key(version: TemplateVersion) -> Any:
+        try:
+            return (1, semver.parse_version(version.version))
+        except ValueError:
+            return (0, semver.parse_version("0.0.0"))
+
+    return sorted(template.versions.all(), key=key, reverse=True)
+
+
+@method_decorator(vary_on_headers("HX-Request"), name="dispatch")
+class CatalogListView(TenantScopedMixin, ListView):
+    """Cards of every template the user may see; htmx swaps only the results."""
+
+    model = Template
+    template_name = "catalog/template_list.html"
+    context_object_name = "templates"
+
+    def get_queryset(self) -> QuerySet:
+        queryset = super().get_queryset().select_related("publisher")
+        return filter_templates(queryset, self.request.GET, self.request.tenant)
+
+    def get_template_names(self) -> list[str]:
+        if self.request.headers.get("HX-Request"):
+            return ["catalog/partials/_results.html"]
+        return [self.template_name]
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        context.update(
+            categories=CATEGORIES.items(),
+            publishers=PUBLISHERS.items(),
+            filters=self.request.GET,
+        )
+        return context
+
+
+class TemplateDetailView(TenantScopedMixin, LookupFirstMixin, CreateFormView):
+    """README, versions and the deploy form of the chosen version (?version=)."""
+
+    model = Template
+    template_name = "catalog/template_detail.html"
+    form_class = DeployForm
+
+    def get_object(self) -> Template:
+        found = self.get_queryset().filter(pk=self.kwargs["pk"]).first()
+        if found is None:
+            raise Http404("No such template.")
+        return found
+
+    def chosen_version(self) -> TemplateVersion | None:
+        versions = versions_newest_first(self.object)
+        wanted = self.request.GET.get("version") or self.request.POST.get("version")
+        chosen = next((v for v in versions if v.version == wanted), None)
+        stable = [v for v in versions if "-" not in v.version]
+        return chosen or (stable or versions or [None])[0]
+
+    def environments(self) -> QuerySet:
+        tenant = self.request.tenant
+        if tenant is None:
+            return Environment.objects.none()
+        return Environment.objects.visible_to(self.request.user, Role.MEMBER).filter(tenant=tenant)
+
+    def get_form(self, form_class: Any = None) -> DeployForm | None:
+        self.version = self.chosen_version()
+        if self.version is None:
+            return None
+        return DeployForm(
+            **self.get_form_kwargs(), version=self.version, environments=self.environments()
+        )
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        form = self.get_form()
+        if form is None:
+            raise Http404("This template has no version.")
+        return self.form_valid(form) if form.is_valid() else self.form_invalid(form)
+
+    def perform(self, form: DeployForm) -> HttpResponse:
+        from apps.deployments.services import create_stack
+
+        stack = create_stack(
+            self.request.user,
+            form.cleaned_data["environment"],
+            form.cleaned_data["stack_name"],
+            template_version=self.version,
+            answers=form.answers(),
+        )
+        messages.success(self.request, f"Deploying {stack.name}.")
+        return redirect("stacks:detail", pk=stack.pk)
+
+    def form_valid(self, form: DeployForm) -> HttpResponse:
+        try:
+            return self.perform(form)
+        except ValidationError as exc:
+            if hasattr(exc, "error_dict") and "name" in exc.error_dict:
+                exc.error_dict["stack_name"] = exc.error_dict.pop("name")
+            form_errors_from(exc, form)
+            return self.form_invalid(form)
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        context.update(
+            template=self.object,
+            version=self.version,
+            versions=versions_newest_first(self.object),
+            readme=render_readme(
+                self.version.readme if self.version and self.version.readme else self.object.readme
+            ),
+            can_review=self.request.user.is_superuser,
+        )
+        return context
+
+
+class PublishView(CreateFormView):
+    """Publish a template (or a new version of one) for the current tenant."""
+
+    template_name = "catalog/publish.html"
+    form_class = PublishForm
+
+    def perform(self, form: PublishForm) -> HttpResponse:
+        if self.request.tenant is None:
+            raise ValidationError("Choose a tenant first: templates are published by a tenant.")
+        published = services.publish_template(
+            self.request.user,
+            self.request.tenant,
+            form.metadata(),
+            form.cleaned_data["version"],
+            form.compose_text(),
+            form.cleaned_data.get("berth") or "",
+            form.cleaned_data.get("readme") or "",
+            form.cleaned_data["visibility"],
+        )
+        messages.success(self.request, f"Published {published}.")
+        return redirect("catalog:detail", pk=published.template_id)
+
+
+class ApprovalListView(PlatformAdminMixin, ListView):
+    """Templates waiting for a platform admin's review."""
+
+    model = Template
+    template_name = "catalog/approvals.html"
+    context_object_name = "templates"
+
+    def get_queryset(self) -> QuerySet:
+        queryset = Template.objects.visible_to(self.request.user)
+        return queryset.filter(approval=Template.Approval.PENDING).select_related("publisher")
+
+
+class ReviewView(PlatformAdminMixin, ObjectFormView):
+    """Approve or reject (POST `decision`) a pending template."""
+
+    model = Template
+    http_method_names = ["post"]
+
+    def perform(self, form: Any) -> HttpResponse:
+        if self.request.POST.get("decision") == "approve":
+            services.approve_template(self.request.user, self.object)
+            messages.success(self.request, f"{self.object.name} is now in the public catalog.")
+        else:
+            reason = self.request.POST.get("reason", "")[:500]
+            services.reject_template(self.request.user, self.object, reason)
+            messages.info(self.request, f"{self.object.name} was rejected.")
+        return redirect("catalog:approvals")
+
+    def form_invalid(self, form: Any) -> HttpResponse:
+        for error in form.non_field_errors():
+            messages.error(self.request, error)
+        return redirect("catalog:approvals")
+
+
+class RequestPublicView(TenantScopedMixin, ObjectFormView):
+    """A tenant admin asks for the tenant's template to be made public."""
+
+    model = Template
+    min_role = Role.ADMIN
+    http_method_names = ["post"]
+
+    def perform(self, form: Any) -> HttpResponse:
+        services.request_public(self.request.user, self.object)
+        messages.success(self.request, "Asked the platform admins to make it public.")
+        return redirect("catalog:detail", pk=self.object.pk)
+
+    def form_invalid(self, form: Any) -> HttpResponse:
+        for error in form.non_field_errors():
+            messages.error(self.request, error)
+        return redirect("catalog:detail", pk=self.object.pk)

@@ -1,0 +1,215 @@
+"""API shapes of stacks, services, containers and revisions.
+
+Serializers type-check and look up what the body names (environment, template) through
+`visible_to`; the rules (names, answers, compose policy, roles) live in
+apps.deployments.services, so the pages and the API answer the same way. Secret answers
+and the secrets they put into a spec are masked: viewers read these too.
+"""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from apps.core.api import RejectUnknownFieldsMixin, api_token
+from apps.deployments import revisions, services
+from apps.deployments.models import Container, Revision, Service, Stack
+from apps.tenants.models import Environment
+from apps.tenants.roles import Role
+
+
+def masked_answers(version, answers: dict | None) -> dict:
+    names = services.secret_names(version)
+    return {
+        key: revisions.MASK if revisions.is_secret_name(key, names) and value else value
+        for key, value in (answers or {}).items()
+    }
+
+
+class VisibleEnvironmentField(serializers.PrimaryKeyRelatedField):
+    """An environment id, found among those the caller may deploy to; others do not exist."""
+
+    default_error_messages = {
+        "does_not_exist": "No such environment.",
+        "incorrect_type": "Give the environment's id.",
+    }
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("queryset", Environment.objects.all())
+        super().__init__(**kwargs)
+
+    def get_queryset(self):
+        request = self.context["request"]
+        return Environment.objects.visible_to(request.user, Role.MEMBER, token=api_token(request))
+
+
+class ContainerSerializer(serializers.ModelSerializer):
+    service = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    host = serializers.SlugRelatedField(slug_field="name", read_only=True)
+
+    class Meta:
+        model = Container
+        fields = [
+            "id",
+            "name",
+            "service",
+            "host",
+            "replica",
+            "revision",
+            "image",
+            "state",
+            "health",
+            "health_reason",
+            "restart_count",
+            "exit_code",
+            "ports",
+            "started_at",
+            "last_seen_at",
+        ]
+        read_only_fields = fields
+
+
+class ServiceSerializer(serializers.ModelSerializer):
+    stack = serializers.PrimaryKeyRelatedField(read_only=True)
+
+    class Meta:
+        model = Service
+        fields = ["id", "stack", "name", "image", "scale", "health", "health_reason", "updated_at"]
+        read_only_fields = fields
+
+
+class StackSerializer(serializers.ModelSerializer):
+    tenant = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    environment = serializers.PrimaryKeyRelatedField(read_only=True)
+    environment_slug = serializers.CharField(source="environment.slug", read_only=True)
+    template = serializers.SerializerMethodField()
+    version = serializers.SerializerMethodField()
+    revision = serializers.SerializerMethodField()
+    answers = serializers.SerializerMethodField()
+    services = ServiceSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Stack
+        fields = [
+            "id",
+            "name",
+            "tenant",
+            "environment",
+            "environment_slug",
+            "template",
+            "version",
+            "revision",
+            "answers",
+            "desired_state",
+            "state",
+            "state_reason",
+            "operation",
+            "operation_started_at",
+            "operation_deadline",
+            "cancel_requested",
+            "remove_volumes",
+            "services",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+    def get_template(self, stack: Stack) -> str | None:
+        version = stack.template_version
+        return version.template.slug if version else None
+
+    def get_version(self, stack: Stack) -> str | None:
+        return stack.template_version.version if stack.template_version else None
+
+    def get_revision(self, stack: Stack) -> int | None:
+        return stack.current_revision.number if stack.current_revision else None
+
+    def get_answers(self, stack: Stack) -> dict:
+        return masked_answers(stack.template_version, stack.answers)
+
+
+class StackDetailSerializer(StackSerializer):
+    containers = ContainerSerializer(many=True, read_only=True)
+    compose = serializers.CharField(read_only=True)
+
+    class Meta(StackSerializer.Meta):
+        fields = [*StackSerializer.Meta.fields, "containers", "compose"]
+        read_only_fields = fields
+
+
+class StackCreateSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
+    name = serializers.CharField(max_length=63)
+    environment = VisibleEnvironmentField(help_text="Id of an environment you may deploy to.")
+    template = serializers.CharField(
+        required=False, help_text="Slug of a catalog template (yours or the platform's)."
+    )
+    version = serializers.CharField(required=False, help_text="Default: the newest version.")
+    answers = serializers.DictField(required=False, default=dict)
+    compose = serializers.CharField(required=False, trim_whitespace=False)
+
+
+class UpgradeSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
+    version = serializers.CharField()
+    answers = serializers.DictField(required=False, default=dict)
+
+
+class RedeploySerializer(RejectUnknownFieldsMixin, serializers.Serializer):
+    answers = serializers.DictField(required=False, default=dict)
+
+
+class RollbackSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
+    revision = serializers.IntegerField(min_value=1, help_text="The revision number.")
+
+
+class ScaleSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
+    replicas = serializers.IntegerField(help_text=f"0 to {services.MAX_REPLICAS}.")
+
+
+class EmptySerializer(RejectUnknownFieldsMixin, serializers.Serializer):
+    """Actions that take no body."""
+
+
+class RevisionSerializer(serializers.ModelSerializer):
+    stack = serializers.PrimaryKeyRelatedField(read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Revision
+        fields = ["id", "stack", "number", "reason", "summary", "created_by", "created_at"]
+        read_only_fields = fields
+
+
+class RevisionDetailSerializer(RevisionSerializer):
+    spec = serializers.SerializerMethodField()
+    answers = serializers.SerializerMethodField()
+    template = serializers.SerializerMethodField()
+    version = serializers.SerializerMethodField()
+
+    class Meta(RevisionSerializer.Meta):
+        fields = [
+            *RevisionSerializer.Meta.fields,
+            "changes",
+            "template",
+            "version",
+            "answers",
+            "spec",
+            "compose",
+        ]
+        read_only_fields = fields
+
+    def get_spec(self, revision: Revision) -> dict:
+        version = revision.template_version
+        return revisions.masked_spec(
+            revision.spec,
+            services.secret_names(version),
+            services.secret_values(version, revision.answers),
+        )
+
+    def get_answers(self, revision: Revision) -> dict:
+        return masked_answers(revision.template_version, revision.answers)
+
+    def get_template(self, revision: Revision) -> str | None:
+        version = revision.template_version
+        return version.template.slug if version else None
+
+    def get_version(self, revision: Revision) -> str | None:
+        return revision.template_version.version if revision.template_version else None

@@ -1,0 +1,258 @@
+"""Stacks, services and revisions over the API (/api/v1/stacks/, services/, revisions/).
+
+Each write is one call to apps.deployments.services, which checks the caller's role,
+writes the desired state, a Revision and an Event, and queues the reconciler. Objects
+are found through `visible_to`: a foreign stack is 404, too low a role 403.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.db.models import Prefetch
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import mixins, status
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from apps.core.api import TenantScopedViewSet
+from apps.deployments import revisions, services
+from apps.deployments.api import serializers as s
+from apps.deployments.models import Container, Revision, Service, Stack
+
+STACK_FILTER = OpenApiParameter("stack", int, description="Only objects of this stack (id).")
+ENV_FILTER = OpenApiParameter("environment", int, description="Only stacks of this environment.")
+VOLUMES = OpenApiParameter("volumes", bool, description="Also delete the stack's volumes.")
+AGAINST = OpenApiParameter("against", int, description="Revision id to compare with.")
+
+
+def _int_param(request, name: str) -> int | None:
+    value = request.query_params.get(name)
+    if value in (None, ""):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ValidationError({name: "Give a number (an id)."}) from None
+
+
+@extend_schema_view(list=extend_schema(parameters=[ENV_FILTER]))
+class StackViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet):
+    """Deployed stacks: create from a template or compose, act on them, remove them."""
+
+    model = Stack
+
+    def get_queryset(self):
+        services_qs = Service.objects.order_by("name")
+        containers = Container.objects.select_related("service", "host")
+        queryset = (
+            super()
+            .get_queryset()
+            .select_related(
+                "tenant", "environment", "template_version__template", "current_revision"
+            )
+            .prefetch_related(
+                Prefetch("services", queryset=services_qs),
+                Prefetch("containers", queryset=containers),
+            )
+        )
+        if self.action == "list":
+            environment = _int_param(self.request, "environment")
+            if environment is not None:
+                queryset = queryset.filter(environment_id=environment)
+        return queryset
+
+    def get_serializer_class(self):
+        return {
+            "create": s.StackCreateSerializer,
+            "retrieve": s.StackDetailSerializer,
+            "upgrade": s.UpgradeSerializer,
+            "redeploy": s.RedeploySerializer,
+            "rollback": s.RollbackSerializer,
+            "stop": s.EmptySerializer,
+            "start": s.EmptySerializer,
+            "restart": s.EmptySerializer,
+            "cancel": s.EmptySerializer,
+        }.get(self.action, s.StackSerializer)
+
+    def _detail(self, stack: Stack, code: int = status.HTTP_200_OK) -> Response:
+        stack = self.get_queryset().get(pk=stack.pk)
+        return Response(s.StackDetailSerializer(stack).data, status=code)
+
+    def retrieve(self, request, *args, **kwargs):
+        stack = self.get_object()
+        services.expire_operation(stack)
+        return self._detail(stack)
+
+    @extend_schema(responses={201: s.StackDetailSerializer})
+    def create(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        environment = data["environment"]
+        version = None
+        if data.get("template"):
+            if data.get("compose"):
+                raise ValidationError({"compose": "Give a template or a compose file, not both."})
+            version = services.find_template_version(
+                request.user, environment.tenant, data["template"], data.get("version"), self.token
+            )
+        elif not data.get("compose"):
+            raise ValidationError({"compose": "Give a template (and version) or a compose file."})
+        stack = services.create_stack(
+            request.user,
+            environment,
+            data["name"],
+            template_version=version,
+            answers=data.get("answers"),
+            compose=None if version else data["compose"],
+        )
+        return self._detail(stack, status.HTTP_201_CREATED)
+
+    @extend_schema(parameters=[VOLUMES], responses={202: s.StackDetailSerializer})
+    def destroy(self, request, *args, **kwargs):
+        volumes = request.query_params.get("volumes", "").lower() in ("1", "true", "yes")
+        stack = services.remove(request.user, self.get_object(), volumes=volumes)
+        return self._detail(stack, status.HTTP_202_ACCEPTED)
+
+    def _simple(self, operation) -> Response:
+        stack = self.get_object()
+        serializer = self.get_serializer(data=self.request.data)
+        serializer.is_valid(raise_exception=True)
+        return self._detail(operation(self.request.user, stack))
+
+    @extend_schema(responses=s.StackDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def stop(self, request, pk=None):
+        return self._simple(services.stop)
+
+    @extend_schema(responses=s.StackDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def start(self, request, pk=None):
+        return self._simple(services.start)
+
+    @extend_schema(responses=s.StackDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def restart(self, request, pk=None):
+        return self._simple(services.restart)
+
+    @extend_schema(responses=s.StackDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        return self._simple(services.cancel)
+
+    @extend_schema(responses=s.StackDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def redeploy(self, request, pk=None):
+        stack = self.get_object()
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        answers = serializer.validated_data.get("answers")
+        return self._detail(services.redeploy(request.user, stack, answers))
+
+    @extend_schema(responses=s.StackDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def upgrade(self, request, pk=None):
+        stack = self.get_object()
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        if stack.template_version is None:
+            raise ValidationError({"version": "This stack was not deployed from a template."})
+        version = stack.template_version.template.versions.filter(version=data["version"]).first()
+        if version is None:
+            raise ValidationError({"version": f"No version '{data['version']}' of this template."})
+        return self._detail(services.upgrade(request.user, stack, version, data.get("answers")))
+
+    @extend_schema(responses=s.StackDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def rollback(self, request, pk=None):
+        stack = self.get_object()
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        number = serializer.validated_data["revision"]
+        revision = stack.revisions.filter(number=number).first()
+        if revision is None:
+            raise ValidationError({"revision": f"This stack has no revision {number}."})
+        return self._detail(services.rollback(request.user, stack, revision))
+
+
+@extend_schema_view(list=extend_schema(parameters=[STACK_FILTER]))
+class ServiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet):
+    """The services of your stacks, with their health; scale one with `scale/`."""
+
+    model = Service
+
+    def get_queryset(self):
+        queryset = super().get_queryset().select_related("stack")
+        stack = _int_param(self.request, "stack") if self.action == "list" else None
+        return queryset.filter(stack_id=stack) if stack is not None else queryset
+
+    def get_serializer_class(self):
+        return s.ScaleSerializer if self.action == "scale" else s.ServiceSerializer
+
+    @extend_schema(responses=s.ServiceSerializer)
+    @action(detail=True, methods=["post"])
+    def scale(self, request, pk=None):
+        service = self.get_object()
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        service = services.scale(request.user, service, serializer.validated_data["replicas"])
+        return Response(s.ServiceSerializer(service).data)
+
+
+@extend_schema_view(list=extend_schema(parameters=[STACK_FILTER]))
+class RevisionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet):
+    """Every stack's revisions: immutable specs with a summary of what changed."""
+
+    model = Revision
+
+    def get_queryset(self):
+        queryset = (
+            super()
+            .get_queryset()
+            .select_related("stack", "created_by", "template_version__template")
+            .order_by("stack_id", "-number")
+        )
+        stack = _int_param(self.request, "stack") if self.action == "list" else None
+        return queryset.filter(stack_id=stack) if stack is not None else queryset
+
+    def get_serializer_class(self):
+        return s.RevisionDetailSerializer if self.action == "retrieve" else s.RevisionSerializer
+
+    @extend_schema(parameters=[AGAINST], responses={200: dict})
+    @action(detail=True, methods=["get"])
+    def diff(self, request, pk=None):
+        """Unified diff from `against` (default: the previous revision) to this one."""
+        revision = self.get_object()
+        against_id = _int_param(request, "against")
+        siblings = self.get_queryset().filter(stack_id=revision.stack_id)
+        if against_id is None:
+            other = siblings.filter(number__lt=revision.number).order_by("-number").first()
+        else:
+            other = siblings.filter(pk=against_id).first()
+            if other is None:
+                raise ValidationError({"against": "No such revision of this stack."})
+        return Response(
+            {
+                "from": other.number if other else None,
+                "to": revision.number,
+                "lines": revision_diff(other, revision),
+            }
+        )
+
+
+def revision_diff(old: Revision | None, new: Revision) -> list[str]:
+    """The masked diff between two revisions of one stack (either may hold secrets)."""
+    names = services.secret_names(new.template_version)
+    values = services.secret_values(new.template_version, new.answers)
+    if old is not None:
+        names |= services.secret_names(old.template_version)
+        values += services.secret_values(old.template_version, old.answers)
+    return revisions.diff(
+        old.spec if old else None,
+        new.spec,
+        label_a=f"r{old.number}" if old else "(none)",
+        label_b=f"r{new.number}",
+        secret_names=names,
+        secret_values=values,
+    )

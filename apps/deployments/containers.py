@@ -1,0 +1,193 @@
+"""From a Revision's spec to what the driver needs: names, labels and container requests.
+
+Kept apart from the reconciler's control flow so the mapping from Compose keys to the
+Engine API is in one readable place.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+from apps.compose.spec import ComposeProject, ServiceSpec
+from apps.deployments.planner import DesiredService, DesiredStack
+from apps.deployments.spec import service_hash
+from apps.hosts.engine import (
+    ContainerRequest,
+    HealthcheckRequest,
+    HostPolicy,
+    Mount,
+    PortBinding,
+    label_key,
+    managed_labels,
+)
+
+SERVICE = label_key("service")
+REPLICA = label_key("replica")
+REVISION = label_key("revision")
+SPEC_HASH = label_key("spec-hash")
+STACK = label_key("stack")
+TENANT = label_key("tenant")
+CREATED_AT = label_key("created-at")
+
+
+def network_name(stack: Any) -> str:
+    """One network per environment: its services find each other by service name."""
+    return f"berth-{stack.tenant.slug}-{stack.environment.slug}"
+
+
+def volume_name(stack: Any, key: str) -> str:
+    return f"berth-{stack.pk}-{key}"
+
+
+def stack_volumes(stack: Any, project: ComposeProject) -> dict[str, str]:
+    """Volume key -> engine name, for the stack's own (not external) volumes."""
+    return {
+        key: volume_name(stack, key) for key, spec in project.volumes.items() if not spec.external
+    }
+
+
+def container_name(stack: Any, service: str, replica: int, suffix: bool = False) -> str:
+    base = f"{stack.tenant.slug}-{stack.environment.slug}-{stack.name}-{service}-{replica}"
+    return f"{base}-{secrets.token_hex(3)}" if suffix else base
+
+
+def environment_labels(stack: Any) -> dict[str, str]:
+    """For the environment's network, shared by its stacks (so no stack id)."""
+    return managed_labels({"tenant": stack.tenant.slug, "environment": stack.environment.slug})
+
+
+def stack_labels(stack: Any) -> dict[str, str]:
+    return managed_labels(
+        {"tenant": stack.tenant.slug, "environment": stack.environment.slug, "stack": stack.pk}
+    )
+
+
+def desired_stack(stack: Any, spec: dict, project: ComposeProject) -> DesiredStack:
+    services = {
+        name: DesiredService(
+            name=name,
+            hash=service_hash(spec, name),
+            image=service.image,
+            replicas=service.replicas,
+            depends_on={dep: d.condition for dep, d in service.depends_on.items()},
+            update_order=_update_order(service),
+        )
+        for name, service in project.services.items()
+    }
+    return DesiredStack(
+        services=services,
+        state=stack.desired_state,
+        network=network_name(stack),
+        volumes=tuple(sorted(stack_volumes(stack, project).values())),
+    )
+
+
+def _update_order(service: ServiceSpec) -> str:
+    config = service.deploy.update_config
+    return (config.order if config and config.order else "stop-first").replace("_", "-")
+
+
+def container_request(
+    stack: Any,
+    spec: dict,
+    project: ComposeProject,
+    service_name: str,
+    replica: int,
+    name: str,
+    revision: int,
+) -> ContainerRequest:
+    """Everything the driver sends for one replica; hardening from the spec's defaults."""
+    service = project.services[service_name]
+    hardening = spec.get("hardening") or {}
+    volumes = stack_volumes(stack, project)
+    environment = stack.environment
+    limits = service.deploy.limits
+    labels = {
+        **service.labels,
+        **service.deploy.labels,
+        **stack_labels(stack),
+        SERVICE: service_name,
+        REPLICA: str(replica),
+        REVISION: str(revision),
+        SPEC_HASH: service_hash(spec, service_name),
+        CREATED_AT: str(int(time.time())),
+    }
+    cpus = limits.cpus if limits.cpus is not None else service.cpus
+    return ContainerRequest(
+        name=name,
+        image=service.image,
+        network=network_name(stack),
+        aliases=(service_name, *_aliases(service)),
+        memory=int(limits.memory or service.mem_limit or hardening.get("memory") or 0),
+        pids_limit=int(limits.pids or hardening.get("pids") or 0),
+        log_max_size=str(hardening.get("log_max_size") or "10m"),
+        log_max_files=int(hardening.get("log_max_files") or 3),
+        command=service.command,
+        entrypoint=service.entrypoint,
+        env=service.environment,
+        labels=labels,
+        mounts=tuple(_mount(m, volumes) for m in service.volumes),
+        ports=tuple(
+            PortBinding(
+                container_port=p.target,
+                host_ip=p.host_ip or environment.publish_interface,
+                host_port=p.published,
+                protocol=p.protocol,
+            )
+            for p in service.ports
+        ),
+        exposed=tuple((e.port, e.protocol) for e in service.expose),
+        healthcheck=_healthcheck(service),
+        restart_policy=service.restart.name if service.restart else "no",
+        restart_retries=service.restart.max_retries if service.restart else None,
+        user=service.user,
+        working_dir=service.working_dir,
+        stop_timeout=int(service.stop_grace_period) if service.stop_grace_period else None,
+        nano_cpus=int(cpus * 1_000_000_000) if cpus else None,
+        memory_reservation=service.mem_reservation or limits_reservation(service),
+        privileged=service.privileged,
+        cap_add=service.cap_add,
+        cap_drop=service.cap_drop,
+        security_opt=service.security_opt,
+        policy=HostPolicy(
+            allowed_exceptions=frozenset(environment.policy_exceptions or ()),
+            allowed_interfaces=frozenset({environment.publish_interface}),
+            allowed_volumes=frozenset(volumes.values()),
+        ),
+    )
+
+
+def limits_reservation(service: ServiceSpec) -> int | None:
+    return service.deploy.reservations.memory
+
+
+def _aliases(service: ServiceSpec) -> tuple[str, ...]:
+    return tuple(alias for net in service.networks.values() for alias in net.aliases)
+
+
+def _mount(mount: Any, volumes: dict[str, str]) -> Mount:
+    source = volumes.get(mount.source, mount.source) if mount.type == "volume" else mount.source
+    return Mount(
+        type=mount.type,
+        target=mount.target,
+        source=source,
+        read_only=mount.read_only,
+        nocopy=mount.nocopy,
+        tmpfs_size=mount.tmpfs_size,
+        tmpfs_mode=mount.tmpfs_mode,
+    )
+
+
+def _healthcheck(service: ServiceSpec) -> HealthcheckRequest | None:
+    check = service.healthcheck
+    if check is None:
+        return None
+    return HealthcheckRequest(
+        test=check.test,
+        interval=check.interval,
+        timeout=check.timeout,
+        start_period=check.start_period,
+        retries=check.retries,
+    )

@@ -1,0 +1,87 @@
+"""Forms of the stack pages: they shape input; apps.deployments.services decides."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from apps.deployments.services import MAX_REPLICAS
+
+
+class ComposeDeployForm(forms.Form):
+    name = forms.CharField(
+        max_length=63,
+        help_text="Lowercase letters, digits and hyphens; unique in the environment.",
+        widget=forms.TextInput(attrs={"placeholder": "shop", "autocomplete": "off"}),
+    )
+    compose = forms.CharField(
+        label="Compose file",
+        strip=False,
+        help_text="A docker-compose.yml. Published ports bind to the environment's interface.",
+        widget=forms.Textarea(attrs={"rows": 18, "class": "mono", "spellcheck": "false"}),
+    )
+
+
+class ScaleForm(forms.Form):
+    replicas = forms.IntegerField(min_value=0, max_value=MAX_REPLICAS)
+
+
+class RemoveForm(forms.Form):
+    volumes = forms.BooleanField(
+        required=False,
+        label="Also delete the stack's volumes (their data is lost)",
+    )
+
+
+def question_field(question: Any) -> forms.Field:
+    """A form field for one catalog question (a dict or a catalog Question)."""
+    get = question.get if isinstance(question, dict) else lambda k, d=None: getattr(question, k, d)
+    kind = get("type", "string")
+    common = {
+        "label": get("label") or get("variable"),
+        "help_text": get("description") or "",
+        "required": bool(get("required")) and kind not in ("password", "bool"),
+        "initial": get("default"),
+    }
+    if kind == "bool":
+        return forms.BooleanField(**{**common, "required": False})
+    if kind == "enum":
+        return forms.ChoiceField(choices=[(o, o) for o in get("options") or ()], **common)
+    if kind == "multiline":
+        return forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), **common)
+    if kind in ("password", "secret"):
+        return forms.CharField(widget=forms.PasswordInput(render_value=False), **common)
+    return forms.CharField(**common)
+
+
+class UpgradeForm(forms.Form):
+    """Choose a newer version; only the questions it adds are asked."""
+
+    version = forms.ChoiceField(
+        label="Version",
+        help_text="Changing the version reloads the page with that version's new questions.",
+        widget=forms.Select(
+            attrs={"onchange": "location.search = '?version=' + encodeURIComponent(this.value)"}
+        ),
+    )
+
+    def __init__(self, *args, targets=(), questions=(), **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["version"].choices = [(v.version, v.version) for v in targets]
+        self.question_names = []
+        for question in questions:
+            name = question["variable"] if isinstance(question, dict) else question.variable
+            self.fields[name] = question_field(question)
+            self.question_names.append(name)
+
+    def answers(self) -> dict[str, Any]:
+        """The answers given, as text (what the catalog's validation expects)."""
+        result = {}
+        for name in self.question_names:
+            value = self.cleaned_data.get(name)
+            if isinstance(value, bool):
+                value = "true" if value else "false"
+            if value not in (None, ""):
+                result[name] = str(value)
+        return result

@@ -1,0 +1,203 @@
+"""Observed state into the database: Container rows, Service health, the stack's state.
+
+Container rows are a mirror of what the engine listed (created, updated, deleted to
+match), never a source of truth, so a restored database simply catches up; only
+`user_stopped` is the database's own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils import timezone
+
+from apps.compose.spec import ComposeProject
+from apps.deployments import containers as naming
+from apps.deployments.models import Container, Service, Stack
+from apps.hosts.engine import Engine, EngineError, ManagedContainer
+
+Health = dict[str, tuple[str, str]]  # service -> (health, reason)
+_MIRRORED = (
+    "service_id",
+    "name",
+    "replica",
+    "revision",
+    "image",
+    "state",
+    "health",
+    "health_reason",
+    "exit_code",
+    "ports",
+    "restart_count",
+)
+
+
+def mirror(
+    stack: Stack,
+    host: Any,
+    listed: list[ManagedContainer],
+    spec: dict,
+    project: ComposeProject | None,
+    engine: Engine,
+) -> Health:
+    """Write Service and Container rows from `listed`; return each service's health."""
+    services = _sync_services(stack, project)
+    wanted_hash = {name: naming.service_hash(spec, name) for name in services} if spec else {}
+    existing = {c.engine_id: c for c in Container.objects.filter(stack=stack, host=host)}
+    now = timezone.now()
+    seen = set()
+    for item in listed:
+        service = services.get(item.labels.get(naming.SERVICE, ""))
+        if service is None:
+            continue
+        seen.add(item.id)
+        values = _values(item, service, existing.get(item.id), engine)
+        row = existing.get(item.id)
+        if row is None:
+            Container.objects.update_or_create(
+                host=host,
+                engine_id=item.id,
+                defaults={**values, "stack": stack, "last_seen_at": now},
+            )
+        elif any(getattr(row, k) != v for k, v in values.items()):
+            for key, value in values.items():
+                setattr(row, key, value)
+            row.last_seen_at = now
+            row.save()
+    Container.objects.filter(stack=stack, host=host).exclude(engine_id__in=seen).delete()
+    return _health(stack, services, project, listed, wanted_hash)
+
+
+def _sync_services(stack: Stack, project: ComposeProject | None) -> dict[str, Service]:
+    rows = {s.name: s for s in Service.objects.filter(stack=stack)}
+    if project is None:
+        return rows
+    for name, spec in project.services.items():
+        row = rows.get(name)
+        if row is None:
+            rows[name] = Service.objects.create(
+                stack=stack, name=name, image=spec.image, scale=spec.replicas
+            )
+        elif (row.image, row.scale) != (spec.image, spec.replicas):
+            row.image, row.scale = spec.image, spec.replicas
+            row.save(update_fields=["image", "scale", "updated_at"])
+    return rows
+
+
+def _values(
+    item: ManagedContainer, service: Service, row: Container | None, engine: Engine
+) -> dict[str, Any]:
+    try:
+        replica = int(item.labels.get(naming.REPLICA, "0"))
+        revision = int(item.labels.get(naming.REVISION, "0"))
+    except ValueError:
+        replica, revision = 0, 0
+    values = {
+        "service_id": service.pk,
+        "name": item.name,
+        "replica": replica,
+        "revision": revision,
+        "image": item.image,
+        "state": item.state,
+        "health": item.health,
+        "health_reason": "",
+        "exit_code": item.exit_code,
+        "ports": item.ports,
+        "restart_count": row.restart_count if row else 0,
+    }
+    if item.health == "unhealthy" or item.state in ("exited", "dead", "restarting"):
+        values.update(_inspected(item, engine))
+    return values
+
+
+def _inspected(item: ManagedContainer, engine: Engine) -> dict[str, Any]:
+    """Only for containers in trouble: the health log and restart count need an inspect."""
+    try:
+        status = engine.inspect_container(item.id)
+    except EngineError:
+        return {}
+    reason = status.health_output or status.error
+    if not reason and status.exit_code is not None and status.state == "exited":
+        reason = f"exited with code {status.exit_code}"
+    return {"health_reason": reason[:1000], "restart_count": status.restart_count}
+
+
+def _health(
+    stack: Stack,
+    services: dict[str, Service],
+    project: ComposeProject | None,
+    listed: list[ManagedContainer],
+    wanted_hash: dict[str, str],
+) -> Health:
+    stopped_ids = set(
+        Container.objects.filter(stack=stack, user_stopped=True).values_list("engine_id", flat=True)
+    )
+    result: Health = {}
+    for name, row in services.items():
+        if project is None or name not in project.services:
+            continue
+        mine = [c for c in listed if c.labels.get(naming.SERVICE) == name]
+        health, reason = _service_health(
+            stack, project.services[name].replicas, mine, wanted_hash.get(name), stopped_ids
+        )
+        result[name] = (health, reason)
+        if (row.health, row.health_reason) != (health, reason):
+            row.health, row.health_reason = health, reason
+            row.save(update_fields=["health", "health_reason", "updated_at"])
+    return result
+
+
+def _service_health(
+    stack: Stack,
+    replicas: int,
+    mine: list[ManagedContainer],
+    wanted_hash: str | None,
+    stopped_ids: set[str],
+) -> tuple[str, str]:
+    H = Service.Health  # noqa: N806
+    running = [c for c in mine if c.state == "running"]
+    if stack.desired_state == Stack.Desired.STOPPED:
+        return (H.STOPPED, "") if not running else (H.STARTING, "stopping")
+    if replicas == 0:
+        return H.HEALTHY, "scaled to 0"
+    current = [c for c in running if c.labels.get(naming.SPEC_HASH) == wanted_hash]
+    ok = [c for c in current if c.health in ("healthy", "")]
+    if len(ok) >= replicas:
+        return H.HEALTHY, ""
+    if any(c.id in stopped_ids for c in mine):
+        return H.STOPPED, "stopped by a user"
+    if any(c.health == "starting" for c in current):
+        return H.STARTING, f"{len(ok)} of {replicas} healthy, health checks starting"
+    if any(c.health == "unhealthy" for c in running):
+        return H.UNHEALTHY, f"{len(ok)} of {replicas} healthy"
+    if not mine:
+        return H.FAILED, "no container"
+    exited = [c for c in mine if c.state in ("exited", "dead")]
+    if exited and not running:
+        code = exited[0].exit_code
+        return H.FAILED, f"exited with code {code}" if code is not None else "not running"
+    return H.STARTING, f"{len(ok)} of {replicas} running"
+
+
+def stack_state(stack: Stack, health: Health, failure: str) -> tuple[str, str]:
+    """The stack's state and reason from its services' health (and a failed run)."""
+    S, H = Stack.State, Service.Health  # noqa: N806
+    if stack.desired_state == Stack.Desired.STOPPED:
+        if failure:
+            return S.FAILED, failure
+        if all(h == H.STOPPED for h, _ in health.values()):
+            return S.STOPPED, ""
+        return S.STOPPING, ""
+    if failure:
+        return S.FAILED, failure
+    bad = {name: (h, r) for name, (h, r) in health.items() if h != H.HEALTHY}
+    if not bad:
+        return S.HEALTHY, ""
+    reason = "; ".join(
+        f"{name}: {h}{' (' + r + ')' if r else ''}" for name, (h, r) in sorted(bad.items())
+    )
+    if all(h == H.STARTING for h, _ in bad.values()):
+        return S.DEPLOYING, reason
+    if len(bad) == len(health):
+        return S.FAILED, reason
+    return S.DEGRADED, reason

@@ -1,0 +1,651 @@
+"""The reconciler: make one engine match a stack's current Revision, level-triggered.
+
+observe (one filtered list call) -> plan (pure) -> apply wave by wave -> observe again ->
+mirror Container/Service rows and the stack's state. Nothing is remembered between runs
+except what the engine's labels and the database say, so a re-run after a crash (SIGKILL,
+engine restart, database restore) continues from what is really there; the planner keeps
+one container per (service, replica), so nothing is duplicated.
+
+A per-stack lease (`claimed_by`/`claimed_until`, taken with one conditional UPDATE and
+renewed between steps) keeps two workers from acting on the same stack at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from apps.activity.models import Event
+from apps.activity.services import record_event
+from apps.compose.spec import ComposeProject
+from apps.deployments import containers as naming
+from apps.deployments.mirror import mirror, stack_state
+from apps.deployments.models import Stack
+from apps.deployments.planner import (
+    Action,
+    Create,
+    EnsureNetwork,
+    EnsureVolume,
+    ObservedContainer,
+    Pull,
+    Remove,
+    Replace,
+    Start,
+    Stop,
+    Wave,
+    plan,
+)
+from apps.deployments.spec import project_from_spec
+from apps.hosts.engine import Engine, EngineError, ManagedContainer, get_engine
+from apps.hosts.models import Host
+from apps.tenants.models import Tenant
+
+log = logging.getLogger(__name__)
+POLL_SECONDS = 0.3
+
+
+def lease_seconds() -> int:
+    return int(getattr(settings, "BERTH_RECONCILE_LEASE_SECONDS", 60))
+
+
+def orphan_grace_seconds() -> int:
+    return int(getattr(settings, "BERTH_ORPHAN_GRACE_SECONDS", 300))
+
+
+def default_timeout() -> int:
+    return int(getattr(settings, "BERTH_OPERATION_TIMEOUT", 600))
+
+
+class CancelledError(Exception):
+    """The user cancelled the operation, or its deadline passed."""
+
+
+class WaitFailedError(Exception):
+    """A dependency cannot reach its condition (unhealthy, exited)."""
+
+
+# --- the lease --------------------------------------------------------------------------
+
+
+def claim(stack_id: int) -> str | None:
+    """Take the stack's lease for this worker; None when another worker holds it."""
+    token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    now = timezone.now()
+    taken = (
+        Stack.objects.filter(pk=stack_id)
+        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+        .update(claimed_by=token, claimed_until=now + timedelta(seconds=lease_seconds()))
+    )
+    return token if taken else None
+
+
+def renew(stack_id: int, token: str) -> None:
+    until = timezone.now() + timedelta(seconds=lease_seconds())
+    Stack.objects.filter(pk=stack_id, claimed_by=token).update(claimed_until=until)
+
+
+def release(stack_id: int, token: str) -> None:
+    Stack.objects.filter(pk=stack_id, claimed_by=token).update(claimed_by="", claimed_until=None)
+
+
+# --- where a stack runs -----------------------------------------------------------------
+
+
+def target_host(stack: Stack) -> Host | None:
+    """The environment's first host not draining, else "local", else the first active host."""
+    hosts = stack.environment.hosts.filter(draining=False).order_by("pk")
+    return (
+        hosts.first()
+        or Host.objects.filter(name="local").first()
+        or Host.objects.filter(state=Host.State.ACTIVE).order_by("pk").first()
+    )
+
+
+def observed_from(
+    listed: list[ManagedContainer], user_stopped: set[str] | frozenset[str] = frozenset()
+) -> list[ObservedContainer]:
+    """The planner's view of listed containers (labels say which slot they fill)."""
+    result = []
+    for c in listed:
+        try:
+            replica = int(c.labels.get(naming.REPLICA, "0"))
+            revision = int(c.labels.get(naming.REVISION, "0"))
+        except ValueError:
+            replica, revision = 0, 0
+        result.append(
+            ObservedContainer(
+                id=c.id,
+                service=c.labels.get(naming.SERVICE, ""),
+                replica=replica,
+                hash=c.labels.get(naming.SPEC_HASH, ""),
+                state=c.state,
+                health=c.health,
+                created=c.created,
+                revision=revision,
+                user_stopped=c.id in user_stopped,
+            )
+        )
+    return result
+
+
+# --- entry points -------------------------------------------------------------------------
+
+
+def reconcile_stack(stack_id: int) -> None:
+    """Converge one stack; a no-op when another worker holds it. Safe to re-run."""
+    token = claim(stack_id)
+    if token is None:
+        return
+    try:
+        for _ in range(MAX_PASSES):
+            stack = _load(stack_id)
+            if stack is None:
+                return
+            host = target_host(stack)
+            if host is None:
+                _set_state(stack, Stack.State.UNKNOWN, "No Docker host is available.")
+                return
+            with get_engine(host) as engine:
+                Run(stack, host, engine, token).execute()
+            if not _changed_since(stack):
+                return
+    finally:
+        release(stack_id, token)
+
+
+MAX_PASSES = 3
+
+
+def _load(stack_id: int) -> Stack | None:
+    related = ("tenant", "environment", "current_revision")
+    return Stack.objects.select_related(*related).filter(pk=stack_id).first()
+
+
+def _changed_since(stack: Stack) -> bool:
+    """A change written while we worked (its task found the lease taken and gave up):
+    run again now rather than at the next beat."""
+    now = Stack.objects.filter(pk=stack.pk).values(
+        "current_revision_id", "desired_state", "operation"
+    )
+    row = now.first()
+    if row is None:
+        return False
+    before = (stack.current_revision_id, stack.desired_state)
+    return (row["current_revision_id"], row["desired_state"]) != before or (
+        row["operation"] and row["operation"] != stack.operation
+    )
+
+
+def reconcile_host(host_id: int) -> dict[str, int]:
+    """One list call for the host; reconcile every stack placed there; remove orphans.
+
+    Returns counters (stacks reconciled, orphans removed, api calls) for logs and tests.
+    """
+    host = Host.objects.filter(pk=host_id).first()
+    if host is None:
+        return {}
+    stacks = _stacks_on(host)
+    with get_engine(host) as engine:
+        try:
+            listed = engine.list_managed()
+        except EngineError as exc:
+            for stack in stacks:
+                _set_state(stack, Stack.State.UNKNOWN, f"The engine is unreachable: {exc}")
+            return {"stacks": 0, "orphans": 0, "api_calls": engine.api_calls}
+        by_stack: dict[str, list[ManagedContainer]] = {}
+        tenants = {str(s.pk): s.tenant.slug for s in stacks}
+        for container in listed:
+            stack_id = container.labels.get(naming.STACK, "")
+            if stack_id in tenants and container.labels.get(naming.TENANT) != tenants[stack_id]:
+                stack_id = f"foreign:{stack_id}"
+            by_stack.setdefault(stack_id, []).append(container)
+        done = 0
+        for stack in stacks:
+            token = claim(stack.pk)
+            if token is None:
+                continue
+            try:
+                Run(stack, host, engine, token, listed=by_stack.pop(str(stack.pk), [])).execute()
+                done += 1
+            except Exception:  # one broken stack must not stop the others
+                log.exception("reconcile of stack %s failed", stack.pk)
+            finally:
+                release(stack.pk, token)
+        orphans = _remove_orphans(engine, by_stack, {str(s.pk) for s in stacks})
+        return {"stacks": done, "orphans": orphans, "api_calls": engine.api_calls}
+
+
+def _stacks_on(host: Host) -> list[Stack]:
+    stacks = Stack.objects.select_related("tenant", "environment", "current_revision")
+    return [s for s in stacks.order_by("pk") if _placed_on(s, host)]
+
+
+def _placed_on(stack: Stack, host: Host) -> bool:
+    chosen = target_host(stack)
+    return chosen is not None and chosen.pk == host.pk
+
+
+def _remove_orphans(
+    engine: Engine, by_stack: dict[str, list[ManagedContainer]], placed: set[str]
+) -> int:
+    """Labelled containers no stack owns, once older than the grace period."""
+    existing = {str(pk) for pk in Stack.objects.values_list("pk", flat=True)}
+    # A tenant this database does not know is another Berth's on a shared engine: leave it.
+    tenants = set(Tenant.objects.values_list("slug", flat=True))
+    cutoff = time.time() - orphan_grace_seconds()
+    removed = 0
+    for stack_id, listed in by_stack.items():
+        if not stack_id or stack_id in existing or stack_id in placed:
+            continue
+        for container in listed:
+            if container.labels.get(naming.TENANT, "") not in tenants | {""}:
+                continue
+            created = _created_at(container)
+            if created and created < cutoff:
+                engine.remove(container.id)
+                removed += 1
+    return removed
+
+
+def _created_at(container: ManagedContainer) -> float:
+    try:
+        return float(container.labels.get(naming.CREATED_AT) or container.created)
+    except ValueError:
+        return container.created
+
+
+def _set_state(stack: Stack, state: str, reason: str) -> None:
+    if stack.state == state and stack.state_reason == reason:
+        return
+    Stack.objects.filter(pk=stack.pk).update(state=state, state_reason=reason)
+    if state == Stack.State.UNKNOWN:
+        record_event(
+            "stack.engine_unreachable",
+            tenant=stack.tenant,
+            obj=stack,
+            outcome=Event.Outcome.FAILURE,
+            message=reason,
+        )
+    stack.state, stack.state_reason = state, reason
+
+
+# --- one run --------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """What a service's actions did, collected in a worker thread, recorded by the run."""
+
+    events: list[tuple[str, str, str, dict]] = field(default_factory=list)
+    error: str = ""
+
+
+class Run:
+    """One reconcile pass over one stack, holding the lease `token`."""
+
+    def __init__(
+        self,
+        stack: Stack,
+        host: Host,
+        engine: Engine,
+        token: str,
+        listed: list[ManagedContainer] | None = None,
+    ) -> None:
+        self.stack = stack
+        self.host = host
+        self.engine = engine
+        self.token = token
+        self.listed = listed
+        self.revision = stack.current_revision
+        self.spec: dict = self.revision.spec if self.revision else {}
+        self.project: ComposeProject | None = project_from_spec(self.spec) if self.spec else None
+        started = stack.operation_started_at or timezone.now()
+        self.deadline = stack.operation_deadline or started + timedelta(seconds=default_timeout())
+        self.failure = ""
+        self.changed = False
+
+    # observe / plan / apply ------------------------------------------------------------
+
+    def observe(self) -> list[ManagedContainer]:
+        return self.engine.list_managed(self.filters())
+
+    def filters(self, **extra: str) -> dict[str, str]:
+        """Stack id and tenant: ids alone could clash with another Berth on the engine."""
+        return {"stack": str(self.stack.pk), "tenant": self.stack.tenant.slug, **extra}
+
+    def observed(self, listed: list[ManagedContainer]) -> list[ObservedContainer]:
+        stopped = set(
+            self.stack.containers.filter(host=self.host, user_stopped=True).values_list(
+                "engine_id", flat=True
+            )
+        )
+        return observed_from(listed, stopped)
+
+    def execute(self) -> None:
+        if self.project is None and self.stack.desired_state != Stack.Desired.REMOVED:
+            return
+        try:
+            listed = self.listed if self.listed is not None else self.observe()
+        except EngineError as exc:
+            _set_state(self.stack, Stack.State.UNKNOWN, f"The engine is unreachable: {exc}")
+            return
+        desired = self.desired()
+        waves = plan(desired, self.observed(listed))
+        if self.stack.operation == "start":
+            self.stack.containers.filter(user_stopped=True).update(user_stopped=False)
+            waves = plan(desired, self.observed(listed))
+        try:
+            for wave in waves:
+                self.apply(wave)
+            if self.stack.operation == "restart" and self.failure == "":
+                self.restart_all()
+            if waves or self.stack.operation:
+                self.wait_until_settled()
+            if waves or self.stack.operation == "restart":
+                listed = self.observe()
+        except CancelledError as exc:
+            self.failure = str(exc)
+            listed = self._safe_observe(listed)
+        except (EngineError, WaitFailedError) as exc:
+            self.failure = str(exc)
+            self.event("stack.reconcile", str(exc), outcome=Event.Outcome.FAILURE)
+            listed = self._safe_observe(listed)
+        self.finish(listed)
+
+    def _safe_observe(self, fallback: list[ManagedContainer]) -> list[ManagedContainer]:
+        try:
+            return self.observe()
+        except EngineError:
+            return fallback
+
+    def desired(self):
+        if self.project is None:  # removing a stack that never got a revision
+            from apps.deployments.planner import DesiredStack
+
+            return DesiredStack(services={}, state=Stack.Desired.REMOVED)
+        return naming.desired_stack(self.stack, self.spec, self.project)
+
+    def check_time(self) -> None:
+        renew(self.stack.pk, self.token)
+        if Stack.objects.filter(pk=self.stack.pk, cancel_requested=True).exists():
+            raise CancelledError(f"The {self.stack.operation or 'operation'} was cancelled.")
+        if timezone.now() > self.deadline:
+            raise CancelledError("The operation did not finish before its deadline.")
+
+    def apply(self, wave: Wave) -> None:
+        self.check_time()
+        for dependency, condition in wave.wait_for.items():
+            self.wait_for(dependency, condition)
+        groups = wave.by_service()
+        if not groups:
+            return
+        self.changed = True
+        if len(groups) == 1:
+            outcomes = [self.run_group(next(iter(groups.values())))]
+        else:
+            workers = min(8, len(groups))
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                outcomes = list(pool.map(self.run_group, groups.values()))
+        for outcome in outcomes:
+            for action, message, result, data in outcome.events:
+                self.event(action, message, outcome=result, data=data)
+        errors = [o.error for o in outcomes if o.error]
+        if errors:
+            raise EngineError("; ".join(errors), retryable=False)
+
+    def run_group(self, actions: list[Action]) -> Outcome:
+        """A service's actions in order (a prep wave: one action per image/volume)."""
+        outcome = Outcome()
+        for action in actions:
+            try:
+                self.perform(action, outcome)
+            except (EngineError, WaitFailedError, CancelledError) as exc:
+                outcome.error = _describe(action, exc)
+                outcome.events.append(
+                    (_action_name(action), outcome.error, Event.Outcome.FAILURE, {})
+                )
+                break
+        return outcome
+
+    def perform(self, action: Action, outcome: Outcome) -> None:
+        engine = self.engine
+        if isinstance(action, EnsureNetwork):
+            engine.ensure_network(action.name, naming.environment_labels(self.stack))
+        elif isinstance(action, EnsureVolume):
+            engine.ensure_volume(action.name, naming.stack_labels(self.stack))
+        elif isinstance(action, Pull):
+            self.pull(action.image, outcome)
+        elif isinstance(action, Create):
+            self.create(action.service, action.replica, outcome)
+        elif isinstance(action, Replace):
+            self.replace(action, outcome)
+        elif isinstance(action, Start):
+            engine.start(action.id)
+            outcome.events.append(
+                ("container.start", f"Started {action.service}", Event.Outcome.SUCCESS, {})
+            )
+        elif isinstance(action, Stop):
+            engine.stop(action.id, timeout=self.stop_timeout(action.service))
+            outcome.events.append(
+                ("container.stop", f"Stopped {action.service}", Event.Outcome.SUCCESS, {})
+            )
+        elif isinstance(action, Remove):
+            engine.remove(action.id)
+            outcome.events.append(
+                (
+                    "container.remove",
+                    f"Removed a {action.service} container",
+                    Event.Outcome.SUCCESS,
+                    {"id": action.id[:12]},
+                )
+            )
+
+    def pull(self, image: str, outcome: Outcome) -> None:
+        if self.engine.image_present(image):
+            return
+        self.engine.pull(image)
+        outcome.events.append(("image.pull", f"Pulled {image}", Event.Outcome.SUCCESS, {}))
+
+    def create(self, service: str, replica: int, outcome: Outcome, suffix: bool = False) -> str:
+        revision = self.revision.number if self.revision else 0
+        name = naming.container_name(self.stack, service, replica, suffix=suffix)
+        request = naming.container_request(
+            self.stack, self.spec, self.project, service, replica, name, revision
+        )
+        try:
+            container_id = self.engine.create_container(request)
+        except EngineError as exc:
+            if exc.status != 409 or suffix:
+                raise
+            return self.create(service, replica, outcome, suffix=True)  # the name is taken
+        self.engine.start(container_id)
+        outcome.events.append(
+            ("container.create", f"Started {name}", Event.Outcome.SUCCESS, {"replica": replica})
+        )
+        return container_id
+
+    def replace(self, action: Replace, outcome: Outcome) -> None:
+        if action.order == "start-first":
+            new_id = self.create(action.service, action.replica, outcome, suffix=True)
+            self.wait_container(new_id, action.service)
+            self.engine.remove(action.old_id)
+        else:
+            self.engine.stop(action.old_id, timeout=self.stop_timeout(action.service))
+            self.engine.remove(action.old_id)
+            self.create(action.service, action.replica, outcome)
+
+    def stop_timeout(self, service: str) -> int:
+        spec = self.project.services.get(service) if self.project else None
+        grace = spec.stop_grace_period if spec and spec.stop_grace_period else 10
+        return int(grace)
+
+    def restart_all(self) -> None:
+        """The "restart" operation: each running container once, dependencies first."""
+        listed = self.observe()
+        for wave in plan(self.desired(), []):
+            services = {a.service for a in wave.actions if isinstance(a, Create)}
+            self.check_time()
+            for dependency, condition in wave.wait_for.items():
+                self.wait_for(dependency, condition)
+            for container in listed:
+                if (
+                    container.labels.get(naming.SERVICE) in services
+                    and container.state == "running"
+                ):
+                    self.engine.restart(container.id, timeout=self.stop_timeout(""))
+        self.event("stack.restart", "Restarted every container")
+
+    # waiting -----------------------------------------------------------------------------
+
+    def wait_for(self, service: str, condition: str) -> None:
+        """Block until every replica of `service` meets `condition`; fail fast when it
+        cannot (unhealthy, exited); bounded by the deadline and cancellable."""
+        replicas = self.project.services[service].replicas if self.project else 0
+        while True:
+            listed = self.engine.list_managed(self.filters(service=service))
+            verdict = _condition_met(listed, replicas, condition, service)
+            if verdict is True:
+                return
+            if isinstance(verdict, str):
+                raise WaitFailedError(verdict)
+            self.check_time()
+            time.sleep(POLL_SECONDS)
+
+    def wait_container(self, container_id: str, service: str) -> None:
+        while True:
+            status = self.engine.inspect_container(container_id)
+            if status.state == "running" and status.health in ("", "healthy"):
+                return
+            if status.state in ("exited", "dead") or status.health == "unhealthy":
+                raise WaitFailedError(
+                    f"The new {service} container did not become healthy: "
+                    f"{status.health_output or status.error or status.state}"
+                )
+            if timezone.now() > self.deadline:
+                raise CancelledError("The operation did not finish before its deadline.")
+            time.sleep(POLL_SECONDS)
+
+    def wait_until_settled(self) -> None:
+        """After changes, wait while health checks are still starting (bounded)."""
+        if self.stack.desired_state != Stack.Desired.RUNNING:
+            return
+        while True:
+            listed = self.observe()
+            if not any(c.health == "starting" for c in listed):
+                return
+            mirror(self.stack, self.host, listed, self.spec, self.project, self.engine)
+            self.check_time()
+            time.sleep(POLL_SECONDS)
+
+    # recording ---------------------------------------------------------------------------
+
+    def event(
+        self,
+        action: str,
+        message: str,
+        *,
+        outcome: str = Event.Outcome.SUCCESS,
+        data: dict | None = None,
+    ) -> None:
+        record_event(
+            action,
+            tenant=self.stack.tenant,
+            obj=self.stack,
+            outcome=outcome,
+            message=message,
+            data={"stack": self.stack.pk, **(data or {})},
+        )
+
+    def finish(self, listed: list[ManagedContainer]) -> None:
+        stack = self.stack
+        if stack.desired_state == Stack.Desired.REMOVED:
+            if not listed and not self.failure:
+                self.remove_stack()
+            elif self.failure:
+                Stack.objects.filter(pk=stack.pk).update(
+                    state=Stack.State.FAILED, state_reason=self.failure
+                )
+            return
+        health = mirror(stack, self.host, listed, self.spec, self.project, self.engine)
+        state, reason = stack_state(stack, health, self.failure)
+        fields: dict[str, Any] = {
+            "state": state,
+            "state_reason": reason,
+            "last_reconciled_at": timezone.now(),
+        }
+        settled = state in (Stack.State.HEALTHY, Stack.State.STOPPED) or self.failure
+        if stack.operation and (settled or timezone.now() > self.deadline):
+            fields.update(operation="", operation_deadline=None, cancel_requested=False)
+            if not self.failure:
+                self.event(f"stack.{stack.operation}", f"{stack.name} is {state}")
+        Stack.objects.filter(pk=stack.pk).update(**fields)
+        for key, value in fields.items():
+            setattr(stack, key, value)
+
+    def remove_stack(self) -> None:
+        stack = self.stack
+        if stack.remove_volumes and self.project is not None:
+            for name in naming.stack_volumes(stack, self.project).values():
+                self.engine.remove_volume(name)
+        kept = "" if stack.remove_volumes else " (volumes kept)"
+        self.event("stack.removed", f"Removed {stack.name}{kept}")
+        Stack.objects.filter(pk=stack.pk).delete()
+
+
+def _condition_met(
+    listed: list[ManagedContainer], replicas: int, condition: str, service: str
+) -> bool | str | None:
+    """True when met, a reason (str) when it never will be, None to keep waiting."""
+    if replicas == 0:
+        return True
+    if condition == "service_completed_successfully":
+        done = [c for c in listed if c.state == "exited"]
+        failed = [c for c in done if c.exit_code not in (0, None)]
+        if failed:
+            return f"{service} exited with code {failed[0].exit_code}"
+        return True if len(done) >= replicas else None
+    running = [c for c in listed if c.state == "running"]
+    if any(c.health == "unhealthy" for c in running):
+        return f"{service} is unhealthy, so the services that depend on it were not started"
+    if any(c.state in ("exited", "dead") for c in listed) and len(running) < replicas:
+        return f"{service} exited before becoming healthy"
+    healthy = [c for c in running if c.health in ("healthy", "")]
+    return True if len(healthy) >= replicas else None
+
+
+def _action_name(action: Action) -> str:
+    return {
+        "Pull": "image.pull",
+        "Create": "container.create",
+        "Replace": "container.replace",
+        "Start": "container.start",
+        "Stop": "container.stop",
+        "Remove": "container.remove",
+        "EnsureNetwork": "network.create",
+        "EnsureVolume": "volume.create",
+    }.get(type(action).__name__, "stack.reconcile")
+
+
+def _describe(action: Action, exc: Exception) -> str:
+    what = {
+        "Pull": lambda a: f"Pulling {a.image}",
+        "Create": lambda a: f"Creating {a.service} #{a.replica}",
+        "Replace": lambda a: f"Updating {a.service} #{a.replica}",
+        "Start": lambda a: f"Starting {a.service}",
+        "Stop": lambda a: f"Stopping {a.service}",
+        "Remove": lambda a: f"Removing a {a.service} container",
+        "EnsureNetwork": lambda a: f"Creating network {a.name}",
+        "EnsureVolume": lambda a: f"Creating volume {a.name}",
+    }.get(type(action).__name__, lambda a: "Reconciling")
+    return f"{what(action)} failed: {exc}"

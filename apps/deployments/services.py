@@ -1,0 +1,696 @@
+"""Every change to a stack goes through here: deploy, redeploy, upgrade, roll back, scale,
+stop, start, restart, remove and cancel.
+
+Each function checks the actor's role, validates, and in one transaction writes the
+desired state, a new immutable Revision (when the spec changes) and an Event; then it
+queues `reconcile_stack` once the transaction has committed, so the worker never reads
+a state that is not there yet. Requests never talk to Docker: the reconciler does.
+
+Roles: viewers read; members deploy, scale, stop, start, restart, upgrade, redeploy,
+roll back and cancel; admins remove.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from apps.activity.models import Event
+from apps.activity.services import record_event
+from apps.catalog import semver
+from apps.catalog.models import TemplateVersion
+from apps.compose.errors import ComposeError
+from apps.core.queue import enqueue_on_commit
+from apps.deployments import revisions
+from apps.deployments.models import Revision, Service, Stack, dns_label_validator
+from apps.tenants.models import Environment
+from apps.tenants.roles import Role
+from apps.tenants.services import require_role
+
+MAX_REPLICAS = 50
+SECRET_TYPES = ("password", "secret")
+_MISSING_VARIABLE = re.compile(r"variable '(\w+)'")
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def operation_timeout() -> int:
+    """Seconds an operation may take before anyone reading the stack marks it failed."""
+    return int(getattr(settings, "BERTH_OPERATION_TIMEOUT", 600))
+
+
+def secret_names(version: TemplateVersion | None) -> set[str]:
+    """Variables of password and secret questions: masked in summaries and diffs."""
+    if version is None:
+        return set()
+    return {
+        str(q.get("variable") or q.get("name"))
+        for q in version.questions or []
+        if isinstance(q, dict) and q.get("type") in SECRET_TYPES
+    }
+
+
+def secret_values(version: TemplateVersion | None, answers: dict | None) -> list[str]:
+    names = secret_names(version)
+    return [str(v) for k, v in (answers or {}).items() if k in names and v]
+
+
+def _compose_error(exc: ComposeError, questions: set[str], field: str) -> ValidationError:
+    """Compose problems -> field errors: a missing answer names its question, else `field`."""
+    errors: dict[str, list[str]] = {}
+    for problem in exc.problems:
+        match = _MISSING_VARIABLE.search(problem.message)
+        key = match.group(1) if match and match.group(1) in questions else field
+        errors.setdefault(key, []).append(problem.message)
+    return ValidationError(errors)
+
+
+def _question_names(version: TemplateVersion | None) -> set[str]:
+    if version is None:
+        return set()
+    return {
+        str(q.get("variable") or q.get("name"))
+        for q in version.questions or []
+        if isinstance(q, dict)
+    }
+
+
+def render_spec(
+    actor: Any,
+    environment: Environment,
+    *,
+    compose: str,
+    answers: dict,
+    version: TemplateVersion | None = None,
+) -> dict:
+    """The Revision spec for this compose text and answers, or a ValidationError.
+
+    Policy exceptions come from the environment; platform admins may pass every rule.
+    """
+    from apps.deployments.spec import build_spec
+
+    try:
+        spec = build_spec(
+            compose, answers, environment, allow_all=bool(getattr(actor, "is_superuser", False))
+        )
+    except ComposeError as exc:
+        raise _compose_error(exc, _question_names(version), "compose") from exc
+    return _template_scale(spec, version)
+
+
+def check_spec_policy(actor: Any, environment: Environment, spec: dict) -> None:
+    """Judge a stored spec again with today's policy (rollback and scale reuse old specs,
+    and the environment's exceptions may have been withdrawn since)."""
+    from apps.compose.policy import RULES, check_policy
+    from apps.deployments.spec import project_from_spec
+
+    allowed = (
+        set(RULES)
+        if getattr(actor, "is_superuser", False)
+        else set(environment.policy_exceptions or ())
+    )
+    problems = check_policy(
+        project_from_spec(spec),
+        allowed_exceptions=allowed,
+        allowed_interfaces={environment.publish_interface},
+    )
+    if problems:
+        raise _compose_error(ComposeError(problems), set(), "compose")
+
+
+def _template_scale(spec: dict, version: TemplateVersion | None) -> dict:
+    """berth.yml's per-service `scale` applies where the compose file sets no replicas."""
+    settings_of = ((version.config or {}).get("services") or {}) if version else {}
+    defaults = {
+        name: conf["scale"]
+        for name, conf in settings_of.items()
+        if isinstance(conf, dict)
+        and isinstance(conf.get("scale"), int)
+        and ((revisions.services_of(spec).get(name) or {}).get("deploy") or {}).get("replicas")
+        is None
+    }
+    return _apply_scale(spec, defaults) if defaults else spec
+
+
+def resolve(version: TemplateVersion, answers: dict | None, previous: dict | None = None) -> dict:
+    """Validated answers (generated passwords kept from `previous`), the catalog's rules."""
+    from apps.catalog.answers import resolve_answers
+
+    return resolve_answers(version, dict(answers or {}), previous=previous)
+
+
+def _start_operation(stack: Stack, operation: str, state: str) -> None:
+    now = timezone.now()
+    stack.operation = operation
+    stack.operation_started_at = now
+    stack.operation_deadline = now + timedelta(seconds=operation_timeout())
+    stack.cancel_requested = False
+    stack.state = state
+    stack.state_reason = ""
+
+
+def _queue_reconcile(stack: Stack) -> None:
+    """Ask the worker to converge the stack, once this transaction is committed.
+
+    With Redis down the change is kept and the periodic reconcile picks it up.
+    """
+    from apps.deployments.tasks import reconcile_stack
+
+    enqueue_on_commit(reconcile_stack, stack.pk)
+
+
+def _sync_services(stack: Stack, spec: dict) -> None:
+    """Service rows follow the spec: the pages and the scale endpoint need them at once."""
+    services = revisions.services_of(spec)
+    for name, service in services.items():
+        Service.objects.update_or_create(
+            stack=stack,
+            name=name,
+            defaults={"image": service.get("image") or "", "scale": revisions.replicas_of(service)},
+        )
+    stack.services.exclude(name__in=list(services)).delete()
+
+
+def _new_revision(
+    actor: Any, stack: Stack, spec: dict, *, reason: str, summary_prefix: str = ""
+) -> Revision:
+    """Write the next immutable Revision and make it the stack's current one."""
+    previous = stack.current_revision
+    last = stack.revisions.order_by("-number").values_list("number", flat=True).first() or 0
+    summary, changes = revisions.summarize(
+        previous.spec if previous else None,
+        spec,
+        previous.answers if previous else None,
+        stack.answers,
+        secret_names(stack.template_version)
+        | secret_names(getattr(previous, "template_version", None)),
+    )
+    if summary_prefix:
+        summary = f"{summary_prefix}: {summary}"
+    revision = Revision.objects.create(
+        stack=stack,
+        number=last + 1,
+        spec=spec,
+        template_version=stack.template_version,
+        answers=stack.answers,
+        compose=stack.compose,
+        summary=summary,
+        changes=changes,
+        reason=reason,
+        created_by=actor if getattr(actor, "is_authenticated", False) else None,
+    )
+    stack.current_revision = revision
+    _sync_services(stack, spec)
+    return revision
+
+
+def _locked(stack: Stack) -> Stack:
+    """The stack row, locked until the transaction ends: revision numbers never collide."""
+    return Stack.objects.select_for_update().get(pk=stack.pk)
+
+
+def _require_not_removed(stack: Stack) -> None:
+    if stack.desired_state == Stack.Desired.REMOVED:
+        raise ValidationError("This stack is being removed.")
+
+
+def _event(action: str, actor: Any, stack: Stack, message: str, **data: Any) -> None:
+    record_event(
+        action, actor=actor, tenant=stack.tenant, obj=stack, message=message, data=data or None
+    )
+
+
+def _apply_scale(spec: dict, scale: dict[str, int]) -> dict:
+    """A copy of `spec` with these per-service replica counts (services still present)."""
+    spec = copy.deepcopy(spec)
+    for name, replicas in scale.items():
+        project = spec.get("project") if isinstance(spec.get("project"), dict) else spec
+        service = (project.get("services") or {}).get(name)
+        if service is not None:
+            service.setdefault("deploy", {})
+            if service["deploy"] is None:
+                service["deploy"] = {}
+            service["deploy"]["replicas"] = replicas
+    return spec
+
+
+def user_scale(actor: Any, stack: Stack) -> dict[str, int]:
+    """Services the user scaled away from what the stack's source gives: their edits.
+
+    The baseline is the spec rendered again from the stack's template (or compose) and
+    answers; a service whose current replica count differs was scaled by a person.
+    """
+    current = stack.current_revision
+    if current is None:
+        return {}
+    try:
+        baseline = render_spec(
+            actor,
+            stack.environment,
+            compose=stack.compose,
+            answers=stack.answers,
+            version=stack.template_version,
+        )
+    except ValidationError:
+        baseline = {}
+    base = revisions.services_of(baseline)
+    return {
+        name: revisions.replicas_of(service)
+        for name, service in revisions.services_of(current.spec).items()
+        if name not in base or revisions.replicas_of(base[name]) != revisions.replicas_of(service)
+    }
+
+
+# --- create -----------------------------------------------------------------------------------
+
+
+def _check_name(environment: Environment, name: str) -> None:
+    try:
+        dns_label_validator(name or "")
+    except ValidationError as exc:
+        raise ValidationError({"name": exc.messages}) from exc
+    if Stack.objects.filter(environment=environment, name=name).exists():
+        raise ValidationError({"name": "A stack with this name already exists here."})
+
+
+def _check_version(actor: Any, version: TemplateVersion) -> None:
+    if not TemplateVersion.objects.visible_to(actor).filter(pk=version.pk).exists():
+        raise ValidationError({"template": "No such template."})
+
+
+@transaction.atomic
+def create_stack(
+    actor: Any,
+    environment: Environment,
+    name: str,
+    template_version: TemplateVersion | None = None,
+    answers: dict | None = None,
+    compose: str | None = None,
+) -> Stack:
+    """Deploy a stack from a template version (answers validated) or from compose text."""
+    require_role(actor, environment.tenant, Role.MEMBER)
+    if (template_version is None) == (compose is None or compose == ""):
+        raise ValidationError("Give either a template version or a compose file, not both.")
+    _check_name(environment, name)
+    if template_version is not None:
+        _check_version(actor, template_version)
+        answers = resolve(template_version, answers)
+        compose = template_version.compose
+    else:
+        answers = {str(k): v for k, v in (answers or {}).items()}
+    spec = render_spec(
+        actor, environment, compose=compose, answers=answers, version=template_version
+    )
+    stack = Stack(
+        tenant=environment.tenant,
+        environment=environment,
+        name=name,
+        template_version=template_version,
+        answers=answers,
+        compose=compose,
+        created_by=actor if getattr(actor, "is_authenticated", False) else None,
+    )
+    _start_operation(stack, "deploy", Stack.State.DEPLOYING)
+    stack.save()
+    revision = _new_revision(actor, stack, spec, reason="deploy")
+    stack.save(update_fields=["current_revision"])
+    source = str(template_version) if template_version else "compose"
+    _event("stack.create", actor, stack, f"Deployed {name} from {source}", revision=revision.number)
+    _queue_reconcile(stack)
+    return stack
+
+
+def stack_source(stack: Stack) -> str:
+    """The compose text the stack renders from (a template's is copied at deploy time)."""
+    return stack.compose or (stack.template_version.compose if stack.template_version else "")
+
+
+# --- changes that make a new revision ---------------------------------------------------------
+
+
+def _deploy_change(
+    actor: Any,
+    stack: Stack,
+    spec: dict,
+    *,
+    reason: str,
+    operation: str,
+    message: str,
+    summary_prefix: str = "",
+) -> Stack:
+    revision = _new_revision(actor, stack, spec, reason=reason, summary_prefix=summary_prefix)
+    if stack.desired_state == Stack.Desired.RUNNING:
+        _start_operation(stack, operation, Stack.State.DEPLOYING)
+    stack.save()
+    _event(
+        f"stack.{reason}", actor, stack, f"{message} (r{revision.number})", revision=revision.number
+    )
+    _queue_reconcile(stack)
+    return stack
+
+
+@transaction.atomic
+def redeploy(actor: Any, stack: Stack, answers: dict | None = None) -> Stack:
+    """Deploy again with changed answers (a new Revision); scale set by users is kept."""
+    require_role(actor, stack.tenant, Role.MEMBER)
+    stack = _locked(stack)
+    _require_not_removed(stack)
+    keep = user_scale(actor, stack)
+    if stack.template_version is not None:
+        answers = resolve(
+            stack.template_version, {**stack.answers, **(answers or {})}, previous=stack.answers
+        )
+    else:
+        answers = {
+            str(k): v for k, v in (answers if answers is not None else stack.answers).items()
+        }
+    spec = render_spec(
+        actor,
+        stack.environment,
+        compose=stack_source(stack),
+        answers=answers,
+        version=stack.template_version,
+    )
+    stack.answers = answers
+    spec = _apply_scale(spec, keep)
+    return _deploy_change(
+        actor,
+        stack,
+        spec,
+        reason="redeploy",
+        operation="redeploy",
+        message=f"Redeployed {stack.name}",
+    )
+
+
+def upgrade_targets(stack: Stack, actor: Any = None) -> list[TemplateVersion]:
+    """Newer versions of the stack's template that may upgrade from its current version."""
+    current = stack.template_version
+    if current is None:
+        return []
+    versions = TemplateVersion.objects.filter(template=current.template)
+    if actor is not None:
+        versions = versions & TemplateVersion.objects.visible_to(actor)
+    found = [v for v in versions if _upgrade_problem(current, v) is None]
+    return sorted(found, key=_version_key, reverse=True)
+
+
+def _version_key(version: TemplateVersion):
+    try:
+        return (1, semver.parse_version(version.version), version.published_at)
+    except ValueError:
+        return (0, semver.parse_version("0"), version.published_at)
+
+
+def _is_newer(current: TemplateVersion, target: TemplateVersion) -> bool:
+    try:
+        return semver.parse_version(target.version) > semver.parse_version(current.version)
+    except ValueError:
+        return target.published_at > current.published_at
+
+
+def _upgrade_problem(current: TemplateVersion, target: TemplateVersion) -> str | None:
+    """Why `target` cannot follow `current`, or None: the catalog's rule, explained."""
+    from apps.catalog.answers import can_upgrade
+
+    if can_upgrade(current, target):
+        return None
+    if target.template_id != current.template_id:
+        return "That version belongs to another template."
+    if not _is_newer(current, target):
+        return f"Version {target.version} is not newer than {current.version}."
+    return f"Version {target.version} cannot upgrade from {current.version}."
+
+
+def new_questions(current: TemplateVersion, target: TemplateVersion, answers: dict) -> list:
+    """The target's questions the carried-over answers do not cover (catalog Question
+    objects): only these are asked on the upgrade form."""
+    from apps.catalog.answers import new_questions as catalog_new_questions
+
+    return catalog_new_questions(current, target, dict(answers))
+
+
+@transaction.atomic
+def upgrade(
+    actor: Any, stack: Stack, to_version: TemplateVersion, answers: dict | None = None
+) -> Stack:
+    """Move the stack to a newer version of its template.
+
+    Answers are carried over through the version's migrations (generated passwords are
+    kept), `answers` fills the new questions, and services the user scaled keep their
+    replica count.
+    """
+    from apps.catalog.answers import migrate_answers
+
+    require_role(actor, stack.tenant, Role.MEMBER)
+    stack = _locked(stack)
+    _require_not_removed(stack)
+    current = stack.template_version
+    if current is None:
+        raise ValidationError({"version": "This stack was not deployed from a template."})
+    _check_version(actor, to_version)
+    problem = _upgrade_problem(current, to_version)
+    if problem:
+        raise ValidationError({"version": problem})
+    keep = user_scale(actor, stack)
+    carried = migrate_answers(current, to_version, dict(stack.answers))
+    resolved = resolve(to_version, {**carried, **(answers or {})}, previous=carried)
+    spec = render_spec(
+        actor, stack.environment, compose=to_version.compose, answers=resolved, version=to_version
+    )
+    stack.template_version = to_version
+    stack.compose = to_version.compose
+    stack.answers = resolved
+    spec = _apply_scale(spec, keep)
+    return _deploy_change(
+        actor,
+        stack,
+        spec,
+        reason="upgrade",
+        operation="upgrade",
+        message=f"Upgraded {stack.name} from {current.version} to {to_version.version}",
+        summary_prefix=f"Upgrade {current.version} → {to_version.version}",
+    )
+
+
+@transaction.atomic
+def rollback(actor: Any, stack: Stack, revision: Revision) -> Stack:
+    """Deploy an earlier revision again, as a new revision copying its spec and answers."""
+    require_role(actor, stack.tenant, Role.MEMBER)
+    stack = _locked(stack)
+    _require_not_removed(stack)
+    if revision.stack_id != stack.pk:
+        raise ValidationError({"revision": "That revision belongs to another stack."})
+    if stack.current_revision_id == revision.pk:
+        raise ValidationError({"revision": "This revision is already the current one."})
+    check_spec_policy(actor, stack.environment, revision.spec)
+    stack.template_version = revision.template_version
+    stack.answers = revision.answers
+    stack.compose = revision.compose
+    return _deploy_change(
+        actor,
+        stack,
+        copy.deepcopy(revision.spec),
+        reason=f"rollback to r{revision.number}",
+        operation="rollback",
+        message=f"Rolled {stack.name} back to r{revision.number}",
+        summary_prefix=f"Rollback to r{revision.number}",
+    )
+
+
+@transaction.atomic
+def scale(actor: Any, service: Service, replicas: Any) -> Service:
+    """Run `replicas` containers of one service (0 to 50): a new revision."""
+    stack = service.stack
+    require_role(actor, stack.tenant, Role.MEMBER)
+    try:
+        replicas = int(replicas)
+    except (TypeError, ValueError):
+        raise ValidationError({"replicas": "Give a whole number."}) from None
+    if not 0 <= replicas <= MAX_REPLICAS:
+        raise ValidationError({"replicas": f"Give a number from 0 to {MAX_REPLICAS}."})
+    stack = _locked(stack)
+    _require_not_removed(stack)
+    if stack.current_revision is None:
+        raise ValidationError("This stack has no revision to scale.")
+    if replicas == service.scale:
+        raise ValidationError({"replicas": f"{service.name} already runs {replicas}."})
+    spec = _apply_scale(stack.current_revision.spec, {service.name: replicas})
+    check_spec_policy(actor, stack.environment, spec)
+    _deploy_change(
+        actor,
+        stack,
+        spec,
+        reason="scale",
+        operation="scale",
+        message=f"Scaled {service.name} from {service.scale} to {replicas}",
+    )
+    return Service.objects.get(pk=service.pk)
+
+
+# --- state changes without a new revision -----------------------------------------------------
+
+
+def _set_desired(
+    actor: Any,
+    stack: Stack,
+    *,
+    desired: str,
+    operation: str,
+    state: str,
+    message: str,
+    role: str = Role.MEMBER,
+    **extra: Any,
+) -> Stack:
+    require_role(actor, stack.tenant, role)
+    stack = _locked(stack)
+    _require_not_removed(stack)
+    stack.desired_state = desired
+    for field, value in extra.items():
+        setattr(stack, field, value)
+    _start_operation(stack, operation, state)
+    stack.save()
+    _event(f"stack.{operation}", actor, stack, message)
+    _queue_reconcile(stack)
+    return stack
+
+
+@transaction.atomic
+def stop(actor: Any, stack: Stack) -> Stack:
+    """Stop every container; nothing is removed, `start` brings them back."""
+    if stack.desired_state == Stack.Desired.STOPPED:
+        raise ValidationError("This stack is already stopped.")
+    return _set_desired(
+        actor,
+        stack,
+        desired=Stack.Desired.STOPPED,
+        operation="stop",
+        state=Stack.State.STOPPING,
+        message=f"Stopping {stack.name}",
+    )
+
+
+@transaction.atomic
+def start(actor: Any, stack: Stack) -> Stack:
+    return _set_desired(
+        actor,
+        stack,
+        desired=Stack.Desired.RUNNING,
+        operation="start",
+        state=Stack.State.DEPLOYING,
+        message=f"Starting {stack.name}",
+    )
+
+
+@transaction.atomic
+def restart(actor: Any, stack: Stack) -> Stack:
+    """Recreate every container of the current revision.
+
+    Nothing in the spec changes, so no Revision: the stack's `operation` is "restart",
+    which the reconciler reads as "restart each container once, then clear it".
+    """
+    if stack.desired_state != Stack.Desired.RUNNING:
+        raise ValidationError("Start the stack before restarting it.")
+    return _set_desired(
+        actor,
+        stack,
+        desired=Stack.Desired.RUNNING,
+        operation="restart",
+        state=Stack.State.DEPLOYING,
+        message=f"Restarting {stack.name}",
+    )
+
+
+@transaction.atomic
+def remove(actor: Any, stack: Stack, volumes: bool = False) -> Stack:
+    """Remove the stack's containers (and its volumes only when asked); the reconciler
+    deletes the row once the engine is clean."""
+    kept = "and its volumes" if volumes else "keeping its volumes"
+    return _set_desired(
+        actor,
+        stack,
+        desired=Stack.Desired.REMOVED,
+        operation="remove",
+        state=Stack.State.REMOVING,
+        message=f"Removing {stack.name}, {kept}",
+        role=Role.ADMIN,
+        remove_volumes=bool(volumes),
+    )
+
+
+@transaction.atomic
+def cancel(actor: Any, stack: Stack) -> Stack:
+    """Ask the worker to stop the running operation at its next step."""
+    require_role(actor, stack.tenant, Role.MEMBER)
+    stack = _locked(stack)
+    if not stack.operation:
+        raise ValidationError("No operation is running on this stack.")
+    stack.cancel_requested = True
+    stack.save(update_fields=["cancel_requested", "updated_at"])
+    _event("stack.cancel", actor, stack, f"Cancel requested for {stack.operation}")
+    return stack
+
+
+def expire_operation(stack: Stack) -> bool:
+    """Mark an operation past its deadline failed; True when it did.
+
+    Called by whoever reads the stack (pages, API, reconciler), so no stack stays
+    "upgrading" forever even when no worker is left to notice.
+    """
+    now = timezone.now()
+    if not stack.operation or not stack.operation_deadline or stack.operation_deadline > now:
+        return False
+    with transaction.atomic():
+        locked = Stack.objects.select_for_update().filter(pk=stack.pk).first()
+        if locked is None or not locked.operation or locked.operation_deadline > now:
+            return False
+        operation = locked.operation
+        reason = f"The {operation} did not finish within {operation_timeout()} seconds."
+        Stack.objects.filter(pk=stack.pk).update(
+            operation="",
+            cancel_requested=False,
+            state=Stack.State.FAILED,
+            state_reason=reason,
+            updated_at=now,
+        )
+        record_event(
+            f"stack.{operation}",
+            tenant=locked.tenant,
+            obj=locked,
+            outcome=Event.Outcome.FAILURE,
+            message=reason,
+        )
+    stack.refresh_from_db()
+    return True
+
+
+def find_template_version(
+    actor: Any, tenant: Any, slug: str, version: str | None = None, token: Any = None
+) -> TemplateVersion:
+    """The version a deploy request names: the tenant's own template of that slug first,
+    else the platform's; the newest version when none is given. Errors name the field."""
+    from apps.catalog.models import Template
+
+    visible = Template.objects.visible_to(actor, token=token).filter(slug=slug)
+    template = visible.filter(publisher=tenant).first() or visible.filter(publisher=None).first()
+    if template is None:
+        template = visible.order_by("pk").first()
+    if template is None:
+        raise ValidationError({"template": f"No template '{slug}'."})
+    versions = list(template.versions.all())
+    if version:
+        found = next((v for v in versions if v.version == version), None)
+        if found is None:
+            raise ValidationError({"version": f"{slug} has no version '{version}'."})
+        return found
+    if not versions:
+        raise ValidationError({"template": f"{slug} has no published version."})
+    return max(versions, key=_version_key)

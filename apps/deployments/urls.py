@@ -1,0 +1,26 @@
+"""Stack pages under /stacks/."""
+
+from django.urls import path
+
+from apps.deployments import views
+
+app_name = "stacks"
+urlpatterns = [
+    path("", views.StackListView.as_view(), name="list"),
+    path("new/", views.StackCreateView.as_view(), name="create"),
+    path("<int:pk>/", views.StackDetailView.as_view(), name="detail"),
+    path("<int:pk>/status/", views.StackStatusView.as_view(), name="status"),
+    path("<int:pk>/stop/", views.StackStopView.as_view(), name="stop"),
+    path("<int:pk>/start/", views.StackStartView.as_view(), name="start"),
+    path("<int:pk>/restart/", views.StackRestartView.as_view(), name="restart"),
+    path("<int:pk>/cancel/", views.StackCancelView.as_view(), name="cancel"),
+    path("<int:pk>/remove/", views.StackRemoveView.as_view(), name="remove"),
+    path("<int:pk>/upgrade/", views.StackUpgradeView.as_view(), name="upgrade"),
+    path("<int:pk>/revisions/", views.StackRevisionsView.as_view(), name="revisions"),
+    path("services/<int:pk>/scale/", views.ServiceScaleView.as_view(), name="scale"),
+    path(
+        "revisions/<int:pk>/rollback/",
+        views.RevisionRollbackView.as_view(),
+        name="rollback",
+    ),
+]

@@ -1,0 +1,288 @@
+"""Stack pages: the list, deploy from compose, the stack page (refreshing itself while
+work is under way), actions, scale, revisions with diff and rollback, and upgrade.
+
+Thin views: objects are found through `visible_to` (a foreign stack is 404) and every
+change is one call to apps.deployments.services, which checks the role (too low a role
+is the 403 page) and queues the reconciler.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.shortcuts import redirect
+from django.utils.decorators import method_decorator
+from django.views.decorators.vary import vary_on_headers
+from django.views.generic import ListView
+
+from apps.activity.models import Event
+from apps.core.generic import CreateFormView, ObjectDetailView, ObjectFormView
+from apps.core.mixins import TenantScopedMixin
+from apps.deployments import forms, services
+from apps.deployments.api.views import revision_diff
+from apps.deployments.models import Revision, Service, Stack
+from apps.tenants.roles import Role, rank
+from apps.tenants.services import role_of
+
+BUSY_STATES = (Stack.State.DEPLOYING, Stack.State.STOPPING, Stack.State.REMOVING)
+
+
+def my_role(user, tenant) -> str | None:
+    """The user's role for showing buttons (the services check again)."""
+    return Role.OWNER if user.is_superuser else role_of(user, tenant)
+
+
+def can(user, tenant, role: str) -> bool:
+    current = my_role(user, tenant)
+    return current is not None and rank(current) >= rank(role)
+
+
+class StackListView(TenantScopedMixin, ListView):
+    """The stacks of the current environment (or of the current tenant)."""
+
+    model = Stack
+    template_name = "deployments/stack_list.html"
+    context_object_name = "stacks"
+
+    def get_queryset(self):
+        queryset = (
+            super()
+            .get_queryset()
+            .select_related("environment", "template_version__template", "current_revision")
+        )
+        request = self.request
+        if request.environment is not None:
+            return queryset.filter(environment=request.environment)
+        if request.tenant is not None:
+            return queryset.filter(tenant=request.tenant)
+        return queryset.none()
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        tenant = self.request.tenant
+        context["can_deploy"] = bool(tenant) and can(self.request.user, tenant, Role.MEMBER)
+        return context
+
+
+class StackCreateView(CreateFormView):
+    """Deploy a stack from a pasted compose file into the current environment."""
+
+    template_name = "deployments/stack_form.html"
+    form_class = forms.ComposeDeployForm
+
+    def perform(self, form):
+        environment = self.request.environment
+        if environment is None:
+            raise ValidationError("Choose a tenant and an environment first (top bar).")
+        stack = services.create_stack(
+            self.request.user,
+            environment,
+            form.cleaned_data["name"],
+            compose=form.cleaned_data["compose"],
+        )
+        messages.success(self.request, f"Stack {stack.name} is being deployed.")
+        return redirect("stacks:detail", pk=stack.pk)
+
+
+def stack_context(request, stack: Stack) -> dict:
+    """What the stack page and its refreshing partial show."""
+    service_rows = [
+        (service, forms.ScaleForm(initial={"replicas": service.scale}))
+        for service in stack.services.order_by("name")
+    ]
+    events = Event.objects.visible_to(request.user).filter(
+        object_type="stack", object_id=str(stack.pk)
+    )
+    return {
+        "stack": stack,
+        "service_rows": service_rows,
+        "containers": stack.containers.select_related("service", "host").order_by(
+            "service__name", "replica"
+        ),
+        "events": events.order_by("-created_at")[:12],
+        "busy": stack.state in BUSY_STATES or bool(stack.operation),
+        "can_act": can(request.user, stack.tenant, Role.MEMBER),
+        "can_remove": can(request.user, stack.tenant, Role.ADMIN),
+        "upgrades": services.upgrade_targets(stack, request.user),
+    }
+
+
+class StackScopedMixin(TenantScopedMixin):
+    model = Stack
+
+    def get_queryset(self):
+        return (
+            super()
+            .get_queryset()
+            .select_related(
+                "tenant", "environment", "template_version__template", "current_revision"
+            )
+        )
+
+
+class StackDetailView(StackScopedMixin, ObjectDetailView):
+    template_name = "deployments/stack_detail.html"
+
+    def get_context_data(self, **kwargs):
+        services.expire_operation(self.object)
+        context = super().get_context_data(**kwargs)
+        context.update(stack_context(self.request, self.object))
+        return context
+
+
+@method_decorator(vary_on_headers("HX-Request"), name="dispatch")
+class StackStatusView(StackDetailView):
+    """The self-refreshing part of the stack page (htmx polls it while work runs)."""
+
+    template_name = "deployments/partials/_stack_status.html"
+
+
+class StackActionView(StackScopedMixin, ObjectFormView):
+    """POST-only: one service call, then back to the stack page with what happened."""
+
+    http_method_names = ["post"]
+    required_role = Role.MEMBER
+    operation = ""
+    done = ""
+
+    def form_valid(self, form):
+        try:
+            getattr(services, self.operation)(self.request.user, self.object)
+            messages.success(self.request, self.done.format(name=self.object.name))
+        except ValidationError as exc:
+            messages.error(self.request, " ".join(exc.messages))
+        return redirect("stacks:detail", pk=self.object.pk)
+
+
+class StackStopView(StackActionView):
+    operation, done = "stop", "Stopping {name}."
+
+
+class StackStartView(StackActionView):
+    operation, done = "start", "Starting {name}."
+
+
+class StackRestartView(StackActionView):
+    operation, done = "restart", "Restarting {name}."
+
+
+class StackCancelView(StackActionView):
+    operation, done = "cancel", "Asked the worker to cancel the operation on {name}."
+
+
+class StackRemoveView(StackScopedMixin, ObjectFormView):
+    """Confirm, then remove the stack (volumes only when ticked)."""
+
+    required_role = Role.ADMIN
+    template_name = "deployments/stack_remove.html"
+    form_class = forms.RemoveForm
+
+    def perform(self, form):
+        stack = services.remove(
+            self.request.user, self.object, volumes=form.cleaned_data["volumes"]
+        )
+        messages.success(self.request, f"Removing {stack.name}.")
+        return redirect("stacks:list")
+
+
+class ServiceScaleView(TenantScopedMixin, ObjectFormView):
+    """POST-only: scale one service (the service checks the role and the range)."""
+
+    model = Service
+    http_method_names = ["post"]
+    form_class = forms.ScaleForm
+
+    def form_valid(self, form):
+        service = self.object
+        try:
+            services.scale(self.request.user, service, form.cleaned_data["replicas"])
+            messages.success(
+                self.request, f"Scaling {service.name} to {form.cleaned_data['replicas']}."
+            )
+        except ValidationError as exc:
+            messages.error(self.request, " ".join(exc.messages))
+        return redirect("stacks:detail", pk=service.stack_id)
+
+    def form_invalid(self, form):
+        errors = "; ".join(e for errs in form.errors.values() for e in errs)
+        messages.error(self.request, f"Replicas: {errors}")
+        return redirect("stacks:detail", pk=self.object.stack_id)
+
+
+class StackRevisionsView(StackScopedMixin, ObjectDetailView):
+    """Every revision with its summary; a diff between two; rollback buttons."""
+
+    template_name = "deployments/stack_revisions.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        stack = self.object
+        revisions = list(stack.revisions.select_related("created_by", "template_version"))
+        by_id = {str(r.pk): r for r in revisions}
+        new = by_id.get(self.request.GET.get("b", "")) or (revisions[0] if revisions else None)
+        older = [r for r in revisions if new and r.number < new.number]
+        old = by_id.get(self.request.GET.get("a", "")) or (older[0] if older else None)
+        context.update(
+            stack=stack,
+            revisions=revisions,
+            diff_a=old,
+            diff_b=new,
+            diff_lines=revision_diff(old, new) if new else [],
+            can_act=can(self.request.user, stack.tenant, Role.MEMBER),
+        )
+        return context
+
+
+class RevisionRollbackView(TenantScopedMixin, ObjectFormView):
+    """POST-only: roll the revision's stack back to it (a new revision)."""
+
+    model = Revision
+    http_method_names = ["post"]
+
+    def form_valid(self, form):
+        revision = self.object
+        try:
+            services.rollback(self.request.user, revision.stack, revision)
+            messages.success(self.request, f"Rolling back to r{revision.number}.")
+        except ValidationError as exc:
+            messages.error(self.request, " ".join(exc.messages))
+        return redirect("stacks:detail", pk=revision.stack_id)
+
+
+class StackUpgradeView(StackScopedMixin, ObjectFormView):
+    """Choose a newer version of the stack's template; only its new questions are asked."""
+
+    required_role = Role.MEMBER
+    template_name = "deployments/stack_upgrade.html"
+    form_class = forms.UpgradeForm
+
+    def targets(self):
+        return services.upgrade_targets(self.object, self.request.user)
+
+    def target(self):
+        wanted = self.request.POST.get("version") or self.request.GET.get("version")
+        targets = self.targets()
+        return next((v for v in targets if v.version == wanted), targets[0] if targets else None)
+
+    def get_form_kwargs(self):
+        kwargs = super().get_form_kwargs()
+        target = self.target()
+        kwargs["targets"] = self.targets()
+        kwargs["questions"] = (
+            services.new_questions(self.object.template_version, target, self.object.answers)
+            if target
+            else []
+        )
+        kwargs.setdefault("initial", {})["version"] = target.version if target else None
+        return kwargs
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context.update(stack=self.object, target=self.target())
+        return context
+
+    def perform(self, form):
+        target = self.target()
+        services.upgrade(self.request.user, self.object, target, form.answers())
+        messages.success(self.request, f"Upgrading {self.object.name} to {target.version}.")
+        return redirect("stacks:detail", pk=self.object.pk)
