@@ -77,7 +77,9 @@ assemble() {
     folder="$(folder_of "$ref")"
     [ -f "$folder/Dockerfile" ] || berth_die "$ref: no Dockerfile in $folder"
     if [ -f "$folder/includes" ]; then
-        for include in $(cat "$folder/includes"); do
+        local includes=()
+        read -r -a includes <"$folder/includes"
+        for include in "${includes[@]}"; do
             [ -d "$IMAGES_DIR/shared/$include" ] ||
                 berth_die "$ref: $folder/includes names a missing folder shared/$include"
             cp -a "$IMAGES_DIR/shared/$include/." "$ctx/"

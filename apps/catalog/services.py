@@ -316,6 +316,39 @@ def _stack_questions(stack: Any) -> VersionConfig:
     return VersionConfig(questions=tuple(questions), services=config.services)
 
 
+def stack_metadata(stack: Any) -> dict[str, Any]:
+    """What a template saved from `stack` says about itself unless the user says more:
+    the source template's category, icon and tags, or plain defaults for a compose file."""
+    source = stack.template_version.template if stack.template_version else None
+    return {
+        "name": stack.name,
+        "category": source.category if source else "other",
+        "description": f"Saved from the stack {stack.name} of {stack.tenant.name}.",
+        "icon": (source.icon if source and is_emoji(source.icon) else DEFAULT_ICON),
+        "maintainer": stack.tenant.name[:120],
+        "tags": list(source.tags or []) if source else [],
+    }
+
+
+def _by_metadata_field(exc: ValidationError) -> ValidationError:
+    """`{"template": ["slug: ..."]}` -> `{"slug": ["..."]}`: the save form asks for these
+    keys one by one, so each message belongs under its own field."""
+    if not hasattr(exc, "error_dict"):
+        return exc
+    errors: dict[str, list[str]] = {}
+    for key, messages in exc.message_dict.items():
+        for message in messages:
+            field, _, text = message.partition(": ")
+            if key == "template" and text and field in _METADATA_FIELDS:
+                errors.setdefault(field, []).append(text)
+            else:
+                errors.setdefault(key, []).append(message)
+    return ValidationError(errors)
+
+
+_METADATA_FIELDS = ("slug", "name", "category", "description", "icon", "maintainer", "tags")
+
+
 def save_as_template(
     actor: Any,
     stack: Any,
@@ -324,13 +357,21 @@ def save_as_template(
     readme: str = "",
     visibility: str = Template.Visibility.TENANT,
 ) -> TemplateVersion:
-    """Publish a running stack's compose file, its answers becoming the defaults."""
+    """Publish a running stack's compose file, its answers becoming the defaults.
+
+    `metadata` needs only the slug: missing or empty keys come from `stack_metadata`.
+    """
     require_role(actor, stack.tenant, Role.MEMBER)
+    given = {k: v for k, v in (metadata or {}).items() if v not in (None, "", [])}
+    metadata = {**stack_metadata(stack), **given}
     compose = stack.compose or (stack.template_version.compose if stack.template_version else "")
     berth_yml = dump_berth_yml(_stack_questions(stack))
-    published = publish_template(
-        actor, stack.tenant, metadata, version, compose, berth_yml, readme, visibility
-    )
+    try:
+        published = publish_template(
+            actor, stack.tenant, metadata, version, compose, berth_yml, readme, visibility
+        )
+    except ValidationError as exc:
+        raise _by_metadata_field(exc) from exc
     record_event(
         "catalog.template.save_from_stack",
         actor=actor,

@@ -71,7 +71,7 @@ def desired_stack(stack: Any, spec: dict, project: ComposeProject) -> DesiredSta
             hash=service_hash(spec, name),
             image=service.image,
             replicas=service.replicas,
-            depends_on={dep: d.condition for dep, d in service.depends_on.items()},
+            depends_on=_dependencies(service, project),
             update_order=_update_order(service),
         )
         for name, service in project.services.items()
@@ -82,6 +82,21 @@ def desired_stack(stack: Any, spec: dict, project: ComposeProject) -> DesiredSta
         network=network_name(stack),
         volumes=tuple(sorted(stack_volumes(stack, project).values())),
     )
+
+
+def _dependencies(service: ServiceSpec, project: ComposeProject) -> dict[str, str]:
+    """depends_on, plus siblings whose container this one joins (`service:x` namespaces,
+    `volumes_from`): those must exist first."""
+    found = {dep: d.condition for dep, d in service.depends_on.items()}
+    joined = set(service.service_references()) | {
+        entry.partition(":")[0]
+        for entry in service.volumes_from
+        if not entry.startswith("container:")
+    }
+    for name in joined:
+        if name in project.services and name != service.name:
+            found.setdefault(name, "service_started")
+    return found
 
 
 def _update_order(service: ServiceSpec) -> str:
@@ -151,12 +166,55 @@ def container_request(
         cap_add=service.cap_add,
         cap_drop=service.cap_drop,
         security_opt=service.security_opt,
+        network_mode=_mode(stack, service.network_mode),
+        pid_mode=_mode(stack, service.pid),
+        ipc_mode=_mode(stack, service.ipc),
+        uts_mode=service.uts,
+        userns_mode=service.userns_mode,
+        devices=service.devices,
+        device_cgroup_rules=service.device_cgroup_rules,
+        sysctls=service.sysctls,
+        cgroup_parent=service.cgroup_parent,
+        volumes_from=tuple(_volumes_from(stack, entry) for entry in service.volumes_from),
         policy=HostPolicy(
-            allowed_exceptions=frozenset(environment.policy_exceptions or ()),
+            allowed_exceptions=allowed_exceptions(environment, spec),
             allowed_interfaces=frozenset({environment.publish_interface}),
             allowed_volumes=frozenset(volumes.values()),
+            allowed_containers=frozenset(
+                sibling_container(stack, name) for name in project.services if name != service_name
+            ),
         ),
     )
+
+
+def allowed_exceptions(environment: Any, spec: dict) -> frozenset[str]:
+    """The environment's exceptions, plus those a platform admin used on purpose when
+    deploying this spec (`build_spec(allow_all=True)` records them; a member's scale or
+    rollback of such a spec is refused by the service layer before it gets here)."""
+    granted = spec.get("admin_exceptions") or ()
+    return frozenset(environment.policy_exceptions or ()) | frozenset(granted)
+
+
+def sibling_container(stack: Any, service: str) -> str:
+    """The container standing for a sibling service in `service:x` modes: its first
+    replica (started before this one: the planner orders `service:` references first)."""
+    return container_name(stack, service, 1)
+
+
+def _mode(stack: Any, mode: str | None) -> str | None:
+    """Compose's `service:x` becomes the engine's `container:<x's first replica>`."""
+    if mode and mode.startswith("service:"):
+        return f"container:{sibling_container(stack, mode.partition(':')[2])}"
+    return mode
+
+
+def _volumes_from(stack: Any, entry: str) -> str:
+    """`service[:ro]` or `container:name[:ro]` as the engine's `name[:ro]`."""
+    if entry.startswith("container:"):
+        return entry.partition(":")[2]
+    service, _, access = entry.partition(":")
+    name = sibling_container(stack, service)
+    return f"{name}:{access}" if access else name
 
 
 def limits_reservation(service: ServiceSpec) -> int | None:

@@ -85,3 +85,17 @@ class UpgradeForm(forms.Form):
             if value not in (None, ""):
                 result[name] = str(value)
         return result
+
+
+class SaveAsTemplateForm(forms.Form):
+    """Publish the stack's compose file and questions (its answers as defaults)."""
+
+    slug = forms.CharField(max_length=40, help_text="Names the template in URLs: my-app.")
+    name = forms.CharField(max_length=80, required=False, help_text="Default: the stack's name.")
+    version = forms.CharField(max_length=40, initial="1.0.0")
+    visibility = forms.ChoiceField(
+        choices=[("tenant", "Private to my tenant"), ("public", "Public (after an admin approves)")]
+    )
+    description = forms.CharField(
+        max_length=300, required=False, widget=forms.Textarea(attrs={"rows": 2})
+    )

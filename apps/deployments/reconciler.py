@@ -52,7 +52,9 @@ from apps.hosts.models import Host
 from apps.tenants.models import Tenant
 
 log = logging.getLogger(__name__)
-POLL_SECONDS = 0.3
+# While waiting for health: one filtered list call per poll, cheap for the engine; a
+# shorter poll starts dependents and reports "healthy" sooner (tests/perf/).
+POLL_SECONDS = 0.1
 
 
 def lease_seconds() -> int:

@@ -73,13 +73,29 @@ def _compose_error(exc: ComposeError, questions: set[str], field: str) -> Valida
     return ValidationError(errors)
 
 
-def _question_names(version: TemplateVersion | None) -> set[str]:
+def question_names(version: TemplateVersion | None) -> set[str]:
     if version is None:
         return set()
     return {
         str(q.get("variable") or q.get("name"))
         for q in version.questions or []
         if isinstance(q, dict)
+    }
+
+
+def interpolation_variables(
+    environment: Environment, stack_name: str, answers: dict, version: TemplateVersion | None
+) -> dict:
+    """What `${VAR}` means in the stack's compose file (catalog/README.md, Interpolation):
+    the answers, minus those of questions hidden by show_if, plus Berth's own variables."""
+    from apps.catalog.answers import interpolation_values
+
+    values = interpolation_values(version, answers) if version is not None else dict(answers)
+    return {
+        **values,
+        "BERTH_STACK_NAME": stack_name,
+        "BERTH_ENVIRONMENT": environment.slug,
+        "BERTH_TENANT": environment.tenant.slug,
     }
 
 
@@ -90,6 +106,7 @@ def render_spec(
     compose: str,
     answers: dict,
     version: TemplateVersion | None = None,
+    stack_name: str = "",
 ) -> dict:
     """The Revision spec for this compose text and answers, or a ValidationError.
 
@@ -97,12 +114,13 @@ def render_spec(
     """
     from apps.deployments.spec import build_spec
 
+    variables = interpolation_variables(environment, stack_name, answers, version)
     try:
         spec = build_spec(
-            compose, answers, environment, allow_all=bool(getattr(actor, "is_superuser", False))
+            compose, variables, environment, allow_all=bool(getattr(actor, "is_superuser", False))
         )
     except ComposeError as exc:
-        raise _compose_error(exc, _question_names(version), "compose") from exc
+        raise _compose_error(exc, question_names(version), "compose") from exc
     return _template_scale(spec, version)
 
 
@@ -258,6 +276,7 @@ def user_scale(actor: Any, stack: Stack) -> dict[str, int]:
             compose=stack.compose,
             answers=stack.answers,
             version=stack.template_version,
+            stack_name=stack.name,
         )
     except ValidationError:
         baseline = {}
@@ -307,7 +326,12 @@ def create_stack(
     else:
         answers = {str(k): v for k, v in (answers or {}).items()}
     spec = render_spec(
-        actor, environment, compose=compose, answers=answers, version=template_version
+        actor,
+        environment,
+        compose=compose,
+        answers=answers,
+        version=template_version,
+        stack_name=name,
     )
     stack = Stack(
         tenant=environment.tenant,
@@ -378,6 +402,7 @@ def redeploy(actor: Any, stack: Stack, answers: dict | None = None) -> Stack:
         compose=stack_source(stack),
         answers=answers,
         version=stack.template_version,
+        stack_name=stack.name,
     )
     stack.answers = answers
     spec = _apply_scale(spec, keep)
@@ -464,7 +489,12 @@ def upgrade(
     carried = migrate_answers(current, to_version, dict(stack.answers))
     resolved = resolve(to_version, {**carried, **(answers or {})}, previous=carried)
     spec = render_spec(
-        actor, stack.environment, compose=to_version.compose, answers=resolved, version=to_version
+        actor,
+        stack.environment,
+        compose=to_version.compose,
+        answers=resolved,
+        version=to_version,
+        stack_name=stack.name,
     )
     stack.template_version = to_version
     stack.compose = to_version.compose

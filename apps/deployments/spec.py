@@ -36,15 +36,18 @@ def build_spec(
     """
     project = load_compose(compose_text, variables)
     project = normalize_ports(project, environment.publish_interface)
-    exceptions = set(RULES) if allow_all else set(environment.policy_exceptions or ())
     problems = check_policy(
         project,
-        allowed_exceptions=exceptions,
+        allowed_exceptions=set(environment.policy_exceptions or ()),
         allowed_interfaces={environment.publish_interface},
     )
-    if problems:
+    granted = sorted({p.rule for p in problems}) if allow_all else []
+    if problems and (not allow_all or not all(p.rule in RULES for p in problems)):
         raise ComposeError(problems)
     spec = {"project": dataclasses.asdict(project), "hardening": hardening_of(environment)}
+    if granted:
+        # The driver judges the final request again: it must know what the admin allowed.
+        spec["admin_exceptions"] = granted
     return json.loads(json.dumps(spec))  # tuples -> lists: equal to what the database returns
 
 

@@ -16,6 +16,11 @@ urlpatterns = [
     path("<int:pk>/cancel/", views.StackCancelView.as_view(), name="cancel"),
     path("<int:pk>/remove/", views.StackRemoveView.as_view(), name="remove"),
     path("<int:pk>/upgrade/", views.StackUpgradeView.as_view(), name="upgrade"),
+    path(
+        "<int:pk>/save-as-template/",
+        views.StackSaveTemplateView.as_view(),
+        name="save_template",
+    ),
     path("<int:pk>/revisions/", views.StackRevisionsView.as_view(), name="revisions"),
     path("services/<int:pk>/scale/", views.ServiceScaleView.as_view(), name="scale"),
     path(

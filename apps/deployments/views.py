@@ -249,6 +249,34 @@ class RevisionRollbackView(TenantScopedMixin, ObjectFormView):
         return redirect("stacks:detail", pk=revision.stack_id)
 
 
+class StackSaveTemplateView(StackScopedMixin, ObjectFormView):
+    """Save the stack as a template of its tenant: its compose file, its questions with
+    its answers as defaults (secrets never); private, or public once an admin approves."""
+
+    required_role = Role.MEMBER
+    template_name = "deployments/stack_save_template.html"
+    form_class = forms.SaveAsTemplateForm
+
+    def get_initial(self):
+        return {"slug": self.object.name, "name": self.object.name, "version": "1.0.0"}
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["stack"] = self.object
+        return context
+
+    def perform(self, form):
+        from apps.catalog.services import save_as_template
+
+        data = form.cleaned_data
+        metadata = {k: data.get(k) for k in ("slug", "name", "description")}
+        saved = save_as_template(
+            self.request.user, self.object, metadata, data["version"], visibility=data["visibility"]
+        )
+        messages.success(self.request, f"Saved {self.object.name} as {saved}.")
+        return redirect("catalog:detail", pk=saved.template_id)
+
+
 class StackUpgradeView(StackScopedMixin, ObjectFormView):
     """Choose a newer version of the stack's template; only its new questions are asked."""
 

@@ -358,11 +358,20 @@ def check_berth_yml(berth: Any, compose: dict) -> list[str]:
     services = berth.get("services") or {}
     if not isinstance(services, dict):
         return [*problems, "services must be a mapping"]
+    seen_routes: dict[tuple, str] = {}
     for name, settings in services.items():
         where = f"services.{name}"
         if name not in compose.get("services", {}):
             problems.append(f"{where}: no such service in docker-compose.yml")
             continue
+        for route in (settings or {}).get("routes") or []:
+            if isinstance(route, dict):
+                key = (route.get("hostname"), route.get("path", "/"))
+                if seen_routes.setdefault(key, name) != name:
+                    problems.append(
+                        f"{where}: a route has the same hostname and path as one of "
+                        f"services.{seen_routes[key]}"
+                    )
         problems += [
             f"{where}: {p}" for p in _service_problems(settings or {}, compose["services"][name])
         ]

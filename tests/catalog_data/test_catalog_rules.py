@@ -164,6 +164,15 @@ def test_broken_service_settings_are_reported(service, service_settings, expecte
     assert any(expected in p for p in problems), problems
 
 
+def test_two_services_cannot_share_a_route():
+    route = {"routes": [{"hostname": "${DOMAIN}", "port": 80}]}
+    spec = {"services": {"web": {"image": "a:1"}, "api": {"image": "b:1"}}}
+    problems = rules.check_berth_yml({"services": {"web": route, "api": route}}, spec)
+    assert problems == [
+        "services.api: a route has the same hostname and path as one of services.web"
+    ]
+
+
 def test_settings_for_an_unknown_service_are_reported():
     problems = rules.check_berth_yml({"services": {"db": {}}}, compose())
     assert problems == ["services.db: no such service in docker-compose.yml"]

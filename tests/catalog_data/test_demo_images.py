@@ -25,6 +25,9 @@ pytestmark = pytest.mark.engine
 REPO = Path(__file__).resolve().parents[2]
 RUN = uuid.uuid4().hex[:8]
 LABELS = ["--label", "io.berth.test=1", "--label", f"io.berth.test.run={RUN}"]
+# The images check every 3 s after a 5 s start period; tests that wait for a health
+# change check every second instead (the same check command, as a template could).
+FAST_HEALTH = ("--health-interval", "1s", "--health-start-period", "0s")
 
 
 def docker(*args: str, check: bool = True, timeout: float = 60) -> str:
@@ -139,7 +142,8 @@ def docker_list_images() -> list[str]:
 
 
 def test_web_page_versions_health_and_unhealthy_marker():
-    old = run("web10", "berth-demo/web:1.0", "-p", "127.0.0.1::8080", "-e", "MESSAGE=Hi <you>")
+    old = run("web10", "berth-demo/web:1.0", "-p", "127.0.0.1::8080", "-e", "MESSAGE=Hi <you>",
+              *FAST_HEALTH)  # fmt: skip
     new = run("web11", "berth-demo/web:1.1", "-p", "127.0.0.1::8080", "-e", "GREETING=Howdy",
               "-e", "THEME=dark")  # fmt: skip
     for container in (old, new):
@@ -199,7 +203,7 @@ def test_guestbook_frontend_reaches_the_api_by_name_and_data_survives_a_new_api(
 def test_api_is_unhealthy_when_data_is_not_writable():
     volume = f"berth-test-{RUN}-readonly"
     docker("volume", "create", *LABELS, volume)
-    api = run("api-ro", "berth-demo/guestbook-api:1.0", "-v", f"{volume}:/data:ro")
+    api = run("api-ro", "berth-demo/guestbook-api:1.0", "-v", f"{volume}:/data:ro", *FAST_HEALTH)
     wait_health(api, "unhealthy", timeout=40)
     log = inspect(api)["State"]["Health"]["Log"][-1]["Output"]
     assert "503" in log

@@ -175,7 +175,8 @@ def test_create_and_upgrade_from_template(api, env_a, template):
     assert data["answers"]["ADMIN_PASSWORD"] == "••••••"
     url = f"/api/v1/stacks/{data['id']}/upgrade/"
     response = api.post(url, {"version": "2.0.0"}, format="json")
-    assert response.status_code == 400 and "COLOR" in response.json()
+    assert response.status_code == 400
+    assert response.json() == {"answers": {"COLOR": ["This answer is required."]}}
     response = api.post(url, {"version": "2.0.0", "answers": {"COLOR": "red"}}, format="json")
     assert response.status_code == 200, response.content
     assert response.json()["version"] == "2.0.0"
@@ -184,4 +185,12 @@ def test_create_and_upgrade_from_template(api, env_a, template):
     response = api.post(
         "/api/v1/stacks/", {**body, "name": "y", "answers": {"NOPE": "1"}}, format="json"
     )
-    assert response.status_code == 400 and "NOPE" in response.json()
+    assert response.status_code == 400
+    assert response.json() == {"answers": {"NOPE": ["Not a question of this template version."]}}
+    redeploy = f"/api/v1/stacks/{data['id']}/redeploy/"
+    response = api.post(redeploy, {"answers": {"COLOR": "", "NOPE": "1"}}, format="json")
+    assert response.status_code == 400
+    assert response.json()["answers"] == {
+        "COLOR": ["This answer is required."],
+        "NOPE": ["Not a question of this template version."],
+    }

@@ -164,6 +164,27 @@ class ScaleSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
     replicas = serializers.IntegerField(help_text=f"0 to {services.MAX_REPLICAS}.")
 
 
+class SaveAsTemplateSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
+    """Publish the stack as a template of its tenant; unset metadata comes from the stack."""
+
+    slug = serializers.CharField(max_length=40)
+    version = serializers.CharField(max_length=40)
+    name = serializers.CharField(max_length=80, required=False, allow_blank=True)
+    visibility = serializers.ChoiceField(
+        choices=["tenant", "public"],
+        default="tenant",
+        help_text="tenant (private) or public (listed once a platform admin approves).",
+    )
+    category = serializers.CharField(max_length=40, required=False, allow_blank=True)
+    description = serializers.CharField(max_length=300, required=False, allow_blank=True)
+    icon = serializers.CharField(max_length=16, required=False, allow_blank=True)
+    maintainer = serializers.CharField(max_length=120, required=False, allow_blank=True)
+    tags = serializers.ListField(child=serializers.CharField(), required=False)
+    readme = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+
+    METADATA = ("slug", "name", "category", "description", "icon", "maintainer", "tags")
+
+
 class EmptySerializer(RejectUnknownFieldsMixin, serializers.Serializer):
     """Actions that take no body."""
 

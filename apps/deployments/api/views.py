@@ -7,13 +7,17 @@ are found through `visible_to`: a foreign stack is 404, too low a role 403.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from django.core.exceptions import ValidationError
 from django.db.models import Prefetch
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import mixins, status
+from rest_framework import exceptions, mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from apps.catalog.api.serializers import TemplateDetailSerializer
 from apps.core.api import TenantScopedViewSet
 from apps.deployments import revisions, services
 from apps.deployments.api import serializers as s
@@ -33,6 +37,31 @@ def _int_param(request, name: str) -> int | None:
         return int(value)
     except ValueError:
         raise ValidationError({name: "Give a number (an id)."}) from None
+
+
+BODY_FIELDS = {"name", "environment", "template", "version", "compose", "answers", "revision"}
+
+
+@contextmanager
+def answer_errors(version, answers: dict | None) -> Iterator[None]:
+    """Errors about single answers come back under one field, as catalog/README.md says:
+    `{"answers": {"VAR": ["message"]}}`; other fields (name, version...) stay as they are.
+
+    The services key answer problems by variable, which the pages need to put each
+    message under its form field; the API names the body's field instead.
+    """
+    try:
+        yield
+    except ValidationError as exc:
+        if not hasattr(exc, "error_dict"):
+            raise
+        variables = (set(services.question_names(version)) | set(answers or {})) - BODY_FIELDS
+        nested = {k: v for k, v in exc.message_dict.items() if k in variables}
+        if not nested:
+            raise
+        errors: dict = {k: v for k, v in exc.message_dict.items() if k not in variables}
+        errors["answers"] = nested
+        raise exceptions.ValidationError(errors) from exc
 
 
 @extend_schema_view(list=extend_schema(parameters=[ENV_FILTER]))
@@ -72,6 +101,7 @@ class StackViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScope
             "start": s.EmptySerializer,
             "restart": s.EmptySerializer,
             "cancel": s.EmptySerializer,
+            "save_as_template": s.SaveAsTemplateSerializer,
         }.get(self.action, s.StackSerializer)
 
     def _detail(self, stack: Stack, code: int = status.HTTP_200_OK) -> Response:
@@ -98,14 +128,15 @@ class StackViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScope
             )
         elif not data.get("compose"):
             raise ValidationError({"compose": "Give a template (and version) or a compose file."})
-        stack = services.create_stack(
-            request.user,
-            environment,
-            data["name"],
-            template_version=version,
-            answers=data.get("answers"),
-            compose=None if version else data["compose"],
-        )
+        with answer_errors(version, data.get("answers")):
+            stack = services.create_stack(
+                request.user,
+                environment,
+                data["name"],
+                template_version=version,
+                answers=data.get("answers"),
+                compose=None if version else data["compose"],
+            )
         return self._detail(stack, status.HTTP_201_CREATED)
 
     @extend_schema(parameters=[VOLUMES], responses={202: s.StackDetailSerializer})
@@ -147,7 +178,9 @@ class StackViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScope
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         answers = serializer.validated_data.get("answers")
-        return self._detail(services.redeploy(request.user, stack, answers))
+        with answer_errors(stack.template_version, answers):
+            stack = services.redeploy(request.user, stack, answers)
+        return self._detail(stack)
 
     @extend_schema(responses=s.StackDetailSerializer)
     @action(detail=True, methods=["post"])
@@ -161,7 +194,9 @@ class StackViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScope
         version = stack.template_version.template.versions.filter(version=data["version"]).first()
         if version is None:
             raise ValidationError({"version": f"No version '{data['version']}' of this template."})
-        return self._detail(services.upgrade(request.user, stack, version, data.get("answers")))
+        with answer_errors(version, data.get("answers")):
+            stack = services.upgrade(request.user, stack, version, data.get("answers"))
+        return self._detail(stack)
 
     @extend_schema(responses=s.StackDetailSerializer)
     @action(detail=True, methods=["post"])
@@ -174,6 +209,28 @@ class StackViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScope
         if revision is None:
             raise ValidationError({"revision": f"This stack has no revision {number}."})
         return self._detail(services.rollback(request.user, stack, revision))
+
+    @extend_schema(responses={201: TemplateDetailSerializer})
+    @action(detail=True, methods=["post"], url_path="save-as-template")
+    def save_as_template(self, request, pk=None):
+        """Publish the stack's compose file and questions (its answers as defaults)."""
+        from apps.catalog.services import save_as_template
+
+        stack = self.get_object()
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        metadata = {k: data[k] for k in s.SaveAsTemplateSerializer.METADATA if k in data}
+        saved = save_as_template(
+            request.user,
+            stack,
+            metadata,
+            data["version"],
+            readme=data.get("readme", ""),
+            visibility=data["visibility"],
+        )
+        body = TemplateDetailSerializer(saved.template).data
+        return Response(body, status=status.HTTP_201_CREATED)
 
 
 @extend_schema_view(list=extend_schema(parameters=[STACK_FILTER]))

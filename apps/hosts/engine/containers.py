@@ -63,6 +63,7 @@ class HostPolicy:
     allowed_exceptions: frozenset[str] = frozenset()
     allowed_interfaces: frozenset[str] = frozenset({"127.0.0.1"})
     allowed_volumes: frozenset[str] | None = None
+    allowed_containers: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -94,13 +95,25 @@ class ContainerRequest:
     cap_add: tuple[str, ...] = ()
     cap_drop: tuple[str, ...] = ()
     security_opt: tuple[str, ...] = ()
+    # Namespaces, devices and kernel settings: each one reaches the engine only where the
+    # policy allows it (an admin's exception, or a sibling service's container).
+    network_mode: str | None = None  # None joins `network`; "host", "none", "container:x"
+    pid_mode: str | None = None
+    ipc_mode: str | None = None
+    uts_mode: str | None = None
+    userns_mode: str | None = None
+    devices: tuple[str, ...] = ()
+    device_cgroup_rules: tuple[str, ...] = ()
+    sysctls: Mapping[str, str] = field(default_factory=dict)
+    cgroup_parent: str | None = None
+    volumes_from: tuple[str, ...] = ()
     policy: HostPolicy = field(default_factory=HostPolicy)
 
 
 def host_config(request: ContainerRequest) -> dict[str, Any]:
     """The Engine API HostConfig for a request, hardening included."""
     hc: dict[str, Any] = {
-        "NetworkMode": request.network,
+        "NetworkMode": request.network_mode or request.network,
         "Memory": int(request.memory),
         "PidsLimit": int(request.pids_limit),
         "LogConfig": {
@@ -118,9 +131,44 @@ def host_config(request: ContainerRequest) -> dict[str, Any]:
         "Privileged": request.privileged or None,
         "CapAdd": list(request.cap_add) or None,
         "CapDrop": list(request.cap_drop) or None,
+        "PidMode": request.pid_mode or None,
+        "IpcMode": request.ipc_mode or None,
+        "UTSMode": request.uts_mode or None,
+        "UsernsMode": request.userns_mode or None,
+        "Devices": [device_mapping(d) for d in request.devices] or None,
+        "DeviceCgroupRules": list(request.device_cgroup_rules) or None,
+        "Sysctls": {str(k): str(v) for k, v in request.sysctls.items()} or None,
+        "CgroupParent": request.cgroup_parent or None,
+        "VolumesFrom": list(request.volumes_from) or None,
     }
     hc.update({k: v for k, v in optional.items() if v is not None})
     return hc
+
+
+_PERMISSIONS = re.compile(r"^[rwm]{1,3}$")
+
+
+def device_mapping(device: str) -> dict[str, str]:
+    """Compose's "/dev/src[:/dev/dst][:rwm]" as the Engine API's device mapping (the
+    docker CLI's reading: a second part made of r, w, m letters is the permissions)."""
+    parts = str(device).split(":")
+    if len(parts) > 3 or not parts[0]:
+        raise EngineError(
+            f"Invalid device {device!r}: use /dev/src[:/dev/dst][:rwm].", retryable=False
+        )
+    source, target, permissions = parts[0], parts[0], "rwm"
+    if len(parts) == 3:
+        target, permissions = parts[1], parts[2]
+    elif len(parts) == 2:
+        if _PERMISSIONS.match(parts[1]):
+            permissions = parts[1]
+        else:
+            target = parts[1]
+    if not _PERMISSIONS.match(permissions):
+        raise EngineError(
+            f"Invalid device permissions in {device!r}: use r, w and m.", retryable=False
+        )
+    return {"PathOnHost": source, "PathInContainer": target, "CgroupPermissions": permissions}
 
 
 def container_config(request: ContainerRequest) -> dict[str, Any]:
@@ -131,10 +179,11 @@ def container_config(request: ContainerRequest) -> dict[str, Any]:
         "Env": [k if v is None else f"{k}={v}" for k, v in request.env.items()],
         "ExposedPorts": _exposed(request),
         "HostConfig": host_config(request),
-        "NetworkingConfig": {
-            "EndpointsConfig": {request.network: {"Aliases": list(request.aliases)}}
-        },
     }
+    if not request.network_mode:  # another namespace mode joins no network of its own
+        config["NetworkingConfig"] = {
+            "EndpointsConfig": {request.network: {"Aliases": list(request.aliases)}}
+        }
     optional = {
         "Cmd": list(request.command) if request.command is not None else None,
         "Entrypoint": list(request.entrypoint) if request.entrypoint is not None else None,
@@ -148,7 +197,11 @@ def container_config(request: ContainerRequest) -> dict[str, Any]:
 
 
 def checked_config(request: ContainerRequest) -> dict[str, Any]:
-    """The create body, or EngineError (not retryable) naming every broken rule."""
+    """The create body, or EngineError (not retryable) naming every broken rule.
+
+    Nothing the request asks for is dropped on the way: a namespace mode, a device or a
+    sysctl is in the HostConfig and judged here with the environment's exceptions.
+    """
     config = container_config(request)
     problems = check_host_config(
         config["HostConfig"],
@@ -157,6 +210,7 @@ def checked_config(request: ContainerRequest) -> dict[str, Any]:
         allowed_interfaces=request.policy.allowed_interfaces,
         allowed_networks={request.network},
         allowed_volumes=request.policy.allowed_volumes,
+        allowed_containers=request.policy.allowed_containers,
     ) + check_hardening(config["HostConfig"], name=request.name)
     if problems:
         text = "; ".join(p.message for p in problems)

@@ -15,6 +15,7 @@ verbose=""
 httpd -f $verbose -p "0.0.0.0:$port" -h /www &
 pid=$!
 
+# shellcheck disable=SC2317 # called by the traps below
 stop() {
     echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) $APP_NAME $APP_VERSION: $1 received, stopping"
     kill -TERM "$pid" 2>/dev/null

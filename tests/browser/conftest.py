@@ -1,0 +1,340 @@
+"""Browser fixtures: headless Chromium (Debian's, driven by Playwright) against the real app.
+
+Pages are served by pytest-django's `live_server` (a real HTTP server over the test
+database, with static files from the finders). Deployments go through a REAL Celery
+worker started here as a subprocess on the same test database and a spare Redis
+database, so the stack page refreshes itself exactly as it does in production.
+
+Every page a test visits is screenshotted into test-artifacts/browser/.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import quote, urlparse
+
+import pytest
+from django.conf import settings
+
+# Playwright's sync API keeps an asyncio loop running in this thread; Django would then
+# refuse every ORM call from the test as "async unsafe". The test code is synchronous.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+from playwright.sync_api import Browser, Page, sync_playwright  # noqa: E402
+
+ARTIFACTS = Path(settings.BASE_DIR) / "test-artifacts" / "browser"
+BROWSER_REDIS_URL = "redis://127.0.0.1:6379/12"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+PASSWORD = "correct-horse-battery-9"
+RUN_ID = uuid.uuid4().hex[:6]
+_used = {"artifacts": False}
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if _used["artifacts"]:
+        terminalreporter.write_sep("-", "browser screenshots")
+        terminalreporter.write_line(str(ARTIFACTS.resolve()))
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for old in ARTIFACTS.glob("*.png"):  # this run's pictures only
+        old.unlink()
+    _used["artifacts"] = True
+    return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """One Chromium for the session (never `playwright install`: Debian's build)."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed")
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+class Visitor:
+    """One person at one browser window: goes to pages and screenshots each of them."""
+
+    def __init__(self, page: Page, base_url: str, prefix: str, artifacts: Path) -> None:
+        self.page = page
+        self.base_url = base_url
+        self.prefix = prefix
+        self.artifacts = artifacts
+        self.shots = 0
+        self.broken: list[str] = []
+        page.on("response", self._watch)
+        page.on("pageerror", lambda exc: self.broken.append(f"JS error: {exc}"))
+
+    def _watch(self, response) -> None:
+        if response.status >= 400 and "/static/" in response.url:
+            self.broken.append(f"{response.status} {response.url}")
+
+    def url(self, path: str = "/") -> str:
+        return self.base_url + path
+
+    def visit(self, path: str) -> Page:
+        self.page.goto(self.url(path))
+        self.snap()
+        return self.page
+
+    def snap(self, label: str = "") -> Path:
+        """Save a full-page screenshot named after the test, a counter and the page."""
+        self.page.wait_for_load_state("load")
+        self.shots += 1
+        label = label or urlparse(self.page.url).path.strip("/").replace("/", "-") or "home"
+        label = re.sub(r"[^A-Za-z0-9_.-]+", "-", label)[:60]
+        path = self.artifacts / f"{self.prefix}-{self.shots:02d}-{label}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        return path
+
+    def log_in(self, username: str, password: str = PASSWORD) -> None:
+        """Through the sign-in form, as anyone would."""
+        page = self.page
+        if "/accounts/login/" not in page.url:
+            self.visit("/accounts/login/")
+        page.locator("input[name=login]").fill(username)
+        page.locator("input[name=password]").fill(password)
+        page.get_by_role("button", name=re.compile(r"^sign in$", re.I)).click()
+        page.wait_for_load_state("load")
+        self.snap()
+
+    def assert_assets_loaded(self) -> None:
+        """Pico + berth.css applied and htmx running: a page without them is broken."""
+        page = self.page
+        assert page.evaluate("typeof window.htmx") == "object", "htmx did not load"
+        sheets = page.evaluate(
+            "Array.from(document.styleSheets).filter(s => s.href && s.cssRules.length).length"
+        )
+        assert sheets >= 2, "the stylesheets did not load"
+        assert not self.broken, self.broken
+
+
+@pytest.fixture
+def visitor_factory(
+    browser: Browser, live_server, artifacts_dir: Path, request
+) -> Iterator[Callable[..., Visitor]]:
+    """Make a Visitor in a fresh browser context (its own cookies), closed at teardown."""
+    contexts = []
+
+    def make(name: str = "", **context_options) -> Visitor:
+        context = browser.new_context(**context_options)
+        context.set_default_timeout(15_000)
+        contexts.append(context)
+        prefix = request.node.name.removeprefix("test_") + (f"-{name}" if name else "")
+        return Visitor(context.new_page(), live_server.url, prefix, artifacts_dir)
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def visitor(visitor_factory) -> Visitor:
+    return visitor_factory()
+
+
+@pytest.fixture
+def verified_user(django_user_model) -> Callable:
+    """A person who signed up and confirmed their address earlier."""
+    from allauth.account.models import EmailAddress
+
+    def make(username: str):
+        email = f"{username}@example.test"
+        user = django_user_model.objects.create_user(
+            username=username, email=email, password=PASSWORD
+        )
+        EmailAddress.objects.create(user=user, email=email, verified=True, primary=True)
+        return user
+
+    return make
+
+
+# --- the real Celery worker --------------------------------------------------------------
+
+
+def _database_url() -> str:
+    """The test database (NAME is test_<name> by now) as a DATABASE_URL."""
+    db = settings.DATABASES["default"]
+    auth = quote(db.get("USER") or "", safe="")
+    if db.get("PASSWORD"):
+        auth += ":" + quote(db["PASSWORD"], safe="")
+    netloc = f"{auth}@" if auth else ""
+    netloc += f"{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}"
+    return f"postgres://{netloc}/{db['NAME']}"
+
+
+def _flush_redis() -> None:
+    import redis
+
+    redis.Redis.from_url(BROWSER_REDIS_URL).flushdb()
+
+
+def _point_broker_at(url: str) -> None:
+    """Make this (the test) process queue its tasks on `url`."""
+    from paas.celery import app
+
+    settings.CELERY_BROKER_URL = url
+    app.conf.broker_url = url
+    if app._pool is not None:  # a pool opened earlier still talks to the old broker
+        app._pool.force_close_all()
+        app._pool = None
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker, artifacts_dir: Path) -> Iterator[str]:
+    """`celery -A paas worker` on the test database and Redis db 12; stopped at teardown."""
+    if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+        pytest.skip("the Celery worker needs a PostgreSQL test database (DATABASE_URL)")
+    _flush_redis()
+    old_broker = settings.CELERY_BROKER_URL
+    _point_broker_at(BROWSER_REDIS_URL)
+    env = {
+        **os.environ,
+        "DATABASE_URL": _database_url(),
+        "REDIS_URL": BROWSER_REDIS_URL,
+        "DJANGO_SETTINGS_MODULE": "paas.settings",
+        "CELERY_TASK_ALWAYS_EAGER": "false",
+    }
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    log_path = artifacts_dir / "celery-worker.log"
+    log = log_path.open("w")
+    celery = Path(settings.BASE_DIR) / ".venv" / "bin" / "celery"
+    worker = subprocess.Popen(
+        [str(celery), "-A", "paas", "worker", "--concurrency", "2", "-P", "prefork",
+         "-l", "info", "-n", f"browser-{RUN_ID}@%h",
+         "--without-gossip", "--without-mingle", "--without-heartbeat"],
+        cwd=settings.BASE_DIR,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        _wait_ready(worker, log_path)
+        yield BROWSER_REDIS_URL
+    finally:
+        _stop(worker)
+        log.close()
+        _point_broker_at(old_broker)
+        _flush_redis()
+
+
+def _wait_ready(worker: subprocess.Popen, log_path: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if worker.poll() is not None:
+            raise RuntimeError(f"the Celery worker exited: see {log_path}")
+        if " ready." in log_path.read_text():
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"the Celery worker did not get ready in {timeout}s: see {log_path}")
+
+
+def _stop(worker: subprocess.Popen) -> None:
+    """Warm shutdown (finish the task in hand), then kill this worker's own process group."""
+    if worker.poll() is None:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait(timeout=10)
+
+
+# --- the engine side ------------------------------------------------------------------
+
+
+def docker(*args: str, check: bool = True) -> str:
+    """The stock docker CLI (tests never import docker-py)."""
+    done = subprocess.run(
+        ["docker", "-H", settings.BERTH_DOCKER_HOST, *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    if check and done.returncode != 0:
+        raise AssertionError(f"docker {' '.join(args)} failed: {done.stderr.strip()}")
+    return done.stdout.strip()
+
+
+@pytest.fixture(scope="session")
+def demo_images() -> None:
+    """The demo images (idempotent; under a second when they are up to date)."""
+    script = Path(settings.BASE_DIR) / "deploy" / "build-images.sh"
+    done = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        pytest.fail(f"deploy/build-images.sh failed:\n{done.stderr[-3000:]}")
+
+
+@pytest.fixture
+def engine_tenant(verified_user, celery_worker, demo_images) -> Iterator:
+    """A run-unique tenant owned by a fresh user, the local engine as a host and the
+    built-in catalog: what an operator has set up before a user arrives.
+
+    Teardown removes the tenant's stacks through the service layer (the worker does the
+    work), then, as a last resort, anything still labelled with the tenant in the engine.
+    """
+    from apps.catalog.loader import load_catalog
+    from apps.hosts.models import Host
+    from apps.tenants import services as tenant_services
+
+    report = load_catalog(Path(settings.BASE_DIR) / "catalog")
+    assert not report.problems, report.problems
+    Host.objects.get_or_create(
+        name="local",
+        defaults={"endpoint": settings.BERTH_DOCKER_HOST, "state": Host.State.ACTIVE},
+    )
+    owner = verified_user(f"dana{RUN_ID}")
+    slug = f"bt{RUN_ID}{uuid.uuid4().hex[:4]}"
+    tenant = tenant_services.create_tenant(actor=owner, slug=slug, name=f"Browser {slug}")
+    yield tenant
+    _remove_stacks(tenant, owner)
+    _remove_engine_leftovers(slug)
+
+
+def _remove_stacks(tenant, owner, timeout: float = 60) -> None:
+    from apps.deployments import services
+    from apps.deployments.models import Stack
+
+    for stack in Stack.objects.filter(tenant=tenant).exclude(desired_state="removed"):
+        try:
+            services.remove(owner, stack, volumes=True)
+        except Exception as exc:  # noqa: BLE001 -- cleanup must go on
+            print(f"cleanup: could not remove stack {stack.name}: {exc}")
+    deadline = time.monotonic() + timeout
+    label = f"label=io.berth.tenant={tenant.slug}"
+    while time.monotonic() < deadline and docker("ps", "-aq", "--filter", label, check=False):
+        time.sleep(1)
+
+
+def _remove_engine_leftovers(slug: str) -> None:
+    label = f"label=io.berth.tenant={slug}"
+    ids = docker("ps", "-aq", "--filter", label, check=False)
+    if ids:
+        print(f"cleanup: removing leftover containers of {slug}: {ids.split()}")
+        docker("rm", "-f", *ids.split(), check=False)
+    volumes = docker("volume", "ls", "-q", "--filter", label, check=False)
+    if volumes:
+        docker("volume", "rm", "-f", *volumes.split(), check=False)
+    networks = docker("network", "ls", "-q", "--filter", label, check=False)
+    if networks:
+        docker("network", "rm", *networks.split(), check=False)
