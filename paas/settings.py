@@ -142,6 +142,8 @@ BERTH_HEARTBEAT_SECONDS = int(os.environ.get("BERTH_HEARTBEAT_SECONDS", "30"))
 BERTH_RECONCILE_SECONDS = int(os.environ.get("BERTH_RECONCILE_SECONDS", "30"))
 BERTH_RECONCILE_LEASE_SECONDS = int(os.environ.get("BERTH_RECONCILE_LEASE_SECONDS", "60"))
 BERTH_ORPHAN_GRACE_SECONDS = int(os.environ.get("BERTH_ORPHAN_GRACE_SECONDS", "300"))
+BERTH_OPERATION_TIMEOUT = int(os.environ.get("BERTH_OPERATION_TIMEOUT", "600"))
+BERTH_VERSION = "0.1.0"
 CELERY_BEAT_SCHEDULE = {
     "hosts.heartbeat": {
         "task": "hosts.heartbeat_all",
