@@ -11,7 +11,7 @@ from django.views.generic import FormView, TemplateView
 from apps.accounts import services
 from apps.accounts.forms import TokenCreateForm
 from apps.accounts.models import ApiToken
-from apps.core.generic import ObjectFormView, ServiceFormMixin
+from apps.core.generic import ObjectFormView, ServiceFormMixin, SubmitOnceMixin
 from apps.core.mixins import TenantScopedMixin
 from apps.tenants.models import Membership
 
@@ -30,11 +30,13 @@ class ProfileView(LoginRequiredMixin, TemplateView):
         return context
 
 
-class TokenListView(LoginRequiredMixin, ServiceFormMixin, FormView):
+class TokenListView(LoginRequiredMixin, SubmitOnceMixin, ServiceFormMixin, FormView):
     """The user's tokens and the form to create one; a new raw key is shown once."""
 
     template_name = "accounts/tokens.html"
     form_class = TokenCreateForm
+    once_redirect = "accounts:tokens"
+    once_message = "That token was already created; its key was shown once. Revoke it if lost."
 
     def get_form_kwargs(self):
         return {**super().get_form_kwargs(), "user": self.request.user}

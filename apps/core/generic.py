@@ -9,12 +9,15 @@ by field, so bad input is a message next to the field, never a 500.
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from django import forms
+from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import ValidationError
 from django.http import HttpResponse
+from django.shortcuts import redirect, resolve_url
 from django.views.generic import DetailView, FormView
 from django.views.generic.detail import SingleObjectMixin
 
@@ -40,6 +43,39 @@ class ServiceFormMixin:
         except ValidationError as exc:
             form_errors_from(exc, form)
             return self.form_invalid(form)
+
+
+class SubmitOnceMixin:
+    """For forms whose success page shows a secret once (a token, an invitation link).
+
+    The page's reply to the POST carries the secret, which is never stored; so a reload
+    would send the form again and create a second one. Each rendered form carries a
+    one-time id; an id already used redirects to `once_redirect` with a message instead.
+    Put `{% include "includes/submit_once.html" %}` inside the form.
+    """
+
+    SESSION_KEY = "berth_used_submissions"
+    once_redirect = ""
+    once_message = "That form was already sent; what it created was shown once."
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["submission_id"] = secrets.token_urlsafe(16)
+        return context
+
+    def form_valid(self, form):
+        submission = self.request.POST.get("submission", "")[:64]
+        used = self.request.session.get(self.SESSION_KEY, [])
+        if submission and submission in used:
+            messages.info(self.request, self.once_message)
+            return redirect(self.get_once_redirect())
+        response = super().form_valid(form)
+        if submission and not form.errors:
+            self.request.session[self.SESSION_KEY] = [*used, submission][-50:]
+        return response
+
+    def get_once_redirect(self) -> str:
+        return resolve_url(self.once_redirect)
 
 
 class CreateFormView(LoginRequiredMixin, ServiceFormMixin, FormView):

@@ -19,7 +19,7 @@ from django.utils.decorators import method_decorator
 from django.views.decorators.vary import vary_on_headers
 from django.views.generic import ListView, TemplateView
 
-from apps.core.generic import CreateFormView, ObjectDetailView, ObjectFormView
+from apps.core.generic import CreateFormView, ObjectDetailView, ObjectFormView, SubmitOnceMixin
 from apps.core.mixins import TenantScopedMixin
 from apps.tenants import forms, services
 from apps.tenants.models import Environment, Invitation, Membership, Tenant
@@ -172,13 +172,17 @@ class MemberRemoveView(TenantScopedMixin, ObjectFormView):
         return redirect("tenants:detail", slug=tenant.slug)
 
 
-class InvitationCreateView(TenantScopedMixin, ObjectFormView):
+class InvitationCreateView(TenantScopedMixin, SubmitOnceMixin, ObjectFormView):
     """Invite by e-mail: the link is shown once here and mailed to the address."""
 
     model = Tenant
     required_role = Role.ADMIN
     template_name = "tenants/invitation_form.html"
     form_class = forms.InvitationForm
+    once_message = "That invitation was already sent; its link was shown once and mailed."
+
+    def get_once_redirect(self) -> str:
+        return reverse("tenants:detail", kwargs={"slug": self.object.slug})
 
     def get_form_kwargs(self):
         kwargs = super().get_form_kwargs()

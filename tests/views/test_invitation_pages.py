@@ -125,3 +125,19 @@ def test_admin_cannot_invite_an_owner(tenant_a, member, client_for):
     assert response.status_code == 200
     assert "role" in response.context["form"].errors
     assert not Invitation.objects.exists()
+
+
+def test_resending_the_invitation_form_sends_no_second_invitation(tenant_a, owner, client_for):
+    client = client_for(owner)
+    url = reverse("tenants:invite", args=["acme"])
+    data = {
+        "email": "twice@example.test",
+        "role": "member",
+        "submission": client.get(url).context["submission_id"],
+    }
+    assert client.post(url, data).status_code == 200
+    again = client.post(url, data, follow=True)
+    assert again.redirect_chain[-1][0] == reverse("tenants:detail", args=["acme"])
+    assert "already sent" in again.content.decode()
+    assert Invitation.objects.filter(email="twice@example.test").count() == 1
+    assert len(mail.outbox) == 1

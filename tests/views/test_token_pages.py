@@ -88,3 +88,15 @@ def test_profile_lists_memberships_and_account_links(tenant_a, owner, client_for
     assert "Acme Rockets" in body
     assert reverse("account_change_password") in body
     assert reverse("socialaccount_connections") in body
+
+
+def test_resending_the_token_form_creates_no_second_token(owner, client_for):
+    """A reload of the page that showed the key re-sends the form: nothing new is made."""
+    client = client_for(owner)
+    form_page = client.get(reverse("accounts:tokens"))
+    data = {"name": "ci", "submission": form_page.context["submission_id"]}
+    assert client.post(reverse("accounts:tokens"), data).status_code == 201
+    again = client.post(reverse("accounts:tokens"), data, follow=True)
+    assert again.redirect_chain[-1][0] == reverse("accounts:tokens")
+    assert "already created" in again.content.decode()
+    assert ApiToken.objects.filter(user=owner, name="ci").count() == 1
