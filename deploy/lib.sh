@@ -358,6 +358,58 @@ berth_engine_stop_if_started_here() {
 }
 
 # ---------------------------------------------------------------------------
+# Berth's image registry (Debian's docker-registry, distribution 2.8)
+# ---------------------------------------------------------------------------
+#
+# Its config.yml is rendered by Berth (`manage.py registry_config`): token auth
+# against Berth's /registry/token/, notifications to /registry/notifications/
+# with a per-installation secret, storage in $BERTH_STATE_DIR/registry/data.
+# Runs like the web server: setsid, pidfile $BERTH_STATE_DIR/run/registry.pid,
+# log $BERTH_STATE_DIR/log/registry.log. BERTH_REGISTRY_ADDR (default
+# 127.0.0.1:5000) and BERTH_PUBLIC_URL (Berth's URL) must be set as for Berth.
+
+BERTH_REGISTRY_BIN="${BERTH_REGISTRY_BIN:-/usr/bin/docker-registry}"
+
+_berth_registry_up() {
+    local code
+    code="$(curl -s -o /dev/null -w '%{http_code}' "http://${BERTH_REGISTRY_ADDR:-127.0.0.1:5000}/v2/")"
+    [ "$code" = 401 ] || [ "$code" = 200 ]
+}
+
+# Idempotent: does nothing when our registry runs; renders the config again
+# otherwise (so a changed BERTH_PUBLIC_URL or address is picked up) and starts it.
+berth_registry_start() {
+    local addr="${BERTH_REGISTRY_ADDR:-127.0.0.1:5000}"
+    local config="$BERTH_STATE_DIR/registry/config.yml" log="$BERTH_STATE_DIR/log/registry.log"
+    berth_is_running registry && return 0
+    if _berth_registry_up; then
+        berth_log "a registry already answers on $addr; using it (not started by Berth)"
+        return 0
+    fi
+    [ -x "$BERTH_REGISTRY_BIN" ] ||
+        berth_die "$BERTH_REGISTRY_BIN not found; run berth_ensure_packages (package docker-registry)" || return 1
+    (cd "$BERTH_REPO" && "$BERTH_VENV/bin/python" manage.py registry_config --skip-checks \
+        --output "$config" >/dev/null) || berth_die "could not render $config" || return 1
+    local t0="$EPOCHREALTIME"
+    printf '\n==== %s berth: docker-registry starting ====\n' "$(date -Is)" >>"$log"
+    berth_spawn registry "$log" "$BERTH_REGISTRY_BIN" serve "$config" || return 1
+    local deadline=$((SECONDS + 30))
+    until _berth_registry_up; do
+        if ! berth_is_running registry || [ "$SECONDS" -ge "$deadline" ]; then
+            tail -n 20 "$log" >&2
+            berth_registry_stop
+            berth_die "the registry did not answer on $addr (log: $log)"
+            return 1
+        fi
+        sleep 0.2
+    done
+    berth_log "registry up on $addr in $(berth_elapsed "$t0")s (log: $log)"
+}
+
+# Stops only a registry Berth started (its pidfile); a foreign one is left alone.
+berth_registry_stop() { berth_stop registry 20; }
+
+# ---------------------------------------------------------------------------
 # Background processes of `make run` (daphne, celery worker, celery beat)
 # ---------------------------------------------------------------------------
 #

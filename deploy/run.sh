@@ -58,7 +58,7 @@ cleanup() {
     for name in "${BERTH_TAILS[@]}"; do
         berth_stop "$name" 2
     done
-    # ---- registry: stop it here once it is started below (see REGISTRY) ----
+    berth_registry_stop || true
     berth_engine_stop_if_started_here || true
     rm -f "$BERTH_STATE_DIR/run/run.pid"
     berth_log "stopped"
@@ -69,12 +69,11 @@ trap 'exit 143' TERM
 
 berth_engine_start
 
-# ============================================================================
-# REGISTRY: Berth's own image registry (Debian's docker-registry) goes here.
-# Added by a later issue: start it like the engine (idempotent, pidfile in
-# $BERTH_STATE_DIR/run, log in $BERTH_STATE_DIR/log/registry.log) and stop it
-# in cleanup() above when this run started it.
-# ============================================================================
+# --- REGISTRY: Berth's image registry (Debian's docker-registry) ---------------
+# Token auth and notifications point at this run's URL; storage in the state dir.
+export BERTH_PUBLIC_URL="${BERTH_PUBLIC_URL:-$URL}"
+export BERTH_REGISTRY_ADDR="${BERTH_REGISTRY_ADDR:-127.0.0.1:5000}"
+berth_registry_start
 
 # --- Django --------------------------------------------------------------------
 # migrate --noinput, collectstatic --noinput and berth_bootstrap (creates the

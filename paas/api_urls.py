@@ -9,6 +9,7 @@ from apps.activity.api.views import EventViewSet
 from apps.catalog.api.views import TemplateViewSet
 from apps.deployments.api.views import RevisionViewSet, ServiceViewSet, StackViewSet
 from apps.hosts.api.views import HostViewSet
+from apps.registry.api.views import RepositoryViewSet, RobotViewSet, UsageViewSet
 from apps.tenants.api.views import (
     EnvironmentViewSet,
     InvitationViewSet,
@@ -29,6 +30,9 @@ router.register("tokens", ApiTokenViewSet, basename="token")
 router.register("stacks", StackViewSet, basename="stack")
 router.register("services", ServiceViewSet, basename="service")
 router.register("revisions", RevisionViewSet, basename="revision")
+router.register("registry/repositories", RepositoryViewSet, basename="registry-repository")
+router.register("registry/robots", RobotViewSet, basename="registry-robot")
+router.register("registry/usage", UsageViewSet, basename="registry-usage")
 
 app_name = "api"
 urlpatterns = [

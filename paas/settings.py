@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "apps.hosts",
     "apps.catalog",
     "apps.deployments",
+    "apps.registry",
 ]
 
 MIDDLEWARE = [
@@ -123,7 +124,10 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL]},
+        # redis-py 8 reads with a 5 s socket timeout by default, the same as channels_redis'
+        # blocking receive (BZPOPMIN 5 s): every idle socket would die with "Timeout
+        # reading". A longer read timeout keeps them open.
+        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}]},
     }
 }
 
@@ -144,6 +148,10 @@ BERTH_RECONCILE_LEASE_SECONDS = int(os.environ.get("BERTH_RECONCILE_LEASE_SECOND
 BERTH_ORPHAN_GRACE_SECONDS = int(os.environ.get("BERTH_ORPHAN_GRACE_SECONDS", "300"))
 BERTH_OPERATION_TIMEOUT = int(os.environ.get("BERTH_OPERATION_TIMEOUT", "600"))
 BERTH_VERSION = "0.1.0"
+# Live streams (apps/deployments/consumers.py).
+BERTH_LIVE_RECHECK_SECONDS = int(os.environ.get("BERTH_LIVE_RECHECK_SECONDS", "2"))
+BERTH_SHELL_IDLE_SECONDS = int(os.environ.get("BERTH_SHELL_IDLE_SECONDS", "900"))
+BERTH_LIVE_STREAM_THREADS = int(os.environ.get("BERTH_LIVE_STREAM_THREADS", "64"))
 CELERY_BEAT_SCHEDULE = {
     "hosts.heartbeat": {
         "task": "hosts.heartbeat_all",
@@ -249,6 +257,10 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "HostStateEnum": "apps.hosts.models.Host.State",
         "StackStateEnum": "apps.deployments.models.Stack.State",
+        "TemplateVisibilityEnum": "apps.catalog.models.Template.Visibility",
+        "RepositoryVisibilityEnum": "apps.registry.models.Repository.Visibility",
+        "RobotScopeEnum": "apps.registry.models.RobotAccount.Scope",
+        "TokenScopeEnum": [("read", "read"), ("write", "write")],
     },
 }
 
@@ -287,3 +299,11 @@ LOGGING = {
 }
 
 BERTH_INVITATION_DAYS = int(os.environ.get("BERTH_INVITATION_DAYS", "7"))
+
+# Private registry (apps/registry): Debian's docker-registry behind Berth's token service.
+BERTH_PUBLIC_URL = os.environ.get("BERTH_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+BERTH_REGISTRY_ADDR = os.environ.get("BERTH_REGISTRY_ADDR", "127.0.0.1:5000")
+BERTH_REGISTRY_SERVICE = os.environ.get("BERTH_REGISTRY_SERVICE", "berth-registry")
+BERTH_REGISTRY_ISSUER = "berth"
+BERTH_REGISTRY_TOKEN_SECONDS = min(int(os.environ.get("BERTH_REGISTRY_TOKEN_SECONDS", "300")), 300)
+BERTH_REGISTRY_ANONYMOUS_PULL = env_bool("BERTH_REGISTRY_ANONYMOUS_PULL", False)

@@ -17,6 +17,7 @@ urlpatterns = [
     path("hosts/", include("apps.hosts.urls")),
     path("catalog/", include("apps.catalog.urls")),
     path("stacks/", include("apps.deployments.urls")),
+    path("registry/", include("apps.registry.urls")),
 ]
 
 handler403 = "apps.core.views.permission_denied"

@@ -43,6 +43,8 @@ from apps.catalog.models import Template, TemplateVersion
 from apps.deployments import services as stack_services
 from apps.deployments.models import Container, Revision, Service, Stack
 from apps.hosts.models import Host
+from apps.registry.models import RegistryEvent, Repository, RobotAccount, TenantRegistryQuota
+from apps.registry.robots import create_robot
 from apps.tenants import services as tenant_services
 from apps.tenants.middleware import SESSION_ENVIRONMENT, SESSION_TENANT
 from apps.tenants.models import Environment, Invitation, Membership, Tenant
@@ -284,6 +286,22 @@ def world(db, make_user, outsider, tenant_b, superuser) -> World:
         compose="services: {web: {image: acme-secret/web:1}}\n",
         content_hash="0" * 64,
     )
+    repository = Repository.objects.create(
+        tenant=tenant, name="acme-secret-image", description="acme-secret-repo"
+    )
+    robot, _ = create_robot(
+        actor=olivia, tenant=tenant, name="acme-secret-ci", description="acme-secret-robot"
+    )
+    registry_event = RegistryEvent.objects.create(
+        tenant=tenant,
+        repository=repository,
+        action="pull",
+        tag="acme-secret-tag",
+        actor="olivia.acme-secret",
+        event_id="acme-secret-event-id",
+        counted=True,
+    )
+    registry_quota = TenantRegistryQuota.objects.create(tenant=tenant, pull_alert_threshold=3)
     result = World(
         tenant=tenant,
         environment=environment,
@@ -313,6 +331,10 @@ def world(db, make_user, outsider, tenant_b, superuser) -> World:
         Container: container,
         Template: template,
         TemplateVersion: template_version,
+        Repository: repository,
+        RobotAccount: robot,
+        RegistryEvent: registry_event,
+        TenantRegistryQuota: registry_quota,
         get_user_model(): olivia,
     }
     return result

@@ -1,5 +1,6 @@
 """Recording events: every service function calls `record_event` once per change."""
 
+import logging
 from typing import Any
 
 from django.db import models
@@ -17,9 +18,16 @@ def record_event(
     message: str = "",
     data: dict | None = None,
 ) -> Event:
-    """Write one Event; `obj` gives the object's type, id and name."""
+    """Write one Event; `obj` gives the object's type, id and name.
+
+    Events of a stack's children carry `data["stack"]` so the stack's live stream (and its
+    catch-up from this table) finds them; once committed, they are broadcast to it.
+    """
     user = actor if getattr(actor, "is_authenticated", False) else None
-    return Event.objects.create(
+    stack_id = getattr(obj, "stack_id", None)
+    if stack_id is not None:
+        data = {"stack": stack_id, **(data or {})}
+    event = Event.objects.create(
         tenant=tenant,
         actor=user,
         actor_name=user.get_username() if user else "system",
@@ -31,3 +39,15 @@ def record_event(
         message=message,
         data=data or {},
     )
+    _broadcast(event, obj)
+    return event
+
+
+def _broadcast(event: Event, obj: models.Model | None) -> None:
+    """Best effort: a live-update failure never fails the change that was recorded."""
+    try:
+        from apps.deployments.live import broadcast_event
+
+        broadcast_event(event, obj)
+    except Exception:  # noqa: BLE001
+        logging.getLogger(__name__).warning("live broadcast of event %s failed", event.pk)

@@ -16,11 +16,6 @@ from apps.tenants.models import Environment, Tenant
 from apps.tenants.services import role_of
 
 SECTIONS = {
-    "registry": (
-        "Registry",
-        "A private image registry per tenant: push with the stock docker client, "
-        "browse tags, robot accounts for CI.",
-    ),
     "monitoring": ("Monitoring", "Metrics, alerts and autoscaling of your services."),
     "security": (
         "Security",

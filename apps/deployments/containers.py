@@ -33,8 +33,21 @@ CREATED_AT = label_key("created-at")
 
 
 def network_name(stack: Any) -> str:
-    """One network per environment: its services find each other by service name."""
+    """One network per environment: its stacks reach each other as `<service>.<stack>`."""
     return f"berth-{stack.tenant.slug}-{stack.environment.slug}"
+
+
+def stack_network_name(stack: Any) -> str:
+    """One network per stack, where a bare service name means this stack's service.
+
+    On the environment's network alone, two stacks with a service called `api` would
+    answer to the same name, and one stack's frontend would reach the other's API.
+    """
+    return f"berth-{stack.tenant.slug}-{stack.environment.slug}-{stack.name}-{stack.pk}"
+
+
+def environment_alias(stack: Any, service: str) -> str:
+    return f"{service}.{stack.name}"
 
 
 def volume_name(stack: Any, key: str) -> str:
@@ -80,6 +93,7 @@ def desired_stack(stack: Any, spec: dict, project: ComposeProject) -> DesiredSta
         services=services,
         state=stack.desired_state,
         network=network_name(stack),
+        stack_network=stack_network_name(stack),
         volumes=tuple(sorted(stack_volumes(stack, project).values())),
     )
 
@@ -133,8 +147,9 @@ def container_request(
     return ContainerRequest(
         name=name,
         image=service.image,
-        network=network_name(stack),
+        network=stack_network_name(stack),
         aliases=(service_name, *_aliases(service)),
+        extra_networks=((network_name(stack), (environment_alias(stack, service_name),)),),
         memory=int(limits.memory or service.mem_limit or hardening.get("memory") or 0),
         pids_limit=int(limits.pids or hardening.get("pids") or 0),
         log_max_size=str(hardening.get("log_max_size") or "10m"),

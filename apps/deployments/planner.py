@@ -37,6 +37,7 @@ class DesiredStack:
     services: dict[str, DesiredService]
     state: str = RUNNING
     network: str = ""
+    stack_network: str = ""
     volumes: tuple[str, ...] = ()
 
 
@@ -63,6 +64,7 @@ class Action:
 @dataclass(frozen=True)
 class EnsureNetwork(Action):
     name: str = ""
+    scope: str = "environment"  # or "stack": removed with the stack
 
 
 @dataclass(frozen=True)
@@ -218,6 +220,8 @@ def _prep(desired: DesiredStack, per_service: dict[str, list[Action]]) -> list[A
     actions: list[Action] = []
     if desired.network:
         actions.append(EnsureNetwork(name=desired.network))
+    if desired.stack_network:
+        actions.append(EnsureNetwork(name=desired.stack_network, scope="stack"))
     actions += [EnsureVolume(name=v) for v in desired.volumes]
     images = sorted({desired.services[name].image for name in creating})
     actions += [Pull(image=image) for image in images]

@@ -30,6 +30,7 @@ from apps.activity.models import Event
 from apps.activity.services import record_event
 from apps.compose.spec import ComposeProject
 from apps.deployments import containers as naming
+from apps.deployments import live
 from apps.deployments.mirror import mirror, stack_state
 from apps.deployments.models import Stack
 from apps.deployments.planner import (
@@ -49,6 +50,7 @@ from apps.deployments.planner import (
 from apps.deployments.spec import project_from_spec
 from apps.hosts.engine import Engine, EngineError, ManagedContainer, get_engine
 from apps.hosts.models import Host
+from apps.registry.deploy import registry_pull_auth
 from apps.tenants.models import Tenant
 
 log = logging.getLogger(__name__)
@@ -423,7 +425,12 @@ class Run:
     def perform(self, action: Action, outcome: Outcome) -> None:
         engine = self.engine
         if isinstance(action, EnsureNetwork):
-            engine.ensure_network(action.name, naming.environment_labels(self.stack))
+            labels = (
+                naming.stack_labels(self.stack)
+                if action.scope == "stack"
+                else naming.environment_labels(self.stack)
+            )
+            engine.ensure_network(action.name, labels)
         elif isinstance(action, EnsureVolume):
             engine.ensure_volume(action.name, naming.stack_labels(self.stack))
         elif isinstance(action, Pull):
@@ -454,9 +461,15 @@ class Run:
             )
 
     def pull(self, image: str, outcome: Outcome) -> None:
-        if self.engine.image_present(image):
+        # Images of Berth's registry are always pulled with the stack tenant's short-lived
+        # credential, even when present: the registry, not the engine's cache, decides
+        # whether this tenant may use another tenant's image.
+        auth = registry_pull_auth(image, self.stack.tenant.slug)
+        if auth is None and self.engine.image_present(image):
             return
-        self.engine.pull(image)
+        progress = live.PullProgress(self.stack.pk, image)
+        self.engine.pull(image, progress=progress, auth_config=auth)
+        progress.done()
         outcome.events.append(("image.pull", f"Pulled {image}", Event.Outcome.SUCCESS, {}))
 
     def create(self, service: str, replica: int, outcome: Outcome, suffix: bool = False) -> str:
@@ -597,6 +610,7 @@ class Run:
 
     def remove_stack(self) -> None:
         stack = self.stack
+        self.engine.remove_network(naming.stack_network_name(stack))
         if stack.remove_volumes and self.project is not None:
             for name in naming.stack_volumes(stack, self.project).values():
                 self.engine.remove_volume(name)

@@ -29,7 +29,7 @@ from apps.catalog.models import TemplateVersion
 from apps.compose.errors import ComposeError
 from apps.core.queue import enqueue_on_commit
 from apps.deployments import revisions
-from apps.deployments.models import Revision, Service, Stack, dns_label_validator
+from apps.deployments.models import Container, Revision, Service, Stack, dns_label_validator
 from apps.tenants.models import Environment
 from apps.tenants.roles import Role
 from apps.tenants.services import require_role
@@ -667,6 +667,52 @@ def cancel(actor: Any, stack: Stack) -> Stack:
     stack.save(update_fields=["cancel_requested", "updated_at"])
     _event("stack.cancel", actor, stack, f"Cancel requested for {stack.operation}")
     return stack
+
+
+# --- one container -----------------------------------------------------------------------------
+
+CONTAINER_VERBS = {
+    "start": "Starting",
+    "stop": "Stopping",
+    "restart": "Restarting",
+    "remove": "Removing",
+}
+
+
+@transaction.atomic
+def _container_action(actor: Any, container: Container, action: str) -> Container:
+    """Record the wish and queue the worker, which does the engine call under the stack's
+    lease and reconciles. A stopped container is marked `user_stopped` so the reconciler
+    leaves it stopped; starting or restarting clears the mark; a removed container's
+    replica is created afresh by the reconciler (a clean recreate)."""
+    from apps.deployments.tasks import container_action
+
+    stack = container.stack
+    require_role(actor, stack.tenant, Role.MEMBER)
+    stack = _locked(stack)
+    _require_not_removed(stack)
+    container.user_stopped = action == "stop"
+    Container.objects.filter(pk=container.pk).update(user_stopped=container.user_stopped)
+    message = f"{CONTAINER_VERBS[action]} {container.name}"
+    _event(f"container.{action}", actor, stack, message, container=container.name)
+    enqueue_on_commit(container_action, container.pk, action)
+    return container
+
+
+def start_container(actor: Any, container: Container) -> Container:
+    return _container_action(actor, container, "start")
+
+
+def stop_container(actor: Any, container: Container) -> Container:
+    return _container_action(actor, container, "stop")
+
+
+def restart_container(actor: Any, container: Container) -> Container:
+    return _container_action(actor, container, "restart")
+
+
+def remove_container(actor: Any, container: Container) -> Container:
+    return _container_action(actor, container, "remove")
 
 
 def expire_operation(stack: Stack) -> bool:

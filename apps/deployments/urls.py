@@ -23,6 +23,29 @@ urlpatterns = [
     ),
     path("<int:pk>/revisions/", views.StackRevisionsView.as_view(), name="revisions"),
     path("services/<int:pk>/scale/", views.ServiceScaleView.as_view(), name="scale"),
+    path("containers/<int:pk>/logs/", views.ContainerLogsView.as_view(), name="container_logs"),
+    path(
+        "containers/<int:pk>/logs/download/",
+        views.ContainerLogDownloadView.as_view(),
+        name="container_logs_download",
+    ),
+    path("containers/<int:pk>/shell/", views.ContainerShellView.as_view(), name="shell"),
+    path("containers/<int:pk>/start/", views.ContainerStartView.as_view(), name="container_start"),
+    path("containers/<int:pk>/stop/", views.ContainerStopView.as_view(), name="container_stop"),
+    path(
+        "containers/<int:pk>/restart/",
+        views.ContainerRestartView.as_view(),
+        name="container_restart",
+    ),
+    path(
+        "containers/<int:pk>/remove/", views.ContainerRemoveView.as_view(), name="container_remove"
+    ),
+    path("services/<int:pk>/logs/", views.ServiceLogsView.as_view(), name="service_logs"),
+    path(
+        "services/<int:pk>/logs/download/",
+        views.ServiceLogDownloadView.as_view(),
+        name="service_logs_download",
+    ),
     path(
         "revisions/<int:pk>/rollback/",
         views.RevisionRollbackView.as_view(),

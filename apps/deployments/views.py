@@ -8,9 +8,17 @@ is the 403 page) and queues the reconciler.
 
 from __future__ import annotations
 
+import heapq
+import json
+from collections.abc import Iterator
+from contextlib import ExitStack
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.views.decorators.vary import vary_on_headers
 from django.views.generic import ListView
@@ -20,9 +28,9 @@ from apps.core.generic import CreateFormView, ObjectDetailView, ObjectFormView
 from apps.core.mixins import TenantScopedMixin
 from apps.deployments import forms, services
 from apps.deployments.api.views import revision_diff
-from apps.deployments.models import Revision, Service, Stack
+from apps.deployments.models import Container, Revision, Service, Stack
 from apps.tenants.roles import Role, rank
-from apps.tenants.services import role_of
+from apps.tenants.services import require_role, role_of
 
 BUSY_STATES = (Stack.State.DEPLOYING, Stack.State.STOPPING, Stack.State.REMOVING)
 
@@ -93,8 +101,10 @@ def stack_context(request, stack: Stack) -> dict:
     events = Event.objects.visible_to(request.user).filter(
         object_type="stack", object_id=str(stack.pk)
     )
+    newest = events.order_by("-pk").values_list("pk", flat=True).first()
     return {
         "stack": stack,
+        "last_event_id": newest or 0,
         "service_rows": service_rows,
         "containers": stack.containers.select_related("service", "host").order_by(
             "service__name", "replica"
@@ -314,3 +324,165 @@ class StackUpgradeView(StackScopedMixin, ObjectFormView):
         services.upgrade(self.request.user, self.object, target, form.answers())
         messages.success(self.request, f"Upgrading {self.object.name} to {target.version}.")
         return redirect("stacks:detail", pk=self.object.pk)
+
+
+# --- live pages: logs, shell, one container's actions ---------------------------------------
+
+
+class ContainerScopedMixin(TenantScopedMixin):
+    model = Container
+
+    def get_queryset(self):
+        return super().get_queryset().select_related("stack__tenant", "service", "host")
+
+
+class ContainerLogsView(ContainerScopedMixin, ObjectDetailView):
+    """One container's log tail over the websocket (viewers may read logs)."""
+
+    template_name = "deployments/logs.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        container = self.object
+        context.update(
+            stack=container.stack,
+            title=container.name,
+            ws_path=f"/ws/containers/{container.pk}/logs/",
+            download_url=reverse("stacks:container_logs_download", args=[container.pk]),
+            merged=False,
+        )
+        return context
+
+
+class ServiceLogsView(TenantScopedMixin, ObjectDetailView):
+    """Every container of a service merged in time order, each line prefixed."""
+
+    model = Service
+    template_name = "deployments/logs.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        service = self.object
+        context.update(
+            stack=service.stack,
+            title=f"{service.stack.name}/{service.name}",
+            ws_path=f"/ws/services/{service.pk}/logs/",
+            download_url=reverse("stacks:service_logs_download", args=[service.pk]),
+            merged=True,
+        )
+        return context
+
+
+class ContainerShellView(ContainerScopedMixin, ObjectDetailView):
+    """An interactive terminal in the container: members and above (a viewer gets 403)."""
+
+    template_name = "deployments/shell.html"
+
+    def get(self, request, *args, **kwargs):
+        require_role(request.user, self.object.stack.tenant, Role.MEMBER)
+        return super().get(request, *args, **kwargs)
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context.update(
+            stack=self.object.stack,
+            ws_path=f"/ws/containers/{self.object.pk}/shell/",
+            shells=SHELLS,
+        )
+        return context
+
+
+SHELLS = ("/bin/sh", "/bin/bash", "/bin/ash", "/bin/zsh")
+
+
+class ContainerActionView(ContainerScopedMixin, ObjectFormView):
+    """POST-only: start/stop/restart/remove one container (the service checks the role).
+
+    From htmx the answer is 204 with a toast: the stack page updates itself from the
+    event stream. A plain form post goes back to the stack page with a message.
+    """
+
+    http_method_names = ["post"]
+    operation = ""
+
+    def form_valid(self, form):
+        container = self.object
+        try:
+            getattr(services, f"{self.operation}_container")(self.request.user, container)
+            text, kind = f"{services.CONTAINER_VERBS[self.operation]} {container.name}.", "success"
+        except ValidationError as exc:
+            text, kind = " ".join(exc.messages), "error"
+        if self.request.headers.get("HX-Request"):
+            response = HttpResponse(status=204)
+            response["HX-Trigger"] = json.dumps({"berth-toast": {"text": text, "kind": kind}})
+            return response
+        getattr(messages, kind)(self.request, text)
+        return redirect("stacks:detail", pk=container.stack_id)
+
+
+class ContainerStartView(ContainerActionView):
+    operation = "start"
+
+
+class ContainerStopView(ContainerActionView):
+    operation = "stop"
+
+
+class ContainerRestartView(ContainerActionView):
+    operation = "restart"
+
+
+class ContainerRemoveView(ContainerActionView):
+    operation = "remove"
+
+
+def _log_text(containers: list[Container], prefixed: bool) -> Iterator[bytes]:
+    """Every line the engine kept, one "<time> <stream> [container | ]line" per line;
+    several containers are merged in time order. Lazy: memory stays small."""
+    from apps.hosts.engine import get_engine
+    from apps.hosts.engine.streams import LogStream
+
+    with ExitStack() as stack:
+        streams = []
+        for container in containers:
+            engine = stack.enter_context(get_engine(container.host))
+            log = LogStream(engine, container.engine_id, follow=False, tail="all")
+            stack.callback(log.close)
+            prefix = f"{container.name} | " if prefixed else ""
+            streams.append(
+                (line.ts, f"{line.ts} {line.stream} {prefix}{line.text}\n") for line in log.lines()
+            )
+        chunk: list[str] = []
+        for _ts, text in heapq.merge(*streams, key=lambda item: item[0]):
+            chunk.append(text)
+            if len(chunk) >= 1000:
+                yield "".join(chunk).encode()
+                chunk = []
+        yield "".join(chunk).encode()
+
+
+def _log_download(containers: list[Container], name: str, prefixed: bool) -> HttpResponse:
+    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+    response = StreamingHttpResponse(
+        _log_text(containers, prefixed), content_type="text/plain; charset=utf-8"
+    )
+    response["Content-Disposition"] = f'attachment; filename="{name}-{stamp}.log"'
+    return response
+
+
+class ContainerLogDownloadView(ContainerScopedMixin, ObjectDetailView):
+    """The container's whole log as a file, streamed from the engine."""
+
+    def get(self, request, *args, **kwargs):
+        return _log_download([self.object], self.object.name, prefixed=False)
+
+
+class ServiceLogDownloadView(TenantScopedMixin, ObjectDetailView):
+    """Every container of the service, merged in time order, as one file."""
+
+    model = Service
+
+    def get(self, request, *args, **kwargs):
+        service = self.object
+        containers = list(service.containers.select_related("host").order_by("replica"))
+        return _log_download(containers, f"{service.stack.name}-{service.name}", prefixed=True)

@@ -93,6 +93,9 @@ class Environment(models.Model):
     default_pids_limit = models.PositiveIntegerField(default=512)
     log_max_size = models.CharField(max_length=10, default="10m")
     log_max_files = models.PositiveIntegerField(default=3)
+    record_shell_transcripts = models.BooleanField(
+        default=False, help_text="Save the output of every shell session for audit."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = EnvironmentQuerySet.as_manager()

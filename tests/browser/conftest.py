@@ -42,6 +42,9 @@ CHROMIUM_ARGS = [
 ]
 PASSWORD = "correct-horse-battery-9"
 RUN_ID = uuid.uuid4().hex[:6]
+# Several runs may share Redis db 12 at once (each on its own test database): each run's
+# tasks go to its own queue, so one run's worker never takes another run's stack ids.
+QUEUE = f"browser-{RUN_ID}"
 _used = {"artifacts": False}
 
 
@@ -51,11 +54,17 @@ def pytest_terminal_summary(terminalreporter) -> None:
         terminalreporter.write_line(str(ARTIFACTS.resolve()))
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test item, so teardown knows the test failed."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
 @pytest.fixture(scope="session")
 def artifacts_dir() -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    for old in ARTIFACTS.glob("*.png"):  # this run's pictures only
-        old.unlink()
     _used["artifacts"] = True
     return ARTIFACTS
 
@@ -100,9 +109,13 @@ class Visitor:
         """Save a full-page screenshot named after the test, a counter and the page."""
         self.page.wait_for_load_state("load")
         self.shots += 1
-        label = label or urlparse(self.page.url).path.strip("/").replace("/", "-") or "home"
+        where = urlparse(self.page.url).path
+        where = re.sub(r"^/invitations/[^/]+", "/invitation", where)  # never a token in a name
+        label = label or where.strip("/").replace("/", "-") or "home"
         label = re.sub(r"[^A-Za-z0-9_.-]+", "-", label)[:60]
         path = self.artifacts / f"{self.prefix}-{self.shots:02d}-{label}.png"
+        # From the top: a sticky top bar would otherwise be pictured mid-page.
+        self.page.evaluate("window.scrollTo(0, 0)")
         self.page.screenshot(path=str(path), full_page=True)
         return path
 
@@ -140,10 +153,16 @@ def visitor_factory(
         context.set_default_timeout(15_000)
         contexts.append(context)
         prefix = request.node.name.removeprefix("test_") + (f"-{name}" if name else "")
+        for old in artifacts_dir.glob(f"{prefix}-[0-9][0-9]-*.png"):  # an earlier run's
+            old.unlink()
         return Visitor(context.new_page(), live_server.url, prefix, artifacts_dir)
 
     yield make
+    report = getattr(request.node, "report_call", None)
     for context in contexts:
+        if report is not None and report.failed:  # what the person saw when it broke
+            for page in context.pages:
+                Visitor(page, live_server.url, request.node.name, artifacts_dir).snap("FAILED")
         context.close()
 
 
@@ -182,18 +201,26 @@ def _database_url() -> str:
     return f"postgres://{netloc}/{db['NAME']}"
 
 
-def _flush_redis() -> None:
+def _clear_queue() -> None:
+    """Empty this run's queue (not the whole db: another run may be using it)."""
     import redis
 
-    redis.Redis.from_url(BROWSER_REDIS_URL).flushdb()
+    client = redis.Redis.from_url(BROWSER_REDIS_URL)
+    for key in client.scan_iter(f"{QUEUE}*"):
+        client.delete(key)
+    for key in client.scan_iter("_kombu.binding.*"):
+        for member in client.smembers(key):
+            if QUEUE.encode() in member:
+                client.srem(key, member)
 
 
-def _point_broker_at(url: str) -> None:
-    """Make this (the test) process queue its tasks on `url`."""
+def _point_broker_at(url: str, queue: str) -> None:
+    """Make this (the test) process queue its tasks on `url`, in `queue`."""
     from paas.celery import app
 
     settings.CELERY_BROKER_URL = url
     app.conf.broker_url = url
+    app.conf.task_default_queue = queue
     if app._pool is not None:  # a pool opened earlier still talks to the old broker
         app._pool.force_close_all()
         app._pool = None
@@ -201,12 +228,15 @@ def _point_broker_at(url: str) -> None:
 
 @pytest.fixture(scope="session")
 def celery_worker(django_db_setup, django_db_blocker, artifacts_dir: Path) -> Iterator[str]:
-    """`celery -A paas worker` on the test database and Redis db 12; stopped at teardown."""
+    """`celery -A paas worker` on the test database, consuming this run's own queue on
+    Redis db 12; stopped at teardown."""
     if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         pytest.skip("the Celery worker needs a PostgreSQL test database (DATABASE_URL)")
-    _flush_redis()
-    old_broker = settings.CELERY_BROKER_URL
-    _point_broker_at(BROWSER_REDIS_URL)
+    from paas.celery import app
+
+    _clear_queue()
+    old_broker, old_queue = settings.CELERY_BROKER_URL, app.conf.task_default_queue
+    _point_broker_at(BROWSER_REDIS_URL, QUEUE)
     env = {
         **os.environ,
         "DATABASE_URL": _database_url(),
@@ -215,12 +245,15 @@ def celery_worker(django_db_setup, django_db_blocker, artifacts_dir: Path) -> It
         "CELERY_TASK_ALWAYS_EAGER": "false",
     }
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    log_path = artifacts_dir / "celery-worker.log"
+    log_path = artifacts_dir / f"celery-worker-{RUN_ID}.log"
+    for old in artifacts_dir.glob("celery-worker-*.log"):
+        if time.time() - old.stat().st_mtime > 3600:
+            old.unlink()
     log = log_path.open("w")
     celery = Path(settings.BASE_DIR) / ".venv" / "bin" / "celery"
     worker = subprocess.Popen(
         [str(celery), "-A", "paas", "worker", "--concurrency", "2", "-P", "prefork",
-         "-l", "info", "-n", f"browser-{RUN_ID}@%h",
+         "-l", "info", "-n", f"browser-{RUN_ID}@%h", "-Q", QUEUE,
          "--without-gossip", "--without-mingle", "--without-heartbeat"],
         cwd=settings.BASE_DIR,
         env=env,
@@ -234,8 +267,8 @@ def celery_worker(django_db_setup, django_db_blocker, artifacts_dir: Path) -> It
     finally:
         _stop(worker)
         log.close()
-        _point_broker_at(old_broker)
-        _flush_redis()
+        _point_broker_at(old_broker, old_queue)
+        _clear_queue()
 
 
 def _wait_ready(worker: subprocess.Popen, log_path: Path, timeout: float = 60) -> None:

@@ -7,6 +7,7 @@ test-artifacts/browser/ (path printed at the end of the run).
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 import requests
@@ -87,6 +88,7 @@ def test_tenant_and_invitation(visitor_factory, verified_user):
 
     carl = visitor_factory("colleague")
     carl.page.goto(link)  # not signed in yet: the sign-in page, then back to the link
+    carl.snap("invitation-sign-in")
     carl.log_in(colleague.username)
     other = carl.page
     expect(other.get_by_role("heading", name="Join Rocket Works")).to_be_visible()
@@ -164,6 +166,10 @@ def test_phone_layout(visitor_factory, verified_user):
     page.get_by_role("button", name="Menu").click()
     expect(sidebar.get_by_role("link", name="Catalog")).to_be_visible()
     expect(page.get_by_role("button", name="Menu")).to_have_attribute("aria-expanded", "true")
+    # Slid in whole (not clipped at the left edge) once its transition is over.
+    page.wait_for_function(
+        "document.getElementById('sidebar').getBoundingClientRect().left >= 0", timeout=5000
+    )
     phone.snap("menu-open")
     sidebar.get_by_role("link", name="Tenants").click()
     page.wait_for_load_state("load")
@@ -177,3 +183,115 @@ def test_phone_layout(visitor_factory, verified_user):
         wide[path] = page.evaluate("document.scrollingElement.scrollWidth")
     print(f"\nscrollWidth at 375px: {wide}")
     assert all(w <= 375 for w in wide.values()), wide
+
+
+HEALTHY_TIMEOUT = 120_000  # ms
+
+
+def services_table(page):
+    return page.locator("article", has=page.get_by_role("heading", name="Services"))
+
+
+def containers_table(page):
+    return page.locator("article", has=page.get_by_role("heading", name="Containers"))
+
+
+def wait_healthy(page, containers: int, revision: str) -> None:
+    """Wait, without reloading, until the self-refreshing stack page shows the stack and
+    every service healthy with `containers` containers at `revision`."""
+    state = page.locator(".stat", has_text="State")
+    expect(state).to_contain_text("Healthy", timeout=HEALTHY_TIMEOUT)
+    expect(page.locator(".stat", has_text="Containers")).to_contain_text(str(containers))
+    expect(page.locator(".stat", has_text="Revision")).to_contain_text(revision)
+    rows = services_table(page).locator("tbody tr")
+    for i in range(rows.count()):
+        expect(rows.nth(i)).to_contain_text("Healthy")
+    expect(containers_table(page).locator("tbody tr")).to_have_count(containers)
+
+
+@pytest.mark.engine
+def test_deploy_demo_template_until_healthy(visitor, engine_tenant):
+    from apps.deployments.models import Stack
+
+    owner = engine_tenant.memberships.get().user
+    visitor.log_in(owner.username)
+    page = visitor.page
+    page.locator("#sidebar").get_by_role("link", name="Catalog").click()
+    visitor.snap()
+    page.get_by_label("Search templates").type("guestbook", delay=30)
+    cards = page.locator("#catalog-results .template-card")
+    expect(cards).to_have_count(1)  # htmx filtered the list as I typed
+    visitor.snap("catalog-search")
+    cards.get_by_role("link", name="Guestbook").click()
+    visitor.snap()
+
+    form = page.locator("#deploy-form")
+    form.get_by_label("Stack name").fill("guestbook")
+    expect(form.get_by_label("Environment")).to_have_value(
+        str(engine_tenant.environments.get(slug="dev").pk)
+    )
+    form.get_by_label("Title").fill("Browser guestbook")
+    form.get_by_label("Stats every (seconds)").fill("5")
+    visitor.snap("deploy-form-filled")
+    form.get_by_role("button", name="Deploy").click()
+    page.wait_for_url(re.compile(r"/stacks/\d+/$"))
+    visitor.snap("stack-deploying")
+    expect(page.get_by_role("heading", name="guestbook")).to_be_visible()
+    page.evaluate("window.__sameDocument = true")  # gone if the page were reloaded
+
+    began = time.monotonic()
+    wait_healthy(page, containers=3, revision="r1")
+    print(f"\nguestbook healthy on the page after {time.monotonic() - began:.1f}s")
+    assert page.evaluate("window.__sameDocument === true"), "the page reloaded itself"
+    visitor.snap("stack-healthy")
+
+    ports = containers_table(page).locator("tr", has_text="frontend").first.inner_text()
+    found = re.search(r"127\.0\.0\.1:(\d+)→8080", ports)
+    assert found, f"no published port shown: {ports!r}"
+    site = requests.get(f"http://127.0.0.1:{found.group(1)}/", timeout=10)
+    assert site.status_code == 200
+    assert "Browser guestbook" in site.text
+
+    row = services_table(page).locator("tr", has_text="frontend")
+    row.get_by_label("Replicas of frontend").fill("2")
+    row.get_by_role("button", name="Scale").click()
+    visitor.snap("scaling")  # (the form may post through htmx: no flash message then)
+    wait_healthy(page, containers=4, revision="r2")
+    frontends = containers_table(page).locator("tbody tr", has_text=re.compile(r"frontend #"))
+    expect(frontends).to_have_count(2)
+    visitor.snap("scaled-to-2")
+
+    page.locator(".page-header").get_by_role("button", name="Revisions").click()
+    visitor.snap()
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator("tr", has=page.get_by_text("r1", exact=True)).get_by_role(
+        "button", name="Roll back"
+    ).click()
+    page.wait_for_url(re.compile(r"/stacks/\d+/$"))
+    expect(page.get_by_text("Rolling back to r1.")).to_be_visible()
+    wait_healthy(page, containers=3, revision="r3")
+    expect(services_table(page).get_by_label("Replicas of frontend")).to_have_value("1")
+    expect(frontends).to_have_count(1)
+    visitor.snap("rolled-back")
+
+    stack = Stack.objects.get(tenant=engine_tenant, name="guestbook")
+    page.locator(".page-header").get_by_role("button", name="Remove").click()
+    visitor.snap()
+    page.get_by_label(re.compile("Also delete the stack's volumes")).check()
+    page.get_by_role("button", name="Remove stack").click()
+    page.wait_for_load_state("load")
+    expect(page.get_by_text("Removing guestbook.")).to_be_visible()
+    visitor.snap("removing")
+    deadline = time.monotonic() + 60
+    while docker_ids(stack) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert not docker_ids(stack), "the stack's containers are still there"
+    page.reload()  # a GET (the list does not refresh itself)
+    visitor.snap("removed")
+    expect(page.get_by_text("No stack here yet")).to_be_visible()
+
+
+def docker_ids(stack) -> list[str]:
+    from tests.browser.conftest import docker
+
+    return docker("ps", "-aq", "--filter", f"label=io.berth.stack={stack.pk}").split()

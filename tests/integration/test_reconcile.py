@@ -107,10 +107,14 @@ def test_three_tier_deploy_waits_for_health_and_uses_service_names(environment, 
     assert docker("exec", api["Id"], "cat", "/tmp/seen") == "ok"
     assert docker("exec", web["Id"], "wget", "-q", "-O-", "http://db/") == "ok"
 
-    # One network per environment, Berth's name, labels and hardening on every container.
-    network = f"berth-{stack.tenant.slug}-{stack.environment.slug}"
-    for container in found.values():
-        assert list(container["NetworkSettings"]["Networks"]) == [network]
+    # The stack's own network (bare service names) and the environment's (service.stack),
+    # Berth's labels and hardening on every container.
+    environment_network = f"berth-{stack.tenant.slug}-{stack.environment.slug}"
+    stack_network = f"{environment_network}-{stack.name}-{stack.pk}"
+    for name, container in found.items():
+        networks = container["NetworkSettings"]["Networks"]
+        assert sorted(networks) == sorted([environment_network, stack_network])
+        assert f"{name}.{stack.name}" in networks[environment_network]["Aliases"]
         hc = container["HostConfig"]
         assert hc["Memory"] == environment.default_memory_limit
         assert hc["PidsLimit"] == environment.default_pids_limit
@@ -384,3 +388,37 @@ def test_host_pass_repairs_and_removes_orphans(environment, image):
         counters = reconciler.reconcile_host(host.pk)
     assert counters["orphans"] >= 1
     assert docker("ps", "-aq", "--filter", f"id={orphan}") == ""
+
+
+TWIN = """
+services:
+  api:
+    image: ${IMAGE}
+    command: ["sh", "-c", "echo ${WHO} > /www/index.html; exec httpd -f -p 80 -h /www"]
+    stop_grace_period: 1s
+  web:
+    image: ${IMAGE}
+    command: ["sleep", "3600"]
+    depends_on: [api]
+    stop_grace_period: 1s
+"""
+
+
+def test_two_stacks_in_one_environment_each_reach_their_own_service(environment, image):
+    """A bare service name is the stack's own service, even when another stack in the
+    environment has a service of that name; the other one is `<service>.<stack>`."""
+    first = make_stack(environment, "blue", TWIN, {"IMAGE": image, "WHO": "blue"})
+    second = make_stack(environment, "green", TWIN, {"IMAGE": image, "WHO": "green"})
+    for stack in (first, second):
+        reconciler.reconcile_stack(stack.pk)
+    for stack, other in ((first, second), (second, first)):
+        web = by_service(fresh(stack))["web"]["Id"]
+        fetch = ["exec", web, "sh", "-c"]
+        assert docker(*fetch, "sleep 1; wget -q -O- http://api/") == stack.name
+        assert docker(*fetch, f"wget -q -O- http://api.{other.name}/") == other.name
+
+    Stack.objects.filter(pk=first.pk).update(desired_state=Stack.Desired.REMOVED)
+    reconciler.reconcile_stack(first.pk)
+    assert not Stack.objects.filter(pk=first.pk).exists()
+    stack_network = f"berth-{first.tenant.slug}-{first.environment.slug}-blue-{first.pk}"
+    assert docker("network", "ls", "-q", "--filter", f"name={stack_network}") == ""

@@ -113,8 +113,14 @@ def remove_labelled(label: str) -> int:
     if volumes:
         docker("volume", "rm", "-f", *volumes, check=False)
     networks = ids_with_label("network", label)
-    if networks:
-        docker("network", "rm", *networks, check=False)
+    for _ in range(10):  # the engine may take a moment to release removed endpoints
+        left = ids_with_label("network", label)
+        if not left:
+            break
+        docker("network", "rm", *left, check=False)
+        time.sleep(0.5)
+    else:
+        say(f"  networks with {label} could not be removed: {' '.join(left)}")
     return removed + len(volumes) + len(networks)
 
 

@@ -80,6 +80,9 @@ class ContainerRequest:
     env: Mapping[str, str | None] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict)
     aliases: tuple[str, ...] = ()
+    # More networks joined right after create (Engine API 1.41 takes one at create time),
+    # each with its own aliases.
+    extra_networks: tuple[tuple[str, tuple[str, ...]], ...] = ()
     mounts: tuple[Mount, ...] = ()
     ports: tuple[PortBinding, ...] = ()
     exposed: tuple[tuple[int, str], ...] = ()
@@ -208,7 +211,7 @@ def checked_config(request: ContainerRequest) -> dict[str, Any]:
         name=request.name,
         allowed_exceptions=request.policy.allowed_exceptions,
         allowed_interfaces=request.policy.allowed_interfaces,
-        allowed_networks={request.network},
+        allowed_networks={request.network, *(name for name, _ in request.extra_networks)},
         allowed_volumes=request.policy.allowed_volumes,
         allowed_containers=request.policy.allowed_containers,
     ) + check_hardening(config["HostConfig"], name=request.name)

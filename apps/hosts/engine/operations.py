@@ -7,6 +7,7 @@ so each method is a known, small number of HTTP requests.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -35,19 +36,17 @@ class Operations:
         """A bridge network with this name (created when missing); returns its id."""
         api = self._docker.api
         with self._errors():
-            found = api.networks(names=[name])
-            exact = [n for n in found if n.get("Name") == name]
-            if exact:
-                return exact[0]["Id"]
-            try:
-                made = api.create_network(
-                    name, driver="bridge", check_duplicate=True, labels=_labels(labels)
-                )
-            except docker.errors.APIError as exc:  # a concurrent worker created it first
-                if exc.status_code != 409:
-                    raise
-                return api.inspect_network(name)["Id"]
-        return made["Id"]
+            exact = _networks_named(api, name)
+            if not exact:
+                try:
+                    api.create_network(
+                        name, driver="bridge", check_duplicate=True, labels=_labels(labels)
+                    )
+                except docker.errors.APIError as exc:  # a concurrent worker created it first
+                    if exc.status_code != 409:
+                        raise
+                exact = _networks_named(api, name)
+            return _one_network(api, exact)
 
     def remove_network(self, name: str) -> None:
         self._remove(lambda api: api.remove_network(name))
@@ -72,13 +71,26 @@ class Operations:
             raise
         return True
 
-    def pull(self, ref: str, progress: ProgressCallback | None = None) -> None:
-        """Pull an image, reporting each progress message; EngineError names the image."""
+    def pull(
+        self,
+        ref: str,
+        progress: ProgressCallback | None = None,
+        auth_config: Mapping[str, str] | None = None,
+    ) -> None:
+        """Pull an image, reporting each progress message; EngineError names the image.
+
+        `auth_config` ({"username", "password", "serveraddress"}) rides on this one
+        request (X-Registry-Auth): nothing is stored on the engine, unlike `docker login`.
+        """
         repository, tag = parse_repository_tag(ref)
         api = self._docker.api
+        auth = dict(auth_config) if auth_config else None
         try:
             with self._errors():
-                for message in api.pull(repository, tag=tag or "latest", stream=True, decode=True):
+                stream = api.pull(
+                    repository, tag=tag or "latest", stream=True, decode=True, auth_config=auth
+                )
+                for message in stream:
                     if message.get("error"):
                         raise EngineError(str(message["error"]), retryable=False)
                     if progress is not None:
@@ -98,6 +110,9 @@ class Operations:
         api = self._docker.api
         with self._errors():
             made = api.create_container_from_config(config, name=request.name)
+            if not request.network_mode:
+                for network, aliases in request.extra_networks:
+                    api.connect_container_to_network(made["Id"], network, aliases=list(aliases))
         return made["Id"]
 
     def start(self, container_id: str) -> None:
@@ -133,6 +148,34 @@ class Operations:
         except EngineError as exc:
             if not exc.not_found:
                 raise
+
+
+def _networks_named(api: Any, name: str) -> list[dict[str, Any]]:
+    """Networks with exactly this name (the engine's filter matches substrings)."""
+    return [n for n in api.networks(names=[name]) if n.get("Name") == name]
+
+
+def _created_key(network: Mapping[str, Any]) -> tuple[str, str]:
+    """Oldest first: "2026-01-02T03:04:05.5Z" with its fraction padded, then the id."""
+    stamp = str(network.get("Created") or "")
+    head, _, rest = stamp.partition(".")
+    digits = "".join(ch for ch in rest if ch.isdigit())
+    return f"{head}.{digits.ljust(9, '0')}", str(network.get("Id", ""))
+
+
+def _one_network(api: Any, found: list[dict[str, Any]]) -> str:
+    """The oldest of the networks with one name; the others are removed.
+
+    The engine's duplicate check is not atomic: two workers deploying stacks of one
+    environment at once can both create its network, and then every container create
+    naming it fails as "ambiguous". Every caller keeps the same one (the oldest) and
+    removes the rest; one still in use stays for the next pass.
+    """
+    keep, *extra = sorted(found, key=_created_key)
+    for duplicate in extra:
+        with contextlib.suppress(docker.errors.APIError):  # in use, or gone already
+            api.remove_network(duplicate["Id"])
+    return keep["Id"]
 
 
 def _labels(labels: Mapping[str, str] | None) -> dict[str, str]:

@@ -1,0 +1,380 @@
+"""Long-lived engine streams for live operations: logs, an interactive exec, stats.
+
+The only Docker-touching code behind the websockets. Every stream is blocking and is
+read in a worker thread of the bounded `POOL`; `close()` may be called from any thread
+and unblocks the reader (the socket is shut down), so a consumer's disconnect always
+ends the docker stream.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import struct
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+
+from apps.hosts.engine.client import Engine
+from apps.hosts.engine.errors import EngineError
+
+#: Threads reading docker streams for all websockets of this process.
+MAX_STREAMS = int(getattr(settings, "BERTH_LIVE_STREAM_THREADS", 64))
+POOL = ThreadPoolExecutor(max_workers=MAX_STREAMS, thread_name_prefix="berth-stream")
+_slots = threading.BoundedSemaphore(MAX_STREAMS)
+
+HEADER = struct.Struct(">BxxxL")
+STREAM_NAMES = {0: "stdout", 1: "stdout", 2: "stderr"}
+READ_SIZE = 65536
+MAX_LINE = 16384
+
+
+def reserve_slot() -> bool:
+    """Take one of the pool's threads for a stream; False when all are busy.
+
+    A long-lived stream holds a thread for its whole life, so streams over the bound are
+    refused up front rather than queued forever behind the others.
+    """
+    return _slots.acquire(blocking=False)
+
+
+def release_slot() -> None:
+    _slots.release()
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    stream: str
+    ts: str
+    text: str
+
+
+def _shutdown(sock: Any) -> None:
+    """Shut a (possibly wrapped) socket down so a blocked recv in another thread returns."""
+    raw = getattr(sock, "_sock", sock)
+    for target in (raw, sock):
+        try:
+            target.shutdown(socket.SHUT_RDWR)
+            break
+        except (OSError, AttributeError):
+            continue
+    with contextlib.suppress(OSError):
+        sock.close()
+
+
+def _close_response(response: Any) -> None:
+    """End a streamed HTTP response from any thread: shut its socket, then close it."""
+    if response is None:
+        return
+    sock = _socket_of(response)
+    if sock is not None:
+        _shutdown(sock)
+    with contextlib.suppress(Exception):
+        response.close()
+
+
+def _socket_of(response: Any) -> Any:
+    try:
+        return response.raw._fp.fp.raw
+    except AttributeError:
+        return None
+
+
+class LogStream:
+    """`docker logs` of one container, as LogLines with the stream told apart."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        container_id: str,
+        *,
+        follow: bool = True,
+        tail: str = "100",
+        since: float | None = None,
+    ) -> None:
+        self.engine = engine
+        self.container_id = container_id
+        self.follow = follow
+        self.tail = tail
+        self.since = since
+        self._response: Any = None
+        self._closed = threading.Event()
+
+    def _open(self) -> tuple[Any, bool]:
+        api = self.engine._docker.api
+        params: dict[str, Any] = {
+            "stdout": 1,
+            "stderr": 1,
+            "timestamps": 1,
+            "follow": int(self.follow),
+            "tail": self.tail,
+        }
+        if self.since is not None:
+            params["since"] = f"{self.since:.9f}"
+        with self.engine._errors():
+            tty = bool(api.inspect_container(self.container_id)["Config"].get("Tty"))
+            response = api._get(
+                api._url("/containers/{0}/logs", self.container_id), params=params, stream=True
+            )
+            api._raise_for_status(response)
+            api._disable_socket_timeout(response)
+        return response, tty
+
+    def lines(self) -> Iterator[LogLine]:
+        """Blocking: every line until the log ends or `close()` is called."""
+        response, tty = self._open()
+        self._response = response
+        if self._closed.is_set():
+            self.close()
+            return
+        chunks = _raw_chunks(response, self._closed)
+        frames = _tty_frames(chunks) if tty else _multiplexed_frames(chunks)
+        yield from _split_lines(frames)
+
+    def close(self) -> None:
+        self._closed.set()
+        _close_response(self._response)
+
+
+def _raw_chunks(response: Any, closed: threading.Event) -> Iterator[bytes]:
+    raw = response.raw
+    read = getattr(raw, "read1", None) or raw.read
+    while not closed.is_set():
+        try:
+            data = read(READ_SIZE)
+        except Exception:  # noqa: BLE001 - a shut-down socket ends the stream
+            return
+        if not data:
+            return
+        yield data
+
+
+def _multiplexed_frames(chunks: Iterator[bytes]) -> Iterator[tuple[str, bytes]]:
+    """Docker's 8-byte framed stream: (stream name, payload) pairs."""
+    buffer = bytearray()
+    for chunk in chunks:
+        buffer += chunk
+        start = 0
+        while len(buffer) - start >= HEADER.size:
+            kind, size = HEADER.unpack_from(buffer, start)
+            end = start + HEADER.size + size
+            if len(buffer) < end:
+                break
+            yield STREAM_NAMES.get(kind, "stdout"), bytes(buffer[start + HEADER.size : end])
+            start = end
+        del buffer[:start]
+
+
+def _tty_frames(chunks: Iterator[bytes]) -> Iterator[tuple[str, bytes]]:
+    for chunk in chunks:
+        yield "stdout", chunk
+
+
+def _split_lines(frames: Iterator[tuple[str, bytes]]) -> Iterator[LogLine]:
+    """Whole lines per stream; each starts with the engine's RFC 3339 timestamp."""
+    pending: dict[str, bytes] = {"stdout": b"", "stderr": b""}
+    for name, payload in frames:
+        data = pending[name] + payload
+        *complete, rest = data.split(b"\n")
+        if len(rest) > MAX_LINE:
+            complete.append(rest)
+            rest = b""
+        pending[name] = rest
+        for raw in complete:
+            yield _parse_line(name, raw)
+    for name, rest in pending.items():
+        if rest:
+            yield _parse_line(name, rest)
+
+
+def _parse_line(name: str, raw: bytes) -> LogLine:
+    text = raw.decode("utf-8", errors="replace").rstrip("\r")
+    ts, sep, rest = text.partition(" ")
+    if sep and len(ts) >= 20 and ts[4:5] == "-" and ts[10:11] == "T":
+        return LogLine(name, ts, rest)
+    return LogLine(name, "", text)
+
+
+class ShellSession:
+    """`docker exec -it <shell>` as the container's own user (never privileged)."""
+
+    def __init__(
+        self, engine: Engine, container_id: str, shell: str, marker: str, cols: int, rows: int
+    ) -> None:
+        self.engine = engine
+        self.container_id = container_id
+        self.shell = shell
+        self.marker = marker
+        self.cols, self.rows = cols, rows
+        self.exec_id = ""
+        self._sock: Any = None
+        self._raw: Any = None
+
+    def start(self) -> None:
+        api = self.engine._docker.api
+        with self.engine._errors():
+            made = api.exec_create(
+                self.container_id,
+                [self.shell],
+                stdin=True,
+                tty=True,
+                privileged=False,
+                environment={"TERM": "xterm-256color", "BERTH_SHELL_SESSION": self.marker},
+            )
+            self.exec_id = made["Id"]
+            self._sock = api.exec_start(self.exec_id, tty=True, socket=True)
+        self._raw = getattr(self._sock, "_sock", self._sock)
+        self._raw.settimeout(None)
+        self.resize(self.cols, self.rows)
+
+    def read(self) -> bytes:
+        """Blocking: the next output bytes, b"" when the shell ended or the socket closed."""
+        try:
+            return self._raw.recv(READ_SIZE)
+        except OSError:
+            return b""
+
+    def write(self, data: bytes) -> None:
+        with contextlib.suppress(OSError):
+            self._raw.sendall(data)
+
+    def resize(self, cols: int, rows: int) -> None:
+        api = self.engine._docker.api
+        try:
+            with self.engine._errors():
+                api.exec_resize(self.exec_id, height=rows, width=cols)
+        except EngineError:
+            pass  # resizing a shell that just ended is harmless
+
+    def exit_code(self) -> int | None:
+        api = self.engine._docker.api
+        try:
+            with self.engine._errors():
+                info = api.exec_inspect(self.exec_id)
+        except EngineError:
+            return None
+        return None if info.get("Running") else info.get("ExitCode")
+
+    def running(self) -> bool:
+        api = self.engine._docker.api
+        try:
+            with self.engine._errors():
+                return bool(api.exec_inspect(self.exec_id).get("Running"))
+        except EngineError:
+            return False
+
+    def close(self) -> None:
+        """Hang the TTY up; kill what the session left running (same user, no privilege)."""
+        if self._sock is not None:
+            _shutdown(self._sock)
+        if not self.exec_id:
+            return
+        deadline = time.monotonic() + 1.0
+        while self.running() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if self.running():
+            self._kill_session()
+
+    def _kill_session(self) -> None:
+        script = (
+            "for p in /proc/[0-9]*; do "
+            f"grep -qs 'BERTH_SHELL_SESSION={self.marker}' $p/environ && kill -9 ${{p#/proc/}}; "
+            "done; true"
+        )
+        api = self.engine._docker.api
+        try:
+            with self.engine._errors():
+                made = api.exec_create(self.container_id, ["/bin/sh", "-c", script])
+                api.exec_start(made["Id"])
+        except EngineError:
+            pass
+
+
+class StatsStream:
+    """`docker stats` of one container, reduced to the figures the pages show."""
+
+    def __init__(self, engine: Engine, container_id: str) -> None:
+        self.engine = engine
+        self.container_id = container_id
+        self._response: Any = None
+        self._closed = threading.Event()
+
+    def samples(self) -> Iterator[dict[str, Any]]:
+        """Blocking: one summary per engine sample (about every second)."""
+        import json
+
+        api = self.engine._docker.api
+        with self.engine._errors():
+            response = api._get(
+                api._url("/containers/{0}/stats", self.container_id),
+                params={"stream": 1},
+                stream=True,
+            )
+            api._raise_for_status(response)
+            api._disable_socket_timeout(response)
+        self._response = response
+        try:
+            for line in response.iter_lines():
+                if self._closed.is_set():
+                    return
+                if line:
+                    yield summarize_stats(json.loads(line))
+        except Exception:  # noqa: BLE001 - a closed socket ends the stream
+            return
+
+    def close(self) -> None:
+        self._closed.set()
+        _close_response(self._response)
+
+
+def summarize_stats(raw: dict[str, Any]) -> dict[str, Any]:
+    """CPU %, memory, network and block I/O from one raw engine sample."""
+    cpu, pre = raw.get("cpu_stats") or {}, raw.get("precpu_stats") or {}
+    cpu_delta = (cpu.get("cpu_usage") or {}).get("total_usage", 0) - (
+        pre.get("cpu_usage") or {}
+    ).get("total_usage", 0)
+    system_delta = cpu.get("system_cpu_usage", 0) - pre.get("system_cpu_usage", 0)
+    cpus = cpu.get("online_cpus") or len((cpu.get("cpu_usage") or {}).get("percpu_usage") or [1])
+    cpu_percent = cpu_delta / system_delta * cpus * 100.0 if system_delta > 0 else 0.0
+    memory = raw.get("memory_stats") or {}
+    usage = memory.get("usage", 0) - (memory.get("stats") or {}).get("inactive_file", 0)
+    limit = memory.get("limit", 0)
+    networks = (raw.get("networks") or {}).values()
+    blkio = (raw.get("blkio_stats") or {}).get("io_service_bytes_recursive") or []
+    return {
+        "cpu_percent": round(max(cpu_percent, 0.0), 2),
+        "online_cpus": cpus,
+        "memory": {
+            "usage": max(usage, 0),
+            "limit": limit,
+            "percent": round(usage / limit * 100.0, 2) if limit else 0.0,
+        },
+        "net": {
+            "rx_bytes": sum(n.get("rx_bytes", 0) for n in networks),
+            "tx_bytes": sum(n.get("tx_bytes", 0) for n in networks),
+        },
+        "block": {
+            "read_bytes": _blkio(blkio, "read"),
+            "write_bytes": _blkio(blkio, "write"),
+        },
+        "pids": (raw.get("pids_stats") or {}).get("current", 0),
+    }
+
+
+def _blkio(entries: list[dict[str, Any]], op: str) -> int:
+    return sum(e.get("value", 0) for e in entries if str(e.get("op", "")).lower() == op)
+
+
+def container_running(engine: Engine, container_id: str) -> bool:
+    """Whether the container is running now (False when it is gone)."""
+    try:
+        return engine.inspect_container(container_id).state == "running"
+    except EngineError as exc:
+        if exc.not_found:
+            return False
+        raise

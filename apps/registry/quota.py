@@ -1,0 +1,145 @@
+"""Storage used per tenant and per repository, and the tenant's storage quota.
+
+Usage is computed from what the registry holds, not from upload events: for every tag of
+every repository in the tenant's namespace, the manifest's config and layer sizes,
+counted once per digest (a layer shared by two images of a tenant is stored once). A
+repository's figure dedupes within the repository, so the repositories of a tenant can
+add up to more than the tenant's figure.
+
+The quota is checked at token time: `can_push(tenant)` is asked by the token service
+before it grants "push" on a repository of the tenant, and a tenant at or over its quota
+gets no push right, with a message the docker client prints ("denied: ..."). The registry
+itself does not know the size of a push before it is made, so one push may end above the
+quota; the next one is refused. Usage is refreshed after every push and delete
+notification (task registry.refresh_usage) and after garbage collection.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.template.defaultfilters import filesizeformat
+
+from apps.activity.services import record_event
+from apps.registry.models import Repository, TenantRegistryQuota
+from apps.registry.registry_client import RegistryClient, RegistryError
+from apps.tenants.models import Tenant
+from apps.tenants.roles import Role
+from apps.tenants.services import require_role
+
+
+@dataclass
+class Usage:
+    total: int = 0
+    repositories: dict[str, int] = field(default_factory=dict)
+
+
+def quota_of(tenant: Tenant) -> TenantRegistryQuota:
+    quota, _ = TenantRegistryQuota.objects.get_or_create(tenant=tenant)
+    return quota
+
+
+def tenant_repositories(tenant: Tenant, client: RegistryClient) -> list[str]:
+    """Repository names (without the namespace) the registry holds for `tenant`."""
+    prefix = f"{tenant.slug}/"
+    try:
+        names = [n[len(prefix) :] for n in client.catalog() if n.startswith(prefix)]
+    except RegistryError:
+        names = []
+    known = Repository.objects.filter(tenant=tenant).values_list("name", flat=True)
+    return sorted(set(names) | set(known))
+
+
+def _blobs_of(client: RegistryClient, repository: str) -> dict[str, int]:
+    """digest -> size of every config and layer referenced by a tag of `repository`."""
+    blobs: dict[str, int] = {}
+    for tag in client.list_tags(repository):
+        try:
+            manifests = client.platform_manifests(repository, tag)
+        except RegistryError as exc:
+            if exc.status == 404:
+                continue  # deleted between the listing and now
+            raise
+        for manifest in manifests:
+            if manifest.config_digest:
+                blobs[manifest.config_digest] = manifest.config_size
+            for layer in manifest.layers:
+                blobs[layer.digest] = layer.size
+    return blobs
+
+
+def compute_usage(tenant: Tenant, client: RegistryClient | None = None) -> Usage:
+    """Bytes stored for `tenant` in total (dedupe by digest) and per repository."""
+    client = client or RegistryClient()
+    usage, seen = Usage(), {}
+    for name in tenant_repositories(tenant, client):
+        blobs = _blobs_of(client, f"{tenant.slug}/{name}")
+        usage.repositories[name] = sum(blobs.values())
+        seen.update(blobs)
+    usage.total = sum(seen.values())
+    return usage
+
+
+@transaction.atomic
+def refresh_usage(tenant: Tenant, client: RegistryClient | None = None) -> Usage:
+    """Recompute and store the tenant's and its repositories' storage figures."""
+    usage = compute_usage(tenant, client)
+    for name, size in usage.repositories.items():
+        Repository.objects.update_or_create(tenant=tenant, name=name, defaults={"size_bytes": size})
+    TenantRegistryQuota.objects.update_or_create(
+        tenant=tenant, defaults={"used_bytes": usage.total}
+    )
+    return usage
+
+
+def can_push(tenant: Tenant) -> tuple[bool, str]:
+    """May the tenant store more? (ok, message the docker client shows when not ok)."""
+    quota = TenantRegistryQuota.objects.filter(tenant=tenant).first()
+    if quota is None or not quota.quota_bytes or quota.used_bytes < quota.quota_bytes:
+        return True, ""
+    return False, (
+        f"storage quota of {tenant.slug} exceeded: {filesizeformat(quota.used_bytes)} used "
+        f"of {filesizeformat(quota.quota_bytes)}; delete tags or ask an administrator "
+        "for more space"
+    )
+
+
+def set_quota(*, actor: Any, tenant: Tenant, quota_bytes: int) -> TenantRegistryQuota:
+    """Platform admins set a tenant's storage quota (0: unlimited)."""
+    if not (actor.is_active and actor.is_superuser):
+        raise PermissionDenied("Only a platform administrator sets storage quotas.")
+    if quota_bytes < 0:
+        raise ValidationError({"quota_bytes": "Use 0 (unlimited) or a positive size."})
+    quota = quota_of(tenant)
+    quota.quota_bytes = quota_bytes
+    quota.save(update_fields=["quota_bytes"])
+    record_event(
+        "registry.quota", actor=actor, tenant=tenant, obj=quota, data={"bytes": quota_bytes}
+    )
+    return quota
+
+
+MAX_THRESHOLD = 10_000_000
+
+
+def set_pull_alert_threshold(*, actor: Any, tenant: Tenant, threshold: int) -> TenantRegistryQuota:
+    """Tenant admins choose the daily pulls of one repository that raise an alert."""
+    require_role(actor, tenant, Role.ADMIN)
+    if threshold is None or not 0 <= int(threshold) <= MAX_THRESHOLD:
+        raise ValidationError(
+            {"pull_alert_threshold": f"Choose 0 (no alert) up to {MAX_THRESHOLD} pulls a day."}
+        )
+    quota = quota_of(tenant)
+    quota.pull_alert_threshold = int(threshold)
+    quota.save(update_fields=["pull_alert_threshold"])
+    record_event(
+        "registry.pull_alert_threshold",
+        actor=actor,
+        tenant=tenant,
+        obj=quota,
+        data={"threshold": quota.pull_alert_threshold},
+    )
+    return quota

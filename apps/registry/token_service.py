@@ -1,0 +1,98 @@
+"""The token endpoint's logic: credentials + requested scopes -> a signed token.
+
+Views stay thin; this is also what the benchmark and the tests call directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db.models import Exists, OuterRef
+
+from apps.registry.models import Repository
+from apps.registry.scopes import (
+    PUSH,
+    Principal,
+    RepositoryFacts,
+    Scope,
+    grant,
+    split_repository,
+)
+from apps.registry.tokens import IssuedToken, issue_token
+from apps.tenants.models import Tenant
+
+
+class TokenRefusedError(Exception):
+    """A request the registry client should see as `denied: <message>` (HTTP 403)."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass
+class _FactsCache:
+    """Database facts about repository names, read once per request (one query per
+    namespace: the tenant with its repository's visibility)."""
+
+    seen: dict[str, RepositoryFacts] = field(default_factory=dict)
+    tenants: dict[str, Tenant | None] = field(default_factory=dict)
+
+    def __call__(self, name: str) -> RepositoryFacts:
+        if name not in self.seen:
+            self.seen[name] = self._facts(name)
+        return self.seen[name]
+
+    def _facts(self, name: str) -> RepositoryFacts:
+        parts = split_repository(name)
+        if parts is None:
+            return RepositoryFacts(tenant_exists=False)
+        namespace, path = parts
+        public = Repository.objects.filter(
+            tenant=OuterRef("pk"), name=path, visibility=Repository.Visibility.PUBLIC
+        )
+        tenant = Tenant.objects.filter(slug=namespace).annotate(public=Exists(public)).first()
+        self.tenants.setdefault(namespace, tenant)
+        if tenant is None:
+            return RepositoryFacts(tenant_exists=False)
+        return RepositoryFacts(tenant_exists=True, public=tenant.public)
+
+    def tenant(self, slug: str) -> Tenant | None:
+        if slug not in self.tenants:
+            self.tenants[slug] = Tenant.objects.filter(slug=slug).first()
+        return self.tenants[slug]
+
+
+def repository_facts(name: str) -> RepositoryFacts:
+    return _FactsCache()(name)
+
+
+def _quota_refusal(access: list[dict], facts: _FactsCache) -> str | None:
+    """The quota message when a granted push would go to a tenant already over quota."""
+    try:
+        from apps.registry.quota import can_push
+    except ImportError:  # quotas not installed
+        return None
+    pushes = {
+        entry["name"].partition("/")[0]
+        for entry in access
+        if entry["type"] == "repository" and PUSH in entry["actions"]
+    }
+    for slug in sorted(pushes):
+        tenant = facts.tenant(slug)
+        if tenant is not None:
+            ok, message = can_push(tenant)
+            if not ok:
+                return message
+    return None
+
+
+def token_for(principal: Principal, scopes: list[Scope], service: str) -> IssuedToken:
+    """Grant (asked ∩ allowed) and sign; refuse a push over the tenant's storage quota."""
+    facts = _FactsCache()
+    access = grant(principal, scopes, facts, anonymous_pull=settings.BERTH_REGISTRY_ANONYMOUS_PULL)
+    refusal = _quota_refusal(access, facts)
+    if refusal:
+        raise TokenRefusedError(refusal)
+    return issue_token(subject=principal.name, access=access, audience=service)

@@ -1,0 +1,314 @@
+"""Registry pages: repositories of the current tenant, tags with layers and image config,
+robot accounts, usage with a chart, and the registry's notification webhook.
+
+Thin views: objects are found through `visible_to` (a foreign one is 404); each change
+is one call to robots, services or quota, which check the role (too low is the 403 page).
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib import messages
+from django.contrib.auth.mixins import LoginRequiredMixin
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, JsonResponse
+from django.shortcuts import redirect, render
+from django.utils.decorators import method_decorator
+from django.views import View
+from django.views.decorators.csrf import csrf_exempt
+from django.views.generic import ListView, TemplateView
+
+from apps.core.generic import CreateFormView, ObjectDetailView, ObjectFormView
+from apps.core.mixins import PlatformAdminMixin, TenantScopedMixin
+from apps.registry import browse, config, forms, notifications, quota, robots, services, usage
+from apps.registry.models import Repository, RobotAccount, TenantRegistryQuota
+from apps.registry.registry_client import RegistryClient, RegistryError
+from apps.tenants.roles import Role, rank
+from apps.tenants.services import role_of
+
+MAX_NOTIFICATION_BODY = 1024 * 1024
+
+
+def can(user, tenant, role: str) -> bool:
+    """For showing buttons only; the services check again."""
+    if user.is_superuser:
+        return True
+    current = role_of(user, tenant) if tenant else None
+    return current is not None and rank(current) >= rank(role)
+
+
+class RepositoryListView(TenantScopedMixin, ListView):
+    """The repositories of the current tenant, with storage and counters."""
+
+    model = Repository
+    template_name = "registry/repository_list.html"
+    context_object_name = "repositories"
+
+    def get_queryset(self):
+        tenant = self.request.tenant
+        if tenant is None:
+            return Repository.objects.none()
+        return super().get_queryset().filter(tenant=tenant).select_related("tenant")
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        tenant = self.request.tenant
+        context["registry_addr"] = config.registry_addr()
+        context["quota"] = TenantRegistryQuota.objects.filter(tenant=tenant).first()
+        context["can_push"] = bool(tenant) and can(self.request.user, tenant, Role.MEMBER)
+        return context
+
+
+class RepositoryScopedMixin(TenantScopedMixin):
+    model = Repository
+
+    def get_queryset(self):
+        return super().get_queryset().select_related("tenant")
+
+
+class RepositoryDetailView(RepositoryScopedMixin, ObjectDetailView):
+    """Tags (digest, size, created, pushed at and by), pull commands, visibility."""
+
+    template_name = "registry/repository_detail.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        repository = self.object
+        try:
+            tags = browse.repository_tags(repository)
+        except RegistryError as exc:
+            tags, context["registry_error"] = [], str(exc)
+        context.update(
+            {
+                "repository": repository,
+                "tags": [(t, browse.pull_command(repository, t.tag)) for t in tags],
+                "can_admin": can(self.request.user, repository.tenant, Role.ADMIN),
+                "visibility_form": forms.VisibilityForm(
+                    initial={"visibility": repository.visibility}
+                ),
+                "push_command": f"docker push {config.registry_addr()}/{repository.full_name}:TAG",
+                "daily": usage.chart(usage.daily(repository.tenant, 14, repository)),
+            }
+        )
+        return context
+
+
+class TagDetailView(RepositoryScopedMixin, ObjectDetailView):
+    """One tag: its layers and image configuration (environment names, never values)."""
+
+    template_name = "registry/tag_detail.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        repository, tag = self.object, self.kwargs["tag"]
+        info = browse.tag_info(repository, tag, RegistryClient(), with_layers=True)
+        context.update(
+            {
+                "repository": repository,
+                "info": info,
+                "pull_command": browse.pull_command(repository, tag),
+                "can_admin": can(self.request.user, repository.tenant, Role.ADMIN),
+            }
+        )
+        return context
+
+
+class TagDeleteView(RepositoryScopedMixin, ObjectFormView):
+    """Confirm, then delete the tag's manifest (other tags of the same image go too)."""
+
+    required_role = Role.ADMIN
+    template_name = "registry/tag_delete.html"
+    form_class = forms.ConfirmForm
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context.update({"repository": self.object, "tag": self.kwargs["tag"]})
+        return context
+
+    def perform(self, form):
+        tag = self.kwargs["tag"]
+        digest = services.delete_tag(actor=self.request.user, repository=self.object, tag=tag)
+        messages.success(
+            self.request,
+            f"Deleted {self.object.full_name}:{tag} ({digest[:19]}…). "
+            "The disk is freed by the next garbage collection.",
+        )
+        return redirect("registry:repository", pk=self.object.pk)
+
+
+class RepositoryVisibilityView(RepositoryScopedMixin, ObjectFormView):
+    """POST-only: make the repository public or private."""
+
+    http_method_names = ["post"]
+    required_role = Role.ADMIN
+    form_class = forms.VisibilityForm
+
+    def perform(self, form):
+        repository = services.set_visibility(
+            actor=self.request.user,
+            repository=self.object,
+            visibility=form.cleaned_data["visibility"],
+        )
+        messages.success(self.request, f"{repository.full_name} is now {repository.visibility}.")
+        return redirect("registry:repository", pk=repository.pk)
+
+    def form_invalid(self, form):
+        messages.error(self.request, "Choose private or public.")
+        return redirect("registry:repository", pk=self.object.pk)
+
+
+class RobotListView(TenantScopedMixin, ListView):
+    """The current tenant's robot accounts and the form to create one (admins)."""
+
+    model = RobotAccount
+    template_name = "registry/robot_list.html"
+    context_object_name = "robots"
+
+    def get_queryset(self):
+        tenant = self.request.tenant
+        if tenant is None:
+            return RobotAccount.objects.none()
+        return super().get_queryset().filter(tenant=tenant).select_related("tenant")
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        tenant = self.request.tenant
+        context["can_admin"] = bool(tenant) and can(self.request.user, tenant, Role.ADMIN)
+        context.setdefault("form", forms.RobotForm())
+        context["registry_addr"] = config.registry_addr()
+        return context
+
+
+class RobotCreateView(CreateFormView):
+    """Create a robot of the current tenant; the page shows its secret once."""
+
+    template_name = "registry/robot_list.html"
+    form_class = forms.RobotForm
+
+    def get(self, request, *args, **kwargs):
+        return redirect("registry:robots")
+
+    def perform(self, form):
+        tenant = self.request.tenant
+        if tenant is None:
+            raise ValidationError("Choose a tenant first (top bar).")
+        robot, secret = robots.create_robot(
+            actor=self.request.user, tenant=tenant, **form.cleaned_data
+        )
+        listing = RobotListView(request=self.request, kwargs={}, object_list=None)
+        listing.object_list = listing.get_queryset()
+        context = listing.get_context_data(new_robot=robot, secret=secret)
+        return render(self.request, self.template_name, context)
+
+    def form_invalid(self, form):
+        listing = RobotListView(request=self.request, kwargs={})
+        listing.object_list = listing.get_queryset()
+        return render(
+            self.request, self.template_name, listing.get_context_data(form=form), status=400
+        )
+
+
+class RobotRevokeView(TenantScopedMixin, ObjectFormView):
+    model = RobotAccount
+    required_role = Role.ADMIN
+    template_name = "registry/robot_revoke.html"
+    form_class = forms.ConfirmForm
+
+    def get_context_data(self, **kwargs):
+        return {**super().get_context_data(**kwargs), "robot": self.object}
+
+    def perform(self, form):
+        robot = robots.revoke_robot(actor=self.request.user, robot=self.object)
+        messages.success(self.request, f"{robot.username} is revoked.")
+        return redirect("registry:robots")
+
+
+class UsageView(LoginRequiredMixin, TemplateView):
+    """Pulls and pushes per day (inline SVG), hottest images, storage and transfer."""
+
+    template_name = "registry/usage.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        tenant = self.request.tenant
+        if tenant is None:
+            return context
+        summary = usage.summary(tenant)
+        context.update(
+            {
+                "summary": summary,
+                "chart": usage.chart(summary["daily"]),
+                "hottest": usage.hottest(tenant),
+                "repositories": Repository.objects.visible_to(self.request.user)
+                .filter(tenant=tenant)
+                .select_related("tenant")
+                .order_by("-size_bytes"),
+                "can_admin": can(self.request.user, tenant, Role.ADMIN),
+                "threshold_form": kwargs.get("threshold_form")
+                or forms.ThresholdForm(
+                    initial={"pull_alert_threshold": summary["pull_alert_threshold"]}
+                ),
+            }
+        )
+        return context
+
+
+class ThresholdView(CreateFormView):
+    """POST-only: the tenant's pull alert threshold (tenant admins)."""
+
+    http_method_names = ["post"]
+    form_class = forms.ThresholdForm
+    template_name = "registry/usage.html"
+
+    def perform(self, form):
+        tenant = self.request.tenant
+        if tenant is None:
+            raise ValidationError("Choose a tenant first (top bar).")
+        quota.set_pull_alert_threshold(
+            actor=self.request.user,
+            tenant=tenant,
+            threshold=form.cleaned_data["pull_alert_threshold"],
+        )
+        messages.success(self.request, "Pull alert threshold saved.")
+        return redirect("registry:usage")
+
+    def form_invalid(self, form):
+        view = UsageView(request=self.request, kwargs={})
+        return render(
+            self.request,
+            "registry/usage.html",
+            view.get_context_data(threshold_form=form),
+            status=400,
+        )
+
+
+class GarbageCollectView(PlatformAdminMixin, View):
+    """POST-only (platform admins): queue a garbage collection."""
+
+    http_method_names = ["post"]
+
+    def post(self, request: HttpRequest):
+        if services.garbage_collect(actor=request.user):
+            messages.success(request, "Garbage collection queued; its result shows in Activity.")
+        else:
+            messages.error(request, "The task queue is down: try again later.")
+        return redirect("registry:usage")
+
+
+@method_decorator(csrf_exempt, name="dispatch")
+class NotificationView(View):
+    """The registry's webhook: a wrong or missing shared secret is 401 (forged)."""
+
+    http_method_names = ["post"]
+
+    def post(self, request: HttpRequest) -> JsonResponse:
+        if not notifications.is_authentic(request.headers.get("Authorization", "")):
+            return JsonResponse({"error": "Not authenticated."}, status=401)
+        if len(request.body) > MAX_NOTIFICATION_BODY:
+            return JsonResponse({"error": "Envelope too large."}, status=413)
+        try:
+            outcome = notifications.ingest_envelope(json.loads(request.body or b"null"))
+        except ValueError as exc:
+            return JsonResponse({"error": str(exc)}, status=400)
+        return JsonResponse(outcome.as_dict())

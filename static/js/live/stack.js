@@ -1,0 +1,149 @@
+/* The stack page, live: events over ws/stacks/<id>/events/ append to the activity
+ * list, pull progress becomes a bar per image, and container/service/stack events
+ * refresh the status partial (services, containers) through htmx: no reload.
+ *
+ * Catch-up: the page starts from the newest event id it rendered; every reconnect
+ * asks for `after=<last id seen>`, and ids already shown are dropped, so an event is
+ * never shown twice nor lost across a dropped connection.
+ */
+import { LiveSocket, statusText } from "./socket.js";
+import { StatsPanel } from "./stats.js";
+
+const REFRESHING = /^(stack|container|service|image|revision)\./;
+
+export function startStackPage(root) {
+  const stackId = root.dataset.stackId;
+  const statusUrl = root.dataset.statusUrl;
+  const activity = root.querySelector("[data-live-activity]");
+  const progress = root.querySelector("[data-live-progress]");
+  const indicator = root.querySelector("[data-live-status]");
+  const seen = new Set([...activity.children].map((li) => Number(li.dataset.eventId)));
+  let lastId = Number(root.dataset.lastEventId || 0);
+  let refreshTimer = null;
+
+  // Re-render the status part, but never under the user's hands: while a field in it
+  // has the focus (typing a replica count) or one of its forms is being sent, wait.
+  const refresh = (delay = 250) => {
+    clearTimeout(refreshTimer);
+    refreshTimer = setTimeout(() => {
+      const status = document.getElementById("stack-status");
+      if (!status || !window.htmx) return;
+      const typing = status.contains(document.activeElement) &&
+        document.activeElement.matches("input, select, textarea");
+      if (typing || status.querySelector(".htmx-request")) {
+        refresh(1000);
+        return;
+      }
+      window.htmx.ajax("GET", statusUrl, { source: root, target: "#stack-status", swap: "outerHTML" });
+    }, delay);
+  };
+  let opened = false;
+
+  const showEvent = (event) => {
+    if (seen.has(event.id)) return;
+    seen.add(event.id);
+    lastId = Math.max(lastId, event.id);
+    root.dataset.lastEventId = String(lastId);
+    activity.prepend(eventRow(event));
+    while (activity.childElementCount > 200) activity.lastElementChild.remove();
+    if (REFRESHING.test(event.action)) refresh();
+  };
+
+  const socket = new LiveSocket(`/ws/stacks/${stackId}/events/`, {
+    params: () => ({ after: lastId }),
+    onMessage: (msg) => {
+      if (msg.type === "event") showEvent(msg.event);
+      else if (msg.type === "progress") showProgress(progress, msg);
+      else if (msg.type === "caught_up") { lastId = Math.max(lastId, msg.last_id || 0); }
+    },
+    onStatus: (state, code, extra) => {
+      window.berthLive = state === "open";
+      indicator.textContent = statusText(state, code, extra);
+      indicator.dataset.state = state;
+      if (state === "open" && opened) refresh(); // whatever changed while we were away
+      if (state === "open") opened = true;
+    },
+  });
+  socket.connect();
+
+  const stats = new StatsPanel(root.querySelector("[data-stats-panel]"));
+  const sync = () => stats.sync(document.querySelectorAll("#stack-status [data-container-id]"));
+  document.body.addEventListener("htmx:afterSettle", sync);
+  sync();
+  return { socket, stats };
+}
+
+function eventRow(event) {
+  const li = document.createElement("li");
+  li.className = `live-event ev-${event.outcome}`;
+  li.dataset.eventId = event.id;
+  const time = document.createElement("time");
+  time.dateTime = event.created_at;
+  time.textContent = new Date(event.created_at).toLocaleTimeString();
+  const action = document.createElement("code");
+  action.textContent = event.action;
+  const message = document.createElement("span");
+  message.textContent = ` ${event.message}${event.actor ? " · " + event.actor : ""}`;
+  li.append(time, " ", action, message);
+  return li;
+}
+
+function showProgress(box, msg) {
+  box.hidden = false;
+  let row = [...box.querySelectorAll("[data-image]")].find((el) => el.dataset.image === msg.image);
+  if (!row) {
+    row = document.createElement("div");
+    row.className = "pull-row";
+    row.dataset.image = msg.image;
+    const label = document.createElement("span");
+    label.className = "mono";
+    label.textContent = msg.image;
+    const bar = document.createElement("progress");
+    bar.max = 100;
+    bar.setAttribute("aria-label", `Pulling ${msg.image}`);
+    const note = document.createElement("small");
+    note.className = "muted";
+    row.append(label, bar, note);
+    box.append(row);
+  }
+  const percent = msg.image_percent ?? msg.percent ?? 0;
+  row.querySelector("progress").value = percent;
+  row.querySelector("small").textContent =
+    msg.status === "done" ? "pulled" : `${msg.status || ""} ${percent.toFixed(0)}%`;
+}
+
+const root = document.querySelector("[data-live-stack]");
+if (root) window.berthStack = startStackPage(root);
+
+/* While the event stream is live, the status part's own polling (its fallback) is
+   skipped: events trigger the refreshes instead. */
+document.body.addEventListener("htmx:beforeRequest", (event) => {
+  if (window.berthLive && event.detail.elt && event.detail.elt.id === "stack-status") {
+    event.preventDefault();
+  }
+});
+
+/* The scale form posts through htmx and swaps in the redirected page's status part;
+   the page's flash messages from that answer become toasts. */
+document.body.addEventListener("htmx:beforeSwap", (event) => { // the form is swapped out next
+  const elt = event.detail.requestConfig && event.detail.requestConfig.elt;
+  if (!elt || !elt.matches || !elt.matches("[data-scale-form]")) return;
+  const doc = new DOMParser().parseFromString(event.detail.xhr.responseText || "", "text/html");
+  doc.querySelectorAll(".flashes .flash").forEach((flash) => {
+    const kind = (flash.className.match(/flash-(\w+)/) || [])[1] || "info";
+    toast(flash.textContent.trim(), kind);
+  });
+});
+
+document.body.addEventListener("berth-toast", (event) => toast(event.detail.text, event.detail.kind));
+
+function toast(text, kind) {
+  const area = document.querySelector(".toast-area") || document.body.appendChild(
+    Object.assign(document.createElement("div"), { className: "toast-area" }));
+  const flash = document.createElement("div");
+  flash.className = `flash flash-${kind || "success"}`;
+  flash.setAttribute("role", "status");
+  flash.textContent = text;
+  area.append(flash);
+  setTimeout(() => flash.remove(), 8000);
+}

@@ -1,0 +1,119 @@
+"""Live-operation fixtures: the real engine, a deployed stack, websocket clients.
+
+Containers are deployed by the real reconciler (the Container rows are its mirror); the
+channel layer is the real Redis layer on a spare database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from typing import Any
+
+import pytest
+from channels.testing import WebsocketCommunicator
+from django.test import Client
+
+from apps.deployments import reconciler
+from apps.deployments.models import Container
+from apps.tenants.models import Membership
+from tests.integration.conftest import (  # noqa: F401 - fixtures reused
+    docker,
+    environment,
+    host,
+    image,
+    make_stack,
+)
+
+ORIGIN = (b"origin", b"http://testserver")
+
+
+@pytest.fixture(autouse=True)
+def _live_settings(settings):
+    redis = os.environ.get("LIVE_REDIS_URL", "redis://127.0.0.1:6379/13")
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [redis]},
+        }
+    }
+    settings.BERTH_LIVE_RECHECK_SECONDS = 1
+
+
+def deploy(env, name: str, compose: str, **variables: str) -> list[Container]:
+    """Deploy a compose stack with the reconciler; its running containers, by replica."""
+    stack = make_stack(env, name, compose, variables)
+    reconciler.reconcile_stack(stack.pk)
+    return list(Container.objects.filter(stack=stack).order_by("service__name", "replica"))
+
+
+def add_member(env, user, role: str) -> None:
+    Membership.objects.update_or_create(tenant=env.tenant, user=user, defaults={"role": role})
+
+
+def session_headers(user) -> list[tuple[bytes, bytes]]:
+    client = Client()
+    client.force_login(user)
+    cookie = client.cookies["sessionid"].value
+    return [ORIGIN, (b"cookie", f"sessionid={cookie}".encode())]
+
+
+def session_of(headers: list[tuple[bytes, bytes]]) -> str:
+    return dict(headers)[b"cookie"].decode().split("=", 1)[1]
+
+
+def token_headers(raw: str) -> list[tuple[bytes, bytes]]:
+    return [ORIGIN, (b"authorization", f"Bearer {raw}".encode())]
+
+
+def application():
+    from paas.asgi import application as app
+
+    return app
+
+
+async def open_socket(path: str, headers: list[tuple[bytes, bytes]]) -> WebsocketCommunicator:
+    comm = WebsocketCommunicator(application(), path, headers=headers)
+    connected, _ = await comm.connect(timeout=10)
+    assert connected, f"{path} refused the handshake"
+    return comm
+
+
+async def close_code(comm: WebsocketCommunicator, timeout: float = 10) -> int:
+    """Read messages until the server closes; its close code."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        message = await comm.receive_output(timeout=max(deadline - loop.time(), 0.01))
+        if message["type"] == "websocket.close":
+            return message.get("code", 1000)
+
+
+async def receive_json(comm: WebsocketCommunicator, timeout: float = 10) -> dict[str, Any]:
+    message = await comm.receive_output(timeout=timeout)
+    assert message["type"] == "websocket.send", message
+    assert message.get("text") is not None, message
+    return json.loads(message["text"])
+
+
+async def until(comm, predicate, timeout: float = 15) -> list[dict[str, Any]]:
+    """JSON messages up to and including the first one `predicate` accepts (terminal
+    output frames skipped)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    seen = []
+    while True:
+        raw = await comm.receive_output(timeout=max(deadline - loop.time(), 0.01))
+        assert raw["type"] == "websocket.send", raw
+        if raw.get("text") is None:
+            continue
+        message = json.loads(raw["text"])
+        seen.append(message)
+        if predicate(message):
+            return seen
+
+
+def say(container: Container, text: str, stream: int = 1) -> None:
+    """Make the container's main process print a line now (stdout 1, stderr 2)."""
+    docker("exec", container.engine_id, "sh", "-c", f"echo {text} > /proc/1/fd/{stream}")

@@ -1,0 +1,199 @@
+"""A real docker-registry (Debian's distribution 2.8) per test session, trusting the
+Berth under test (pytest-django's live_server) as its token service, and the real
+`docker` CLI with its own config folder, so no login is left in ~/.docker.
+
+Images are tiny: FROM scratch with busybox, tagged 127.0.0.1:<port>/<tenant>/<repo>:<tag>
+(docker treats 127.0.0.0/8 registries as insecure, so plain HTTP works).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+
+from apps.registry.config import write_config
+
+REGISTRY_BIN = "/usr/bin/docker-registry"
+BUSYBOX = shutil.which("busybox") or "/bin/busybox"
+RUN_ID = uuid.uuid4().hex[:6]
+
+pytestmark = pytest.mark.skipif(
+    not (Path(REGISTRY_BIN).exists() and shutil.which("docker")),
+    reason="needs Debian's docker-registry and the docker CLI",
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class RegistryServer:
+    addr: str
+    root: Path
+    process: subprocess.Popen
+    log: Path
+    config: Path
+    pidfile: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.addr}"
+
+    def ref(self, repository: str, tag: str = "1") -> str:
+        return f"{self.addr}/{repository}:{tag}"
+
+
+def start_registry(tmp: Path, public_url: str, *, auth: bool = True) -> RegistryServer:
+    """Start docker-registry on a free loopback port; wait until /v2/ answers."""
+    addr = f"127.0.0.1:{free_port()}"
+    root = tmp / "data"
+    config = write_config(
+        tmp / "config.yml", public_url=public_url, addr=addr, root=root, auth=auth
+    )
+    log = tmp / "registry.log"
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [REGISTRY_BIN, "serve", str(config)], stdout=out, stderr=subprocess.STDOUT
+        )
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            if requests.get(f"http://{addr}/v2/", timeout=1).status_code in (200, 401):
+                break
+        except requests.ConnectionError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"docker-registry did not start: {log.read_text()[-2000:]}")
+        time.sleep(0.1)
+    pidfile = tmp / "registry.pid"
+    pidfile.write_text(f"{process.pid} {_starttime(process.pid)}\n")
+    return RegistryServer(
+        addr=addr, root=root, process=process, log=log, config=config, pidfile=pidfile
+    )
+
+
+def _starttime(pid: int) -> str:
+    """Field 22 of /proc/PID/stat, as deploy/lib.sh records it beside the pid."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat.rsplit(") ", 1)[1].split()[19]
+
+
+def _restarted_pid(server: RegistryServer) -> int | None:
+    """A registry started in place of ours (garbage collection restarts it), if alive."""
+    try:
+        pid = int(server.pidfile.read_text().split()[0])
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if pid != server.process.pid and b"registry" in cmdline else None
+
+
+def stop_registry(server: RegistryServer) -> None:
+    other = _restarted_pid(server)
+    if other is not None:
+        os.kill(other, signal.SIGTERM)
+    server.process.terminate()
+    try:
+        server.process.wait(10)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait(5)
+    shutil.rmtree(server.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def registry(live_server, tmp_path_factory) -> Iterator[RegistryServer]:
+    server = start_registry(tmp_path_factory.mktemp("registry"), live_server.url)
+    yield server
+    stop_registry(server)
+
+
+@dataclass
+class DockerCLI:
+    """The stock docker client with a private DOCKER_CONFIG; remembers tags to remove."""
+
+    config_dir: Path
+    tags: set[str] = field(default_factory=set)
+
+    def run(self, *args: str, stdin: str | None = None, check: bool = False, timeout=120):
+        env = {**os.environ, "DOCKER_CONFIG": str(self.config_dir)}
+        result = subprocess.run(
+            ["docker", *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=timeout,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"docker {' '.join(args)} failed: {result.stderr}")
+        return result
+
+    def login(self, registry: RegistryServer, username: str, password: str):
+        return self.run(
+            "login", registry.addr, "--username", username, "--password-stdin", stdin=password
+        )
+
+    def logout(self, registry: RegistryServer):
+        return self.run("logout", registry.addr)
+
+    def tag(self, source: str, ref: str) -> str:
+        self.run("tag", source, ref, check=True)
+        self.tags.add(ref)
+        return ref
+
+    def push(self, ref: str):
+        return self.run("push", ref)
+
+    def pull(self, ref: str):
+        self.tags.add(ref)
+        return self.run("pull", ref)
+
+    def forget(self, ref: str) -> None:
+        """Remove a local tag so that a later pull really goes to the registry."""
+        self.run("rmi", "--no-prune", ref)
+
+
+@pytest.fixture
+def docker_cli(tmp_path) -> Iterator[DockerCLI]:
+    cli = DockerCLI(config_dir=tmp_path / "docker-config")
+    cli.config_dir.mkdir()
+    yield cli
+    for ref in cli.tags:
+        cli.run("rmi", ref)
+
+
+@pytest.fixture(scope="session")
+def tiny_image(tmp_path_factory) -> Iterator[str]:
+    """A ~1 MB image FROM scratch with busybox; removed at the end of the session."""
+    context = tmp_path_factory.mktemp("tiny-image")
+    shutil.copy(BUSYBOX, context / "busybox")
+    (context / "stamp").write_text(f"berth registry tests {RUN_ID}\n")
+    (context / "Dockerfile").write_text(
+        "FROM scratch\nCOPY busybox /bin/busybox\nCOPY stamp /stamp\n"
+        'LABEL io.berth.test="registry"\nENTRYPOINT ["/bin/busybox"]\nCMD ["true"]\n'
+    )
+    tag = f"berth-test/registry-tiny:{RUN_ID}"
+    subprocess.run(
+        ["docker", "build", "-q", "-t", tag, str(context)],
+        check=True,
+        timeout=120,
+        capture_output=True,
+    )
+    yield tag
+    subprocess.run(["docker", "rmi", tag], capture_output=True)

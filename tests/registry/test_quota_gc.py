@@ -1,0 +1,136 @@
+"""Storage quota (refused at token time, with a message the docker client prints) and
+garbage collection that frees real disk after tags are deleted, on a real registry."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+
+from apps.activity.models import Event
+from apps.registry import gc, quota, services
+from apps.registry.models import Repository, TenantRegistryQuota
+from tests.conftest import PASSWORD
+from tests.registry.conftest import start_registry, stop_registry
+
+
+@pytest.fixture
+def eager_tasks(settings):
+    from paas.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = previous
+
+
+@pytest.mark.django_db
+def test_can_push_until_the_quota_is_reached(tenant_a):
+    assert quota.can_push(tenant_a) == (True, "")
+    TenantRegistryQuota.objects.create(tenant=tenant_a, quota_bytes=1000, used_bytes=999)
+    assert quota.can_push(tenant_a)[0]
+    TenantRegistryQuota.objects.filter(tenant=tenant_a).update(used_bytes=1000)
+    ok, message = quota.can_push(tenant_a)
+    assert not ok
+    assert "storage quota of acme exceeded" in message and "1000" in message.replace("\xa0", " ")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_push_over_quota_is_refused_with_a_readable_message(
+    registry, settings, eager_tasks, docker_cli, tiny_image, tenant_a, member
+):
+    settings.BERTH_REGISTRY_ADDR = registry.addr
+    TenantRegistryQuota.objects.create(tenant=tenant_a, quota_bytes=1024)
+    assert docker_cli.login(registry, member.username, PASSWORD).returncode == 0
+    first = docker_cli.tag(tiny_image, registry.ref(f"acme/quota-{uuid.uuid4().hex[:6]}"))
+    assert docker_cli.push(first).returncode == 0  # under quota when it starts
+    usage = quota.refresh_usage(tenant_a)
+    assert usage.total > 1024
+    second = docker_cli.tag(tiny_image, registry.ref(f"acme/quota-{uuid.uuid4().hex[:6]}"))
+    result = docker_cli.push(second)
+    assert result.returncode != 0
+    assert "storage quota of acme exceeded" in result.stderr, result.stderr
+    # The usage walk found the repository through the registry's paginated catalog.
+    from apps.registry.registry_client import RegistryClient
+
+    assert first.split("/", 1)[1].split(":")[0] in RegistryClient().catalog(page=1)
+
+
+# --- garbage collection on a registry of its own (it gets restarted) -----------------------------
+
+
+@pytest.fixture
+def own_registry(live_server, tmp_path, settings):
+    """A second registry for this test only: garbage collection restarts it."""
+    server = start_registry(tmp_path, live_server.url)
+    settings.BERTH_REGISTRY_PIDFILE = str(server.pidfile)
+    settings.BERTH_REGISTRY_CONFIG = str(server.config)
+    settings.BERTH_REGISTRY_ADDR = server.addr
+    yield server
+    stop_registry(server)  # stops the restarted process named by the pidfile too
+
+
+def unique_image(tmp_path: Path) -> str:
+    """An image with a 3 MB random layer nobody else has, so deleting it frees disk."""
+    context = tmp_path / "unique-image"
+    context.mkdir()
+    (context / "blob").write_bytes(os.urandom(3 * 1024 * 1024))
+    (context / "Dockerfile").write_text(
+        "FROM scratch\nCOPY blob /blob\nENV SECRET_TOKEN=hunter2\nEXPOSE 8080/tcp\n"
+        'LABEL org.example.team="rockets"\nENTRYPOINT ["/blob"]\n'
+    )
+    tag = f"berth-test/gc-{uuid.uuid4().hex[:8]}:1"
+    subprocess.run(
+        ["docker", "build", "-q", "-t", tag, str(context)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    return tag
+
+
+@pytest.mark.django_db(transaction=True)
+def test_gc_frees_disk_after_tags_are_deleted(
+    own_registry, docker_cli, tmp_path, tenant_a, owner, member
+):
+    image = unique_image(tmp_path)
+    docker_cli.tags.add(image)
+    assert docker_cli.login(own_registry, member.username, PASSWORD).returncode == 0
+    ref = docker_cli.tag(image, own_registry.ref("acme/gc-demo", "old"))
+    assert docker_cli.push(ref).returncode == 0
+    repository, _ = Repository.objects.get_or_create(tenant=tenant_a, name="gc-demo")
+
+    # The page's view of the tag: layers and config, environment names without values.
+    from apps.registry import browse
+    from apps.registry.registry_client import RegistryClient
+
+    info = browse.tag_info(repository, "old", RegistryClient(), with_layers=True)
+    assert info.config.env_names[-1] == "SECRET_TOKEN" and "hunter2" not in str(info.config)
+    assert info.config.exposed_ports == ("8080/tcp",) and info.config.entrypoint == ("/blob",)
+    assert info.config.labels["org.example.team"] == "rockets"
+    assert any(layer.size > 3_000_000 for layer in info.layers)
+
+    services.delete_tag(actor=owner, repository=repository, tag="old")
+    assert RegistryClient().list_tags("acme/gc-demo") == []
+    before_pid = own_registry.process.pid
+
+    result = gc.collect(actor=owner)
+
+    assert result.readonly, "the running registry was put in read-only mode"
+    assert result.freed >= 3 * 1024 * 1024, result
+    assert gc.disk_usage(own_registry.root) == result.after
+    event = Event.objects.filter(action="registry.gc", outcome="success").latest("created_at")
+    assert event.data["freed"] == result.freed
+    # The registry is back, read-write, under a new pid written to the pidfile.
+    new_pid, started = Path(gc.pidfile()).read_text().split()
+    new_pid = int(new_pid)
+    assert started == gc.starttime(new_pid)
+    assert new_pid != before_pid
+    assert requests.get(f"{own_registry.url}/v2/", timeout=5).status_code == 401
+    again = docker_cli.tag(image, own_registry.ref("acme/gc-demo", "new"))
+    push = docker_cli.push(again)
+    assert push.returncode == 0, push.stderr
