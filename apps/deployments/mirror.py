@@ -198,6 +198,8 @@ def stack_state(stack: Stack, health: Health, failure: str) -> tuple[str, str]:
     )
     if all(h == H.STARTING for h, _ in bad.values()):
         return S.DEPLOYING, reason
-    if len(bad) == len(health):
+    # A container a user stopped on purpose degrades the stack; it is not a failure.
+    stopped_on_purpose = any(h == H.STOPPED for h, _ in bad.values())
+    if len(bad) == len(health) and not stopped_on_purpose:
         return S.FAILED, reason
     return S.DEGRADED, reason

@@ -224,6 +224,8 @@ def _point_broker_at(url: str, queue: str) -> None:
     if app._pool is not None:  # a pool opened earlier still talks to the old broker
         app._pool.force_close_all()
         app._pool = None
+    # The producer pool is cached separately and would still hand out the closed pool.
+    app.amqp._producer_pool = None
 
 
 @pytest.fixture(scope="session")

@@ -134,6 +134,19 @@ def test_live_stack_logs_shell_scale(live_visitor: Visitor, engine_tenant):
     expect(visible).to_have_count(1)
     expect(visible.first).to_contain_text("tick 3 ")
     visitor.snap("container-logs-filtered")
+    download = page.get_by_role("button", name="Download full log").get_attribute("href")
+    response = page.request.get(visitor.url(download))
+    assert response.ok and "attachment" in response.headers["content-disposition"]
+    assert re.search(r"^\S+Z stdout tick 1 ", response.text(), re.M), response.text()[:300]
+
+    # The service's merged log: each line names its container.
+    page.goto(stack_url)
+    page.locator("article", has=page.get_by_role("heading", name="Services")).get_by_role(
+        "link", name="Logs"
+    ).click()
+    page.wait_for_load_state("load")
+    expect(page.locator("[data-log-output] .log-container").first).to_contain_text("worker-1 |")
+    visitor.snap("service-logs")
 
     # Shell: echo $HOSTNAME shows the container's host name.
     page.goto(stack_url)
@@ -177,4 +190,23 @@ def test_live_stack_logs_shell_scale(live_visitor: Visitor, engine_tenant):
     expect(third).to_contain_text("exited")
     assert page.evaluate("window.__sameDocument === true"), "the stack page reloaded itself"
     visitor.snap("stopped-one")
+
+    # The socket drops; an event is recorded meanwhile; the page reconnects by itself and
+    # catches up from the event log: the missed event once, nothing twice.
+    from apps.activity.services import record_event
+
+    page.evaluate("const s = window.berthStack.socket; s.delay = 4000; s.ws.close(4000)")
+    expect(page.locator("[data-live-stack] [data-live-status]")).to_contain_text("retrying")
+    stack = engine_tenant.stacks.get(name="ticker")
+    record_event(
+        "stack.note", tenant=engine_tenant, obj=stack, message="recorded while disconnected"
+    )
+    expect(page.locator("[data-live-stack] [data-live-status]")).to_have_text("Live")
+    expect(activity.locator("li", has_text="recorded while disconnected")).to_have_count(1)
+    ids = page.evaluate(
+        "[...document.querySelectorAll('[data-live-activity] li')].map(li => li.dataset.eventId)"
+    )
+    assert len(ids) == len(set(ids)), f"an event was shown twice: {ids}"
+    assert page.evaluate("window.__sameDocument === true"), "the stack page reloaded itself"
+    visitor.snap("caught-up-after-reconnect")
     print(f"\nlive browser screenshots: {LIVE_ARTIFACTS.resolve()}")

@@ -213,3 +213,16 @@ def test_plan_then_plan_again_is_empty(scenario):
     for c in after:
         spec = desired.services[c.service]
         assert 1 <= c.replica <= spec.replicas
+
+
+def test_a_replica_stopped_by_a_user_degrades_the_stack_instead_of_failing_it():
+    from types import SimpleNamespace
+
+    from apps.deployments.mirror import stack_state
+    from apps.deployments.models import Service, Stack
+
+    stack = SimpleNamespace(desired_state=Stack.Desired.RUNNING)
+    health = {"worker": (Service.Health.STOPPED, "stopped by a user")}
+    assert stack_state(stack, health, "")[0] == Stack.State.DEGRADED
+    failing = {"worker": (Service.Health.FAILED, "exited with code 1")}
+    assert stack_state(stack, failing, "")[0] == Stack.State.FAILED

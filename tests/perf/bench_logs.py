@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import time
@@ -164,6 +165,12 @@ async def ws_latency(url: str, container: str, samples: int) -> list[float]:
     return delays
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mib(pid: int) -> float:
     for row in Path(f"/proc/{pid}/status").read_text().splitlines():
         if row.startswith("VmRSS:"):
@@ -237,9 +244,13 @@ def main() -> None:
     say(f"\n1. Throughput, {args.lines:,} lines of {len(LINE) + 4} bytes")
     raw_rate = raw_reader(engine_id, f"{LINE} raw", args.lines, 1)
     say(f"   docker logs -f (local process): {raw_rate:,.0f} lines/s")
+    cpu_before = cpu_seconds(server.pid)
     ws = asyncio.run(ws_flood(url, engine_id, f"{LINE} ws", args.lines, 2))
+    cpu = cpu_seconds(server.pid) - cpu_before
     say(f"   websocket client via daphne:    {ws['rate']:,.0f} lines/s "
         f"({ws['lines']:,} delivered, {ws['dropped']:,} dropped)")  # fmt: skip
+    flood_seconds = ws["lines"] / ws["rate"] if ws["rate"] else float("nan")
+    say(f"   daphne CPU: {cpu:.1f} s over a {flood_seconds:.1f} s flood (+1 s idle before)")
     ratio = ws["rate"] / raw_rate if raw_rate else float("nan")
     say(
         f"   ratio websocket/raw: {ratio:.2f} (goal >= 0.5: {'met' if ratio >= 0.5 else 'NOT met'})"

@@ -25,7 +25,10 @@ export class StatsPanel {
       if (row.dataset.state === "running") wanted.set(row.dataset.containerId, row.dataset.name);
     });
     for (const [id, entry] of this.sockets) {
-      if (!wanted.has(id)) { entry.socket.close(); entry.row.remove(); this.sockets.delete(id); }
+      // Gone, or its stream ended (stopped, restarted): reopened below while it runs.
+      if (!wanted.has(id) || entry.socket.stopped) {
+        entry.socket.close(); entry.row.remove(); this.sockets.delete(id);
+      }
     }
     for (const [id, name] of wanted) {
       if (!this.sockets.has(id)) this.open(id, name);

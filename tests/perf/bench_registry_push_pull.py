@@ -1,0 +1,194 @@
+"""Registry push and pull of a ~50 MB image: Berth's token auth vs. the same registry without auth.
+
+Two Debian docker-registry instances on free loopback ports, rendered by Berth's own
+config (apps.registry.config), one trusting Berth's token service (a real daphne on a
+free loopback port over database `berth_bench_push_pull`), one with auth switched off.
+The stock docker CLI (private DOCKER_CONFIG) logs in to the first with an API token.
+
+Each round builds a fresh image FROM scratch (busybox + `--size-mb` MB of os.urandom,
+which does not compress), so no layer exists in either registry yet; then, alternating
+which registry goes first, it times `docker push` to each, and `docker pull` from each
+after `docker image rm` of every local tag (the layers really transfer both ways).
+
+Run from the repo root:
+  .venv/bin/python tests/perf/bench_registry_push_pull.py [--rounds 3] [--size-mb 50]
+Needs PostgreSQL, Redis, the Docker engine and /usr/bin/docker-registry. Prints each
+round's seconds, the medians and `RESULT push/pull auth/noauth = <ratio>` (goal: <= 1.05).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _setup as bench  # noqa: E402
+from bench_registry_tokens import free_port, start_daphne  # noqa: E402
+
+DATABASE = "berth_bench_push_pull"
+BUSYBOX = shutil.which("busybox") or "/bin/busybox"
+
+
+class Cli:
+    """The docker CLI with a private config folder (no login left in ~/.docker)."""
+
+    def __init__(self, config_dir: Path) -> None:
+        self.env = {
+            **os.environ,
+            "DOCKER_CONFIG": str(config_dir),
+            "DOCKER_HOST": bench.DOCKER_HOST,
+        }
+
+    def run(self, *args: str, stdin: str | None = None, check: bool = True) -> str:
+        done = subprocess.run(
+            ["docker", *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=600,
+        )
+        if check and done.returncode != 0:
+            raise RuntimeError(f"docker {' '.join(args[:2])} failed: {done.stderr.strip()}")
+        return done.stdout
+
+    def timed(self, *args: str) -> float:
+        started = time.perf_counter()
+        self.run(*args)
+        return time.perf_counter() - started
+
+    def remove(self, *refs: str) -> None:
+        self.run("image", "rm", "-f", *refs, check=False)
+
+
+def build_image(cli: Cli, work: Path, tag: str, size_mb: int) -> None:
+    """FROM scratch + busybox + size_mb of random bytes (incompressible)."""
+    context = work / "context"
+    shutil.rmtree(context, ignore_errors=True)
+    context.mkdir()
+    shutil.copy(BUSYBOX, context / "busybox")
+    with (context / "payload.bin").open("wb") as out:
+        for _ in range(size_mb):
+            out.write(os.urandom(1024 * 1024))
+    (context / "Dockerfile").write_text(
+        "FROM scratch\nCOPY busybox /bin/busybox\nCOPY payload.bin /payload.bin\n"
+        'ENTRYPOINT ["/bin/busybox"]\nCMD ["true"]\n'
+    )
+    cli.run("build", "-q", "-t", tag, str(context))
+    shutil.rmtree(context, ignore_errors=True)
+
+
+def make_login() -> tuple[str, str, str]:
+    """A user owning a run-unique tenant, and one of their API tokens: (tenant, user, token)."""
+    from django.contrib.auth import get_user_model
+
+    from apps.accounts.services import create_token
+    from apps.tenants import services as tenant_services
+
+    user = get_user_model().objects.create_user(
+        username=f"bench-{bench.RUN_ID}", email=f"p{bench.RUN_ID}@example.com"
+    )
+    tenant = tenant_services.create_tenant(actor=user, slug=f"pp{bench.RUN_ID}", name="Bench")
+    _, raw = create_token(actor=user, name="bench")
+    return tenant.slug, user.username, raw
+
+
+def wait_for(url: str) -> None:
+    import requests
+
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            requests.get(url, timeout=2)
+            return
+        except requests.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def one_round(cli: Cli, work: Path, registries: dict, tenant: str, number: int, size_mb: int):
+    """Build a fresh image; push to, then pull from, each registry in the given order."""
+    local = f"berth-bench/push-pull:{bench.RUN_ID}-{number}"
+    build_image(cli, work, local, size_mb)
+    refs = {name: f"{addr}/{tenant}/big{number}:1" for name, addr in registries.items()}
+    for ref in refs.values():
+        cli.run("tag", local, ref)
+    push = {name: cli.timed("push", ref) for name, ref in refs.items()}
+    cli.remove(local, *refs.values())
+    pull = {}
+    for name, ref in refs.items():
+        pull[name] = cli.timed("pull", ref)
+        cli.remove(ref)
+    return push, pull
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--size-mb", type=int, default=50)
+    args = parser.parse_args()
+    bench.install_cleanup()
+    bench.require_engine()
+    bench.setup_django(DATABASE)
+    from tests.registry.conftest import start_registry, stop_registry
+
+    tenant, username, token = make_login()
+    work = Path(tempfile.mkdtemp(prefix="berth-bench-pp-"))
+    bench.on_cleanup(lambda: shutil.rmtree(work, ignore_errors=True))
+    logs = bench.REPO / "var" / "log"
+    logs.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    start_daphne(port, logs)
+    public_url = f"http://127.0.0.1:{port}"
+    wait_for(f"{public_url}/registry/token/")
+    servers = {}
+    for name, auth in (("auth", True), ("noauth", False)):
+        (work / name).mkdir()
+        servers[name] = start_registry(work / name, public_url, auth=auth)
+        bench.on_cleanup(lambda server=servers[name]: stop_registry(server))
+    cli = Cli(work / "docker-config")
+    cli.run("login", servers["auth"].addr, "-u", username, "--password-stdin", stdin=token)
+    bench.say(
+        f"daphne {public_url}; registry with token auth {servers['auth'].addr}, "
+        f"without auth {servers['noauth'].addr}; image {args.size_mb} MB random + busybox"
+    )
+    times = {(op, name): [] for op in ("push", "pull") for name in servers}
+    try:
+        for number in range(1, args.rounds + 1):
+            order = ["auth", "noauth"] if number % 2 else ["noauth", "auth"]
+            registries = {name: servers[name].addr for name in order}
+            push, pull = one_round(cli, work, registries, tenant, number, args.size_mb)
+            for name in order:
+                times[("push", name)].append(push[name])
+                times[("pull", name)].append(pull[name])
+            bench.say(
+                f"round {number} ({order[0]} first): push auth {push['auth']:.2f}s "
+                f"noauth {push['noauth']:.2f}s; pull auth {pull['auth']:.2f}s "
+                f"noauth {pull['noauth']:.2f}s"
+            )
+    finally:
+        cli.run("logout", servers["auth"].addr, check=False)
+        for number in range(1, args.rounds + 1):  # whatever a failed round left behind
+            refs = [f"{s.addr}/{tenant}/big{number}:1" for s in servers.values()]
+            cli.remove(f"berth-bench/push-pull:{bench.RUN_ID}-{number}", *refs)
+    for op in ("push", "pull"):
+        auth, noauth = bench.median(times[(op, "auth")]), bench.median(times[(op, "noauth")])
+        bench.say(
+            f"RESULT {op} {args.size_mb} MB: median auth {auth:.2f}s, noauth {noauth:.2f}s, "
+            f"auth/noauth = {auth / noauth:.3f} (goal <= 1.05)"
+        )
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    finally:
+        bench.run_cleanups()
