@@ -327,6 +327,24 @@ class LineBuffer:
         if wake:
             self.loop.call_soon_threadsafe(self.ready.set)
 
+    def put_many(self, batch: list[Any]) -> None:
+        """`put` for a whole chunk of lines, under one lock and one wake-up."""
+        if not self.lossy:
+            for item in batch:
+                self.put(item)
+            return
+        with self.cond:
+            if self.closed:
+                return
+            was_empty = not self.items
+            self.items.extend(batch)
+            overflow = len(self.items) - self.size
+            for _ in range(max(overflow, 0)):
+                self.items.popleft()
+            self.dropped += max(overflow, 0)
+        if was_empty and batch:
+            self.loop.call_soon_threadsafe(self.ready.set)
+
     def writer_done(self, error: str = "") -> None:
         with self.cond:
             self.writers -= 1
@@ -479,8 +497,11 @@ class LogsConsumer(LiveConsumer):
         stream = None
         try:
             stream = self.open_stream(target)
-            for line in stream.lines():
-                self.buffer.put((ts_key(line.ts), time.monotonic(), target.entry(line, True)))
+            for batch in stream.batches():
+                now = time.monotonic()
+                self.buffer.put_many(
+                    [(ts_key(line.ts), now, target.entry(line, True)) for line in batch]
+                )
         except EngineError as exc:
             error = str(exc)
         finally:

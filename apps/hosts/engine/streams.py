@@ -127,14 +127,30 @@ class LogStream:
 
     def lines(self) -> Iterator[LogLine]:
         """Blocking: every line until the log ends or `close()` is called."""
+        for batch in self.batches():
+            yield from batch
+
+    def batches(self) -> Iterator[list[LogLine]]:
+        """Blocking: the lines of each chunk read from the engine, as one list.
+
+        A flooding container delivers thousands of lines per read; handing them on per
+        chunk keeps the per-line cost (locks, wake-ups) off the hot path.
+        """
         response, tty = self._open()
         self._response = response
         if self._closed.is_set():
             self.close()
             return
-        chunks = _raw_chunks(response, self._closed)
-        frames = _tty_frames(chunks) if tty else _multiplexed_frames(chunks)
-        yield from _split_lines(frames)
+        demux = None if tty else _Demultiplexer()
+        splitter = _LineSplitter()
+        for chunk in _raw_chunks(response, self._closed):
+            frames = [("stdout", chunk)] if demux is None else demux.feed(chunk)
+            batch = splitter.feed(frames)
+            if batch:
+                yield batch
+        rest = splitter.flush()
+        if rest:
+            yield rest
 
     def close(self) -> None:
         self._closed.set()
@@ -142,54 +158,118 @@ class LogStream:
 
 
 def _raw_chunks(response: Any, closed: threading.Event) -> Iterator[bytes]:
-    raw = response.raw
-    read = getattr(raw, "read1", None) or raw.read
+    """The body as it arrives, in large reads.
+
+    The engine sends each log line as its own HTTP chunk; reading through urllib3 would
+    return one line per call. Reading the socket's buffered file and undoing the chunked
+    encoding here returns everything that has arrived, thousands of lines per read.
+    """
+    stream = _body_file(response)
+    chunked = response.headers.get("Transfer-Encoding", "").lower() == "chunked"
+    decoder = _ChunkedDecoder() if chunked else None
     while not closed.is_set():
         try:
-            data = read(READ_SIZE)
+            data = stream.read1(READ_SIZE)
         except Exception:  # noqa: BLE001 - a shut-down socket ends the stream
             return
         if not data:
             return
-        yield data
+        if decoder is not None:
+            data = decoder.feed(data)
+        if data:
+            yield data
+        if decoder is not None and decoder.done:
+            return
 
 
-def _multiplexed_frames(chunks: Iterator[bytes]) -> Iterator[tuple[str, bytes]]:
-    """Docker's 8-byte framed stream: (stream name, payload) pairs."""
-    buffer = bytearray()
-    for chunk in chunks:
+def _body_file(response: Any) -> Any:
+    """The buffered socket file under the response (headers read, body untouched)."""
+    raw = response.raw
+    fp = getattr(getattr(raw, "_fp", None), "fp", None)
+    return fp if fp is not None and hasattr(fp, "read1") else raw
+
+
+class _ChunkedDecoder:
+    """Undoes HTTP/1.1 chunked transfer encoding over arbitrary slices of the body."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self.left = 0
+        self.crlf_due = False
+        self.done = False
+
+    def feed(self, data: bytes) -> bytes:
+        buffer, out = self.buffer, bytearray()
+        buffer += data
+        while not self.done:
+            if self.crlf_due:
+                if len(buffer) < 2:
+                    break
+                del buffer[:2]
+                self.crlf_due = False
+            if self.left == 0:
+                end = buffer.find(b"\r\n")
+                if end < 0:
+                    break
+                size = int(bytes(buffer[:end]).split(b";")[0].strip() or b"0", 16)
+                del buffer[: end + 2]
+                self.done = size == 0
+                self.left = size
+                continue
+            take = min(self.left, len(buffer))
+            if not take:
+                break
+            out += buffer[:take]
+            del buffer[:take]
+            self.left -= take
+            self.crlf_due = self.left == 0
+        return bytes(out)
+
+
+class _Demultiplexer:
+    """Docker's 8-byte framed stream: (stream name, payload) pairs, fed chunk by chunk."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+
+    def feed(self, chunk: bytes) -> list[tuple[str, bytes]]:
+        buffer = self.buffer
         buffer += chunk
-        start = 0
+        frames, start = [], 0
         while len(buffer) - start >= HEADER.size:
             kind, size = HEADER.unpack_from(buffer, start)
             end = start + HEADER.size + size
             if len(buffer) < end:
                 break
-            yield STREAM_NAMES.get(kind, "stdout"), bytes(buffer[start + HEADER.size : end])
+            frames.append(
+                (STREAM_NAMES.get(kind, "stdout"), bytes(buffer[start + HEADER.size : end]))
+            )
             start = end
         del buffer[:start]
+        return frames
 
 
-def _tty_frames(chunks: Iterator[bytes]) -> Iterator[tuple[str, bytes]]:
-    for chunk in chunks:
-        yield "stdout", chunk
-
-
-def _split_lines(frames: Iterator[tuple[str, bytes]]) -> Iterator[LogLine]:
+class _LineSplitter:
     """Whole lines per stream; each starts with the engine's RFC 3339 timestamp."""
-    pending: dict[str, bytes] = {"stdout": b"", "stderr": b""}
-    for name, payload in frames:
-        data = pending[name] + payload
-        *complete, rest = data.split(b"\n")
-        if len(rest) > MAX_LINE:
-            complete.append(rest)
-            rest = b""
-        pending[name] = rest
-        for raw in complete:
-            yield _parse_line(name, raw)
-    for name, rest in pending.items():
-        if rest:
-            yield _parse_line(name, rest)
+
+    def __init__(self) -> None:
+        self.pending: dict[str, bytes] = {"stdout": b"", "stderr": b""}
+
+    def feed(self, frames: list[tuple[str, bytes]]) -> list[LogLine]:
+        lines: list[LogLine] = []
+        for name, payload in frames:
+            *complete, rest = (self.pending[name] + payload).split(b"\n")
+            if len(rest) > MAX_LINE:
+                complete.append(rest)
+                rest = b""
+            self.pending[name] = rest
+            lines.extend(_parse_line(name, raw) for raw in complete)
+        return lines
+
+    def flush(self) -> list[LogLine]:
+        rest = [_parse_line(name, raw) for name, raw in self.pending.items() if raw]
+        self.pending = {"stdout": b"", "stderr": b""}
+        return rest
 
 
 def _parse_line(name: str, raw: bytes) -> LogLine:
