@@ -78,3 +78,9 @@ def owner_client(client, owner):
 @pytest.fixture
 def outsider_client(outsider):
     return login(Client(), outsider)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Browser tests run last: Playwright's sync API leaves an event loop on the main
+    thread, and the Channels tests after it need `asyncio.run` there."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)

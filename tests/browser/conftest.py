@@ -14,6 +14,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -252,7 +253,7 @@ def celery_worker(django_db_setup, django_db_blocker, artifacts_dir: Path) -> It
         if time.time() - old.stat().st_mtime > 3600:
             old.unlink()
     log = log_path.open("w")
-    celery = Path(settings.BASE_DIR) / ".venv" / "bin" / "celery"
+    celery = Path(sys.executable).parent / "celery"
     worker = subprocess.Popen(
         [str(celery), "-A", "paas", "worker", "--concurrency", "2", "-P", "prefork",
          "-l", "info", "-n", f"browser-{RUN_ID}@%h", "-Q", QUEUE,

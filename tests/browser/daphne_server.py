@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -37,7 +38,7 @@ class Daphne:
         self.process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 30) -> Daphne:
-        daphne = Path(settings.BASE_DIR) / ".venv" / "bin" / "daphne"
+        daphne = Path(sys.executable).parent / "daphne"
         self._log = self.log_path.open("w")
         self.process = subprocess.Popen(
             [str(daphne), "-b", "127.0.0.1", "-p", str(self.port),
