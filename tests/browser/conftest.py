@@ -30,6 +30,8 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 from playwright.sync_api import Browser, Page, sync_playwright  # noqa: E402
 
+from tests.docker_cli import docker  # noqa: F401 - used here and by test modules
+
 ARTIFACTS = Path(settings.BASE_DIR) / "test-artifacts" / "browser"
 BROWSER_REDIS_URL = "redis://127.0.0.1:6379/12"
 CHROMIUM = "/usr/bin/chromium"
@@ -297,19 +299,6 @@ def _stop(worker: subprocess.Popen) -> None:
 
 
 # --- the engine side ------------------------------------------------------------------
-
-
-def docker(*args: str, check: bool = True) -> str:
-    """The stock docker CLI (tests never import docker-py)."""
-    done = subprocess.run(
-        ["docker", "-H", settings.BERTH_DOCKER_HOST, *args],
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    if check and done.returncode != 0:
-        raise AssertionError(f"docker {' '.join(args)} failed: {done.stderr.strip()}")
-    return done.stdout.strip()
 
 
 @pytest.fixture(scope="session")

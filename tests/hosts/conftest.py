@@ -10,14 +10,14 @@ import http.server
 import shutil
 import socket
 import ssl
-import subprocess
 import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from django.conf import settings
+
+from tests.docker_cli import docker as docker_cli  # noqa: F401 - used by test modules
 
 RUN_ID = uuid.uuid4().hex[:12]
 RUN_LABEL = "io.berth.test.run"
@@ -27,19 +27,6 @@ COPY busybox /bin/busybox
 ENTRYPOINT ["/bin/busybox"]
 CMD ["sleep", "300"]
 """
-
-
-def docker_cli(*args: str, check: bool = True) -> str:
-    """The stock docker client against Berth's engine (the tests never import docker-py)."""
-    done = subprocess.run(
-        ["docker", "-H", settings.BERTH_DOCKER_HOST, *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    if check and done.returncode != 0:
-        raise AssertionError(f"docker {' '.join(args)} failed: {done.stderr.strip()}")
-    return done.stdout.strip()
 
 
 @pytest.fixture(scope="session")

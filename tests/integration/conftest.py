@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import textwrap
 import uuid
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from apps.deployments.models import Revision, Stack
 from apps.deployments.spec import build_spec
 from apps.hosts.models import Host
 from apps.tenants import services as tenant_services
+from tests.docker_cli import docker  # noqa: F401 - used here and by test modules
 
 RUN_ID = uuid.uuid4().hex[:8]
 IMAGE = f"berth-test-reconcile:{RUN_ID}"
@@ -30,19 +30,6 @@ RUN mkdir -p /tmp /www && chmod 1777 /tmp
 ENV PATH=/bin
 CMD ["sleep", "3600"]
 """
-
-
-def docker(*args: str, check: bool = True) -> str:
-    """The stock docker CLI (tests never import docker-py)."""
-    done = subprocess.run(
-        ["docker", "-H", settings.BERTH_DOCKER_HOST, *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    if check and done.returncode != 0:
-        raise AssertionError(f"docker {' '.join(args)} failed: {done.stderr.strip()}")
-    return done.stdout.strip()
 
 
 def inspect(container_id: str) -> dict:
