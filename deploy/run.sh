@@ -69,6 +69,10 @@ trap 'exit 143' TERM
 
 berth_engine_start
 
+# The demo templates run images built here from busybox-static (no registry is
+# reachable to pull them); skipped in well under a second when they are current.
+bash deploy/build-images.sh
+
 # --- REGISTRY: Berth's image registry (Debian's docker-registry) ---------------
 # Token auth and notifications point at this run's URL; storage in the state dir.
 export BERTH_PUBLIC_URL="${BERTH_PUBLIC_URL:-$URL}"
