@@ -437,6 +437,20 @@ class ContainerRemoveView(ContainerActionView):
 
 
 def _log_text(containers: list[Container], prefixed: bool) -> Iterator[bytes]:
+    """The merged log; an engine that fails mid-way ends the file with a readable line.
+
+    The response has started by then, so an error page is no longer possible; a
+    truncated file without a word would look complete.
+    """
+    from apps.hosts.engine import EngineError
+
+    try:
+        yield from _merged_log_lines(containers, prefixed)
+    except EngineError as exc:
+        yield f"# Berth: the log could not be read to the end: {exc}\n".encode()
+
+
+def _merged_log_lines(containers: list[Container], prefixed: bool) -> Iterator[bytes]:
     """Every line the engine kept, one "<time> <stream> [container | ]line" per line;
     several containers are merged in time order. Lazy: memory stays small."""
     from apps.hosts.engine import get_engine

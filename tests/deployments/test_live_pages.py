@@ -90,3 +90,13 @@ def test_stack_page_carries_the_live_panel(member, container):
     assert f'data-container-id="{container.pk}"' in text
     assert reverse("stacks:container_stop", args=[container.pk]) in text
     assert 'hx-confirm="Stop' in text
+
+
+def test_log_download_from_an_unreachable_engine_says_so_in_the_file(member, container):
+    """The download has begun when the engine fails: the file ends with the reason."""
+    Host.objects.filter(pk=container.host_id).update(endpoint="unix:///nonexistent/docker.sock")
+    url = reverse("stacks:container_logs_download", args=[container.pk])
+    response = client_for(member).get(url)
+    assert response.status_code == 200
+    body = b"".join(response.streaming_content).decode()
+    assert body.startswith("# Berth: the log could not be read to the end:")
