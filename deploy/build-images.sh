@@ -21,15 +21,6 @@
 # (it commits a container per Dockerfile step); with the cache warm both take under 1 s.
 set -euo pipefail
 
-# The demo images, NAME:TAG. Templates in catalog/ and the registry push use these names.
-BERTH_DEMO_IMAGES=(
-    berth-demo/web:1.0
-    berth-demo/web:1.1
-    berth-demo/guestbook-api:1.0
-    berth-demo/guestbook-frontend:1.0
-    berth-demo/worker:1.0
-)
-
 # Bump to force a rebuild of everything when the way contexts are assembled changes.
 BUILD_RECIPE=1
 
@@ -41,6 +32,9 @@ BUSYBOX="${BUSYBOX:-/bin/busybox}"
 
 # shellcheck source=deploy/lib.sh
 source "$HERE/lib.sh"
+
+# The demo images, berth-demo/NAME:TAG, from the list `manage.py publishimages` reads too.
+mapfile -t BERTH_DEMO_IMAGES < <(grep -v '^[[:space:]]*\(#\|$\)' "$IMAGES_DIR/demo-images.txt")
 
 usage() { sed -n '2,8p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 

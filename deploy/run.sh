@@ -140,6 +140,13 @@ until code="$(curl -s -o /dev/null -w '%{http_code}' "$URL/accounts/login/")" &&
     sleep 0.5
 done
 
+# --- publish the demo images to the registry ----------------------------------
+# The demo templates name them as ${BERTH_REGISTRY}/library/NAME:TAG. The push asks
+# this portal for a token, so it runs now; unchanged images send no layer again.
+if ! "$PY" manage.py publishimages; then
+    berth_log "WARNING: the demo images were not published (see above): the demo templates cannot deploy until \`manage.py publishimages\` succeeds"
+fi
+
 echo
 echo "Berth is up at $URL (in $(berth_elapsed "$T0")s). Ctrl-C stops it."
 echo

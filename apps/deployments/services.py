@@ -96,6 +96,7 @@ def interpolation_variables(
         "BERTH_STACK_NAME": stack_name,
         "BERTH_ENVIRONMENT": environment.slug,
         "BERTH_TENANT": environment.tenant.slug,
+        "BERTH_REGISTRY": settings.BERTH_REGISTRY_ADDR,
     }
 
 

@@ -2,7 +2,8 @@
 
 Accepted: a user's username (or e-mail) with their password; the same with one of their
 API tokens as the password; a robot `robot$<tenant>+<name>` with its secret; Berth's
-own short-lived `berth-deployer$<tenant>` credential. Anything else is None (401).
+own short-lived `berth-deployer$<tenant>` (pull) and `berth-publisher$<tenant>` (push)
+credentials. Anything else is None (401).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from apps.accounts.authentication import touch_last_used
 from apps.accounts.models import TOKEN_PREFIX, find_token
 from apps.registry.robots import find_robot, parse_username
 from apps.registry.scopes import PUSH, Principal
-from apps.registry.tokens import check_deployer
+from apps.registry.tokens import check_deployer, check_publisher
 from apps.tenants.models import Membership
 from apps.tenants.querysets import is_platform_admin
 
@@ -94,6 +95,9 @@ def authenticate_basic(request: Any, username: str, password: str) -> Principal 
     deployer_tenant = check_deployer(username, password)
     if deployer_tenant is not None:
         return Principal(kind="deployer", name=username, tenant=deployer_tenant)
+    publisher_tenant = check_publisher(username, password)
+    if publisher_tenant is not None:
+        return Principal(kind="deployer", name=username, tenant=publisher_tenant, robot_scope=PUSH)
     if password.startswith(TOKEN_PREFIX):
         principal = _by_api_token(username, password)
         if principal is not None:

@@ -35,9 +35,10 @@ class Scope:
 
 @dataclass(frozen=True)
 class Principal:
-    """Who asks. `kind`: user, robot, deployer (Berth's own short-lived pull credential)
-    or anonymous. `roles` maps tenant slug -> role for users; `token_tenant` and
-    `read_only` narrow a user authenticated with an API token."""
+    """Who asks. `kind`: user, robot, deployer (Berth's own short-lived credential: pull,
+    or push when `robot_scope` says so, for the publisher) or anonymous. `roles` maps
+    tenant slug -> role for users; `token_tenant` and `read_only` narrow a user
+    authenticated with an API token."""
 
     kind: str
     name: str = ""
@@ -126,6 +127,14 @@ def _robot_actions(principal: Principal, namespace: str, path: str) -> set[str]:
     return {PULL, PUSH} if principal.robot_scope == PUSH else {PULL}
 
 
+def _deployer_actions(principal: Principal, namespace: str) -> set[str]:
+    """Berth's own short-lived credentials: pull (deployments) or push and pull (the
+    publisher of the platform's images), only in their tenant's namespace."""
+    if namespace != principal.tenant:
+        return set()
+    return {PULL, PUSH} if principal.robot_scope == PUSH else {PULL}
+
+
 def allowed_repository_actions(
     principal: Principal, name: str, facts: RepositoryFacts, anonymous_pull: bool = False
 ) -> set[str]:
@@ -139,7 +148,7 @@ def allowed_repository_actions(
     elif principal.kind == "robot":
         actions = _robot_actions(principal, namespace, path)
     elif principal.kind == "deployer":
-        actions = {PULL} if namespace == principal.tenant else set()
+        actions = _deployer_actions(principal, namespace)
     else:
         actions = set()
     if facts.public and (principal.signed_in or anonymous_pull):

@@ -1,5 +1,6 @@
 """Signed registry tokens (Docker registry token specification, ES256) and Berth's own
-short-lived pull credential for deployments.
+short-lived credentials: the deployer's (pull, for deployments) and the publisher's
+(push, for the platform's own images).
 
 Policy lives in scopes.py; this module only signs what it is given, so internal callers
 (garbage collection, browsing through the registry API) get tokens the same way.
@@ -20,6 +21,8 @@ from apps.registry.keys import signing_key
 DEPLOYER_PREFIX = "berth-deployer$"
 DEPLOYER_SALT = "berth.registry.deployer"
 DEPLOYER_SECONDS = 300
+PUBLISHER_PREFIX = "berth-publisher$"
+PUBLISHER_SALT = "berth.registry.publisher"
 
 
 @dataclass(frozen=True)
@@ -71,23 +74,42 @@ def issue_token(
     return IssuedToken(token=token, claims=claims, expires_in=expires_in)
 
 
+def _signed_credentials(prefix: str, salt: str, tenant_slug: str) -> tuple[str, str]:
+    password = signing.dumps(
+        {"t": tenant_slug, "n": secrets.token_hex(8)}, salt=salt, compress=False
+    )
+    return prefix + tenant_slug, password
+
+
+def _check_signed(prefix: str, salt: str, username: str, password: str) -> str | None:
+    if not username.startswith(prefix) or not password or len(password) > 500:
+        return None
+    try:
+        data = signing.loads(password, salt=salt, max_age=DEPLOYER_SECONDS)
+    except signing.BadSignature:
+        return None
+    tenant = data.get("t") if isinstance(data, dict) else None
+    return tenant if tenant and username == prefix + tenant else None
+
+
 def deployer_credentials(tenant_slug: str) -> tuple[str, str]:
     """A (username, password) pair the token service accepts for pull in `tenant_slug`'s
     namespace (and public repositories) for five minutes: handed to the engine for one
     pull, so no login is ever left on it."""
-    password = signing.dumps(
-        {"t": tenant_slug, "n": secrets.token_hex(8)}, salt=DEPLOYER_SALT, compress=False
-    )
-    return DEPLOYER_PREFIX + tenant_slug, password
+    return _signed_credentials(DEPLOYER_PREFIX, DEPLOYER_SALT, tenant_slug)
 
 
 def check_deployer(username: str, password: str) -> str | None:
     """The tenant slug when the deployer credential is genuine and fresh, else None."""
-    if not username.startswith(DEPLOYER_PREFIX) or not password or len(password) > 500:
-        return None
-    try:
-        data = signing.loads(password, salt=DEPLOYER_SALT, max_age=DEPLOYER_SECONDS)
-    except signing.BadSignature:
-        return None
-    tenant = data.get("t") if isinstance(data, dict) else None
-    return tenant if tenant and username == DEPLOYER_PREFIX + tenant else None
+    return _check_signed(DEPLOYER_PREFIX, DEPLOYER_SALT, username, password)
+
+
+def publisher_credentials(tenant_slug: str) -> tuple[str, str]:
+    """Like the deployer's, with push in `tenant_slug`'s namespace: what `publishimages`
+    hands to the engine to push the platform's own images, with no robot to clean up."""
+    return _signed_credentials(PUBLISHER_PREFIX, PUBLISHER_SALT, tenant_slug)
+
+
+def check_publisher(username: str, password: str) -> str | None:
+    """The tenant slug when the publisher credential is genuine and fresh, else None."""
+    return _check_signed(PUBLISHER_PREFIX, PUBLISHER_SALT, username, password)

@@ -20,8 +20,15 @@ slug_validator = RegexValidator(
 
 DEFAULT_ENVIRONMENTS = ("dev", "staging", "prod")
 
-# Words that name pages under /tenants/ and would hide a tenant with that slug.
-RESERVED_SLUGS = frozenset({"new", "add", "create", "edit", "delete", "switch", "api", "admin"})
+# The platform's own tenant: its registry namespace holds the images Berth publishes
+# (the demo images of the catalog), public to every tenant, like Harbor's "library".
+PLATFORM_TENANT = "library"
+
+# Words that name pages under /tenants/ and would hide a tenant with that slug, and the
+# platform's namespace, which only `ensure_platform_tenant` creates.
+RESERVED_SLUGS = frozenset(
+    {"new", "add", "create", "edit", "delete", "switch", "api", "admin", PLATFORM_TENANT}
+)
 
 
 def not_reserved(value: str) -> None:

@@ -16,6 +16,7 @@ from django.utils import timezone
 from apps.activity.services import record_event
 from apps.tenants.models import (
     DEFAULT_ENVIRONMENTS,
+    PLATFORM_TENANT,
     Environment,
     Invitation,
     Membership,
@@ -62,6 +63,28 @@ def create_tenant(*, actor: Any, slug: str, name: str = "", description: str = "
         Environment.objects.create(tenant=tenant, slug=env_slug, name=env_slug.capitalize())
     record_event("tenant.create", actor=actor, tenant=tenant, obj=tenant)
     return tenant
+
+
+@transaction.atomic
+def ensure_platform_tenant(*, owner: Any) -> tuple[Tenant, bool]:
+    """The platform tenant (slug reserved for it), owned by a platform admin; created once.
+
+    Its slug is reserved, so no user can take the namespace the platform's images live in.
+    """
+    existing = Tenant.objects.filter(slug=PLATFORM_TENANT).first()
+    if existing is not None:
+        return existing, False
+    if not (owner.is_active and owner.is_superuser):
+        raise PermissionDenied("Only a platform administrator owns the platform tenant.")
+    tenant = Tenant(
+        slug=PLATFORM_TENANT,
+        name="Library",
+        description="Images published by the platform, public to every tenant.",
+    )
+    _validated(tenant, exclude=["slug"]).save()
+    Membership.objects.create(tenant=tenant, user=owner, role=Role.OWNER)
+    record_event("tenant.create", actor=owner, tenant=tenant, obj=tenant)
+    return tenant, True
 
 
 @transaction.atomic

@@ -21,7 +21,7 @@ DNS_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 TAG = re.compile(r"[a-z0-9][a-z0-9-]{0,29}")
 DURATION = re.compile(r"(\d+(\.\d+)?(us|ms|s|m|h))+")
 COMPARATOR = re.compile(r"(>=|<=|>|<|=)(\S+)")
-BUILTIN_VARIABLES = {"BERTH_STACK_NAME", "BERTH_ENVIRONMENT", "BERTH_TENANT"}
+BUILTIN_VARIABLES = {"BERTH_STACK_NAME", "BERTH_ENVIRONMENT", "BERTH_TENANT", "BERTH_REGISTRY"}
 CATEGORIES = (
     "demo", "web", "database", "cache", "messaging", "storage", "monitoring", "devtools",
     "cms", "other",

@@ -109,8 +109,10 @@ def test_catalog_readme_lists_every_template():
             assert version in row, f"catalog/README.md: {slug} row lacks version {version}"
 
 
-def test_demo_images_are_built_by_the_project():
-    """Every berth-demo/* image a template names is in deploy/build-images.sh's list."""
+def test_demo_images_are_built_by_the_project_and_named_from_the_registry():
+    """Every image a template names in Berth's registry (`${BERTH_REGISTRY}/library/...`)
+    is a demo image of deploy/build-images.sh's list, which `publishimages` pushes there;
+    no template names a local-only `berth-demo/*` build."""
     listed = subprocess.run(
         ["bash", str(REPO / "deploy" / "build-images.sh"), "--list"],
         capture_output=True,
@@ -118,11 +120,19 @@ def test_demo_images_are_built_by_the_project():
         check=True,
     ).stdout.split()
     assert listed, "deploy/build-images.sh --list printed nothing"
+    from_registry = 0
     for slug, name in VERSIONS:
         for service, spec in load_version(slug, name).services.items():
             image = spec["image"]
-            if image.startswith("berth-demo/"):
-                assert image in listed, f"{slug} {name} {service}: {image} is not built"
+            where = f"{slug} {name} {service}: {image}"
+            assert not image.startswith("berth-demo/"), f"{where}: name it from the registry"
+            if image.startswith("${BERTH_REGISTRY}/"):
+                path = image.removeprefix("${BERTH_REGISTRY}/")
+                assert path.startswith("library/"), f"{where}: not a platform image"
+                local = "berth-demo/" + path.removeprefix("library/")
+                assert local in listed, f"{where}: {local} is not built"
+                from_registry += 1
+    assert from_registry >= 5, "the demo templates should name their images from the registry"
     for image in listed:
         folder = REPO / "deploy" / "images" / image.split(":")[0].removeprefix("berth-demo/")
         assert (folder / "Dockerfile").is_file(), f"{image}: no {folder}/Dockerfile"
@@ -321,7 +331,12 @@ def sample_value(question: dict[str, Any]) -> Any:
 
 def rendered_environment(questions: list[dict[str, Any]]) -> dict[str, str]:
     env = {k: rules.as_text(v) for k, v in sample_answers(questions).items()}
-    env.update(BERTH_STACK_NAME="sample", BERTH_ENVIRONMENT="dev", BERTH_TENANT="acme")
+    env.update(
+        BERTH_STACK_NAME="sample",
+        BERTH_ENVIRONMENT="dev",
+        BERTH_TENANT="acme",
+        BERTH_REGISTRY="127.0.0.1:5000",
+    )
     return env
 
 

@@ -39,7 +39,11 @@ robots = st.builds(
     robot_repositories=st.lists(st.sampled_from(["web", "api", "a/b"]), max_size=2).map(tuple),
 )
 deployers = st.builds(
-    Principal, kind=st.just("deployer"), name=st.just("d"), tenant=st.sampled_from(TENANTS)
+    Principal,
+    kind=st.just("deployer"),
+    name=st.just("d"),
+    tenant=st.sampled_from(TENANTS),
+    robot_scope=st.sampled_from(["pull", "push"]),  # push: the platform image publisher
 )
 principals = users | robots | deployers | st.just(ANONYMOUS)
 repo_names = st.builds(
@@ -87,7 +91,7 @@ def rights(principal: Principal, name: str, public: set[str], anonymous_pull: bo
         if not principal.robot_repositories or path in principal.robot_repositories:
             allowed = {"pull", "push"} if principal.robot_scope == "push" else {"pull"}
     elif principal.kind == "deployer" and namespace == principal.tenant:
-        allowed = {"pull"}
+        allowed = {"pull", "push"} if principal.robot_scope == "push" else {"pull"}
     if name in public and (principal.kind != "anonymous" or anonymous_pull):
         allowed = allowed | {"pull"}
     return allowed

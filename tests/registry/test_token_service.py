@@ -16,7 +16,7 @@ from apps.accounts.services import create_token
 from apps.registry.keys import ensure_signing_key, libtrust_kid
 from apps.registry.models import Repository
 from apps.registry.robots import create_robot
-from apps.registry.tokens import deployer_credentials
+from apps.registry.tokens import deployer_credentials, publisher_credentials
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db
@@ -218,6 +218,36 @@ def test_deployer_credential_pulls_own_tenant_only(client, tenant_a, tenant_b):
         ).status_code
         == 401
     )
+
+
+def test_publisher_credential_pushes_own_tenant_only(client, tenant_a, tenant_b):
+    user, password = publisher_credentials("acme")
+    assert user == "berth-publisher$acme"
+    token = ask(
+        client,
+        "repository:acme/web:pull,push,delete",
+        "repository:globex/web:pull,push",
+        creds=(user, password),
+    ).json()["token"]
+    assert decode(token)["access"] == [
+        {"type": "repository", "name": "acme/web", "actions": ["pull", "push"]}
+    ]
+    # Bound to the tenant and to its purpose: neither another tenant's name nor the
+    # deployer's name (pull-only) accepts it, and a deployer's password is no publisher's.
+    for name in ("berth-publisher$globex", "berth-deployer$acme"):
+        assert ask(client, "repository:acme/web:pull", creds=(name, password)).status_code == 401
+    _, deployer_password = deployer_credentials("acme")
+    refused = ask(client, "repository:acme/web:push", creds=(user, deployer_password))
+    assert refused.status_code == 401
+
+
+def test_short_lived_credentials_expire(client, tenant_a, monkeypatch):
+    user, password = publisher_credentials("acme")
+    deployer, deployer_password = deployer_credentials("acme")
+    monkeypatch.setattr("apps.registry.tokens.DEPLOYER_SECONDS", -1)
+    assert ask(client, "repository:acme/web:push", creds=(user, password)).status_code == 401
+    answer = ask(client, "repository:acme/web:pull", creds=(deployer, deployer_password))
+    assert answer.status_code == 401
 
 
 def test_repeated_failures_are_throttled(client, tenant_a, member):

@@ -103,6 +103,52 @@ class Operations:
                 status=exc.status,
             ) from exc
 
+    def tag_image(self, source: str, target: str) -> None:
+        """Give the local image `source` the extra name `target`; EngineError names both."""
+        repository, tag = parse_repository_tag(target)
+        try:
+            with self._errors():
+                self._docker.api.tag(source, repository, tag=tag or "latest")
+        except EngineError as exc:
+            raise EngineError(
+                f"Cannot tag {source} as {target}: {exc.message}",
+                retryable=False,
+                status=exc.status,
+            ) from exc
+
+    def push(
+        self,
+        ref: str,
+        progress: ProgressCallback | None = None,
+        auth_config: Mapping[str, str] | None = None,
+    ) -> str:
+        """Push a local image; returns the manifest digest the registry stored.
+
+        Like `pull`, the credential rides on this one request and is never stored on the
+        engine. A refusal (denied, quota) comes back as EngineError with the registry's
+        own message, which arrives inside the stream, not as an HTTP status.
+        """
+        repository, tag = parse_repository_tag(ref)
+        auth = dict(auth_config) if auth_config else None
+        digest = ""
+        try:
+            with self._errors():
+                stream = self._docker.api.push(
+                    repository, tag=tag or "latest", stream=True, decode=True, auth_config=auth
+                )
+                for message in stream:
+                    if message.get("error"):
+                        raise EngineError(str(message["error"]), retryable=False)
+                    digest = (message.get("aux") or {}).get("Digest", digest)
+                    if progress is not None:
+                        progress(message)
+        except EngineError as exc:
+            detail = exc.message.split(f"answered {exc.status}: ", 1)[-1]
+            raise EngineError(
+                f"Cannot push image {ref}: {detail}", retryable=False, status=exc.status
+            ) from exc
+        return digest
+
     def create_container(self, request: ContainerRequest) -> str:
         """Create (not start) a container; the HostConfig is checked against the policy
         and the hardening first, and refused with a non-retryable EngineError."""

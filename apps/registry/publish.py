@@ -1,0 +1,113 @@
+"""Publishing the platform's own images into Berth's registry.
+
+The demo images are built on the local engine as `berth-demo/<name>:<tag>` by
+deploy/build-images.sh. Published, they are `<registry>/library/<name>:<tag>`: public
+repositories of the platform tenant, which the demo templates name as
+`${BERTH_REGISTRY}/library/<name>:<tag>`. A deployment then pulls them from the registry
+like any tenant image, with the stack tenant's short-lived credential, so the demo
+templates exercise the same path as a tenant's own images.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+
+from apps.activity.services import record_event
+from apps.registry.models import Repository
+from apps.registry.scopes import REPOSITORY_NAME
+from apps.registry.tokens import publisher_credentials
+from apps.tenants.services import ensure_platform_tenant
+
+LOCAL_PREFIX = "berth-demo/"
+# One `berth-demo/<name>:<tag>` a line; deploy/build-images.sh builds the same list.
+DEMO_IMAGES_FILE = Path(settings.BASE_DIR) / "deploy" / "images" / "demo-images.txt"
+
+
+@dataclass(frozen=True)
+class Published:
+    source: str
+    target: str
+    digest: str
+
+
+def demo_images() -> list[str]:
+    """The demo images' local names, from the list the build script also reads."""
+    lines = DEMO_IMAGES_FILE.read_text().splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+def platform_path(source: str) -> tuple[str, str]:
+    """`berth-demo/web:1.0` -> ("web", "1.0"): the repository under the platform tenant
+    and the tag. ValidationError for anything that is not a demo image name."""
+    name, colon, tag = source.removeprefix(LOCAL_PREFIX).rpartition(":")
+    if not source.startswith(LOCAL_PREFIX) or not colon or not tag:
+        raise ValidationError(
+            {"image": f"{source}: expected {LOCAL_PREFIX}<name>:<tag>, a demo image name."}
+        )
+    if not REPOSITORY_NAME.match(name) or "/" in tag:
+        raise ValidationError({"image": f"{source}: not a valid repository name and tag."})
+    return name, tag
+
+
+def platform_ref(source: str, registry: str | None = None) -> str:
+    """Where `source` is published: `127.0.0.1:5000/library/web:1.0`."""
+    from apps.tenants.models import PLATFORM_TENANT
+
+    name, tag = platform_path(source)
+    return f"{registry or settings.BERTH_REGISTRY_ADDR}/{PLATFORM_TENANT}/{name}:{tag}"
+
+
+def publish_images(
+    *,
+    actor: Any,
+    engine: Any,
+    sources: Sequence[str],
+    progress: Callable[[Published], None] | None = None,
+) -> list[Published]:
+    """Tag each local image with its registry name and push it with the publisher's
+    short-lived credential; make its repository public. Safe to repeat: pushing an
+    unchanged image sends no layer again."""
+    if not (actor.is_active and actor.is_superuser):
+        raise PermissionDenied("Only a platform administrator publishes platform images.")
+    targets = [(source, platform_ref(source)) for source in sources]  # all valid, or none
+    tenant, _ = ensure_platform_tenant(owner=actor)
+    username, password = publisher_credentials(tenant.slug)
+    auth = {
+        "username": username,
+        "password": password,
+        "serveraddress": settings.BERTH_REGISTRY_ADDR,
+    }
+    published = []
+    for source, target in targets:
+        engine.tag_image(source, target)
+        digest = engine.push(target, auth_config=auth)
+        item = Published(source=source, target=target, digest=digest)
+        _record(actor, tenant, item)
+        published.append(item)
+        if progress is not None:
+            progress(item)
+    return published
+
+
+@transaction.atomic
+def _record(actor: Any, tenant: Any, item: Published) -> None:
+    name, _tag = platform_path(item.source)
+    repository, created = Repository.objects.get_or_create(tenant=tenant, name=name)
+    if repository.visibility != Repository.Visibility.PUBLIC:
+        repository.visibility = Repository.Visibility.PUBLIC
+        repository.save(update_fields=["visibility"])
+    record_event(
+        "registry.image.publish",
+        actor=actor,
+        tenant=tenant,
+        obj=repository,
+        message=f"Published {item.target} ({item.digest or 'digest unknown'}).",
+        data={"source": item.source, "target": item.target, "digest": item.digest},
+    )
