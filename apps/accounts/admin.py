@@ -3,7 +3,7 @@ apps.accounts.services so it is recorded like any other."""
 
 from django.contrib import admin
 
-from apps.accounts.models import ApiToken
+from apps.accounts.models import ApiToken, DirectoryAccount
 from apps.accounts.services import revoke_token
 from apps.core.admin import ReadOnlyAdmin, run_for_each
 
@@ -36,3 +36,17 @@ class ApiTokenAdmin(ReadOnlyAdmin):
             lambda t: revoke_token(actor=request.user, token=t),
             "Revoked {count} token(s).",
         )
+
+
+@admin.register(DirectoryAccount)
+class DirectoryAccountAdmin(ReadOnlyAdmin):
+    """Accounts whose password the LDAP directory owns. Deleting one hands the account
+    back to local passwords (for example after LDAP is switched off); the next LDAP
+    login marks it again."""
+
+    list_display = ["user", "dn", "created_at", "seen_at"]
+    search_fields = ["user__username", "user__email", "dn"]
+    list_select_related = ["user"]
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return request.user.is_superuser

@@ -5,6 +5,9 @@ AUTH_LDAP_ROLE_MAP by ldap_settings.py) says which tenant and role each group gi
 Memberships the directory grants are marked `source="ldap"`; they follow the groups,
 and go (with their tenant-bound tokens) when the group goes. Memberships created in
 Berth (`source="local"`) are never touched by the directory.
+
+Every LDAP login also marks the account as directory-managed (DirectoryAccount): from
+then on its password lives only in the directory, and no local password works.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from django.db import transaction
 from django_auth_ldap.backend import LDAPBackend
 
 from apps.accounts.ldap_settings import RoleMap, normalize_dn
+from apps.accounts.models import DirectoryAccount
 from apps.activity.services import record_event
 from apps.tenants import services as tenant_services
 from apps.tenants.models import Membership, Tenant
@@ -106,6 +110,27 @@ def sync_memberships(user: Any, group_dns: set[str] | list[str], role_map: RoleM
             _revoke(user, membership)
 
 
+@transaction.atomic
+def mark_directory_managed(user: Any, dn: str) -> DirectoryAccount:
+    """The directory owns this account's password: mark it and drop any local password.
+
+    A local account that existed before LDAP was switched on (same username) loses its
+    local password here, at its first LDAP login.
+    """
+    account, created = DirectoryAccount.objects.update_or_create(user=user, defaults={"dn": dn})
+    if user.has_usable_password():
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+    if created:
+        record_event(
+            "account.directory",
+            actor=user,
+            obj=account,
+            message=f"{user} signs in through the LDAP directory; local password disabled",
+        )
+    return account
+
+
 class BerthLDAPBackend(LDAPBackend):
     """django-auth-ldap with tenant memberships from groups and Django's is_active rule."""
 
@@ -113,7 +138,10 @@ class BerthLDAPBackend(LDAPBackend):
 
     def authenticate_ldap_user(self, ldap_user, password):
         user = super().authenticate_ldap_user(ldap_user, password)
-        if user is None or not user.is_active:
+        if user is None:
+            return None
+        mark_directory_managed(user, ldap_user.dn or "")
+        if not user.is_active:
             return None
         role_map: RoleMap = self.settings.ROLE_MAP
         try:

@@ -1,6 +1,8 @@
-"""Personal API tokens: shown once, stored hashed, scoped, expiring and revocable."""
+"""Personal API tokens (shown once, stored hashed, scoped, expiring and revocable), and
+the marker of accounts whose password the LDAP directory owns."""
 
 import secrets
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -93,3 +95,41 @@ def find_token(raw_key: str) -> ApiToken | None:
         .filter(key_hash=hash_secret(raw_key))
         .first()
     )
+
+
+class DirectoryAccount(models.Model):
+    """Marks a user whose sign-in and password belong to the LDAP directory.
+
+    Written by BerthLDAPBackend at every LDAP login (apps/accounts/ldap.py). While it
+    exists the user has no usable local password: password reset, change and set are
+    refused, and a password saved by any other path is discarded (apps/accounts/apps.py).
+    Deleting it in the admin hands the account back to local passwords.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="directory_account",
+    )
+    dn = models.CharField("directory DN", max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    seen_at = models.DateTimeField(auto_now=True, help_text="Last LDAP login")
+
+    class Meta:
+        ordering = ["user__username"]
+
+    def __str__(self) -> str:
+        return self.dn or str(self.user)
+
+
+DIRECTORY_PASSWORD_MESSAGE = (
+    "Your password is managed by your organisation's LDAP directory. "
+    "Change it there; Berth keeps no password of its own for your account."
+)
+
+
+def is_directory_managed(user: Any) -> bool:
+    """True when the LDAP directory owns this user's password (see DirectoryAccount)."""
+    pk = getattr(user, "pk", None)
+    return pk is not None and DirectoryAccount.objects.filter(user_id=pk).exists()

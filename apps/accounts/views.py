@@ -10,7 +10,7 @@ from django.views.generic import FormView, TemplateView
 
 from apps.accounts import services
 from apps.accounts.forms import TokenCreateForm
-from apps.accounts.models import ApiToken
+from apps.accounts.models import ApiToken, is_directory_managed
 from apps.core.generic import ObjectFormView, ServiceFormMixin, SubmitOnceMixin
 from apps.core.mixins import TenantScopedMixin
 from apps.tenants.models import Membership
@@ -27,6 +27,7 @@ class ProfileView(LoginRequiredMixin, TemplateView):
         context["social_accounts"] = SocialAccount.objects.filter(user=user)
         context["memberships"] = Membership.objects.filter(user=user).select_related("tenant")
         context["email_addresses"] = user.emailaddress_set.all()
+        context["directory_managed"] = is_directory_managed(user)
         return context
 
 

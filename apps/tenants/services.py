@@ -213,6 +213,28 @@ def invite(*, actor: Any, tenant: Tenant, email: str, role: str = Role.MEMBER):
     return invitation, raw
 
 
+# The session remembers the invitation whose link was opened while signed out, by primary
+# key only (never the link's token), so that sign-up can open for it when it is closed.
+INVITATION_SESSION_KEY = "berth_invitation"
+
+
+def remember_invitation(session: Any, invitation: Invitation | None) -> None:
+    """Remember a pending invitation for sign-up; anything else forgets the last one."""
+    if invitation is not None and invitation.is_pending:
+        session[INVITATION_SESSION_KEY] = invitation.pk
+    else:
+        session.pop(INVITATION_SESSION_KEY, None)
+
+
+def remembered_invitation(session: Any) -> Invitation | None:
+    """The remembered invitation while it is still pending (re-read, so a revoke counts)."""
+    pk = session.get(INVITATION_SESSION_KEY)
+    if not isinstance(pk, int):
+        return None
+    invitation = Invitation.objects.select_related("tenant").filter(pk=pk).first()
+    return invitation if invitation is not None and invitation.is_pending else None
+
+
 def find_invitation(raw_token: str) -> Invitation | None:
     if not raw_token or len(raw_token) > 100:
         return None

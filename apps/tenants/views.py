@@ -231,10 +231,26 @@ class InvitationAcceptView(LoginRequiredMixin, TemplateView):
     The URL carries the raw token (kwarg `token`), never a primary key. An unknown
     token is a 404; a used, revoked or expired link, or one sent to another address,
     says so plainly, and the tenant is shown only to the invited address.
+
+    Signed out, the link leads to the login page (which links to sign-up) and the
+    session remembers a pending invitation, so that sign-up opens for the invited
+    address even when the operator closed it (apps/accounts/adapters.py).
     """
 
     model = Invitation
     template_name = "tenants/invitation_accept.html"
+
+    def dispatch(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if not request.user.is_authenticated:
+            invitation = services.find_invitation(kwargs.get("token", ""))
+            services.remember_invitation(request.session, invitation)
+            if invitation is not None and invitation.is_pending:
+                messages.info(
+                    request,
+                    "Sign in to accept your invitation. New to Berth? Sign up with the "
+                    "e-mail address the invitation was sent to.",
+                )
+        return super().dispatch(request, *args, **kwargs)
 
     def get(self, request: HttpRequest, token: str) -> HttpResponse:
         invitation = services.find_invitation(token)
@@ -252,6 +268,7 @@ class InvitationAcceptView(LoginRequiredMixin, TemplateView):
             context = self.accept_context(invitation)
             context["problem"] = exc.messages[0]
             return self.render_to_response(context, status=400)
+        services.remember_invitation(request.session, None)
         messages.success(request, f"Welcome to {membership.tenant.name}.")
         return HttpResponseRedirect(reverse("tenants:detail", args=[membership.tenant.slug]))
 
