@@ -84,3 +84,14 @@ def pytest_collection_modifyitems(config, items):
     """Browser tests run last: Playwright's sync API leaves an event loop on the main
     thread, and the Channels tests after it need `asyncio.run` there."""
     items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+
+
+@pytest.fixture(scope="session")
+def registry(live_server, tmp_path_factory):
+    """A real docker-registry for the session, trusting the live server's token service
+    (tests/registry/conftest.py has the details)."""
+    from tests.registry.conftest import start_registry, stop_registry
+
+    server = start_registry(tmp_path_factory.mktemp("registry"), live_server.url)
+    yield server
+    stop_registry(server)

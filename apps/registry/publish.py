@@ -21,6 +21,7 @@ from django.db import transaction
 
 from apps.activity.services import record_event
 from apps.registry.models import Repository
+from apps.registry.registry_client import RegistryClient, RegistryError
 from apps.registry.scopes import REPOSITORY_NAME
 from apps.registry.tokens import publisher_credentials
 from apps.tenants.services import ensure_platform_tenant
@@ -35,6 +36,7 @@ class Published:
     source: str
     target: str
     digest: str
+    pushed: bool = True  # False: the registry already had this very image under the tag
 
 
 def demo_images() -> list[str]:
@@ -86,14 +88,41 @@ def publish_images(
     }
     published = []
     for source, target in targets:
-        engine.tag_image(source, target)
-        digest = engine.push(target, auth_config=auth)
-        item = Published(source=source, target=target, digest=digest)
+        digest = _already_published(engine, source, target)
+        if digest:
+            item = Published(source=source, target=target, digest=digest, pushed=False)
+        else:
+            engine.tag_image(source, target)
+            digest = engine.push(target, auth_config=auth)
+            item = Published(source=source, target=target, digest=digest)
         _record(actor, tenant, item)
         published.append(item)
         if progress is not None:
             progress(item)
     return published
+
+
+def _already_published(engine: Any, source: str, target: str) -> str:
+    """The digest when the registry's tag already points at this local image, else "".
+
+    Skipping the push then leaves the tag untouched: a push rewrites the tag even when no
+    layer moves, and a deployment pulling that tag at the same moment can read it half
+    written (distribution answers 500 "invalid checksum digest format").
+    """
+    repository, _, tag = target.rpartition(":")
+    local = {
+        name.partition("@")[2]
+        for name in engine.repo_digests(source)
+        if name.partition("@")[0] == repository
+    }
+    if not local:
+        return ""
+    path = repository.split("/", 1)[1]
+    try:
+        digest = RegistryClient().manifest(path, tag).digest
+    except RegistryError:
+        return ""
+    return digest if digest in local else ""
 
 
 @transaction.atomic
@@ -103,11 +132,18 @@ def _record(actor: Any, tenant: Any, item: Published) -> None:
     if repository.visibility != Repository.Visibility.PUBLIC:
         repository.visibility = Repository.Visibility.PUBLIC
         repository.save(update_fields=["visibility"])
+    if not (item.pushed or created):
+        return  # nothing changed: `make run` restarts leave no event behind
     record_event(
         "registry.image.publish",
         actor=actor,
         tenant=tenant,
         obj=repository,
         message=f"Published {item.target} ({item.digest or 'digest unknown'}).",
-        data={"source": item.source, "target": item.target, "digest": item.digest},
+        data={
+            "source": item.source,
+            "target": item.target,
+            "digest": item.digest,
+            "pushed": item.pushed,
+        },
     )

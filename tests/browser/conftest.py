@@ -10,6 +10,7 @@ Every page a test visits is screenshotted into test-artifacts/browser/.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import signal
@@ -232,22 +233,27 @@ def _point_broker_at(url: str, queue: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def celery_worker(django_db_setup, django_db_blocker, artifacts_dir: Path) -> Iterator[str]:
+def celery_worker(
+    django_db_setup, django_db_blocker, artifacts_dir: Path, registry
+) -> Iterator[str]:
     """`celery -A paas worker` on the test database, consuming this run's own queue on
-    Redis db 12; stopped at teardown."""
+    Redis db 12, pulling from the session's registry; stopped at teardown."""
     if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         pytest.skip("the Celery worker needs a PostgreSQL test database (DATABASE_URL)")
     from paas.celery import app
 
     _clear_queue()
     old_broker, old_queue = settings.CELERY_BROKER_URL, app.conf.task_default_queue
+    old_registry = settings.BERTH_REGISTRY_ADDR
     _point_broker_at(BROWSER_REDIS_URL, QUEUE)
+    settings.BERTH_REGISTRY_ADDR = registry.addr  # templates render images from it
     env = {
         **os.environ,
         "DATABASE_URL": _database_url(),
         "REDIS_URL": BROWSER_REDIS_URL,
         "DJANGO_SETTINGS_MODULE": "paas.settings",
         "CELERY_TASK_ALWAYS_EAGER": "false",
+        "BERTH_REGISTRY_ADDR": registry.addr,
     }
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     log_path = artifacts_dir / f"celery-worker-{RUN_ID}.log"
@@ -273,6 +279,7 @@ def celery_worker(django_db_setup, django_db_blocker, artifacts_dir: Path) -> It
         _stop(worker)
         log.close()
         _point_broker_at(old_broker, old_queue)
+        settings.BERTH_REGISTRY_ADDR = old_registry
         _clear_queue()
 
 
@@ -310,6 +317,19 @@ def demo_images() -> None:
         pytest.fail(f"deploy/build-images.sh failed:\n{done.stderr[-3000:]}")
 
 
+def _publish_demo_images() -> None:
+    """What `make run` does once the portal answers: the demo templates name their images
+    from the registry. Per test, because each test starts from an empty database; the
+    layers are pushed once, later pushes only check them."""
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+
+    admin = get_user_model().objects.create_superuser(
+        f"platform{uuid.uuid4().hex[:8]}", "platform@example.com", "x" * 20
+    )
+    call_command("publishimages", "--admin", admin.username, stdout=io.StringIO())
+
+
 @pytest.fixture
 def engine_tenant(verified_user, celery_worker, demo_images) -> Iterator:
     """A run-unique tenant owned by a fresh user, the local engine as a host and the
@@ -328,6 +348,7 @@ def engine_tenant(verified_user, celery_worker, demo_images) -> Iterator:
         name="local",
         defaults={"endpoint": settings.BERTH_DOCKER_HOST, "state": Host.State.ACTIVE},
     )
+    _publish_demo_images()
     owner = verified_user(f"dana{RUN_ID}")
     slug = f"bt{RUN_ID}{uuid.uuid4().hex[:4]}"
     tenant = tenant_services.create_tenant(actor=owner, slug=slug, name=f"Browser {slug}")

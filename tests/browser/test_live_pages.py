@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
+from django.conf import settings
 from playwright.sync_api import expect
 
 from tests.browser.conftest import (
@@ -43,7 +44,13 @@ def daphne(celery_worker) -> Iterator[Daphne]:
     for old in LIVE_ARTIFACTS.glob("*.png"):
         old.unlink()
     log = LIVE_ARTIFACTS / "daphne.log"
-    server = Daphne(_database_url(), BROWSER_REDIS_URL, log, BERTH_TEST_QUEUE=QUEUE).start()
+    server = Daphne(
+        _database_url(),
+        BROWSER_REDIS_URL,
+        log,
+        BERTH_TEST_QUEUE=QUEUE,
+        BERTH_REGISTRY_ADDR=settings.BERTH_REGISTRY_ADDR,  # the session's, set by the worker
+    ).start()
     yield server
     server.stop()
 

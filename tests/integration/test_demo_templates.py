@@ -4,6 +4,7 @@ new user would after `make run`."""
 
 from __future__ import annotations
 
+import io
 import subprocess
 import urllib.request
 import uuid
@@ -23,7 +24,6 @@ from apps.registry.publish import demo_images, platform_ref
 from apps.tenants import services as tenant_services
 from apps.tenants.models import PLATFORM_TENANT
 from tests.integration.conftest import _cleanup, docker, engine_containers, slots
-from tests.registry.conftest import registry  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.engine, pytest.mark.django_db(transaction=True)]
 REPO = Path(settings.BASE_DIR)
@@ -38,12 +38,12 @@ def demo_images_built() -> list[str]:
 
 
 @pytest.fixture
-def published(settings, registry, superuser, host, demo_images_built):  # noqa: F811
+def published(settings, registry, superuser, host, demo_images_built):
     """The demo images pushed to the test registry by the command `make run` runs; the
     registry-named tags are then removed, so every deployment must pull."""
     settings.BERTH_REGISTRY_ADDR = registry.addr
     load_catalog(REPO / "catalog")
-    call_command("publishimages", "--admin", superuser.username)
+    call_command("publishimages", "--admin", superuser.username, stdout=io.StringIO())
     targets = [platform_ref(source) for source in demo_images_built]
     docker("rmi", *targets, check=False)
     yield targets
@@ -80,6 +80,21 @@ def test_publishing_makes_public_platform_repositories(published, superuser):
     publishes = Event.objects.filter(action="registry.image.publish", actor=superuser)
     assert publishes.count() == len(published)
     assert all(e.data["digest"].startswith("sha256:") for e in publishes)
+
+
+def test_publishing_again_pushes_nothing(published, superuser):
+    """What a `make run` restart does: the registry already has every image. (The fixture
+    removed the registry-named tags, and with them what the engine knew of the pushed
+    digests, so the first call here pushes again, sending no layer.)"""
+    call_command("publishimages", "--admin", superuser.username, stdout=io.StringIO())
+    pushes = Event.objects.filter(action="registry.image.publish").count()
+    again = io.StringIO()
+    call_command("publishimages", "--admin", superuser.username, stdout=again)
+    lines = again.getvalue().splitlines()[1:]
+    assert len(lines) == len(published)
+    assert all(line.split()[:3] == ["up", "to", "date"] for line in lines), lines
+    publishes = Event.objects.filter(action="registry.image.publish")
+    assert publishes.count() == pushes, "an unchanged image is no new event"
 
 
 def test_guestbook_deploys_from_the_registry_and_serves_its_page(published, owner, environment):

@@ -116,11 +116,8 @@ def stop_registry(server: RegistryServer) -> None:
     shutil.rmtree(server.root, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def registry(live_server, tmp_path_factory) -> Iterator[RegistryServer]:
-    server = start_registry(tmp_path_factory.mktemp("registry"), live_server.url)
-    yield server
-    stop_registry(server)
+# The session's `registry` fixture is in tests/conftest.py: the integration and browser
+# tests deploy the demo templates from it too, and one registry serves them all.
 
 
 @dataclass

@@ -103,6 +103,17 @@ class Operations:
                 status=exc.status,
             ) from exc
 
+    def repo_digests(self, ref: str) -> list[str]:
+        """The `repository@digest` names a local image is known by in registries it was
+        pushed to or pulled from; empty when the image is missing."""
+        try:
+            with self._errors():
+                return list(self._docker.api.inspect_image(ref).get("RepoDigests") or [])
+        except EngineError as exc:
+            if exc.not_found:
+                return []
+            raise
+
     def tag_image(self, source: str, target: str) -> None:
         """Give the local image `source` the extra name `target`; EngineError names both."""
         repository, tag = parse_repository_tag(target)

@@ -50,7 +50,8 @@ class Command(BaseCommand):
                 raise CommandError(str(exc)) from None
 
     def _say(self, item: Published) -> None:
-        self.stdout.write(f"  {item.target}  {item.digest}")
+        what = "pushed" if item.pushed else "up to date"
+        self.stdout.write(f"  {what:<10}  {item.target}  {item.digest}")
 
     def _admin(self, username: str | None) -> Any:
         admins = get_user_model().objects.filter(is_superuser=True, is_active=True).order_by("pk")
