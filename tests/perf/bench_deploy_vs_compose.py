@@ -10,9 +10,17 @@ healthy. Both sides poll at the same interval. Each round tears both down (DELET
 Besides the wall times it prints where the time goes, from the engine's own timestamps
 (container Created, StartedAt, the first passing health probe), the same way for both.
 
+The guestbook names its images in Berth's registry, as a new user's would be: the
+benchmark starts its own docker-registry trusting its daphne, publishes the demo images
+there (`publishimages`), and Berth pulls them at every deployment with the tenant's
+short-lived credential (the images stay on the engine, so a pull only checks the
+manifest). docker-compose runs the same rendered file and, finding the images present,
+does not pull.
+
 Run from the repo root:  .venv/bin/python tests/perf/bench_deploy_vs_compose.py [--rounds 5]
 Needs: the engine at /var/run/docker.sock, PostgreSQL and Redis on 127.0.0.1,
-/usr/bin/docker-compose; builds the demo images when missing.
+/usr/bin/docker-compose, Debian's docker-registry; the demo images built
+(deploy/build-images.sh).
 """
 
 from __future__ import annotations
@@ -204,8 +212,9 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):
     raise RuntimeError(f"timed out waiting for {what}")
 
 
-def start_berth(env: dict[str, str], processes: Processes, redis_db: int) -> tuple[str, Path]:
-    port = free_port()
+def start_berth(
+    env: dict[str, str], processes: Processes, redis_db: int, port: int
+) -> tuple[str, Path]:
     venv = bench.REPO / ".venv" / "bin"
     processes.start(
         "daphne",
@@ -316,7 +325,8 @@ def render_compose(revision) -> str:
     from apps.compose.limits import DEFAULT_LIMITS
     from apps.compose.yaml_safe import safe_load
 
-    data = interpolate(safe_load(revision.compose, DEFAULT_LIMITS), revision.answers)
+    variables = {**revision.answers, "BERTH_REGISTRY": os.environ["BERTH_REGISTRY_ADDR"]}
+    data = interpolate(safe_load(revision.compose, DEFAULT_LIMITS), variables)
     services = revision.spec["project"]["services"]
     for name, service in data["services"].items():
         if "ports" in service:
@@ -416,6 +426,39 @@ def prepare():
     return tenant, environment, raw
 
 
+def start_registry(berth_port: int, logs: Path) -> None:
+    """A docker-registry whose token realm is the benchmark's daphne; its address goes
+    into this process's settings and the environment of daphne and the worker."""
+    from django.conf import settings
+
+    from tests.registry.conftest import start_registry as start
+    from tests.registry.conftest import stop_registry
+
+    (logs / "registry").mkdir()
+    server = start(logs / "registry", f"http://127.0.0.1:{berth_port}")
+    bench.on_cleanup(lambda: stop_registry(server))
+    os.environ["BERTH_REGISTRY_ADDR"] = settings.BERTH_REGISTRY_ADDR = server.addr
+    say(f"docker-registry on {server.addr}")
+
+
+def publish_demo_images() -> None:
+    """`make run`'s step: push the demo images where the templates name them."""
+    import io
+
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+
+    from apps.registry.publish import demo_images, platform_ref
+
+    admin = get_user_model().objects.create_superuser(
+        f"bench-admin-{bench.RUN_ID}", "admin@example.com", bench.RUN_ID * 4
+    )
+    bench.on_cleanup(lambda: docker("rmi", *[platform_ref(i) for i in demo_images()], check=False))
+    began = time.monotonic()
+    call_command("publishimages", "--admin", admin.username, stdout=io.StringIO())
+    say(f"demo images published in {time.monotonic() - began:.1f}s")
+
+
 def redis_env(db: int) -> str:
     import redis
 
@@ -442,8 +485,10 @@ def main() -> None:
         sys.exit(f"{COMPOSE} is missing: apt-get install docker-compose")
     bench.require_images(IMAGES)
     redis_url = redis_env(args.redis_db)
-    tenant, environment, raw_token = prepare()
     logs = Path(tempfile.mkdtemp(prefix="berth-bench-"))
+    tenant, environment, raw_token = prepare()
+    port = free_port()
+    start_registry(port, logs)
     env = {
         **os.environ,
         "REDIS_URL": redis_url,
@@ -457,9 +502,10 @@ def main() -> None:
     else:
         bench.on_cleanup(lambda: shutil.rmtree(logs, ignore_errors=True))
     bench.on_cleanup(processes.stop)
-    base, _worker_log = start_berth(env, processes, args.redis_db)
+    base, _worker_log = start_berth(env, processes, args.redis_db, port)
     api = Api(base, raw_token)
     wait_for(lambda: api.ready(), 30, "the API")
+    publish_demo_images()
 
     project = f"berthbench{bench.RUN_ID}"
     compose_file = logs / "docker-compose.yml"
