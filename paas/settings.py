@@ -109,12 +109,55 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {
-    "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL", f"sqlite:///{BERTH_STATE_DIR / 'berth.sqlite3'}"),
-        conn_max_age=0,
-    )
-}
+
+def _database() -> dict:
+    """DATABASE_URL, with PostgreSQL connections reused from a pool where possible.
+
+    Daphne (ASGI) runs every request in a thread of its own, so a persistent connection
+    (CONN_MAX_AGE > 0) is tied to a thread that never serves again: nothing is reused and
+    the connections pile up until the server restarts. A psycopg pool is shared by all
+    threads: Django takes a connection at the first query and gives it back when the
+    request ends. BERTH_DB_POOL: `auto` (default: on for PostgreSQL when the psycopg_pool
+    package is installed), `on` (required) or `off` (a new connection per request).
+    BERTH_DB_CONN_MAX_AGE (seconds) is for synchronous servers only and excludes the pool.
+    """
+    url = os.environ.get("DATABASE_URL", f"sqlite:///{BERTH_STATE_DIR / 'berth.sqlite3'}")
+    conn_max_age = int(os.environ.get("BERTH_DB_CONN_MAX_AGE", "0"))
+    database = dj_database_url.parse(url, conn_max_age=conn_max_age)
+    wanted = os.environ.get("BERTH_DB_POOL", "auto").strip().lower()
+    if wanted not in {"auto", "1", "true", "yes", "on", "0", "false", "no", "off"}:
+        raise ImproperlyConfigured("BERTH_DB_POOL is auto, on or off.")
+    postgres = database["ENGINE"] == "django.db.backends.postgresql"
+    if wanted == "auto":
+        try:
+            import psycopg_pool  # noqa: F401
+        except ImportError:
+            pool = False
+        else:
+            pool = postgres and conn_max_age == 0
+    else:
+        pool = wanted in {"1", "true", "yes", "on"}
+    if pool and (not postgres or conn_max_age):
+        raise ImproperlyConfigured(
+            "BERTH_DB_POOL=on needs a PostgreSQL DATABASE_URL and BERTH_DB_CONN_MAX_AGE=0."
+        )
+    if pool:
+        database["OPTIONS"] = {
+            **database.get("OPTIONS", {}),
+            "pool": {
+                "min_size": int(os.environ.get("BERTH_DB_POOL_MIN_SIZE", "2")),
+                "max_size": int(os.environ.get("BERTH_DB_POOL_MAX_SIZE", "10")),
+                # Seconds a request waits for a free connection before it fails.
+                "timeout": float(os.environ.get("BERTH_DB_POOL_TIMEOUT", "10")),
+            },
+        }
+        # A connection is checked when taken from the pool (one empty query), so a
+        # restarted PostgreSQL costs no failed request.
+        database["CONN_HEALTH_CHECKS"] = True
+    return database
+
+
+DATABASES = {"default": _database()}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")

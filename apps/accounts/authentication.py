@@ -2,20 +2,32 @@
 
 from datetime import timedelta
 
+from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
-from apps.accounts.models import ApiToken, find_token
+from apps.accounts.models import find_token
 
 LAST_USED_RESOLUTION = timedelta(seconds=60)
 
 
-def touch_last_used(token: ApiToken) -> None:
-    """Record use at most once a minute, so reads do not turn into a write per request."""
+def touch_last_used(credential: models.Model) -> bool:
+    """Record the use of a credential (API token, robot) in its `last_used_at`, writing at
+    most once per LAST_USED_RESOLUTION, so authenticating does not turn into a write per
+    request. The value read with the credential decides without a query; the update is
+    conditional, so requests arriving together write once. True when it wrote.
+    """
     now = timezone.now()
-    if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
-        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
-        token.last_used_at = now
+    last = credential.last_used_at
+    if last is not None and now - last < LAST_USED_RESOLUTION:
+        return False
+    stale = Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_RESOLUTION)
+    written = (
+        type(credential)._default_manager.filter(stale, pk=credential.pk).update(last_used_at=now)
+    )
+    credential.last_used_at = now
+    return bool(written)
 
 
 class BearerTokenAuthentication(authentication.BaseAuthentication):

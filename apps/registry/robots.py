@@ -18,6 +18,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from apps.accounts.authentication import touch_last_used
 from apps.activity.services import record_event
 from apps.registry.models import RobotAccount, repository_name_validator, robot_name_validator
 from apps.tenants.models import Tenant, hash_secret
@@ -136,7 +137,8 @@ def parse_username(username: str) -> tuple[str, str] | None:
 
 
 def find_robot(username: str, secret: str) -> RobotAccount | None:
-    """The usable robot for these credentials, or None; its use is recorded (last_used_at).
+    """The usable robot for these credentials, or None; its use is recorded (last_used_at,
+    to the minute: written at most once a minute, like API tokens).
 
     Compares hashes only; a revoked or expired robot is None like a wrong secret.
     """
@@ -151,9 +153,7 @@ def find_robot(username: str, secret: str) -> RobotAccount | None:
     )
     if robot is None or not robot.is_usable:
         return None
-    now = timezone.now()
-    RobotAccount.objects.filter(pk=robot.pk).update(last_used_at=now)
-    robot.last_used_at = now
+    touch_last_used(robot)
     return robot
 
 

@@ -16,6 +16,7 @@ Needs PostgreSQL and Redis on 127.0.0.1. Prints one RESULT line per kind.
 from __future__ import annotations
 
 import argparse
+import base64
 import os
 import socket
 import subprocess
@@ -80,6 +81,24 @@ def start_daphne(port: int, logs: Path) -> subprocess.Popen:
     return proc
 
 
+def queries_per_request(creds: tuple[str, str], scope: str) -> int:
+    """Database queries of one token request, in process (the credential used just before,
+    so a last-use write within the minute is not counted, as for a CI job's requests)."""
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    client = Client()
+    params = {"service": "berth-registry", "scope": scope}
+    auth = "Basic " + base64.b64encode(":".join(creds).encode()).decode()
+    client.get("/registry/token/", params, HTTP_AUTHORIZATION=auth)
+    with CaptureQueriesContext(connection) as captured:
+        answer = client.get("/registry/token/", params, HTTP_AUTHORIZATION=auth)
+    if answer.status_code != 200:
+        raise RuntimeError(f"token request failed: {answer.status_code}")
+    return len(captured.captured_queries)
+
+
 def measure(url: str, creds: tuple[str, str], scope: str, total: int, workers: int):
     import requests
 
@@ -133,14 +152,21 @@ def main() -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
-    bench.say(f"daphne on 127.0.0.1:{port}; {args.concurrency} client threads")
+    from django.conf import settings
+
+    pool = settings.DATABASES["default"].get("OPTIONS", {}).get("pool")
+    bench.say(
+        f"daphne on 127.0.0.1:{port}; {args.concurrency} client threads; database "
+        f"connections: {'pool ' + str(pool) if pool else 'a new one per request'}"
+    )
     scope = f"repository:{tenant}/web:pull,push"
     for kind, pair in creds.items():
         total = args.password_requests if kind == "password" else args.requests
+        queries = queries_per_request(pair, scope)
         rps, med, p95 = measure(url, pair, scope, total, args.concurrency)
         bench.say(
             f"RESULT token issuance ({kind}, {total} requests): {rps:.0f} req/s, "
-            f"median {med * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms"
+            f"median {med * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms, {queries} queries/request"
         )
 
 

@@ -102,3 +102,20 @@ def test_members_and_outsiders_cannot_manage_robots(tenant_a, tenant_b, owner, m
     with pytest.raises(PermissionDenied):
         robots.revoke_robot(actor=member, robot=robot)
     assert RobotAccount.objects.get(pk=robot.pk).revoked_at is None
+
+
+def test_robot_use_is_written_at_most_once_a_minute(tenant_a, owner, django_assert_num_queries):
+    """Every token request of a CI job finds the robot; only the first in a minute writes."""
+    robot, secret = make(owner, tenant_a)
+    first = robots.find_robot(robot.username, secret)
+    recorded = RobotAccount.objects.get(pk=robot.pk).last_used_at
+    assert recorded == first.last_used_at
+    with django_assert_num_queries(1):  # the lookup, no update
+        again = robots.find_robot(robot.username, secret)
+    assert again.last_used_at == recorded
+    assert RobotAccount.objects.get(pk=robot.pk).last_used_at == recorded
+    stale = timezone.now() - timedelta(minutes=2)
+    RobotAccount.objects.filter(pk=robot.pk).update(last_used_at=stale)
+    with django_assert_num_queries(2):  # the lookup and the update
+        robots.find_robot(robot.username, secret)
+    assert RobotAccount.objects.get(pk=robot.pk).last_used_at > stale
