@@ -37,7 +37,9 @@ class EventListView(TenantScopedMixin, ListView):
         return [self.template_name]
 
     def get_queryset(self):
-        self.filter = EventFilter(self.request.GET, self.base_queryset())
+        # One tenant's page has no use for the tenant filter; the operators' page has.
+        exclude = () if self.all_tenants else ("tenant",)
+        self.filter = EventFilter(self.request.GET, self.base_queryset(), exclude=exclude)
         return self.filter.qs
 
     def get_context_data(self, **kwargs):

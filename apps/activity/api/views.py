@@ -1,17 +1,39 @@
 """The activity log over the API: read-only, newest first, filterable."""
 
-from drf_spectacular.utils import extend_schema, extend_schema_view
-from rest_framework import mixins
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import exceptions, mixins
 
-from apps.activity.api.serializers import EventFilterSerializer, EventSerializer
+from apps.activity.api.serializers import EventSerializer
+from apps.activity.filters import EventFilter, EventFilterForm
 from apps.activity.models import Event
 from apps.core.api import TenantScopedViewSet
 
 # Pagination parameters pass through; every other query parameter must be a filter.
 PAGINATION_PARAMS = {"limit", "offset", "format"}
 
+_INSTANT = {
+    "oneOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}]
+}
 
-@extend_schema_view(list=extend_schema(parameters=[EventFilterSerializer]))
+
+def filter_parameters() -> list[OpenApiParameter]:
+    """The schema of the query parameters, read from the filter the pages use too."""
+    parameters = []
+    for name, field in EventFilterForm.base_fields.items():
+        description = EventFilterForm.DESCRIPTIONS[name]
+        if name in ("since", "until"):
+            parameters.append(OpenApiParameter(name, _INSTANT, description=description))
+        elif name == "outcome":
+            values = [value for value, _ in field.choices if value]
+            parameters.append(
+                OpenApiParameter(name, OpenApiTypes.STR, enum=values, description=description)
+            )
+        else:
+            parameters.append(OpenApiParameter(name, OpenApiTypes.STR, description=description))
+    return parameters
+
+
 class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet):
     """Events of your tenants; platform events (no tenant) for platform admins only."""
 
@@ -21,14 +43,25 @@ class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScope
     def get_queryset(self):
         return super().get_queryset().select_related("tenant").order_by("-created_at", "-id")
 
+    @extend_schema(
+        parameters=filter_parameters(),
+        responses={
+            200: EventSerializer(many=True),
+            400: OpenApiResponse(
+                description="A filter is unknown or its value is invalid; "
+                "the body names each parameter with its reasons."
+            ),
+        },
+    )
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
     def filter_queryset(self, queryset):
         if self.action != "list":
             return queryset
-        params = {
-            key: value
-            for key, value in self.request.query_params.items()
-            if key not in PAGINATION_PARAMS
-        }
-        filters = EventFilterSerializer(data=params)
-        filters.is_valid(raise_exception=True)
-        return filters.filter(queryset)
+        events = EventFilter(
+            self.request.query_params, queryset, strict=True, passthrough=PAGINATION_PARAMS
+        )
+        if not events.is_valid():
+            raise exceptions.ValidationError(events.errors)
+        return events.qs
