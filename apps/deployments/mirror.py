@@ -30,6 +30,8 @@ _MIRRORED = (
     "ports",
     "restart_count",
 )
+# The columns the mirror writes (never `user_stopped`, which is the database's own).
+_WRITTEN = [name.removesuffix("_id") for name in _MIRRORED] + ["last_seen_at"]
 
 
 def mirror(
@@ -40,36 +42,53 @@ def mirror(
     project: ComposeProject | None,
     engine: Engine,
 ) -> Health:
-    """Write Service and Container rows from `listed`; return each service's health."""
+    """Write Service and Container rows from `listed`; return each service's health.
+
+    A few queries whatever the number of containers: one read of the rows, then at most
+    one insert, one update (of the rows that changed) and one delete.
+    """
     services = _sync_services(stack, project)
     wanted_hash = {name: naming.service_hash(spec, name) for name in services} if spec else {}
-    existing = {c.engine_id: c for c in Container.objects.filter(stack=stack, host=host)}
+    existing = {c.engine_id: c for c in Container.objects.filter(stack=stack, host=host).order_by()}
     now = timezone.now()
     seen = set()
+    created: list[Container] = []
+    changed: list[Container] = []
     for item in listed:
         service = services.get(item.labels.get(naming.SERVICE, ""))
         if service is None:
             continue
         seen.add(item.id)
-        values = _values(item, service, existing.get(item.id), engine)
         row = existing.get(item.id)
+        values = _values(item, service, row, engine)
         if row is None:
-            Container.objects.update_or_create(
-                host=host,
-                engine_id=item.id,
-                defaults={**values, "stack": stack, "last_seen_at": now},
-            )
+            row = Container(host=host, engine_id=item.id, stack=stack, last_seen_at=now, **values)
+            created.append(row)
         elif any(getattr(row, k) != v for k, v in values.items()):
             for key, value in values.items():
                 setattr(row, key, value)
             row.last_seen_at = now
-            row.save()
-    Container.objects.filter(stack=stack, host=host).exclude(engine_id__in=seen).delete()
-    return _health(stack, services, project, listed, wanted_hash)
+            changed.append(row)
+    if created:
+        # As update_or_create on (host, engine_id) did: a row written meanwhile is updated.
+        Container.objects.bulk_create(
+            created,
+            update_conflicts=True,
+            unique_fields=["host", "engine_id"],
+            update_fields=[*_WRITTEN, "stack"],
+        )
+    if changed:
+        Container.objects.bulk_update(changed, _WRITTEN)
+    gone = [row.pk for engine_id, row in existing.items() if engine_id not in seen]
+    if gone:
+        Container.objects.filter(stack=stack, host=host, pk__in=gone).delete()
+    # The database's own flag, as read with the rows (this host's ids are the listed ones).
+    stopped_ids = {engine_id for engine_id, row in existing.items() if row.user_stopped}
+    return _health(stack, services, project, listed, wanted_hash, stopped_ids)
 
 
 def _sync_services(stack: Stack, project: ComposeProject | None) -> dict[str, Service]:
-    rows = {s.name: s for s in Service.objects.filter(stack=stack)}
+    rows = {s.name: s for s in Service.objects.filter(stack=stack).order_by()}
     if project is None:
         return rows
     for name, spec in project.services.items():
@@ -128,15 +147,16 @@ def _health(
     project: ComposeProject | None,
     listed: list[ManagedContainer],
     wanted_hash: dict[str, str],
+    stopped_ids: set[str],
 ) -> Health:
-    stopped_ids = set(
-        Container.objects.filter(stack=stack, user_stopped=True).values_list("engine_id", flat=True)
-    )
+    by_service: dict[str, list[ManagedContainer]] = {}
+    for c in listed:
+        by_service.setdefault(c.labels.get(naming.SERVICE, ""), []).append(c)
     result: Health = {}
     for name, row in services.items():
         if project is None or name not in project.services:
             continue
-        mine = [c for c in listed if c.labels.get(naming.SERVICE) == name]
+        mine = by_service.get(name, [])
         health, reason = _service_health(
             stack, project.services[name].replicas, mine, wanted_hash.get(name), stopped_ids
         )

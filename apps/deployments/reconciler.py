@@ -23,7 +23,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Prefetch, Q
 from django.utils import timezone
 
 from apps.activity.models import Event
@@ -32,7 +32,7 @@ from apps.compose.spec import ComposeProject
 from apps.deployments import containers as naming
 from apps.deployments import live
 from apps.deployments.mirror import mirror, stack_state
-from apps.deployments.models import Stack
+from apps.deployments.models import Container, Stack
 from apps.deployments.planner import (
     Action,
     Create,
@@ -109,9 +109,13 @@ def release(stack_id: int, token: str) -> None:
 def target_host(stack: Stack) -> Host | None:
     """The environment's first host not draining, else "local", else the first active host."""
     hosts = stack.environment.hosts.filter(draining=False).order_by("pk")
+    return hosts.first() or _fallback_host()
+
+
+def _fallback_host() -> Host | None:
+    """Where a stack whose environment has no usable host runs."""
     return (
-        hosts.first()
-        or Host.objects.filter(name="local").first()
+        Host.objects.filter(name="local").order_by("pk").first()
         or Host.objects.filter(state=Host.State.ACTIVE).order_by("pk").first()
     )
 
@@ -207,50 +211,98 @@ def reconcile_host(host_id: int) -> dict[str, int]:
             for stack in stacks:
                 _set_state(stack, Stack.State.UNKNOWN, f"The engine is unreachable: {exc}")
             return {"stacks": 0, "orphans": 0, "api_calls": engine.api_calls}
-        by_stack: dict[str, list[ManagedContainer]] = {}
-        tenants = {str(s.pk): s.tenant.slug for s in stacks}
-        for container in listed:
-            stack_id = container.labels.get(naming.STACK, "")
-            if stack_id in tenants and container.labels.get(naming.TENANT) != tenants[stack_id]:
-                stack_id = f"foreign:{stack_id}"
-            by_stack.setdefault(stack_id, []).append(container)
-        done = 0
-        for stack in stacks:
-            token = claim(stack.pk)
-            if token is None:
-                continue
-            try:
-                Run(stack, host, engine, token, listed=by_stack.pop(str(stack.pk), [])).execute()
-                done += 1
-            except Exception:  # one broken stack must not stop the others
-                log.exception("reconcile of stack %s failed", stack.pk)
-            finally:
-                release(stack.pk, token)
-        orphans = _remove_orphans(engine, by_stack, {str(s.pk) for s in stacks})
-        return {"stacks": done, "orphans": orphans, "api_calls": engine.api_calls}
+        counters = reconcile_listed(host, engine, stacks, listed)
+        return {**counters, "api_calls": engine.api_calls}
+
+
+def reconcile_listed(
+    host: Host, engine: Engine, stacks: list[Stack], listed: list[ManagedContainer]
+) -> dict[str, int]:
+    """The host pass after its list call: each stack in turn under its lease, fed its
+    share of `listed`, then orphans. The database work is a few queries per stack and
+    none per container; the engine is only called for work to do (or troubled containers).
+    """
+    by_stack: dict[str, list[ManagedContainer]] = {}
+    tenants = {str(s.pk): s.tenant.slug for s in stacks}
+    for container in listed:
+        stack_id = container.labels.get(naming.STACK, "")
+        if stack_id in tenants and container.labels.get(naming.TENANT) != tenants[stack_id]:
+            stack_id = f"foreign:{stack_id}"
+        by_stack.setdefault(stack_id, []).append(container)
+    # Read after the list call: a user's stop marks the row before it stops the container,
+    # so every container listed as stopped by a user is already marked here.
+    stopped = _user_stopped(host, stacks)
+    done = 0
+    for stack in stacks:
+        token = claim(stack.pk)
+        if token is None:
+            continue
+        try:
+            Run(
+                stack,
+                host,
+                engine,
+                token,
+                listed=by_stack.pop(str(stack.pk), []),
+                user_stopped=stopped.get(stack.pk, set()),
+            ).execute()
+            done += 1
+        except Exception:  # one broken stack must not stop the others
+            log.exception("reconcile of stack %s failed", stack.pk)
+        finally:
+            release(stack.pk, token)
+    orphans = _remove_orphans(engine, by_stack, set(tenants))
+    return {"stacks": done, "orphans": orphans}
 
 
 def _stacks_on(host: Host) -> list[Stack]:
+    """Stacks placed on `host` (as `target_host` decides), in one query plus their
+    environments' usable hosts."""
+    usable = Prefetch(
+        "environment__hosts",
+        queryset=Host.objects.filter(draining=False).order_by("pk"),
+        to_attr="usable_hosts",
+    )
     stacks = Stack.objects.select_related("tenant", "environment", "current_revision")
-    return [s for s in stacks.order_by("pk") if _placed_on(s, host)]
+    fallback: list[Host | None] = []
+    placed = []
+    for stack in stacks.prefetch_related(usable).order_by("pk"):
+        hosts = stack.environment.usable_hosts
+        if not hosts and not fallback:
+            fallback.append(_fallback_host())
+        chosen = hosts[0] if hosts else fallback[0]
+        if chosen is not None and chosen.pk == host.pk:
+            placed.append(stack)
+    return placed
 
 
-def _placed_on(stack: Stack, host: Host) -> bool:
-    chosen = target_host(stack)
-    return chosen is not None and chosen.pk == host.pk
+def _user_stopped(host: Host, stacks: list[Stack]) -> dict[int, set[str]]:
+    """Stack id -> engine ids of its containers on `host` that a user stopped."""
+    rows = Container.objects.filter(
+        host=host, user_stopped=True, stack_id__in=[s.pk for s in stacks]
+    ).order_by()
+    result: dict[int, set[str]] = {}
+    for stack_id, engine_id in rows.values_list("stack_id", "engine_id"):
+        result.setdefault(stack_id, set()).add(engine_id)
+    return result
 
 
 def _remove_orphans(
     engine: Engine, by_stack: dict[str, list[ManagedContainer]], placed: set[str]
 ) -> int:
     """Labelled containers no stack owns, once older than the grace period."""
-    existing = {str(pk) for pk in Stack.objects.values_list("pk", flat=True)}
+    candidates = {k: v for k, v in by_stack.items() if k and k not in placed}
+    if not candidates:
+        return 0
+    ids = [int(k) for k in candidates if k.isdigit()]
+    existing = {str(pk) for pk in Stack.objects.filter(pk__in=ids).values_list("pk", flat=True)}
     # A tenant this database does not know is another Berth's on a shared engine: leave it.
-    tenants = set(Tenant.objects.values_list("slug", flat=True))
+    slugs = {c.labels.get(naming.TENANT, "") for listed in candidates.values() for c in listed}
+    tenants = set(Tenant.objects.filter(slug__in=slugs).values_list("slug", flat=True))
     cutoff = time.time() - orphan_grace_seconds()
     removed = 0
-    for stack_id, listed in by_stack.items():
-        if not stack_id or stack_id in existing or stack_id in placed:
+    for stack_id, listed in candidates.items():
+        if stack_id in existing:
             continue
         for container in listed:
             if container.labels.get(naming.TENANT, "") not in tenants | {""}:
@@ -305,12 +357,15 @@ class Run:
         engine: Engine,
         token: str,
         listed: list[ManagedContainer] | None = None,
+        user_stopped: set[str] | None = None,
     ) -> None:
         self.stack = stack
         self.host = host
         self.engine = engine
         self.token = token
         self.listed = listed
+        # Engine ids a user stopped, when the caller read them after its list call.
+        self.user_stopped = user_stopped
         self.revision = stack.current_revision
         self.spec: dict = self.revision.spec if self.revision else {}
         self.project: ComposeProject | None = project_from_spec(self.spec) if self.spec else None
@@ -329,11 +384,13 @@ class Run:
         return {"stack": str(self.stack.pk), "tenant": self.stack.tenant.slug, **extra}
 
     def observed(self, listed: list[ManagedContainer]) -> list[ObservedContainer]:
-        stopped = set(
-            self.stack.containers.filter(host=self.host, user_stopped=True).values_list(
-                "engine_id", flat=True
+        stopped = self.user_stopped
+        if stopped is None:
+            stopped = set(
+                self.stack.containers.filter(host=self.host, user_stopped=True)
+                .order_by()
+                .values_list("engine_id", flat=True)
             )
-        )
         return observed_from(listed, stopped)
 
     def execute(self) -> None:
@@ -348,6 +405,7 @@ class Run:
         waves = plan(desired, self.observed(listed))
         if self.stack.operation == "start":
             self.stack.containers.filter(user_stopped=True).update(user_stopped=False)
+            self.user_stopped = None  # read them again
             waves = plan(desired, self.observed(listed))
         try:
             for wave in waves:
