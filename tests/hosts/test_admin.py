@@ -25,8 +25,11 @@ def admin_client(client, superuser):
 
 
 @pytest.fixture
-def objects(tenant_a, owner, superuser):
+def objects(tenant_a, owner, superuser, make_user):
     """One row of every Berth model."""
+    from apps.accounts.ldap import mark_directory_managed
+
+    mark_directory_managed(make_user("dora"), "uid=dora,ou=people,dc=example,dc=test")
     create_token(actor=owner, name="ci", tenant=tenant_a)
     invite(actor=owner, tenant=tenant_a, email="new@example.test")
     services.register_host(actor=None, name="node-1", endpoint="tcp://127.0.0.1:2376")
