@@ -141,34 +141,74 @@ def auth_handshake(log: Path, offset: int) -> float:
     return float("nan")
 
 
+SETTLE_SECONDS = 1.5
+# Whose CPU a transfer costs: Berth's web server, the registries and the Docker daemon.
+PROCESSES = {"daphne": "daphne -b", "registries": "docker-registry serve", "dockerd": "dockerd"}
+
+
+def cpu_seconds() -> dict[str, float]:
+    """User + system CPU seconds so far of each process group in PROCESSES (from /proc)."""
+    result = {}
+    for label, pattern in PROCESSES.items():
+        pids = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True)
+        total = 0.0
+        for pid in pids.stdout.split():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
+            except OSError:
+                continue  # gone meanwhile
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        result[label] = total
+    return result
+
+
+def timed_with_cpu(cli: Cli, *args: str) -> tuple[float, dict[str, float]]:
+    before = cpu_seconds()
+    seconds = cli.timed(*args)
+    after = cpu_seconds()
+    return seconds, {k: after[k] - before.get(k, 0.0) for k in after}
+
+
+def settle() -> None:
+    """Let the previous transfer's aftermath finish (the registry's notifications to
+    Berth, the daemon's bookkeeping) before the clock starts, so neither side is timed
+    while the 2-core machine still works for the other: on this machine a push is mostly
+    the daemon gzipping the layer on one core, and its time moves with any other load."""
+    time.sleep(SETTLE_SECONDS)
+
+
 def one_round(
     cli: Cli, work: Path, registries: dict, auth_log: Path, tenant: str, number: int, size_mb: int
 ):
     """Build a fresh image; push to, then pull from, each registry in the given order.
 
-    Returns the push and pull seconds per registry and the token handshakes of the
-    authenticated push and pull (seconds, from the registry's log)."""
+    Returns the push and pull seconds per registry, the token handshakes of the
+    authenticated push and pull (seconds, from the registry's log) and the CPU seconds
+    each transfer cost per process group."""
     local = f"berth-bench/push-pull:{bench.RUN_ID}-{number}"
     build_image(cli, work, local, size_mb)
     refs = {name: f"{addr}/{tenant}/big{number}:1" for name, addr in registries.items()}
     for ref in refs.values():
         cli.run("tag", local, ref)
     handshakes = {}
+    cpu = {}
     push = {}
     for name, ref in refs.items():
+        settle()
         offset = auth_log.stat().st_size
-        push[name] = cli.timed("push", ref)
+        push[name], cpu[("push", name)] = timed_with_cpu(cli, "push", ref)
         if name == "auth":
             handshakes["push"] = auth_handshake(auth_log, offset)
     cli.remove(local, *refs.values())
     pull = {}
     for name, ref in refs.items():
+        settle()
         offset = auth_log.stat().st_size
-        pull[name] = cli.timed("pull", ref)
+        pull[name], cpu[("pull", name)] = timed_with_cpu(cli, "pull", ref)
         if name == "auth":
             handshakes["pull"] = auth_handshake(auth_log, offset)
         cli.remove(ref)
-    return push, pull, handshakes
+    return push, pull, handshakes, cpu
 
 
 def main() -> None:
@@ -203,11 +243,12 @@ def main() -> None:
     )
     times = {(op, name): [] for op in ("push", "pull") for name in servers}
     handshakes = {"push": [], "pull": []}
+    cpu: dict[tuple[str, str], list[dict[str, float]]] = {key: [] for key in times}
     try:
         for number in range(1, args.rounds + 1):
             order = ["auth", "noauth"] if number % 2 else ["noauth", "auth"]
             registries = {name: servers[name].addr for name in order}
-            push, pull, shakes = one_round(
+            push, pull, shakes, used = one_round(
                 cli, work, registries, servers["auth"].log, tenant, number, args.size_mb
             )
             for name in order:
@@ -215,6 +256,8 @@ def main() -> None:
                 times[("pull", name)].append(pull[name])
             for op, seconds in shakes.items():
                 handshakes[op].append(seconds)
+            for key, seconds in used.items():
+                cpu[key].append(seconds)
             bench.say(
                 f"round {number} ({order[0]} first): push auth {push['auth']:.2f}s "
                 f"noauth {push['noauth']:.2f}s; pull auth {pull['auth']:.2f}s "
@@ -238,6 +281,12 @@ def main() -> None:
             f"(goal <= 1.05); token handshake median "
             f"{bench.median(handshakes[op]) * 1000:.0f} ms"
         )
+        for name in servers:
+            spent = ", ".join(
+                f"{label} {bench.median([c[label] for c in cpu[(op, name)]]):.2f}s"
+                for label in PROCESSES
+            )
+            bench.say(f"  CPU per {op} to {name} (median): {spent}")
 
 
 if __name__ == "__main__":
