@@ -27,6 +27,17 @@ class RegistryQuerySet(TenantOwnedQuerySet):
     tenant_lookup = "tenant"
 
 
+class RepositoryQuerySet(RegistryQuerySet):
+    def browsable_by(self, user, token=None):
+        """What `user` may look at: the repositories of its tenants (`visible_to`) and,
+        once signed in, every public one, which any signed-in user may pull anyway.
+        Changes still go through `visible_to` with the role they need."""
+        own = self.visible_to(user, token=token)
+        if not (user and user.is_authenticated and user.is_active):
+            return own
+        return own | self.filter(visibility=Repository.Visibility.PUBLIC)
+
+
 class Repository(models.Model):
     """An image repository `<tenant-slug>/<name>`; private unless made public."""
 
@@ -47,7 +58,7 @@ class Repository(models.Model):
     pull_count = models.PositiveBigIntegerField(default=0)
     push_count = models.PositiveBigIntegerField(default=0)
 
-    objects = RegistryQuerySet.as_manager()
+    objects = RepositoryQuerySet.as_manager()
 
     class Meta:
         ordering = ["tenant__slug", "name"]

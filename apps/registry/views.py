@@ -57,6 +57,15 @@ class RepositoryListView(TenantScopedMixin, ListView):
         context["registry_addr"] = config.registry_addr()
         context["quota"] = TenantRegistryQuota.objects.filter(tenant=tenant).first()
         context["can_push"] = bool(tenant) and can(self.request.user, tenant, Role.MEMBER)
+        public = Repository.objects.browsable_by(self.request.user).filter(
+            visibility=Repository.Visibility.PUBLIC
+        )
+        if tenant is not None:
+            public = public.exclude(tenant=tenant)
+        context["public_repositories"] = [
+            (repo, f"docker pull {config.registry_addr()}/{repo.full_name}")
+            for repo in public.select_related("tenant")
+        ]
         return context
 
 
@@ -67,7 +76,14 @@ class RepositoryScopedMixin(TenantScopedMixin):
         return super().get_queryset().select_related("tenant")
 
 
-class RepositoryDetailView(RepositoryScopedMixin, ObjectDetailView):
+class BrowsableMixin(RepositoryScopedMixin):
+    """Read-only pages: the user's own repositories and every public one."""
+
+    def get_queryset(self):
+        return Repository.objects.browsable_by(self.request.user).select_related("tenant")
+
+
+class RepositoryDetailView(BrowsableMixin, ObjectDetailView):
     """Tags (digest, size, created, pushed at and by), pull commands, visibility."""
 
     template_name = "registry/repository_detail.html"
@@ -88,13 +104,15 @@ class RepositoryDetailView(RepositoryScopedMixin, ObjectDetailView):
                     initial={"visibility": repository.visibility}
                 ),
                 "push_command": f"docker push {config.registry_addr()}/{repository.full_name}:TAG",
-                "daily": usage.chart(usage.daily(repository.tenant, 14, repository)),
+                "member": can(self.request.user, repository.tenant, Role.VIEWER),
             }
         )
+        if context["member"]:  # the tenant's own statistics, not for every visitor
+            context["daily"] = usage.chart(usage.daily(repository.tenant, 14, repository))
         return context
 
 
-class TagDetailView(RepositoryScopedMixin, ObjectDetailView):
+class TagDetailView(BrowsableMixin, ObjectDetailView):
     """One tag: its layers and image configuration (environment names, never values)."""
 
     template_name = "registry/tag_detail.html"
@@ -109,6 +127,7 @@ class TagDetailView(RepositoryScopedMixin, ObjectDetailView):
                 "info": info,
                 "pull_command": browse.pull_command(repository, tag),
                 "can_admin": can(self.request.user, repository.tenant, Role.ADMIN),
+                "member": can(self.request.user, repository.tenant, Role.VIEWER),
             }
         )
         return context

@@ -278,3 +278,76 @@ def test_repository_and_tag_pages_with_a_real_registry(
         content_type="application/json",
     )
     assert missing.status_code == 400 and "tag" in json.loads(missing.content)
+
+
+# --- public repositories of other tenants: readable, never changeable -----------------------
+
+
+@pytest.fixture
+def public_repo(repos):
+    web = repos[0]
+    Repository.objects.filter(pk=web.pk).update(visibility=Repository.Visibility.PUBLIC)
+    return Repository.objects.get(pk=web.pk)
+
+
+@pytest.mark.django_db
+def test_public_repository_is_listed_and_readable_by_any_signed_in_user(public_repo, outsider):
+    client = client_of(outsider)
+    listing = client.get(reverse("registry:list")).content.decode()
+    assert "Public images" in listing and "acme/web" in listing
+    assert "docker pull 127.0.0.1:9/acme/web:TAG" in listing
+    assert "globex-secret-app" in listing  # the outsider's own, private, still listed
+    page = client.get(reverse("registry:repository", args=[public_repo.pk]))
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert "any signed-in user may pull it" in body
+    assert "Push command" not in body and "Pulls and pushes, last 14 days" not in body
+    assert "Make private" not in body
+    assert client.get(reverse("registry:tag", args=[public_repo.pk, "1.0"])).status_code in (
+        200,
+        503,
+    )
+
+
+@pytest.mark.django_db
+def test_public_repository_cannot_be_changed_by_another_tenant(public_repo, outsider):
+    client = client_of(outsider)
+    assert (
+        client.get(reverse("registry:tag_delete", args=[public_repo.pk, "1.0"])).status_code == 404
+    )
+    response = client.post(
+        reverse("registry:visibility", args=[public_repo.pk]), {"visibility": "private"}
+    )
+    assert response.status_code == 404
+    assert Repository.objects.get(pk=public_repo.pk).is_public
+
+
+@pytest.mark.django_db
+def test_private_repositories_stay_hidden_from_the_public_listing(repos, outsider, client):
+    body = client_of(outsider).get(reverse("registry:list")).content.decode()
+    assert "Public images" not in body and "acme/web" not in body
+    assert client.get(reverse("registry:repository", args=[repos[0].pk])).status_code == 302
+
+
+@pytest.mark.django_db
+def test_api_public_listing_and_read_only_access(public_repo, repos, outsider, member):
+    client = api(outsider)
+    own = client.get("/api/v1/registry/repositories/").json()["results"]
+    assert [row["full_name"] for row in own] == ["globex/globex-secret-app"]
+    public = client.get("/api/v1/registry/repositories/?public=true").json()["results"]
+    assert [row["full_name"] for row in public] == ["acme/web"]
+    url = f"/api/v1/registry/repositories/{public_repo.pk}/"
+    assert client.get(url).status_code == 200
+    for method, path, body in (
+        ("patch", url, {"visibility": "private"}),
+        ("post", url + "delete-tag/", {"tag": "1.0"}),
+    ):
+        response = getattr(client, method)(path, body, content_type="application/json")
+        assert response.status_code == 404, (method, path)
+    assert Repository.objects.get(pk=public_repo.pk).is_public
+    bad = client.get("/api/v1/registry/repositories/?public=maybe")
+    assert bad.status_code == 400 and "public" in bad.json()
+    # The other side: the owner tenant's member still reads everything of its own.
+    assert api(member).get(url).status_code == 200
+    private = f"/api/v1/registry/repositories/{repos[1].pk}/"
+    assert api(member).get(private).status_code == 404

@@ -1,15 +1,17 @@
 """The registry over the API: /api/v1/registry/repositories/, robots/ and usage/.
 
-Objects come through `visible_to` (a foreign one is 404); each change is one call to
+Objects come through `visible_to` (a foreign one is 404; public repositories can be
+read, listed with `?public=true`, but not changed); each change is one call to
 apps.registry.services, robots or quota, which check the role (too low is 403).
 """
 
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError as DRFValidationError
 from rest_framework.response import Response
 
 from apps.core.api import TenantScopedViewSet
@@ -19,17 +21,43 @@ from apps.registry.models import Repository, RobotAccount
 from apps.registry.registry_client import RegistryError
 from apps.tenants.models import Tenant
 
+PUBLIC_PARAMETER = OpenApiParameter(
+    "public",
+    bool,
+    description="true: the public repositories of every tenant (the platform's `library` "
+    "included) instead of the caller's own",
+)
+READ_ONLY_ACTIONS = ("retrieve", "tags")
 
+
+@extend_schema_view(list=extend_schema(parameters=[PUBLIC_PARAMETER]))
 class RepositoryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet):
-    """Repositories of the caller's tenants; tags, visibility and tag deletion."""
+    """Repositories of the caller's tenants, and public ones to read; tags, visibility
+    and tag deletion (own tenants only)."""
 
     model = Repository
     serializer_class = s.RepositorySerializer
 
     def get_queryset(self):
-        queryset = super().get_queryset().select_related("tenant")
+        if self.action in READ_ONLY_ACTIONS or self._public_requested():
+            queryset = Repository.objects.browsable_by(self.request.user, token=self.token)
+        else:
+            queryset = super().get_queryset()
+        if self._public_requested():
+            queryset = queryset.filter(visibility=Repository.Visibility.PUBLIC)
+        queryset = queryset.select_related("tenant")
         tenant = self.request.query_params.get("tenant")
         return queryset.filter(tenant__slug=tenant) if tenant else queryset
+
+    def _public_requested(self) -> bool:
+        if self.action != "list":
+            return False
+        value = self.request.query_params.get("public", "").strip().lower()
+        if value in ("", "false", "0", "no"):
+            return False
+        if value in ("true", "1", "yes"):
+            return True
+        raise DRFValidationError({"public": ["Use true or false."]})
 
     def get_serializer_class(self):
         return {
