@@ -109,5 +109,8 @@ export function statusText(state, code, extra) {
     4401: "signed out", 4403: "not allowed", 4404: "not found", 4408: "idle timeout",
     4409: "container not running", 4400: "bad request",
   }[code];
-  return why ? `Closed (${why})` : "Closed";
+  if (why) return `Closed (${why})`;
+  // An unexpected code (1006: the connection dropped, 1011: a server error) is named, so
+  // a user reporting it, or a failing test, says which.
+  return code && code !== 1000 && code !== 1005 ? `Closed (code ${code})` : "Closed";
 }
