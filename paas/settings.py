@@ -154,23 +154,23 @@ def _database() -> dict:
         # A connection is checked when taken from the pool (one empty query), so a
         # restarted PostgreSQL costs no failed request.
         database["CONN_HEALTH_CHECKS"] = True
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        # The embedded database of `make run` is written by daphne, the Celery worker's
+        # processes and beat at once (a push to the registry brings a notification per
+        # layer and a usage refresh). In SQLite's default mode a transaction that reads,
+        # then writes, fails at once with "database is locked" when another process
+        # writes; IMMEDIATE takes the write lock first and waits up to `timeout` seconds
+        # for it, and WAL lets readers go on meanwhile.
+        database["OPTIONS"] = {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            **database.get("OPTIONS", {}),
+        }
     return database
 
 
 DATABASES = {"default": _database()}
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # The embedded database of `make run` is written by daphne, the Celery worker's
-    # processes and beat at once (a push to the registry alone brings a notification per
-    # layer and a usage refresh each). In SQLite's default mode a transaction that reads,
-    # then writes, fails at once with "database is locked" when another process writes;
-    # IMMEDIATE takes the write lock first and waits up to `timeout` seconds for it, and
-    # WAL lets readers go on meanwhile.
-    DATABASES["default"]["OPTIONS"] = {
-        "transaction_mode": "IMMEDIATE",
-        "timeout": 20,
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-        **DATABASES["default"].get("OPTIONS", {}),
-    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")

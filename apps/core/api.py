@@ -26,6 +26,17 @@ def exception_handler(exc, context):
     return drf_exception_handler(exc, context)
 
 
+def query_flag(request, name: str) -> bool:
+    """A true/false query parameter (absent or empty: false); anything else is a 400
+    naming it, rather than a silent false."""
+    value = request.query_params.get(name, "").strip().lower()
+    if value in ("", "0", "false", "no"):
+        return False
+    if value in ("1", "true", "yes"):
+        return True
+    raise exceptions.ValidationError({name: ["Use true or false."]})
+
+
 def api_token(request) -> Any:
     """The ApiToken the request authenticated with, or None (session or anonymous)."""
     auth = getattr(request, "auth", None)

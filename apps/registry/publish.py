@@ -24,6 +24,7 @@ from apps.registry.models import Repository
 from apps.registry.registry_client import RegistryClient, RegistryError
 from apps.registry.scopes import REPOSITORY_NAME
 from apps.registry.tokens import publisher_credentials
+from apps.tenants.models import PLATFORM_TENANT
 from apps.tenants.services import ensure_platform_tenant
 
 LOCAL_PREFIX = "berth-demo/"
@@ -60,8 +61,6 @@ def platform_path(source: str) -> tuple[str, str]:
 
 def platform_ref(source: str, registry: str | None = None) -> str:
     """Where `source` is published: `127.0.0.1:5000/library/web:1.0`."""
-    from apps.tenants.models import PLATFORM_TENANT
-
     name, tag = platform_path(source)
     return f"{registry or settings.BERTH_REGISTRY_ADDR}/{PLATFORM_TENANT}/{name}:{tag}"
 

@@ -127,6 +127,14 @@ def test_actions(api, owner, stack):
     assert admin.delete(f"{url}/?volumes=true").json()["remove_volumes"] is True
 
 
+def test_remove_with_a_bad_volumes_flag_is_refused_by_name(stack, owner):
+    admin = client_for(owner)
+    response = admin.delete(f"/api/v1/stacks/{stack.pk}/?volumes=maybe")
+    assert response.status_code == 400 and "volumes" in response.json()
+    stack.refresh_from_db()
+    assert stack.desired_state != "removed"
+
+
 def test_scale(api, stack):
     web = stack.services.get(name="web")
     url = f"/api/v1/services/{web.pk}/scale/"

@@ -18,7 +18,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from apps.catalog.api.serializers import TemplateDetailSerializer
-from apps.core.api import TenantScopedViewSet
+from apps.core.api import TenantScopedViewSet, query_flag
 from apps.deployments import revisions, services
 from apps.deployments.api import serializers as s
 from apps.deployments.models import Container, Revision, Service, Stack
@@ -141,8 +141,8 @@ class StackViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScope
 
     @extend_schema(parameters=[VOLUMES], responses={202: s.StackDetailSerializer})
     def destroy(self, request, *args, **kwargs):
-        volumes = request.query_params.get("volumes", "").lower() in ("1", "true", "yes")
-        stack = services.remove(request.user, self.get_object(), volumes=volumes)
+        stack = self.get_object()  # a foreign stack is 404 before the parameters are read
+        stack = services.remove(request.user, stack, volumes=query_flag(request, "volumes"))
         return self._detail(stack, status.HTTP_202_ACCEPTED)
 
     def _simple(self, operation) -> Response:

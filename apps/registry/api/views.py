@@ -11,10 +11,9 @@ from django.core.exceptions import ValidationError
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError as DRFValidationError
 from rest_framework.response import Response
 
-from apps.core.api import TenantScopedViewSet
+from apps.core.api import TenantScopedViewSet, query_flag
 from apps.registry import browse, quota, robots, services, usage
 from apps.registry.api import serializers as s
 from apps.registry.models import Repository, RobotAccount
@@ -50,14 +49,7 @@ class RepositoryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tenant
         return queryset.filter(tenant__slug=tenant) if tenant else queryset
 
     def _public_requested(self) -> bool:
-        if self.action != "list":
-            return False
-        value = self.request.query_params.get("public", "").strip().lower()
-        if value in ("", "false", "0", "no"):
-            return False
-        if value in ("true", "1", "yes"):
-            return True
-        raise DRFValidationError({"public": ["Use true or false."]})
+        return self.action == "list" and query_flag(self.request, "public")
 
     def get_serializer_class(self):
         return {
