@@ -178,7 +178,20 @@ def test_live_stack_logs_shell_scale(live_visitor: Visitor, engine_tenant):
     page.evaluate("window.__sameDocument = true")
     expect(page.locator("[data-live-stack] [data-live-status]")).to_have_text("Live")
     services = page.locator("article", has=page.get_by_role("heading", name="Services"))
-    services.get_by_label("Replicas of worker").fill("3")
+    replicas = services.get_by_label("Replicas of worker")
+    replicas.fill("3")
+    # A live refresh that lands after the typing (here forced, once the field lost the
+    # focus and the edit is no longer recent) keeps the value typed but not yet sent.
+    replicas.evaluate("el => { el.dataset.before = '1'; el.blur(); }")
+    page.wait_for_timeout(3200)
+    page.evaluate(
+        """() => new Promise((done) => {
+            document.body.addEventListener("htmx:afterSwap", () => done(), { once: true });
+            window.berthStack.refresh(0);
+        })"""
+    )
+    expect(page.locator("[data-scale-form] input[data-before]")).to_have_count(0)
+    expect(replicas).to_have_value("3")
     services.get_by_role("button", name="Scale").click()
     expect(page.get_by_text("Scaling worker to 3.")).to_be_visible()
     expect(worker_rows(page)).to_have_count(3, timeout=HEALTHY_TIMEOUT)

@@ -22,21 +22,39 @@ export function startStackPage(root) {
   let refreshTimer = null;
 
   // Re-render the status part, but never under the user's hands: while a field in it
-  // has the focus (typing a replica count) or one of its forms is being sent, wait.
+  // has the focus, was edited a moment ago, or one of its forms is being sent, wait.
+  // The check is made again when the answer arrives (a refresh sent before the user
+  // typed must not land on top of the typing), and a value typed but not yet sent is
+  // carried over into the new part.
   const refresh = (delay = 250) => {
     clearTimeout(refreshTimer);
     refreshTimer = setTimeout(() => {
       const status = document.getElementById("stack-status");
       if (!status || !window.htmx) return;
-      const typing = status.contains(document.activeElement) &&
-        document.activeElement.matches("input, select, textarea");
-      if (typing || status.querySelector(".htmx-request")) {
+      if (userIsActing(status)) {
         refresh(1000);
         return;
       }
       window.htmx.ajax("GET", statusUrl, { source: root, target: "#stack-status", swap: "outerHTML" });
     }, delay);
   };
+  let carried = [];
+  document.body.addEventListener("htmx:beforeSwap", (event) => {
+    if (event.detail.requestConfig?.elt !== root) return; // only our refreshes
+    const status = document.getElementById("stack-status");
+    if (!status) return;
+    if (userIsActing(status)) {
+      event.detail.shouldSwap = false;
+      refresh(1000);
+      return;
+    }
+    carried = editedFields(status);
+  });
+  document.body.addEventListener("htmx:afterSwap", (event) => {
+    if (event.detail.requestConfig?.elt !== root || !carried.length) return;
+    restoreFields(document.getElementById("stack-status"), carried);
+    carried = [];
+  });
   let opened = false;
 
   const showEvent = (event) => {
@@ -70,7 +88,35 @@ export function startStackPage(root) {
   const sync = () => stats.sync(document.querySelectorAll("#stack-status [data-container-id]"));
   document.body.addEventListener("htmx:afterSettle", sync);
   sync();
-  return { socket, stats };
+  return { socket, stats, refresh };
+}
+
+let lastEdit = 0;
+document.addEventListener("input", () => { lastEdit = performance.now(); }, true);
+
+/** The user is typing in, has just edited, or is submitting a form of the status part. */
+function userIsActing(status) {
+  const focused = status.contains(document.activeElement) &&
+    document.activeElement.matches("input, select, textarea");
+  const justEdited = performance.now() - lastEdit < 3000 && editedFields(status).length > 0;
+  return focused || justEdited || status.querySelector(".htmx-request") !== null;
+}
+
+/** Fields whose value differs from what the server rendered, keyed by form and name. */
+function editedFields(status) {
+  return [...status.querySelectorAll("form")].flatMap((form) =>
+    [...form.querySelectorAll("input:not([type=hidden]):not([type=checkbox]):not([type=radio]), textarea")]
+      .filter((field) => field.value !== field.defaultValue)
+      .map((field) => ({ action: form.getAttribute("action"), name: field.name, value: field.value })));
+}
+
+function restoreFields(status, fields) {
+  if (!status) return;
+  for (const { action, name, value } of fields) {
+    const form = [...status.querySelectorAll("form")].find((f) => f.getAttribute("action") === action);
+    const field = form && form.elements.namedItem(name);
+    if (field && "value" in field) field.value = value;
+  }
 }
 
 function eventRow(event) {
