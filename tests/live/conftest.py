@@ -32,10 +32,13 @@ ORIGIN = (b"origin", b"http://testserver")
 @pytest.fixture(autouse=True)
 def _live_settings(settings):
     redis = os.environ.get("LIVE_REDIS_URL", "redis://127.0.0.1:6379/13")
+    # The production read timeout (paas/settings.py): with redis-py's default of 5 s,
+    # channels_redis' 5 s BZPOPMIN times out on the client first, and every consumer
+    # waiting 5 s for a channel message died with "Timeout reading from ...".
     settings.CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [redis]},
+            "CONFIG": {"hosts": [{"address": redis, "socket_timeout": 30}]},
         }
     }
     settings.BERTH_LIVE_RECHECK_SECONDS = 1
