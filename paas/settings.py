@@ -78,7 +78,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "apps.core.middleware.StaticFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -207,6 +207,10 @@ BERTH_VERSION = "0.1.0"
 # Live streams (apps/deployments/consumers.py).
 BERTH_LIVE_RECHECK_SECONDS = int(os.environ.get("BERTH_LIVE_RECHECK_SECONDS", "2"))
 BERTH_SHELL_IDLE_SECONDS = int(os.environ.get("BERTH_SHELL_IDLE_SECONDS", "900"))
+# Shell output flow control (apps/deployments/WEBSOCKETS.md): bytes a client may leave
+# unacknowledged (0: off), and how long a full window may wait for an ack (close 4429).
+BERTH_SHELL_WINDOW_BYTES = int(os.environ.get("BERTH_SHELL_WINDOW_BYTES", str(1024 * 1024)))
+BERTH_SHELL_ACK_SECONDS = int(os.environ.get("BERTH_SHELL_ACK_SECONDS", "120"))
 BERTH_LIVE_STREAM_THREADS = int(os.environ.get("BERTH_LIVE_STREAM_THREADS", "64"))
 CELERY_BEAT_SCHEDULE = {
     "hosts.heartbeat": {

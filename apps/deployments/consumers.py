@@ -46,6 +46,7 @@ CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 CLOSE_IDLE = 4408
 CLOSE_NOT_RUNNING = 4409
+CLOSE_ACK_TIMEOUT = 4429
 CLOSE_ENGINE = 4502
 CLOSE_BUSY = 4503
 
@@ -54,6 +55,10 @@ LOG_BATCH = 500
 LOG_BUFFER = 10000
 MERGE_DELAY = 0.25
 MAX_TRANSCRIPT = 10 * 1024 * 1024
+#: Shell output a client may have unacknowledged (BERTH_SHELL_WINDOW_BYTES overrides it).
+SHELL_WINDOW = 1024 * 1024
+#: How long a full window may wait for an ack before the socket is closed with 4429.
+SHELL_ACK_SECONDS = 120
 SHELLS = ("/bin/sh", "/bin/bash", "/bin/ash", "/bin/zsh", "sh", "bash", "ash")
 
 
@@ -662,6 +667,53 @@ def _save_transcript(container: Container, start_event: int, output: bytes) -> s
     return str(path)
 
 
+class OutputWindow:
+    """Shell output bytes sent versus acknowledged by the client (credit-based flow).
+
+    The client acknowledges the cumulative count of output bytes it has consumed; at
+    most `size` bytes are ever unacknowledged, so a client that reads slowly or not at
+    all costs the server at most a window of memory. Acks are cumulative, so a client
+    may send one every few frames: throughput stays as without a window as long as an
+    ack arrives before the window drains. `size` 0 switches flow control off.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = max(int(size), 0)
+        self.total = 0
+        self.acked = 0
+        self.ready = asyncio.Event()
+        self.ready.set()
+        self.full_since: float | None = None
+
+    def room(self) -> int:
+        """How many bytes may be read from the exec and sent now."""
+        if not self.size:
+            return streams.READ_SIZE
+        return max(min(streams.READ_SIZE, self.size - (self.total - self.acked)), 0)
+
+    def sent(self, count: int) -> None:
+        self.total += count
+        if self.size and self.total - self.acked >= self.size and self.ready.is_set():
+            self.ready.clear()
+            self.full_since = time.monotonic()
+
+    def ack(self, count: int) -> None:
+        """A cumulative ack; stale, repeated or too large counts change nothing unsafe."""
+        count = min(count, self.total)
+        if count <= self.acked:
+            return
+        self.acked = count
+        if not self.size or self.total - self.acked < self.size:
+            self.ready.set()
+            self.full_since = None
+        else:  # progress, but still full: the client is alive, restart the clock
+            self.full_since = time.monotonic()
+
+    def stalled_for(self, now: float) -> float:
+        """Seconds the window has been full without any ack."""
+        return 0.0 if self.full_since is None else now - self.full_since
+
+
 class ShellConsumer(LiveConsumer):
     """An interactive `docker exec` with a TTY; members and above only."""
 
@@ -679,6 +731,7 @@ class ShellConsumer(LiveConsumer):
         self.output = bytearray()
         self.record = self.obj.stack.environment.record_shell_transcripts
         self.last_input = time.monotonic()
+        self.window = OutputWindow(getattr(settings, "BERTH_SHELL_WINDOW_BYTES", SHELL_WINDOW))
         if not streams.reserve_slot():
             await self.fail(CLOSE_BUSY, "Too many live streams right now; try again later.")
             return
@@ -714,20 +767,33 @@ class ShellConsumer(LiveConsumer):
             self.obj, self.scope["user"], "container.shell_start", {"shell": self.params["shell"]}
         )
         await self.send_json(
-            {"type": "ready", "shell": self.params["shell"], "container": self.obj.name}
+            {
+                "type": "ready",
+                "shell": self.params["shell"],
+                "container": self.obj.name,
+                "window": self.window.size,
+            }
         )
 
     async def in_pool(self, func: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(streams.POOL, func, *args)
 
     async def pump(self) -> None:
-        session = self.session
+        """Copy exec output to the socket while the client's window has room.
+
+        daphne never pushes back: whatever is sent is queued in its memory until the
+        client reads it. So the exec socket is simply not read while the window is
+        full; the kernel's buffers fill and the TTY blocks the printing process.
+        """
+        session, window = self.session, self.window
         while not self.closed:
-            data = await self.in_pool(session.read)
+            await window.ready.wait()
+            data = await self.in_pool(session.read, window.room())
             if not data:
                 break
             if self.record and len(self.output) < MAX_TRANSCRIPT:
                 self.output += data
+            window.sent(len(data))
             await self.send(bytes_data=data)
         if self.closed:
             return
@@ -736,11 +802,19 @@ class ShellConsumer(LiveConsumer):
         await self.shutdown(1000)
 
     async def idle_watch(self) -> None:
+        """Close a shell nobody types into, and one whose client stopped acknowledging
+        (its output would otherwise hold an exec and a thread slot forever)."""
         idle = getattr(settings, "BERTH_SHELL_IDLE_SECONDS", 900)
+        patience = getattr(settings, "BERTH_SHELL_ACK_SECONDS", SHELL_ACK_SECONDS)
         while not self.closed:
-            left = self.last_input + idle - time.monotonic()
+            now = time.monotonic()
+            left = self.last_input + idle - now
             if left <= 0:
                 await self.fail(CLOSE_IDLE, "The shell was idle too long and was closed.")
+                return
+            if self.window.stalled_for(now) >= patience:
+                message = "The client stopped acknowledging output; the shell was closed."
+                await self.fail(CLOSE_ACK_TIMEOUT, message)
                 return
             await asyncio.sleep(min(left, 1.0))
 
@@ -758,7 +832,11 @@ class ShellConsumer(LiveConsumer):
 
     async def on_message(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
-        if kind == "input" and isinstance(message.get("data"), str):
+        if kind == "ack":
+            count = message.get("bytes")
+            if isinstance(count, int) and not isinstance(count, bool):
+                self.window.ack(count)
+        elif kind == "input" and isinstance(message.get("data"), str):
             await self.write(message["data"].encode())
         elif kind == "resize" and getattr(self, "session", None) is not None:
             try:

@@ -312,10 +312,11 @@ class ShellSession:
         self._raw.settimeout(None)
         self.resize(self.cols, self.rows)
 
-    def read(self) -> bytes:
-        """Blocking: the next output bytes, b"" when the shell ended or the socket closed."""
+    def read(self, size: int = READ_SIZE) -> bytes:
+        """Blocking: the next output bytes (at most `size`, which the caller's flow control
+        chooses), b"" when the shell ended or the socket closed."""
         try:
-            return self._raw.recv(READ_SIZE)
+            return self._raw.recv(size)
         except OSError:
             return b""
 
