@@ -4,8 +4,15 @@
  * UTF-8 itself, across frame boundaries); the terminal fits the window and tells the
  * server its size. When the shell exits the session ends: no reconnect, a button
  * starts a new one.
+ *
+ * Flow control: the server sends at most a window (1 MiB) of output that is not
+ * acknowledged. The page acknowledges the bytes xterm has finished writing (the
+ * term.write callback), batched: at once past ACK_EVERY bytes, otherwise on the next
+ * animation frame, so a flood costs a few acks per frame and never one per message.
  */
 import { LiveSocket, statusText } from "./socket.js";
+
+const ACK_EVERY = 64 * 1024;
 
 export function startShell(root) {
   const indicator = root.querySelector("[data-live-status]");
@@ -28,10 +35,23 @@ export function startShell(root) {
   const connect = () => {
     if (socket) socket.close();
     again.hidden = true;
-    socket = new LiveSocket(root.dataset.wsPath, {
+    // Per socket: bytes xterm has written, bytes acknowledged, a pending frame callback.
+    const flow = { written: 0, acked: 0, frame: 0 };
+    const ack = (own) => {
+      flow.frame = 0;
+      if (own !== socket || flow.written === flow.acked) return;
+      flow.acked = flow.written;
+      own.send({ type: "ack", bytes: flow.acked });
+    };
+    const written = (own, count) => {
+      flow.written += count;
+      if (flow.written - flow.acked >= ACK_EVERY) ack(own);
+      else if (!flow.frame) flow.frame = requestAnimationFrame(() => ack(own));
+    };
+    const own = new LiveSocket(root.dataset.wsPath, {
       reconnect: false,
       params: () => ({ shell: choice.value, cols: term.cols, rows: term.rows }),
-      onBinary: (bytes) => term.write(bytes),
+      onBinary: (bytes) => term.write(bytes, () => written(own, bytes.length)),
       onMessage: (msg) => {
         if (msg.type === "ready") {
           indicator.textContent = `Connected: ${msg.shell} in ${msg.container}`;
@@ -53,6 +73,7 @@ export function startShell(root) {
         }
       },
     });
+    socket = own;
     socket.connect();
     term.focus();
   };

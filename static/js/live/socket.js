@@ -107,7 +107,7 @@ export function statusText(state, code, extra) {
   if (state === "waiting") return `Disconnected; retrying in ${Math.ceil(extra / 1000)} s`;
   const why = {
     4401: "signed out", 4403: "not allowed", 4404: "not found", 4408: "idle timeout",
-    4409: "container not running", 4400: "bad request",
+    4409: "container not running", 4400: "bad request", 4429: "output not acknowledged",
   }[code];
   if (why) return `Closed (${why})`;
   // An unexpected code (1006: the connection dropped, 1011: a server error) is named, so
