@@ -9,8 +9,9 @@ event loop and a thread where the modes change. This script prints, per scenario
   ASGI handler and chain): `sync_to_async` calls (loop -> thread) and `async_to_sync`
   calls (thread -> loop), as asgiref counts them;
 - over HTTP against a real daphne (one process, as `make run` starts it) on a free
-  loopback port, over a database of its own: median and p95 latency and requests/s,
-  first with one client, then with `--threads` clients (keep-alive sessions each).
+  loopback port, over a database of its own: median and p95 latency, requests/s and
+  daphne's CPU time per request (steadier than latency on a busy machine), first with
+  one client, then with `--threads` clients (keep-alive sessions each).
 
 Scenarios: `page` is a small signed-in page (`/monitoring/`, session cookie of a real
 session row, the current tenant chosen by the middleware); `api` is `GET
@@ -167,8 +168,16 @@ def wait_for(url: str, timeout: float = 60) -> None:
             time.sleep(0.2)
 
 
-def measure(url: str, headers: dict[str, str], total: int, workers: int):
-    """(requests/s, median s, p95 s) of `total` GETs spread over `workers` threads."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` so far: less noisy than latency on a busy
+    machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(url: str, headers: dict[str, str], total: int, workers: int, pid: int):
+    """(requests/s, median s, p95 s, daphne CPU s per request) of `total` GETs spread
+    over `workers` threads."""
     import requests
 
     sessions: dict[int, requests.Session] = {}
@@ -184,11 +193,11 @@ def measure(url: str, headers: dict[str, str], total: int, workers: int):
 
     with ThreadPoolExecutor(workers) as pool:  # warm-up: imports, pool connections
         list(pool.map(one, range(max(20, 5 * workers))))
-    started = time.perf_counter()
+    cpu, started = cpu_seconds(pid), time.perf_counter()
     with ThreadPoolExecutor(workers) as pool:
         latencies = list(pool.map(one, range(total)))
-    wall = time.perf_counter() - started
-    return total / wall, bench.median(latencies), bench.p95(latencies)
+    wall, cpu = time.perf_counter() - started, cpu_seconds(pid) - cpu
+    return total / wall, bench.median(latencies), bench.p95(latencies), cpu / total
 
 
 def main() -> None:
@@ -213,7 +222,7 @@ def main() -> None:
     logs = bench.REPO / "var" / "log"
     logs.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    start_daphne(port, logs)
+    daphne = start_daphne(port, logs)
     base = f"http://127.0.0.1:{port}"
     wait_for(base + "/accounts/login/")
     pool = settings.DATABASES["default"].get("OPTIONS", {}).get("pool")
@@ -225,11 +234,13 @@ def main() -> None:
         for scenario, path in scenarios.items():
             headers = headers_for(scenario, session_key, api_token)
             for workers in (1, args.threads):
-                rps, med, p95 = measure(base + path, headers, args.requests, workers)
+                rps, med, p95, cpu = measure(
+                    base + path, headers, args.requests, workers, daphne.pid
+                )
                 bench.say(
                     f"RESULT {scenario} GET {path} ({workers} client{'s' * (workers > 1)}, "
                     f"round {round_}): {rps:.0f} req/s, median {med * 1000:.2f} ms, "
-                    f"p95 {p95 * 1000:.2f} ms"
+                    f"p95 {p95 * 1000:.2f} ms, daphne CPU {cpu * 1000:.2f} ms/request"
                 )
 
 
