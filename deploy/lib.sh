@@ -370,44 +370,73 @@ berth_engine_stop_if_started_here() {
 
 BERTH_REGISTRY_BIN="${BERTH_REGISTRY_BIN:-/usr/bin/docker-registry}"
 
-_berth_registry_up() {
+_berth_http_up() {
     local code
-    code="$(curl -s -o /dev/null -w '%{http_code}' "http://${BERTH_REGISTRY_ADDR:-127.0.0.1:5000}/v2/")"
+    code="$(curl -s -o /dev/null -w '%{http_code}' "http://$1/v2/")"
     [ "$code" = 401 ] || [ "$code" = 200 ]
 }
+_berth_registry_up() { _berth_http_up "${BERTH_REGISTRY_ADDR:-127.0.0.1:5000}"; }
 
-# Idempotent: does nothing when our registry runs; renders the config again
-# otherwise (so a changed BERTH_PUBLIC_URL or address is picked up) and starts it.
+# The registry itself listens on loopback, on the port after the gate's unless
+# BERTH_REGISTRY_BACKEND_ADDR says otherwise (apps/registry/config.py: backend_addr).
+_berth_registry_backend() {
+    local front="${BERTH_REGISTRY_ADDR:-127.0.0.1:5000}"
+    echo "${BERTH_REGISTRY_BACKEND_ADDR:-127.0.0.1:$((${front##*:} + 1))}"
+}
+
+# _berth_wait_http NAME ADDR LOG: until ADDR answers /v2/, while NAME runs (30 s).
+_berth_wait_http() {
+    local name="$1" addr="$2" log="$3" deadline=$((SECONDS + 30))
+    until _berth_http_up "$addr"; do
+        if ! berth_is_running "$name" || [ "$SECONDS" -ge "$deadline" ]; then
+            tail -n 20 "$log" >&2
+            berth_registry_stop
+            berth_die "$name did not answer on $addr (log: $log)"
+            return 1
+        fi
+        sleep 0.2
+    done
+}
+
+# Idempotent: does nothing when our registry runs; renders the configs again
+# otherwise (so a changed BERTH_PUBLIC_URL or address is picked up) and starts
+# docker-registry on its loopback address and, in front of it on
+# BERTH_REGISTRY_ADDR, the gate (HAProxy) that sends manifest uploads to Berth
+# for the storage quota (the portal on 127.0.0.1:$BERTH_PORT).
 berth_registry_start() {
-    local addr="${BERTH_REGISTRY_ADDR:-127.0.0.1:5000}"
+    local addr="${BERTH_REGISTRY_ADDR:-127.0.0.1:5000}" backend
     local config="$BERTH_STATE_DIR/registry/config.yml" log="$BERTH_STATE_DIR/log/registry.log"
-    berth_is_running registry && return 0
-    if _berth_registry_up; then
+    local gate="$BERTH_STATE_DIR/registry/gate.cfg"
+    backend="$(_berth_registry_backend)"
+    berth_is_running registry && berth_is_running registry-gate && return 0
+    if ! berth_is_running registry && _berth_registry_up; then
         berth_log "a registry already answers on $addr; using it (not started by Berth)"
         return 0
     fi
     [ -x "$BERTH_REGISTRY_BIN" ] ||
         berth_die "$BERTH_REGISTRY_BIN not found; run berth_ensure_packages (package docker-registry)" || return 1
+    command -v haproxy >/dev/null 2>&1 ||
+        berth_die "haproxy not found; run berth_ensure_packages (package haproxy)" || return 1
     (cd "$BERTH_REPO" && "$BERTH_VENV/bin/python" manage.py registry_config --skip-checks \
-        --output "$config" >/dev/null) || berth_die "could not render $config" || return 1
+        --output "$config" --addr "$backend" --gate-output "$gate" \
+        --portal-addr "127.0.0.1:${BERTH_PORT:-8000}" >/dev/null) ||
+        berth_die "could not render $config" || return 1
     local t0="$EPOCHREALTIME"
-    printf '\n==== %s berth: docker-registry starting ====\n' "$(date -Is)" >>"$log"
-    berth_spawn registry "$log" "$BERTH_REGISTRY_BIN" serve "$config" || return 1
-    local deadline=$((SECONDS + 30))
-    until _berth_registry_up; do
-        if ! berth_is_running registry || [ "$SECONDS" -ge "$deadline" ]; then
-            tail -n 20 "$log" >&2
-            berth_registry_stop
-            berth_die "the registry did not answer on $addr (log: $log)"
-            return 1
-        fi
-        sleep 0.2
-    done
-    berth_log "registry up on $addr in $(berth_elapsed "$t0")s (log: $log)"
+    if ! berth_is_running registry; then
+        printf '\n==== %s berth: docker-registry starting ====\n' "$(date -Is)" >>"$log"
+        berth_spawn registry "$log" "$BERTH_REGISTRY_BIN" serve "$config" || return 1
+        _berth_wait_http registry "$backend" "$log" || return 1
+    fi
+    if ! berth_is_running registry-gate; then
+        printf '\n==== %s berth: registry gate (haproxy) starting ====\n' "$(date -Is)" >>"$log"
+        berth_spawn registry-gate "$log" haproxy -db -f "$gate" || return 1
+        _berth_wait_http registry-gate "$addr" "$log" || return 1
+    fi
+    berth_log "registry up on $addr (itself on $backend) in $(berth_elapsed "$t0")s (log: $log)"
 }
 
-# Stops only a registry Berth started (its pidfile); a foreign one is left alone.
-berth_registry_stop() { berth_stop registry 20; }
+# Stops only a registry Berth started (its pidfiles); a foreign one is left alone.
+berth_registry_stop() { berth_stop registry-gate 10; berth_stop registry 20; }
 
 # ---------------------------------------------------------------------------
 # Background processes of `make run` (daphne, celery worker, celery beat)

@@ -74,10 +74,11 @@ berth_engine_start
 bash deploy/build-images.sh
 
 # --- REGISTRY: Berth's image registry (Debian's docker-registry) ---------------
-# Token auth and notifications point at this run's URL; storage in the state dir.
+# Token auth and notifications point at this run's URL; storage in the state dir;
+# the gate (HAProxy) in front sends manifest uploads to this run's portal.
 export BERTH_PUBLIC_URL="${BERTH_PUBLIC_URL:-$URL}"
 export BERTH_REGISTRY_ADDR="${BERTH_REGISTRY_ADDR:-127.0.0.1:5000}"
-berth_registry_start
+BERTH_PORT="$PORT" berth_registry_start
 
 # --- Django --------------------------------------------------------------------
 # migrate --noinput, collectstatic --noinput and berth_bootstrap (creates the

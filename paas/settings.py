@@ -363,6 +363,9 @@ BERTH_INVITATION_DAYS = int(os.environ.get("BERTH_INVITATION_DAYS", "7"))
 # Private registry (apps/registry): Debian's docker-registry behind Berth's token service.
 BERTH_PUBLIC_URL = os.environ.get("BERTH_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
 BERTH_REGISTRY_ADDR = os.environ.get("BERTH_REGISTRY_ADDR", "127.0.0.1:5000")
+# Where docker-registry itself listens, behind the gate (HAProxy) that serves
+# BERTH_REGISTRY_ADDR; empty means loopback on the next port (5000 -> 127.0.0.1:5001).
+BERTH_REGISTRY_BACKEND_ADDR = os.environ.get("BERTH_REGISTRY_BACKEND_ADDR", "")
 BERTH_REGISTRY_SERVICE = os.environ.get("BERTH_REGISTRY_SERVICE", "berth-registry")
 BERTH_REGISTRY_ISSUER = "berth"
 BERTH_REGISTRY_TOKEN_SECONDS = min(int(os.environ.get("BERTH_REGISTRY_TOKEN_SECONDS", "300")), 300)

@@ -90,8 +90,15 @@ def pytest_collection_modifyitems(config, items):
 def registry(live_server, tmp_path_factory):
     """A real docker-registry for the session, trusting the live server's token service
     (tests/registry/conftest.py has the details)."""
+    from django.conf import settings
+
     from tests.registry.conftest import start_registry, stop_registry
 
     server = start_registry(tmp_path_factory.mktemp("registry"), live_server.url)
+    # The gate sends manifest uploads to the live server, which forwards them to the
+    # registry behind BERTH_REGISTRY_ADDR: by default, this one (tests may point it
+    # elsewhere with the `settings` fixture).
+    default_addr, settings.BERTH_REGISTRY_ADDR = settings.BERTH_REGISTRY_ADDR, server.addr
     yield server
+    settings.BERTH_REGISTRY_ADDR = default_addr
     stop_registry(server)

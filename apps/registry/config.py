@@ -1,4 +1,12 @@
-"""The registry's config.yml, rendered by Berth so that it trusts Berth's token service.
+"""The registry's config.yml, rendered by Berth so that it trusts Berth's token service,
+and the gate's haproxy.cfg.
+
+Clients never talk to docker-registry directly: HAProxy (the gate) serves
+BERTH_REGISTRY_ADDR and passes everything to the registry on a loopback address
+(`backend_addr()`), except a manifest upload, which goes to Berth first
+(`/registry/gate/...`): the registry cannot be asked whether a push fits the tenant's
+storage quota, and the manifest is the one request that names every blob of an image
+before the image exists.
 
 Filesystem storage under BERTH_STATE_DIR/registry/data by default. Object storage is a
 drop-in alternative: replace the `filesystem` block with distribution's `s3` driver
@@ -9,6 +17,7 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import yaml
 from django.conf import settings
@@ -49,7 +58,29 @@ def notification_secret() -> str:
 
 
 def registry_addr() -> str:
+    """Where clients (docker, engines, Berth itself) reach the registry: the gate."""
     return settings.BERTH_REGISTRY_ADDR
+
+
+def split_addr(addr: str) -> tuple[str, int]:
+    host, _, port = addr.rpartition(":")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def backend_addr(front: str | None = None) -> str:
+    """Where docker-registry itself listens: BERTH_REGISTRY_BACKEND_ADDR, else loopback
+    on the port after the gate's, so only this machine can go around the gate."""
+    if settings.BERTH_REGISTRY_BACKEND_ADDR and front is None:
+        return settings.BERTH_REGISTRY_BACKEND_ADDR
+    _, port = split_addr(front or registry_addr())
+    return f"127.0.0.1:{port + 1}"
+
+
+def portal_addr(public_url: str | None = None) -> str:
+    """host:port of Berth's portal as the gate reaches it, from its public URL."""
+    url = urlsplit(public_url or settings.BERTH_PUBLIC_URL)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    return f"{url.hostname}:{port}"
 
 
 def data_dir() -> Path:
@@ -94,7 +125,7 @@ def build_config(
         "log": {"level": "info", "fields": {"service": "berth-registry"}},
         "storage": _storage(Path(root) if root else data_dir(), readonly, s3),
         "http": {
-            "addr": addr or registry_addr(),
+            "addr": addr or backend_addr(),
             "secret": _installation_secret(HTTP_SECRET_FILE),
             "headers": {"X-Content-Type-Options": ["nosniff"]},
         },
@@ -137,5 +168,56 @@ def write_config(path: Path, **options) -> Path:
     tmp = path.with_suffix(".tmp")
     tmp.unlink(missing_ok=True)
     write_private(tmp, render_config(**options).encode())
+    tmp.replace(path)
+    return path
+
+
+GATE_TEMPLATE = """\
+# The registry's gate, rendered by Berth (apps/registry/config.py): clients reach the
+# registry here; manifest uploads go to Berth first, which checks the tenant's storage
+# quota and forwards them; everything else goes straight to docker-registry.
+global
+    maxconn 4096
+
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 15m
+    timeout server 15m
+    timeout http-keep-alive 30s
+
+frontend registry
+    bind {front}
+    acl manifest_upload method PUT
+    acl manifest_upload_path path_reg ^/v2/.+/manifests/[^/]+$
+    use_backend berth_gate if manifest_upload manifest_upload_path
+    default_backend registry
+
+backend registry
+    server registry {backend}
+
+backend berth_gate
+    http-request set-header X-Berth-Registry-Host %[req.hdr(host)]
+    http-request set-path /registry/gate%[path]
+    http-request set-header Host {portal}
+    server berth {portal}
+"""
+
+
+def render_gate_config(
+    *, front: str | None = None, backend: str | None = None, portal: str | None = None
+) -> str:
+    """haproxy.cfg for the gate in front of the registry."""
+    front = front or registry_addr()
+    return GATE_TEMPLATE.format(
+        front=front, backend=backend or backend_addr(front), portal=portal or portal_addr()
+    )
+
+
+def write_gate_config(path: Path, **options) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(render_gate_config(**options))
     tmp.replace(path)
     return path

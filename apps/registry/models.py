@@ -188,6 +188,9 @@ class TenantRegistryQuota(models.Model):
     )
     quota_bytes = models.BigIntegerField(default=0)
     used_bytes = models.BigIntegerField(default=0)
+    # digest -> size of every blob the tenant's tags reference, as of the last usage
+    # walk plus the pushes the gate admitted since: what a new push does not add again.
+    blob_sizes = models.JSONField(default=dict, blank=True)
     # Pulls of one repository in one day above which the tenant is alerted; 0 means never.
     pull_alert_threshold = models.PositiveIntegerField(default=0)
 

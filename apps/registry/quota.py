@@ -6,12 +6,17 @@ counted once per digest (a layer shared by two images of a tenant is stored once
 repository's figure dedupes within the repository, so the repositories of a tenant can
 add up to more than the tenant's figure.
 
-The quota is checked at token time: `can_push(tenant)` is asked by the token service
-before it grants "push" on a repository of the tenant, and a tenant at or over its quota
-gets no push right, with a message the docker client prints ("denied: ..."). The registry
-itself does not know the size of a push before it is made, so one push may end above the
-quota; the next one is refused. Usage is refreshed after every push and delete
-notification (task registry.refresh_usage) and after garbage collection.
+The quota is enforced twice:
+- at token time: `can_push(tenant)` is asked by the token service before it grants
+  "push" on a repository of the tenant; a tenant at or over its quota gets no push right;
+- at the manifest: the gate (gate.py) asks `admit_manifest` before the registry stores an
+  image's manifest. The blobs the tenant does not store yet are counted at their real
+  size; a push that would pass the quota is refused, and one that fits reserves its bytes
+  at once, so two pushes racing each other cannot both slip under the quota.
+Either way the docker client prints the message ("denied: ..."). Usage is recomputed
+from the registry after every push and delete notification (task
+registry.refresh_usage) and after garbage collection, which corrects any reservation
+of a push that did not complete.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from apps.tenants.services import require_role
 class Usage:
     total: int = 0
     repositories: dict[str, int] = field(default_factory=dict)
+    blobs: dict[str, int] = field(default_factory=dict)  # digest -> size, whole tenant
 
 
 def quota_of(tenant: Tenant) -> TenantRegistryQuota:
@@ -80,6 +86,7 @@ def compute_usage(tenant: Tenant, client: RegistryClient | None = None) -> Usage
         usage.repositories[name] = sum(blobs.values())
         seen.update(blobs)
     usage.total = sum(seen.values())
+    usage.blobs = seen
     return usage
 
 
@@ -90,7 +97,7 @@ def refresh_usage(tenant: Tenant, client: RegistryClient | None = None) -> Usage
     for name, size in usage.repositories.items():
         Repository.objects.update_or_create(tenant=tenant, name=name, defaults={"size_bytes": size})
     TenantRegistryQuota.objects.update_or_create(
-        tenant=tenant, defaults={"used_bytes": usage.total}
+        tenant=tenant, defaults={"used_bytes": usage.total, "blob_sizes": usage.blobs}
     )
     return usage
 
@@ -105,6 +112,32 @@ def can_push(tenant: Tenant) -> tuple[bool, str]:
         f"of {filesizeformat(quota.quota_bytes)}; delete tags or ask an administrator "
         "for more space"
     )
+
+
+def admit_manifest(tenant: Tenant, blobs: dict[str, int]) -> str | None:
+    """Reserve the bytes of `blobs` (digest -> stored size) the tenant does not hold yet,
+    or return why not: the message the docker client shows when the push would pass the
+    quota. Without a quota nothing is counted."""
+    with transaction.atomic():
+        quota = TenantRegistryQuota.objects.select_for_update().filter(tenant=tenant).first()
+        if quota is None or not quota.quota_bytes:
+            return None
+        held = quota.blob_sizes or {}
+        new = {digest: size for digest, size in blobs.items() if digest not in held}
+        needed = sum(new.values())
+        if not new:
+            return None
+        if quota.used_bytes + needed > quota.quota_bytes:
+            return (
+                f"storage quota of {tenant.slug} exceeded: this push needs "
+                f"{filesizeformat(needed)} more, {filesizeformat(quota.used_bytes)} used of "
+                f"{filesizeformat(quota.quota_bytes)}; delete tags or ask an administrator "
+                "for more space"
+            )
+        quota.blob_sizes = {**held, **new}
+        quota.used_bytes += needed
+        quota.save(update_fields=["blob_sizes", "used_bytes"])
+    return None
 
 
 def set_quota(*, actor: Any, tenant: Tenant, quota_bytes: int) -> TenantRegistryQuota:

@@ -30,4 +30,6 @@ urlpatterns = [
     path("usage/", views.UsageView.as_view(), name="usage"),
     path("usage/threshold/", views.ThresholdView.as_view(), name="threshold"),
     path("gc/", views.GarbageCollectView.as_view(), name="gc"),
+    # the registry's gate (HAProxy) sends manifest uploads here: apps/registry/gate.py
+    path("gate/v2/<path:path>", views.ManifestGateView.as_view(), name="gate"),
 ]

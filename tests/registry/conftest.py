@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from apps.registry.config import write_config
+from apps.registry.config import portal_addr, write_config, write_gate_config
 
 REGISTRY_BIN = "/usr/bin/docker-registry"
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
@@ -48,6 +48,7 @@ class RegistryServer:
     log: Path
     config: Path
     pidfile: Path
+    gate: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
@@ -57,33 +58,73 @@ class RegistryServer:
         return f"{self.addr}/{repository}:{tag}"
 
 
+def free_port_pair() -> int:
+    """A loopback port whose next port is free too: the gate and the registry behind it."""
+    for _ in range(50):
+        port = free_port()
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no two consecutive free loopback ports")
+
+
+def _wait_for_v2(addr: str, process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            if requests.get(f"http://{addr}/v2/", timeout=1).status_code in (200, 401):
+                return
+        except requests.ConnectionError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"{process.args[0]} did not start: {log.read_text()[-2000:]}")
+        time.sleep(0.1)
+
+
 def start_registry(tmp: Path, public_url: str, *, auth: bool = True) -> RegistryServer:
-    """Start docker-registry on a free loopback port; wait until /v2/ answers."""
-    addr = f"127.0.0.1:{free_port()}"
+    """Start docker-registry on loopback and, with `auth`, the gate (HAProxy) in front of
+    it as `make run` does; wait until /v2/ answers. `addr` is where clients go: the gate,
+    or the registry itself for the benchmark's unauthenticated twin."""
+    port = free_port_pair()
+    addr, backend = f"127.0.0.1:{port}", f"127.0.0.1:{port + 1}"
     root = tmp / "data"
     config = write_config(
-        tmp / "config.yml", public_url=public_url, addr=addr, root=root, auth=auth
+        tmp / "config.yml",
+        public_url=public_url,
+        addr=backend if auth else addr,
+        root=root,
+        auth=auth,
     )
     log = tmp / "registry.log"
     with log.open("ab") as out:
         process = subprocess.Popen(
             [REGISTRY_BIN, "serve", str(config)], stdout=out, stderr=subprocess.STDOUT
         )
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            if requests.get(f"http://{addr}/v2/", timeout=1).status_code in (200, 401):
-                break
-        except requests.ConnectionError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError(f"docker-registry did not start: {log.read_text()[-2000:]}")
-        time.sleep(0.1)
+    _wait_for_v2(backend if auth else addr, process, log)
+    gate = None
+    if auth:
+        gate_config = write_gate_config(
+            tmp / "gate.cfg", front=addr, backend=backend, portal=portal_addr(public_url)
+        )
+        with log.open("ab") as out:
+            gate = subprocess.Popen(
+                ["haproxy", "-db", "-f", str(gate_config)], stdout=out, stderr=subprocess.STDOUT
+            )
+        _wait_for_v2(addr, gate, log)
     pidfile = tmp / "registry.pid"
     pidfile.write_text(f"{process.pid} {_starttime(process.pid)}\n")
     return RegistryServer(
-        addr=addr, root=root, process=process, log=log, config=config, pidfile=pidfile
+        addr=addr,
+        root=root,
+        process=process,
+        log=log,
+        config=config,
+        pidfile=pidfile,
+        gate=gate,
     )
 
 
@@ -104,6 +145,9 @@ def _restarted_pid(server: RegistryServer) -> int | None:
 
 
 def stop_registry(server: RegistryServer) -> None:
+    if server.gate is not None:
+        server.gate.terminate()
+        server.gate.wait(10)
     other = _restarted_pid(server)
     if other is not None:
         os.kill(other, signal.SIGTERM)

@@ -1,5 +1,7 @@
-"""Storage quota (refused at token time, with a message the docker client prints) and
-garbage collection that frees real disk after tags are deleted, on a real registry."""
+"""Storage quota (a push that would pass it is refused at the manifest by the registry's
+gate, and a tenant already over it gets no push token, each with a message the docker
+client prints) and garbage collection that frees real disk after tags are deleted, on a
+real registry."""
 
 from __future__ import annotations
 
@@ -39,22 +41,61 @@ def test_can_push_until_the_quota_is_reached(tenant_a):
     assert "storage quota of acme exceeded" in message and "1000" in message.replace("\xa0", " ")
 
 
+def refused(result, *needles: str) -> None:
+    assert result.returncode != 0, result.stdout
+    output = (result.stdout + result.stderr).replace("\xa0", " ")
+    for needle in needles:
+        assert needle in output, output
+
+
 @pytest.mark.django_db(transaction=True)
-def test_push_over_quota_is_refused_with_a_readable_message(
-    registry, settings, eager_tasks, docker_cli, tiny_image, tenant_a, member
+def test_a_push_bigger_than_the_quota_is_refused_before_it_is_stored(
+    registry, eager_tasks, docker_cli, tiny_image, tenant_a, member
 ):
-    settings.BERTH_REGISTRY_ADDR = registry.addr
-    TenantRegistryQuota.objects.create(tenant=tenant_a, quota_bytes=1024)
+    """Nothing used yet, a 100 KB quota, a 1 MB image: refused, and no tag exists."""
+    TenantRegistryQuota.objects.create(tenant=tenant_a, quota_bytes=100 * 1024)
+    assert docker_cli.login(registry, member.username, PASSWORD).returncode == 0
+    name = f"acme/quota-{uuid.uuid4().hex[:6]}"
+    result = docker_cli.push(docker_cli.tag(tiny_image, registry.ref(name)))
+    refused(result, "denied: storage quota of acme exceeded: this push needs 1.0 MB more")
+    refused(result, "0 bytes used of 100.0 KB")
+    from apps.registry.registry_client import RegistryClient
+
+    assert RegistryClient().list_tags(name) == []
+    assert TenantRegistryQuota.objects.get(tenant=tenant_a).used_bytes == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_quota_counts_each_blob_once_and_refuses_what_does_not_fit(
+    registry, eager_tasks, docker_cli, tiny_image, tenant_a, member, tmp_path
+):
+    TenantRegistryQuota.objects.create(tenant=tenant_a, quota_bytes=50 * 1000 * 1000)
     assert docker_cli.login(registry, member.username, PASSWORD).returncode == 0
     first = docker_cli.tag(tiny_image, registry.ref(f"acme/quota-{uuid.uuid4().hex[:6]}"))
-    assert docker_cli.push(first).returncode == 0  # under quota when it starts
-    usage = quota.refresh_usage(tenant_a)
-    assert usage.total > 1024
-    second = docker_cli.tag(tiny_image, registry.ref(f"acme/quota-{uuid.uuid4().hex[:6]}"))
-    result = docker_cli.push(second)
-    assert result.returncode != 0
-    assert "storage quota of acme exceeded" in result.stderr, result.stderr
-    # The usage walk found the repository through the registry's paginated catalog.
+    assert docker_cli.push(first).returncode == 0
+    # What the gate reserved is what the usage walk finds in the registry.
+    reserved = TenantRegistryQuota.objects.get(tenant=tenant_a).used_bytes
+    assert reserved > 1_000_000
+    pushed = first.split("/", 1)[1].split(":")[0].split("/", 1)[1]
+    assert quota.refresh_usage(tenant_a).repositories[pushed] == reserved
+    TenantRegistryQuota.objects.filter(tenant=tenant_a).update(used_bytes=reserved)
+
+    # Little room left: the same image in another repository adds no byte and fits...
+    TenantRegistryQuota.objects.filter(tenant=tenant_a).update(quota_bytes=reserved + 1000)
+    again = docker_cli.tag(tiny_image, registry.ref(f"acme/quota-{uuid.uuid4().hex[:6]}"))
+    assert docker_cli.push(again).returncode == 0, "an image the tenant already stores"
+    # ...a new 3 MB layer does not.
+    image = unique_image(tmp_path)
+    docker_cli.tags.add(image)
+    big = docker_cli.tag(image, registry.ref(f"acme/quota-{uuid.uuid4().hex[:6]}"))
+    refused(docker_cli.push(big), "denied: storage quota of acme exceeded: this push needs 3.")
+    assert TenantRegistryQuota.objects.get(tenant=tenant_a).used_bytes == reserved
+
+    # At the quota: no push token at all, whatever the image.
+    TenantRegistryQuota.objects.filter(tenant=tenant_a).update(quota_bytes=reserved)
+    third = docker_cli.tag(tiny_image, registry.ref(f"acme/quota-{uuid.uuid4().hex[:6]}"))
+    refused(docker_cli.push(third), "storage quota of acme exceeded", "used of")
+    # The usage walk found the repositories through the registry's paginated catalog.
     from apps.registry.registry_client import RegistryClient
 
     assert first.split("/", 1)[1].split(":")[0] in RegistryClient().catalog(page=1)

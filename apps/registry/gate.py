@@ -1,0 +1,156 @@
+"""The registry's gate: a manifest upload passes through Berth, which refuses a push that
+would take the tenant past its storage quota before the image exists.
+
+Why here: the registry cannot be asked about quotas, and the token is issued before the
+client says what it will push. The manifest is the one request that names every blob of
+the image, after the blobs are uploaded and before any tag points at them. HAProxy
+(config.GATE_TEMPLATE) routes `PUT /v2/<name>/manifests/<ref>` to `/registry/gate/...`;
+this module checks the caller's token (our own signature, a push grant on that very
+repository), counts the blobs the tenant does not store yet at their real size (asked
+from the registry, not taken from the manifest's word), reserves them, and forwards the
+request untouched to docker-registry. A refused push leaves unreferenced blobs behind,
+which garbage collection frees.
+
+A request without a token of ours granting push on that repository gets the registry's
+own 401 challenge and goes no further; a manifest that is not an image (a list, an index,
+garbage) brings no blob and is forwarded for the registry to judge.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+import jwt
+import requests
+from django.conf import settings
+
+from apps.registry import config
+from apps.registry.keys import signing_key
+
+MANIFEST_PATH = re.compile(r"^/v2/(?P<name>.+)/manifests/(?P<ref>[^/]+)$")
+HOST_HEADER = re.compile(r"^[A-Za-z0-9.\-\[\]:]{1,255}$")
+MAX_MANIFEST = 4 * 1024 * 1024  # distribution's own limit for a manifest body
+FORWARDED_REQUEST_HEADERS = ("Authorization", "Content-Type", "User-Agent", "Accept")
+HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "content-length",
+    "te",
+    "trailer",
+    "upgrade",
+    "proxy-authenticate",
+    "proxy-authorization",
+}
+
+
+class GateError(Exception):
+    """The registry behind the gate did not answer."""
+
+
+@dataclass(frozen=True)
+class Forwarded:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+def parse_manifest_path(path: str) -> tuple[str, str] | None:
+    """(repository name, reference) of a manifest URL path, or None."""
+    match = MANIFEST_PATH.match(path)
+    return (match["name"], match["ref"]) if match else None
+
+
+def manifest_blobs(body: bytes) -> dict[str, int]:
+    """digest -> declared size of the config and layers an image manifest references.
+
+    Manifest lists and indexes reference manifests pushed on their own (each one passed
+    the gate), so they bring no blob; so do documents that are not manifests at all
+    (the registry refuses those itself)."""
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    if not isinstance(document, dict) or "manifests" in document:
+        return {}
+    descriptors = [document.get("config")] + list(document.get("layers") or [])
+    blobs: dict[str, int] = {}
+    for descriptor in descriptors:
+        if not isinstance(descriptor, dict):
+            continue
+        digest, size = descriptor.get("digest"), descriptor.get("size")
+        if isinstance(digest, str) and isinstance(size, int) and size >= 0:
+            blobs[digest] = size
+    return blobs
+
+
+def pusher_of(authorization: str, name: str) -> str | None:
+    """The token's subject when it is ours, valid, and grants push on `name`."""
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return None
+    try:
+        claims = jwt.decode(
+            token,
+            signing_key().private_key.public_key(),
+            algorithms=["ES256"],
+            audience=settings.BERTH_REGISTRY_SERVICE,
+            issuer=settings.BERTH_REGISTRY_ISSUER,
+        )
+    except jwt.PyJWTError:
+        return None
+    for entry in claims.get("access") or []:
+        if (
+            isinstance(entry, dict)
+            and entry.get("type") == "repository"
+            and entry.get("name") == name
+            and "push" in (entry.get("actions") or [])
+        ):
+            return str(claims.get("sub") or "")
+    return None
+
+
+def stored_sizes(name: str, blobs: dict[str, int], authorization: str) -> dict[str, int]:
+    """The sizes the registry really stores for `blobs` (HEAD on each); a blob it does not
+    know keeps its declared size (the registry will refuse the manifest anyway)."""
+    sizes = {}
+    for digest, declared in blobs.items():
+        try:
+            answer = requests.head(
+                f"http://{config.backend_addr()}/v2/{name}/blobs/{digest}",
+                headers={"Authorization": authorization},
+                timeout=10,
+            )
+            length = int(answer.headers.get("Content-Length", "")) if answer.ok else None
+        except (requests.RequestException, ValueError):
+            length = None
+        sizes[digest] = declared if length is None else length
+    return sizes
+
+
+def forward(method: str, path: str, query: str, headers: dict, body: bytes) -> Forwarded:
+    """Send the client's request to docker-registry as it came; its answer, minus the
+    hop-by-hop headers."""
+    sent = {key: headers[key] for key in FORWARDED_REQUEST_HEADERS if headers.get(key)}
+    host = headers.get("X-Berth-Registry-Host", "")
+    if HOST_HEADER.match(host):
+        sent["Host"] = host  # the registry builds Location from it
+    url = f"http://{config.backend_addr()}{path}" + (f"?{query}" if query else "")
+    try:
+        answer = requests.request(
+            method, url, data=body, headers=sent, allow_redirects=False, timeout=60
+        )
+    except requests.RequestException as exc:
+        raise GateError(f"the registry did not answer: {exc}") from exc
+    kept = {k: v for k, v in answer.headers.items() if k.lower() not in HOP_BY_HOP}
+    return Forwarded(status=answer.status_code, headers=kept, body=answer.content)
+
+
+def challenge(name: str) -> str:
+    """The WWW-Authenticate header the registry itself sends for a push on `name`."""
+    return (
+        f'Bearer realm="{config.token_realm()}",service="{settings.BERTH_REGISTRY_SERVICE}",'
+        f'scope="repository:{name}:pull,push"'
+    )
