@@ -118,6 +118,9 @@ def admit_manifest(tenant: Tenant, blobs: dict[str, int]) -> str | None:
     """Reserve the bytes of `blobs` (digest -> stored size) the tenant does not hold yet,
     or return why not: the message the docker client shows when the push would pass the
     quota. Without a quota nothing is counted."""
+    row = TenantRegistryQuota.objects.filter(tenant=tenant).first()
+    if row is not None and row.quota_bytes and row.used_bytes and not row.blob_sizes:
+        refresh_usage(tenant)  # usage measured before digests were kept: learn them once
     with transaction.atomic():
         quota = TenantRegistryQuota.objects.select_for_update().filter(tenant=tenant).first()
         if quota is None or not quota.quota_bytes:

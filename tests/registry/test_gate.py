@@ -139,7 +139,9 @@ def test_a_valid_push_goes_on_to_the_registry(client, tenant_a):
 
 @pytest.mark.django_db
 def test_a_push_past_the_quota_is_denied_in_the_registry_format(client, tenant_a):
-    TenantRegistryQuota.objects.create(tenant=tenant_a, quota_bytes=10_000, used_bytes=4_000)
+    TenantRegistryQuota.objects.create(
+        tenant=tenant_a, quota_bytes=10_000, used_bytes=4_000, blob_sizes={OTHER: 4_000}
+    )
     response = put(client, manifest((LAYER, 7_000)), **bearer())
     assert response.status_code == 403
     error = response.json()["errors"][0]
@@ -190,3 +192,20 @@ def test_zero_quota_means_unlimited(tenant_a):
     TenantRegistryQuota.objects.create(tenant=tenant_a, quota_bytes=0, used_bytes=5)
     assert quota.admit_manifest(tenant_a, {LAYER: 10**12}) is None
     assert TenantRegistryQuota.objects.get(tenant=tenant_a).used_bytes == 5
+
+
+@pytest.mark.django_db
+def test_usage_measured_before_digests_were_kept_is_walked_once(tenant_a, monkeypatch):
+    """A quota row from before `blob_sizes` existed: learn the digests from the registry
+    rather than count every blob of the push as new."""
+    TenantRegistryQuota.objects.create(tenant=tenant_a, quota_bytes=1000, used_bytes=700)
+    walked = []
+
+    def walk(tenant):
+        walked.append(tenant)
+        TenantRegistryQuota.objects.filter(tenant=tenant).update(blob_sizes={LAYER: 700})
+
+    monkeypatch.setattr(quota, "refresh_usage", walk)
+    assert quota.admit_manifest(tenant_a, {LAYER: 700, CONFIG: 300}) is None
+    assert quota.admit_manifest(tenant_a, {OTHER: 1}) is not None
+    assert walked == [tenant_a]
