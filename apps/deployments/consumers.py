@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+from channels import DEFAULT_CHANNEL_LAYER
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -124,6 +125,10 @@ class LiveConsumer(AsyncWebsocketConsumer):
 
     model: type[models.Model] = Stack
     role: str = Role.VIEWER
+    # Not configured, so no channel layer: only the events socket gets channel messages.
+    # A consumer that listens on the layer also dies (close 1011) on any Redis read error
+    # of its receive loop; a shell, a log or stats stream must not depend on Redis.
+    channel_layer_alias = "berth-none"
 
     async def connect(self) -> None:
         self.tasks: list[asyncio.Task] = []
@@ -241,6 +246,7 @@ class StackEventsConsumer(LiveConsumer):
     """A stack's events: catch-up from the Event table, then live ones, never twice."""
 
     model = Stack
+    channel_layer_alias = DEFAULT_CHANNEL_LAYER
 
     def parse(self, query: dict[str, str]) -> dict[str, Any]:
         after = query.get("after")
