@@ -25,6 +25,7 @@ from django.conf import settings
 from apps.registry.keys import ensure_signing_key, registry_state_dir, write_private
 
 NOTIFY_SECRET_FILE = "notify.secret"
+GATE_SECRET_FILE = "gate.secret"
 HTTP_SECRET_FILE = "http.secret"
 
 S3_COMMENT = """\
@@ -55,6 +56,12 @@ def _installation_secret(filename: str) -> str:
 def notification_secret() -> str:
     """The shared secret the registry sends in `Authorization: Bearer ...` with events."""
     return _installation_secret(NOTIFY_SECRET_FILE)
+
+
+def gate_secret() -> str:
+    """What the gate sends with a manifest upload, so Berth believes the registry address
+    it names (a request that comes around the gate goes to `backend_addr()`)."""
+    return _installation_secret(GATE_SECRET_FILE)
 
 
 def registry_addr() -> str:
@@ -198,6 +205,8 @@ backend registry
 
 backend berth_gate
     http-request set-header X-Berth-Registry-Host %[req.hdr(host)]
+    http-request set-header X-Berth-Registry-Backend {backend}
+    http-request set-header X-Berth-Gate-Secret {secret}
     http-request set-path /registry/gate%[path]
     http-request set-header Host {portal}
     server berth {portal}
@@ -210,14 +219,19 @@ def render_gate_config(
     """haproxy.cfg for the gate in front of the registry."""
     front = front or registry_addr()
     return GATE_TEMPLATE.format(
-        front=front, backend=backend or backend_addr(front), portal=portal or portal_addr()
+        front=front,
+        backend=backend or backend_addr(front),
+        portal=portal or portal_addr(),
+        secret=gate_secret(),
     )
 
 
 def write_gate_config(path: Path, **options) -> Path:
+    """Write haproxy.cfg with mode 0600 (it holds the gate's secret)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(render_gate_config(**options))
+    tmp.unlink(missing_ok=True)
+    write_private(tmp, render_gate_config(**options).encode())
     tmp.replace(path)
     return path

@@ -18,6 +18,7 @@ garbage) brings no blob and is forwarded for the registry to judge.
 
 from __future__ import annotations
 
+import hmac
 import json
 import re
 from dataclasses import dataclass
@@ -112,14 +113,27 @@ def pusher_of(authorization: str, name: str) -> str | None:
     return None
 
 
-def stored_sizes(name: str, blobs: dict[str, int], authorization: str) -> dict[str, int]:
+def backend_for(headers) -> str:
+    """The registry behind the gate that sent this request: the one its headers name when
+    they carry the gate's secret (so several gates can share a Berth, as in tests and
+    benchmarks), else the configured one. Never an address a client chose."""
+    named = headers.get("X-Berth-Registry-Backend", "")
+    secret = headers.get("X-Berth-Gate-Secret", "")
+    if named and HOST_HEADER.match(named) and hmac.compare_digest(secret, config.gate_secret()):
+        return named
+    return config.backend_addr()
+
+
+def stored_sizes(
+    name: str, blobs: dict[str, int], authorization: str, backend: str | None = None
+) -> dict[str, int]:
     """The sizes the registry really stores for `blobs` (HEAD on each); a blob it does not
     know keeps its declared size (the registry will refuse the manifest anyway)."""
     sizes = {}
     for digest, declared in blobs.items():
         try:
             answer = requests.head(
-                f"http://{config.backend_addr()}/v2/{name}/blobs/{digest}",
+                f"http://{backend or config.backend_addr()}/v2/{name}/blobs/{digest}",
                 headers={"Authorization": authorization},
                 timeout=10,
             )
@@ -137,7 +151,7 @@ def forward(method: str, path: str, query: str, headers: dict, body: bytes) -> F
     host = headers.get("X-Berth-Registry-Host", "")
     if HOST_HEADER.match(host):
         sent["Host"] = host  # the registry builds Location from it
-    url = f"http://{config.backend_addr()}{path}" + (f"?{query}" if query else "")
+    url = f"http://{backend_for(headers)}{path}" + (f"?{query}" if query else "")
     try:
         answer = requests.request(
             method, url, data=body, headers=sent, allow_redirects=False, timeout=60

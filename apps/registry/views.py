@@ -367,7 +367,7 @@ class ManifestGateView(View):
         body = request.read(gate.MAX_MANIFEST + 1)
         if len(body) > gate.MAX_MANIFEST:
             return gate_error(413, "SIZE_INVALID", "manifest larger than 4 MiB")
-        refusal = self._quota_refusal(name, body, authorization)
+        refusal = self._quota_refusal(name, body, authorization, gate.backend_for(request.headers))
         if refusal:
             return gate_error(403, "DENIED", refusal)
         try:
@@ -382,7 +382,7 @@ class ManifestGateView(View):
         return response
 
     @staticmethod
-    def _quota_refusal(name: str, body: bytes, authorization: str) -> str | None:
+    def _quota_refusal(name: str, body: bytes, authorization: str, backend: str) -> str | None:
         from apps.tenants.models import Tenant
 
         tenant = Tenant.objects.filter(slug=name.partition("/")[0]).first()
@@ -391,7 +391,8 @@ class ManifestGateView(View):
             return None
         if not TenantRegistryQuota.objects.filter(tenant=tenant, quota_bytes__gt=0).exists():
             return None
-        return quota.admit_manifest(tenant, gate.stored_sizes(name, blobs, authorization))
+        sizes = gate.stored_sizes(name, blobs, authorization, backend)
+        return quota.admit_manifest(tenant, sizes)
 
 
 def gate_error(status: int, code: str, message: str) -> JsonResponse:

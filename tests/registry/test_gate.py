@@ -209,3 +209,17 @@ def test_usage_measured_before_digests_were_kept_is_walked_once(tenant_a, monkey
     assert quota.admit_manifest(tenant_a, {LAYER: 700, CONFIG: 300}) is None
     assert quota.admit_manifest(tenant_a, {OTHER: 1}) is not None
     assert walked == [tenant_a]
+
+
+def test_the_registry_named_by_the_gate_is_believed_only_with_its_secret():
+    named = {"X-Berth-Registry-Backend": "127.0.0.1:6001"}
+    assert gate.backend_for(named) == "127.0.0.1:9"  # a client's say-so: ignored
+    forged = {**named, "X-Berth-Gate-Secret": "guess"}
+    assert gate.backend_for(forged) == "127.0.0.1:9"
+    genuine = {**named, "X-Berth-Gate-Secret": config.gate_secret()}
+    assert gate.backend_for(genuine) == "127.0.0.1:6001"
+    odd = {"X-Berth-Registry-Backend": "evil/path?x", "X-Berth-Gate-Secret": config.gate_secret()}
+    assert gate.backend_for(odd) == "127.0.0.1:9"
+    cfg = config.render_gate_config(front="127.0.0.1:6000", portal="127.0.0.1:8000")
+    assert f"X-Berth-Gate-Secret {config.gate_secret()}" in cfg
+    assert "X-Berth-Registry-Backend 127.0.0.1:6001" in cfg
