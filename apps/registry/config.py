@@ -168,15 +168,21 @@ def render_config(**options) -> str:
     return S3_COMMENT + yaml.safe_dump(build_config(**options), sort_keys=False)
 
 
-def write_config(path: Path, **options) -> Path:
-    """Write config.yml with mode 0600 (it holds the notification and HTTP secrets)."""
+def _replace_private(path: Path, text: str) -> Path:
+    """Write `text` to `path` with mode 0600, atomically (a process restarted meanwhile
+    never reads half a file)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.unlink(missing_ok=True)
-    write_private(tmp, render_config(**options).encode())
+    write_private(tmp, text.encode())
     tmp.replace(path)
     return path
+
+
+def write_config(path: Path, **options) -> Path:
+    """Write config.yml (it holds the notification and HTTP secrets)."""
+    return _replace_private(path, render_config(**options))
 
 
 GATE_TEMPLATE = """\
@@ -231,11 +237,5 @@ def render_gate_config(
 
 
 def write_gate_config(path: Path, **options) -> Path:
-    """Write haproxy.cfg with mode 0600 (it holds the gate's secret)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.unlink(missing_ok=True)
-    write_private(tmp, render_gate_config(**options).encode())
-    tmp.replace(path)
-    return path
+    """Write haproxy.cfg (it holds the gate's secret)."""
+    return _replace_private(path, render_gate_config(**options))
