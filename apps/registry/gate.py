@@ -27,8 +27,12 @@ import jwt
 import requests
 from django.conf import settings
 
-from apps.registry import config
+from apps.activity.models import Event
+from apps.activity.services import record_event
+from apps.registry import config, quota
 from apps.registry.keys import signing_key
+from apps.registry.models import TenantRegistryQuota
+from apps.tenants.models import Tenant
 
 MANIFEST_PATH = re.compile(r"^/v2/(?P<name>.+)/manifests/(?P<ref>[^/]+)$")
 HOST_HEADER = re.compile(r"^[A-Za-z0-9.\-\[\]:]{1,255}$")
@@ -142,6 +146,29 @@ def stored_sizes(
             length = None
         sizes[digest] = declared if length is None else length
     return sizes
+
+
+def quota_refusal(
+    name: str, body: bytes, authorization: str, backend: str, subject: str
+) -> str | None:
+    """Why this manifest may not be stored (the tenant's quota), or None; a refusal is
+    recorded in the tenant's activity, with who pushed what."""
+    tenant = Tenant.objects.filter(slug=name.partition("/")[0]).first()
+    blobs = manifest_blobs(body)
+    if tenant is None or not blobs:
+        return None
+    if not TenantRegistryQuota.objects.filter(tenant=tenant, quota_bytes__gt=0).exists():
+        return None
+    refusal = quota.admit_manifest(tenant, stored_sizes(name, blobs, authorization, backend))
+    if refusal:
+        record_event(
+            "registry.push_refused",
+            tenant=tenant,
+            outcome=Event.Outcome.FAILURE,
+            message=f"Push of {name} by {subject} refused: {refusal}",
+            data={"repository": name, "subject": subject},
+        )
+    return refusal
 
 
 def forward(method: str, path: str, query: str, headers: dict, body: bytes) -> Forwarded:

@@ -360,14 +360,16 @@ class ManifestGateView(View):
             return gate_error(404, "NAME_UNKNOWN", "repository name not known to registry")
         name, _ = parsed
         authorization = request.headers.get("Authorization", "")
-        if gate.pusher_of(authorization, name) is None:
+        subject = gate.pusher_of(authorization, name)
+        if subject is None:
             response = gate_error(401, "UNAUTHORIZED", "authentication required")
             response["WWW-Authenticate"] = gate.challenge(name)
             return response
         body = request.read(gate.MAX_MANIFEST + 1)
         if len(body) > gate.MAX_MANIFEST:
             return gate_error(413, "SIZE_INVALID", "manifest larger than 4 MiB")
-        refusal = self._quota_refusal(name, body, authorization, gate.backend_for(request.headers))
+        backend = gate.backend_for(request.headers)
+        refusal = gate.quota_refusal(name, body, authorization, backend, subject)
         if refusal:
             return gate_error(403, "DENIED", refusal)
         try:
@@ -380,19 +382,6 @@ class ManifestGateView(View):
         for header, value in answer.headers.items():
             response[header] = value
         return response
-
-    @staticmethod
-    def _quota_refusal(name: str, body: bytes, authorization: str, backend: str) -> str | None:
-        from apps.tenants.models import Tenant
-
-        tenant = Tenant.objects.filter(slug=name.partition("/")[0]).first()
-        blobs = gate.manifest_blobs(body)
-        if tenant is None or not blobs:
-            return None
-        if not TenantRegistryQuota.objects.filter(tenant=tenant, quota_bytes__gt=0).exists():
-            return None
-        sizes = gate.stored_sizes(name, blobs, authorization, backend)
-        return quota.admit_manifest(tenant, sizes)
 
 
 def gate_error(status: int, code: str, message: str) -> JsonResponse:

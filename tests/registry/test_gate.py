@@ -12,6 +12,7 @@ import time
 import jwt
 import pytest
 
+from apps.activity.models import Event
 from apps.registry import config, gate, quota
 from apps.registry.keys import signing_key
 from apps.registry.models import TenantRegistryQuota
@@ -151,6 +152,9 @@ def test_a_push_past_the_quota_is_denied_in_the_registry_format(client, tenant_a
         "9.8 KB; delete tags or ask an administrator for more space"
     )
     assert TenantRegistryQuota.objects.get(tenant=tenant_a).used_bytes == 4_000
+    event = Event.objects.get(action="registry.push_refused")
+    assert event.tenant == tenant_a and event.outcome == Event.Outcome.FAILURE
+    assert event.data == {"repository": "acme/web", "subject": "marcus"}
     # One that fits is reserved, then forwarded.
     assert (
         put(client, manifest((LAYER, 5_000), config_blob=(CONFIG, 1)), **bearer()).status_code
