@@ -30,6 +30,7 @@ from django.conf import settings
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 from playwright.sync_api import Browser, Page, sync_playwright  # noqa: E402
+from playwright.sync_api import Error as PlaywrightError  # noqa: E402
 
 from tests.docker_cli import docker  # noqa: F401 - used here and by test modules
 
@@ -111,17 +112,32 @@ class Visitor:
 
     def snap(self, label: str = "") -> Path:
         """Save a full-page screenshot named after the test, a counter and the page."""
-        self.page.wait_for_load_state("load")
+        self._settle()
         self.shots += 1
         where = urlparse(self.page.url).path
         where = re.sub(r"^/invitations/[^/]+", "/invitation", where)  # never a token in a name
         label = label or where.strip("/").replace("/", "-") or "home"
         label = re.sub(r"[^A-Za-z0-9_.-]+", "-", label)[:60]
         path = self.artifacts / f"{self.prefix}-{self.shots:02d}-{label}.png"
-        # From the top: a sticky top bar would otherwise be pictured mid-page.
-        self.page.evaluate("window.scrollTo(0, 0)")
         self.page.screenshot(path=str(path), full_page=True)
         return path
+
+    def _settle(self) -> None:
+        """Wait for the page a click may have started loading, and scroll it to the top
+        (a sticky top bar would otherwise be pictured mid-page).
+
+        Right after a click on a link, the old page can still report "loaded" while the
+        navigation is under way; the script then runs in a context the navigation
+        destroys. That is the moment to wait for the new page, not a failure."""
+        for attempt in range(5):
+            self.page.wait_for_load_state("load")
+            try:
+                self.page.evaluate("window.scrollTo(0, 0)")
+                return
+            except PlaywrightError as exc:
+                if "Execution context was destroyed" not in str(exc) or attempt == 4:
+                    raise
+                self.page.wait_for_timeout(100)
 
     def log_in(self, username: str, password: str = PASSWORD) -> None:
         """Through the sign-in form, as anyone would."""
