@@ -29,12 +29,18 @@ from django.conf import settings
 
 from apps.activity.models import Event
 from apps.activity.services import record_event
-from apps.registry import config, quota
+from apps.core.queue import enqueue
+from apps.registry import config, quota, tasks
 from apps.registry.keys import signing_key
-from apps.registry.models import TenantRegistryQuota
+from apps.registry.registry_client import manifest_from
 from apps.tenants.models import Tenant
 
-MANIFEST_PATH = re.compile(r"^/v2/(?P<name>.+)/manifests/(?P<ref>[^/]+)$")
+# distribution's grammar: path components of a repository name; a tag or a digest
+NAME_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+REFERENCE = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[A-Za-z0-9=_-]{32,}"
+MANIFEST_PATH = re.compile(
+    rf"^/v2/(?P<name>{NAME_COMPONENT}(?:/{NAME_COMPONENT})*)/manifests/(?P<ref>{REFERENCE})$"
+)
 HOST_HEADER = re.compile(r"^[A-Za-z0-9.\-\[\]:]{1,255}$")
 MAX_MANIFEST = 4 * 1024 * 1024  # distribution's own limit for a manifest body
 FORWARDED_REQUEST_HEADERS = ("Authorization", "Content-Type", "User-Agent", "Accept")
@@ -78,16 +84,14 @@ def manifest_blobs(body: bytes) -> dict[str, int]:
         document = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         return {}
-    if not isinstance(document, dict) or "manifests" in document:
+    if not isinstance(document, dict):
         return {}
-    descriptors = [document.get("config")] + list(document.get("layers") or [])
-    blobs: dict[str, int] = {}
-    for descriptor in descriptors:
-        if not isinstance(descriptor, dict):
-            continue
-        digest, size = descriptor.get("digest"), descriptor.get("size")
-        if isinstance(digest, str) and isinstance(size, int) and size >= 0:
-            blobs[digest] = size
+    manifest = manifest_from(document)
+    if manifest.children or "manifests" in document:
+        return {}
+    blobs = {layer.digest: layer.size for layer in manifest.layers}
+    if manifest.config_digest:
+        blobs[manifest.config_digest] = manifest.config_size
     return blobs
 
 
@@ -129,7 +133,7 @@ def backend_for(headers) -> str:
 
 
 def stored_sizes(
-    name: str, blobs: dict[str, int], authorization: str, backend: str | None = None
+    name: str, blobs: dict[str, int], authorization: str, backend: str
 ) -> dict[str, int]:
     """The sizes the registry really stores for `blobs` (HEAD on each); a blob it does not
     know keeps its declared size (the registry will refuse the manifest anyway)."""
@@ -137,7 +141,7 @@ def stored_sizes(
     for digest, declared in blobs.items():
         try:
             answer = requests.head(
-                f"http://{backend or config.backend_addr()}/v2/{name}/blobs/{digest}",
+                f"http://{backend}/v2/{name}/blobs/{digest}",
                 headers={"Authorization": authorization},
                 timeout=10,
             )
@@ -148,41 +152,55 @@ def stored_sizes(
     return sizes
 
 
-def quota_refusal(
-    name: str, body: bytes, authorization: str, backend: str, subject: str
-) -> str | None:
-    """Why this manifest may not be stored (the tenant's quota), or None; a refusal is
-    recorded in the tenant's activity, with who pushed what."""
+class QuotaExceededError(Exception):
+    """The push would take the tenant past its storage quota; the message says by how much."""
+
+
+def store_manifest(
+    path: str, query: str, headers, body: bytes, *, name: str, subject: str
+) -> Forwarded:
+    """Check the tenant's quota, then hand the manifest to the registry.
+
+    The blobs new to the tenant are reserved before the registry sees the manifest; when
+    the registry does not store it after all, a usage walk is queued to give them back.
+    A refusal is recorded in the tenant's activity, with who pushed what."""
+    backend = backend_for(headers)
     tenant = Tenant.objects.filter(slug=name.partition("/")[0]).first()
-    blobs = manifest_blobs(body)
-    if tenant is None or not blobs:
-        return None
-    if not TenantRegistryQuota.objects.filter(tenant=tenant, quota_bytes__gt=0).exists():
-        return None
-    refusal = quota.admit_manifest(tenant, stored_sizes(name, blobs, authorization, backend))
-    if refusal:
-        record_event(
-            "registry.push_refused",
-            tenant=tenant,
-            outcome=Event.Outcome.FAILURE,
-            message=f"Push of {name} by {subject} refused: {refusal}",
-            data={"repository": name, "subject": subject},
-        )
-    return refusal
+    metered = tenant is not None and quota.is_limited(tenant)
+    blobs = manifest_blobs(body) if metered else {}
+    if blobs:
+        sizes = stored_sizes(name, blobs, headers.get("Authorization", ""), backend)
+        refusal = quota.admit_manifest(tenant, sizes)
+        if refusal:
+            record_event(
+                "registry.push_refused",
+                tenant=tenant,
+                outcome=Event.Outcome.FAILURE,
+                message=f"Push of {name} by {subject} refused: {refusal}",
+                data={"repository": name, "subject": subject},
+            )
+            raise QuotaExceededError(refusal)
+    try:
+        answer = forward(path, query, headers, body, backend)
+    except GateError:
+        if blobs:
+            enqueue(tasks.refresh_usage, tenant.pk)
+        raise
+    if blobs and answer.status >= 300:
+        enqueue(tasks.refresh_usage, tenant.pk)
+    return answer
 
 
-def forward(method: str, path: str, query: str, headers: dict, body: bytes) -> Forwarded:
-    """Send the client's request to docker-registry as it came; its answer, minus the
+def forward(path: str, query: str, headers, body: bytes, backend: str) -> Forwarded:
+    """PUT the client's manifest to docker-registry as it came; its answer, minus the
     hop-by-hop headers."""
     sent = {key: headers[key] for key in FORWARDED_REQUEST_HEADERS if headers.get(key)}
     host = headers.get("X-Berth-Registry-Host", "")
     if HOST_HEADER.match(host):
         sent["Host"] = host  # the registry builds Location from it
-    url = f"http://{backend_for(headers)}{path}" + (f"?{query}" if query else "")
+    url = f"http://{backend}{path}" + (f"?{query}" if query else "")
     try:
-        answer = requests.request(
-            method, url, data=body, headers=sent, allow_redirects=False, timeout=60
-        )
+        answer = requests.put(url, data=body, headers=sent, allow_redirects=False, timeout=60)
     except requests.RequestException as exc:
         raise GateError(f"the registry did not answer: {exc}") from exc
     kept = {k: v for k, v in answer.headers.items() if k.lower() not in HOP_BY_HOP}

@@ -114,6 +114,11 @@ def can_push(tenant: Tenant) -> tuple[bool, str]:
     )
 
 
+def is_limited(tenant: Tenant) -> bool:
+    """Has the tenant a storage quota (0 means unlimited)?"""
+    return TenantRegistryQuota.objects.filter(tenant=tenant, quota_bytes__gt=0).exists()
+
+
 def admit_manifest(tenant: Tenant, blobs: dict[str, int]) -> str | None:
     """Reserve the bytes of `blobs` (digest -> stored size) the tenant does not hold yet,
     or return why not: the message the docker client shows when the push would pass the

@@ -90,6 +90,41 @@ def image_config_from(document: dict) -> ImageConfig:
     )
 
 
+def manifest_from(
+    document: dict, *, digest: str = "", media_type: str = "", size: int = 0
+) -> Manifest:
+    """A manifest document (Docker schema 2, OCI, or an index of platform manifests) as a
+    Manifest. Read for the registry's answers and for what a client pushes through the
+    gate, so nothing is taken on trust: a descriptor without a text digest and a
+    non-negative integer size is left out."""
+    media_type = str(document.get("mediaType") or media_type)
+    if media_type in INDEX_TYPES or "manifests" in document:
+        children = tuple(d.digest for d in _descriptors(document.get("manifests")))
+        return Manifest(digest, media_type, size, children=children)
+    config_blob = next(iter(_descriptors([document.get("config")])), None)
+    return Manifest(
+        digest=digest,
+        media_type=media_type,
+        size=size,
+        config_digest=config_blob.digest if config_blob else "",
+        config_size=config_blob.size if config_blob else 0,
+        layers=_descriptors(document.get("layers")),
+    )
+
+
+def _descriptors(items: Any) -> tuple[Layer, ...]:
+    if not isinstance(items, list):
+        return ()
+    return tuple(
+        Layer(item["digest"], item["size"], str(item.get("mediaType") or ""))
+        for item in items
+        if isinstance(item, dict)
+        and isinstance(item.get("digest"), str)
+        and type(item.get("size")) is int
+        and item["size"] >= 0
+    )
+
+
 class RegistryClient:
     def __init__(self, base_url: str | None = None, timeout: float = 10.0) -> None:
         self.base_url = (base_url or f"http://{config.registry_addr()}").rstrip("/")
@@ -158,24 +193,11 @@ class RegistryClient:
             self._repo_access(repository, "pull"),
             {"Accept": MANIFEST_ACCEPT},
         )
-        document = _json(response)
-        media_type = document.get("mediaType") or response.headers.get("Content-Type", "")
-        digest = response.headers.get("Docker-Content-Digest", "")
-        if media_type in INDEX_TYPES:
-            children = tuple(m.get("digest", "") for m in document.get("manifests") or [])
-            return Manifest(digest, media_type, len(response.content), children=children)
-        cfg = document.get("config") or {}
-        layers = tuple(
-            Layer(str(x.get("digest", "")), int(x.get("size") or 0), str(x.get("mediaType", "")))
-            for x in document.get("layers") or []
-        )
-        return Manifest(
-            digest=digest,
-            media_type=media_type,
+        return manifest_from(
+            _json(response),
+            digest=response.headers.get("Docker-Content-Digest", ""),
+            media_type=response.headers.get("Content-Type", ""),
             size=len(response.content),
-            config_digest=str(cfg.get("digest", "")),
-            config_size=int(cfg.get("size") or 0),
-            layers=layers,
         )
 
     def image_config(self, repository: str, config_digest: str) -> ImageConfig:

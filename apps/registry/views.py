@@ -357,7 +357,7 @@ class ManifestGateView(View):
         registry_path = f"/v2/{path}"
         parsed = gate.parse_manifest_path(registry_path)
         if parsed is None:
-            return gate_error(404, "NAME_UNKNOWN", "repository name not known to registry")
+            return gate_error(404, "NAME_INVALID", "invalid repository name or manifest reference")
         name, _ = parsed
         authorization = request.headers.get("Authorization", "")
         subject = gate.pusher_of(authorization, name)
@@ -368,14 +368,13 @@ class ManifestGateView(View):
         body = request.read(gate.MAX_MANIFEST + 1)
         if len(body) > gate.MAX_MANIFEST:
             return gate_error(413, "SIZE_INVALID", "manifest larger than 4 MiB")
-        backend = gate.backend_for(request.headers)
-        refusal = gate.quota_refusal(name, body, authorization, backend, subject)
-        if refusal:
-            return gate_error(403, "DENIED", refusal)
+        query = request.META.get("QUERY_STRING", "")
         try:
-            answer = gate.forward(
-                "PUT", registry_path, request.META.get("QUERY_STRING", ""), request.headers, body
+            answer = gate.store_manifest(
+                registry_path, query, request.headers, body, name=name, subject=subject
             )
+        except gate.QuotaExceededError as exc:
+            return gate_error(403, "DENIED", str(exc))
         except gate.GateError as exc:
             return gate_error(503, "UNAVAILABLE", str(exc))
         response = HttpResponse(answer.body, status=answer.status)

@@ -227,3 +227,28 @@ def test_the_registry_named_by_the_gate_is_believed_only_with_its_secret():
     cfg = config.render_gate_config(front="127.0.0.1:6000", portal="127.0.0.1:8000")
     assert f"X-Berth-Gate-Secret {config.gate_secret()}" in cfg
     assert "X-Berth-Registry-Backend 127.0.0.1:6001" in cfg
+
+
+@pytest.mark.django_db
+def test_a_reservation_the_registry_did_not_honour_is_walked_back(client, tenant_a, monkeypatch):
+    """The registry behind the gate does not answer: the bytes reserved for the push are
+    given back by a usage walk, queued for the worker."""
+    queued = []
+    monkeypatch.setattr(gate, "enqueue", lambda task, *args: queued.append((task.name, args)))
+    TenantRegistryQuota.objects.create(tenant=tenant_a, quota_bytes=10_000, blob_sizes={})
+    assert put(client, manifest((LAYER, 10)), **bearer()).status_code == 503
+    assert queued == [("registry.refresh_usage", (tenant_a.pk,))]
+    queued.clear()
+    TenantRegistryQuota.objects.filter(tenant=tenant_a).update(quota_bytes=0)
+    assert put(client, manifest((OTHER, 10)), **bearer()).status_code == 503
+    assert queued == [], "nothing was reserved without a quota"
+
+
+def test_bad_names_and_references_are_not_manifest_routes():
+    for path in (
+        "/v2/Acme/web/manifests/1",
+        "/v2/acme/web/manifests/-bad",
+        "/v2/acme//web/manifests/1",
+        "/v2/acme/web/manifests/sha256:short",
+    ):
+        assert gate.parse_manifest_path(path) is None, path
