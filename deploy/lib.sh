@@ -377,23 +377,20 @@ _berth_http_up() {
 }
 _berth_registry_up() { _berth_http_up "${BERTH_REGISTRY_ADDR:-127.0.0.1:5000}"; }
 
-# The registry itself listens on loopback, on the port after the gate's unless
-# BERTH_REGISTRY_BACKEND_ADDR says otherwise (apps/registry/config.py: backend_addr).
-_berth_registry_backend() {
-    local front="${BERTH_REGISTRY_ADDR:-127.0.0.1:5000}"
-    echo "${BERTH_REGISTRY_BACKEND_ADDR:-127.0.0.1:$((${front##*:} + 1))}"
-}
-
-# _berth_wait_http NAME ADDR LOG: until ADDR answers /v2/, while NAME runs (30 s).
+# _berth_wait_http ADDR LOG NAME...: until ADDR answers /v2/, while every NAME
+# runs (30 s at most).
 _berth_wait_http() {
-    local name="$1" addr="$2" log="$3" deadline=$((SECONDS + 30))
+    local addr="$1" log="$2" name deadline=$((SECONDS + 30))
+    shift 2
     until _berth_http_up "$addr"; do
-        if ! berth_is_running "$name" || [ "$SECONDS" -ge "$deadline" ]; then
-            tail -n 20 "$log" >&2
-            berth_registry_stop
-            berth_die "$name did not answer on $addr (log: $log)"
-            return 1
-        fi
+        for name in "$@"; do
+            if ! berth_is_running "$name" || [ "$SECONDS" -ge "$deadline" ]; then
+                tail -n 20 "$log" >&2
+                berth_registry_stop
+                berth_die "the registry did not answer on $addr ($name; log: $log)"
+                return 1
+            fi
+        done
         sleep 0.2
     done
 }
@@ -404,10 +401,9 @@ _berth_wait_http() {
 # BERTH_REGISTRY_ADDR, the gate (HAProxy) that sends manifest uploads to Berth
 # for the storage quota (the portal on 127.0.0.1:$BERTH_PORT).
 berth_registry_start() {
-    local addr="${BERTH_REGISTRY_ADDR:-127.0.0.1:5000}" backend
+    local addr="${BERTH_REGISTRY_ADDR:-127.0.0.1:5000}"
     local config="$BERTH_STATE_DIR/registry/config.yml" log="$BERTH_STATE_DIR/log/registry.log"
     local gate="$BERTH_STATE_DIR/registry/gate.cfg"
-    backend="$(_berth_registry_backend)"
     berth_is_running registry && berth_is_running registry-gate && return 0
     if ! berth_is_running registry && _berth_registry_up; then
         berth_log "a registry already answers on $addr; using it (not started by Berth)"
@@ -417,22 +413,24 @@ berth_registry_start() {
         berth_die "$BERTH_REGISTRY_BIN not found; run berth_ensure_packages (package docker-registry)" || return 1
     command -v haproxy >/dev/null 2>&1 ||
         berth_die "haproxy not found; run berth_ensure_packages (package haproxy)" || return 1
+    # The registry's own address (loopback, the gate's port + 1 unless
+    # BERTH_REGISTRY_BACKEND_ADDR) is decided in apps/registry/config.py only.
     (cd "$BERTH_REPO" && "$BERTH_VENV/bin/python" manage.py registry_config --skip-checks \
-        --output "$config" --addr "$backend" --gate-output "$gate" \
+        --output "$config" --gate-output "$gate" \
         --portal-addr "127.0.0.1:${BERTH_PORT:-8000}" >/dev/null) ||
         berth_die "could not render $config" || return 1
     local t0="$EPOCHREALTIME"
     if ! berth_is_running registry; then
         printf '\n==== %s berth: docker-registry starting ====\n' "$(date -Is)" >>"$log"
         berth_spawn registry "$log" "$BERTH_REGISTRY_BIN" serve "$config" || return 1
-        _berth_wait_http registry "$backend" "$log" || return 1
     fi
     if ! berth_is_running registry-gate; then
         printf '\n==== %s berth: registry gate (haproxy) starting ====\n' "$(date -Is)" >>"$log"
         berth_spawn registry-gate "$log" haproxy -db -f "$gate" || return 1
-        _berth_wait_http registry-gate "$addr" "$log" || return 1
     fi
-    berth_log "registry up on $addr (itself on $backend) in $(berth_elapsed "$t0")s (log: $log)"
+    # The gate answers 503 until the registry behind it is up.
+    _berth_wait_http "$addr" "$log" registry registry-gate || return 1
+    berth_log "registry up on $addr, behind its gate, in $(berth_elapsed "$t0")s (log: $log)"
 }
 
 # Stops only a registry Berth started (its pidfiles); a foreign one is left alone.

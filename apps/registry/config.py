@@ -226,10 +226,10 @@ backend berth_gate
 def render_gate_config(
     *, front: str | None = None, backend: str | None = None, portal: str | None = None
 ) -> str:
-    """haproxy.cfg for the gate in front of the registry."""
-    front = front or registry_addr()
+    """haproxy.cfg for the gate in front of the registry (by default the configured
+    addresses, as config.yml's own `http.addr`)."""
     return GATE_TEMPLATE.format(
-        front=front,
+        front=front or registry_addr(),
         backend=backend or backend_addr(front),
         portal=portal or portal_addr(),
         secret=gate_secret(),

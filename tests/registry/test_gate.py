@@ -85,9 +85,9 @@ def test_the_backend_is_on_loopback_next_to_the_gate(settings):
     assert config.backend_addr() == "127.0.0.1:9"
     settings.BERTH_REGISTRY_ADDR = "0.0.0.0:5000"
     assert config.backend_addr() == "127.0.0.1:5001"
+    cfg = config.render_gate_config(portal="127.0.0.1:8000")
     settings.BERTH_REGISTRY_BACKEND_ADDR = "127.0.0.1:7000"
     assert config.backend_addr() == "127.0.0.1:7000"
-    cfg = config.render_gate_config(portal="127.0.0.1:8000")
     assert "bind 0.0.0.0:5000" in cfg and "server registry 127.0.0.1:5001" in cfg
     assert "server berth 127.0.0.1:8000" in cfg
 
@@ -252,3 +252,12 @@ def test_bad_names_and_references_are_not_manifest_routes():
         "/v2/acme/web/manifests/sha256:short",
     ):
         assert gate.parse_manifest_path(path) is None, path
+
+
+def test_the_gate_and_the_registry_agree_on_the_registry_address(settings):
+    """make run renders both files with no address given: config.yml's listen address
+    and the gate's server line must be the same, BERTH_REGISTRY_BACKEND_ADDR or not."""
+    for backend in ("", "127.0.0.1:7000"):
+        settings.BERTH_REGISTRY_BACKEND_ADDR = backend
+        listen = config.build_config()["http"]["addr"]
+        assert f"server registry {listen}\n" in config.render_gate_config(portal="x:1")
