@@ -11,6 +11,8 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.utils import get_random_secret_key
 
+from paas.installation import load_installation_id
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -202,6 +204,8 @@ BERTH_HEARTBEAT_SECONDS = int(os.environ.get("BERTH_HEARTBEAT_SECONDS", "30"))
 BERTH_RECONCILE_SECONDS = int(os.environ.get("BERTH_RECONCILE_SECONDS", "30"))
 BERTH_RECONCILE_LEASE_SECONDS = int(os.environ.get("BERTH_RECONCILE_LEASE_SECONDS", "60"))
 BERTH_ORPHAN_GRACE_SECONDS = int(os.environ.get("BERTH_ORPHAN_GRACE_SECONDS", "300"))
+# Part of every engine object's name and labels (paas/installation.py).
+BERTH_INSTALLATION_ID = load_installation_id(BERTH_STATE_DIR)
 BERTH_OPERATION_TIMEOUT = int(os.environ.get("BERTH_OPERATION_TIMEOUT", "600"))
 BERTH_VERSION = "0.1.0"
 # Live streams (apps/deployments/consumers.py).
@@ -220,6 +224,39 @@ CELERY_BEAT_SCHEDULE = {
     "deployments.reconcile": {
         "task": "deployments.reconcile_all",
         "schedule": BERTH_RECONCILE_SECONDS,
+    },
+}
+# Fairness. Worker processes (`celery worker` reads this unless given --concurrency), and
+# how many of them one tenant's engine work may hold at once (apps/core/queue.py): a
+# tenant at its bound has its task re-queued, so a slow tenant always leaves a worker free.
+CELERY_WORKER_CONCURRENCY = int(os.environ.get("BERTH_WORKER_CONCURRENCY", "2"))
+BERTH_TENANT_WORKER_SLOTS = int(
+    os.environ.get("BERTH_TENANT_WORKER_SLOTS", str(max(1, CELERY_WORKER_CONCURRENCY - 1)))
+)
+# The longest stop_grace_period a compose file may ask for (a stop holds a worker that
+# long); a file asking more is refused (apps/compose/limits.py).
+BERTH_MAX_STOP_GRACE_SECONDS = int(os.environ.get("BERTH_MAX_STOP_GRACE_SECONDS", "120"))
+# Time limits: no task holds a worker for ever. The soft limit raises in the task (the
+# reconciler gives its lease back); the hard one kills the process 30 s later (the lease
+# expires; reconciling is idempotent, so the next pass carries on). A task that hit a limit
+# is acknowledged, not redelivered: the periodic reconcile picks the stack up again.
+CELERY_TASK_SOFT_TIME_LIMIT = int(os.environ.get("BERTH_TASK_SOFT_TIME_LIMIT", "120"))
+CELERY_TASK_TIME_LIMIT = CELERY_TASK_SOFT_TIME_LIMIT + 30
+CELERY_TASK_ACKS_ON_FAILURE_OR_TIMEOUT = True
+# A reconcile may wait out a whole operation plus one stop grace period.
+BERTH_RECONCILE_TIME_LIMIT = BERTH_OPERATION_TIMEOUT + BERTH_MAX_STOP_GRACE_SECONDS + 60
+BERTH_REGISTRY_GC_TIME_LIMIT = int(os.environ.get("BERTH_REGISTRY_GC_TIME_LIMIT", "1800"))
+_RECONCILE_LIMITS = {
+    "soft_time_limit": BERTH_RECONCILE_TIME_LIMIT,
+    "time_limit": BERTH_RECONCILE_TIME_LIMIT + 30,
+}
+CELERY_TASK_ANNOTATIONS = {
+    "deployments.reconcile_stack": _RECONCILE_LIMITS,
+    "deployments.reconcile_host": _RECONCILE_LIMITS,
+    "deployments.container_action": _RECONCILE_LIMITS,
+    "registry.garbage_collect": {
+        "soft_time_limit": BERTH_REGISTRY_GC_TIME_LIMIT,
+        "time_limit": BERTH_REGISTRY_GC_TIME_LIMIT + 30,
     },
 }
 
@@ -294,7 +331,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "apps.core.pagination.CappedLimitOffsetPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": [],
     "EXCEPTION_HANDLER": "apps.core.api.exception_handler",
@@ -359,6 +396,20 @@ LOGGING = {
 }
 
 BERTH_INVITATION_DAYS = int(os.environ.get("BERTH_INVITATION_DAYS", "7"))
+
+# The quota a new tenant starts with (platform admins change each tenant's on its page, in
+# the API or the admin site); 0 is unlimited. Memory in MiB here, bytes in the database.
+BERTH_TENANT_QUOTA_DEFAULTS = {
+    "stacks": int(os.environ.get("BERTH_QUOTA_STACKS", "0")),
+    "containers": int(os.environ.get("BERTH_QUOTA_CONTAINERS", "0")),
+    "memory": int(os.environ.get("BERTH_QUOTA_MEMORY_MB", "0")) * 1024 * 1024,
+    "cpus": os.environ.get("BERTH_QUOTA_CPUS", "0"),
+    "pids": int(os.environ.get("BERTH_QUOTA_PIDS", "0")),
+}
+# Modules that report a tenant's quota lines (`quota_lines(tenant)`) and set their own
+# limits (`set_quota_values(actor, tenant, values)`): the tenant's page and API show
+# them together without the tenants app importing the apps above it.
+BERTH_QUOTA_PROVIDERS = ["apps.deployments.quotas", "apps.registry.quota"]
 
 # Private registry (apps/registry): Debian's docker-registry behind Berth's token service.
 BERTH_PUBLIC_URL = os.environ.get("BERTH_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")

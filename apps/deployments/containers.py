@@ -8,17 +8,22 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from apps.compose.spec import ComposeProject, ServiceSpec
 from apps.deployments.planner import DesiredService, DesiredStack
 from apps.deployments.spec import service_hash
 from apps.hosts.engine import (
+    INSTALLATION_LABEL,
+    MANAGED_LABEL,
     ContainerRequest,
+    EngineError,
     HealthcheckRequest,
     HostPolicy,
     Mount,
     PortBinding,
+    installation_id,
     label_key,
     managed_labels,
 )
@@ -29,12 +34,23 @@ REVISION = label_key("revision")
 SPEC_HASH = label_key("spec-hash")
 STACK = label_key("stack")
 TENANT = label_key("tenant")
+TENANT_ID = label_key("tenant-id")
+ENVIRONMENT_ID = label_key("environment-id")
 CREATED_AT = label_key("created-at")
+
+# Engine names are built from database ids and this installation's id, never from slugs
+# or stack names alone: "berth-<installation>-s<stack id>-..." cannot be produced by
+# another stack, tenant or installation, whatever names and slugs they choose (the
+# installation id has no hyphen; the stack id ends at the next hyphen).
+
+
+def _prefix() -> str:
+    return f"berth-{installation_id()}"
 
 
 def network_name(stack: Any) -> str:
     """One network per environment: its stacks reach each other as `<service>.<stack>`."""
-    return f"berth-{stack.tenant.slug}-{stack.environment.slug}"
+    return f"{_prefix()}-e{stack.environment_id}"
 
 
 def stack_network_name(stack: Any) -> str:
@@ -43,7 +59,7 @@ def stack_network_name(stack: Any) -> str:
     On the environment's network alone, two stacks with a service called `api` would
     answer to the same name, and one stack's frontend would reach the other's API.
     """
-    return f"berth-{stack.tenant.slug}-{stack.environment.slug}-{stack.name}-{stack.pk}"
+    return f"{_prefix()}-s{stack.pk}"
 
 
 def environment_alias(stack: Any, service: str) -> str:
@@ -51,7 +67,10 @@ def environment_alias(stack: Any, service: str) -> str:
 
 
 def volume_name(stack: Any, key: str) -> str:
-    return f"berth-{stack.pk}-{key}"
+    """The engine name of a stack's volume. Stacks deployed before names carried the
+    installation keep their volumes (and data) under the old name: see `legacy`."""
+    legacy = (getattr(stack, "legacy_volumes", None) or {}).get(key)
+    return legacy or f"{_prefix()}-s{stack.pk}-{key}"
 
 
 def stack_volumes(stack: Any, project: ComposeProject) -> dict[str, str]:
@@ -62,19 +81,59 @@ def stack_volumes(stack: Any, project: ComposeProject) -> dict[str, str]:
 
 
 def container_name(stack: Any, service: str, replica: int, suffix: bool = False) -> str:
-    base = f"{stack.tenant.slug}-{stack.environment.slug}-{stack.name}-{service}-{replica}"
+    base = f"{_prefix()}-s{stack.pk}-{service}-{replica}"
     return f"{base}-{secrets.token_hex(3)}" if suffix else base
 
 
+def environment_owner(stack: Any) -> dict[str, str]:
+    """The labels that make an environment network this environment's."""
+    return {
+        INSTALLATION_LABEL: installation_id(),
+        TENANT_ID: str(stack.tenant_id),
+        ENVIRONMENT_ID: str(stack.environment_id),
+    }
+
+
+def stack_owner(stack: Any) -> dict[str, str]:
+    """The labels that make a container, stack network or volume this stack's."""
+    return {**environment_owner(stack), STACK: str(stack.pk)}
+
+
 def environment_labels(stack: Any) -> dict[str, str]:
-    """For the environment's network, shared by its stacks (so no stack id)."""
-    return managed_labels({"tenant": stack.tenant.slug, "environment": stack.environment.slug})
+    """For the environment's network, shared by its stacks (so no stack id); the slugs
+    are for people reading `docker inspect`, ownership is decided by the ids."""
+    return {
+        **managed_labels({"tenant": stack.tenant.slug, "environment": stack.environment.slug}),
+        **environment_owner(stack),
+    }
 
 
 def stack_labels(stack: Any) -> dict[str, str]:
-    return managed_labels(
-        {"tenant": stack.tenant.slug, "environment": stack.environment.slug, "stack": stack.pk}
-    )
+    return {**environment_labels(stack), **stack_owner(stack)}
+
+
+def legacy_owner(stack: Any) -> dict[str, str]:
+    """The labels a container, stack network or volume made before installation ids
+    carries when it is this stack's (ids and slugs as they were; see `observe_legacy`)."""
+    return {
+        MANAGED_LABEL: "true",
+        TENANT: stack.tenant.slug,
+        label_key("environment"): stack.environment.slug,
+        STACK: str(stack.pk),
+    }
+
+
+def legacy_container_prefix(stack: Any) -> str:
+    return f"{stack.tenant.slug}-{stack.environment.slug}-{stack.name}-"
+
+
+def legacy_stack_network_name(stack: Any) -> str:
+    return f"berth-{stack.tenant.slug}-{stack.environment.slug}-{stack.name}-{stack.pk}"
+
+
+def legacy_volume_name(stack_id: int, key: str) -> str:
+    """How volumes were named before installation ids (kept for their data)."""
+    return f"berth-{stack_id}-{key}"
 
 
 def desired_stack(stack: Any, spec: dict, project: ComposeProject) -> DesiredStack:
@@ -126,8 +185,15 @@ def container_request(
     replica: int,
     name: str,
     revision: int,
+    siblings: Mapping[str, str] | None = None,
 ) -> ContainerRequest:
-    """Everything the driver sends for one replica; hardening from the spec's defaults."""
+    """Everything the driver sends for one replica; hardening from the spec's defaults.
+
+    `siblings` maps this stack's service names (and its containers' engine names) to the
+    engine ids of its own containers: the only targets `service:`/`container:` namespace
+    modes and `volumes_from` may resolve to (see `referenced_services`).
+    """
+    siblings = siblings or {}
     service = project.services[service_name]
     hardening = spec.get("hardening") or {}
     volumes = stack_volumes(stack, project)
@@ -181,23 +247,21 @@ def container_request(
         cap_add=service.cap_add,
         cap_drop=service.cap_drop,
         security_opt=service.security_opt,
-        network_mode=_mode(stack, service.network_mode),
-        pid_mode=_mode(stack, service.pid),
-        ipc_mode=_mode(stack, service.ipc),
+        network_mode=_mode(service.network_mode, siblings, "network_mode"),
+        pid_mode=_mode(service.pid, siblings, "pid"),
+        ipc_mode=_mode(service.ipc, siblings, "ipc"),
         uts_mode=service.uts,
         userns_mode=service.userns_mode,
         devices=service.devices,
         device_cgroup_rules=service.device_cgroup_rules,
         sysctls=service.sysctls,
         cgroup_parent=service.cgroup_parent,
-        volumes_from=tuple(_volumes_from(stack, entry) for entry in service.volumes_from),
+        volumes_from=tuple(_volumes_from(entry, siblings) for entry in service.volumes_from),
         policy=HostPolicy(
             allowed_exceptions=allowed_exceptions(environment, spec),
             allowed_interfaces=frozenset({environment.publish_interface}),
             allowed_volumes=frozenset(volumes.values()),
-            allowed_containers=frozenset(
-                sibling_container(stack, name) for name in project.services if name != service_name
-            ),
+            allowed_containers=frozenset(siblings.values()),
         ),
     )
 
@@ -210,26 +274,47 @@ def allowed_exceptions(environment: Any, spec: dict) -> frozenset[str]:
     return frozenset(environment.policy_exceptions or ()) | frozenset(granted)
 
 
-def sibling_container(stack: Any, service: str) -> str:
-    """The container standing for a sibling service in `service:x` modes: its first
-    replica (started before this one: the planner orders `service:` references first)."""
-    return container_name(stack, service, 1)
+def referenced_services(service: ServiceSpec) -> set[str]:
+    """The names a service's namespace modes and `volumes_from` point at (`service:x`,
+    `container:x`): each must resolve to a container of the same stack."""
+    found = set()
+    for mode in (service.network_mode, service.pid, service.ipc):
+        kind, _, target = (mode or "").partition(":")
+        if kind in ("service", "container") and target:
+            found.add(target)
+    for entry in service.volumes_from:
+        target = entry.partition(":")[2] if entry.startswith("container:") else entry
+        found.add(target.partition(":")[0])
+    return found
 
 
-def _mode(stack: Any, mode: str | None) -> str | None:
-    """Compose's `service:x` becomes the engine's `container:<x's first replica>`."""
-    if mode and mode.startswith("service:"):
-        return f"container:{sibling_container(stack, mode.partition(':')[2])}"
+def _sibling(target: str, siblings: Mapping[str, str], field: str) -> str:
+    found = siblings.get(target)
+    if not found:
+        raise EngineError(
+            f"{field} refers to {target!r}, which is not a running container of this stack: "
+            "only the stack's own services can be joined.",
+            retryable=False,
+        )
+    return found
+
+
+def _mode(mode: str | None, siblings: Mapping[str, str], field: str) -> str | None:
+    """`service:x` and `container:x` become `container:<id of x's container in this
+    stack>`; a name the engine would resolve elsewhere never reaches it."""
+    kind, _, target = (mode or "").partition(":")
+    if kind in ("service", "container"):
+        return f"container:{_sibling(target, siblings, field)}"
     return mode
 
 
-def _volumes_from(stack: Any, entry: str) -> str:
-    """`service[:ro]` or `container:name[:ro]` as the engine's `name[:ro]`."""
+def _volumes_from(entry: str, siblings: Mapping[str, str]) -> str:
+    """`service[:ro]` or `container:name[:ro]` as the engine's `<id>[:ro]`."""
     if entry.startswith("container:"):
-        return entry.partition(":")[2]
-    service, _, access = entry.partition(":")
-    name = sibling_container(stack, service)
-    return f"{name}:{access}" if access else name
+        entry = entry.partition(":")[2]
+    target, _, access = entry.partition(":")
+    ident = _sibling(target, siblings, "volumes_from")
+    return f"{ident}:{access}" if access else ident
 
 
 def limits_reservation(service: ServiceSpec) -> int | None:

@@ -77,6 +77,11 @@ class Stack(models.Model):
     claimed_by = models.CharField(max_length=100, blank=True)
     claimed_until = models.DateTimeField(null=True, blank=True)
     last_reconciled_at = models.DateTimeField(null=True, blank=True)
+    # Stacks deployed before engine names carried the installation id (migration 0002):
+    # their volumes keep the old names, so no data moves; their containers are replaced
+    # under the new names by the reconciler, which clears `legacy_containers` when done.
+    legacy_volumes = models.JSONField(default=dict, blank=True, editable=False)
+    legacy_containers = models.BooleanField(default=False, editable=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )

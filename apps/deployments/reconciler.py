@@ -51,7 +51,6 @@ from apps.deployments.spec import project_from_spec
 from apps.hosts.engine import Engine, EngineError, ManagedContainer, get_engine
 from apps.hosts.models import Host
 from apps.registry.deploy import registry_pull_auth
-from apps.tenants.models import Tenant
 
 log = logging.getLogger(__name__)
 # While waiting for health: one filtered list call per poll, cheap for the engine; a
@@ -223,11 +222,11 @@ def reconcile_listed(
     none per container; the engine is only called for work to do (or troubled containers).
     """
     by_stack: dict[str, list[ManagedContainer]] = {}
-    tenants = {str(s.pk): s.tenant.slug for s in stacks}
-    for container in listed:
+    tenants = {str(s.pk): str(s.tenant_id) for s in stacks}
+    for container in listed:  # all this installation's: the list call filtered on it
         stack_id = container.labels.get(naming.STACK, "")
-        if stack_id in tenants and container.labels.get(naming.TENANT) != tenants[stack_id]:
-            stack_id = f"foreign:{stack_id}"
+        if stack_id in tenants and container.labels.get(naming.TENANT_ID) != tenants[stack_id]:
+            continue  # says it is our stack's but another tenant's: neither adopted nor removed
         by_stack.setdefault(stack_id, []).append(container)
     # Read after the list call: a user's stop marks the row before it stops the container,
     # so every container listed as stopped by a user is already marked here.
@@ -290,23 +289,22 @@ def _user_stopped(host: Host, stacks: list[Stack]) -> dict[int, set[str]]:
 def _remove_orphans(
     engine: Engine, by_stack: dict[str, list[ManagedContainer]], placed: set[str]
 ) -> int:
-    """Labelled containers no stack owns, once older than the grace period."""
-    candidates = {k: v for k, v in by_stack.items() if k and k not in placed}
+    """This installation's containers that no stack owns, once older than the grace period.
+
+    `by_stack` comes from a list call filtered on this installation's id, so another
+    Berth's containers on a shared engine are never candidates, whatever their labels.
+    """
+    candidates = {k: v for k, v in by_stack.items() if k.isdigit() and k not in placed}
     if not candidates:
         return 0
-    ids = [int(k) for k in candidates if k.isdigit()]
+    ids = [int(k) for k in candidates]
     existing = {str(pk) for pk in Stack.objects.filter(pk__in=ids).values_list("pk", flat=True)}
-    # A tenant this database does not know is another Berth's on a shared engine: leave it.
-    slugs = {c.labels.get(naming.TENANT, "") for listed in candidates.values() for c in listed}
-    tenants = set(Tenant.objects.filter(slug__in=slugs).values_list("slug", flat=True))
     cutoff = time.time() - orphan_grace_seconds()
     removed = 0
     for stack_id, listed in candidates.items():
         if stack_id in existing:
             continue
         for container in listed:
-            if container.labels.get(naming.TENANT, "") not in tenants | {""}:
-                continue
             created = _created_at(container)
             if created and created < cutoff:
                 engine.remove(container.id)
@@ -377,11 +375,36 @@ class Run:
     # observe / plan / apply ------------------------------------------------------------
 
     def observe(self) -> list[ManagedContainer]:
-        return self.engine.list_managed(self.filters())
+        return self.engine.list_managed(self.filters()) + self.observe_legacy()
 
     def filters(self, **extra: str) -> dict[str, str]:
-        """Stack id and tenant: ids alone could clash with another Berth on the engine."""
-        return {"stack": str(self.stack.pk), "tenant": self.stack.tenant.slug, **extra}
+        """Stack and tenant ids (the driver adds this installation's id to every filter)."""
+        return {"stack": str(self.stack.pk), "tenant-id": str(self.stack.tenant_id), **extra}
+
+    def observe_legacy(self) -> list[ManagedContainer]:
+        """Containers this stack ran before engine names carried the installation id.
+
+        Only for stacks that existed then (the migration marks them): containers with the
+        stack's id, tenant and environment slugs and its old name, and no installation
+        label. The planner replaces them (their hash never matches), so the stack moves to
+        its new names one container at a time, in the service's update order; the flag is
+        cleared, and the old stack network removed, once none is left.
+        """
+        stack = self.stack
+        if not stack.legacy_containers:
+            return []
+        found = [
+            c
+            for c in self.engine.list_legacy({"stack": str(stack.pk), "tenant": stack.tenant.slug})
+            if c.name.startswith(naming.legacy_container_prefix(stack))
+        ]
+        if not found:
+            self.engine.remove_network(
+                naming.legacy_stack_network_name(stack), owner=naming.legacy_owner(stack)
+            )
+            Stack.objects.filter(pk=stack.pk).update(legacy_containers=False)
+            stack.legacy_containers = False
+        return found
 
     def observed(self, listed: list[ManagedContainer]) -> list[ObservedContainer]:
         stopped = self.user_stopped
@@ -397,7 +420,10 @@ class Run:
         if self.project is None and self.stack.desired_state != Stack.Desired.REMOVED:
             return
         try:
-            listed = self.listed if self.listed is not None else self.observe()
+            if self.listed is not None:
+                listed = self.listed + self.observe_legacy()
+            else:
+                listed = self.observe()
         except EngineError as exc:
             _set_state(self.stack, Stack.State.UNKNOWN, f"The engine is unreachable: {exc}")
             return
@@ -483,14 +509,16 @@ class Run:
     def perform(self, action: Action, outcome: Outcome) -> None:
         engine = self.engine
         if isinstance(action, EnsureNetwork):
-            labels = (
-                naming.stack_labels(self.stack)
-                if action.scope == "stack"
-                else naming.environment_labels(self.stack)
-            )
-            engine.ensure_network(action.name, labels)
+            if action.scope == "stack":
+                labels, owner = naming.stack_labels(self.stack), naming.stack_owner(self.stack)
+            else:
+                labels = naming.environment_labels(self.stack)
+                owner = naming.environment_owner(self.stack)
+            engine.ensure_network(action.name, labels, owner=owner)
         elif isinstance(action, EnsureVolume):
-            engine.ensure_volume(action.name, naming.stack_labels(self.stack))
+            engine.ensure_volume(
+                action.name, naming.stack_labels(self.stack), owner=self.volume_owner(action.name)
+            )
         elif isinstance(action, Pull):
             self.pull(action.image, outcome)
         elif isinstance(action, Create):
@@ -530,11 +558,43 @@ class Run:
         progress.done()
         outcome.events.append(("image.pull", f"Pulled {image}", Event.Outcome.SUCCESS, {}))
 
+    def volume_owner(self, name: str) -> dict[str, str]:
+        """Whose labels a volume of this stack must carry: volumes kept under their old
+        names (created before installation ids) carry the old labels."""
+        if name in (self.stack.legacy_volumes or {}).values():
+            return naming.legacy_owner(self.stack)
+        return naming.stack_owner(self.stack)
+
+    def siblings(self, service: str) -> dict[str, str]:
+        """This stack's own containers that `service` may join or mount from, by service
+        name and by engine name -> engine id (first replica, running ones first)."""
+        if self.project is None or not naming.referenced_services(self.project.services[service]):
+            return {}
+        found: dict[str, str] = {}
+        listed = self.engine.list_managed(self.filters())
+        ranked = sorted(
+            listed,
+            key=lambda c: (c.state != "running", c.labels.get(naming.REPLICA) != "1", -c.created),
+        )
+        for container in ranked:
+            name = container.labels.get(naming.SERVICE, "")
+            if name and name != service:
+                found.setdefault(name, container.id)
+                found.setdefault(container.name, container.id)
+        return found
+
     def create(self, service: str, replica: int, outcome: Outcome, suffix: bool = False) -> str:
         revision = self.revision.number if self.revision else 0
         name = naming.container_name(self.stack, service, replica, suffix=suffix)
         request = naming.container_request(
-            self.stack, self.spec, self.project, service, replica, name, revision
+            self.stack,
+            self.spec,
+            self.project,
+            service,
+            replica,
+            name,
+            revision,
+            siblings=self.siblings(service),
         )
         try:
             container_id = self.engine.create_container(request)
@@ -668,10 +728,12 @@ class Run:
 
     def remove_stack(self) -> None:
         stack = self.stack
-        self.engine.remove_network(naming.stack_network_name(stack))
+        self.engine.remove_network(
+            naming.stack_network_name(stack), owner=naming.stack_owner(stack)
+        )
         if stack.remove_volumes and self.project is not None:
             for name in naming.stack_volumes(stack, self.project).values():
-                self.engine.remove_volume(name)
+                self.engine.remove_volume(name, owner=self.volume_owner(name))
         kept = "" if stack.remove_volumes else " (volumes kept)"
         self.event("stack.removed", f"Removed {stack.name}{kept}")
         Stack.objects.filter(pk=stack.pk).delete()

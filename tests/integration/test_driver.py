@@ -111,10 +111,10 @@ def test_networks_and_volumes_are_idempotent(engine):
         engine.ensure_volume(name, labels)
         assert docker("volume", "inspect", "-f", "{{.Labels}}", name).count("io.berth.managed")
     finally:
-        engine.remove_network(name)
-        engine.remove_network(name)
-        engine.remove_volume(name)
-        engine.remove_volume(name)
+        engine.remove_network(name, owner=labels)
+        engine.remove_network(name, owner=labels)
+        engine.remove_volume(name, owner=labels)
+        engine.remove_volume(name, owner=labels)
     assert docker("network", "ls", "-q", "--filter", f"name=^{name}$") == ""
 
 
@@ -160,7 +160,7 @@ def test_container_lifecycle(engine, image):
     finally:
         engine.remove(cid)
         engine.remove(cid)
-        engine.remove_network(name)
+        engine.remove_network(name, owner={"io.berth.test": "1"})
     with pytest.raises(EngineError) as caught:
         engine.inspect_container(cid)
     assert caught.value.not_found

@@ -17,6 +17,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from apps.activity.models import Event
+from apps.deployments import containers as naming
 from apps.deployments import reconciler
 from apps.deployments.models import Container, Service, Stack
 from apps.deployments.spec import build_spec
@@ -109,8 +110,8 @@ def test_three_tier_deploy_waits_for_health_and_uses_service_names(environment, 
 
     # The stack's own network (bare service names) and the environment's (service.stack),
     # Berth's labels and hardening on every container.
-    environment_network = f"berth-{stack.tenant.slug}-{stack.environment.slug}"
-    stack_network = f"{environment_network}-{stack.name}-{stack.pk}"
+    environment_network = naming.network_name(stack)
+    stack_network = naming.stack_network_name(stack)
     for name, container in found.items():
         networks = container["NetworkSettings"]["Networks"]
         assert sorted(networks) == sorted([environment_network, stack_network])
@@ -126,10 +127,10 @@ def test_three_tier_deploy_waits_for_health_and_uses_service_names(environment, 
         labels = container["Config"]["Labels"]
         assert labels["io.berth.managed"] == "true"
         assert labels["io.berth.revision"] == "1"
-    assert web["Name"] == f"/{stack.tenant.slug}-{stack.environment.slug}-shop-web-1"
+    assert web["Name"] == f"/berth-{settings.BERTH_INSTALLATION_ID}-s{stack.pk}-web-1"
     bindings = web["HostConfig"]["PortBindings"]["80/tcp"]
     assert bindings == [{"HostIp": "127.0.0.1", "HostPort": ""}]
-    assert db["Mounts"][0]["Name"] == f"berth-{stack.pk}-data"
+    assert db["Mounts"][0]["Name"] == f"berth-{settings.BERTH_INSTALLATION_ID}-s{stack.pk}-data"
 
     # The database mirrors the engine.
     assert Container.objects.filter(stack=stack).count() == 3
@@ -333,7 +334,7 @@ def test_stop_start_and_remove_with_volumes(environment, image):
     assert sorted(c["Id"] for c in engine_containers(stack)) == ids
     assert fresh(stack).state == Stack.State.HEALTHY
 
-    volume = f"berth-{stack.pk}-data"
+    volume = naming.volume_name(stack, "data")
     assert docker("volume", "ls", "-q", "--filter", f"name={volume}") == volume
     Stack.objects.filter(pk=stack.pk).update(desired_state="removed", remove_volumes=True)
     reconciler.reconcile_stack(stack.pk)
@@ -375,6 +376,8 @@ def test_host_pass_repairs_and_removes_orphans(environment, image):
         f"io.berth.tenant={tenant}",
         "--label",
         "io.berth.stack=999999999",
+        "--label",
+        f"io.berth.installation={settings.BERTH_INSTALLATION_ID}",
         image,
     )
     host = Host.objects.get(name="local")
@@ -420,5 +423,5 @@ def test_two_stacks_in_one_environment_each_reach_their_own_service(environment,
     Stack.objects.filter(pk=first.pk).update(desired_state=Stack.Desired.REMOVED)
     reconciler.reconcile_stack(first.pk)
     assert not Stack.objects.filter(pk=first.pk).exists()
-    stack_network = f"berth-{first.tenant.slug}-{first.environment.slug}-blue-{first.pk}"
+    stack_network = naming.stack_network_name(first)
     assert docker("network", "ls", "-q", "--filter", f"name={stack_network}") == ""

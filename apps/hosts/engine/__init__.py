@@ -15,10 +15,19 @@ from apps.hosts.engine.containers import (
     host_config,
 )
 from apps.hosts.engine.errors import EngineError
-from apps.hosts.engine.labels import LABEL_PREFIX, MANAGED_LABEL, label_key, managed_labels
+from apps.hosts.engine.labels import (
+    INSTALLATION_LABEL,
+    LABEL_PREFIX,
+    MANAGED_LABEL,
+    foreign_owner,
+    installation_id,
+    label_key,
+    managed_labels,
+)
 from apps.hosts.engine.tls import forget_tls_files
 
 __all__ = [
+    "INSTALLATION_LABEL",
     "LABEL_PREFIX",
     "MANAGED_LABEL",
     "ContainerRequest",
@@ -33,7 +42,9 @@ __all__ = [
     "EngineError",
     "EngineInfo",
     "ManagedContainer",
+    "foreign_owner",
     "forget_tls_files",
+    "installation_id",
     "get_engine",
     "label_key",
     "managed_labels",

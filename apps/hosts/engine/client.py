@@ -18,7 +18,7 @@ from docker.utils import version_lt
 
 from apps.hosts.engine.containers import exit_code_from_status, health_from_status
 from apps.hosts.engine.errors import EngineError, engine_errors
-from apps.hosts.engine.labels import label_filters
+from apps.hosts.engine.labels import INSTALLATION_LABEL, MANAGED_LABEL, label_filters, label_key
 from apps.hosts.engine.operations import Operations
 from apps.hosts.engine.tls import TLSFiles, write_tls_files
 
@@ -169,6 +169,18 @@ class Engine(Operations):
         with self._errors():
             found = client.containers.list(all=True, sparse=True, filters=filters)
         return [_managed_container(c.attrs) for c in found]
+
+    def list_legacy(self, labels: Mapping[str, str]) -> list[ManagedContainer]:
+        """Berth containers made before installation ids (no `io.berth.installation`
+        label) matching `labels`: only for handing a stack over to its new names."""
+        filters = {
+            "label": [MANAGED_LABEL + "=true", *(f"{label_key(k)}={v}" for k, v in labels.items())]
+        }
+        client = self._docker
+        with self._errors():
+            found = client.containers.list(all=True, sparse=True, filters=filters)
+        listed = [_managed_container(c.attrs) for c in found]
+        return [c for c in listed if INSTALLATION_LABEL not in c.labels]
 
     def close(self) -> None:
         if self._client is not None:

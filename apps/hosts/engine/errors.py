@@ -30,9 +30,18 @@ class EngineError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    def __reduce__(self):
+        """Pickle by value: Celery carries task failures and retries between processes,
+        and the default (`cls(*args)`) cannot pass the keyword-only arguments."""
+        return (_rebuild, (self.message, self.retryable, self.status))
+
     @property
     def not_found(self) -> bool:
         return self.status == 404
+
+
+def _rebuild(message: str, retryable: bool, status: int | None) -> EngineError:
+    return EngineError(message, retryable=retryable, status=status)
 
 
 def _causes(exc: BaseException, depth: int = 0) -> Iterator[BaseException]:

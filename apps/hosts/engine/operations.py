@@ -21,7 +21,7 @@ from apps.hosts.engine.containers import (
     container_status,
 )
 from apps.hosts.engine.errors import EngineError
-from apps.hosts.engine.labels import managed_labels
+from apps.hosts.engine.labels import foreign_owner, managed_labels
 
 ProgressCallback = Callable[[dict[str, Any]], None]
 
@@ -32,33 +32,74 @@ class Operations:
 
     endpoint: str
 
-    def ensure_network(self, name: str, labels: Mapping[str, str] | None = None) -> str:
-        """A bridge network with this name (created when missing); returns its id."""
+    def ensure_network(
+        self,
+        name: str,
+        labels: Mapping[str, str] | None = None,
+        owner: Mapping[str, str] | None = None,
+    ) -> str:
+        """A bridge network with this name (created when missing); returns its id.
+
+        A network of that name whose labels do not match `owner` (default: `labels`) is
+        someone else's: EngineError, never joined.
+        """
         api = self._docker.api
+        wanted = _labels(labels)
         with self._errors():
             exact = _networks_named(api, name)
             if not exact:
                 try:
-                    api.create_network(
-                        name, driver="bridge", check_duplicate=True, labels=_labels(labels)
-                    )
+                    api.create_network(name, driver="bridge", check_duplicate=True, labels=wanted)
                 except docker.errors.APIError as exc:  # a concurrent worker created it first
                     if exc.status_code != 409:
                         raise
                 exact = _networks_named(api, name)
+            for network in exact:
+                _refuse_foreign("network", name, network.get("Labels"), owner or wanted)
             return _one_network(api, exact)
 
-    def remove_network(self, name: str) -> None:
-        self._remove(lambda api: api.remove_network(name))
-
-    def ensure_volume(self, name: str, labels: Mapping[str, str] | None = None) -> None:
-        """A local named volume; creating an existing one is a no-op for the engine."""
+    def remove_network(self, name: str, owner: Mapping[str, str]) -> None:
+        """Remove the network if it is `owner`'s; gone already, or not ours: left alone."""
         api = self._docker.api
         with self._errors():
-            api.create_volume(name=name, driver="local", labels=_labels(labels))
+            found = _networks_named(api, name)
+        for network in found:
+            if foreign_owner(network.get("Labels"), owner) is None:
+                self._remove(lambda api, ident=network["Id"]: api.remove_network(ident))
 
-    def remove_volume(self, name: str) -> None:
-        self._remove(lambda api: api.remove_volume(name, force=True))
+    def ensure_volume(
+        self,
+        name: str,
+        labels: Mapping[str, str] | None = None,
+        owner: Mapping[str, str] | None = None,
+    ) -> None:
+        """A local named volume, created when missing; one of that name whose labels do
+        not match `owner` (default: `labels`) is refused, never mounted."""
+        api = self._docker.api
+        wanted = _labels(labels)
+        existing = self._volume_labels(name)
+        if existing is None:
+            with self._errors():
+                api.create_volume(name=name, driver="local", labels=wanted)
+            existing = self._volume_labels(name)  # a racing creator's labels win: check them
+        _refuse_foreign("volume", name, existing, owner or wanted)
+
+    def remove_volume(self, name: str, owner: Mapping[str, str]) -> None:
+        """Remove the volume if it is `owner`'s; gone already, or not ours: left alone."""
+        existing = self._volume_labels(name)
+        if existing is not None and foreign_owner(existing, owner) is None:
+            self._remove(lambda api: api.remove_volume(name, force=True))
+
+    def _volume_labels(self, name: str) -> dict[str, str] | None:
+        """The volume's labels, or None when there is no volume of that name."""
+        try:
+            with self._errors():
+                found = self._docker.api.inspect_volume(name)
+        except EngineError as exc:
+            if exc.not_found:
+                return None
+            raise
+        return dict(found.get("Labels") or {})
 
     def image_present(self, ref: str) -> bool:
         api = self._docker.api
@@ -233,6 +274,19 @@ def _one_network(api: Any, found: list[dict[str, Any]]) -> str:
         with contextlib.suppress(docker.errors.APIError):  # in use, or gone already
             api.remove_network(duplicate["Id"])
     return keep["Id"]
+
+
+def _refuse_foreign(
+    kind: str, name: str, found: Mapping[str, str] | None, owner: Mapping[str, str]
+) -> None:
+    reason = foreign_owner(found, owner)
+    if reason is not None:
+        raise EngineError(
+            f"The {kind} name {name} is taken by an object Berth will not use: {reason}. "
+            f"Remove or rename that {kind} on the engine.",
+            retryable=False,
+            status=409,
+        )
 
 
 def _labels(labels: Mapping[str, str] | None) -> dict[str, str]:
