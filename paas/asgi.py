@@ -1,4 +1,8 @@
-"""ASGI entry point: HTTP through Django, websockets through Channels' router."""
+"""ASGI entry point: HTTP through Django, websockets through Channels' router.
+
+Every websocket route sits behind the same stack: session and token authentication,
+then the origin check (scheme, host and port; apps/accounts/channels_auth.py).
+"""
 
 import os
 
@@ -8,7 +12,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "paas.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from apps.accounts.channels_auth import TokenOrSessionAuthMiddlewareStack  # noqa: E402
 from paas.routing import websocket_urlpatterns  # noqa: E402
@@ -16,8 +19,6 @@ from paas.routing import websocket_urlpatterns  # noqa: E402
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(
-            TokenOrSessionAuthMiddlewareStack(URLRouter(websocket_urlpatterns))
-        ),
+        "websocket": TokenOrSessionAuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
     }
 )

@@ -1,15 +1,30 @@
-"""Websocket authentication: the session cookie, or an API token for scripts.
+"""Websocket authentication and origin check: the session cookie, or an API token.
 
 A token is read from the `Authorization: Bearer` header or the `token` query parameter.
+
+The origin check (`PortalOriginValidator`) wraps every websocket route (paas/asgi.py).
+A browser attaches the session cookie to a websocket opened by ANY page, so the
+`Origin` header is the only thing telling the portal's own pages from a page served by
+a tenant's container on another port of the same host. It is compared as a whole
+origin (scheme, host and port) with the portal's own origins; Channels'
+`AllowedHostsOriginValidator` compared host names only.
 """
 
-from urllib.parse import parse_qs
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+from urllib.parse import parse_qs, urlsplit
 
 from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
 from channels.middleware import BaseMiddleware
+from channels.security.websocket import WebsocketDenier
+from django.conf import settings
+from django.http.request import is_same_domain, split_domain_port, validate_host
 
 from apps.accounts.models import find_token
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 @database_sync_to_async
@@ -43,5 +58,120 @@ class TokenAuthMiddleware(BaseMiddleware):
         return await super().__call__(scope, receive, send)
 
 
+# --- origins ---------------------------------------------------------------------------
+
+
+class Origin(NamedTuple):
+    """An origin as browsers compare them: scheme, host (lower case) and port."""
+
+    scheme: str
+    host: str
+    port: int
+
+
+def parse_origin(text: str) -> Origin | None:
+    """`scheme://host[:port]` as an Origin; None for anything else (`null`, a path...).
+
+    A host starting with `*.` is kept as written: it is a pattern (see `_matches`).
+    """
+    try:
+        parts = urlsplit(text.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS or parts.path or parts.query or parts.username:
+        return None
+    wildcard = parts.netloc.startswith("*.")
+    host, _ = split_domain_port(parts.netloc.removeprefix("*") if wildcard else parts.netloc)
+    if not host:
+        return None
+    return Origin(scheme, f"*{host}" if wildcard else host, port or DEFAULT_PORTS[scheme])
+
+
+def portal_origins() -> list[Origin]:
+    """The origins the portal's pages are served from, by configuration:
+    BERTH_PUBLIC_URL and DJANGO_CSRF_TRUSTED_ORIGINS (`https://*.example.com` allowed)."""
+    configured = [settings.BERTH_PUBLIC_URL, *settings.CSRF_TRUSTED_ORIGINS]
+    return [origin for origin in map(parse_origin, configured) if origin is not None]
+
+
+def _header(scope: dict[str, Any], name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+def request_origin(scope: dict[str, Any]) -> Origin | None:
+    """The origin the socket was addressed to (scheme + Host), as Django's `is_secure()`
+    and `get_host()` would see it; None when the Host is not in ALLOWED_HOSTS."""
+    host = _header(scope, b"host") or ""
+    if settings.USE_X_FORWARDED_HOST:
+        host = (_header(scope, b"x-forwarded-host") or "").split(",")[0].strip() or host
+    domain, port = split_domain_port(host)
+    allowed = settings.ALLOWED_HOSTS
+    if settings.DEBUG and not allowed:
+        allowed = [".localhost", "127.0.0.1", "[::1]"]
+    if not domain or not validate_host(domain, allowed):
+        return None
+    secure = scope.get("scheme") == "wss"
+    proxy = settings.SECURE_PROXY_SSL_HEADER
+    if proxy:
+        name = proxy[0].removeprefix("HTTP_").lower().replace("_", "-").encode()
+        value = _header(scope, name)
+        if value is not None:
+            secure = value.split(",")[0].strip() == proxy[1]
+    scheme = "https" if secure else "http"
+    return Origin(scheme, domain, int(port) if port else DEFAULT_PORTS[scheme])
+
+
+def _matches(origin: Origin, allowed: Origin) -> bool:
+    if (origin.scheme, origin.port) != (allowed.scheme, allowed.port):
+        return False
+    if allowed.host.startswith("*."):
+        return is_same_domain(origin.host, allowed.host[1:])
+    return origin.host == allowed.host
+
+
+def origin_allowed(scope: dict[str, Any]) -> bool:
+    """May this websocket handshake go on, judged by its Origin header?
+
+    Allowed: the request's own origin (same-origin), BERTH_PUBLIC_URL, or one of
+    CSRF_TRUSTED_ORIGINS; scheme, host and port must all match. `null` and anything
+    malformed are refused. A missing header is allowed only to a socket authenticated
+    by an API token (scripts); browsers always send one, so a cookie alone never
+    opens a socket without it.
+    """
+    raw = _header(scope, b"origin")
+    if raw is None:
+        return scope.get("token") is not None
+    origin = parse_origin(raw)
+    if origin is None:
+        return False
+    own = request_origin(scope)
+    candidates = [own] if own is not None else []
+    return any(_matches(origin, allowed) for allowed in candidates + portal_origins())
+
+
+class PortalOriginValidator:
+    """Refuse (HTTP 403 at the handshake) a websocket from a page that is not the portal's.
+
+    Sits inside the authentication middleware, so it knows whether an API token
+    authenticated the socket (see `origin_allowed` for a missing Origin header).
+    """
+
+    def __init__(self, application) -> None:
+        self.application = application
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "websocket":
+            raise ValueError("PortalOriginValidator only guards websocket connections.")
+        if origin_allowed(scope):
+            return await self.application(scope, receive, send)
+        return await WebsocketDenier()(scope, receive, send)
+
+
 def TokenOrSessionAuthMiddlewareStack(inner):  # noqa: N802 - mirrors Channels' naming
-    return AuthMiddlewareStack(TokenAuthMiddleware(inner))
+    """Session, then token, then the origin check, then `inner` (the routes)."""
+    return AuthMiddlewareStack(TokenAuthMiddleware(PortalOriginValidator(inner)))

@@ -26,7 +26,11 @@ from tests.integration.conftest import (  # noqa: F401 - fixtures reused
     make_stack,
 )
 
+# The portal's page as a browser opens the socket: its own origin, and the Host it was
+# served from (the origin check compares both; "testserver" is in ALLOWED_HOSTS).
 ORIGIN = (b"origin", b"http://testserver")
+HOST = (b"host", b"testserver")
+SAME_ORIGIN = [ORIGIN, HOST]
 
 
 @pytest.fixture(autouse=True)
@@ -59,7 +63,7 @@ def session_headers(user) -> list[tuple[bytes, bytes]]:
     client = Client()
     client.force_login(user)
     cookie = client.cookies["sessionid"].value
-    return [ORIGIN, (b"cookie", f"sessionid={cookie}".encode())]
+    return [*SAME_ORIGIN, (b"cookie", f"sessionid={cookie}".encode())]
 
 
 def session_of(headers: list[tuple[bytes, bytes]]) -> str:
@@ -67,7 +71,7 @@ def session_of(headers: list[tuple[bytes, bytes]]) -> str:
 
 
 def token_headers(raw: str) -> list[tuple[bytes, bytes]]:
-    return [ORIGIN, (b"authorization", f"Bearer {raw}".encode())]
+    return [*SAME_ORIGIN, (b"authorization", f"Bearer {raw}".encode())]
 
 
 def application():

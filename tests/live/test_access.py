@@ -13,6 +13,7 @@ from apps.accounts import services as account_services
 from apps.tenants.models import Membership
 from tests.live.conftest import (
     ORIGIN,
+    SAME_ORIGIN,
     add_member,
     application,
     close_code,
@@ -77,8 +78,8 @@ def test_other_tenant_and_missing_ids_are_refused_alike(web, tenant_b, outsider)
 
 
 def test_anonymous_and_bad_tokens_are_refused(web):
-    assert refusal(f"/ws/containers/{web.pk}/logs/", [ORIGIN]) == 4401
-    assert refusal(f"/ws/stacks/{web.stack_id}/events/", [ORIGIN]) == 4401
+    assert refusal(f"/ws/containers/{web.pk}/logs/", SAME_ORIGIN) == 4401
+    assert refusal(f"/ws/stacks/{web.stack_id}/events/", SAME_ORIGIN) == 4401
     bogus = token_headers("berth_not-a-real-token")
     assert refusal(f"/ws/containers/{web.pk}/shell/", bogus) == 4401
 
@@ -93,16 +94,32 @@ def test_foreign_or_missing_origin_is_refused_before_the_handshake(web, owner):
         connected, _ = await comm.connect(timeout=5)
         return connected
 
+    # A page of a tenant's container published on another port of the portal's host.
+    assert asyncio.run(scenario([(b"origin", b"http://testserver:8080")])) is False
     assert asyncio.run(scenario([(b"origin", b"http://evil.example")])) is False
+    assert asyncio.run(scenario([(b"origin", b"null")])) is False
     assert asyncio.run(scenario([])) is False
     assert asyncio.run(scenario([ORIGIN])) is True
+
+
+def test_a_token_may_connect_without_an_origin_header(web, owner):
+    """Scripts (the CLI) authenticate with a token and need not send Origin."""
+    _, raw = account_services.create_token(actor=owner, name="cli")
+
+    async def scenario():
+        headers = [(b"authorization", f"Bearer {raw}".encode())]
+        comm = await open_socket(f"/ws/containers/{web.pk}/logs/?tail=0", headers)
+        assert await comm.receive_nothing(timeout=1.5)
+        await comm.disconnect(timeout=5)
+
+    asyncio.run(scenario())
 
 
 def test_token_in_the_query_string_works(web, owner):
     _, raw = account_services.create_token(actor=owner, name="script")
 
     async def scenario():
-        comm = await open_socket(f"/ws/containers/{web.pk}/logs/?tail=0&token={raw}", [ORIGIN])
+        comm = await open_socket(f"/ws/containers/{web.pk}/logs/?tail=0&token={raw}", SAME_ORIGIN)
         assert await comm.receive_nothing(timeout=1.5)
         await comm.disconnect(timeout=5)
 
