@@ -115,7 +115,7 @@ start_tail tail-beat "[beat]  " "$LOG/beat.log"
 berth_spawn web "$LOG/web.log" \
     "$BERTH_VENV/bin/daphne" -b 127.0.0.1 -p "$PORT" paas.asgi:application
 berth_spawn worker "$LOG/worker.log" \
-    "$BERTH_VENV/bin/celery" -A paas worker -l info --concurrency 2
+    "$BERTH_VENV/bin/celery" -A paas worker -l info --concurrency "${BERTH_WORKER_CONCURRENCY:-2}"
 berth_spawn beat "$LOG/beat.log" \
     "$BERTH_VENV/bin/celery" -A paas beat -l info --schedule "$BERTH_STATE_DIR/run/celerybeat-schedule"
 

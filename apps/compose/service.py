@@ -25,6 +25,7 @@ from apps.compose.fields import (
     sequence,
     string_list,
 )
+from apps.compose.images import ImageReferenceError, parse_image
 from apps.compose.limits import Limits
 from apps.compose.mounts import parse_mounts
 from apps.compose.ports import parse_expose, parse_ports
@@ -38,16 +39,20 @@ from apps.compose.spec import (
     ServiceSpec,
     UpdateConfig,
 )
-from apps.compose.values import boolean, duration, integer, kind_of, number, scalar_text, size, text
+from apps.compose.values import (
+    boolean,
+    duration,
+    integer,
+    kind_of,
+    number,
+    scalar_text,
+    show,
+    size,
+    text,
+)
 
 Reader = Callable[[Any, Limits], Any]
 
-_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_DOMAIN = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*"
-_IMAGE = re.compile(
-    rf"^(?:{_DOMAIN}(?::[0-9]{{1,5}})?/)?{_COMPONENT}(?:/{_COMPONENT})*"
-    r"(?::[\w][\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"
-)
 _CAPABILITY = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _CONSTRAINT = re.compile(r"^[\w.-]+\s*(==|!=)\s*\S.*$")
 _RESTART = re.compile(r"^(no|always|unless-stopped|on-failure)(?::(\d{1,4}))?$")
@@ -108,9 +113,12 @@ def _cross_checks(data: dict[str, Any], fields: dict[str, Any]) -> list[tuple[st
 
 
 def _image(value: Any, limits: Limits) -> str:
+    """A reference that names a repository: image ids are refused (apps.compose.images)."""
     image = text(value, limits, size=512)
-    if not _IMAGE.match(image):
-        raise FieldError(f"invalid image reference {image!r}")
+    try:
+        parse_image(image)
+    except ImageReferenceError as exc:
+        raise FieldError(str(exc)) from None
     return image
 
 
@@ -334,6 +342,17 @@ def _placement(value: Any, limits: Limits) -> tuple[str, ...]:
     return constraints
 
 
+def _stop_grace(value: Any, limits: Limits) -> float:
+    """A duration no longer than the platform allows: a stop holds a worker that long."""
+    seconds = duration(value)
+    if seconds > limits.max_stop_grace:
+        raise FieldError(
+            f"{show(value)} is too long: at most {limits.max_stop_grace:g}s "
+            "on this platform (BERTH_MAX_STOP_GRACE_SECONDS)"
+        )
+    return seconds
+
+
 def _unlimited(read: Callable[[Any], Any]) -> Reader:
     """Adapt a scalar reader that needs no limits to the table's (value, limits) shape."""
     return lambda value, limits: read(value)
@@ -354,7 +373,7 @@ SERVICE_KEYS: dict[str, Reader] = {
     "labels": _labels,
     "user": _short_text,
     "working_dir": absolute_path,
-    "stop_grace_period": _unlimited(duration),
+    "stop_grace_period": _stop_grace,
     "cpus": _unlimited(_cpus),
     "mem_limit": _unlimited(size),
     "mem_reservation": _unlimited(size),

@@ -1,15 +1,54 @@
-"""Celery tasks for deployments: thin, id-carrying, safe to run twice (acks_late)."""
+"""Celery tasks for deployments: thin, id-carrying, safe to run twice (acks_late).
+
+The tasks that act for one tenant run inside one of the tenant's worker slots
+(`apps.core.queue.tenant_slot`): a tenant at its bound has the task sent again a little
+later, so its slow engine calls never hold every worker.
+"""
+
+import random
 
 from celery import shared_task
 
+from apps.core.queue import tenant_slot
 from apps.deployments import reconciler
 from apps.hosts.models import Host
 
+# How long a task of a tenant at its bound waits before it is tried again (plus jitter).
+BUSY_COUNTDOWN_SECONDS = 2.0
 
-@shared_task(name="deployments.reconcile_stack", acks_late=True, ignore_result=True)
-def reconcile_stack(stack_id: int) -> None:
-    """Converge one stack; another worker holding its lease makes this a no-op."""
-    reconciler.reconcile_stack(stack_id)
+
+def _tenant_of_stack(stack_id: int) -> int | None:
+    from apps.deployments.models import Stack
+
+    return Stack.objects.filter(pk=stack_id).values_list("tenant_id", flat=True).first()
+
+
+def _slot_ttl(task) -> float:
+    """A slot lives as long as the task may: a worker killed by the hard limit frees it."""
+    from django.conf import settings
+
+    return float(task.time_limit or settings.CELERY_TASK_TIME_LIMIT) + 5
+
+
+def _later(task) -> None:
+    """Send the same work again, to the same queue, after a short wait (not a retry: no
+    retry budget is used up by waiting for a slot)."""
+    countdown = BUSY_COUNTDOWN_SECONDS + random.uniform(0, 1)  # noqa: S311 - jitter only
+    task.signature_from_request().apply_async(countdown=countdown)
+
+
+@shared_task(name="deployments.reconcile_stack", bind=True, acks_late=True, ignore_result=True)
+def reconcile_stack(self, stack_id: int) -> None:
+    """Converge one stack inside one of its tenant's worker slots; another worker holding
+    its lease makes this a no-op."""
+    tenant_id = _tenant_of_stack(stack_id)
+    if tenant_id is None:
+        return
+    with tenant_slot(tenant_id, ttl=_slot_ttl(self)) as held:
+        if not held:
+            _later(self)
+            return
+        reconciler.reconcile_stack(stack_id)
 
 
 @shared_task(
@@ -24,7 +63,6 @@ def container_action(self, container_id: int, action: str) -> None:
     mirrors the new state and recreates a removed replica), then record what happened:
     that Event is what refreshes the stack page. A lease held by a running reconcile
     means: try again in a second."""
-    from apps.activity.services import record_event
     from apps.deployments.models import Container
 
     container = (
@@ -32,9 +70,19 @@ def container_action(self, container_id: int, action: str) -> None:
     )
     if container is None:
         return
+    with tenant_slot(container.stack.tenant_id, ttl=_slot_ttl(self)) as held:
+        if not held:
+            _later(self)
+            return
+        _container_action(self, container, action)
+
+
+def _container_action(task, container, action: str) -> None:
+    from apps.activity.services import record_event
+
     token = reconciler.claim(container.stack_id)
     if token is None:
-        raise self.retry(countdown=1)
+        raise task.retry(countdown=1)
     try:
         outcome, message = _engine_action(container, action)
     finally:

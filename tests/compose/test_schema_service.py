@@ -262,6 +262,17 @@ class TestHealthcheckAndLifecycle:
         assert "absolute path" in service_refused({"working_dir": "app"})
         assert "use a unit" in service_refused({"stop_grace_period": 10})
 
+    def test_grace_is_capped_by_the_platform(self, settings):
+        """A stop waits out the grace period while holding a worker: days are refused."""
+        assert service({"stop_grace_period": "2m"}).stop_grace_period == 120.0
+        message = service_refused({"stop_grace_period": "2m1s"})
+        assert message.startswith("service 'web': stop_grace_period:"), message
+        assert "at most 120s" in message and "BERTH_MAX_STOP_GRACE_SECONDS" in message
+        assert "too long" in service_refused({"stop_grace_period": "${G}"}, G="168h")
+        settings.BERTH_MAX_STOP_GRACE_SECONDS = 5
+        assert "at most 5s" in service_refused({"stop_grace_period": "6s"})
+        assert service({"stop_grace_period": "5s"}).stop_grace_period == 5.0
+
 
 class TestResources:
     def test_limits(self):

@@ -51,6 +51,10 @@ def test_create_from_compose_and_read_detail(api, env_a, django_capture_on_commi
         ({"name": "shop", "compose": COMPOSE, "tenant": "globex"}, "tenant"),
         ({"name": "shop", "compose": COMPOSE, "state": "healthy"}, "state"),
         ({"name": "shop", "template": "no-such-template"}, "template"),
+        (
+            {"name": "shop", "compose": "services: {web: {image: x, stop_grace_period: 72h}}"},
+            "compose",
+        ),
     ],
 )
 def test_create_errors_name_the_field(api, env_a, body, field):
