@@ -28,7 +28,7 @@ from apps.catalog import semver
 from apps.catalog.models import TemplateVersion
 from apps.compose.errors import ComposeError
 from apps.core.queue import enqueue_on_commit
-from apps.deployments import revisions
+from apps.deployments import quotas, revisions
 from apps.deployments.models import Container, Revision, Service, Stack, dns_label_validator
 from apps.tenants.models import Environment
 from apps.tenants.roles import Role
@@ -343,6 +343,7 @@ def create_stack(
         compose=compose,
         created_by=actor if getattr(actor, "is_authenticated", False) else None,
     )
+    quotas.enforce(environment.tenant, spec)  # before anything is written
     _start_operation(stack, "deploy", Stack.State.DEPLOYING)
     stack.save()
     revision = _new_revision(actor, stack, spec, reason="deploy")
@@ -371,6 +372,7 @@ def _deploy_change(
     message: str,
     summary_prefix: str = "",
 ) -> Stack:
+    quotas.enforce(stack.tenant, spec, stack)  # before anything is written
     revision = _new_revision(actor, stack, spec, reason=reason, summary_prefix=summary_prefix)
     if stack.desired_state == Stack.Desired.RUNNING:
         _start_operation(stack, operation, Stack.State.DEPLOYING)

@@ -32,6 +32,7 @@ from apps.activity.services import record_event
 from apps.registry.models import Repository, TenantRegistryQuota
 from apps.registry.registry_client import RegistryClient, RegistryError
 from apps.tenants.models import Tenant
+from apps.tenants.quotas import QuotaLine
 from apps.tenants.roles import Role
 from apps.tenants.services import require_role
 
@@ -184,3 +185,32 @@ def set_pull_alert_threshold(*, actor: Any, tenant: Tenant, threshold: int) -> T
         data={"threshold": quota.pull_alert_threshold},
     )
     return quota
+
+
+# --- the tenant's quota page and API (settings.BERTH_QUOTA_PROVIDERS) -----------------------
+
+QUOTA_KEYS = ("registry_storage",)
+
+
+def quota_lines(tenant: Tenant) -> list[QuotaLine]:
+    """Registry storage beside the tenant's other quotas (bytes; 0: unlimited)."""
+    row = TenantRegistryQuota.objects.filter(tenant=tenant).first()
+    return [
+        QuotaLine(
+            key="registry_storage",
+            label="Registry storage",
+            used=row.used_bytes if row else 0,
+            limit=row.quota_bytes if row else 0,
+            unit="bytes",
+        )
+    ]
+
+
+def set_quota_values(actor: Any, tenant: Tenant, values: dict) -> None:
+    """`registry_storage` (bytes) from the tenant's quota form or API: `set_quota`."""
+    value = values["registry_storage"]
+    if isinstance(value, bool) or not str(value).strip().isdigit():
+        raise ValidationError({"registry_storage": "Use 0 (unlimited) or a number of bytes."})
+    if int(value) >= 2**63:
+        raise ValidationError({"registry_storage": "Too large."})
+    set_quota(actor=actor, tenant=tenant, quota_bytes=int(value))

@@ -3,10 +3,11 @@
 import hashlib
 import secrets
 from datetime import timedelta
+from functools import partial
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
+from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
 
@@ -51,6 +52,55 @@ class Tenant(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+def quota_default(key: str):
+    """The value a new tenant's quota starts with (settings.BERTH_TENANT_QUOTA_DEFAULTS)."""
+    return (getattr(settings, "BERTH_TENANT_QUOTA_DEFAULTS", None) or {}).get(key, 0)
+
+
+class TenantQuota(models.Model):
+    """What a tenant's stacks may hold at most, so one tenant cannot starve the others.
+
+    Set by platform admins only (apps.tenants.services.set_quotas); 0 means unlimited, as
+    for registry storage, which keeps its own row (apps.registry TenantRegistryQuota).
+    Counted from the desired state of every stack not being removed (stopped ones too:
+    starting them needs no check), and checked by the deployments service layer before
+    a deploy, redeploy, upgrade, rollback or scale is written (apps/deployments/quotas.py).
+    """
+
+    tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, related_name="quota")
+    stacks = models.PositiveIntegerField(
+        default=partial(quota_default, "stacks"), help_text="Stacks (0: unlimited)"
+    )
+    containers = models.PositiveIntegerField(
+        default=partial(quota_default, "containers"),
+        help_text="Containers of all stacks, every replica counted (0: unlimited)",
+    )
+    memory = models.PositiveBigIntegerField(
+        default=partial(quota_default, "memory"),
+        help_text="Bytes: the memory limits of all containers added up (0: unlimited)",
+    )
+    cpus = models.DecimalField(
+        max_digits=7,
+        decimal_places=2,
+        default=partial(quota_default, "cpus"),
+        validators=[MinValueValidator(0)],
+        help_text="CPUs of all containers added up; every service must then set cpus "
+        "(0: unlimited)",
+    )
+    pids = models.PositiveIntegerField(
+        default=partial(quota_default, "pids"),
+        help_text="Processes per container, the most a compose file may ask (0: unlimited)",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Quota of {self.tenant}"
+
+    @property
+    def is_unlimited(self) -> bool:
+        return not any((self.stacks, self.containers, self.memory, self.cpus, self.pids))
 
 
 class Membership(models.Model):

@@ -6,6 +6,7 @@ actor's role, writes inside a transaction and records one Event.
 
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -21,8 +22,10 @@ from apps.tenants.models import (
     Invitation,
     Membership,
     Tenant,
+    TenantQuota,
     hash_secret,
 )
+from apps.tenants.quotas import TENANT_LIMITS, providers
 from apps.tenants.roles import Role, can_grant, rank
 
 
@@ -58,11 +61,73 @@ def create_tenant(*, actor: Any, slug: str, name: str = "", description: str = "
     if Tenant.objects.filter(slug=slug).exists():
         raise ValidationError({"slug": "A tenant with this slug already exists."})
     tenant.save()
+    TenantQuota.objects.create(tenant=tenant)  # settings.BERTH_TENANT_QUOTA_DEFAULTS
     Membership.objects.create(tenant=tenant, user=owner, role=Role.OWNER)
     for env_slug in DEFAULT_ENVIRONMENTS:
         Environment.objects.create(tenant=tenant, slug=env_slug, name=env_slug.capitalize())
     record_event("tenant.create", actor=actor, tenant=tenant, obj=tenant)
     return tenant
+
+
+def tenant_quota(tenant: Tenant) -> TenantQuota:
+    """The tenant's quota row, made with settings.BERTH_TENANT_QUOTA_DEFAULTS on first use."""
+    quota, _ = TenantQuota.objects.get_or_create(tenant=tenant)
+    return quota
+
+
+MAX_QUOTA = {"stacks": 100_000, "containers": 1_000_000, "pids": 4_194_304, "cpus": 99_999}
+
+
+def _quota_value(key: str, value: Any) -> int | Decimal:
+    """A limit as stored, or a ValidationError naming the key (0 is unlimited)."""
+    problem = ValidationError({key: "Use 0 (unlimited) or a positive number."})
+    if isinstance(value, bool):
+        raise problem
+    try:
+        number = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise problem from None
+    if not number.is_finite() or number < 0:
+        raise problem
+    if key == "cpus":
+        if number != number.quantize(Decimal("0.01")) or number > MAX_QUOTA["cpus"]:
+            raise ValidationError({key: "Use CPUs with at most two decimals, up to 99999."})
+        return number
+    if number != number.to_integral_value():
+        raise ValidationError({key: "Use a whole number."})
+    if key in MAX_QUOTA and number > MAX_QUOTA[key]:
+        raise ValidationError({key: f"Use at most {MAX_QUOTA[key]}."})
+    if key == "memory" and number >= 2**63:
+        raise ValidationError({key: "Too large."})
+    return int(number)
+
+
+@transaction.atomic
+def set_quotas(*, actor: Any, tenant: Tenant, values: dict[str, Any]) -> None:
+    """Platform admins set a tenant's quotas (only the keys given; 0: unlimited).
+
+    The keys of TenantQuota are set here; others (registry storage) by the provider that
+    owns them. A quota lowered below what the tenant uses stops nothing: changes that add
+    more are refused until the tenant is back under it."""
+    if not (actor.is_active and actor.is_superuser):
+        raise PermissionDenied("Only a platform administrator sets quotas.")
+    known = {*TENANT_LIMITS, *(k for p in providers() for k in p.QUOTA_KEYS)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValidationError({key: "Not a quota." for key in unknown})
+    Tenant.objects.select_for_update().get(pk=tenant.pk)  # serialised with the checks
+    own = {key: _quota_value(key, values[key]) for key in TENANT_LIMITS if key in values}
+    if own:
+        quota = tenant_quota(tenant)
+        for key, value in own.items():
+            setattr(quota, key, value)
+        quota.save(update_fields=[*own, "updated_at"])
+        data = {key: str(value) for key, value in own.items()}
+        record_event("tenant.quota", actor=actor, tenant=tenant, obj=quota, data=data)
+    for provider in providers():
+        theirs = {key: values[key] for key in provider.QUOTA_KEYS if key in values}
+        if theirs:
+            provider.set_quota_values(actor, tenant, theirs)
 
 
 @transaction.atomic

@@ -138,3 +138,33 @@ class InvitationCreatedSerializer(InvitationSerializer):
 
 class InvitationAcceptSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
     token = serializers.CharField(max_length=100, trim_whitespace=True)
+
+
+class QuotaSerializer(serializers.Serializer):
+    """PATCH body of a tenant's quota (platform admins; 0: unlimited, keys left out stay)."""
+
+    stacks = serializers.IntegerField(required=False, min_value=0)
+    containers = serializers.IntegerField(required=False, min_value=0)
+    memory = serializers.IntegerField(required=False, min_value=0, help_text="bytes")
+    cpus = serializers.DecimalField(required=False, max_digits=7, decimal_places=2)
+    pids = serializers.IntegerField(required=False, min_value=0, help_text="per container")
+    registry_storage = serializers.IntegerField(required=False, min_value=0, help_text="bytes")
+
+
+class QuotaLineSerializer(serializers.Serializer):
+    label = serializers.CharField()
+    used = serializers.FloatField(help_text="per-container quotas: the highest asked")
+    limit = serializers.FloatField(help_text="0: unlimited")
+    unit = serializers.ChoiceField(choices=["count", "bytes", "cpus"])
+    per_container = serializers.BooleanField()
+
+
+class QuotaUsageSerializer(serializers.Serializer):
+    """Each quota of the tenant, by key, with what it uses."""
+
+    stacks = QuotaLineSerializer()
+    containers = QuotaLineSerializer()
+    memory = QuotaLineSerializer()
+    cpus = QuotaLineSerializer()
+    pids = QuotaLineSerializer()
+    registry_storage = QuotaLineSerializer()

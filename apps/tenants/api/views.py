@@ -12,7 +12,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from apps.core.api import TenantScopedViewSet
-from apps.tenants import services
+from apps.tenants import quotas, services
 from apps.tenants.api.serializers import (
     EnvironmentCreateSerializer,
     EnvironmentSerializer,
@@ -21,6 +21,8 @@ from apps.tenants.api.serializers import (
     InvitationSerializer,
     MembershipRoleSerializer,
     MembershipSerializer,
+    QuotaSerializer,
+    QuotaUsageSerializer,
     TenantSerializer,
     TenantUpdateSerializer,
 )
@@ -88,6 +90,18 @@ class TenantViewSet(
     def destroy(self, request, *args, **kwargs):
         services.delete_tenant(actor=request.user, tenant=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=QuotaSerializer, responses={200: QuotaUsageSerializer})
+    @action(detail=True, methods=["get", "patch"])
+    def quota(self, request, slug=None):
+        """The tenant's quotas with current usage (0: unlimited); platform admins PATCH
+        `{"stacks", "containers", "memory", "cpus", "pids", "registry_storage"}`."""
+        tenant = self.get_object()
+        if request.method == "PATCH":
+            if not isinstance(request.data, dict):
+                raise exceptions.ValidationError({"non_field_errors": ["Send a JSON object."]})
+            services.set_quotas(actor=request.user, tenant=tenant, values=dict(request.data))
+        return Response({line.key: line.as_dict() for line in quotas.quota_lines(tenant)})
 
 
 @extend_schema_view(list=extend_schema(parameters=[TENANT_FILTER]))
