@@ -15,12 +15,19 @@ TOKEN_PREFIX = "berth_"
 
 class ApiTokenQuerySet(models.QuerySet):
     def visible_to(self, user, min_role: str = "viewer", token=None):
-        """A user sees their own tokens only; platform admins see all of them."""
+        """A user sees their own tokens only; platform admins see all of them.
+
+        A tenant-bound token sees only the tokens bound to its own tenant, so it can
+        neither list nor revoke what the user holds for other tenants.
+        """
         if not (user and user.is_authenticated and user.is_active):
             return self.none()
         if user.is_superuser and token is None:
             return self
-        return self.filter(user=user)
+        mine = self.filter(user=user)
+        if token is not None and token.tenant_id:
+            mine = mine.filter(tenant_id=token.tenant_id)
+        return mine
 
     def usable(self):
         now = timezone.now()
@@ -34,7 +41,10 @@ class ApiToken(models.Model):
 
     Its rights are the user's, narrowed to one tenant when `tenant` is set and to reads
     when `read_only` is set; membership is checked on every request, so removing a
-    member disables their tokens at once.
+    member disables their tokens at once. A tenant-bound token acts with the user's
+    role in that tenant even when the user is a platform admin (see `acting_user`).
+    A token minted by another token (`parent`) is no stronger and lives no longer: it
+    stops working when its parent is revoked or expires.
     """
 
     user = models.ForeignKey(
@@ -49,6 +59,15 @@ class ApiToken(models.Model):
         related_name="api_tokens",
     )
     read_only = models.BooleanField(default=False)
+    parent = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="children",
+        editable=False,
+        help_text="The token that created this one over the API, if any.",
+    )
     prefix = models.CharField(max_length=16, editable=False)
     key_hash = models.CharField(max_length=64, unique=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -81,20 +100,80 @@ class ApiToken(models.Model):
         return "active"
 
     @property
+    def is_usable(self) -> bool:
+        return self.revoked_at is None and not self.is_expired
+
+    @property
     def scope(self) -> str:
         return "read" if self.read_only else "write"
 
 
+# Flags that make a user a platform admin; a tenant-bound token never carries them.
+PLATFORM_FLAGS = ("is_superuser", "is_staff")
+MAX_PARENT_DEPTH = 20
+
+
+def _parents_usable(token: ApiToken) -> bool:
+    """Every token up the chain that minted this one is still usable."""
+    parent_id, depth = token.parent_id, 0
+    while parent_id is not None:
+        depth += 1
+        parent = ApiToken.objects.filter(pk=parent_id).only("parent", "revoked_at", "expires_at")
+        parent = parent.first()
+        if parent is None or not parent.is_usable or depth > MAX_PARENT_DEPTH:
+            return False
+        parent_id = parent.parent_id
+    return True
+
+
+def acting_user(token: ApiToken) -> Any:
+    """The user as this token acts: a tenant-bound token of a platform admin carries no
+    platform flags, so every check (querysets, services, policy exceptions, admin-only
+    endpoints) sees the user's role in that tenant only.
+
+    The flags are cleared on this in-memory instance; a save through it writes every
+    other field and never the cleared flags, so the account itself stays an admin.
+    """
+    user = token.user
+    if not token.tenant_id or not any(getattr(user, flag) for flag in PLATFORM_FLAGS):
+        return user
+    for flag in PLATFORM_FLAGS:
+        setattr(user, flag, False)
+    model = type(user)
+
+    def save_without_platform_flags(*args, update_fields=None, **kwargs):
+        names = update_fields or [f.name for f in model._meta.concrete_fields if not f.primary_key]
+        names = [name for name in names if name not in PLATFORM_FLAGS]
+        model.save(user, *args, update_fields=names, **kwargs)
+
+    def refresh_keeping_flags_cleared(*args, **kwargs):
+        model.refresh_from_db(user, *args, **kwargs)
+        for flag in PLATFORM_FLAGS:
+            setattr(user, flag, False)
+
+    user.save = save_without_platform_flags
+    user.refresh_from_db = refresh_keeping_flags_cleared
+    user.token_tenant_id = token.tenant_id
+    return user
+
+
 def find_token(raw_key: str) -> ApiToken | None:
-    """The usable token for a raw key, or None; compares hashes, never raw keys."""
+    """The usable token for a raw key, or None; compares hashes, never raw keys.
+
+    Its `user` is the acting user (see `acting_user`).
+    """
     if not raw_key or not raw_key.startswith(TOKEN_PREFIX) or len(raw_key) > 200:
         return None
-    return (
+    token = (
         ApiToken.objects.usable()
         .select_related("user", "tenant")
         .filter(key_hash=hash_secret(raw_key))
         .first()
     )
+    if token is None or not _parents_usable(token):
+        return None
+    token.user = acting_user(token)
+    return token
 
 
 class DirectoryAccount(models.Model):

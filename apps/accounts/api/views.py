@@ -1,8 +1,10 @@
 """Your own API tokens over the API: list, create (raw key shown once), revoke.
 
-A token can only mint tokens no stronger than itself: a read-only token cannot create
-any (TokenScopePermission) and a tenant-bound one only for its tenant. A viewer's tokens
-must be read-only: create_token refuses others, so the UI and `createtoken` agree.
+A token can only mint tokens no stronger than itself and no longer-lived: a read-only
+token cannot create any (TokenScopePermission), a tenant-bound one only for its tenant,
+and a new token expires (and is revoked) with the token that created it; create_token
+enforces all of it (`parent`). A viewer's tokens must be read-only: create_token refuses
+others, so the UI and `createtoken` agree.
 """
 
 from drf_spectacular.utils import extend_schema
@@ -53,6 +55,7 @@ class ApiTokenViewSet(
             tenant=tenant,
             read_only=fields.get("read_only", False),
             expires_days=fields.get("expires_days"),
+            parent=self.token,
         )
         token.token = raw
         return Response(ApiTokenCreatedSerializer(token).data, status=status.HTTP_201_CREATED)
