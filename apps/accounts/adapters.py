@@ -14,6 +14,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest
 
+from apps.accounts.ldap import DirectoryUnavailableError, directory_owns
 from apps.accounts.models import DIRECTORY_PASSWORD_MESSAGE, is_directory_managed
 from apps.tenants import services as tenant_services
 
@@ -22,9 +23,38 @@ logger = logging.getLogger(__name__)
 EMAIL_STAGE = "allauth.account.stages.EmailVerificationStage"
 LDAP_BACKEND = "apps.accounts.ldap.BerthLDAPBackend"
 SIGNUP_URL_NAMES = frozenset({"account_signup", "socialaccount_signup"})
+# Forms that look an existing account up by its address (and must answer alike for every
+# address); everywhere else clean_email is about claiming an address.
+LOOKUP_URL_NAMES = frozenset({"account_reset_password", "account_request_login_code"})
 INVITED_ADDRESS_MESSAGE = (
     "Sign-up is by invitation only: use the e-mail address your invitation was sent to."
 )
+DIRECTORY_NAME_MESSAGE = (
+    "This user name belongs to your organisation's directory. If it is yours, sign in "
+    "with your directory password instead; otherwise choose another name."
+)
+DIRECTORY_EMAIL_MESSAGE = (
+    "This address belongs to your organisation's directory. If it is yours, sign in "
+    "with your directory user name and password instead."
+)
+DIRECTORY_DOWN_MESSAGE = (
+    "Your organisation's directory cannot be reached to check this; try again in a few minutes."
+)
+
+
+def check_not_in_directory(*, username: str = "", email: str = "") -> None:
+    """Refuse a sign-up that would take a name or address the LDAP directory owns.
+
+    Otherwise whoever signs up first holds the account the directory person would
+    later be refused (or, worse, handed). A directory that cannot be asked refuses too.
+    """
+    try:
+        owned = directory_owns(username=username, email=email)
+    except DirectoryUnavailableError:
+        raise ValidationError(DIRECTORY_DOWN_MESSAGE, code="directory_unavailable") from None
+    if owned:
+        message = DIRECTORY_NAME_MESSAGE if username else DIRECTORY_EMAIL_MESSAGE
+        raise ValidationError(message, code="directory_owned")
 
 
 def signup_allowed() -> bool:
@@ -62,12 +92,23 @@ class AccountAdapter(DefaultAccountAdapter):
             return True
         return invitation_of(request) is not None
 
+    def clean_username(self, username: str, shallow: bool = False) -> str:
+        """Local and OAuth sign-up (allauth generates OAuth names through here, shallow)
+        never take a login name of the LDAP directory."""
+        username = super().clean_username(username, shallow=shallow)
+        check_not_in_directory(username=username)
+        return username
+
     def clean_email(self, email: str) -> str:
-        """On a sign-up form opened only by an invitation, only the invited address goes."""
+        """On a sign-up form opened only by an invitation, only the invited address goes;
+        an address of the LDAP directory never goes (sign-up, OAuth, added addresses)."""
         email = super().clean_email(email)
         invitation = self._signup_invitation()
         if invitation is not None and email.lower() != invitation.email.lower():
             raise ValidationError(INVITED_ADDRESS_MESSAGE, code="not_invited")
+        match = getattr(self.request, "resolver_match", None)
+        if match is None or match.url_name not in LOOKUP_URL_NAMES:
+            check_not_in_directory(email=email)
         return email
 
     def _signup_invitation(self):
@@ -129,6 +170,17 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
             return super().get_app(request, provider, client_id=client_id)
         except SocialApp.DoesNotExist:
             raise ProviderNotConfigured(f"The {provider} sign-in is not configured.") from None
+
+    def is_auto_signup_allowed(self, request: HttpRequest, sociallogin) -> bool:
+        """An OAuth address the LDAP directory owns goes through the sign-up form, whose
+        e-mail check (AccountAdapter.clean_email) refuses it with a message."""
+        if not super().is_auto_signup_allowed(request, sociallogin):
+            return False
+        emails = [address.email for address in sociallogin.email_addresses]
+        try:
+            return not any(directory_owns(email=email) for email in emails)
+        except DirectoryUnavailableError:
+            return False
 
     def is_open_for_signup(self, request: HttpRequest, sociallogin) -> bool:
         """With sign-up closed, an invitation opens OAuth sign-up only for the invited

@@ -8,6 +8,11 @@ Berth (`source="local"`) are never touched by the directory.
 
 Every LDAP login also marks the account as directory-managed (DirectoryAccount): from
 then on its password lives only in the directory, and no local password works.
+
+A directory login finds its account by the entry's DN (DirectoryAccount), never by
+user name alone: a local account that happens to bear the same name (created before
+the directory had that person) is never taken over with its tokens and social logins.
+The login is refused and logged until an operator links or renames the local account.
 """
 
 from __future__ import annotations
@@ -16,13 +21,17 @@ import logging
 from typing import Any
 
 import ldap
+import ldap.dn
+import ldap.filter
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django_auth_ldap.backend import LDAPBackend
 
 from apps.accounts.ldap_settings import RoleMap, normalize_dn
 from apps.accounts.models import DirectoryAccount
+from apps.activity.models import Event
 from apps.activity.services import record_event
 from apps.tenants import services as tenant_services
 from apps.tenants.models import Membership, Tenant
@@ -110,12 +119,38 @@ def sync_memberships(user: Any, group_dns: set[str] | list[str], role_map: RoleM
             _revoke(user, membership)
 
 
+class NameTakenLocallyError(Exception):
+    """A local account (not linked to this directory entry) already has the name."""
+
+
+def directory_account_user(username: str, dn: str) -> tuple[Any, bool]:
+    """The account of the directory entry `dn`, as django-auth-ldap's (user, built) pair.
+
+    Found by its DN; an account marked before DNs were recorded (blank DN) by its name.
+    A new, unsaved user when nobody has the name; NameTakenLocallyError when a local account
+    has it: that account is someone else's until an operator links it to the entry
+    (admin: Directory accounts, with the DN) or renames it.
+    """
+    model = get_user_model()
+    account = (
+        DirectoryAccount.objects.select_related("user")
+        .filter(Q(dn__iexact=dn) | Q(dn="", user__username__iexact=username))
+        .order_by("-dn")
+        .first()
+    )
+    if account is not None:
+        return account.user, False
+    if model.objects.filter(username__iexact=username).exists():
+        raise NameTakenLocallyError(username)
+    return model(username=username.lower()), True
+
+
 @transaction.atomic
 def mark_directory_managed(user: Any, dn: str) -> DirectoryAccount:
     """The directory owns this account's password: mark it and drop any local password.
 
-    A local account that existed before LDAP was switched on (same username) loses its
-    local password here, at its first LDAP login.
+    Only accounts created by a directory login, or linked to the entry by an operator,
+    get here (directory_account_user); a linked account loses its local password now.
     """
     account, created = DirectoryAccount.objects.update_or_create(user=user, defaults={"dn": dn})
     if user.has_usable_password():
@@ -135,6 +170,24 @@ class BerthLDAPBackend(LDAPBackend):
     """django-auth-ldap with tenant memberships from groups and Django's is_active rule."""
 
     default_settings = {"ROLE_MAP": {}}
+
+    def get_or_build_user(self, username, ldap_user):
+        try:
+            return directory_account_user(username, ldap_user.dn or "")
+        except NameTakenLocallyError:
+            logger.warning(
+                "LDAP: refused the login of %s (%s): an account not linked to this entry "
+                "already has this name; link it (admin: Directory accounts) or rename it",
+                username,
+                ldap_user.dn,
+            )
+            record_event(
+                "account.directory_conflict",
+                outcome=Event.Outcome.FAILURE,
+                message=f"LDAP login of {username} ({ldap_user.dn}) refused: an account "
+                "not linked to this directory entry already has this name",
+            )
+            raise ldap_user.AuthenticationFailed("a local account has this name") from None
 
     def authenticate_ldap_user(self, ldap_user, password):
         user = super().authenticate_ldap_user(ldap_user, password)
@@ -159,3 +212,84 @@ class BerthLDAPBackend(LDAPBackend):
         if user is not None and not user.is_active:
             return None
         return user
+
+
+# --- is a name or address the directory's? (local and OAuth sign-up ask) --------------
+
+
+class DirectoryUnavailableError(Exception):
+    """The directory could not be asked; sign-up waits rather than guess."""
+
+
+def ldap_login_enabled() -> bool:
+    from django.conf import settings
+
+    return f"{__name__}.{BerthLDAPBackend.__name__}" in settings.AUTHENTICATION_BACKENDS
+
+
+def _connect(config) -> Any:
+    conn = ldap.initialize(config.SERVER_URI)
+    for option, value in config.CONNECTION_OPTIONS.items():
+        conn.set_option(option, value)
+    if config.START_TLS:
+        conn.start_tls_s()
+    conn.simple_bind_s(config.BIND_DN, config.BIND_PASSWORD)
+    return conn
+
+
+def _found(conn: Any, base: str, scope: int, filterstr: str) -> bool:
+    try:
+        results = conn.search_s(base, scope, filterstr, ["1.1"])
+    except ldap.NO_SUCH_OBJECT:
+        return False
+    except ldap.SIZELIMIT_EXCEEDED:
+        return True
+    return any(dn for dn, _attrs in results)  # referrals come with dn None
+
+
+def _user_searches(config) -> list:
+    search = config.USER_SEARCH
+    return [] if search is None else list(getattr(search, "searches", [search]))
+
+
+def _owns_username(conn: Any, config, username: str) -> bool:
+    value = ldap.filter.escape_filter_chars(username)
+    for search in _user_searches(config):
+        if _found(conn, search.base_dn, search.scope, search.filterstr % {"user": value}):
+            return True
+    template = config.USER_DN_TEMPLATE
+    if template:
+        dn = template % {"user": ldap.dn.escape_dn_chars(username)}
+        return _found(conn, dn, ldap.SCOPE_BASE, "(objectClass=*)")
+    return False
+
+
+def _owns_email(conn: Any, config, email: str) -> bool:
+    attr = config.USER_ATTR_MAP.get("email", "mail")
+    filterstr = ldap.filter.filter_format(f"({attr}=%s)", [email])
+    return any(
+        _found(conn, search.base_dn, search.scope, filterstr) for search in _user_searches(config)
+    )
+
+
+def directory_owns(*, username: str = "", email: str = "") -> bool:
+    """True when the LDAP directory has an entry with this login name or e-mail address.
+
+    Asked at local and OAuth sign-up, so nobody claims a directory person's name or
+    address before that person's first login. False when LDAP login is off; raises
+    DirectoryUnavailableError when the directory cannot be asked (callers refuse then).
+    """
+    if not (username or email) or not ldap_login_enabled():
+        return False
+    config = BerthLDAPBackend().settings
+    try:
+        conn = _connect(config)
+        try:
+            return bool(username and _owns_username(conn, config, username)) or bool(
+                email and _owns_email(conn, config, email)
+            )
+        finally:
+            conn.unbind_s()
+    except ldap.LDAPError as exc:
+        logger.error("LDAP: could not check the directory at sign-up (%s)", exc)
+        raise DirectoryUnavailableError(str(exc)) from exc

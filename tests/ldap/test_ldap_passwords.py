@@ -15,9 +15,8 @@ from django.contrib.auth import SESSION_KEY, authenticate, get_user_model
 from django.core import mail
 from django.urls import reverse
 
-from apps.accounts.models import DirectoryAccount, is_directory_managed
+from apps.accounts.models import DirectoryAccount
 from apps.activity.models import Event
-from tests.ldap.conftest import BACKEND
 from tests.ldap.slapd import PASSWORDS, user_dn
 
 pytestmark = [pytest.mark.ldap, pytest.mark.django_db]
@@ -123,21 +122,6 @@ def test_profile_says_the_directory_holds_the_password(ldap_on, tenant_a, client
 
     assert "Managed by your organisation's LDAP directory" in page
     assert "Change password</a>" not in page
-
-
-def test_local_account_with_a_password_loses_it_at_its_first_ldap_login(ldap_on, tenant_a, client):
-    User.objects.create_user("alice", email="alice@berth.test", password=LOCAL_PASSWORD)
-    assert local_login("alice") is not None
-
-    response = ldap_login_page(client)
-
-    assert response.status_code == 302
-    assert client.session["_auth_user_backend"] == BACKEND
-    assert is_directory_managed(User.objects.get(username="alice"))
-    assert local_login("alice") is None
-    client.logout()
-    assert ldap_login_page(client, password=LOCAL_PASSWORD).status_code == 200
-    assert SESSION_KEY not in client.session
 
 
 def test_a_password_saved_by_another_path_never_takes_effect(ldap_on, tenant_a, client):
