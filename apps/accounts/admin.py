@@ -1,6 +1,8 @@
 """Admin for API tokens: never shows a key (only its prefix); revocation goes through
 apps.accounts.services so it is recorded like any other."""
 
+import ldap.dn
+from django import forms
 from django.contrib import admin
 
 from apps.accounts.models import ApiToken, DirectoryAccount
@@ -38,15 +40,40 @@ class ApiTokenAdmin(ReadOnlyAdmin):
         )
 
 
+class DirectoryLinkForm(forms.ModelForm):
+    class Meta:
+        model = DirectoryAccount
+        fields = ["user", "dn"]
+
+    def clean_dn(self) -> str:
+        dn = self.cleaned_data["dn"].strip()
+        if not dn or not ldap.dn.is_dn(dn):
+            raise forms.ValidationError(
+                "Give the directory entry's DN, e.g. uid=alice,ou=people,..."
+            )
+        return dn
+
+
 @admin.register(DirectoryAccount)
 class DirectoryAccountAdmin(ReadOnlyAdmin):
-    """Accounts whose password the LDAP directory owns. Deleting one hands the account
-    back to local passwords (for example after LDAP is switched off); the next LDAP
-    login marks it again."""
+    """Accounts whose password the LDAP directory owns, found at login by their DN.
+
+    Adding one links an existing local account to a directory entry: the entry's next
+    LDAP login becomes that account (its tokens, social logins, memberships) and its local
+    password stops working. A directory login never does this by itself when a local
+    account merely has the same name (apps/accounts/ldap.py). Deleting one hands the
+    account back to local passwords (for example after LDAP is switched off); the entry's
+    next LDAP login is then refused until the account is linked again or renamed.
+    """
 
     list_display = ["user", "dn", "created_at", "seen_at"]
     search_fields = ["user__username", "user__email", "dn"]
     list_select_related = ["user"]
+    raw_id_fields = ["user"]
+    form = DirectoryLinkForm
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return request.user.is_superuser
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return request.user.is_superuser

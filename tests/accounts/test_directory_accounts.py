@@ -91,3 +91,25 @@ def test_upgrade_marks_users_with_ldap_memberships(tenant_a, member, viewer):
     member.refresh_from_db()
     assert not member.has_usable_password()
     assert authenticate(None, username="vera", password=PASSWORD) == viewer
+
+
+def test_admin_links_a_local_account_to_a_directory_entry(superuser, make_user, client):
+    """The one way a local account becomes a directory one: an operator says so."""
+    lola = make_user("lola")
+    login(client, superuser)
+    add = reverse("admin:accounts_directoryaccount_add")
+
+    bad = client.post(add, {"user": lola.pk, "dn": "not a dn"})
+    assert bad.status_code == 200 and "DN" in str(bad.context["adminform"].form.errors)
+    assert not is_directory_managed(lola)
+
+    response = client.post(add, {"user": lola.pk, "dn": "uid=lola,ou=people,dc=berth,dc=test"})
+
+    assert response.status_code == 302
+    assert DirectoryAccount.objects.get(user=lola).dn == "uid=lola,ou=people,dc=berth,dc=test"
+
+
+def test_only_platform_admins_link_accounts(make_user, client):
+    staff = make_user("stella", is_staff=True)
+    login(client, staff)
+    assert client.get(reverse("admin:accounts_directoryaccount_add")).status_code == 403
