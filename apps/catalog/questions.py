@@ -50,6 +50,9 @@ class BerthConfigError(ValueError):
         self.problems = problems
         super().__init__("; ".join(problems))
 
+    def __reduce__(self):  # Celery pickles errors: keep the list of problems
+        return (type(self), (list(self.problems),))
+
 
 @dataclass(frozen=True)
 class Question:

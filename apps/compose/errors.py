@@ -40,6 +40,9 @@ class ComposeError(Exception):
         self.problems: list[Problem] = list(problems)
         super().__init__("; ".join(p.message for p in self.problems))
 
+    def __reduce__(self):  # Celery pickles errors: keep every problem, not just the text
+        return (type(self), (self.problems,))
+
     @property
     def messages(self) -> list[str]:
         """The messages alone, ready for a form error or a Django ValidationError."""
@@ -57,6 +60,9 @@ class FieldError(Exception):
         super().__init__(message)
         self.message = message
         self.at = at
+
+    def __reduce__(self):
+        return (type(self), (self.message, self.at))
 
     def within(self, prefix: str) -> FieldError:
         """The same complaint, one level further down the path."""

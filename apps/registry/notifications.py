@@ -80,6 +80,9 @@ class EventRefusedError(Exception):
         super().__init__(reason)
         self.reason, self.ignored = reason, ignored
 
+    def __reduce__(self):  # Celery pickles errors: keep `ignored` too
+        return (type(self), (self.reason, self.ignored))
+
 
 def ingest_envelope(body: Any, now: datetime | None = None) -> Outcome:
     """Record every event of an authenticated envelope; each is accepted or refused."""

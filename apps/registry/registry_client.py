@@ -33,6 +33,9 @@ class RegistryError(Exception):
         super().__init__(message)
         self.status = status
 
+    def __reduce__(self):  # Celery pickles errors: keep the status too
+        return (type(self), (str(self), self.status))
+
 
 @dataclass(frozen=True)
 class Layer:
