@@ -4,13 +4,16 @@ Members join by invitation and change roles in the portal, where the rules live;
 platform admin browses them, removes members and revokes invitations.
 """
 
+from django import forms
 from django.contrib import admin
+from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.template.defaultfilters import filesizeformat
 from guardian.admin import GuardedModelAdmin
 
 from apps.core.admin import ReadOnlyAdmin, ReadOnlyInline, run_for_each
-from apps.tenants import services
-from apps.tenants.models import Environment, Invitation, Membership, Tenant
+from apps.tenants import quotas, services
+from apps.tenants.models import Environment, Invitation, Membership, Tenant, TenantQuota
 
 
 class MembershipInline(ReadOnlyInline):
@@ -144,3 +147,71 @@ class InvitationAdmin(ReadOnlyAdmin):
             lambda i: services.revoke_invitation(actor=request.user, invitation=i),
             "Revoked {count} invitation(s).",
         )
+
+
+class TenantQuotaForm(forms.ModelForm):
+    """TenantQuota's limits, plus registry storage, which its own app keeps."""
+
+    registry_storage = forms.IntegerField(
+        min_value=0, max_value=2**63 - 1, help_text="Bytes of registry storage (0: unlimited)."
+    )
+
+    class Meta:
+        model = TenantQuota
+        fields = ["stacks", "containers", "memory", "cpus", "pids"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            lines = {line.key: line for line in quotas.quota_lines(self.instance.tenant)}
+            if "registry_storage" in lines:
+                self.fields["registry_storage"].initial = lines["registry_storage"].limit
+
+    def clean(self):
+        """The service's own checks, as field errors rather than a failed save."""
+        cleaned = super().clean()
+        for key in quotas.TENANT_LIMITS:
+            if cleaned.get(key) is not None:
+                try:
+                    cleaned[key] = services.quota_value(key, cleaned[key])
+                except ValidationError as exc:
+                    self.add_error(key, exc.message_dict[key])
+        return cleaned
+
+
+@admin.register(TenantQuota)
+class TenantQuotaAdmin(admin.ModelAdmin):
+    """Quotas of each tenant, set through apps.tenants.services.set_quotas (0: unlimited).
+
+    Rows are made with their tenant; a tenant made before quotas existed gets its row the
+    first time a deploy is checked or its page is shown."""
+
+    form = TenantQuotaForm
+    list_display = ["tenant", "stacks", "containers", "memory_size", "cpus", "pids", "updated_at"]
+    search_fields = ["tenant__slug", "tenant__name"]
+    list_select_related = ["tenant"]
+    readonly_fields = ["tenant", "updated_at"]
+    fields = [
+        "tenant",
+        "stacks",
+        "containers",
+        "memory",
+        "cpus",
+        "pids",
+        "registry_storage",
+        "updated_at",
+    ]
+
+    @admin.display(description="Memory", ordering="memory")
+    def memory_size(self, obj: TenantQuota) -> str:
+        return filesizeformat(obj.memory) if obj.memory else "unlimited"
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def save_model(self, request, obj, form, change) -> None:
+        values = {key: form.cleaned_data[key] for key in form.changed_data}
+        services.set_quotas(actor=request.user, tenant=obj.tenant, values=values)

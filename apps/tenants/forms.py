@@ -61,3 +61,47 @@ class InvitationForm(forms.Form):
         super().__init__(*args, **kwargs)
         if actor_role is not None:
             self.fields["role"].choices = grantable_roles(actor_role)
+
+
+MiB = 1024 * 1024
+
+
+class QuotaForm(forms.Form):
+    """A tenant's quotas as a platform admin sets them; sizes in MiB (0: unlimited)."""
+
+    stacks = forms.IntegerField(min_value=0, help_text="Stacks, stopped ones included.")
+    containers = forms.IntegerField(
+        min_value=0, label="Containers", help_text="Every replica of every stack."
+    )
+    memory = forms.IntegerField(
+        min_value=0, label="Memory (MiB)", help_text="The memory limits of all containers."
+    )
+    cpus = forms.DecimalField(
+        min_value=0,
+        max_digits=7,
+        decimal_places=2,
+        label="CPUs",
+        help_text="All containers; with a limit, every service must set cpus.",
+    )
+    pids = forms.IntegerField(
+        min_value=0, label="Processes per container", help_text="The most a compose file asks."
+    )
+    registry_storage = forms.IntegerField(
+        min_value=0, label="Registry storage (MiB)", help_text="Images, and blobs being pushed."
+    )
+
+    SIZES = ("memory", "registry_storage")
+
+    @classmethod
+    def initial_from(cls, lines) -> dict:
+        initial = {line.key: line.limit for line in lines}
+        for key in cls.SIZES:
+            initial[key] = int(initial.get(key, 0)) // MiB
+        return initial
+
+    def quota_values(self) -> dict:
+        """The cleaned data in the service's units (bytes)."""
+        values = dict(self.cleaned_data)
+        for key in self.SIZES:
+            values[key] = values[key] * MiB
+        return values

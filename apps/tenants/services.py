@@ -78,7 +78,7 @@ def tenant_quota(tenant: Tenant) -> TenantQuota:
 MAX_QUOTA = {"stacks": 100_000, "containers": 1_000_000, "pids": 4_194_304, "cpus": 99_999}
 
 
-def _quota_value(key: str, value: Any) -> int | Decimal:
+def quota_value(key: str, value: Any) -> int | Decimal:
     """A limit as stored, or a ValidationError naming the key (0 is unlimited)."""
     problem = ValidationError({key: "Use 0 (unlimited) or a positive number."})
     if isinstance(value, bool):
@@ -116,7 +116,7 @@ def set_quotas(*, actor: Any, tenant: Tenant, values: dict[str, Any]) -> None:
     if unknown:
         raise ValidationError({key: "Not a quota." for key in unknown})
     Tenant.objects.select_for_update().get(pk=tenant.pk)  # serialised with the checks
-    own = {key: _quota_value(key, values[key]) for key in TENANT_LIMITS if key in values}
+    own = {key: quota_value(key, values[key]) for key in TENANT_LIMITS if key in values}
     if own:
         quota = tenant_quota(tenant)
         for key, value in own.items():

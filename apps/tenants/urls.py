@@ -11,6 +11,7 @@ urlpatterns = [
     path("<slug:slug>/", views.TenantDetailView.as_view(), name="detail"),
     path("<slug:slug>/edit/", views.TenantUpdateView.as_view(), name="edit"),
     path("<slug:slug>/delete/", views.TenantDeleteView.as_view(), name="delete"),
+    path("<slug:slug>/quota/", views.TenantQuotaView.as_view(), name="quota"),
     path("<slug:slug>/invite/", views.InvitationCreateView.as_view(), name="invite"),
     path(
         "<slug:slug>/environments/new/",

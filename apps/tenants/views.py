@@ -20,8 +20,8 @@ from django.views.decorators.vary import vary_on_headers
 from django.views.generic import ListView, TemplateView
 
 from apps.core.generic import CreateFormView, ObjectDetailView, ObjectFormView, SubmitOnceMixin
-from apps.core.mixins import TenantScopedMixin
-from apps.tenants import forms, services
+from apps.core.mixins import PlatformAdminMixin, TenantScopedMixin
+from apps.tenants import forms, quotas, services
 from apps.tenants.models import Environment, Invitation, Membership, Tenant
 from apps.tenants.roles import Role, can_grant
 
@@ -75,6 +75,8 @@ class TenantDetailView(TenantScopedMixin, ObjectDetailView):
             member_rows=member_rows(tenant, user, my_role),
             environments=tenant.environments.all(),
             invitations=[i for i in tenant.invitations.all() if i.is_pending] if is_admin else [],
+            quota_lines=quotas.quota_lines(tenant),
+            can_set_quotas=user.is_superuser,
         )
         return context
 
@@ -112,6 +114,23 @@ class TenantUpdateView(TenantScopedMixin, ObjectFormView):
     def perform(self, form):
         services.update_tenant(actor=self.request.user, tenant=self.object, **form.cleaned_data)
         messages.success(self.request, "Tenant updated.")
+        return redirect("tenants:detail", slug=self.object.slug)
+
+
+class TenantQuotaView(PlatformAdminMixin, ObjectFormView):
+    """Platform admins set a tenant's quotas (others get 404, as on every admin page)."""
+
+    model = Tenant
+    slug_field = "slug"
+    template_name = "tenants/tenant_quota.html"
+    form_class = forms.QuotaForm
+
+    def get_initial(self):
+        return forms.QuotaForm.initial_from(quotas.quota_lines(self.object))
+
+    def perform(self, form):
+        services.set_quotas(actor=self.request.user, tenant=self.object, values=form.quota_values())
+        messages.success(self.request, f"Quotas of {self.object.name} saved.")
         return redirect("tenants:detail", slug=self.object.slug)
 
 
