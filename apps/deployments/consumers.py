@@ -28,9 +28,10 @@ from channels import DEFAULT_CHANNEL_LAYER
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
-from django.contrib.auth import SESSION_KEY, get_user_model
+from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.db import models
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare
 
 from apps.accounts.models import ApiToken
 from apps.activity.services import record_event
@@ -71,13 +72,26 @@ class BadRequestError(ValueError):
 
 
 def _session_valid(scope: dict[str, Any], user: Any) -> bool:
-    """The session the socket opened with still exists and still names this user."""
+    """The session the socket opened with still exists, still names this user, and was
+    made with the user's current password.
+
+    Django checks the session's password hash on every HTTP request (`auth.get_user`);
+    a socket outlives its request, so the hash is checked here on every re-check: a
+    password change or reset anywhere ends the other sessions' sockets as it ends their
+    pages. (The session that changed the password gets a new key, so its old sockets
+    end too.) The check has no side effects, unlike `get_user`, which flushes or
+    cycles the session: a browser tab must not be logged out by its websocket.
+    """
     session = scope.get("session")
     key = getattr(session, "session_key", None)
     if not key:
         return False
     store = import_module(settings.SESSION_ENGINE).SessionStore(session_key=key)
-    return str(store.get(SESSION_KEY)) == str(user.pk)
+    if str(store.get(SESSION_KEY)) != str(user.pk):
+        return False
+    signed = store.get(HASH_SESSION_KEY) or ""
+    hashes = [user.get_session_auth_hash(), *user.get_session_auth_fallback_hash()]
+    return bool(signed) and any(constant_time_compare(signed, h) for h in hashes)
 
 
 def authorize(
@@ -87,14 +101,14 @@ def authorize(
     user, token = scope.get("user"), scope.get("token")
     if user is None or not user.is_authenticated:
         return CLOSE_UNAUTHENTICATED, None
+    user = get_user_model().objects.filter(pk=user.pk, is_active=True).first()
+    if user is None:
+        return CLOSE_UNAUTHENTICATED, None
     if token is not None:
         token = ApiToken.objects.usable().filter(pk=token.pk).first()
         if token is None:
             return CLOSE_UNAUTHENTICATED, None
     elif not _session_valid(scope, user):
-        return CLOSE_UNAUTHENTICATED, None
-    user = get_user_model().objects.filter(pk=user.pk, is_active=True).first()
-    if user is None:
         return CLOSE_UNAUTHENTICATED, None
     visible = model.objects.visible_to(user, Role.VIEWER, token=token)
     obj = _with_relations(visible, model).filter(pk=pk).first()

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.sessions.models import Session
+from django.core import mail
+from django.test import Client
+from django.urls import reverse
 
 from apps.accounts import services as account_services
 from apps.tenants.models import Membership
+from tests.conftest import PASSWORD
 from tests.live.conftest import (
     ORIGIN,
     SAME_ORIGIN,
@@ -25,6 +30,8 @@ from tests.live.conftest import (
 )
 
 pytestmark = [pytest.mark.engine, pytest.mark.django_db(transaction=True)]
+
+NEW_PASSWORD = "another-horse-battery-7"
 
 SLEEPER = """
 services:
@@ -169,3 +176,98 @@ def test_removed_membership_closes_an_open_stats_stream(web, environment, member
         lambda: Membership.objects.filter(user=member, tenant=environment.tenant).delete(),
     )
     assert code == 4403
+
+
+def _all_close_within(paths_and_headers, act, seconds: float = 5) -> list[int]:
+    """Open every socket, do `act` (sync, in a thread), and the close code of each."""
+
+    async def scenario():
+        comms = [await open_socket(path, headers) for path, headers in paths_and_headers]
+        await asyncio.sleep(1)
+        await database_sync_to_async(act)()
+        start = asyncio.get_running_loop().time()
+        codes = [await close_code(comm, timeout=seconds) for comm in comms]
+        assert asyncio.get_running_loop().time() - start < seconds
+        for comm in comms:
+            await comm.disconnect(timeout=5)
+        return codes
+
+    return asyncio.run(scenario())
+
+
+def _signed_in(headers) -> Client:
+    client = Client()
+    client.cookies["sessionid"] = session_of(headers)
+    return client
+
+
+def test_password_change_closes_the_users_sockets_in_every_session(web, owner):
+    """Changed in one browser: that browser's sockets and another's end; a token's stay."""
+    here, elsewhere = session_headers(owner), session_headers(owner)
+    _, raw = account_services.create_token(actor=owner, name="cli")
+
+    def change_password():
+        response = _signed_in(here).post(
+            reverse("account_change_password"),
+            {"oldpassword": PASSWORD, "password1": NEW_PASSWORD, "password2": NEW_PASSWORD},
+        )
+        assert response.status_code == 302, response.content[:500]
+
+    logs = f"/ws/containers/{web.pk}/logs/?tail=0"
+    codes = _all_close_within(
+        [(logs, here), (f"/ws/stacks/{web.stack_id}/events/", elsewhere), (logs, elsewhere)],
+        change_password,
+    )
+    assert codes == [4401, 4401, 4401]
+
+    async def token_socket_after_the_change():
+        comm = await open_socket(logs, token_headers(raw))
+        assert await comm.receive_nothing(timeout=3)
+        await comm.disconnect(timeout=5)
+
+    asyncio.run(token_socket_after_the_change())
+
+
+def test_password_reset_by_mail_closes_the_users_sockets(web, owner):
+    headers = session_headers(owner)
+
+    def reset_by_mail():
+        client = Client()
+        client.post(reverse("account_reset_password"), {"email": owner.email})
+        link = re.search(r"https?://[^/\s]+(/\S+/password/reset/key/\S+/)", mail.outbox[-1].body)
+        form = client.get(link[1], follow=True)
+        response = client.post(
+            form.redirect_chain[-1][0] if form.redirect_chain else link[1],
+            {"password1": NEW_PASSWORD, "password2": NEW_PASSWORD},
+        )
+        assert response.status_code == 302, response.content[:500]
+        owner.refresh_from_db()
+        assert owner.check_password(NEW_PASSWORD)
+
+    assert _all_close_within([(f"/ws/containers/{web.pk}/shell/", headers)], reset_by_mail) == [
+        4401
+    ]
+
+
+def test_password_set_by_an_admin_closes_the_users_sockets(web, owner):
+    """The admin site, `manage.py changepassword` and a shell all end in set_password."""
+
+    def set_password():
+        owner.set_password(NEW_PASSWORD)
+        owner.save()
+
+    headers = session_headers(owner)
+    assert _all_close_within([(f"/ws/containers/{web.pk}/stats/", headers)], set_password) == [4401]
+
+
+def test_deactivating_a_user_closes_session_and_token_sockets(web, owner):
+    _, raw = account_services.create_token(actor=owner, name="cli")
+    sockets = [
+        (f"/ws/containers/{web.pk}/shell/", session_headers(owner)),
+        (f"/ws/stacks/{web.stack_id}/events/", token_headers(raw)),
+    ]
+
+    def deactivate():
+        type(owner).objects.filter(pk=owner.pk).update(is_active=False)
+
+    assert _all_close_within(sockets, deactivate) == [4401, 4401]
