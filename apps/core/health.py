@@ -1,9 +1,56 @@
-"""Checks of the services Berth depends on, shown as banners instead of tracebacks."""
+"""Checks of the services Berth depends on, shown as banners instead of tracebacks.
 
+Banners never carry credentials: every message goes through `redact`, which keeps a
+URL's scheme, host, port and path but drops its user name and password, hides
+password/secret/token query parameters, every secret value in the settings, and any
+long random-looking string (API tokens, registry secrets, keys).
+"""
+
+import re
 import time
+from urllib.parse import urlsplit
 
 import redis
 from django.conf import settings
+
+HIDDEN = "***"
+# scheme://user:password@host -> scheme://***@host (also user-only and password-only forms)
+URL_USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s@]*@")
+SECRET_PARAMS = re.compile(
+    r"(?P<name>\b[\w.-]*(?:password|passwd|pwd|secret|token|key|auth)[\w.-]*\s*=\s*)"
+    r"(?P<value>[^\s&;,'\"]+)",
+    re.IGNORECASE,
+)
+# 32+ URL-safe characters mixing upper case, lower case and digits: generated secrets
+# (secrets.token_urlsafe, Berth API tokens). Hex digests and ids are lower case only.
+RANDOM_LOOKING = re.compile(r"(?=[\w-]*[A-Z])(?=[\w-]*[a-z])(?=[\w-]*\d)[\w-]{32,}")
+SECRET_SETTING_WORDS = ("SECRET", "PASSWORD", "TOKEN", "_KEY")
+
+
+def _setting_secrets() -> set[str]:
+    """Values of settings whose names say they are secret, and database passwords."""
+    values = [
+        getattr(settings, name)
+        for name in dir(settings)
+        if name.isupper() and any(word in name for word in SECRET_SETTING_WORDS)
+    ]
+    values += [db.get("PASSWORD") for db in settings.DATABASES.values()]
+    for url in (getattr(settings, "REDIS_URL", ""), getattr(settings, "CELERY_BROKER_URL", "")):
+        try:
+            values.append(urlsplit(url or "").password)
+        except ValueError:
+            continue
+    return {value for value in values if isinstance(value, str) and len(value) >= 4}
+
+
+def redact(text: str) -> str:
+    """`text` with credentials removed: what a banner (or any page) may show."""
+    for secret in sorted(_setting_secrets(), key=len, reverse=True):
+        text = text.replace(secret, HIDDEN)
+    text = URL_USERINFO.sub(rf"\g<scheme>{HIDDEN}@", text)
+    text = SECRET_PARAMS.sub(rf"\g<name>{HIDDEN}", text)
+    return RANDOM_LOOKING.sub(HIDDEN, text)
+
 
 _CACHE: dict[str, tuple[float, list[str]]] = {}
 CHECK_INTERVAL_SECONDS = 10
@@ -14,7 +61,9 @@ def redis_error() -> str | None:
         client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=0.5)
         client.ping()
     except redis.RedisError as exc:
-        return f"Redis at {settings.REDIS_URL} does not answer ({exc}). Background work is paused."
+        return redact(
+            f"Redis at {settings.REDIS_URL} does not answer ({exc}). Background work is paused."
+        )
     return None
 
 
@@ -22,7 +71,7 @@ def engine_errors() -> list[str]:
     from apps.hosts.models import Host
 
     return [
-        f"Host {host.name} is unreachable: {host.last_error or 'no answer'}"
+        redact(f"Host {host.name} is unreachable: {host.last_error or 'no answer'}")
         for host in Host.objects.filter(state=Host.State.UNREACHABLE)
     ]
 
