@@ -39,3 +39,69 @@ def test_enqueue_sends_to_a_running_broker(settings):
     finally:
         with app.connection_for_write() as conn:
             conn.default_channel.client.flushdb()
+
+
+# --- tenant slots (real Redis) --------------------------------------------------------------
+
+
+def fresh_tenant_id() -> int:
+    import random
+
+    return random.randint(10**9, 2 * 10**9)  # noqa: S311 - a key nobody else uses
+
+
+def test_a_tenant_holds_at_most_its_slots_and_gives_them_back(settings):
+    from apps.core.queue import tenant_slot
+
+    settings.BERTH_TENANT_WORKER_SLOTS = 2
+    tenant, other = fresh_tenant_id(), fresh_tenant_id()
+    with tenant_slot(tenant, ttl=30) as first, tenant_slot(tenant, ttl=30) as second:
+        assert first and second
+        with tenant_slot(tenant, ttl=30) as third:
+            assert third is False
+        with tenant_slot(other, ttl=30) as elsewhere:
+            assert elsewhere  # another tenant is not bound by this one
+    with tenant_slot(tenant, ttl=30) as again:
+        assert again
+
+
+def test_a_slot_is_given_back_when_the_work_fails(settings):
+    from apps.core.queue import tenant_slot
+
+    settings.BERTH_TENANT_WORKER_SLOTS = 1
+    tenant = fresh_tenant_id()
+    try:
+        with tenant_slot(tenant, ttl=30) as held:
+            assert held
+            raise RuntimeError("engine call failed")
+    except RuntimeError:
+        pass
+    with tenant_slot(tenant, ttl=30) as held:
+        assert held
+
+
+def test_a_killed_holders_slot_expires_after_its_ttl(settings):
+    import time
+
+    import redis
+
+    from apps.core.queue import slots_key, tenant_slot
+
+    settings.BERTH_TENANT_WORKER_SLOTS = 1
+    tenant = fresh_tenant_id()
+    slot = tenant_slot(tenant, ttl=0.5)
+    assert slot.__enter__() is True  # never exited: the worker was killed
+    with tenant_slot(tenant, ttl=30) as held:
+        assert held is False
+    time.sleep(0.7)
+    with tenant_slot(tenant, ttl=30) as held:
+        assert held is True
+    redis.Redis.from_url(settings.REDIS_URL).delete(slots_key(tenant))
+
+
+def test_without_redis_the_work_runs_unbounded(settings):
+    from apps.core.queue import tenant_slot
+
+    settings.REDIS_URL = f"redis://127.0.0.1:{closed_port()}/0"
+    with tenant_slot(fresh_tenant_id(), ttl=30) as held:
+        assert held is True
