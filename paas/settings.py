@@ -27,18 +27,59 @@ def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
-BERTH_STATE_DIR = Path(os.environ.get("BERTH_STATE_DIR", BASE_DIR / "var")).resolve()
-BERTH_STATE_DIR.mkdir(parents=True, exist_ok=True)
+def private_dir(path: Path) -> Path:
+    """Create `path` owner-only (0700) from the start, and tighten one we own that is not.
+
+    The state folder holds the database, the secret key, registry keys and TLS client
+    keys: nobody else on the machine may list or read it, not even for a moment.
+    """
+    old_umask = os.umask(0o077)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    finally:
+        os.umask(old_umask)
+    info = path.stat()
+    if info.st_uid == os.getuid() and info.st_mode & 0o077:
+        path.chmod(0o700)
+    return path
+
+
+def private_file(path: Path, data: str | None = None) -> bool:
+    """Create `path` with mode 0600 in one step (os.open, O_EXCL), writing `data` through a
+    temporary file linked into place, so no reader ever sees it partly written or readable
+    by others. An existing file we own is tightened to 0600. True when this call made it."""
+    if path.exists():
+        if path.stat().st_uid == os.getuid() and path.stat().st_mode & 0o077:
+            path.chmod(0o600)
+        return False
+    if data is None:
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            return False
+        return True
+    temp = path.with_name(f".{path.name}.{os.urandom(6).hex()}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(data)
+    try:
+        os.link(temp, path)  # fails when another process was first: theirs is kept
+    except FileExistsError:
+        return False
+    finally:
+        temp.unlink()
+    return True
+
+
+BERTH_STATE_DIR = private_dir(Path(os.environ.get("BERTH_STATE_DIR", BASE_DIR / "var")).resolve())
 
 
 def _load_secret_key() -> str:
-    """Use DJANGO_SECRET_KEY, else a key generated once and kept in the state folder."""
+    """Use DJANGO_SECRET_KEY, else a key generated once and kept in the state folder (0600)."""
     if os.environ.get("DJANGO_SECRET_KEY"):
         return os.environ["DJANGO_SECRET_KEY"]
     key_file = BERTH_STATE_DIR / "secret_key"
-    if not key_file.exists():
-        key_file.write_text(get_random_secret_key())
-        key_file.chmod(0o600)
+    private_file(key_file, get_random_secret_key())
     return key_file.read_text().strip()
 
 
@@ -157,6 +198,11 @@ def _database() -> dict:
         # restarted PostgreSQL costs no failed request.
         database["CONN_HEALTH_CHECKS"] = True
     if database["ENGINE"] == "django.db.backends.sqlite3":
+        # Created 0600 before SQLite opens it (its -wal and -shm files copy that mode).
+        if database["NAME"] not in ("", ":memory:") and not str(database["NAME"]).startswith(
+            "file:"
+        ):
+            private_file(Path(database["NAME"]))
         # The embedded database of `make run` is written by daphne, the Celery worker's
         # processes and beat at once (a push to the registry brings a notification per
         # layer and a usage refresh). In SQLite's default mode a transaction that reads,
