@@ -250,6 +250,11 @@ BERTH_HEARTBEAT_SECONDS = int(os.environ.get("BERTH_HEARTBEAT_SECONDS", "30"))
 BERTH_RECONCILE_SECONDS = int(os.environ.get("BERTH_RECONCILE_SECONDS", "30"))
 BERTH_RECONCILE_LEASE_SECONDS = int(os.environ.get("BERTH_RECONCILE_LEASE_SECONDS", "60"))
 BERTH_ORPHAN_GRACE_SECONDS = int(os.environ.get("BERTH_ORPHAN_GRACE_SECONDS", "300"))
+# A deleted tenant's containers are stopped at once, removed (with its networks and
+# volumes) after this long: time to notice a mistake and copy data out of a volume.
+BERTH_TENANT_REMOVAL_GRACE_SECONDS = int(
+    os.environ.get("BERTH_TENANT_REMOVAL_GRACE_SECONDS", "3600")
+)
 # Part of every engine object's name and labels (paas/installation.py).
 BERTH_INSTALLATION_ID = load_installation_id(BERTH_STATE_DIR)
 BERTH_OPERATION_TIMEOUT = int(os.environ.get("BERTH_OPERATION_TIMEOUT", "600"))
@@ -262,6 +267,9 @@ BERTH_SHELL_IDLE_SECONDS = int(os.environ.get("BERTH_SHELL_IDLE_SECONDS", "900")
 BERTH_SHELL_WINDOW_BYTES = int(os.environ.get("BERTH_SHELL_WINDOW_BYTES", str(1024 * 1024)))
 BERTH_SHELL_ACK_SECONDS = int(os.environ.get("BERTH_SHELL_ACK_SECONDS", "120"))
 BERTH_LIVE_STREAM_THREADS = int(os.environ.get("BERTH_LIVE_STREAM_THREADS", "64"))
+# Each user's share of them, and of open websockets (apps/deployments/live_limits.py).
+BERTH_LIVE_STREAMS_PER_USER = int(os.environ.get("BERTH_LIVE_STREAMS_PER_USER", "16"))
+BERTH_LIVE_SOCKETS_PER_USER = int(os.environ.get("BERTH_LIVE_SOCKETS_PER_USER", "20"))
 CELERY_BEAT_SCHEDULE = {
     "hosts.heartbeat": {
         "task": "hosts.heartbeat_all",
@@ -269,6 +277,10 @@ CELERY_BEAT_SCHEDULE = {
     },
     "deployments.reconcile": {
         "task": "deployments.reconcile_all",
+        "schedule": BERTH_RECONCILE_SECONDS,
+    },
+    "deployments.retire_tenants": {
+        "task": "deployments.retire_tenants",
         "schedule": BERTH_RECONCILE_SECONDS,
     },
 }

@@ -50,7 +50,8 @@ from apps.deployments.planner import (
 from apps.deployments.spec import project_from_spec
 from apps.hosts.engine import Engine, EngineError, ManagedContainer, get_engine
 from apps.hosts.models import Host
-from apps.registry.deploy import registry_pull_auth
+from apps.registry.deploy import authorise_image
+from apps.tenants.models import RetiredTenant
 
 log = logging.getLogger(__name__)
 # While waiting for health: one filtered list call per poll, cheap for the engine; a
@@ -297,6 +298,13 @@ def _remove_orphans(
     candidates = {k: v for k, v in by_stack.items() if k.isdigit() and k not in placed}
     if not candidates:
         return 0
+    # A deleted tenant's containers wait for its retirement's grace period (retirement.py).
+    retiring = {
+        str(pk)
+        for pk in RetiredTenant.objects.filter(removed_at__isnull=True).values_list(
+            "tenant_id", flat=True
+        )
+    }
     ids = [int(k) for k in candidates]
     existing = {str(pk) for pk in Stack.objects.filter(pk__in=ids).values_list("pk", flat=True)}
     cutoff = time.time() - orphan_grace_seconds()
@@ -305,6 +313,8 @@ def _remove_orphans(
         if stack_id in existing:
             continue
         for container in listed:
+            if container.labels.get(naming.TENANT_ID) in retiring:
+                continue
             created = _created_at(container)
             if created and created < cutoff:
                 engine.remove(container.id)
@@ -547,14 +557,14 @@ class Run:
             )
 
     def pull(self, image: str, outcome: Outcome) -> None:
-        # Images of Berth's registry are always pulled with the stack tenant's short-lived
-        # credential, even when present: the registry, not the engine's cache, decides
-        # whether this tenant may use another tenant's image.
-        auth = registry_pull_auth(image, self.stack.tenant.slug)
-        if auth is None and self.engine.image_present(image):
-            return
+        # The engine's cache is shared by every tenant: the stack tenant's right to the
+        # image is checked first (image ids refused, Berth's registry by any spelling
+        # pulled with the tenant's credential, other registries always pulled; see
+        # apps.registry.deploy). A refusal is an EngineError: nothing is created.
         progress = live.PullProgress(self.stack.pk, image)
-        self.engine.pull(image, progress=progress, auth_config=auth)
+        access = authorise_image(self.engine, image, self.stack.tenant.slug, progress)
+        if not access.pulled:
+            return
         progress.done()
         outcome.events.append(("image.pull", f"Pulled {image}", Event.Outcome.SUCCESS, {}))
 

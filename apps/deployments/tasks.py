@@ -10,7 +10,10 @@ import random
 from celery import shared_task
 
 from apps.core.queue import tenant_slot
-from apps.deployments import reconciler
+from apps.deployments import (
+    reconciler,
+    retirement,  # noqa: F401 - registers the retirement tasks
+)
 from apps.hosts.models import Host
 
 # How long a task of a tenant at its bound waits before it is tried again (plus jitter).

@@ -225,3 +225,34 @@ class Invitation(models.Model):
         if self.expires_at <= timezone.now():
             return "expired"
         return "pending"
+
+
+class RetiredTenant(models.Model):
+    """A deleted tenant whose engine objects and registry images are being removed.
+
+    The tenant's rows are gone the moment it is deleted (its stacks cascade), so what it
+    ran is found by the ids in engine labels (`io.berth.tenant-id`), never by its slug:
+    a new tenant taking the slug gets new ids and sees none of it. Its containers are
+    stopped at once, its registry namespace emptied, and its containers, networks and
+    volumes removed after `remove_after` (apps/deployments/retirement.py). The slug stays
+    taken until the registry namespace is empty, since image names carry slugs.
+    """
+
+    tenant_id = models.PositiveBigIntegerField(unique=True)
+    slug = models.CharField(max_length=40, db_index=True)
+    deleted_at = models.DateTimeField(auto_now_add=True)
+    remove_after = models.DateTimeField()
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    registry_cleared_at = models.DateTimeField(null=True, blank=True)
+    removed_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-deleted_at"]
+
+    def __str__(self) -> str:
+        return f"{self.slug} (tenant {self.tenant_id}, deleted)"
+
+    @property
+    def done(self) -> bool:
+        return bool(self.stopped_at and self.registry_cleared_at and self.removed_at)

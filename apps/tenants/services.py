@@ -6,21 +6,26 @@ actor's role, writes inside a transaction and records one Event.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from celery import current_app
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.activity.services import record_event
+from apps.core.queue import enqueue_on_commit
 from apps.tenants.models import (
     DEFAULT_ENVIRONMENTS,
     PLATFORM_TENANT,
     Environment,
     Invitation,
     Membership,
+    RetiredTenant,
     Tenant,
     TenantQuota,
     hash_secret,
@@ -60,6 +65,13 @@ def create_tenant(*, actor: Any, slug: str, name: str = "", description: str = "
     tenant = _validated(Tenant(slug=slug, name=name or slug, description=description))
     if Tenant.objects.filter(slug=slug).exists():
         raise ValidationError({"slug": "A tenant with this slug already exists."})
+    if RetiredTenant.objects.filter(slug=slug, registry_cleared_at__isnull=True).exists():
+        raise ValidationError(
+            {
+                "slug": "A deleted tenant's images under this slug are still being removed; "
+                "try again in a few minutes or choose another slug."
+            }
+        )
     tenant.save()
     TenantQuota.objects.create(tenant=tenant)  # settings.BERTH_TENANT_QUOTA_DEFAULTS
     Membership.objects.create(tenant=tenant, user=owner, role=Role.OWNER)
@@ -163,10 +175,30 @@ def update_tenant(*, actor: Any, tenant: Tenant, name: str, description: str = "
 
 
 @transaction.atomic
-def delete_tenant(*, actor: Any, tenant: Tenant) -> None:
+def delete_tenant(*, actor: Any, tenant: Tenant) -> RetiredTenant:
+    """Delete the tenant's rows now; its engine objects and images follow in the worker.
+
+    Its containers are stopped at once and removed, with its networks and volumes, after
+    BERTH_TENANT_REMOVAL_GRACE_SECONDS; its registry repositories are emptied
+    (apps/deployments/retirement.py). The events about it are platform events (tenant
+    None): the tenant's own activity log goes with it.
+    """
     require_role(actor, tenant, Role.OWNER)
-    record_event("tenant.delete", actor=actor, obj=tenant, message=f"Deleted tenant {tenant.slug}")
+    grace = timedelta(seconds=settings.BERTH_TENANT_REMOVAL_GRACE_SECONDS)
+    retired = RetiredTenant.objects.create(
+        tenant_id=tenant.pk, slug=tenant.slug, remove_after=timezone.now() + grace
+    )
+    record_event(
+        "tenant.delete",
+        actor=actor,
+        message=f"Deleted tenant {tenant.slug}; its containers are stopped now and removed "
+        f"with its networks and volumes after {int(grace.total_seconds())} s.",
+        data={"tenant": tenant.slug, "tenant_id": tenant.pk},
+    )
     tenant.delete()
+    # By name: the tenants app does not import the apps that build on it.
+    enqueue_on_commit(current_app.signature("deployments.retire_tenant"), retired.pk)
+    return retired
 
 
 @transaction.atomic

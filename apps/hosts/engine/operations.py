@@ -21,7 +21,7 @@ from apps.hosts.engine.containers import (
     container_status,
 )
 from apps.hosts.engine.errors import EngineError
-from apps.hosts.engine.labels import foreign_owner, managed_labels
+from apps.hosts.engine.labels import foreign_owner, label_filters, managed_labels
 
 ProgressCallback = Callable[[dict[str, Any]], None]
 
@@ -100,6 +100,46 @@ class Operations:
                 return None
             raise
         return dict(found.get("Labels") or {})
+
+    def list_networks(self, labels: Mapping[str, str | None]) -> list[dict[str, Any]]:
+        """This installation's networks matching `labels`: [{"id", "name", "labels"}]."""
+        with self._errors():
+            found = self._docker.api.networks(filters={"label": label_filters(labels)})
+        return [
+            {"id": n["Id"], "name": n.get("Name", ""), "labels": dict(n.get("Labels") or {})}
+            for n in found
+        ]
+
+    def list_volumes(self, labels: Mapping[str, str | None]) -> list[dict[str, Any]]:
+        """This installation's volumes matching `labels`: [{"name", "labels"}]."""
+        with self._errors():
+            found = self._docker.api.volumes(filters={"label": label_filters(labels)})
+        return [
+            {"name": v["Name"], "labels": dict(v.get("Labels") or {})}
+            for v in (found or {}).get("Volumes") or ()
+        ]
+
+    def list_images(self) -> list[dict[str, Any]]:
+        """Every image in the cache: [{"id", "tags", "digests"}] (one call)."""
+        with self._errors():
+            found = self._docker.api.images()
+        return [
+            {
+                "id": i["Id"],
+                "tags": [t for t in i.get("RepoTags") or () if t != "<none>:<none>"],
+                "digests": [d for d in i.get("RepoDigests") or () if d != "<none>@<none>"],
+            }
+            for i in found
+        ]
+
+    def remove_image(self, ref: str) -> None:
+        """Untag `ref` (the image goes when no name is left); gone already is fine; an
+        image a container still uses stays (the engine says 409), it is not forced."""
+        try:
+            self._remove(lambda api: api.remove_image(ref, noprune=False))
+        except EngineError as exc:
+            if exc.status != 409:
+                raise
 
     def image_present(self, ref: str) -> bool:
         api = self._docker.api
