@@ -205,6 +205,14 @@ defaults
 
 frontend registry
     bind {front}
+    # Names, references, digests and upload ids never need percent-encoding, dot segments
+    # or empty segments; the registry would decode or clean such a path into one the
+    # rules below did not see (`/v2/acme/web%2Fmanifests%2F1` is a manifest upload to
+    # it), so a write that has any is refused here.
+    acl write_method method PUT POST PATCH DELETE
+    acl odd_path path -m sub % // /./ /../
+    acl odd_path path -m end /. /..
+    http-request deny deny_status 400 if write_method odd_path
     acl manifest_upload method PUT
     acl manifest_upload_path path_reg ^/v2/.+/manifests/[^/]+$
     use_backend berth_gate if manifest_upload manifest_upload_path

@@ -259,6 +259,10 @@ def _apply(row: RegistryEvent, repository: Repository | None) -> None:
             check_pull_alert(repository, row.timestamp)
         elif row.action == RegistryEvent.Action.PUSH:
             Repository.objects.filter(pk=repository.pk).update(push_count=F("push_count") + 1)
+    if row.action == RegistryEvent.Action.PUSH and row.media_type not in MANIFEST_TYPES:
+        from apps.registry import quota
+
+        quota.note_uploaded_blob(row.tenant, row.digest, row.size)
     if row.counted and row.action in (RegistryEvent.Action.PUSH, RegistryEvent.Action.DELETE):
         from apps.registry import tasks
 

@@ -28,8 +28,10 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.template.defaultfilters import filesizeformat
 
+from apps.activity.models import Event
 from apps.activity.services import record_event
-from apps.registry.models import Repository, TenantRegistryQuota
+from apps.registry.models import RegistryEvent, Repository, TenantRegistryQuota
+from apps.registry.notifications import MANIFEST_TYPES
 from apps.registry.registry_client import RegistryClient, RegistryError
 from apps.tenants.models import Tenant
 from apps.tenants.quotas import QuotaLine
@@ -78,14 +80,54 @@ def _blobs_of(client: RegistryClient, repository: str) -> dict[str, int]:
     return blobs
 
 
+def last_collection():
+    """When garbage collection last freed the blobs no tag references (None: never)."""
+    done = Event.objects.filter(action="registry.gc", outcome=Event.Outcome.SUCCESS)
+    return done.order_by("-created_at").values_list("created_at", flat=True).first()
+
+
+def uploaded_blobs(tenant: Tenant) -> dict[str, int]:
+    """digest -> size of the blobs the tenant uploaded since the last garbage collection
+    (the registry's blob push events): stored, referenced by a tag or not, until a
+    collection frees the unreferenced ones."""
+    events = RegistryEvent.objects.filter(tenant=tenant, action=RegistryEvent.Action.PUSH)
+    since = last_collection()
+    if since is not None:
+        events = events.filter(timestamp__gt=since)
+    rows = events.exclude(media_type__in=MANIFEST_TYPES).exclude(digest="")
+    return dict(rows.values_list("digest", "size"))
+
+
+def note_uploaded_blob(tenant: Tenant, digest: str, size: int) -> None:
+    """A blob upload the registry reported: counted at once, even if no manifest ever
+    references it (else a tenant could fill the disk with unreferenced blobs). Once the
+    tenant is at its quota, the token service grants no more push."""
+    if not digest or size <= 0:
+        return
+    with transaction.atomic():
+        quota = TenantRegistryQuota.objects.select_for_update().filter(tenant=tenant).first()
+        if quota is None:
+            quota = TenantRegistryQuota.objects.create(tenant=tenant)
+        held = quota.blob_sizes or {}
+        if digest in held:
+            return
+        quota.blob_sizes = {**held, digest: size}
+        quota.used_bytes += size
+        quota.save(update_fields=["blob_sizes", "used_bytes"])
+
+
 def compute_usage(tenant: Tenant, client: RegistryClient | None = None) -> Usage:
-    """Bytes stored for `tenant` in total (dedupe by digest) and per repository."""
+    """Bytes stored for `tenant` in total (dedupe by digest) and per repository; the
+    total includes blobs uploaded since the last garbage collection that no tag
+    references (yet)."""
     client = client or RegistryClient()
     usage, seen = Usage(), {}
     for name in tenant_repositories(tenant, client):
         blobs = _blobs_of(client, f"{tenant.slug}/{name}")
         usage.repositories[name] = sum(blobs.values())
         seen.update(blobs)
+    for digest, size in uploaded_blobs(tenant).items():
+        seen.setdefault(digest, size)
     usage.total = sum(seen.values())
     usage.blobs = seen
     return usage
@@ -134,8 +176,8 @@ def admit_manifest(tenant: Tenant, blobs: dict[str, int]) -> str | None:
         held = quota.blob_sizes or {}
         new = {digest: size for digest, size in blobs.items() if digest not in held}
         needed = sum(new.values())
-        if not new:
-            return None
+        # Blobs are counted when uploaded (note_uploaded_blob), so uploads past the quota
+        # leave the tenant over it: then no image is tagged, even one that adds nothing.
         if quota.used_bytes + needed > quota.quota_bytes:
             return (
                 f"storage quota of {tenant.slug} exceeded: this push needs "
@@ -143,6 +185,8 @@ def admit_manifest(tenant: Tenant, blobs: dict[str, int]) -> str | None:
                 f"{filesizeformat(quota.quota_bytes)}; delete tags or ask an administrator "
                 "for more space"
             )
+        if not new:
+            return None
         quota.blob_sizes = {**held, **new}
         quota.used_bytes += needed
         quota.save(update_fields=["blob_sizes", "used_bytes"])
