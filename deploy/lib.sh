@@ -25,7 +25,10 @@ BERTH_DOCKER_SOCK="${BERTH_DOCKER_SOCK:-/var/run/docker.sock}"
 BERTH_DOCKER_PIDFILE="${BERTH_DOCKER_PIDFILE:-/var/run/docker.pid}"
 export BERTH_REPO BERTH_STATE_DIR BERTH_VENV
 
-mkdir -p "$BERTH_STATE_DIR/log" "$BERTH_STATE_DIR/run"
+# The state folder holds the database, the secret key, registry and TLS keys: owner-only
+# (0700) from its creation on, and tightened when an older Berth left it readable.
+(umask 077 && mkdir -p "$BERTH_STATE_DIR/log" "$BERTH_STATE_DIR/run")
+if [ -O "$BERTH_STATE_DIR" ]; then chmod 700 "$BERTH_STATE_DIR"; fi
 
 # Set to 1 by berth_engine_start when this shell started the engine, 0 when an
 # engine was already answering. Callers use it to decide whether to stop it.
@@ -375,7 +378,6 @@ _berth_http_up() {
     code="$(curl -s -o /dev/null -w '%{http_code}' "http://$1/v2/")"
     [ "$code" = 401 ] || [ "$code" = 200 ]
 }
-_berth_registry_up() { _berth_http_up "${BERTH_REGISTRY_ADDR:-127.0.0.1:5000}"; }
 
 # _berth_wait_http ADDR LOG NAME...: until ADDR answers /v2/, while every NAME
 # runs (30 s at most).
@@ -405,10 +407,9 @@ berth_registry_start() {
     local config="$BERTH_STATE_DIR/registry/config.yml" log="$BERTH_STATE_DIR/log/registry.log"
     local gate="$BERTH_STATE_DIR/registry/gate.cfg"
     berth_is_running registry && berth_is_running registry-gate && return 0
-    if ! berth_is_running registry && _berth_registry_up; then
-        berth_log "a registry already answers on $addr; using it (not started by Berth)"
-        return 0
-    fi
+    # Never a registry (or anything else) Berth did not start: its tokens, storage and
+    # quota gate would not be Berth's.
+    berth_check_port "the registry gate" "$addr" BERTH_REGISTRY_ADDR registry-gate || return 1
     [ -x "$BERTH_REGISTRY_BIN" ] ||
         berth_die "$BERTH_REGISTRY_BIN not found; run berth_ensure_packages (package docker-registry)" || return 1
     command -v haproxy >/dev/null 2>&1 ||
@@ -419,6 +420,10 @@ berth_registry_start() {
         --output "$config" --gate-output "$gate" \
         --portal-addr "127.0.0.1:${BERTH_PORT:-8000}" >/dev/null) ||
         berth_die "could not render $config" || return 1
+    local backend
+    backend="$(sed -n '/^http:/,/^[^ ]/s/^  addr: *//p' "$config" | tr -d "'\"" | head -n1)"
+    berth_check_port "the registry behind the gate" "$backend" BERTH_REGISTRY_BACKEND_ADDR \
+        registry || return 1
     local t0="$EPOCHREALTIME"
     if ! berth_is_running registry; then
         printf '\n==== %s berth: docker-registry starting ====\n' "$(date -Is)" >>"$log"
@@ -435,6 +440,51 @@ berth_registry_start() {
 
 # Stops only a registry Berth started (its pidfiles); a foreign one is left alone.
 berth_registry_stop() { berth_stop registry-gate 10; berth_stop registry 20; }
+
+# ---------------------------------------------------------------------------
+# Berth's ports: free, or held by Berth's own service from an earlier run
+# ---------------------------------------------------------------------------
+
+# _berth_listener_pids PORT: pids listening on TCP PORT (any address), as ss names them
+# (only processes ss may see: this user's, or all when root).
+_berth_listener_pids() {
+    ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u
+}
+
+_berth_session_of() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f4; }
+
+# _berth_describe_pid PID: "NAME (pid PID: command line)", shortened.
+_berth_describe_pid() {
+    local comm cmd
+    comm="$(cat "/proc/$1/comm" 2>/dev/null || echo '?')"
+    cmd="$(tr '\0\n\t' '   ' <"/proc/$1/cmdline" 2>/dev/null | tr -s ' ' | cut -c1-100)"
+    printf '%s (pid %s: %s)' "$comm" "$1" "${cmd% }"
+}
+
+# berth_check_port WHAT ADDR VARIABLE [SERVICE]: succeed when nothing listens on ADDR's
+# port, or when every listener belongs to Berth's own SERVICE (its pid file under
+# $BERTH_STATE_DIR/run; a listener in that process's session counts, as berth_spawn
+# makes each service lead its own session). Otherwise say what is in the way and which
+# variable moves Berth to another port, and fail.
+berth_check_port() {
+    local what="$1" addr="$2" var="$3" service="${4:-}"
+    local port="${addr##*:}" pids pid own="" ours=1 found=""
+    ss -Hltn "sport = :$port" 2>/dev/null | grep -q . || return 0
+    pids="$(_berth_listener_pids "$port")"
+    [ -n "$service" ] && own="$(berth_pid_of "$service")"
+    [ -n "$pids" ] && [ -n "$own" ] || ours=0
+    for pid in $pids; do
+        [ "$(_berth_session_of "$pid")" = "$own" ] || ours=0
+        found="${found:+$found, }$(_berth_describe_pid "$pid")"
+    done
+    [ "$ours" -eq 1 ] && return 0
+    local other=$((port + 100))
+    [ "$var" = BERTH_PORT ] && other=$((port + 1))
+    [ "$other" -le 65535 ] || other=$((port - 100))
+    local example="127.0.0.1:$other"
+    [ "$var" = BERTH_PORT ] && example="$other"
+    berth_die "port $port, wanted for $what ($var=$addr), is already in use by ${found:-a process of another user (ss cannot name it)}. Berth does not use a service it did not start: stop that process, or choose another port, e.g. '$var=$example make run'."
+}
 
 # ---------------------------------------------------------------------------
 # Background processes of `make run` (daphne, celery worker, celery beat)

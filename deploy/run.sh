@@ -5,7 +5,10 @@
 # Ctrl-C (or SIGTERM) stops the three, and the Docker engine if this run
 # started it. Running it again reuses the venv, the database and the engine.
 #
-# Environment: BERTH_PORT (default 8000), BERTH_STATE_DIR (default ./var).
+# Environment: BERTH_PORT (default 8000), BERTH_STATE_DIR (default ./var),
+# BERTH_REGISTRY_ADDR (default 127.0.0.1:5000, the registry gate; the registry itself
+# listens on the next port unless BERTH_REGISTRY_BACKEND_ADDR). A port held by anything
+# Berth did not start stops the run with a message naming it.
 set -euo pipefail
 
 T0="$EPOCHREALTIME"
@@ -36,9 +39,12 @@ berth_ensure_packages
 berth_ensure_venv
 berth_ensure_redis # PostgreSQL is not needed: the default database is SQLite in var/
 
-if ss -Hltn "sport = :$PORT" 2>/dev/null | grep -q .; then
-    berth_die "something already listens on port $PORT (another 'make run'?); set BERTH_PORT to use another port"
-    exit 1
+# Berth's ports are free, or held by its own registry from an earlier run (reused); the
+# registry's backend port is checked once its config names it (berth_registry_start).
+export BERTH_REGISTRY_ADDR="${BERTH_REGISTRY_ADDR:-127.0.0.1:5000}"
+berth_check_port "Berth's portal" "127.0.0.1:$PORT" BERTH_PORT web || exit 1
+if ! { berth_is_running registry && berth_is_running registry-gate; }; then
+    berth_check_port "the registry gate" "$BERTH_REGISTRY_ADDR" BERTH_REGISTRY_ADDR registry-gate || exit 1
 fi
 
 CLEANED=0
@@ -77,7 +83,10 @@ bash deploy/build-images.sh
 # Token auth and notifications point at this run's URL; storage in the state dir;
 # the gate (HAProxy) in front sends manifest uploads to this run's portal.
 export BERTH_PUBLIC_URL="${BERTH_PUBLIC_URL:-$URL}"
-export BERTH_REGISTRY_ADDR="${BERTH_REGISTRY_ADDR:-127.0.0.1:5000}"
+# From here on everything this run writes (registry storage and configs, the SQLite
+# database, the secret key, logs, pid files) is owner-only. Not earlier: apt-get, the
+# venv, the engine and the demo image build contexts keep the usual permissions.
+umask 077
 BERTH_PORT="$PORT" berth_registry_start
 
 # --- Django --------------------------------------------------------------------
