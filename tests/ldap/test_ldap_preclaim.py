@@ -170,3 +170,32 @@ def test_accounts_marked_before_dns_were_recorded_are_found_by_name(ldap_on, ten
     assert ldap_login_page(client).status_code == 302
     assert client.session[SESSION_KEY] == str(alice.pk)
     assert DirectoryAccount.objects.get(user=alice).dn == user_dn("alice")
+
+
+def test_upgrade_marks_accounts_the_ldap_backend_made_earlier(slapd, tenant_a, client):
+    """An LDAP account from before DirectoryAccount (no usable password, no social login)
+    still logs in after the upgrade; a local account with a password is never marked."""
+    from importlib import import_module
+
+    from django.apps import apps
+
+    migration = import_module("apps.accounts.migrations.0004_mark_passwordless_directory_users")
+    old = User.objects.create_user("alice", email="alice@berth.test")  # as LDAP made it
+    old.set_unusable_password()
+    old.save()
+    local = User.objects.create_user("bob", password=LOCAL_PASSWORD)
+    oauth = User.objects.create_user("carol")
+    SocialAccount.objects.create(user=oauth, provider="github", uid="7")
+
+    migration.mark_passwordless_directory_users(apps, None)  # LDAP off: nothing
+    assert not DirectoryAccount.objects.exists()
+    with ldap_settings(slapd):
+        migration.mark_passwordless_directory_users(apps, None)
+        assert list(DirectoryAccount.objects.values_list("user__username", flat=True)) == ["alice"]
+        assert local.check_password(LOCAL_PASSWORD)
+
+        assert ldap_login_page(client).status_code == 302
+        assert client.session[SESSION_KEY] == str(old.pk)
+        client.logout()
+        assert ldap_login_page(client, "bob").status_code == 200  # local bob stays local
+        assert SESSION_KEY not in client.session
