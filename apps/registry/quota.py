@@ -179,11 +179,12 @@ def admit_manifest(tenant: Tenant, blobs: dict[str, int]) -> str | None:
         # Blobs are counted when uploaded (note_uploaded_blob), so uploads past the quota
         # leave the tenant over it: then no image is tagged, even one that adds nothing.
         if quota.used_bytes + needed > quota.quota_bytes:
+            needs = f"this push needs {filesizeformat(needed)} more, " if needed else ""
             return (
-                f"storage quota of {tenant.slug} exceeded: this push needs "
-                f"{filesizeformat(needed)} more, {filesizeformat(quota.used_bytes)} used of "
-                f"{filesizeformat(quota.quota_bytes)}; delete tags or ask an administrator "
-                "for more space"
+                f"storage quota of {tenant.slug} exceeded: {needs}"
+                f"{filesizeformat(quota.used_bytes)} used of {filesizeformat(quota.quota_bytes)}"
+                f"{'' if needed else ' (layers uploaded count)'}; delete tags or ask an "
+                "administrator for more space"
             )
         if not new:
             return None

@@ -56,18 +56,20 @@ def wait_for(check, timeout: float = 15.0):
 
 
 def test_unreferenced_blobs_count_against_the_quota(registry, tenant_a):
-    TenantRegistryQuota.objects.create(tenant=tenant_a, quota_bytes=150_000)
+    before = quota.refresh_usage(tenant_a).total  # the session's registry has other images
+    TenantRegistryQuota.objects.filter(tenant=tenant_a).update(quota_bytes=before + 150_000)
+    assert quota.can_push(tenant_a)[0]
     name = f"acme/blobs-{uuid.uuid4().hex[:6]}"
     digest = upload_blob(registry, name, os.urandom(100_000))  # no manifest, ever
 
     def counted():
-        return TenantRegistryQuota.objects.get(tenant=tenant_a).used_bytes >= 100_000
+        return TenantRegistryQuota.objects.get(tenant=tenant_a).used_bytes >= before + 100_000
 
     assert wait_for(counted), "the registry's blob push notification was not counted"
     row = TenantRegistryQuota.objects.get(tenant=tenant_a)
     assert row.blob_sizes[digest] == 100_000
     # A usage walk (after every push, and after garbage collection) keeps counting it.
-    assert quota.refresh_usage(tenant_a).total == 100_000
+    assert quota.refresh_usage(tenant_a).total == before + 100_000
     upload_blob(registry, name, os.urandom(60_000))
     assert wait_for(lambda: not quota.can_push(tenant_a)[0]), "past the quota: no push token"
 
