@@ -8,16 +8,20 @@ created, `authorise_image` decides how its image may be used:
   would run whatever cached image has that id, whoever pulled it;
 - Berth's own registry (the gate or docker-registry behind it), by any spelling of its
   address that provably reaches it without DNS (`127.0.0.1:5000`, `LOCALHOST:5000`,
-  `127.1:5000`, `0.0.0.0:5000`, `2130706433:5000`, with or without `@sha256:` digest):
-  always pulled with the deploying tenant's five-minute credential, cached or not, so
-  the registry, not the cache, decides;
-- any other registry (including a spelling of Berth's registry we do not recognise):
-  always pulled, with no credential. Berth never hands a credential to a registry it does
-  not own, so such a pull can only succeed for an image anyone may pull;
-- Docker Hub names (`redis:7`, `team/app`): the cache is used, because Berth never pulls
-  from Hub with a credential; but when the cached image is also known by a name in
-  another registry (it was pulled or pushed from this engine, then tagged locally), the
-  tenant must be able to pull one of those names now, or the image is refused.
+  `127.1:5000`, `0.0.0.0:5000`, `2130706433:5000`), by tag or by `@sha256:` digest:
+  Berth checks itself that the tenant may pull the repository (the token service's
+  rule) and, for a digest, that the repository holds it; then the engine pulls, cached
+  or not, with the tenant's five-minute credential. Berth checks rather than trusting
+  the pull because engine 20.10 answers a pull by digest from its own content store
+  (whatever repository the manifest came from) without asking the registry;
+- any other registry, including spellings of Berth's registry we do not recognise:
+  always pulled, with no credential (Berth never hands one to a registry it does not
+  own); Docker Hub names are used from the cache when present;
+- in both of these cases, the image the name resolves to is then looked at: if it is
+  also known to the engine as an image of Berth's registry (a local tag of a private
+  image, a pull by digest answered from the cache, a foreign registry serving a
+  manifest that points at a cached image), the tenant must be allowed one of those
+  names, or the image is refused.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ from django.conf import settings
 from apps.compose.images import ImageRef, ImageReferenceError, parse_image, split_domain
 from apps.hosts.engine import EngineError
 from apps.registry.config import backend_addr
+from apps.registry.registry_client import RegistryClient, RegistryError
+from apps.registry.token_service import deployer_may_pull
 from apps.registry.tokens import deployer_credentials
 
 Progress = Callable[[dict[str, Any]], None]
@@ -173,45 +179,70 @@ def authorise_image(
     """Make `image` usable by `tenant_slug` on `engine`, or raise EngineError (see the
     module docstring for the rules). Returns what was done."""
     ref = checked_reference(image)
-    if not ref.on_hub:
+    if is_berth_registry(ref.domain):
+        _check_berth_image(image, ref.path, ref.digest, tenant_slug)
         auth = registry_pull_auth(image, tenant_slug)
         return ImageAccess(image, True, _pull(engine, image, auth, progress))
-    if not engine.image_present(image):
-        return ImageAccess(image, True, _pull(engine, image, None, progress))
-    checked = _check_cached_origins(engine, image, tenant_slug, progress)
-    return ImageAccess(image, pulled=checked)
+    access = ImageAccess(image, False)
+    if not ref.on_hub or not engine.image_present(image):
+        access = ImageAccess(image, True, _pull(engine, image, None, progress))
+    _check_other_names(engine, image, tenant_slug)
+    return access
 
 
-def _check_cached_origins(
-    engine: Any, image: str, tenant_slug: str, progress: Progress | None
-) -> bool:
-    """A cached Hub-style name may be a local tag of an image that came from (or went
-    to) another registry: then the tenant must be able to pull one of those names (by
-    digest, so the same image). True when such a pull was made."""
-    origins = [name for name in engine.repo_digests(image) if not _on_hub(name)]
-    if not origins:
-        return False
-    origins.sort(key=lambda name: not is_berth_registry(registry_host(name)))
-    reasons = []
-    for origin in origins:
-        try:
-            _pull(engine, origin, registry_pull_auth(origin, tenant_slug), progress)
-        except EngineError as exc:
-            reasons.append(exc.message)
-            continue
-        return True
+def _check_berth_image(image: str, path: str, digest: str | None, tenant_slug: str) -> None:
+    """Berth decides, not the engine: an engine answers a pull by digest from its cache
+    (any repository's manifest with that digest) without asking the registry."""
+    if not deployer_may_pull(tenant_slug, path):
+        raise EngineError(
+            f"Refused image {image!r}: tenant {tenant_slug!r} may not pull {path} "
+            "from Berth's registry.",
+            retryable=False,
+        )
+    if digest and not _manifest_in(path, digest):
+        raise EngineError(
+            f"Refused image {image!r}: {path} has no manifest {digest} in Berth's registry.",
+            retryable=False,
+        )
+
+
+def _manifest_in(path: str, digest: str) -> bool:
+    try:
+        RegistryClient().manifest(path, digest)
+    except RegistryError as exc:
+        if exc.status in (404, 400):
+            return False
+        raise EngineError(f"Cannot check {path}@{digest}: {exc}", retryable=True) from exc
+    return True
+
+
+def _check_other_names(engine: Any, image: str, tenant_slug: str) -> None:
+    """The image `image` resolves to may also be a private image of Berth's registry: a
+    local tag of it, a pull by digest answered from the cache, another registry serving
+    a manifest that points at it. Then the tenant must be allowed one of those names."""
+    berth = []
+    for name in engine.repo_digests(image):
+        ref = _parsed(name)
+        if ref is not None and ref.digest and is_berth_registry(ref.domain):
+            berth.append(ref)
+    if not berth or any(_allowed(ref, tenant_slug) for ref in berth):
+        return
     raise EngineError(
-        f"Refused image {image!r}: the engine's copy is the image {origins[0]}, which "
-        f"tenant {tenant_slug!r} may not pull ({reasons[0]})",
+        f"Refused image {image!r}: the engine's copy of it is a private image of Berth's "
+        f"registry that tenant {tenant_slug!r} may not pull.",
         retryable=False,
     )
 
 
-def _on_hub(name: str) -> bool:
+def _allowed(ref: ImageRef, tenant_slug: str) -> bool:
+    return deployer_may_pull(tenant_slug, ref.path) and _manifest_in(ref.path, ref.digest or "")
+
+
+def _parsed(name: str) -> ImageRef | None:
     try:
-        return parse_image(name).on_hub
+        return parse_image(name)
     except ImageReferenceError:
-        return False
+        return None
 
 
 def _pull(engine: Any, image: str, auth: dict | None, progress: Progress | None) -> str:

@@ -12,10 +12,12 @@ from django.db.models import Exists, OuterRef
 
 from apps.registry.models import Repository
 from apps.registry.scopes import (
+    PULL,
     PUSH,
     Principal,
     RepositoryFacts,
     Scope,
+    allowed_repository_actions,
     grant,
     split_repository,
 )
@@ -86,6 +88,20 @@ def _quota_refusal(access: list[dict], facts: _FactsCache) -> str | None:
             if not ok:
                 return message
     return None
+
+
+def deployer_may_pull(tenant_slug: str, repository: str) -> bool:
+    """Whether the token service would grant `tenant_slug`'s deployer credential pull on
+    `repository` ("acme/web"): what a deployment checks itself, because an engine serves
+    a pull by digest from its own cache without asking the registry."""
+    principal = Principal(kind="deployer", name=f"deployer:{tenant_slug}", tenant=tenant_slug)
+    allowed = allowed_repository_actions(
+        principal,
+        repository,
+        repository_facts(repository),
+        anonymous_pull=settings.BERTH_REGISTRY_ANONYMOUS_PULL,
+    )
+    return PULL in allowed
 
 
 def token_for(principal: Principal, scopes: list[Scope], service: str) -> IssuedToken:
