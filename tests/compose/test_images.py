@@ -65,7 +65,13 @@ def test_names_that_only_look_hex_are_repositories(text):
         ("2130706433:5000/acme/web", "2130706433:5000", "acme/web", None, None),
         ("[::1]:5000/acme/web:1", "[::1]:5000", "acme/web", "1", None),
         ("[::ffff:7f00:1]/acme/web", "[::ffff:7f00:1]", "acme/web", None, None),
-        (f"127.0.0.1:5000/acme/web@sha256:{ID}", "127.0.0.1:5000", "acme/web", None, f"sha256:{ID}"),
+        (
+            f"127.0.0.1:5000/acme/web@sha256:{ID}",
+            "127.0.0.1:5000",
+            "acme/web",
+            None,
+            f"sha256:{ID}",
+        ),
         (f"reg.example.com/a/b:t@sha256:{ID}", "reg.example.com", "a/b", "t", f"sha256:{ID}"),
     ],
 )
