@@ -195,8 +195,8 @@ def _check_berth_image(image: str, path: str, digest: str | None, tenant_slug: s
     (any repository's manifest with that digest) without asking the registry."""
     if not deployer_may_pull(tenant_slug, path):
         raise EngineError(
-            f"Refused image {image!r}: tenant {tenant_slug!r} may not pull {path} "
-            "from Berth's registry.",
+            f"Refused image {image!r}: pull access denied, tenant {tenant_slug!r} may not "
+            f"pull {path} from Berth's registry.",
             retryable=False,
         )
     if digest and not _manifest_in(path, digest):
