@@ -182,6 +182,10 @@ def _versions_between(from_version: Any, to_version: Any, versions: Iterable | N
         template = getattr(to_version, "template", None)
         versions = list(template.versions.all()) if hasattr(template, "versions") else []
     versions = [v for v in versions if getattr(v, "version", None) != to_version.version]
+    if getattr(to_version, "review", None) == "approved":
+        # The way to a reviewed version passes only reviewed versions: the migrations of
+        # one waiting for (or refused by) an admin never touch another tenant's answers.
+        versions = [v for v in versions if getattr(v, "review", "approved") == "approved"]
     low, high = _version_key(from_version), _version_key(to_version)
     between = [v for v in versions if low < _version_key(v) < high]
     return sorted(between, key=_version_key) + [to_version]

@@ -9,6 +9,13 @@ from apps.tenants.querysets import is_platform_admin, visible_tenant_ids
 
 
 class TemplateQuerySet(models.QuerySet):
+    def awaiting_review(self):
+        """What platform admins have to look at: templates asking to be public, and public
+        ones whose new versions or metadata wait to be let through."""
+        approved = Q(visibility=Template.Visibility.PUBLIC, approval=Template.Approval.APPROVED)
+        changes = Q(versions__review=Template.Approval.PENDING) | ~Q(pending_metadata={})
+        return self.filter(Q(approval=Template.Approval.PENDING) | (approved & changes)).distinct()
+
     def visible_to(self, user, min_role: str = "viewer", token=None):
         """Approved public templates for every signed-in user, plus the tenant's own.
 
@@ -62,6 +69,11 @@ class Template(models.Model):
     approval = models.CharField(
         max_length=10, choices=Approval.choices, default=Approval.NOT_REQUESTED
     )
+    pending_metadata = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Metadata (and readme) published after approval, live once an admin approves",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -87,8 +99,15 @@ class Template(models.Model):
 
 class TemplateVersionQuerySet(models.QuerySet):
     def visible_to(self, user, min_role: str = "viewer", token=None):
+        """Versions of the templates `user` may see; of another tenant's public template,
+        only the versions an admin approved (a new version waits for its review)."""
         templates = Template.objects.visible_to(user, min_role, token)
-        return self.filter(template__in=templates)
+        versions = self.filter(template__in=templates)
+        if is_platform_admin(user, token, min_role):
+            return versions
+        own = Q(template__publisher__in=visible_tenant_ids(user, min_role, token))
+        reviewed = Q(template__publisher__isnull=True) | Q(review=Template.Approval.APPROVED)
+        return versions.filter(own | reviewed)
 
 
 class TemplateVersion(models.Model):
@@ -105,6 +124,12 @@ class TemplateVersion(models.Model):
     questions = models.JSONField(default=list, blank=True)
     readme = models.TextField(blank=True)
     content_hash = models.CharField(max_length=64)
+    review = models.CharField(
+        max_length=10,
+        choices=Template.Approval.choices,
+        default=Template.Approval.NOT_REQUESTED,
+        help_text="Approved: other tenants may see it (versions of a public template)",
+    )
     published_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )

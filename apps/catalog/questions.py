@@ -22,6 +22,15 @@ from apps.compose.yaml_safe import safe_load
 QUESTION_TYPES = ("string", "int", "bool", "enum", "password", "secret", "hostname", "multiline")
 TEXT_TYPES = ("string", "password", "secret", "hostname", "multiline")
 SECRET_TYPES = ("password", "secret")
+# Names of answers a compose file's author would not want published: a stack deployed
+# from a bare compose file has no question types, so its variables are judged by name
+# (a word of it, or a part of a run-together one) and by value (a URL with credentials).
+SECRET_WORDS = frozenset(
+    {"PASSWORD", "PASSWD", "PASS", "PWD", "SECRET", "SECRETS", "TOKEN", "KEY", "APIKEY"}
+    | {"PRIVATE", "CREDENTIAL", "CREDENTIALS", "AUTH", "SALT", "PASSPHRASE", "DSN", "CERT"}
+)
+SECRET_PARTS = ("PASSWORD", "PASSWD", "SECRET", "TOKEN", "APIKEY", "PASSPHRASE", "CREDENTIAL")
+_URL_CREDENTIALS = re.compile(r"://[^/@\s:]*:[^/@\s]*@")
 PATTERN_TYPES = ("string", "password", "secret", "hostname")
 VARIABLE_RE = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
 QUESTION_KEYS = (
@@ -52,6 +61,15 @@ class BerthConfigError(ValueError):
 
     def __reduce__(self):  # Celery pickles errors: keep the list of problems
         return (type(self), (list(self.problems),))
+
+
+def looks_secret(name: str, value: Any = None) -> bool:
+    """Whether an untyped answer (a compose stack's variable) must be treated as a secret."""
+    upper = str(name).upper()
+    words = set(re.split(r"[^A-Z0-9]+", upper))
+    if words & SECRET_WORDS or any(part in upper for part in SECRET_PARTS):
+        return True
+    return bool(_URL_CREDENTIALS.search(str(value or "")))
 
 
 @dataclass(frozen=True)

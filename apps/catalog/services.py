@@ -2,7 +2,9 @@
 
 A tenant member publishes a template (an uploaded compose file plus metadata, or a
 running stack's compose and answers); it is private to the tenant until an admin of
-the platform approves a request to make it public. A published version never changes:
+the platform approves a request to make it public. Once public, what other tenants see
+has been reviewed: a new version, new metadata or a new readme waits for an admin (the
+approved versions and metadata stay listed meanwhile). A published version never changes:
 its content is hashed, and the same version string is refused a second time. Every
 version is checked as the loader checks built-ins: berth.yml read, the compose file
 loaded with placeholder answers and held to the policy of an ordinary tenant.
@@ -10,6 +12,7 @@ loaded with placeholder answers and held to the policy of an ordinary tenant.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +22,13 @@ from django.db import transaction
 
 from apps.activity.services import record_event
 from apps.catalog.models import Template, TemplateVersion
-from apps.catalog.questions import Question, VersionConfig, config_of, dump_berth_yml
+from apps.catalog.questions import (
+    Question,
+    VersionConfig,
+    config_of,
+    dump_berth_yml,
+    looks_secret,
+)
 from apps.catalog.validation import SLUG_RE, check_template_meta, check_version_files, is_emoji
 from apps.tenants.roles import Role
 from apps.tenants.services import require_role
@@ -110,6 +119,53 @@ def _metadata(metadata: dict[str, Any]) -> dict[str, Any]:
     return {**values, "slug": slug}
 
 
+def is_listed(template: Template) -> bool:
+    """A tenant's template other tenants see: what changes in it needs a review first."""
+    return (
+        template.pk is not None
+        and template.publisher_id is not None
+        and template.visibility == Template.Visibility.PUBLIC
+        and template.approval == Template.Approval.APPROVED
+    )
+
+
+# What a publisher may change on a template after publication (the slug never changes).
+REVIEWED_FIELDS = (
+    "name",
+    "category",
+    "description",
+    "icon",
+    "maintainer",
+    "homepage",
+    "tags",
+    "readme",
+)
+
+
+def _update_metadata(template: Template, values: dict[str, Any]) -> None:
+    """Live at once on a template no other tenant sees; on a listed one, kept in
+    `pending_metadata` until an admin approves (the approved values stay shown)."""
+    values = {k: v for k, v in values.items() if k in REVIEWED_FIELDS}
+    if not is_listed(template):
+        for key, value in values.items():
+            setattr(template, key, value)
+        return
+    kept = {k: v for k, v in template.pending_metadata.items() if k not in values}
+    changed = {k: v for k, v in values.items() if getattr(template, k) != v}
+    template.pending_metadata = {**kept, **changed}
+
+
+def _check_template(template: Template) -> None:
+    """The model's checks on the template as it will be once its pending metadata is live."""
+    candidate = copy.copy(template)
+    for key, value in template.pending_metadata.items():
+        setattr(candidate, key, value)
+    try:
+        candidate.full_clean(validate_constraints=False)
+    except ValidationError as exc:
+        raise ValidationError({"template": exc.messages}) from None
+
+
 def _store_version(
     template: Template, checked: CheckedVersion, actor: Any, readme: str
 ) -> TemplateVersion:
@@ -117,6 +173,7 @@ def _store_version(
         raise ValidationError(
             {"version": IMMUTABLE_MESSAGE.format(version=checked.version, slug=template.slug)}
         )
+    review = Template.Approval.PENDING if is_listed(template) else Template.Approval.NOT_REQUESTED
     return TemplateVersion.objects.create(
         template=template,
         version=checked.version,
@@ -125,7 +182,24 @@ def _store_version(
         questions=[q.to_dict() for q in checked.config.questions],
         readme=readme,
         content_hash=checked.content_hash,
+        review=review,
         published_by=actor if getattr(actor, "is_authenticated", False) else None,
+    )
+
+
+def _publish_event(actor: Any, template: Template, stored: TemplateVersion) -> None:
+    waits = " (waiting for an admin's review)" if stored.review == Template.Approval.PENDING else ""
+    record_event(
+        "catalog.template.publish",
+        actor=actor,
+        tenant=template.publisher,
+        obj=template,
+        message=f"Published {template.slug} {stored.version}{waits}",
+        data={
+            "version": stored.version,
+            "visibility": template.visibility,
+            "review": stored.review,
+        },
     )
 
 
@@ -149,8 +223,9 @@ def publish_template(
 ) -> TemplateVersion:
     """Publish `version` of the tenant's template `metadata["slug"]` (created if new).
 
-    Metadata of an existing template is updated with the new version's. Asking for
-    public visibility puts the template in the platform admins' approval queue.
+    Metadata of an existing template is updated with the new version's (on a listed
+    public template: once an admin approves, like the version itself). Asking for public
+    visibility puts the template in the platform admins' approval queue.
     """
     require_role(actor, tenant, Role.MEMBER)
     values = _metadata(metadata)
@@ -163,28 +238,16 @@ def publish_template(
     _refuse_existing(template, version)
     checked = check_version(version, compose, berth_yml, template)
     created = template is None
-    template = template or Template(publisher=tenant)
-    for key, value in values.items():
-        setattr(template, key, value)
-    template.readme = readme or template.readme
+    template = template or Template(publisher=tenant, slug=values["slug"])
+    _update_metadata(template, {**values, **({"readme": readme} if readme else {})})
     if visibility == Template.Visibility.PUBLIC and template.approval != Template.Approval.APPROVED:
         template.approval = Template.Approval.PENDING
     if created or visibility == Template.Visibility.PUBLIC:
         template.visibility = visibility
-    try:
-        template.full_clean(validate_constraints=False)
-    except ValidationError as exc:
-        raise ValidationError({"template": exc.messages}) from None
+    _check_template(template)
     template.save()
     stored = _store_version(template, checked, actor, readme)
-    record_event(
-        "catalog.template.publish",
-        actor=actor,
-        tenant=tenant,
-        obj=template,
-        message=f"Published {template.slug} {stored.version}",
-        data={"version": stored.version, "visibility": template.visibility},
-    )
+    _publish_event(actor, template, stored)
     return stored
 
 
@@ -214,17 +277,10 @@ def publish_version(
     _refuse_existing(template, version)
     checked = check_version(version, compose, berth_yml, template)
     if readme:
-        template.readme = readme
-        template.save(update_fields=["readme", "updated_at"])
+        _update_metadata(template, {"readme": readme})
+        template.save(update_fields=["readme", "pending_metadata", "updated_at"])
     stored = _store_version(template, checked, actor, readme)
-    record_event(
-        "catalog.template.publish",
-        actor=actor,
-        tenant=template.publisher,
-        obj=template,
-        message=f"Published {template.slug} {stored.version}",
-        data={"version": stored.version, "visibility": template.visibility},
-    )
+    _publish_event(actor, template, stored)
     return stored
 
 
@@ -259,21 +315,58 @@ def make_private(actor: Any, template: Template) -> Template:
     _require_publisher_role(actor, template, Role.ADMIN)
     if template.publisher_id is None:
         raise ValidationError({"visibility": "Built-in templates are always public."})
+    template = Template.objects.select_for_update().get(pk=template.pk)
     template.visibility = Template.Visibility.TENANT
     template.approval = Template.Approval.NOT_REQUESTED
-    template.save(update_fields=["visibility", "approval", "updated_at"])
+    _apply_pending_metadata(template)  # nobody else sees it now
+    template.save()
+    template.versions.filter(review=Template.Approval.PENDING).update(
+        review=Template.Approval.NOT_REQUESTED
+    )
     _review_event("catalog.template.make_private", actor, template, "Made private")
     return template
 
 
+def has_changes_to_review(template: Template) -> bool:
+    """A listed template with a new version or new metadata an admin has not seen."""
+    return is_listed(template) and (
+        bool(template.pending_metadata)
+        or template.versions.filter(review=Template.Approval.PENDING).exists()
+    )
+
+
+def _apply_pending_metadata(template: Template) -> None:
+    for key, value in template.pending_metadata.items():
+        if key in REVIEWED_FIELDS:
+            setattr(template, key, value)
+    template.pending_metadata = {}
+
+
 def _review(actor: Any, template: Template, approval: str, reason: str = "") -> Template:
+    """One decision on everything waiting: the template itself (its first review, with all
+    its versions) or, on a listed one, its new versions and metadata."""
     _require_platform_admin(actor)
-    if template.approval != Template.Approval.PENDING:
+    template = Template.objects.select_for_update().get(pk=template.pk)
+    changes = has_changes_to_review(template)
+    if template.approval != Template.Approval.PENDING and not changes:
         raise ValidationError({"approval": "This template is not waiting for a review."})
-    template.approval = approval
-    template.save(update_fields=["approval", "updated_at"])
-    verb = "Approved" if approval == Template.Approval.APPROVED else "Rejected"
-    message = f"{verb} for the public catalog" + (f": {reason}" if reason else "")
+    approved = approval == Template.Approval.APPROVED
+    waiting = template.versions.filter(
+        review__in=(Template.Approval.PENDING, Template.Approval.NOT_REQUESTED)
+    )
+    versions = [v.version for v in waiting.order_by("pk")]
+    if approved:
+        _apply_pending_metadata(template)
+        waiting.update(review=Template.Approval.APPROVED)
+    elif changes:  # the listed template stays as approved; the changes are turned down
+        template.pending_metadata = {}
+        waiting.filter(review=Template.Approval.PENDING).update(review=Template.Approval.REJECTED)
+    if template.approval == Template.Approval.PENDING:
+        template.approval = approval
+    template.save()
+    verb = "Approved" if approved else "Rejected"
+    what = f"changes ({', '.join(versions) or 'metadata'})" if changes else "for the public catalog"
+    message = f"{verb} {what}" + (f": {reason}" if reason else "")
     _review_event(f"catalog.template.{approval}", actor, template, message)
     return template
 
@@ -298,22 +391,33 @@ def _review_event(action: str, actor: Any, template: Template, message: str) -> 
 
 
 def _stack_questions(stack: Any) -> VersionConfig:
-    """The stack's questions with its answers as defaults; secrets never become defaults."""
+    """The stack's questions with its answers as defaults; secrets never become defaults.
+
+    A template's password and secret questions stay without a default; a compose stack's
+    variables that look secret (`looks_secret`) become password questions without one.
+    """
     if stack.template_version is None:
-        questions = tuple(
-            Question(variable=name, label=name, default=str(value))
-            for name, value in sorted((stack.answers or {}).items())
+        return VersionConfig(
+            questions=tuple(
+                _compose_question(name, value)
+                for name, value in sorted((stack.answers or {}).items())
+            )
         )
-        return VersionConfig(questions=questions)
     config = config_of(stack.template_version)
     answers = stack.answers or {}
     questions = []
     for question in config.questions:
         values = question.to_dict()
-        if question.type not in ("password", "secret") and question.variable in answers:
+        if not question.is_secret and question.variable in answers:
             values["default"] = str(answers[question.variable])
         questions.append(Question.from_dict(values))
     return VersionConfig(questions=tuple(questions), services=config.services)
+
+
+def _compose_question(name: str, value: Any) -> Question:
+    if value not in (None, "") and looks_secret(name, value):
+        return Question(variable=name, label=name, type="password", required=True)
+    return Question(variable=name, label=name, default=str(value))
 
 
 def stack_metadata(stack: Any) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.db.models import Q, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.utils.decorators import method_decorator
@@ -55,7 +55,9 @@ def filter_templates(queryset: QuerySet, params: Any, tenant: Any = None) -> Que
     return queryset
 
 
-def versions_newest_first(template: Template) -> list[TemplateVersion]:
+def versions_newest_first(
+    template: Template, user: Any, token: Any = None
+) -> list[TemplateVersion]:
     from apps.catalog import semver
 
     def key(version: TemplateVersion) -> Any:
@@ -64,7 +66,8 @@ def versions_newest_first(template: Template) -> list[TemplateVersion]:
         except ValueError:
             return (0, semver.parse_version("0.0.0"))
 
-    return sorted(template.versions.all(), key=key, reverse=True)
+    versions = TemplateVersion.objects.visible_to(user, token=token).filter(template=template)
+    return sorted(versions, key=key, reverse=True)
 
 
 @method_decorator(vary_on_headers("HX-Request"), name="dispatch")
@@ -108,7 +111,7 @@ class TemplateDetailView(TenantScopedMixin, LookupFirstMixin, CreateFormView):
         return found
 
     def chosen_version(self) -> TemplateVersion | None:
-        versions = versions_newest_first(self.object)
+        versions = versions_newest_first(self.object, self.request.user)
         wanted = self.request.GET.get("version") or self.request.POST.get("version")
         chosen = next((v for v in versions if v.version == wanted), None)
         stable = [v for v in versions if "-" not in v.version]
@@ -161,11 +164,14 @@ class TemplateDetailView(TenantScopedMixin, LookupFirstMixin, CreateFormView):
         context.update(
             template=self.object,
             version=self.version,
-            versions=versions_newest_first(self.object),
+            versions=versions_newest_first(self.object, self.request.user),
             readme=render_readme(
                 self.version.readme if self.version and self.version.readme else self.object.readme
             ),
             can_review=self.request.user.is_superuser,
+            can_see_pending=Template.objects.visible_to(self.request.user, Role.MEMBER)
+            .filter(pk=self.object.pk)
+            .exists(),
         )
         return context
 
@@ -194,15 +200,19 @@ class PublishView(CreateFormView):
 
 
 class ApprovalListView(PlatformAdminMixin, ListView):
-    """Templates waiting for a platform admin's review."""
+    """Templates waiting for a platform admin's review: asking to be public, or public
+    with a new version or new metadata."""
 
     model = Template
     template_name = "catalog/approvals.html"
     context_object_name = "templates"
 
     def get_queryset(self) -> QuerySet:
-        queryset = Template.objects.visible_to(self.request.user)
-        return queryset.filter(approval=Template.Approval.PENDING).select_related("publisher")
+        queryset = Template.objects.visible_to(self.request.user).awaiting_review()
+        waiting = TemplateVersion.objects.filter(review=Template.Approval.PENDING)
+        return queryset.select_related("publisher").prefetch_related(
+            Prefetch("versions", queryset=waiting, to_attr="waiting_versions")
+        )
 
 
 class ReviewView(PlatformAdminMixin, ObjectFormView):

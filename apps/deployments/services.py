@@ -26,6 +26,7 @@ from apps.activity.models import Event
 from apps.activity.services import record_event
 from apps.catalog import semver
 from apps.catalog.models import TemplateVersion
+from apps.catalog.questions import SECRET_TYPES
 from apps.compose.errors import ComposeError
 from apps.core.queue import enqueue_on_commit
 from apps.deployments import quotas, revisions
@@ -35,7 +36,6 @@ from apps.tenants.roles import Role
 from apps.tenants.services import require_role
 
 MAX_REPLICAS = 50
-SECRET_TYPES = ("password", "secret")
 _MISSING_VARIABLE = re.compile(r"variable '(\w+)'")
 
 
@@ -764,7 +764,9 @@ def find_template_version(
         template = visible.order_by("pk").first()
     if template is None:
         raise ValidationError({"template": f"No template '{slug}'."})
-    versions = list(template.versions.all())
+    versions = list(
+        TemplateVersion.objects.visible_to(actor, token=token).filter(template=template)
+    )
     if version:
         found = next((v for v in versions if v.version == version), None)
         if found is None:

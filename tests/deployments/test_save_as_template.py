@@ -98,3 +98,68 @@ def test_page_form_saves_and_shows_errors(member, viewer, outsider, tenant_b, st
     assert browser(viewer).get(page).status_code == 403
     assert browser(outsider).get(page).status_code == 404
     assert browser(outsider).post(page, {"slug": "x", "version": "1.0.0"}).status_code == 404
+
+
+# --- secret answers never become defaults ------------------------------------------------------
+
+
+def saved_questions(slug: str) -> dict[str, dict]:
+    version = Template.objects.get(slug=slug).versions.get()
+    return {q["variable"]: q for q in version.questions}
+
+
+def stored_text(slug: str) -> str:
+    version = Template.objects.get(slug=slug).versions.get()
+    return f"{version.compose}{version.config}{version.questions}{version.template.__dict__}"
+
+
+def test_api_template_stack_keeps_its_password_out_of_the_defaults(
+    member, env_a, template, django_capture_on_commit_callbacks
+):
+    from apps.deployments import services
+
+    _, v1, _ = template
+    answers = {"TAG": "1.2", "TITLE": "Hello", "ADMIN_PASSWORD": "hunter2-very-secret"}
+    with django_capture_on_commit_callbacks():
+        stack = services.create_stack(member, env_a, "blog", template_version=v1, answers=answers)
+    response = client_for(member).post(
+        url(stack), {"slug": "blog", "version": "1.0.0", "visibility": "public"}, format="json"
+    )
+    assert response.status_code == 201, response.content
+    questions = saved_questions("blog")
+    assert questions["TITLE"]["default"] == "Hello"
+    assert questions["ADMIN_PASSWORD"]["type"] == "password"
+    assert questions["ADMIN_PASSWORD"]["default"] is None
+    assert "hunter2" not in stored_text("blog") and "hunter2" not in response.content.decode()
+
+
+def test_page_compose_stack_variables_that_look_secret_become_password_questions(
+    member, env_a, django_capture_on_commit_callbacks
+):
+    from apps.deployments import services
+    from tests.deployments.stack_fixtures import COMPOSE
+
+    compose = COMPOSE.replace(
+        'GREETING: "${GREETING:-hello}"',
+        'GREETING: "${GREETING}", DB_PASSWORD: "${DB_PASSWORD}", '
+        'APITOKEN: "${APITOKEN}", DATABASE_URL: "${DATABASE_URL}"',
+    )
+    answers = {
+        "GREETING": "hi there",
+        "DB_PASSWORD": "hunter2-db",
+        "APITOKEN": "hunter2-token",
+        "DATABASE_URL": "postgres://shop:hunter2-url@db/shop",
+    }
+    with django_capture_on_commit_callbacks():
+        stack = services.create_stack(member, env_a, "shop", compose=compose, answers=answers)
+    page = reverse("stacks:save_template", args=[stack.pk])
+    response = browser(member).post(
+        page, {"slug": "shop-copy", "version": "1.0.0", "visibility": "tenant"}
+    )
+    assert response.status_code == 302, response.content.decode()[-2000:]
+    questions = saved_questions("shop-copy")
+    assert questions["GREETING"]["default"] == "hi there"
+    for name in ("DB_PASSWORD", "APITOKEN", "DATABASE_URL"):
+        assert questions[name]["type"] == "password" and questions[name]["default"] is None
+        assert questions[name]["required"] is True
+    assert "hunter2" not in stored_text("shop-copy")

@@ -6,15 +6,30 @@ from rest_framework import serializers
 
 from apps.catalog.models import Template, TemplateVersion
 from apps.catalog.validation import CATEGORIES
-from apps.core.api import RejectUnknownFieldsMixin
+from apps.core.api import RejectUnknownFieldsMixin, api_token
 from apps.tenants.api.serializers import VisibleTenantField
 from apps.tenants.roles import Role
 
 
 class TemplateVersionSerializer(serializers.ModelSerializer):
+    review = serializers.CharField(
+        read_only=True,
+        help_text="approved: other tenants see it; pending: waiting for an admin; "
+        "rejected: turned down; none: the template is not public",
+    )
+
     class Meta:
         model = TemplateVersion
-        fields = ["id", "version", "questions", "config", "compose", "content_hash", "published_at"]
+        fields = [
+            "id",
+            "version",
+            "questions",
+            "config",
+            "compose",
+            "content_hash",
+            "review",
+            "published_at",
+        ]
         read_only_fields = fields
 
 
@@ -50,10 +65,21 @@ class TemplateSerializer(serializers.ModelSerializer):
 
 class TemplateDetailSerializer(TemplateSerializer):
     versions = TemplateVersionSerializer(many=True, read_only=True)
+    pending_metadata = serializers.SerializerMethodField(
+        help_text="Metadata waiting for an admin's review (shown to the publisher only)."
+    )
 
     class Meta(TemplateSerializer.Meta):
-        fields = [*TemplateSerializer.Meta.fields, "readme"]
+        fields = [*TemplateSerializer.Meta.fields, "readme", "pending_metadata"]
         read_only_fields = fields
+
+    def get_pending_metadata(self, template: Template) -> dict:
+        request = self.context.get("request")
+        user = getattr(request, "user", None)
+        if request is None or not template.pending_metadata:
+            return {}
+        mine = Template.objects.visible_to(user, Role.MEMBER, token=api_token(request))
+        return template.pending_metadata if mine.filter(pk=template.pk).exists() else {}
 
 
 class VersionPublishSerializer(RejectUnknownFieldsMixin, serializers.Serializer):

@@ -6,6 +6,7 @@ the field ("template", "version", "compose", "berth") and the README's message l
 
 from __future__ import annotations
 
+from django.db.models import Prefetch
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, mixins, status
 from rest_framework.decorators import action
@@ -14,7 +15,7 @@ from rest_framework.response import Response
 
 from apps.catalog import services
 from apps.catalog.api import serializers as s
-from apps.catalog.models import Template
+from apps.catalog.models import Template, TemplateVersion
 from apps.catalog.views import filter_templates, versions_newest_first
 from apps.core.api import TenantScopedViewSet
 
@@ -32,7 +33,17 @@ class TemplateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSc
     parser_classes = [JSONParser, MultiPartParser, FormParser]
 
     def get_queryset(self):
-        queryset = super().get_queryset().select_related("publisher").prefetch_related("versions")
+        if getattr(self, "swagger_fake_view", False):  # schema generation: no request user
+            return Template.objects.none()
+        # `versions` holds only those the caller may see: another tenant's public template
+        # lists its approved versions, never one waiting for review.
+        visible = TemplateVersion.objects.visible_to(self.request.user, token=self.token)
+        queryset = (
+            super()
+            .get_queryset()
+            .select_related("publisher")
+            .prefetch_related(Prefetch("versions", queryset=visible))
+        )
         if self.action != "list":
             return queryset
         tenant = self.token.tenant if self.token is not None and self.token.tenant_id else None
@@ -67,7 +78,8 @@ class TemplateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSc
             data["visibility"],
         )
         template = self.get_queryset().get(pk=published.template_id)
-        return Response(s.TemplateDetailSerializer(template).data, status=status.HTTP_201_CREATED)
+        body = s.TemplateDetailSerializer(template, context=self.get_serializer_context()).data
+        return Response(body, status=status.HTTP_201_CREATED)
 
     @extend_schema(methods=["get"], responses=s.TemplateVersionSerializer(many=True))
     @extend_schema(
@@ -79,7 +91,9 @@ class TemplateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSc
     def versions(self, request, pk=None):
         template = self.get_object()
         if request.method == "GET":
-            data = s.TemplateVersionSerializer(versions_newest_first(template), many=True).data
+            data = s.TemplateVersionSerializer(
+                versions_newest_first(template, request.user, self.token), many=True
+            ).data
             return Response(data)
         if not self.writable_queryset().filter(pk=template.pk).exists():
             raise exceptions.PermissionDenied("Only members of the publishing tenant add versions.")

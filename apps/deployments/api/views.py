@@ -18,6 +18,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from apps.catalog.api.serializers import TemplateDetailSerializer
+from apps.catalog.models import TemplateVersion
 from apps.core.api import TenantScopedViewSet, query_flag
 from apps.deployments import revisions, services
 from apps.deployments.api import serializers as s
@@ -191,7 +192,10 @@ class StackViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScope
         data = serializer.validated_data
         if stack.template_version is None:
             raise ValidationError({"version": "This stack was not deployed from a template."})
-        version = stack.template_version.template.versions.filter(version=data["version"]).first()
+        versions = TemplateVersion.objects.visible_to(request.user, token=self.token)
+        version = versions.filter(
+            template=stack.template_version.template, version=data["version"]
+        ).first()
         if version is None:
             raise ValidationError({"version": f"No version '{data['version']}' of this template."})
         with answer_errors(version, data.get("answers")):
