@@ -8,9 +8,11 @@ other's containers, networks or volumes, even with identical database ids and sl
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
+import tempfile
 from pathlib import Path
 
 ENV_VAR = "BERTH_INSTALLATION_ID"
@@ -44,10 +46,15 @@ def load_installation_id(state_dir: Path) -> str:
         os.environ[ENV_VAR] = "t" + secrets.token_hex(5)
         return os.environ[ENV_VAR]
     path = state_dir / "installation_id"
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return _checked(path.read_text(), str(path))
-    with os.fdopen(fd, "w") as handle:
-        handle.write(secrets.token_hex(6) + "\n")
+    if not path.exists():
+        # Written whole under a temporary name, then linked into place: the web server,
+        # worker and beat starting together all read the same complete id.
+        fd, temporary = tempfile.mkstemp(dir=state_dir, prefix=".installation_id.")
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_hex(6) + "\n")
+            with contextlib.suppress(FileExistsError):  # another process was first
+                os.link(temporary, path)
+        finally:
+            os.unlink(temporary)
     return _checked(path.read_text(), str(path))

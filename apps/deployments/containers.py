@@ -13,6 +13,7 @@ from typing import Any
 
 from apps.compose.spec import ComposeProject, ServiceSpec
 from apps.deployments.planner import DesiredService, DesiredStack
+from apps.deployments.resources import service_resources
 from apps.deployments.spec import service_hash
 from apps.hosts.engine import (
     INSTALLATION_LABEL,
@@ -198,7 +199,7 @@ def container_request(
     hardening = spec.get("hardening") or {}
     volumes = stack_volumes(stack, project)
     environment = stack.environment
-    limits = service.deploy.limits
+    resources = service_resources(spec, project, service_name)  # what the quota counted
     labels = {
         **service.labels,
         **service.deploy.labels,
@@ -209,15 +210,14 @@ def container_request(
         SPEC_HASH: service_hash(spec, service_name),
         CREATED_AT: str(int(time.time())),
     }
-    cpus = limits.cpus if limits.cpus is not None else service.cpus
     return ContainerRequest(
         name=name,
         image=service.image,
         network=stack_network_name(stack),
         aliases=(service_name, *_aliases(service)),
         extra_networks=((network_name(stack), (environment_alias(stack, service_name),)),),
-        memory=int(limits.memory or service.mem_limit or hardening.get("memory") or 0),
-        pids_limit=int(limits.pids or hardening.get("pids") or 0),
+        memory=resources.memory,
+        pids_limit=resources.pids,
         log_max_size=str(hardening.get("log_max_size") or "10m"),
         log_max_files=int(hardening.get("log_max_files") or 3),
         command=service.command,
@@ -241,7 +241,7 @@ def container_request(
         user=service.user,
         working_dir=service.working_dir,
         stop_timeout=int(service.stop_grace_period) if service.stop_grace_period else None,
-        nano_cpus=int(cpus * 1_000_000_000) if cpus else None,
+        nano_cpus=int(resources.cpus * 1_000_000_000) if resources.cpus else None,
         memory_reservation=service.mem_reservation or limits_reservation(service),
         privileged=service.privileged,
         cap_add=service.cap_add,

@@ -13,7 +13,14 @@ from guardian.admin import GuardedModelAdmin
 
 from apps.core.admin import ReadOnlyAdmin, ReadOnlyInline, run_for_each
 from apps.tenants import quotas, services
-from apps.tenants.models import Environment, Invitation, Membership, Tenant, TenantQuota
+from apps.tenants.models import (
+    Environment,
+    Invitation,
+    Membership,
+    RetiredTenant,
+    Tenant,
+    TenantQuota,
+)
 
 
 class MembershipInline(ReadOnlyInline):
@@ -215,3 +222,21 @@ class TenantQuotaAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change) -> None:
         values = {key: form.cleaned_data[key] for key in form.changed_data}
         services.set_quotas(actor=request.user, tenant=obj.tenant, values=values)
+
+
+@admin.register(RetiredTenant)
+class RetiredTenantAdmin(ReadOnlyAdmin):
+    """Deleted tenants whose containers, volumes and images are being removed
+    (apps/deployments/retirement.py): where a platform admin sees what is left to do."""
+
+    list_display = [
+        "slug",
+        "tenant_id",
+        "deleted_at",
+        "stopped_at",
+        "registry_cleared_at",
+        "remove_after",
+        "removed_at",
+        "last_error",
+    ]
+    search_fields = ["slug"]

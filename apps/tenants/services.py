@@ -233,6 +233,12 @@ def delete_environment(*, actor: Any, environment: Environment) -> None:
     require_role(actor, tenant, Role.ADMIN)
     if Environment.objects.filter(tenant=tenant).count() <= 1:
         raise ValidationError({"environment": "A tenant keeps at least one environment."})
+    stacks = environment.stacks.count()
+    if stacks:
+        # Its stacks' containers would keep running with no stack to manage them.
+        raise ValidationError(
+            {"environment": f"It still has {stacks} stack(s): remove them first."}
+        )
     record_event("environment.delete", actor=actor, tenant=tenant, obj=environment)
     environment.delete()
 

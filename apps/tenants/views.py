@@ -6,6 +6,8 @@ function of apps/tenants/services.py and renders the result.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
@@ -15,7 +17,9 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.decorators import method_decorator
+from django.utils.timesince import timeuntil
 from django.views.decorators.vary import vary_on_headers
 from django.views.generic import ListView, TemplateView
 
@@ -139,10 +143,21 @@ class TenantDeleteView(TenantScopedMixin, ObjectFormView):
     required_role = Role.OWNER
     template_name = "tenants/tenant_delete.html"
 
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        now = timezone.now()
+        grace = timedelta(seconds=settings.BERTH_TENANT_REMOVAL_GRACE_SECONDS)
+        context["removal_grace"] = timeuntil(now + grace, now)
+        return context
+
     def perform(self, form):
         name = self.object.name
         services.delete_tenant(actor=self.request.user, tenant=self.object)
-        messages.success(self.request, f"Tenant {name} deleted.")
+        messages.success(
+            self.request,
+            f"Tenant {name} deleted: its containers are stopped and will be removed "
+            "with its networks and volumes after the grace period.",
+        )
         return redirect("tenants:list")
 
 

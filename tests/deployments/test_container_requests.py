@@ -64,16 +64,23 @@ def stack_on(env):
     return SimpleNamespace(
         pk=7,
         name="ns",
+        tenant_id=3,
+        environment_id=5,
         tenant=SimpleNamespace(slug="acme"),
         environment=env,
         desired_state="running",
     )
 
 
-def request_for(service: str, env, spec=None) -> ContainerRequest:
+SIBLINGS = {"app": "0123456789ab", "hostnet": "ba9876543210"}
+
+
+def request_for(service: str, env, spec=None, siblings=SIBLINGS) -> ContainerRequest:
     spec = spec or build_spec(COMPOSE, {}, env)
     stack = stack_on(env)
-    return container_request(stack, spec, project_from_spec(spec), service, 1, f"c-{service}", 1)
+    return container_request(
+        stack, spec, project_from_spec(spec), service, 1, f"c-{service}", 1, siblings=siblings
+    )
 
 
 def test_allowed_exceptions_reach_the_host_config():
@@ -106,13 +113,31 @@ def test_service_modes_join_the_siblings_first_replica_without_exception():
         {},
         env,
     )
+    # `siblings`: the stack's own containers, listed by the reconciler (engine ids).
     config = checked_config(request_for("sidecar", env, spec))
-    assert config["HostConfig"]["NetworkMode"] == "container:acme-dev-ns-app-1"
-    assert config["HostConfig"]["PidMode"] == "container:acme-dev-ns-app-1"
+    assert config["HostConfig"]["NetworkMode"] == "container:0123456789ab"
+    assert config["HostConfig"]["PidMode"] == "container:0123456789ab"
     assert "NetworkingConfig" not in config
     # ... and the planner starts the sibling first.
     desired = desired_stack(stack_on(env), spec, project_from_spec(spec))
     assert desired.services["sidecar"].depends_on == {"app": "service_started"}
+
+
+def test_service_modes_never_resolve_outside_the_stack():
+    """No sibling container listed for `app`: the engine is never asked to resolve a
+    name, which could be any container's on the engine."""
+    env = environment(["network_mode"])
+    spec = build_spec(
+        "services:\n  app: {image: img}\n"
+        "  sidecar: {image: img, network_mode: 'service:app'}\n"
+        "  other: {image: img, network_mode: 'container:acme-dev-db-1'}\n",
+        {},
+        env,
+    )
+    with pytest.raises(EngineError, match="not a running container of this stack"):
+        request_for("sidecar", env, spec, siblings={})
+    with pytest.raises(EngineError, match="'acme-dev-db-1', which is not a running container"):
+        request_for("other", env, spec)
 
 
 @pytest.mark.parametrize(

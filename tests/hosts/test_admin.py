@@ -34,6 +34,9 @@ def objects(tenant_a, owner, superuser, make_user):
     create_token(actor=owner, name="ci", tenant=tenant_a)
     invite(actor=owner, tenant=tenant_a, email="new@example.test")
     services.register_host(actor=None, name="node-1", endpoint="tcp://127.0.0.1:2376")
+    from apps.tenants.services import create_tenant, delete_tenant
+
+    delete_tenant(actor=owner, tenant=create_tenant(actor=owner, slug="gone", name="Gone"))
     return tenant_a
 
 

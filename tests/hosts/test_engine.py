@@ -159,6 +159,7 @@ def test_tls_client_certificate_reaches_the_server(settings, tmp_path, tls_refus
 def test_label_keys_are_kept_under_the_prefix():
     assert managed_labels({"tenant": "acme", "io.berth.stack": "web"}) == {
         "io.berth.managed": "true",
+        "io.berth.installation": settings.BERTH_INSTALLATION_ID,
         "io.berth.tenant": "acme",
         "io.berth.stack": "web",
     }

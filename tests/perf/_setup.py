@@ -145,6 +145,9 @@ def setup_django(database: str) -> None:
     psql(f"CREATE DATABASE {database}")
     os.environ["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{database}"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "paas.settings")
+    # An installation of its own (inherited by the workers it starts): a portal running
+    # on the same engine from the same checkout never sees the benchmark's objects.
+    os.environ["BERTH_INSTALLATION_ID"] = f"bench{RUN_ID}"
     on_cleanup(lambda: drop_database(database))
 
     import django
