@@ -279,6 +279,12 @@ berth_engine_start() {
         local flags=()
         # shellcheck disable=SC2206  # intentional word splitting of extra flags
         [ -n "${BERTH_DOCKERD_FLAGS:-}" ] && flags=($BERTH_DOCKERD_FLAGS)
+        # Every environment and every stack has a network of its own: the engine's
+        # default pools hold about 30 bridge networks, this one 256 (/24 each).
+        case " ${BERTH_DOCKERD_FLAGS:-} " in
+        *default-address-pool*) ;;
+        *) flags+=(--default-address-pool "${BERTH_DOCKER_ADDRESS_POOL:-base=10.213.0.0/16,size=24}") ;;
+        esac
         printf '\n==== %s berth: dockerd starting ====\n' "$(date -Is)" >>"$log"
         rm -f "$spawnfile"
         # Own session (setsid) so Ctrl-C in the terminal does not reach it; the

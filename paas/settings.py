@@ -312,6 +312,8 @@ CELERY_TASK_ANNOTATIONS = {
     "deployments.reconcile_stack": _RECONCILE_LIMITS,
     "deployments.reconcile_host": _RECONCILE_LIMITS,
     "deployments.container_action": _RECONCILE_LIMITS,
+    "deployments.retire_tenant": _RECONCILE_LIMITS,
+    "deployments.retire_tenants": _RECONCILE_LIMITS,
     "registry.garbage_collect": {
         "soft_time_limit": BERTH_REGISTRY_GC_TIME_LIMIT,
         "time_limit": BERTH_REGISTRY_GC_TIME_LIMIT + 30,

@@ -11,6 +11,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from django.conf import settings
+
 from apps.compose.spec import ComposeProject, ServiceSpec
 from apps.deployments.planner import DesiredService, DesiredStack
 from apps.deployments.resources import service_resources
@@ -240,7 +242,7 @@ def container_request(
         restart_retries=service.restart.max_retries if service.restart else None,
         user=service.user,
         working_dir=service.working_dir,
-        stop_timeout=int(service.stop_grace_period) if service.stop_grace_period else None,
+        stop_timeout=_capped_grace(service.stop_grace_period),
         nano_cpus=int(resources.cpus * 1_000_000_000) if resources.cpus else None,
         memory_reservation=service.mem_reservation or limits_reservation(service),
         privileged=service.privileged,
@@ -272,6 +274,13 @@ def allowed_exceptions(environment: Any, spec: dict) -> frozenset[str]:
     rollback of such a spec is refused by the service layer before it gets here)."""
     granted = spec.get("admin_exceptions") or ()
     return frozenset(environment.policy_exceptions or ()) | frozenset(granted)
+
+
+def _capped_grace(seconds: float | None) -> int | None:
+    """Compose's stop_grace_period, capped (a revision stored before the cap may ask more)."""
+    if not seconds:
+        return None
+    return min(int(seconds), int(settings.BERTH_MAX_STOP_GRACE_SECONDS))
 
 
 def referenced_services(service: ServiceSpec) -> set[str]:

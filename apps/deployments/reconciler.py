@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db.models import Prefetch, Q
 from django.utils import timezone
@@ -29,6 +30,7 @@ from django.utils import timezone
 from apps.activity.models import Event
 from apps.activity.services import record_event
 from apps.compose.spec import ComposeProject
+from apps.core.queue import tenant_slot
 from apps.deployments import containers as naming
 from apps.deployments import live
 from apps.deployments.mirror import mirror, stack_state
@@ -60,7 +62,14 @@ POLL_SECONDS = 0.1
 
 
 def lease_seconds() -> int:
-    return int(getattr(settings, "BERTH_RECONCILE_LEASE_SECONDS", 60))
+    """At least one stop grace period plus an engine call: the lease is renewed between
+    steps, and one step (a stop) may wait out the longest grace allowed."""
+    floor = max_stop_grace() + int(getattr(settings, "BERTH_ENGINE_TIMEOUT", 10)) + 30
+    return max(int(getattr(settings, "BERTH_RECONCILE_LEASE_SECONDS", 60)), floor)
+
+
+def max_stop_grace() -> int:
+    return int(getattr(settings, "BERTH_MAX_STOP_GRACE_SECONDS", 120))
 
 
 def orphan_grace_seconds() -> int:
@@ -234,23 +243,32 @@ def reconcile_listed(
     stopped = _user_stopped(host, stacks)
     done = 0
     for stack in stacks:
-        token = claim(stack.pk)
-        if token is None:
-            continue
-        try:
-            Run(
-                stack,
-                host,
-                engine,
-                token,
-                listed=by_stack.pop(str(stack.pk), []),
-                user_stopped=stopped.get(stack.pk, set()),
-            ).execute()
-            done += 1
-        except Exception:  # one broken stack must not stop the others
-            log.exception("reconcile of stack %s failed", stack.pk)
-        finally:
-            release(stack.pk, token)
+        listed_here = by_stack.pop(str(stack.pk), [])
+        # Inside one of the tenant's worker slots, like the stack's own task: a tenant's
+        # slow stops never hold the worker another tenant's deploy needs. A tenant at its
+        # bound is skipped this pass (its own tasks are converging it).
+        with tenant_slot(stack.tenant_id, ttl=lease_seconds()) as held:
+            if not held:
+                continue
+            token = claim(stack.pk)
+            if token is None:
+                continue
+            try:
+                Run(
+                    stack,
+                    host,
+                    engine,
+                    token,
+                    listed=listed_here,
+                    user_stopped=stopped.get(stack.pk, set()),
+                ).execute()
+                done += 1
+            except SoftTimeLimitExceeded:
+                raise
+            except Exception:  # one broken stack must not stop the others
+                log.exception("reconcile of stack %s failed", stack.pk)
+            finally:
+                release(stack.pk, token)
     orphans = _remove_orphans(engine, by_stack, set(tenants))
     return {"stacks": done, "orphans": orphans}
 
@@ -629,9 +647,11 @@ class Run:
             self.create(action.service, action.replica, outcome)
 
     def stop_timeout(self, service: str) -> int:
+        """The service's grace period, capped: a revision stored before the cap may
+        still ask for days."""
         spec = self.project.services.get(service) if self.project else None
         grace = spec.stop_grace_period if spec and spec.stop_grace_period else 10
-        return int(grace)
+        return min(int(grace), max_stop_grace())
 
     def restart_all(self) -> None:
         """The "restart" operation: each running container once, dependencies first."""
@@ -642,11 +662,9 @@ class Run:
             for dependency, condition in wave.wait_for.items():
                 self.wait_for(dependency, condition)
             for container in listed:
-                if (
-                    container.labels.get(naming.SERVICE) in services
-                    and container.state == "running"
-                ):
-                    self.engine.restart(container.id, timeout=self.stop_timeout(""))
+                service = container.labels.get(naming.SERVICE, "")
+                if service in services and container.state == "running":
+                    self.engine.restart(container.id, timeout=self.stop_timeout(service))
         self.event("stack.restart", "Restarted every container")
 
     # waiting -----------------------------------------------------------------------------
