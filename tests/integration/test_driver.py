@@ -164,3 +164,10 @@ def test_container_lifecycle(engine, image):
     with pytest.raises(EngineError) as caught:
         engine.inspect_container(cid)
     assert caught.value.not_found
+
+
+@pytest.mark.parametrize("image", ["sha256:" + "ab" * 32, "ab" * 32, "0123456789ab", "55"])
+def test_image_ids_are_refused_by_the_driver_itself(image):
+    """The compose reader and the pull refuse ids first; the driver is the last line."""
+    with pytest.raises(EngineError, match="is an image id"):
+        checked_config(dataclasses.replace(BASE, image=image))

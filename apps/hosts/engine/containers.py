@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from apps.compose.host_policy import check_hardening, check_host_config
+from apps.compose.images import is_image_id
 from apps.hosts.engine.errors import EngineError
 
 NO_NEW_PRIVILEGES = "no-new-privileges:true"
@@ -206,6 +207,12 @@ def checked_config(request: ContainerRequest) -> dict[str, Any]:
     sysctl is in the HostConfig and judged here with the environment's exceptions.
     """
     config = container_config(request)
+    if is_image_id(request.image):  # the last line: the compose reader and the pull refuse it too
+        raise EngineError(
+            f"Refused to create {request.name}: {request.image!r} is an image id; name an "
+            "image by repository so the tenant's right to pull it can be checked.",
+            retryable=False,
+        )
     problems = check_host_config(
         config["HostConfig"],
         name=request.name,
