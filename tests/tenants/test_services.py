@@ -463,3 +463,28 @@ def test_token_cannot_be_bound_to_a_foreign_tenant(tenant_a, tenant_b, outsider)
     with pytest.raises(PermissionDenied):
         token_services.create_token(actor=outsider, name="t", tenant=tenant_a)
     assert not ApiToken.objects.filter(tenant=tenant_a).exists()
+
+
+def test_an_environment_with_stacks_cannot_be_deleted(tenant_a, owner):
+    """Its stacks' containers would run on with nothing to manage them."""
+    from apps.deployments.models import Stack
+
+    env = tenant_a.environments.order_by("pk").first()
+    Stack.objects.create(tenant=tenant_a, environment=env, name="web")
+    with pytest.raises(ValidationError, match="still has 1 stack"):
+        services.delete_environment(actor=owner, environment=env)
+    assert tenant_a.environments.filter(pk=env.pk).exists()
+
+
+def test_deleting_a_tenant_leaves_a_retirement_and_a_platform_event(tenant_a, owner):
+    from apps.activity.models import Event
+    from apps.tenants.models import RetiredTenant, Tenant
+
+    tenant_id = tenant_a.pk
+    retired = services.delete_tenant(actor=owner, tenant=tenant_a)
+    assert not Tenant.objects.filter(pk=tenant_id).exists()
+    assert RetiredTenant.objects.get(pk=retired.pk).tenant_id == tenant_id
+    event = Event.objects.get(action="tenant.delete")
+    assert event.tenant is None and event.data["tenant_id"] == tenant_id
+    with pytest.raises(ValidationError, match="still being removed"):
+        services.create_tenant(actor=owner, slug="acme", name="Again")
