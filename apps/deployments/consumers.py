@@ -35,7 +35,7 @@ from django.utils.crypto import constant_time_compare
 
 from apps.accounts.models import ApiToken
 from apps.activity.services import record_event
-from apps.deployments import live
+from apps.deployments import live, live_limits
 from apps.deployments.models import Container, Service, Stack
 from apps.hosts.engine import EngineError, get_engine, streams
 from apps.tenants.roles import Role
@@ -49,6 +49,9 @@ CLOSE_NOT_FOUND = 4404
 CLOSE_IDLE = 4408
 CLOSE_NOT_RUNNING = 4409
 CLOSE_ACK_TIMEOUT = 4429
+#: The user's own bound (BERTH_LIVE_*_PER_USER); like HTTP 429, which the shell's ack
+#: timeout already took.
+CLOSE_USER_BUSY = 4430
 CLOSE_ENGINE = 4502
 CLOSE_BUSY = 4503
 
@@ -156,6 +159,12 @@ class LiveConsumer(AsyncWebsocketConsumer):
             await self.shutdown(code)
             return
         self.obj = obj
+        self.user_id = self.scope["user"].pk
+        if not live_limits.SOCKETS.take(self.user_id):
+            limit = live_limits.SOCKETS.limit
+            await self.fail(CLOSE_USER_BUSY, live_limits.SOCKETS_BUSY.format(limit=limit))
+            return
+        self.counted = True
         try:
             self.params = self.parse(_query(self.scope))
         except BadRequestError as exc:
@@ -172,6 +181,15 @@ class LiveConsumer(AsyncWebsocketConsumer):
 
     async def begin(self) -> None:
         raise NotImplementedError
+
+    async def lease(self, count: int = 1) -> live_limits.StreamLease | None:
+        """Engine streams for this socket under the user's and the server's bounds; on
+        refusal the socket is closed (4430 for the user's bound, 4503 for the server's)."""
+        lease, reason = live_limits.StreamLease.take(self.user_id, count)
+        if lease is None:
+            code = CLOSE_BUSY if reason == live_limits.SERVER_BUSY else CLOSE_USER_BUSY
+            await self.fail(code, reason)
+        return lease
 
     def spawn(self, coro: Any) -> asyncio.Task:
         task = asyncio.ensure_future(coro)
@@ -213,6 +231,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
 
     async def cleanup(self) -> None:
         """Stop the tasks, then release the streams exactly once, even if cancelled."""
+        if getattr(self, "counted", False):
+            self.counted = False
+            live_limits.SOCKETS.give(self.user_id)
         current = asyncio.current_task()
         for task in self.tasks:
             if task is not current:
@@ -463,8 +484,9 @@ class LogsConsumer(LiveConsumer):
         follow = self.params["follow"]
         self.buffer = LineBuffer(LOG_BUFFER, asyncio.get_running_loop(), lossy=follow)
         targets = await self.targets()
-        if not streams.reserve_slot():
-            await self.fail(CLOSE_BUSY, "Too many live streams right now; try again later.")
+        # Following, each container is read by a thread of its own; else one thread merges.
+        self.lease_held = await self.lease(max(len(targets), 1) if follow else 1)
+        if self.lease_held is None:
             return
         self.buffer.writers = 1
         reader = self.read_merged if not follow else self.read_each
@@ -507,7 +529,7 @@ class LogsConsumer(LiveConsumer):
 
     def read_each(self, targets: list[LogTarget]) -> None:
         """Following: one thread per container (the first one is this thread)."""
-        extra = [t for t in targets[1:] if streams.reserve_slot()]
+        extra = targets[1:]
         with self.buffer.cond:
             self.buffer.writers += len(extra)
         for target in extra:
@@ -536,7 +558,7 @@ class LogsConsumer(LiveConsumer):
     def finish_reading(self, error: str, release: bool = True) -> None:
         self.buffer.writer_done(error)
         if release:
-            streams.release_slot()
+            self.lease_held.give()
 
     # socket side ---------------------------------------------------------------------------
 
@@ -752,10 +774,9 @@ class ShellConsumer(LiveConsumer):
         self.record = self.obj.stack.environment.record_shell_transcripts
         self.last_input = time.monotonic()
         self.window = OutputWindow(getattr(settings, "BERTH_SHELL_WINDOW_BYTES", SHELL_WINDOW))
-        if not streams.reserve_slot():
-            await self.fail(CLOSE_BUSY, "Too many live streams right now; try again later.")
+        self.lease_held = await self.lease()
+        if self.lease_held is None:
             return
-        self.slot = True
         try:
             await self.start_session()
         except EngineError as exc:
@@ -872,9 +893,8 @@ class ShellConsumer(LiveConsumer):
             if hasattr(self, "start_event"):
                 await self.record_end(session)
             await asyncio.to_thread(session.engine.close)
-        if getattr(self, "slot", False):
-            self.slot = False
-            streams.release_slot()
+        if getattr(self, "lease_held", None) is not None:
+            self.lease_held.give_all()
 
     async def record_end(self, session: streams.ShellSession) -> None:
         code = getattr(self, "exit_code", None)
@@ -931,8 +951,8 @@ class StatsConsumer(LiveConsumer):
         if not running:
             await self.fail(CLOSE_NOT_RUNNING, "The container is not running.")
             return
-        if not streams.reserve_slot():
-            await self.fail(CLOSE_BUSY, "Too many live streams right now; try again later.")
+        self.lease_held = await self.lease()
+        if self.lease_held is None:
             return
         self.latest: deque = deque(maxlen=1)
         self.ended = threading.Event()
@@ -951,7 +971,7 @@ class StatsConsumer(LiveConsumer):
             pass
         finally:
             self.ended.set()
-            streams.release_slot()
+            self.lease_held.give()
 
     async def pump(self) -> None:
         while not self.closed:

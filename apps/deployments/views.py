@@ -8,13 +8,17 @@ is the 403 page) and queues the reconciler.
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import json
-from collections.abc import Iterator
+import threading
+from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack
+from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -475,10 +479,69 @@ def _merged_log_lines(containers: list[Container], prefixed: bool) -> Iterator[b
         yield "".join(chunk).encode()
 
 
-def _log_download(containers: list[Container], name: str, prefixed: bool) -> HttpResponse:
+class _LeasedChunks:
+    """A download's chunks, holding the user's and the server's stream lease.
+
+    Django closes the response after it is sent, the client gone or the body never
+    read (`close()` here): the engine streams are closed and the lease given back once.
+    """
+
+    def __init__(self, chunks: Iterator[bytes], lease: Any) -> None:
+        self.chunks = chunks
+        self.lease = lease
+        self.lock = threading.Lock()
+        self.closed = False
+
+    def close(self) -> None:
+        with self.lock:
+            if self.closed:
+                return
+            try:
+                self.chunks.close()
+            except ValueError:  # being read in a pool thread right now; __aiter__ closes it
+                return
+            self.closed = True
+        self.lease.give_all()
+
+
+class _SyncChunks(_LeasedChunks):
+    """Under WSGI: the server's thread reads the chunks."""
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self.chunks
+
+
+class _PooledChunks(_LeasedChunks):
+    """Under ASGI (daphne): each chunk is read in the stream pool. Django would read a
+    synchronous iterator whole into memory, in the thread its sync views share, before
+    sending a byte."""
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        from apps.hosts.engine.streams import POOL
+
+        loop = asyncio.get_running_loop()
+        try:
+            while (chunk := await loop.run_in_executor(POOL, next, self.chunks, None)) is not None:
+                yield chunk
+        finally:
+            await loop.run_in_executor(POOL, self.close)
+
+
+def _log_download(request, containers: list[Container], name: str, prefixed: bool):
+    """The log file, if the user's and the server's bounds on live streams allow it now
+    (BERTH_LIVE_STREAMS_PER_USER: 429; BERTH_LIVE_STREAM_THREADS: 503)."""
+    from apps.deployments.live_limits import SERVER_BUSY, StreamLease
+
+    lease, reason = StreamLease.take(request.user.pk)
+    if lease is None:
+        status = 503 if reason == SERVER_BUSY else 429
+        refused = HttpResponse(reason, status=status, content_type="text/plain; charset=utf-8")
+        refused["Retry-After"] = "10"
+        return refused
+    wrapper = _PooledChunks if isinstance(request, ASGIRequest) else _SyncChunks
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
     response = StreamingHttpResponse(
-        _log_text(containers, prefixed), content_type="text/plain; charset=utf-8"
+        wrapper(_log_text(containers, prefixed), lease), content_type="text/plain; charset=utf-8"
     )
     response["Content-Disposition"] = f'attachment; filename="{name}-{stamp}.log"'
     return response
@@ -488,7 +551,7 @@ class ContainerLogDownloadView(ContainerScopedMixin, ObjectDetailView):
     """The container's whole log as a file, streamed from the engine."""
 
     def get(self, request, *args, **kwargs):
-        return _log_download([self.object], self.object.name, prefixed=False)
+        return _log_download(request, [self.object], self.object.name, prefixed=False)
 
 
 class ServiceLogDownloadView(TenantScopedMixin, ObjectDetailView):
@@ -499,4 +562,5 @@ class ServiceLogDownloadView(TenantScopedMixin, ObjectDetailView):
     def get(self, request, *args, **kwargs):
         service = self.object
         containers = list(service.containers.select_related("host").order_by("replica"))
-        return _log_download(containers, f"{service.stack.name}-{service.name}", prefixed=True)
+        name = f"{service.stack.name}-{service.name}"
+        return _log_download(request, containers, name, prefixed=True)
