@@ -14,6 +14,7 @@ view (or DRF viewset) with a `model` attribute, so the walker knows what to fill
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import re
@@ -167,6 +168,9 @@ def pytest_generate_tests(metafunc):
             suffix = f"#{seen[route.display]}" if seen[route.display] > 1 else ""
             ids.append((route.display or "/") + suffix)
         metafunc.parametrize("route", routes, ids=ids)
+    if "socket_route" in metafunc.fixturenames:
+        sockets = list(walk_websockets())
+        metafunc.parametrize("socket_route", sockets, ids=[s.display for s in sockets])
 
 
 # --- tenant A, rich in data, and the outsider --------------------------------------------------
@@ -976,3 +980,170 @@ def test_viewer_cannot_mint_a_write_token_for_the_tenant(world):
     response = client.post("/api/v1/tokens/", body, content_type="application/json")
     assert response.status_code in (400, 403), response.content
     assert not ApiToken.objects.filter(user=vera, read_only=False, tenant=world.tenant).exists()
+
+
+# --- websockets: every route of the ASGI router, foreign origins and the outsider ----------------
+
+FOREIGN_ORIGINS = {
+    "other port": b"http://testserver:8080",  # a tenant's container published on the host
+    "other scheme": b"https://testserver",
+    "other host": b"http://evil.example",
+    "null": b"null",
+}
+SAME_ORIGIN = [(b"host", b"testserver"), (b"origin", b"http://testserver")]
+SOCKET_REFUSALS = (4401, 4403, 4404)
+
+
+@dataclass(frozen=True)
+class SocketRoute:
+    display: str  # e.g. "ws/containers/<int:pk>/shell/"
+    regex: str
+    consumer: type
+
+
+def asgi_websocket_router():
+    """The URLRouter behind the production ASGI app's websocket middleware."""
+    from channels.routing import URLRouter
+
+    from paas.asgi import application
+
+    app = application.application_mapping["websocket"]
+    while not isinstance(app, URLRouter):
+        inner = getattr(app, "inner", None) or getattr(app, "application", None)
+        assert inner is not None, f"cannot see through {app!r} to the websocket routes"
+        app = inner
+    return app
+
+
+def walk_websockets(router=None, regex: str = "", display: str = "") -> Iterator[SocketRoute]:
+    """Every websocket route, nested routers included, from the router itself."""
+    from channels.routing import URLRouter
+
+    router = router or asgi_websocket_router()
+    for route in router.routes:
+        piece = route.pattern.regex.pattern.removeprefix("^").removesuffix("$")
+        shown = display + str(route.pattern)
+        if isinstance(route.callback, URLRouter):
+            yield from walk_websockets(route.callback, regex + piece, shown)
+        else:
+            yield SocketRoute(shown, regex + piece, route.callback.consumer_class)
+
+
+def socket_url(route: SocketRoute, world: World) -> str:
+    model = getattr(route.consumer, "model", None)
+    obj = world.object_for(model) if model is not None else None
+    if obj is None:
+        raise ConventionError(
+            f"Websocket route {route.display!r} ({route.consumer.__name__}) needs a `model` "
+            "attribute naming what its URL's pk is, and tenant A needs such an object."
+        )
+    for pattern, params in normalize(route.regex):
+        url = "/" + pattern % dict.fromkeys(params, obj.pk)
+        if re.fullmatch(route.regex, url[1:]):
+            return url
+    raise ConventionError(f"Cannot build a URL for websocket route {route.display!r}.")
+
+
+async def socket_attempt(url: str, headers: list) -> tuple[bool, int | None, str]:
+    """(handshake accepted, close code or None, the text the server sent).
+
+    Reads until the server closes, or until its first message other than an error (the
+    socket got past authorization and streams: the events socket stays open)."""
+    from channels.testing import WebsocketCommunicator
+
+    from paas.asgi import application
+
+    comm = WebsocketCommunicator(application, url, headers=headers)
+    accepted, _ = await comm.connect(timeout=10)
+    if not accepted:
+        return False, None, ""
+    texts, code = [], None
+    try:
+        while True:
+            message = await comm.receive_output(timeout=10)
+            if message["type"] == "websocket.close":
+                code = message.get("code", 1000)
+                break
+            texts.append(message.get("text") or "")
+            if '"error"' not in texts[-1]:
+                break
+    finally:
+        await comm.disconnect(timeout=5)
+    return True, code, " ".join(texts)
+
+
+def socket_headers(world: World, who: str) -> list[tuple[bytes, bytes]]:
+    if who == "owner (session)":
+        client = new_client()
+        client.force_login(world.people[0], backend="django.contrib.auth.backends.ModelBackend")
+        return [(b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())]
+    if who == "outsider (session)":
+        return [
+            (b"cookie", f"sessionid={session_client(world).cookies['sessionid'].value}".encode())
+        ]
+    if who == "owner (token)":
+        return [(b"authorization", f"Bearer {world.token_raw}".encode())]
+    if who == "outsider (token)":
+        return [(b"authorization", f"Bearer {world.outsider_token_raw}".encode())]
+    return []
+
+
+def socket_problems(route: SocketRoute, world: World) -> list[str]:
+    url = socket_url(route, world)
+    who_all = ("owner (session)", "owner (token)", "outsider (session)", "outsider (token)")
+    creds = {who: socket_headers(world, who) for who in (*who_all, "anonymous")}
+    problems = []
+
+    def check(label: str, headers: list, expect_refused_handshake: bool):
+        accepted, code, text = asyncio.run(socket_attempt(url, headers))
+        leaked = [s for s in world.secrets if s.lower() in text.lower()]
+        if expect_refused_handshake and accepted:
+            problems.append(f"  {label}: handshake accepted (close {code}), must be refused")
+        elif not expect_refused_handshake and (not accepted or code not in SOCKET_REFUSALS):
+            problems.append(f"  {label}: accepted={accepted} close={code}, must close 4401/3/4")
+        if leaked:
+            problems.append(f"  {label}: sent tenant A's data {leaked}")
+
+    for who in who_all:
+        for name, origin in FOREIGN_ORIGINS.items():
+            headers = [(b"host", b"testserver"), (b"origin", origin), *creds[who]]
+            check(f"{url} as {who} from {name} {origin.decode()}", headers, True)
+    check(
+        f"{url} as owner (session) without Origin",
+        [(b"host", b"testserver"), *creds["owner (session)"]],
+        True,
+    )
+    for who in ("outsider (session)", "outsider (token)", "anonymous"):
+        check(f"{url} as {who}", [*SAME_ORIGIN, *creds[who]], False)
+    # Positive control: the same URL and origin let tenant A's owner past authorization,
+    # or the refusals above would prove nothing.
+    accepted, code, _ = asyncio.run(socket_attempt(url, [*SAME_ORIGIN, *creds["owner (session)"]]))
+    if not accepted or code in SOCKET_REFUSALS:
+        problems.append(
+            f"  {url} as tenant A's owner (positive control): accepted={accepted} close={code}"
+        )
+    return problems
+
+
+@pytest.mark.django_db(transaction=True)
+def test_websocket_route_isolates_tenant_a(socket_route: SocketRoute, world: World):
+    # Engine calls past authorization fail at once on a socket that does not exist.
+    Host.objects.filter(pk=world.host.pk).update(endpoint="unix:///nonexistent/berth.sock")
+    try:
+        problems = socket_problems(socket_route, world)
+    except ConventionError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    if problems:
+        pytest.fail(
+            f"Websocket route {socket_route.display!r} ({socket_route.consumer.__name__}) "
+            "fails the isolation walk:\n" + "\n".join(problems),
+            pytrace=False,
+        )
+
+
+def test_websocket_walker_sees_every_route():
+    from paas.routing import websocket_urlpatterns
+
+    walked = {route.display for route in walk_websockets()}
+    assert walked == {str(p.pattern) for p in websocket_urlpatterns}
+    assert len(walked) >= 5
