@@ -8,8 +8,14 @@ a Bearer token (API routes) and anonymously. Object routes must answer 404, 403,
 405 or a redirect to the login page; every route must answer without a 500 and without
 a trace of tenant A's data; afterwards tenant A's rows must be exactly as they were.
 
+Websockets likewise: every route of the production ASGI router (read through its
+middleware) is opened with tenant A's object by tenant A's owner and the outsider from
+foreign origins (another port, scheme or host, `null`: the handshake must be refused),
+and by the outsider and anonymously from the portal's own origin (closed 4401/4403/4404).
+
 Convention enforced here: a route of our own apps whose URL has kwargs is a class-based
-view (or DRF viewset) with a `model` attribute, so the walker knows what to fill in.
+view (or DRF viewset) with a `model` attribute, so the walker knows what to fill in; a
+websocket consumer has a `model` naming what its URL's pk is.
 """
 
 from __future__ import annotations
