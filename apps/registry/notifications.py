@@ -49,6 +49,7 @@ MANIFEST_TYPES = frozenset(
     }
 )
 ACTIONS = {choice.value for choice in RegistryEvent.Action}
+MOUNT = "mount"  # a cross-repository blob mount: counted in storage, not recorded
 DIGEST_PULL_WINDOW = timedelta(seconds=60)
 MAX_EVENTS = 100
 
@@ -141,7 +142,7 @@ def parse_event(raw: Any, now: datetime) -> Parsed:
     event_id, action = _text(raw, "id", 100), _text(raw, "action", 20)
     if not event_id:
         raise EventRefusedError("no id")
-    if action not in ACTIONS:
+    if action not in ACTIONS and action != MOUNT:
         raise EventRefusedError(f"action {action or '?'} is not recorded", ignored=True)
     timestamp = parse_datetime(_text(raw, "timestamp", 64))
     if timestamp is None or timestamp.tzinfo is None:
@@ -158,6 +159,8 @@ def parse_event(raw: Any, now: datetime) -> Parsed:
     media_type = _text(target, "mediaType", 200)
     if method == "HEAD" and media_type not in MANIFEST_TYPES:
         raise EventRefusedError("layer existence check", ignored=True)
+    if action == MOUNT:
+        _count_mounted_blob(tenant, target, media_type)
     actor = _text(raw.get("actor"), "name", 200)
     if actor == ADMIN_SUBJECT and action == RegistryEvent.Action.PULL:
         raise EventRefusedError("Berth's own read (usage, browsing)", ignored=True)
@@ -179,6 +182,22 @@ def parse_event(raw: Any, now: datetime) -> Parsed:
         actor=actor,
         addr=_text(request, "addr", 100),
     )
+
+
+def _count_mounted_blob(tenant: Tenant, target: dict, media_type: str) -> None:
+    """A blob mounted from another repository (the docker client does this instead of an
+    upload when the registry holds the layer already) now belongs to this tenant's
+    repository too: it counts in the tenant's storage like an upload. Not recorded as a
+    push or a pull."""
+    if media_type not in MANIFEST_TYPES:
+        from apps.registry import quota
+
+        try:
+            size = max(0, int(target.get("size") or target.get("length") or 0))
+        except (TypeError, ValueError):
+            size = 0
+        quota.note_uploaded_blob(tenant, _text(target, "digest", 100), size)
+    raise EventRefusedError("blob mounted from another repository: counted", ignored=True)
 
 
 def _client_ip(addr: str) -> str:

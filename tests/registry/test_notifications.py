@@ -205,3 +205,30 @@ def test_usage_numbers_equal_the_pulls_made(
     assert push.actor == member.username and push.tag == "v1"
     # The push refreshed the storage figures from the registry's manifests.
     assert wait_for(lambda: Repository.objects.get(pk=repository.pk).size_bytes > 500_000)
+
+
+@pytest.mark.django_db
+def test_a_blob_mounted_from_another_repository_counts_in_storage(tenant_a):
+    """The docker client mounts a layer the registry already holds instead of uploading
+    it: the tenant's repository now holds it, so its storage counts it, once."""
+    digest = "sha256:" + "c" * 64
+    event = {
+        "id": f"mount-{uuid.uuid4().hex[:8]}",
+        "timestamp": timezone.now().isoformat().replace("+00:00", "Z"),
+        "action": "mount",
+        "target": {
+            "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+            "size": 1_048_576,
+            "digest": digest,
+            "repository": "acme/web",
+            "fromRepository": "acme/other",
+        },
+        "request": {"method": "POST", "addr": "127.0.0.1:4000"},
+        "actor": {"name": "olivia"},
+    }
+    for _ in range(2):
+        assert post({"events": [event]}).status_code == 200
+        event = {**event, "id": event["id"] + "x"}
+    quota = TenantRegistryQuota.objects.get(tenant=tenant_a)
+    assert quota.used_bytes == 1_048_576 and digest in quota.blob_sizes
+    assert not RegistryEvent.objects.filter(tenant=tenant_a).exists()
