@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ from playwright.sync_api import Browser, Page, sync_playwright  # noqa: E402
 from playwright.sync_api import Error as PlaywrightError  # noqa: E402
 
 from tests.docker_cli import docker  # noqa: F401 - used here and by test modules
+from tests.worker_process import stop, wait_ready
 
 ARTIFACTS = Path(settings.BASE_DIR) / "test-artifacts" / "browser"
 BROWSER_REDIS_URL = "redis://127.0.0.1:6379/12"
@@ -289,36 +289,14 @@ def celery_worker(
         start_new_session=True,
     )  # fmt: skip
     try:
-        _wait_ready(worker, log_path)
+        wait_ready(worker, log_path)
         yield BROWSER_REDIS_URL
     finally:
-        _stop(worker)
+        stop(worker)
         log.close()
         _point_broker_at(old_broker, old_queue)
         settings.BERTH_REGISTRY_ADDR = old_registry
         _clear_queue()
-
-
-def _wait_ready(worker: subprocess.Popen, log_path: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if worker.poll() is not None:
-            raise RuntimeError(f"the Celery worker exited: see {log_path}")
-        if " ready." in log_path.read_text():
-            return
-        time.sleep(0.2)
-    raise RuntimeError(f"the Celery worker did not get ready in {timeout}s: see {log_path}")
-
-
-def _stop(worker: subprocess.Popen) -> None:
-    """Warm shutdown (finish the task in hand), then kill this worker's own process group."""
-    if worker.poll() is None:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait(timeout=10)
 
 
 # --- the engine side ------------------------------------------------------------------

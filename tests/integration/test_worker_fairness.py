@@ -29,6 +29,7 @@ from apps.deployments import reconciler, services
 from apps.deployments.models import Stack
 from apps.tenants import services as tenant_services
 from tests.integration.conftest import _cleanup, engine_containers, make_stack
+from tests.worker_process import stop, wait_ready
 
 pytestmark = [pytest.mark.engine, pytest.mark.django_db(transaction=True)]
 
@@ -106,33 +107,12 @@ def celery_worker(transactional_db, tmp_path: Path) -> Iterator[Path]:
             start_new_session=True,
         )  # fmt: skip
     try:
-        _wait_ready(worker, log_path)
+        wait_ready(worker, log_path)
         yield log_path
     finally:
-        _stop(worker)
+        stop(worker, grace=GRACE + 15)
         app.conf.task_default_queue = old_queue
         _clear_queue()
-
-
-def _wait_ready(worker: subprocess.Popen, log_path: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if worker.poll() is not None:
-            raise RuntimeError(f"the Celery worker exited:\n{log_path.read_text()[-3000:]}")
-        if " ready." in log_path.read_text():
-            return
-        time.sleep(0.2)
-    raise RuntimeError(f"the Celery worker did not get ready:\n{log_path.read_text()[-3000:]}")
-
-
-def _stop(worker: subprocess.Popen) -> None:
-    if worker.poll() is None:
-        worker.terminate()
-        try:
-            worker.wait(timeout=GRACE + 15)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, 9)
-            worker.wait(timeout=10)
 
 
 @pytest.fixture
