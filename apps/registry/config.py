@@ -216,6 +216,9 @@ frontend registry
     acl manifest_upload method PUT
     acl manifest_upload_path path_reg ^/v2/.+/manifests/[^/]+$
     use_backend berth_gate if manifest_upload manifest_upload_path
+    acl upload_start method POST
+    acl upload_start_path path_reg ^/v2/.+/blobs/uploads/?$
+    use_backend berth_gate if upload_start upload_start_path
     default_backend registry
 
 backend registry

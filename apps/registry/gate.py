@@ -41,6 +41,12 @@ REFERENCE = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[A
 MANIFEST_PATH = re.compile(
     rf"^/v2/(?P<name>{NAME_COMPONENT}(?:/{NAME_COMPONENT})*)/manifests/(?P<ref>{REFERENCE})$"
 )
+UPLOAD_START_PATH = re.compile(
+    rf"^/v2/(?P<name>{NAME_COMPONENT}(?:/{NAME_COMPONENT})*)/blobs/uploads/?$"
+)
+# A blob sent whole with the POST that opens its upload (the docker client never does
+# this: it opens the upload empty, then sends chunks straight to the registry).
+MAX_MONOLITHIC = 4 * 1024 * 1024
 HOST_HEADER = re.compile(r"^[A-Za-z0-9.\-\[\]:]{1,255}$")
 MAX_MANIFEST = 4 * 1024 * 1024  # distribution's own limit for a manifest body
 FORWARDED_REQUEST_HEADERS = ("Authorization", "Content-Type", "User-Agent", "Accept")
@@ -191,8 +197,10 @@ def store_manifest(
     return answer
 
 
-def forward(path: str, query: str, headers, body: bytes, backend: str) -> Forwarded:
-    """PUT the client's manifest to docker-registry as it came; its answer, minus the
+def forward(
+    path: str, query: str, headers, body: bytes, backend: str, method: str = "PUT"
+) -> Forwarded:
+    """Send the client's request to docker-registry as it came; its answer, minus the
     hop-by-hop headers."""
     sent = {key: headers[key] for key in FORWARDED_REQUEST_HEADERS if headers.get(key)}
     host = headers.get("X-Berth-Registry-Host", "")
@@ -200,11 +208,33 @@ def forward(path: str, query: str, headers, body: bytes, backend: str) -> Forwar
         sent["Host"] = host  # the registry builds Location from it
     url = f"http://{backend}{path}" + (f"?{query}" if query else "")
     try:
-        answer = requests.put(url, data=body, headers=sent, allow_redirects=False, timeout=60)
+        answer = requests.request(
+            method, url, data=body, headers=sent, allow_redirects=False, timeout=60
+        )
     except requests.RequestException as exc:
         raise GateError(f"the registry did not answer: {exc}") from exc
     kept = {k: v for k, v in answer.headers.items() if k.lower() not in HOP_BY_HOP}
     return Forwarded(status=answer.status_code, headers=kept, body=answer.content)
+
+
+def parse_upload_start_path(path: str) -> str | None:
+    found = UPLOAD_START_PATH.match(path)
+    return found.group("name") if found else None
+
+
+def start_upload(path: str, query: str, headers, body: bytes, *, name: str) -> Forwarded:
+    """Open a blob upload (or mount a blob) unless the tenant is at its storage quota.
+
+    Every upload the registry accepts is counted when it completes (notifications), so
+    once a tenant is at its quota no new upload opens: a tenant can pass its quota by at
+    most the blobs it had already started uploading, never fill the disk with blobs no
+    manifest references."""
+    tenant = Tenant.objects.filter(slug=name.partition("/")[0]).first()
+    if tenant is not None:
+        allowed, message = quota.can_push(tenant)
+        if not allowed:
+            raise QuotaExceededError(message)
+    return forward(path, query, headers, body, backend_for(headers), method="POST")
 
 
 def challenge(name: str) -> str:

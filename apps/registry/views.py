@@ -350,8 +350,33 @@ class ManifestGateView(View):
     (else the registry's own 401 challenge), and a push that would pass the tenant's
     storage quota is refused in the registry's error format, which `docker push` prints."""
 
-    http_method_names = ["put"]
+    http_method_names = ["put", "post"]
     model = Repository  # the isolation test's walker: the route touches repositories
+
+    def post(self, request: HttpRequest, path: str) -> HttpResponse:
+        """The start of a blob upload (or a cross-repository mount): refused once the
+        tenant is at its storage quota, so no more bytes reach the disk."""
+        registry_path = f"/v2/{path}"
+        name = gate.parse_upload_start_path(registry_path)
+        if name is None:
+            return gate_error(404, "NAME_INVALID", "invalid repository name")
+        if gate.pusher_of(request.headers.get("Authorization", ""), name) is None:
+            response = gate_error(401, "UNAUTHORIZED", "authentication required")
+            response["WWW-Authenticate"] = gate.challenge(name)
+            return response
+        body = request.read(gate.MAX_MONOLITHIC + 1)
+        if len(body) > gate.MAX_MONOLITHIC:
+            return gate_error(
+                413, "SIZE_INVALID", "a blob sent whole with its POST is limited to 4 MiB"
+            )
+        query = request.META.get("QUERY_STRING", "")
+        try:
+            answer = gate.start_upload(registry_path, query, request.headers, body, name=name)
+        except gate.QuotaExceededError as exc:
+            return gate_error(403, "DENIED", str(exc))
+        except gate.GateError as exc:
+            return gate_error(503, "UNAVAILABLE", str(exc))
+        return _relayed(answer)
 
     def put(self, request: HttpRequest, path: str) -> HttpResponse:
         registry_path = f"/v2/{path}"
@@ -377,10 +402,14 @@ class ManifestGateView(View):
             return gate_error(403, "DENIED", str(exc))
         except gate.GateError as exc:
             return gate_error(503, "UNAVAILABLE", str(exc))
-        response = HttpResponse(answer.body, status=answer.status)
-        for header, value in answer.headers.items():
-            response[header] = value
-        return response
+        return _relayed(answer)
+
+
+def _relayed(answer) -> HttpResponse:
+    response = HttpResponse(answer.body, status=answer.status)
+    for header, value in answer.headers.items():
+        response[header] = value
+    return response
 
 
 def gate_error(status: int, code: str, message: str) -> JsonResponse:

@@ -73,6 +73,29 @@ def test_unreferenced_blobs_count_against_the_quota(registry, tenant_a):
     upload_blob(registry, name, os.urandom(60_000))
     assert wait_for(lambda: not quota.can_push(tenant_a)[0]), "past the quota: no push token"
 
+    # A push token granted before (valid for minutes) opens no new upload either: the
+    # gate refuses the POST that starts one, so no more bytes reach the disk.
+    refused = requests.post(f"{registry.url}/v2/{name}/blobs/uploads/", headers=auth(name))
+    assert refused.status_code == 403, refused.text
+    assert "storage quota of acme exceeded" in refused.json()["errors"][0]["message"]
+    mount = requests.post(
+        f"{registry.url}/v2/{name}/blobs/uploads/",
+        params={"mount": digest, "from": name},
+        headers=auth(name),
+    )
+    assert mount.status_code == 403
+    assert TenantRegistryQuota.objects.get(tenant=tenant_a).used_bytes < before + 170_000
+
+
+def test_the_gate_lets_uploads_start_under_the_quota_and_checks_the_token(registry, tenant_a):
+    name = f"acme/start-{uuid.uuid4().hex[:6]}"
+    no_token = requests.post(f"{registry.url}/v2/{name}/blobs/uploads/")
+    assert no_token.status_code == 401 and "Bearer realm" in no_token.headers["WWW-Authenticate"]
+    other = requests.post(f"{registry.url}/v2/{name}/blobs/uploads/", headers=auth("acme/else"))
+    assert other.status_code == 401
+    started = requests.post(f"{registry.url}/v2/{name}/blobs/uploads/", headers=auth(name))
+    assert started.status_code == 202 and started.headers["Location"]
+
 
 def image_manifest(registry, name: str) -> bytes:
     config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {}}).encode()
