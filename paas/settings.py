@@ -481,3 +481,13 @@ BERTH_REGISTRY_SERVICE = os.environ.get("BERTH_REGISTRY_SERVICE", "berth-registr
 BERTH_REGISTRY_ISSUER = "berth"
 BERTH_REGISTRY_TOKEN_SECONDS = min(int(os.environ.get("BERTH_REGISTRY_TOKEN_SECONDS", "300")), 300)
 BERTH_REGISTRY_ANONYMOUS_PULL = env_bool("BERTH_REGISTRY_ANONYMOUS_PULL", False)
+# The registry's config and pid file as `make run` writes them (garbage collection
+# restarts the registry read-only through them); tests point them at their own.
+BERTH_REGISTRY_CONFIG = BERTH_STATE_DIR / "registry" / "config.yml"
+BERTH_REGISTRY_PIDFILE = BERTH_STATE_DIR / "run" / "registry.pid"
+# How far a registry notification's timestamp may be from now (replays are refused).
+BERTH_REGISTRY_EVENT_WINDOW = 3600
+# The built-in catalog `loadcatalog` reads when given no path.
+BERTH_CATALOG_DIR = BASE_DIR / "catalog"
+# The Site's domain (links in mail) `berth_bootstrap` sets.
+BERTH_SITE_DOMAIN = os.environ.get("BERTH_SITE_DOMAIN", "127.0.0.1:8000")

@@ -59,7 +59,7 @@ def check_not_in_directory(*, username: str = "", email: str = "") -> None:
 
 def signup_allowed() -> bool:
     """BERTH_ALLOW_SIGNUP=false closes local and OAuth sign-up; existing users log in."""
-    return bool(getattr(settings, "BERTH_ALLOW_SIGNUP", True))
+    return settings.BERTH_ALLOW_SIGNUP
 
 
 def invitation_of(request: HttpRequest | None):

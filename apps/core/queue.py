@@ -63,8 +63,7 @@ def slots_key(tenant_id: int) -> str:
     """The Redis key of a tenant's worker slots (per installation: one Redis may serve two)."""
     from django.conf import settings
 
-    installation = getattr(settings, "BERTH_INSTALLATION_ID", "") or "berth"
-    return f"berth:{installation}:tenant-slots:{tenant_id}"
+    return f"berth:{settings.BERTH_INSTALLATION_ID}:tenant-slots:{tenant_id}"
 
 
 def tenant_slot_limit() -> int:

@@ -64,20 +64,20 @@ POLL_SECONDS = 0.1
 def lease_seconds() -> int:
     """At least one stop grace period plus an engine call: the lease is renewed between
     steps, and one step (a stop) may wait out the longest grace allowed."""
-    floor = max_stop_grace() + int(getattr(settings, "BERTH_ENGINE_TIMEOUT", 10)) + 30
-    return max(int(getattr(settings, "BERTH_RECONCILE_LEASE_SECONDS", 60)), floor)
+    floor = max_stop_grace() + settings.BERTH_ENGINE_TIMEOUT + 30
+    return max(settings.BERTH_RECONCILE_LEASE_SECONDS, floor)
 
 
 def max_stop_grace() -> int:
-    return int(getattr(settings, "BERTH_MAX_STOP_GRACE_SECONDS", 120))
+    return settings.BERTH_MAX_STOP_GRACE_SECONDS
 
 
 def orphan_grace_seconds() -> int:
-    return int(getattr(settings, "BERTH_ORPHAN_GRACE_SECONDS", 300))
+    return settings.BERTH_ORPHAN_GRACE_SECONDS
 
 
 def default_timeout() -> int:
-    return int(getattr(settings, "BERTH_OPERATION_TIMEOUT", 600))
+    return settings.BERTH_OPERATION_TIMEOUT
 
 
 class CancelledError(Exception):

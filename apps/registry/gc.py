@@ -73,8 +73,7 @@ class GcResult:
 
 
 def pidfile() -> Path:
-    default = Path(settings.BERTH_STATE_DIR) / "run" / "registry.pid"
-    return Path(getattr(settings, "BERTH_REGISTRY_PIDFILE", default))
+    return Path(settings.BERTH_REGISTRY_PIDFILE)
 
 
 def starttime(pid: int) -> str:
@@ -209,8 +208,7 @@ def run_garbage_collect(config_path: Path) -> str:
 
 
 def default_config_path() -> Path:
-    default = Path(settings.BERTH_STATE_DIR) / "registry" / "config.yml"
-    return Path(getattr(settings, "BERTH_REGISTRY_CONFIG", default))
+    return Path(settings.BERTH_REGISTRY_CONFIG)
 
 
 def collect(actor: Any = None) -> GcResult:

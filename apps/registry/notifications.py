@@ -55,7 +55,7 @@ MAX_EVENTS = 100
 
 
 def event_window() -> timedelta:
-    return timedelta(seconds=getattr(settings, "BERTH_REGISTRY_EVENT_WINDOW", 3600))
+    return timedelta(seconds=settings.BERTH_REGISTRY_EVENT_WINDOW)
 
 
 def is_authentic(authorization: str) -> bool:

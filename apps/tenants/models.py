@@ -56,7 +56,7 @@ class Tenant(models.Model):
 
 def quota_default(key: str):
     """The value a new tenant's quota starts with (settings.BERTH_TENANT_QUOTA_DEFAULTS)."""
-    return (getattr(settings, "BERTH_TENANT_QUOTA_DEFAULTS", None) or {}).get(key, 0)
+    return settings.BERTH_TENANT_QUOTA_DEFAULTS.get(key, 0)
 
 
 class TenantQuota(models.Model):

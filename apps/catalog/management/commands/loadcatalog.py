@@ -11,7 +11,7 @@ from apps.catalog.loader import load_catalog
 
 
 def default_catalog_path() -> str:
-    return str(getattr(settings, "BERTH_CATALOG_DIR", settings.BASE_DIR / "catalog"))
+    return str(settings.BERTH_CATALOG_DIR)
 
 
 class Command(BaseCommand):

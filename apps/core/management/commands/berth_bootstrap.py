@@ -108,9 +108,8 @@ class Command(BaseCommand):
         self._say(f"Created tenant {tenant.slug} owned by {admin.username} ({envs}).")
 
     def _site(self) -> None:
-        domain = getattr(settings, "BERTH_SITE_DOMAIN", "") or _env(
-            "BERTH_SITE_DOMAIN", "127.0.0.1:8000"
-        )
+        # Read now, like the admin's name and address: the command's own environment wins.
+        domain = _env("BERTH_SITE_DOMAIN", settings.BERTH_SITE_DOMAIN)
         site, created = Site.objects.get_or_create(
             pk=settings.SITE_ID, defaults={"domain": domain, "name": "Berth"}
         )
