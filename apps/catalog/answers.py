@@ -15,8 +15,8 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
-from apps.catalog import semver
 from apps.catalog.questions import Question, VersionConfig, answer_problem, coerce, config_of
+from apps.catalog.versions import version_key
 
 PASSWORD_ALPHABET = string.ascii_letters + string.digits
 PASSWORD_LENGTH = 32
@@ -169,13 +169,6 @@ def _sample(question: Question) -> Any:
 # --- across versions -------------------------------------------------------------------------
 
 
-def _version_key(version: Any) -> Any:
-    try:
-        return semver.parse_version(str(getattr(version, "version", "")))
-    except ValueError:
-        return semver.parse_version("0.0.0-0")
-
-
 def _versions_between(from_version: Any, to_version: Any, versions: Iterable | None) -> list:
     """Versions newer than the source and not newer than the target, in version order."""
     if versions is None:
@@ -186,9 +179,9 @@ def _versions_between(from_version: Any, to_version: Any, versions: Iterable | N
         # The way to a reviewed version passes only reviewed versions: the migrations of
         # one waiting for (or refused by) an admin never touch another tenant's answers.
         versions = [v for v in versions if getattr(v, "review", "approved") == "approved"]
-    low, high = _version_key(from_version), _version_key(to_version)
-    between = [v for v in versions if low < _version_key(v) < high]
-    return sorted(between, key=_version_key) + [to_version]
+    low, high = version_key(from_version), version_key(to_version)
+    between = [v for v in versions if low < version_key(v) < high]
+    return sorted(between, key=version_key) + [to_version]
 
 
 def apply_migrations(config: VersionConfig, answers: dict[str, Any]) -> dict[str, Any]:
@@ -239,23 +232,3 @@ def new_questions(
         answers = dict.fromkeys(config_of(from_version).variables, "")
     carried = migrate_answers(from_version, to_version, answers, versions)
     return [q for q in config_of(to_version).questions if q.variable not in carried]
-
-
-def can_upgrade(from_version: Any, to_version: Any) -> bool:
-    """May a stack on `from_version` move to `to_version`? Only as its `upgrade_from` says.
-
-    Both must belong to the same template (when they say which), the target must be
-    newer, and the source must match one item of the target's `upgrade_from`; without
-    `upgrade_from` there is no upgrade into a version (catalog/README.md).
-    """
-    source = getattr(from_version, "template_id", None)
-    target = getattr(to_version, "template_id", None)
-    if source is not None and target is not None and source != target:
-        return False
-    old, new = config_of(from_version), config_of(to_version)
-    try:
-        if not semver.parse_version(new.version) > semver.parse_version(old.version):
-            return False
-        return any(semver.matches(old.version, rule) for rule in new.upgrade_from)
-    except ValueError:
-        return False

@@ -12,7 +12,7 @@ from typing import Any
 
 from django import forms
 
-from apps.catalog.questions import Question, config_of
+from apps.catalog.questions import SECRET_TYPES, Question, config_of
 from apps.catalog.validation import CATEGORIES
 from apps.tenants.models import Environment
 
@@ -38,7 +38,7 @@ def question_field(question: Question) -> forms.Field:
     if question.type == "multiline":
         attrs["rows"] = 4
         return forms.CharField(widget=forms.Textarea(attrs), initial=default, strip=False, **common)
-    if question.type in ("password", "secret"):
+    if question.type in SECRET_TYPES:
         if question.type == "password" and not question.required:
             attrs["placeholder"] = "Leave empty to generate one"
         attrs["autocomplete"] = "new-password"

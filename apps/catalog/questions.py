@@ -72,6 +72,33 @@ def looks_secret(name: str, value: Any = None) -> bool:
     return bool(_URL_CREDENTIALS.search(str(value or "")))
 
 
+def _stored_questions(version: Any) -> list[Mapping]:
+    """The question dicts a TemplateVersion stores (an old row may say `name`)."""
+    if version is None:
+        return []
+    return [q for q in version.questions or [] if isinstance(q, Mapping)]
+
+
+def question_names(version: Any) -> set[str]:
+    """The variables a version asks about (none without a version)."""
+    return {str(q.get("variable") or q.get("name")) for q in _stored_questions(version)}
+
+
+def secret_names(version: Any) -> set[str]:
+    """Variables of password and secret questions: masked in summaries and diffs."""
+    return {
+        str(q.get("variable") or q.get("name"))
+        for q in _stored_questions(version)
+        if q.get("type") in SECRET_TYPES
+    }
+
+
+def secret_values(version: Any, answers: Mapping | None) -> list[str]:
+    """The non-empty answers to a version's secret questions, to be masked wherever shown."""
+    names = secret_names(version)
+    return [str(v) for k, v in (answers or {}).items() if k in names and v]
+
+
 @dataclass(frozen=True)
 class Question:
     """One question of a version; `variable` is the name the compose file interpolates."""

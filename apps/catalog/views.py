@@ -23,6 +23,7 @@ from apps.catalog.forms import DeployForm, PublishForm
 from apps.catalog.models import Template, TemplateVersion
 from apps.catalog.rendering import render_readme
 from apps.catalog.validation import CATEGORIES
+from apps.catalog.versions import newest_first
 from apps.core.generic import CreateFormView, LookupFirstMixin, ObjectFormView
 from apps.core.mixins import PlatformAdminMixin, TenantScopedMixin, form_errors_from
 from apps.tenants.models import Environment
@@ -58,16 +59,8 @@ def filter_templates(queryset: QuerySet, params: Any, tenant: Any = None) -> Que
 def versions_newest_first(
     template: Template, user: Any, token: Any = None
 ) -> list[TemplateVersion]:
-    from apps.catalog import semver
-
-    def key(version: TemplateVersion) -> Any:
-        try:
-            return (1, semver.parse_version(version.version))
-        except ValueError:
-            return (0, semver.parse_version("0.0.0"))
-
     versions = TemplateVersion.objects.visible_to(user, token=token).filter(template=template)
-    return sorted(versions, key=key, reverse=True)
+    return newest_first(versions)
 
 
 @method_decorator(vary_on_headers("HX-Request"), name="dispatch")

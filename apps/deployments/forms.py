@@ -6,6 +6,7 @@ from typing import Any
 
 from django import forms
 
+from apps.catalog.questions import SECRET_TYPES
 from apps.deployments.services import MAX_REPLICAS
 
 
@@ -50,7 +51,7 @@ def question_field(question: Any) -> forms.Field:
         return forms.ChoiceField(choices=[(o, o) for o in get("options") or ()], **common)
     if kind == "multiline":
         return forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), **common)
-    if kind in ("password", "secret"):
+    if kind in SECRET_TYPES:
         return forms.CharField(widget=forms.PasswordInput(render_value=False), **common)
     return forms.CharField(**common)
 

@@ -24,9 +24,10 @@ from django.utils import timezone
 
 from apps.activity.models import Event
 from apps.activity.services import record_event
-from apps.catalog import semver
+from apps.catalog.answers import interpolation_values, migrate_answers, resolve_answers
 from apps.catalog.models import TemplateVersion
-from apps.catalog.questions import SECRET_TYPES
+from apps.catalog.questions import question_names, secret_names
+from apps.catalog.versions import upgrade_problem
 from apps.compose.errors import ComposeError
 from apps.core.queue import enqueue_on_commit
 from apps.deployments import quotas, revisions
@@ -47,22 +48,6 @@ def operation_timeout() -> int:
     return int(getattr(settings, "BERTH_OPERATION_TIMEOUT", 600))
 
 
-def secret_names(version: TemplateVersion | None) -> set[str]:
-    """Variables of password and secret questions: masked in summaries and diffs."""
-    if version is None:
-        return set()
-    return {
-        str(q.get("variable") or q.get("name"))
-        for q in version.questions or []
-        if isinstance(q, dict) and q.get("type") in SECRET_TYPES
-    }
-
-
-def secret_values(version: TemplateVersion | None, answers: dict | None) -> list[str]:
-    names = secret_names(version)
-    return [str(v) for k, v in (answers or {}).items() if k in names and v]
-
-
 def _compose_error(exc: ComposeError, questions: set[str], field: str) -> ValidationError:
     """Compose problems -> field errors: a missing answer names its question, else `field`."""
     errors: dict[str, list[str]] = {}
@@ -73,23 +58,11 @@ def _compose_error(exc: ComposeError, questions: set[str], field: str) -> Valida
     return ValidationError(errors)
 
 
-def question_names(version: TemplateVersion | None) -> set[str]:
-    if version is None:
-        return set()
-    return {
-        str(q.get("variable") or q.get("name"))
-        for q in version.questions or []
-        if isinstance(q, dict)
-    }
-
-
 def interpolation_variables(
     environment: Environment, stack_name: str, answers: dict, version: TemplateVersion | None
 ) -> dict:
     """What `${VAR}` means in the stack's compose file (catalog/README.md, Interpolation):
     the answers, minus those of questions hidden by show_if, plus Berth's own variables."""
-    from apps.catalog.answers import interpolation_values
-
     values = interpolation_values(version, answers) if version is not None else dict(answers)
     return {
         **values,
@@ -161,8 +134,6 @@ def _template_scale(spec: dict, version: TemplateVersion | None) -> dict:
 
 def resolve(version: TemplateVersion, answers: dict | None, previous: dict | None = None) -> dict:
     """Validated answers (generated passwords kept from `previous`), the catalog's rules."""
-    from apps.catalog.answers import resolve_answers
-
     return resolve_answers(version, dict(answers or {}), previous=previous)
 
 
@@ -419,53 +390,6 @@ def redeploy(actor: Any, stack: Stack, answers: dict | None = None) -> Stack:
     )
 
 
-def upgrade_targets(stack: Stack, actor: Any = None) -> list[TemplateVersion]:
-    """Newer versions of the stack's template that may upgrade from its current version."""
-    current = stack.template_version
-    if current is None:
-        return []
-    versions = TemplateVersion.objects.filter(template=current.template)
-    if actor is not None:
-        versions = versions & TemplateVersion.objects.visible_to(actor)
-    found = [v for v in versions if _upgrade_problem(current, v) is None]
-    return sorted(found, key=_version_key, reverse=True)
-
-
-def _version_key(version: TemplateVersion):
-    try:
-        return (1, semver.parse_version(version.version), version.published_at)
-    except ValueError:
-        return (0, semver.parse_version("0"), version.published_at)
-
-
-def _is_newer(current: TemplateVersion, target: TemplateVersion) -> bool:
-    try:
-        return semver.parse_version(target.version) > semver.parse_version(current.version)
-    except ValueError:
-        return target.published_at > current.published_at
-
-
-def _upgrade_problem(current: TemplateVersion, target: TemplateVersion) -> str | None:
-    """Why `target` cannot follow `current`, or None: the catalog's rule, explained."""
-    from apps.catalog.answers import can_upgrade
-
-    if can_upgrade(current, target):
-        return None
-    if target.template_id != current.template_id:
-        return "That version belongs to another template."
-    if not _is_newer(current, target):
-        return f"Version {target.version} is not newer than {current.version}."
-    return f"Version {target.version} cannot upgrade from {current.version}."
-
-
-def new_questions(current: TemplateVersion, target: TemplateVersion, answers: dict) -> list:
-    """The target's questions the carried-over answers do not cover (catalog Question
-    objects): only these are asked on the upgrade form."""
-    from apps.catalog.answers import new_questions as catalog_new_questions
-
-    return catalog_new_questions(current, target, dict(answers))
-
-
 @transaction.atomic
 def upgrade(
     actor: Any, stack: Stack, to_version: TemplateVersion, answers: dict | None = None
@@ -476,8 +400,6 @@ def upgrade(
     kept), `answers` fills the new questions, and services the user scaled keep their
     replica count.
     """
-    from apps.catalog.answers import migrate_answers
-
     require_role(actor, stack.tenant, Role.MEMBER)
     stack = _locked(stack)
     _require_not_removed(stack)
@@ -485,7 +407,7 @@ def upgrade(
     if current is None:
         raise ValidationError({"version": "This stack was not deployed from a template."})
     _check_version(actor, to_version)
-    problem = _upgrade_problem(current, to_version)
+    problem = upgrade_problem(current, to_version)
     if problem:
         raise ValidationError({"version": problem})
     keep = user_scale(actor, stack)
@@ -749,29 +671,3 @@ def expire_operation(stack: Stack) -> bool:
         )
     stack.refresh_from_db()
     return True
-
-
-def find_template_version(
-    actor: Any, tenant: Any, slug: str, version: str | None = None, token: Any = None
-) -> TemplateVersion:
-    """The version a deploy request names: the tenant's own template of that slug first,
-    else the platform's; the newest version when none is given. Errors name the field."""
-    from apps.catalog.models import Template
-
-    visible = Template.objects.visible_to(actor, token=token).filter(slug=slug)
-    template = visible.filter(publisher=tenant).first() or visible.filter(publisher=None).first()
-    if template is None:
-        template = visible.order_by("pk").first()
-    if template is None:
-        raise ValidationError({"template": f"No template '{slug}'."})
-    versions = list(
-        TemplateVersion.objects.visible_to(actor, token=token).filter(template=template)
-    )
-    if version:
-        found = next((v for v in versions if v.version == version), None)
-        if found is None:
-            raise ValidationError({"version": f"{slug} has no version '{version}'."})
-        return found
-    if not versions:
-        raise ValidationError({"template": f"{slug} has no published version."})
-    return max(versions, key=_version_key)

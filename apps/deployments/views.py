@@ -28,6 +28,8 @@ from django.views.decorators.vary import vary_on_headers
 from django.views.generic import ListView
 
 from apps.activity.models import Event
+from apps.catalog.answers import new_questions
+from apps.catalog.versions import upgrade_targets
 from apps.core.generic import CreateFormView, ObjectDetailView, ObjectFormView
 from apps.core.mixins import TenantScopedMixin
 from apps.deployments import forms, services
@@ -117,7 +119,7 @@ def stack_context(request, stack: Stack) -> dict:
         "busy": stack.state in BUSY_STATES or bool(stack.operation),
         "can_act": can(request.user, stack.tenant, Role.MEMBER),
         "can_remove": can(request.user, stack.tenant, Role.ADMIN),
-        "upgrades": services.upgrade_targets(stack, request.user),
+        "upgrades": upgrade_targets(stack.template_version, request.user),
     }
 
 
@@ -299,7 +301,7 @@ class StackUpgradeView(StackScopedMixin, ObjectFormView):
     form_class = forms.UpgradeForm
 
     def targets(self):
-        return services.upgrade_targets(self.object, self.request.user)
+        return upgrade_targets(self.object.template_version, self.request.user)
 
     def target(self):
         wanted = self.request.POST.get("version") or self.request.GET.get("version")
@@ -311,7 +313,7 @@ class StackUpgradeView(StackScopedMixin, ObjectFormView):
         target = self.target()
         kwargs["targets"] = self.targets()
         kwargs["questions"] = (
-            services.new_questions(self.object.template_version, target, self.object.answers)
+            new_questions(self.object.template_version, target, self.object.answers)
             if target
             else []
         )

@@ -6,13 +6,13 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from apps.catalog.answers import (
-    can_upgrade,
     interpolation_values,
     migrate_answers,
     new_questions,
     resolve_answers,
 )
 from apps.catalog.questions import parse_berth_yml
+from apps.catalog.versions import can_upgrade
 
 V1 = parse_berth_yml(
     """

@@ -13,6 +13,7 @@ from django.test import Client
 
 from apps.catalog import services
 from apps.catalog.models import Template, TemplateVersion
+from apps.catalog.versions import find_template_version, upgrade_targets
 from apps.deployments import services as stack_services
 from tests.catalog.conftest import BERTH, COMPOSE
 from tests.conftest import login
@@ -57,10 +58,10 @@ def test_new_version_waits_while_the_approved_one_stays_listed(
     # Deploying by slug picks the newest version the deployer may see; naming the
     # waiting one is refused as if it did not exist.
     env_b = tenant_b.environments.get(slug="dev")
-    found = stack_services.find_template_version(outsider, tenant_b, "shop")
+    found = find_template_version(outsider, tenant_b, "shop")
     assert found.version == "1.0.0"
     with pytest.raises(ValidationError) as exc:
-        stack_services.find_template_version(outsider, tenant_b, "shop", "2.0.0")
+        find_template_version(outsider, tenant_b, "shop", "2.0.0")
     assert "version" in exc.value.message_dict
     with pytest.raises(ValidationError):
         stack_services.create_stack(outsider, env_b, "shop", template_version=new)
@@ -129,14 +130,14 @@ def test_upgrades_offered_to_other_tenants_are_approved_versions_only(
         outsider, env_b, "shop", template_version=first, answers={"PASSWORD": "x" * 12}
     )
     services.publish_version(member, listed, "2.0.0", V2, BERTH_V2)
-    assert [v.version for v in stack_services.upgrade_targets(stack, member)] == ["2.0.0"]
-    assert stack_services.upgrade_targets(stack, outsider) == []
+    assert [v.version for v in upgrade_targets(stack.template_version, member)] == ["2.0.0"]
+    assert upgrade_targets(stack.template_version, outsider) == []
     response = client_for(outsider).post(
         f"/api/v1/stacks/{stack.pk}/upgrade/", {"version": "2.0.0"}, format="json"
     )
     assert response.status_code == 400 and "version" in response.json()
     services.approve_template(superuser, listed)
-    assert [v.version for v in stack_services.upgrade_targets(stack, outsider)] == ["2.0.0"]
+    assert [v.version for v in upgrade_targets(stack.template_version, outsider)] == ["2.0.0"]
 
 
 def test_pages_show_the_waiting_version_to_its_publisher_and_the_queue(

@@ -9,6 +9,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 
 from apps.activity.models import Event
+from apps.catalog.answers import new_questions
+from apps.catalog.versions import upgrade_targets
 from apps.deployments import services
 from apps.deployments.models import Revision, Service, Stack
 from tests.deployments.stack_fixtures import COMPOSE, needs_catalog_answers
@@ -255,13 +257,13 @@ def test_template_deploy_upgrade_keeps_passwords_and_scale(member, env_a, templa
     )
     password = stack.answers["ADMIN_PASSWORD"]
     assert password  # generated
-    assert services.upgrade_targets(stack) == [v2]
+    assert upgrade_targets(stack.template_version) == [v2]
     services.scale(member, stack.services.get(name="web"), 2)
     stack.refresh_from_db()
     with pytest.raises(ValidationError) as exc:
         services.upgrade(member, stack, v2)
     assert "COLOR" in fields_of(exc)  # the new required question
-    assert [q.variable for q in services.new_questions(v1, v2, stack.answers)] == ["COLOR"]
+    assert [q.variable for q in new_questions(v1, v2, stack.answers)] == ["COLOR"]
     services.upgrade(member, stack, v2, {"COLOR": "blue"})
     stack.refresh_from_db()
     assert stack.template_version == v2

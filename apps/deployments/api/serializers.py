@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from apps.catalog.questions import secret_names, secret_values
 from apps.core.api import RejectUnknownFieldsMixin, api_token
 from apps.deployments import revisions, services
 from apps.deployments.models import Container, Revision, Service, Stack
@@ -18,7 +19,7 @@ from apps.tenants.roles import Role
 
 
 def masked_answers(version, answers: dict | None) -> dict:
-    names = services.secret_names(version)
+    names = secret_names(version)
     return {
         key: revisions.MASK if revisions.is_secret_name(key, names) and value else value
         for key, value in (answers or {}).items()
@@ -221,8 +222,8 @@ class RevisionDetailSerializer(RevisionSerializer):
         version = revision.template_version
         return revisions.masked_spec(
             revision.spec,
-            services.secret_names(version),
-            services.secret_values(version, revision.answers),
+            secret_names(version),
+            secret_values(version, revision.answers),
         )
 
     def get_answers(self, revision: Revision) -> dict:

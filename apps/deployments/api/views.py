@@ -19,6 +19,8 @@ from rest_framework.response import Response
 
 from apps.catalog.api.serializers import TemplateDetailSerializer
 from apps.catalog.models import TemplateVersion
+from apps.catalog.questions import question_names, secret_names, secret_values
+from apps.catalog.versions import find_template_version
 from apps.core.api import TenantScopedViewSet, query_flag
 from apps.deployments import revisions, services
 from apps.deployments.api import serializers as s
@@ -56,7 +58,7 @@ def answer_errors(version, answers: dict | None) -> Iterator[None]:
     except ValidationError as exc:
         if not hasattr(exc, "error_dict"):
             raise
-        variables = (set(services.question_names(version)) | set(answers or {})) - BODY_FIELDS
+        variables = (set(question_names(version)) | set(answers or {})) - BODY_FIELDS
         nested = {k: v for k, v in exc.message_dict.items() if k in variables}
         if not nested:
             raise
@@ -124,7 +126,7 @@ class StackViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScope
         if data.get("template"):
             if data.get("compose"):
                 raise ValidationError({"compose": "Give a template or a compose file, not both."})
-            version = services.find_template_version(
+            version = find_template_version(
                 request.user, environment.tenant, data["template"], data.get("version"), self.token
             )
         elif not data.get("compose"):
@@ -304,11 +306,11 @@ class RevisionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSc
 
 def revision_diff(old: Revision | None, new: Revision) -> list[str]:
     """The masked diff between two revisions of one stack (either may hold secrets)."""
-    names = services.secret_names(new.template_version)
-    values = services.secret_values(new.template_version, new.answers)
+    names = secret_names(new.template_version)
+    values = secret_values(new.template_version, new.answers)
     if old is not None:
-        names |= services.secret_names(old.template_version)
-        values += services.secret_values(old.template_version, old.answers)
+        names |= secret_names(old.template_version)
+        values += secret_values(old.template_version, old.answers)
     return revisions.diff(
         old.spec if old else None,
         new.spec,
