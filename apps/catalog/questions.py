@@ -17,6 +17,8 @@ from typing import Any
 
 from apps.catalog import semver
 from apps.compose import ComposeError
+from apps.compose.errors import FieldError
+from apps.compose.values import duration
 from apps.compose.yaml_safe import safe_load
 
 QUESTION_TYPES = ("string", "int", "bool", "enum", "password", "secret", "hostname", "multiline")
@@ -565,7 +567,15 @@ SERVICE_KEYS = ("scale", "health_check", "routes", "upgrade")
 HEALTH_KEYS = ("test", "interval", "timeout", "start_period", "retries", "disable")
 ROUTE_KEYS = ("hostname", "path", "port")
 UPGRADE_KEYS = ("strategy", "batch_size", "interval", "canary_weight")
-DURATION_RE = re.compile(r"^(\d+(\.\d+)?(us|ms|s|m|h))+$")
+
+
+def _is_duration(value: Any) -> bool:
+    """A berth.yml duration: compose's reader, in the Compose specification's spelling."""
+    try:
+        duration(value, strict=True)
+    except FieldError:
+        return False
+    return True
 
 
 def _int_in(value: Any, low: int, high: int) -> bool:
@@ -606,9 +616,7 @@ def _health_check(raw: Any, where: str, problems: Problems) -> None:
     for key, value in raw.items():
         if key not in HEALTH_KEYS:
             problems.add(f"{where}.{key}", f"unknown key; use one of {', '.join(HEALTH_KEYS)}")
-        elif key in ("interval", "timeout", "start_period") and not (
-            isinstance(value, str) and DURATION_RE.match(value)
-        ):
+        elif key in ("interval", "timeout", "start_period") and not _is_duration(value):
             problems.add(f"{where}.{key}", f"{value!r} is not a duration like 5s or 1m30s")
         elif key == "retries" and not _int_in(value, 0, 1000):
             problems.add(f"{where}.{key}", "must be a whole number from 0 to 1000")
@@ -672,7 +680,7 @@ def _upgrade(raw: Any, settings: Mapping, where: str, problems: Problems) -> Non
     if "batch_size" in raw and not _int_in(raw["batch_size"], 1, 100):
         problems.add(f"{where}.batch_size", "must be a whole number from 1 to 100")
     interval = raw.get("interval")
-    if interval is not None and not (isinstance(interval, str) and DURATION_RE.match(interval)):
+    if interval is not None and not _is_duration(interval):
         problems.add(f"{where}.interval", f"{interval!r} is not a duration like 30s")
     if "canary_weight" in raw:
         if strategy != "canary":

@@ -33,7 +33,7 @@ from apps.catalog.questions import (
     parse_berth_yml,
 )
 from apps.compose import ComposeError, load_compose
-from apps.compose.interpolate import interpolate
+from apps.compose.interpolate import interpolate, references
 from apps.compose.policy import check_policy, normalize_ports
 from apps.compose.yaml_safe import safe_load
 
@@ -85,54 +85,11 @@ class Use:
     path: str
 
 
-def _closing(text: str, start: int) -> int:
-    depth, index = 1, start
-    while index < len(text):
-        if text.startswith("${", index):
-            depth, index = depth + 1, index + 2
-            continue
-        if text[index] == "}":
-            depth -= 1
-            if depth == 0:
-                return index
-        index += 1
-    return -1
-
-
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_OPERATORS = (":-", ":?", ":+", "-", "?", "+")
-
-
 def uses_in(text: str, path: str) -> Iterator[Use]:
-    """Every variable reference in `text`, nested defaults included; `$$` is a literal."""
-    index = 0
-    while index < len(text):
-        if text[index] != "$":
-            index += 1
-            continue
-        after = text[index + 1 : index + 2]
-        if after == "$":
-            index += 2
-        elif after == "{":
-            end = _closing(text, index + 2)
-            if end < 0:
-                return
-            inner = text[index + 2 : end]
-            match = _NAME.match(inner)
-            if match:
-                rest = inner[match.end() :]
-                operator = next((o for o in _OPERATORS if rest.startswith(o)), "")
-                word = rest[len(operator) :]
-                yield Use(match.group(), operator, word, path)
-                yield from uses_in(word, path)
-            index = end + 1
-        else:
-            match = _NAME.match(text, index + 1)
-            if match:
-                yield Use(match.group(), "", "", path)
-                index = match.end()
-            else:
-                index += 1
+    """Every variable reference in `text`, nested defaults included, read by the same
+    scanner that interpolates the file (`$$` is a literal dollar)."""
+    for ref in references(text):
+        yield Use(ref.name, ref.operator, ref.word, path)
 
 
 def uses_in_tree(tree: Any, path: str = "") -> Iterator[Use]:

@@ -13,7 +13,8 @@ Defaults, alternatives and messages may themselves contain interpolations.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from apps.compose.errors import ComposeError, FieldError, Problem, problem_for
@@ -92,42 +93,14 @@ class _Expander:
         if nesting > _MAX_NESTING:
             raise FieldError(f"interpolation nested deeper than {_MAX_NESTING} levels")
         out: list[str] = []
-        pos = 0
-        while (dollar := text.find("$", pos)) >= 0:
-            out.append(text[pos:dollar])
-            piece, pos = self._substitute(text, dollar, nesting)
-            out.append(piece)
-        out.append(text[pos:])
+        for piece in scan(text):
+            if isinstance(piece, str):
+                out.append(piece)
+            elif piece.operator:
+                out.append(self._apply(piece.name, piece.operator, piece.word, nesting))
+            else:
+                out.append(self._lookup(piece.name))
         return "".join(out)
-
-    def _substitute(self, text: str, dollar: int, nesting: int) -> tuple[str, int]:
-        """One ``$`` form starting at ``dollar``: its value and the position after it."""
-        following = text[dollar + 1 : dollar + 2]
-        if following == "$":
-            return "$", dollar + 2
-        if following == "{":
-            return self._braced(text, dollar + 2, nesting)
-        match = _NAME.match(text, dollar + 1)
-        if match is None:
-            raise FieldError(
-                f"invalid interpolation in {_quote(text)}: write '$$' for a literal '$'"
-            )
-        return self._lookup(match.group()), match.end()
-
-    def _braced(self, text: str, start: int, nesting: int) -> tuple[str, int]:
-        match = _NAME.match(text, start)
-        if match is None:
-            raise FieldError(f"invalid variable name in {_quote(text)}")
-        name, pos = match.group(), match.end()
-        if text.startswith("}", pos):
-            return self._lookup(name), pos + 1
-        operator = next((op for op in _OPERATORS if text.startswith(op, pos)), None)
-        if operator is None:
-            raise FieldError(f"invalid interpolation format for '{name}' in {_quote(text)}")
-        word_start = pos + len(operator)
-        end = _closing_brace(text, word_start)
-        word = text[word_start:end]
-        return self._apply(name, operator, word, nesting), end + 1
 
     def _lookup(self, name: str) -> str:
         value = self.env.get(name)
@@ -152,6 +125,91 @@ class _Expander:
         raise FieldError(f"required variable '{name}' is missing a value{detail}")
 
 
+@dataclass(frozen=True)
+class Reference:
+    """One ``$VAR``, ``${VAR}`` or ``${VAR<operator>word}`` (operator "" for the first two)."""
+
+    name: str
+    operator: str = ""
+    word: str = ""
+
+
+def scan(text: str, *, lenient: bool = False) -> Iterator[str | Reference]:
+    """The pieces of ``text`` in order: literal text (``$$`` read as ``$``) and references.
+
+    This is the one reader of the ``$`` grammar: interpolation expands its pieces and the
+    catalog lists the variables a file uses with `references`. It is lazy, so a malformed
+    ``$`` raises FieldError only when reached, as interpolation always did. ``lenient``
+    (for listing, never for expanding) reads a malformed ``$`` as text and goes on, but
+    stops at an unclosed ``${``.
+    """
+    pos = 0
+    while (dollar := text.find("$", pos)) >= 0:
+        if dollar > pos:
+            yield text[pos:dollar]
+        try:
+            piece, pos = _form(text, dollar, lenient)
+        except _UnclosedError:
+            if lenient:
+                return
+            raise
+        except FieldError:
+            if not lenient:
+                raise
+            piece, pos = "$", dollar + 1
+        yield piece
+    if pos < len(text):
+        yield text[pos:]
+
+
+def references(text: str, nesting: int = 0) -> Iterator[Reference]:
+    """Every variable reference in ``text``, those in defaults, alternatives and messages
+    too (whether or not interpolation would need them), in order of appearance. Words are
+    read to a depth of 64, far beyond the 8 levels interpolation expands."""
+    for piece in scan(text, lenient=True):
+        if isinstance(piece, Reference):
+            yield piece
+            if nesting < _MAX_DEPTH:
+                yield from references(piece.word, nesting + 1)
+
+
+class _UnclosedError(FieldError):
+    """A ``${`` without its ``}``."""
+
+
+def _form(text: str, dollar: int, lenient: bool) -> tuple[str | Reference, int]:
+    """One ``$`` form starting at ``dollar``: its piece and the position after it."""
+    following = text[dollar + 1 : dollar + 2]
+    if following == "$":
+        return "$", dollar + 2
+    if following == "{":
+        return _braced(text, dollar + 2, lenient)
+    match = _NAME.match(text, dollar + 1)
+    if match is None:
+        raise FieldError(f"invalid interpolation in {_quote(text)}: write '$$' for a literal '$'")
+    return Reference(match.group()), match.end()
+
+
+def _braced(text: str, start: int, lenient: bool) -> tuple[str | Reference, int]:
+    match = _NAME.match(text, start)
+    if match is None:
+        if lenient:  # skip the whole form: nothing in it is a variable
+            return "", _closing_brace(text, start) + 1
+        raise FieldError(f"invalid variable name in {_quote(text)}")
+    name, pos = match.group(), match.end()
+    if text.startswith("}", pos):
+        return Reference(name), pos + 1
+    operator = next((op for op in _OPERATORS if text.startswith(op, pos)), None)
+    if operator is None:
+        if lenient:  # the name is still used, with an operator Compose does not know
+            end = _closing_brace(text, pos)
+            return Reference(name, "", text[pos:end]), end + 1
+        raise FieldError(f"invalid interpolation format for '{name}' in {_quote(text)}")
+    word_start = pos + len(operator)
+    end = _closing_brace(text, word_start)
+    return Reference(name, operator, text[word_start:end]), end + 1
+
+
 def _closing_brace(text: str, start: int) -> int:
     """Index of the ``}`` closing a ``${``, skipping nested ``${...}`` and ``$$``."""
     depth, pos = 1, start
@@ -167,7 +225,7 @@ def _closing_brace(text: str, start: int) -> int:
             if depth == 0:
                 return pos
         pos += 1
-    raise FieldError(f"unclosed '${{' in {_quote(text)}")
+    raise _UnclosedError(f"unclosed '${{' in {_quote(text)}")
 
 
 def _quote(text: str, size: int = 80) -> str:

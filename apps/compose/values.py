@@ -20,6 +20,9 @@ _FALSE = {"n", "no", "false", "off"}
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?) ?(?:([kmgtp])(?:i?b|i)?|b)?$", re.IGNORECASE)
 _SIZE_FACTORS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4, "p": 1024**5}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+# The Compose specification's own spelling (units us, ms, s, m, h; digits on both sides of
+# a point): what `duration(..., strict=True)` accepts, Go's extra spellings refused.
+_SPEC_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(us|ms|s|m|h)")
 _DURATION_FACTORS = {
     "ns": 1e-9,
     "us": 1e-6,
@@ -115,15 +118,20 @@ def size(value: Any) -> int:
     return int(amount)
 
 
-def duration(value: Any) -> float:
+def duration(value: Any, *, strict: bool = False) -> float:
     """Seconds from a Go-style duration ("1m30s", "500ms", "2h"); a bare number is refused
-    because Compose would read it as nanoseconds, which is never what anyone meant."""
-    if value == 0 or value == "0":
+    because Compose would read it as nanoseconds, which is never what anyone meant.
+
+    The one duration reader: compose files use it as Docker does (also "ns", "µs", ".5s",
+    a bare 0, spaces around); berth.yml uses it `strict`, in the Compose specification's
+    spelling only (units us, ms, s, m, h; no bare 0, no spaces). Either way at most 7 days.
+    """
+    if not strict and (value == 0 or value == "0"):
         return 0.0
     if not isinstance(value, str) or not value.strip():
         raise FieldError(f"invalid duration {show(value)}: use a unit, like '30s' or '1m30s'")
-    spec = value.strip()
-    parts = _DURATION_PART.findall(spec)
+    spec = value if strict else value.strip()
+    parts = (_SPEC_DURATION_PART if strict else _DURATION_PART).findall(spec)
     if not parts or "".join(a + u for a, u in parts) != spec:
         raise FieldError(f"invalid duration {show(value)}: use a unit, like '30s' or '1m30s'")
     seconds = sum(float(amount) * _DURATION_FACTORS[unit] for amount, unit in parts)
