@@ -14,7 +14,7 @@ from django.utils import timezone
 from apps.compose.spec import ComposeProject
 from apps.deployments import containers as naming
 from apps.deployments.models import Container, Service, Stack
-from apps.hosts.engine import Engine, EngineError, ManagedContainer
+from apps.hosts.engine import EngineDriver, EngineError, ManagedContainer
 
 Health = dict[str, tuple[str, str]]  # service -> (health, reason)
 _MIRRORED = (
@@ -40,7 +40,7 @@ def mirror(
     listed: list[ManagedContainer],
     spec: dict,
     project: ComposeProject | None,
-    engine: Engine,
+    engine: EngineDriver,
 ) -> Health:
     """Write Service and Container rows from `listed`; return each service's health.
 
@@ -104,7 +104,7 @@ def _sync_services(stack: Stack, project: ComposeProject | None) -> dict[str, Se
 
 
 def _values(
-    item: ManagedContainer, service: Service, row: Container | None, engine: Engine
+    item: ManagedContainer, service: Service, row: Container | None, engine: EngineDriver
 ) -> dict[str, Any]:
     try:
         replica = int(item.labels.get(naming.REPLICA, "0"))
@@ -129,7 +129,7 @@ def _values(
     return values
 
 
-def _inspected(item: ManagedContainer, engine: Engine) -> dict[str, Any]:
+def _inspected(item: ManagedContainer, engine: EngineDriver) -> dict[str, Any]:
     """Only for containers in trouble: the health log and restart count need an inspect."""
     try:
         status = engine.inspect_container(item.id)

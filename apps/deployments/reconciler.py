@@ -50,7 +50,7 @@ from apps.deployments.planner import (
     plan,
 )
 from apps.deployments.spec import project_from_spec
-from apps.hosts.engine import Engine, EngineError, ManagedContainer, get_engine
+from apps.hosts.engine import EngineDriver, EngineError, ManagedContainer, get_engine
 from apps.hosts.models import Host
 from apps.registry.deploy import authorise_image
 from apps.tenants.models import RetiredTenant
@@ -225,7 +225,7 @@ def reconcile_host(host_id: int) -> dict[str, int]:
 
 
 def reconcile_listed(
-    host: Host, engine: Engine, stacks: list[Stack], listed: list[ManagedContainer]
+    host: Host, engine: EngineDriver, stacks: list[Stack], listed: list[ManagedContainer]
 ) -> dict[str, int]:
     """The host pass after its list call: each stack in turn under its lease, fed its
     share of `listed`, then orphans. The database work is a few queries per stack and
@@ -306,7 +306,7 @@ def _user_stopped(host: Host, stacks: list[Stack]) -> dict[int, set[str]]:
 
 
 def _remove_orphans(
-    engine: Engine, by_stack: dict[str, list[ManagedContainer]], placed: set[str]
+    engine: EngineDriver, by_stack: dict[str, list[ManagedContainer]], placed: set[str]
 ) -> int:
     """This installation's containers that no stack owns, once older than the grace period.
 
@@ -380,7 +380,7 @@ class Run:
         self,
         stack: Stack,
         host: Host,
-        engine: Engine,
+        engine: EngineDriver,
         token: str,
         listed: list[ManagedContainer] | None = None,
         user_stopped: set[str] | None = None,

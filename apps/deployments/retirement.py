@@ -29,7 +29,7 @@ from apps.activity.models import Event
 from apps.activity.services import record_event
 from apps.compose.images import ImageReferenceError, parse_image
 from apps.deployments import containers as naming
-from apps.hosts.engine import Engine, EngineError, get_engine
+from apps.hosts.engine import EngineDriver, EngineError, get_engine
 from apps.hosts.models import Host
 from apps.registry.deploy import is_berth_registry
 from apps.registry.registry_client import RegistryClient, RegistryError
@@ -88,7 +88,7 @@ def _step(retired: RetiredTenant, field: str, outcome: tuple[str, list[str]], er
 
 
 def _on_every_host(
-    retired: RetiredTenant, action: Callable[[Engine, RetiredTenant], str]
+    retired: RetiredTenant, action: Callable[[EngineDriver, RetiredTenant], str]
 ) -> tuple[str, list[str]]:
     """Run `action` on every registered engine; a host that fails is named, and the step
     stays due (the next pass tries again)."""
@@ -106,7 +106,7 @@ def _owned(retired: RetiredTenant) -> dict[str, str]:
     return {naming.TENANT_ID: str(retired.tenant_id)}
 
 
-def _stop_containers(engine: Engine, retired: RetiredTenant) -> str:
+def _stop_containers(engine: EngineDriver, retired: RetiredTenant) -> str:
     running = [
         c
         for c in engine.list_managed(_owned(retired))
@@ -117,7 +117,7 @@ def _stop_containers(engine: Engine, retired: RetiredTenant) -> str:
     return f"stopped {len(running)} container(s)"
 
 
-def _remove_objects(engine: Engine, retired: RetiredTenant) -> str:
+def _remove_objects(engine: EngineDriver, retired: RetiredTenant) -> str:
     owned = _owned(retired)
     containers = engine.list_managed(owned)
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -143,7 +143,7 @@ def in_namespace(reference: str, slug: str) -> bool:
     return is_berth_registry(ref.domain) and ref.path.startswith(f"{slug}/")
 
 
-def _remove_cached_images(engine: Engine, retired: RetiredTenant) -> str:
+def _remove_cached_images(engine: EngineDriver, retired: RetiredTenant) -> str:
     removed = 0
     for image in engine.list_images():
         for name in [*image["tags"], *image["digests"]]:

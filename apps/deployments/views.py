@@ -460,13 +460,12 @@ def _merged_log_lines(containers: list[Container], prefixed: bool) -> Iterator[b
     """Every line the engine kept, one "<time> <stream> [container | ]line" per line;
     several containers are merged in time order. Lazy: memory stays small."""
     from apps.hosts.engine import get_engine
-    from apps.hosts.engine.streams import LogStream
 
     with ExitStack() as stack:
         streams = []
         for container in containers:
             engine = stack.enter_context(get_engine(container.host))
-            log = LogStream(engine, container.engine_id, follow=False, tail="all")
+            log = engine.logs(container.engine_id, follow=False, tail="all")
             stack.callback(log.close)
             prefix = f"{container.name} | " if prefixed else ""
             streams.append(

@@ -22,7 +22,13 @@ class Host(models.Model):
         UNREACHABLE = "unreachable", "Unreachable"
         DRAINING = "draining", "Draining"
 
+    class Kind(models.TextChoices):
+        """Which engine driver drives the host (apps.hosts.engine.kinds.DRIVERS)."""
+
+        ENGINE = "engine", "Single engine"
+
     name = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.ENGINE)
     endpoint = models.CharField(
         max_length=255,
         help_text="unix:///var/run/docker.sock or tcp://host:2376",

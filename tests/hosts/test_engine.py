@@ -17,7 +17,13 @@ from tests.hosts.pki import ThrowawayCA
 
 def fake_host(endpoint: str, pk=None, **tls) -> SimpleNamespace:
     """The fields get_engine reads; a plain object so these tests need no database."""
-    fields = {"tls_ca_cert": "", "tls_client_cert": "", "tls_client_key": "", "tls_verify": True}
+    fields = {
+        "kind": "engine",
+        "tls_ca_cert": "",
+        "tls_client_cert": "",
+        "tls_client_key": "",
+        "tls_verify": True,
+    }
     fields.update(tls)
     return SimpleNamespace(pk=pk, endpoint=endpoint, **fields)
 

@@ -87,7 +87,11 @@ def test_healthcheck_durations_are_nanoseconds():
 @pytest.fixture
 def engine():
     host = SimpleNamespace(
-        pk=None, endpoint=settings.BERTH_DOCKER_HOST, tls_client_cert="", tls_verify=True
+        pk=None,
+        kind="engine",
+        endpoint=settings.BERTH_DOCKER_HOST,
+        tls_client_cert="",
+        tls_verify=True,
     )
     with get_engine(host) as eng:
         yield eng

@@ -1,9 +1,11 @@
 """Berth's door to Docker: the only package that imports `docker`.
 
-Everyone else calls `get_engine(host)` and catches `EngineError`.
+Everyone else calls `get_engine(host)`, types what it gets as `EngineDriver` (the
+interface in `driver.py`; the driver itself is chosen by the host's kind in `kinds.py`)
+and catches `EngineError`.
 """
 
-from apps.hosts.engine.client import Engine, EngineInfo, ManagedContainer, get_engine
+from apps.hosts.engine.client import DockerEngine
 from apps.hosts.engine.containers import (
     ContainerRequest,
     ContainerStatus,
@@ -14,7 +16,9 @@ from apps.hosts.engine.containers import (
     checked_config,
     host_config,
 )
+from apps.hosts.engine.driver import EngineDriver, EngineInfo, ManagedContainer
 from apps.hosts.engine.errors import EngineError
+from apps.hosts.engine.kinds import DRIVERS, SINGLE_ENGINE, get_engine
 from apps.hosts.engine.labels import (
     INSTALLATION_LABEL,
     LABEL_PREFIX,
@@ -38,7 +42,10 @@ __all__ = [
     "PortBinding",
     "checked_config",
     "host_config",
-    "Engine",
+    "DRIVERS",
+    "SINGLE_ENGINE",
+    "DockerEngine",
+    "EngineDriver",
     "EngineError",
     "EngineInfo",
     "ManagedContainer",

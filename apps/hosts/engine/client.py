@@ -1,6 +1,6 @@
 """The single-engine driver: one Docker engine reached over a unix socket or TCP (+TLS).
 
-`get_engine(host)` does no I/O; the connection is made on the first call, inside the
+`single_engine(host)` does no I/O; the connection is made on the first call, inside the
 error translation, so every failure surfaces as an EngineError from a method.
 """
 
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import docker
@@ -16,47 +15,12 @@ from django.conf import settings
 from docker.constants import DEFAULT_DOCKER_API_VERSION, MINIMUM_DOCKER_API_VERSION
 from docker.utils import version_lt
 
-from apps.hosts.engine.containers import exit_code_from_status, health_from_status
+from apps.hosts.engine.driver import EngineDriver, EngineInfo, ManagedContainer
 from apps.hosts.engine.errors import EngineError, engine_errors
 from apps.hosts.engine.labels import INSTALLATION_LABEL, MANAGED_LABEL, label_filters, label_key
 from apps.hosts.engine.operations import Operations
+from apps.hosts.engine.streams import LogStream, ShellSession, StatsStream
 from apps.hosts.engine.tls import TLSFiles, write_tls_files
-
-
-@dataclass(frozen=True)
-class EngineInfo:
-    """What an engine reports about itself; field names match the Host model."""
-
-    engine_version: str
-    api_version: str
-    operating_system: str
-    cpus: int
-    memory_bytes: int
-    containers_running: int
-    containers_total: int
-
-
-@dataclass(frozen=True)
-class ManagedContainer:
-    """A container as listed by the engine (one list call, no per-container inspect)."""
-
-    id: str
-    name: str
-    image: str
-    state: str
-    status: str
-    labels: dict[str, str] = field(default_factory=dict)
-    created: float = 0.0
-    ports: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def health(self) -> str:
-        """healthy, unhealthy, starting, or "" without a health check (from the list call)."""
-        return health_from_status(self.status)
-
-    @property
-    def exit_code(self) -> int | None:
-        return exit_code_from_status(self.status)
 
 
 def _negotiated_version(server_api: str) -> str:
@@ -72,8 +36,8 @@ def _negotiated_version(server_api: str) -> str:
     return server_api
 
 
-class Engine(Operations):
-    """A narrow interface over one Docker engine; nothing docker-py leaks out of it.
+class DockerEngine(Operations, EngineDriver):
+    """The single-engine driver: one Docker engine; nothing docker-py leaks out of it.
 
     `api_calls` counts the HTTP requests made to the engine (for benchmarks and tests).
     """
@@ -90,13 +54,7 @@ class Engine(Operations):
         self.api_calls = 0
 
     def __repr__(self) -> str:
-        return f"<Engine {self.endpoint}>"
-
-    def __enter__(self) -> Engine:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+        return f"<DockerEngine {self.endpoint}>"
 
     def _errors(self):
         return engine_errors(self.endpoint, self.timeout)
@@ -182,6 +140,24 @@ class Engine(Operations):
         listed = [_managed_container(c.attrs) for c in found]
         return [c for c in listed if INSTALLATION_LABEL not in c.labels]
 
+    def logs(
+        self,
+        container_id: str,
+        *,
+        follow: bool = True,
+        tail: str = "100",
+        since: float | None = None,
+    ) -> LogStream:
+        return LogStream(self, container_id, follow=follow, tail=tail, since=since)
+
+    def exec_shell(
+        self, container_id: str, shell: str, marker: str, cols: int, rows: int
+    ) -> ShellSession:
+        return ShellSession(self, container_id, shell, marker, cols, rows)
+
+    def stats(self, container_id: str) -> StatsStream:
+        return StatsStream(self, container_id)
+
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
@@ -213,12 +189,13 @@ def _managed_container(attrs: Mapping[str, Any]) -> ManagedContainer:
     )
 
 
-def get_engine(host: Any) -> Engine:
-    """An Engine for a Host (anything with its endpoint and TLS fields); no I/O yet."""
+def single_engine(host: Any) -> DockerEngine:
+    """The driver for a host of kind "engine" (anything with its endpoint and TLS
+    fields); no I/O yet."""
     tls = None
     if host.endpoint.startswith("tcp://") and host.tls_client_cert:
         tls = write_tls_files(host.pk, host.tls_ca_cert, host.tls_client_cert, host.tls_client_key)
-    return Engine(
+    return DockerEngine(
         host.endpoint,
         timeout=settings.BERTH_ENGINE_TIMEOUT,
         tls=tls,

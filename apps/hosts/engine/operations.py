@@ -1,6 +1,6 @@
 """The driver's operations on one engine: networks, volumes, images and containers.
 
-Mixed into `Engine`, which provides `_docker` (a connected docker-py client) and
+Mixed into `DockerEngine`, which provides `_docker` (a connected docker-py client) and
 `_errors()` (every failure comes out as an EngineError). Only the low-level API is used,
 so each method is a known, small number of HTTP requests.
 """
@@ -20,10 +20,9 @@ from apps.hosts.engine.containers import (
     checked_config,
     container_status,
 )
+from apps.hosts.engine.driver import ProgressCallback
 from apps.hosts.engine.errors import EngineError
 from apps.hosts.engine.labels import foreign_owner, label_filters, managed_labels
-
-ProgressCallback = Callable[[dict[str, Any]], None]
 
 
 class Operations:

@@ -16,12 +16,15 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
-from apps.hosts.engine.client import Engine
 from apps.hosts.engine.errors import EngineError
+
+if TYPE_CHECKING:
+    from apps.hosts.engine.client import DockerEngine
+    from apps.hosts.engine.driver import EngineDriver
 
 #: Threads reading docker streams for all websockets of this process.
 MAX_STREAMS = int(getattr(settings, "BERTH_LIVE_STREAM_THREADS", 64))
@@ -90,7 +93,7 @@ class LogStream:
 
     def __init__(
         self,
-        engine: Engine,
+        engine: DockerEngine,
         container_id: str,
         *,
         follow: bool = True,
@@ -284,7 +287,7 @@ class ShellSession:
     """`docker exec -it <shell>` as the container's own user (never privileged)."""
 
     def __init__(
-        self, engine: Engine, container_id: str, shell: str, marker: str, cols: int, rows: int
+        self, engine: DockerEngine, container_id: str, shell: str, marker: str, cols: int, rows: int
     ) -> None:
         self.engine = engine
         self.container_id = container_id
@@ -379,7 +382,7 @@ class ShellSession:
 class StatsStream:
     """`docker stats` of one container, reduced to the figures the pages show."""
 
-    def __init__(self, engine: Engine, container_id: str) -> None:
+    def __init__(self, engine: DockerEngine, container_id: str) -> None:
         self.engine = engine
         self.container_id = container_id
         self._response: Any = None
@@ -451,7 +454,7 @@ def _blkio(entries: list[dict[str, Any]], op: str) -> int:
     return sum(e.get("value", 0) for e in entries if str(e.get("op", "")).lower() == op)
 
 
-def container_running(engine: Engine, container_id: str) -> bool:
+def container_running(engine: EngineDriver, container_id: str) -> bool:
     """Whether the container is running now (False when it is gone)."""
     try:
         return engine.inspect_container(container_id).state == "running"

@@ -1,0 +1,272 @@
+"""The engine driver interface: everything Berth asks of a host's container engine.
+
+A driver is chosen per host by its kind (`get_engine(host)` in `kinds.py`); callers name
+`EngineDriver` in their type hints and never a concrete driver. The single-engine driver
+(`client.DockerEngine`) is the first implementation; a Swarm driver is the next.
+
+Contract shared by every method: failures come out as `EngineError` (its `retryable`
+flag says whether trying later may help, `not_found` that the object is gone), never as
+a client library's exception. `ensure_*` create only what is missing and `remove*`
+accept what is already gone, so a reconcile re-run after a crash simply continues.
+A driver makes no I/O before its first method call, and is a context manager that
+closes itself.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from apps.hosts.engine.containers import (
+    ContainerRequest,
+    ContainerStatus,
+    exit_code_from_status,
+    health_from_status,
+)
+
+#: Called with each progress message of a pull or push, as the engine sends it.
+ProgressCallback = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """What an engine reports about itself; field names match the Host model."""
+
+    engine_version: str
+    api_version: str
+    operating_system: str
+    cpus: int
+    memory_bytes: int
+    containers_running: int
+    containers_total: int
+
+
+@dataclass(frozen=True)
+class ManagedContainer:
+    """A container as listed by the engine (one list call, no per-container inspect)."""
+
+    id: str
+    name: str
+    image: str
+    state: str
+    status: str
+    labels: dict[str, str] = field(default_factory=dict)
+    created: float = 0.0
+    ports: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def health(self) -> str:
+        """healthy, unhealthy, starting, or "" without a health check (from the list call)."""
+        return health_from_status(self.status)
+
+    @property
+    def exit_code(self) -> int | None:
+        return exit_code_from_status(self.status)
+
+
+class LogReader(Protocol):
+    """A container's log, read blocking in a worker thread; `close()` from any thread
+    unblocks the reader."""
+
+    engine: EngineDriver
+
+    def lines(self) -> Iterator[Any]: ...
+
+    def batches(self) -> Iterator[list[Any]]: ...
+
+    def close(self) -> None: ...
+
+
+class ShellSession(Protocol):
+    """An interactive TTY exec in a container, as the container's own user."""
+
+    engine: EngineDriver
+
+    def start(self) -> None: ...
+
+    def read(self, size: int = ...) -> bytes: ...
+
+    def write(self, data: bytes) -> None: ...
+
+    def resize(self, cols: int, rows: int) -> None: ...
+
+    def exit_code(self) -> int | None: ...
+
+    def running(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+class StatsReader(Protocol):
+    """A container's resource figures, one summary per engine sample, read blocking."""
+
+    engine: EngineDriver
+
+    def samples(self) -> Iterator[dict[str, Any]]: ...
+
+    def close(self) -> None: ...
+
+
+class EngineDriver(ABC):
+    """What Berth does on one host's engine. Every method may raise EngineError."""
+
+    #: HTTP requests made to the engine so far (for benchmarks and tests).
+    api_calls: int
+
+    def __enter__(self) -> EngineDriver:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # engine ------------------------------------------------------------------------------
+
+    @abstractmethod
+    def ping(self) -> None:
+        """Return when the engine answers; EngineError otherwise."""
+
+    @abstractmethod
+    def info(self) -> EngineInfo:
+        """Version, OS, CPUs, memory and container counts the engine reports."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections and temporary files; safe to call twice."""
+
+    # networks and volumes ----------------------------------------------------------------
+
+    @abstractmethod
+    def ensure_network(
+        self,
+        name: str,
+        labels: Mapping[str, str] | None = None,
+        owner: Mapping[str, str] | None = None,
+    ) -> str:
+        """Idempotent: the network's id, created when missing; one owned by someone
+        else (labels not matching `owner`, default `labels`) is refused, never joined."""
+
+    @abstractmethod
+    def remove_network(self, name: str, owner: Mapping[str, str]) -> None:
+        """Remove the network if `owner`'s; gone already or foreign: left alone."""
+
+    @abstractmethod
+    def ensure_volume(
+        self,
+        name: str,
+        labels: Mapping[str, str] | None = None,
+        owner: Mapping[str, str] | None = None,
+    ) -> None:
+        """Idempotent: the named volume, created when missing; a foreign one is refused."""
+
+    @abstractmethod
+    def remove_volume(self, name: str, owner: Mapping[str, str]) -> None:
+        """Remove the volume if `owner`'s; gone already or foreign: left alone."""
+
+    @abstractmethod
+    def list_networks(self, labels: Mapping[str, str | None]) -> list[dict[str, Any]]:
+        """This installation's networks matching `labels`: [{"id", "name", "labels"}]."""
+
+    @abstractmethod
+    def list_volumes(self, labels: Mapping[str, str | None]) -> list[dict[str, Any]]:
+        """This installation's volumes matching `labels`: [{"name", "labels"}]."""
+
+    # images ------------------------------------------------------------------------------
+
+    @abstractmethod
+    def list_images(self) -> list[dict[str, Any]]:
+        """Every cached image: [{"id", "tags", "digests"}]."""
+
+    @abstractmethod
+    def remove_image(self, ref: str) -> None:
+        """Untag `ref`; gone already, or still used by a container: left alone."""
+
+    @abstractmethod
+    def image_present(self, ref: str) -> bool:
+        """Whether the image is in the engine's cache."""
+
+    @abstractmethod
+    def pull(
+        self,
+        ref: str,
+        progress: ProgressCallback | None = None,
+        auth_config: Mapping[str, str] | None = None,
+    ) -> None:
+        """Pull an image (credentials for this request only); EngineError names it."""
+
+    @abstractmethod
+    def repo_digests(self, ref: str) -> list[str]:
+        """The `repository@digest` names of a local image; empty when it is missing."""
+
+    @abstractmethod
+    def tag_image(self, source: str, target: str) -> None:
+        """Give the local image `source` the extra name `target`."""
+
+    @abstractmethod
+    def push(
+        self,
+        ref: str,
+        progress: ProgressCallback | None = None,
+        auth_config: Mapping[str, str] | None = None,
+    ) -> str:
+        """Push a local image (credentials for this request only); returns its digest."""
+
+    # containers --------------------------------------------------------------------------
+
+    @abstractmethod
+    def list_managed(
+        self, labels: Mapping[str, str | None] | None = None
+    ) -> list[ManagedContainer]:
+        """Berth's containers (all states) narrowed by `io.berth.` labels, in one call."""
+
+    @abstractmethod
+    def list_legacy(self, labels: Mapping[str, str]) -> list[ManagedContainer]:
+        """Berth containers from before installation ids matching `labels` (hand-over)."""
+
+    @abstractmethod
+    def create_container(self, request: ContainerRequest) -> str:
+        """Create (not start) a container checked against the host policy; its id."""
+
+    @abstractmethod
+    def start(self, container_id: str) -> None:
+        """Start a created or stopped container."""
+
+    @abstractmethod
+    def stop(self, container_id: str, timeout: int = 10) -> None:
+        """Stop a container, killing it after `timeout` seconds."""
+
+    @abstractmethod
+    def restart(self, container_id: str, timeout: int = 10) -> None:
+        """Stop then start a container."""
+
+    @abstractmethod
+    def remove(self, container_id: str, force: bool = True) -> None:
+        """Remove a container and its anonymous volumes; gone already is fine."""
+
+    @abstractmethod
+    def inspect_container(self, container_id: str) -> ContainerStatus:
+        """A container's state, health and exit code; EngineError(not_found) when gone."""
+
+    # live streams ------------------------------------------------------------------------
+
+    @abstractmethod
+    def logs(
+        self,
+        container_id: str,
+        *,
+        follow: bool = True,
+        tail: str = "100",
+        since: float | None = None,
+    ) -> LogReader:
+        """A log reader (no I/O until read): `tail` lines, from `since`, then following."""
+
+    @abstractmethod
+    def exec_shell(
+        self, container_id: str, shell: str, marker: str, cols: int, rows: int
+    ) -> ShellSession:
+        """An interactive shell (opened by its `start()`); `marker` tags its processes."""
+
+    @abstractmethod
+    def stats(self, container_id: str) -> StatsReader:
+        """A resource-figures reader (no I/O until read)."""
