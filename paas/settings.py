@@ -259,7 +259,7 @@ BERTH_TENANT_REMOVAL_GRACE_SECONDS = int(
 BERTH_INSTALLATION_ID = load_installation_id(BERTH_STATE_DIR)
 BERTH_OPERATION_TIMEOUT = int(os.environ.get("BERTH_OPERATION_TIMEOUT", "600"))
 BERTH_VERSION = "0.1.0"
-# Live streams (apps/deployments/consumers.py).
+# Live streams (apps/deployments/consumers/).
 BERTH_LIVE_RECHECK_SECONDS = int(os.environ.get("BERTH_LIVE_RECHECK_SECONDS", "2"))
 BERTH_SHELL_IDLE_SECONDS = int(os.environ.get("BERTH_SHELL_IDLE_SECONDS", "900"))
 # Shell output flow control (apps/deployments/WEBSOCKETS.md): bytes a client may leave

@@ -1,0 +1,244 @@
+"""The base of every live stream: close codes, authorization and `LiveConsumer`.
+
+Every consumer accepts first and then authorizes (so browsers see the close code), looks
+its object up only through `visible_to`, and re-checks the authorization every few
+seconds so a logout, a revoked token or a removed membership ends the stream. A new
+stream subclasses `LiveConsumer` and writes `parse`, `begin` and `release`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from importlib import import_module
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
+from django.db import models
+from django.utils.crypto import constant_time_compare
+
+from apps.accounts.models import ApiToken
+from apps.deployments import live_limits
+from apps.deployments.models import Container, Service, Stack
+from apps.hosts.engine import EngineError
+from apps.tenants.roles import Role
+
+log = logging.getLogger(__name__)
+
+CLOSE_BAD_REQUEST = 4400
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_NOT_FOUND = 4404
+CLOSE_IDLE = 4408
+CLOSE_NOT_RUNNING = 4409
+CLOSE_ACK_TIMEOUT = 4429
+#: The user's own bound (BERTH_LIVE_*_PER_USER); like HTTP 429, which the shell's ack
+#: timeout already took.
+CLOSE_USER_BUSY = 4430
+CLOSE_ENGINE = 4502
+CLOSE_BUSY = 4503
+
+
+class BadRequestError(ValueError):
+    """A query parameter or message the client must fix (close 4400)."""
+
+
+# --- authorization (sync, run through database_sync_to_async) --------------------------
+
+
+def _session_valid(scope: dict[str, Any], user: Any) -> bool:
+    """The session the socket opened with still exists, still names this user, and was
+    made with the user's current password.
+
+    Django checks the session's password hash on every HTTP request (`auth.get_user`);
+    a socket outlives its request, so the hash is checked here on every re-check: a
+    password change or reset anywhere ends the other sessions' sockets as it ends their
+    pages. (The session that changed the password gets a new key, so its old sockets
+    end too.) The check has no side effects, unlike `get_user`, which flushes or
+    cycles the session: a browser tab must not be logged out by its websocket.
+    """
+    session = scope.get("session")
+    key = getattr(session, "session_key", None)
+    if not key:
+        return False
+    store = import_module(settings.SESSION_ENGINE).SessionStore(session_key=key)
+    if str(store.get(SESSION_KEY)) != str(user.pk):
+        return False
+    signed = store.get(HASH_SESSION_KEY) or ""
+    hashes = [user.get_session_auth_hash(), *user.get_session_auth_fallback_hash()]
+    return bool(signed) and any(constant_time_compare(signed, h) for h in hashes)
+
+
+def authorize(
+    scope: dict[str, Any], model: type[models.Model], pk: int, role: str
+) -> tuple[int | None, Any]:
+    """(close code or None, the object) for the socket's user, token and session now."""
+    user, token = scope.get("user"), scope.get("token")
+    if user is None or not user.is_authenticated:
+        return CLOSE_UNAUTHENTICATED, None
+    user = get_user_model().objects.filter(pk=user.pk, is_active=True).first()
+    if user is None:
+        return CLOSE_UNAUTHENTICATED, None
+    if token is not None:
+        token = ApiToken.objects.usable().filter(pk=token.pk).first()
+        if token is None:
+            return CLOSE_UNAUTHENTICATED, None
+    elif not _session_valid(scope, user):
+        return CLOSE_UNAUTHENTICATED, None
+    visible = model.objects.visible_to(user, Role.VIEWER, token=token)
+    obj = _with_relations(visible, model).filter(pk=pk).first()
+    if obj is None:
+        return CLOSE_NOT_FOUND, None
+    if role != Role.VIEWER:
+        allowed = model.objects.visible_to(user, role, token=token).filter(pk=pk).exists()
+        if not allowed:
+            return CLOSE_FORBIDDEN, None
+    return None, obj
+
+
+def _with_relations(queryset: models.QuerySet, model: type[models.Model]) -> models.QuerySet:
+    if model is Container:
+        return queryset.select_related("host", "stack__tenant", "stack__environment", "service")
+    if model is Service:
+        return queryset.select_related("stack")
+    return queryset
+
+
+def _query(scope: dict[str, Any]) -> dict[str, str]:
+    parsed = parse_qs(scope.get("query_string", b"").decode(errors="replace"))
+    return {key: values[-1] for key, values in parsed.items()}
+
+
+# --- the base consumer -----------------------------------------------------------------
+
+
+class LiveConsumer(AsyncWebsocketConsumer):
+    """Accept, authorize, start the stream, keep re-checking; subclasses stream."""
+
+    model: type[models.Model] = Stack
+    role: str = Role.VIEWER
+    # Not configured, so no channel layer: only the events socket gets channel messages.
+    # A consumer that listens on the layer also dies (close 1011) on any Redis read error
+    # of its receive loop; a shell, a log or stats stream must not depend on Redis.
+    channel_layer_alias = "berth-none"
+
+    async def connect(self) -> None:
+        self.tasks: list[asyncio.Task] = []
+        self.closed = False
+        self.pk = int(self.scope["url_route"]["kwargs"]["pk"])
+        await self.accept()
+        code, obj = await database_sync_to_async(authorize)(
+            self.scope, self.model, self.pk, self.role
+        )
+        if code is not None:
+            await self.shutdown(code)
+            return
+        self.obj = obj
+        self.user_id = self.scope["user"].pk
+        if not live_limits.SOCKETS.take(self.user_id):
+            limit = live_limits.SOCKETS.limit
+            await self.fail(CLOSE_USER_BUSY, live_limits.SOCKETS_BUSY.format(limit=limit))
+            return
+        self.counted = True
+        try:
+            self.params = self.parse(_query(self.scope))
+        except BadRequestError as exc:
+            await self.fail(CLOSE_BAD_REQUEST, str(exc))
+            return
+        self.spawn(self.guard())
+        try:
+            await self.begin()
+        except EngineError as exc:
+            await self.fail(CLOSE_ENGINE, str(exc))
+
+    def parse(self, query: dict[str, str]) -> dict[str, Any]:
+        return {}
+
+    async def begin(self) -> None:
+        raise NotImplementedError
+
+    async def lease(self, count: int = 1) -> live_limits.StreamLease | None:
+        """Engine streams for this socket under the user's and the server's bounds; on
+        refusal the socket is closed (4430 for the user's bound, 4503 for the server's)."""
+        lease, reason = live_limits.StreamLease.take(self.user_id, count)
+        if lease is None:
+            code = CLOSE_BUSY if reason == live_limits.SERVER_BUSY else CLOSE_USER_BUSY
+            await self.fail(code, reason)
+        return lease
+
+    def spawn(self, coro: Any) -> asyncio.Task:
+        task = asyncio.ensure_future(coro)
+        self.tasks.append(task)
+        return task
+
+    async def guard(self) -> None:
+        """Close within a few seconds of a logout, a revoked token or a lost membership."""
+        interval = getattr(settings, "BERTH_LIVE_RECHECK_SECONDS", 2)
+        while not self.closed:
+            await asyncio.sleep(interval)
+            try:
+                code, _ = await database_sync_to_async(authorize)(
+                    self.scope, self.model, self.pk, self.role
+                )
+            except Exception:  # noqa: BLE001 - the database blinking must not end a stream
+                log.warning("re-checking access of a live stream failed", exc_info=True)
+                continue
+            if code is not None:
+                code = CLOSE_FORBIDDEN if code == CLOSE_NOT_FOUND else code
+                await self.fail(code, "Access to this stream was revoked.")
+                return
+
+    async def send_json(self, content: dict[str, Any]) -> None:
+        if not self.closed:
+            await self.send(text_data=json.dumps(content))
+
+    async def fail(self, code: int, message: str) -> None:
+        await self.send_json({"type": "error", "message": message})
+        await self.shutdown(code)
+
+    async def shutdown(self, code: int = 1000) -> None:
+        """Close the socket (once) and stop everything it started."""
+        if self.closed:
+            return
+        await self.close(code)
+        self.closed = True
+        await self.cleanup()
+
+    async def cleanup(self) -> None:
+        """Stop the tasks, then release the streams exactly once, even if cancelled."""
+        if getattr(self, "counted", False):
+            self.counted = False
+            live_limits.SOCKETS.give(self.user_id)
+        current = asyncio.current_task()
+        for task in self.tasks:
+            if task is not current:
+                task.cancel()
+        if getattr(self, "releasing", None) is None:
+            self.releasing = asyncio.ensure_future(self.release())
+        await asyncio.shield(self.releasing)
+
+    async def release(self) -> None:
+        """Close what the stream opened (docker responses, exec sessions, slots)."""
+
+    async def disconnect(self, code: int) -> None:
+        self.closed = True
+        if hasattr(self, "tasks"):
+            await self.cleanup()
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None):
+        if text_data is None:
+            return
+        try:
+            message = json.loads(text_data)
+        except ValueError:
+            return
+        if isinstance(message, dict):
+            await self.on_message(message)
+
+    async def on_message(self, message: dict[str, Any]) -> None:
+        """A JSON message from the client; unknown ones are ignored."""

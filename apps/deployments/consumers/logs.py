@@ -1,0 +1,299 @@
+"""Log sockets: one container's log, or a service's containers merged in time order.
+
+Reader threads in the engine's stream pool put lines into a `LineBuffer`; the socket
+side sends them in batches under the client's ack window (LOG_WINDOW batches). Lines
+are ordered by their engine timestamp (`ts_key`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import threading
+import time
+from datetime import datetime
+from typing import Any
+
+from channels.db import database_sync_to_async
+from django.utils import timezone
+
+from apps.deployments.consumers.base import CLOSE_ENGINE, BadRequestError, LiveConsumer
+from apps.deployments.consumers.buffering import LineBuffer
+from apps.deployments.models import Container, Service
+from apps.hosts.engine import EngineError, get_engine, streams
+
+LOG_WINDOW = 16
+LOG_BATCH = 500
+LOG_BUFFER = 10000
+MERGE_DELAY = 0.25
+
+
+def _parse_since(value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise BadRequestError("since must be an ISO 8601 time or UNIX seconds.") from exc
+    if timezone.is_naive(parsed):
+        parsed = timezone.make_aware(parsed, timezone.utc)
+    return parsed.timestamp()
+
+
+def _parse_log_params(query: dict[str, str]) -> dict[str, Any]:
+    flags = {}
+    for name in ("follow", "timestamps"):
+        value = query.get(name, "1")
+        if value not in ("0", "1", "true", "false"):
+            raise BadRequestError(f"{name} must be 1 or 0.")
+        flags[name] = value in ("1", "true")
+    tail = query.get("tail", "100")
+    if tail != "all" and not (tail.isdigit() and int(tail) <= 10000):
+        raise BadRequestError("tail must be 'all' or a number of lines from 0 to 10000.")
+    since = _parse_since(query["since"]) if query.get("since") else None
+    return {**flags, "tail": tail, "since": since}
+
+
+class LogTarget:
+    """One container whose log a socket reads, with what its lines are labelled with."""
+
+    def __init__(self, container: Container, label: bool) -> None:
+        self.pk = container.pk
+        self.name = container.name
+        self.engine_id = container.engine_id
+        self.host = container.host
+        self.label = label
+
+    def entry(self, line: streams.LogLine, timestamps: bool) -> dict[str, Any]:
+        item: dict[str, Any] = {"stream": line.stream, "line": line.text}
+        if timestamps:
+            item["ts"] = line.ts
+        if self.label:
+            item["container"] = self.name
+            item["container_id"] = self.pk
+        return item
+
+
+class LogsConsumer(LiveConsumer):
+    """Logs of one container; the service variant merges several in time order."""
+
+    model = Container
+
+    def parse(self, query: dict[str, str]) -> dict[str, Any]:
+        return _parse_log_params(query)
+
+    async def targets(self) -> list[LogTarget]:
+        return [LogTarget(self.obj, label=False)]
+
+    async def begin(self) -> None:
+        self.seq = 0
+        self.acked = 0
+        self.window = asyncio.Event()
+        self.window.set()
+        self.opened: list[streams.LogStream] = []
+        self.lock = threading.Lock()
+        follow = self.params["follow"]
+        self.buffer = LineBuffer(LOG_BUFFER, asyncio.get_running_loop(), lossy=follow)
+        targets = await self.targets()
+        # Following, each container is read by a thread of its own; else one thread merges.
+        self.lease_held = await self.lease(max(len(targets), 1) if follow else 1)
+        if self.lease_held is None:
+            return
+        self.buffer.writers = 1
+        reader = self.read_merged if not follow else self.read_each
+        streams.POOL.submit(reader, targets)
+        self.spawn(self.pump())
+
+    # reader side (worker threads) --------------------------------------------------------
+
+    def open_stream(self, target: LogTarget) -> streams.LogStream:
+        stream = streams.LogStream(
+            get_engine(target.host),
+            target.engine_id,
+            follow=self.params["follow"],
+            tail=self.params["tail"],
+            since=self.params["since"],
+        )
+        with self.lock:
+            self.opened.append(stream)
+            if self.closed:
+                stream.close()
+        return stream
+
+    def read_merged(self, targets: list[LogTarget]) -> None:
+        """Not following: an exact k-way merge by timestamp, in one thread."""
+        error = ""
+        opened: list[streams.LogStream] = []
+        try:
+            opened = [self.open_stream(target) for target in targets]
+            iterators = [
+                _keyed(index, stream, target)
+                for index, (stream, target) in enumerate(zip(opened, targets, strict=True))
+            ]
+            for _ts, _index, line, target in heapq.merge(*iterators, key=lambda x: x[:2]):
+                self.buffer.put(target.entry(line, self.params["timestamps"]))
+        except EngineError as exc:
+            error = str(exc)
+        finally:
+            _close_streams(opened)
+            self.finish_reading(error)
+
+    def read_each(self, targets: list[LogTarget]) -> None:
+        """Following: one thread per container (the first one is this thread)."""
+        extra = targets[1:]
+        with self.buffer.cond:
+            self.buffer.writers += len(extra)
+        for target in extra:
+            streams.POOL.submit(self.read_one, target)
+        if targets:
+            self.read_one(targets[0])
+        else:
+            self.finish_reading("", release=True)
+
+    def read_one(self, target: LogTarget) -> None:
+        error = ""
+        stream = None
+        try:
+            stream = self.open_stream(target)
+            for batch in stream.batches():
+                now = time.monotonic()
+                self.buffer.put_many(
+                    [(ts_key(line.ts), now, target.entry(line, True)) for line in batch]
+                )
+        except EngineError as exc:
+            error = str(exc)
+        finally:
+            _close_streams([stream] if stream else [])
+            self.finish_reading(error)
+
+    def finish_reading(self, error: str, release: bool = True) -> None:
+        self.buffer.writer_done(error)
+        if release:
+            self.lease_held.give()
+
+    # socket side ---------------------------------------------------------------------------
+
+    async def pump(self) -> None:
+        """Send batches while the client's window allows; report drops; end when done."""
+        while not self.closed:
+            await self.window.wait()
+            if self.pending_lines():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.buffer.ready.wait(), MERGE_DELAY / 5)
+            else:
+                await self.buffer.ready.wait()
+            items, dropped, finished = self.buffer.take(LOG_BATCH)
+            if dropped:
+                await self.send_json({"type": "dropped", "count": dropped})
+            lines = self.arrange(items, finished)
+            if lines:
+                await self.send_lines(lines)
+            if finished and not self.pending_lines():
+                await self.finish()
+                return
+
+    def arrange(self, items: list[Any], finished: bool) -> list[dict[str, Any]]:
+        """Lines ready to send, in order (the merged variant holds some back)."""
+        if not self.params["follow"]:
+            return items
+        return [self.strip(entry) for _ts, _at, entry in items]
+
+    def pending_lines(self) -> bool:
+        return False
+
+    def strip(self, entry: dict[str, Any]) -> dict[str, Any]:
+        if not self.params["timestamps"]:
+            entry.pop("ts", None)
+        return entry
+
+    async def send_lines(self, lines: list[dict[str, Any]]) -> None:
+        self.seq += 1
+        await self.send_json({"type": "logs", "seq": self.seq, "lines": lines})
+        if self.seq - self.acked >= LOG_WINDOW:
+            self.window.clear()
+
+    async def finish(self) -> None:
+        if self.buffer.error:
+            await self.fail(CLOSE_ENGINE, self.buffer.error)
+            return
+        await self.send_json({"type": "end"})
+        await self.shutdown(1000)
+
+    async def on_message(self, message: dict[str, Any]) -> None:
+        if message.get("type") == "ack" and isinstance(message.get("seq"), int):
+            self.acked = max(self.acked, min(message["seq"], self.seq))
+            if self.seq - self.acked < LOG_WINDOW:
+                self.window.set()
+
+    async def release(self) -> None:
+        if not hasattr(self, "buffer"):
+            return
+        self.buffer.close()
+        with self.lock:
+            opened = list(self.opened)
+        for stream in opened:
+            await asyncio.to_thread(stream.close)
+
+
+def _keyed(index: int, stream: streams.LogStream, target: LogTarget):
+    for line in stream.lines():
+        yield ts_key(line.ts), index, line, target
+
+
+def ts_key(ts: str) -> str:
+    """A sortable form of an engine timestamp (the fraction padded to nanoseconds)."""
+    head, dot, fraction = ts.rstrip("Z").partition(".")
+    return f"{head}.{fraction.ljust(9, '0')}" if dot else f"{head}.000000000"
+
+
+def _close_streams(opened: list[streams.LogStream]) -> None:
+    """The reader's own cleanup: the docker responses and the engine clients."""
+    for stream in opened:
+        stream.close()
+        stream.engine.close()
+
+
+def _service_targets(service: Service) -> list[LogTarget]:
+    containers = Container.objects.filter(service=service).select_related("host")
+    return [LogTarget(c, label=True) for c in containers.order_by("replica", "pk")]
+
+
+class ServiceLogsConsumer(LogsConsumer):
+    """All containers of a service, merged in time order, each line naming its container."""
+
+    model = Service
+
+    async def targets(self) -> list[LogTarget]:
+        return await database_sync_to_async(_service_targets)(self.obj)
+
+    async def begin(self) -> None:
+        self.held: list[tuple[str, float, int, dict[str, Any]]] = []
+        self.counter = 0
+        await super().begin()
+
+    def arrange(self, items: list[Any], finished: bool) -> list[dict[str, Any]]:
+        """Following: hold lines MERGE_DELAY in a heap, release them in timestamp order."""
+        if not self.params["follow"]:
+            return items
+        for ts, arrived, entry in items:
+            self.counter += 1
+            heapq.heappush(self.held, (ts, arrived, self.counter, entry))
+        ready_before = time.monotonic() - MERGE_DELAY
+        lines = []
+        while self.held and (finished or self._oldest_arrival() <= ready_before):
+            if len(lines) >= LOG_BATCH:
+                break
+            lines.append(self.strip(heapq.heappop(self.held)[3]))
+        while len(self.held) > LOG_BUFFER:
+            heapq.heappop(self.held)
+            self.buffer.dropped += 1
+        return lines
+
+    def _oldest_arrival(self) -> float:
+        return self.held[0][1]
+
+    def pending_lines(self) -> bool:
+        return bool(getattr(self, "held", None))
