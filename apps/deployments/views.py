@@ -9,7 +9,6 @@ is the 403 page) and queues the reconciler.
 from __future__ import annotations
 
 import asyncio
-import heapq
 import json
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -460,20 +459,19 @@ def _merged_log_lines(containers: list[Container], prefixed: bool) -> Iterator[b
     """Every line the engine kept, one "<time> <stream> [container | ]line" per line;
     several containers are merged in time order. Lazy: memory stays small."""
     from apps.hosts.engine import get_engine
+    from apps.hosts.engine.streams import merge_lines
 
     with ExitStack() as stack:
-        streams = []
+        sources, prefixes = [], []
         for container in containers:
             engine = stack.enter_context(get_engine(container.host))
             log = engine.logs(container.engine_id, follow=False, tail="all")
             stack.callback(log.close)
-            prefix = f"{container.name} | " if prefixed else ""
-            streams.append(
-                (line.ts, f"{line.ts} {line.stream} {prefix}{line.text}\n") for line in log.lines()
-            )
+            sources.append(log.lines())
+            prefixes.append(f"{container.name} | " if prefixed else "")
         chunk: list[str] = []
-        for _ts, text in heapq.merge(*streams, key=lambda item: item[0]):
-            chunk.append(text)
+        for index, line in merge_lines(sources):
+            chunk.append(f"{line.ts} {line.stream} {prefixes[index]}{line.text}\n")
             if len(chunk) >= 1000:
                 yield "".join(chunk).encode()
                 chunk = []

@@ -2,7 +2,7 @@
 
 Reader threads in the engine's stream pool put lines into a `LineBuffer`; the socket
 side sends them in batches under the client's ack window (LOG_WINDOW batches). Lines
-are ordered by their engine timestamp (`ts_key`).
+are ordered by `LogLine.sort_key`, the order the log download uses too.
 """
 
 from __future__ import annotations
@@ -129,12 +129,8 @@ class LogsConsumer(LiveConsumer):
         opened: list[streams.LogStream] = []
         try:
             opened = [self.open_stream(target) for target in targets]
-            iterators = [
-                _keyed(index, stream, target)
-                for index, (stream, target) in enumerate(zip(opened, targets, strict=True))
-            ]
-            for _ts, _index, line, target in heapq.merge(*iterators, key=lambda x: x[:2]):
-                self.buffer.put(target.entry(line, self.params["timestamps"]))
+            for index, line in streams.merge_lines([stream.lines() for stream in opened]):
+                self.buffer.put(targets[index].entry(line, self.params["timestamps"]))
         except EngineError as exc:
             error = str(exc)
         finally:
@@ -161,7 +157,7 @@ class LogsConsumer(LiveConsumer):
             for batch in stream.batches():
                 now = time.monotonic()
                 self.buffer.put_many(
-                    [(ts_key(line.ts), now, target.entry(line, True)) for line in batch]
+                    [(line.sort_key, now, target.entry(line, True)) for line in batch]
                 )
         except EngineError as exc:
             error = str(exc)
@@ -236,17 +232,6 @@ class LogsConsumer(LiveConsumer):
             opened = list(self.opened)
         for stream in opened:
             await asyncio.to_thread(stream.close)
-
-
-def _keyed(index: int, stream: streams.LogStream, target: LogTarget):
-    for line in stream.lines():
-        yield ts_key(line.ts), index, line, target
-
-
-def ts_key(ts: str) -> str:
-    """A sortable form of an engine timestamp (the fraction padded to nanoseconds)."""
-    head, dot, fraction = ts.rstrip("Z").partition(".")
-    return f"{head}.{fraction.ljust(9, '0')}" if dot else f"{head}.000000000"
 
 
 def _close_streams(opened: list[streams.LogStream]) -> None:

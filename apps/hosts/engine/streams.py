@@ -9,11 +9,12 @@ ends the docker stream.
 from __future__ import annotations
 
 import contextlib
+import heapq
 import socket
 import struct
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -52,9 +53,34 @@ def release_slot() -> None:
 
 @dataclass(frozen=True, slots=True)
 class LogLine:
+    """One line of a container's log: its stream, the engine's timestamp (RFC 3339, the
+    fraction's trailing zeros trimmed; "" when the line had none) and its text."""
+
     stream: str
     ts: str
     text: str
+
+    @property
+    def sort_key(self) -> str:
+        """The one order of log lines, used by the live service log and the download: the
+        timestamp with its fraction padded to nanoseconds (as written, "…00.5Z" would
+        sort after "…00.51Z" and "…00Z" after both); lines without a timestamp first."""
+        head, dot, fraction = self.ts.rstrip("Z").partition(".")
+        return f"{head}.{fraction.ljust(9, '0')}" if dot else f"{head}.000000000"
+
+
+def merge_lines(sources: Iterable[Iterable[LogLine]]) -> Iterator[tuple[int, LogLine]]:
+    """Several logs as one, lazily, in `sort_key` order: (index of the source, line).
+
+    Each source keeps its own order; lines at the same time come in the sources' order.
+    """
+    indexed = [_indexed(index, source) for index, source in enumerate(sources)]
+    return heapq.merge(*indexed, key=lambda item: (item[1].sort_key, item[0]))
+
+
+def _indexed(index: int, source: Iterable[LogLine]) -> Iterator[tuple[int, LogLine]]:
+    for line in source:
+        yield index, line
 
 
 def _shutdown(sock: Any) -> None:
