@@ -92,6 +92,28 @@ def require_images(refs: Iterable[str]) -> None:
         subprocess.run(["bash", str(REPO / "deploy" / "build-images.sh")], check=True)
 
 
+def unpublished_copy(image: str) -> str:
+    """A copy of `image` (same layers, a new id) that no registry has seen.
+
+    Berth refuses a cached image the engine also knows by a name in Berth's registry
+    unless the tenant may pull that name (apps/registry/deploy.py); the demo images were
+    pushed as `library/*` by a portal whose registry the benchmark's fresh database knows
+    nothing of. Removed at the end."""
+    name = f"berth-bench/{image.rsplit('/', 1)[-1].split(':')[0]}:{RUN_ID}"
+    dockerfile = f"FROM {image}\nLABEL io.berth.bench={RUN_ID}\n"
+    done = subprocess.run(
+        ["docker", "-H", DOCKER_HOST, "build", "-q", "-t", name, "-"],
+        input=dockerfile,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"could not build {name}: {done.stderr.strip()}")
+    on_cleanup(lambda: docker("rmi", "-f", name, check=False))
+    return name
+
+
 def ids_with_label(kind: str, label: str) -> list[str]:
     """Ids of containers (`ps`), volumes or networks carrying `label` (key=value)."""
     if kind == "ps":

@@ -30,11 +30,11 @@ IMAGE = "berth-demo/worker:1.0"
 SERVICE_NAMES = ("alpha", "beta", "gamma")
 
 
-def compose_text(replicas: int) -> str:
+def compose_text(replicas: int, image: str) -> str:
     service = textwrap.dedent(
         f"""\
           {{name}}:
-            image: {IMAGE}
+            image: {image}
             entrypoint: ["sleep", "86400"]
             healthcheck:
               disable: true
@@ -67,13 +67,17 @@ def use_spare_redis(db: int) -> None:
 # --- creating the containers ---------------------------------------------------------------
 
 
-def deploy_stacks(user, environment, stacks: int, replicas: int, parallel: int) -> list[int]:
+def deploy_stacks(
+    user, environment, image: str, stacks: int, replicas: int, parallel: int
+) -> list[int]:
     from django.db import connections
 
     from apps.deployments import reconciler, services
 
     ids = [
-        services.create_stack(user, environment, f"load{i:02d}", compose=compose_text(replicas)).pk
+        services.create_stack(
+            user, environment, f"load{i:02d}", compose=compose_text(replicas, image)
+        ).pk
         for i in range(1, stacks + 1)
     ]
 
@@ -175,6 +179,7 @@ def main() -> None:
     bench.install_cleanup()
     bench.require_engine()
     bench.require_images([IMAGE])
+    image = bench.unpublished_copy(IMAGE)
     use_spare_redis(args.redis_db)
     bench.setup_django(DATABASE)
     user, tenant, environment, host = bench.make_tenant("br")
@@ -184,7 +189,7 @@ def main() -> None:
         f"replicas = {total} containers through the reconciler ({args.parallel} at once) ..."
     )
     began = time.perf_counter()
-    stack_ids = deploy_stacks(user, environment, args.stacks, args.replicas, args.parallel)
+    stack_ids = deploy_stacks(user, environment, image, args.stacks, args.replicas, args.parallel)
     say(f"deployed in {time.perf_counter() - began:.1f}s")
     measure(host, environment, stack_ids, total, args.repeat, args.profile)
 
