@@ -22,6 +22,7 @@ from apps.deployments.consumers.base import CLOSE_ENGINE, BadRequestError, LiveC
 from apps.deployments.consumers.buffering import LineBuffer
 from apps.deployments.models import Container, Service
 from apps.hosts.engine import EngineError, get_engine, streams
+from apps.hosts.engine.driver import LogReader
 
 LOG_WINDOW = 16
 LOG_BATCH = 500
@@ -93,7 +94,7 @@ class LogsConsumer(LiveConsumer):
         self.acked = 0
         self.window = asyncio.Event()
         self.window.set()
-        self.opened: list[streams.LogStream] = []
+        self.opened: list[LogReader] = []
         self.lock = threading.Lock()
         follow = self.params["follow"]
         self.buffer = LineBuffer(LOG_BUFFER, asyncio.get_running_loop(), lossy=follow)
@@ -109,9 +110,8 @@ class LogsConsumer(LiveConsumer):
 
     # reader side (worker threads) --------------------------------------------------------
 
-    def open_stream(self, target: LogTarget) -> streams.LogStream:
-        stream = streams.LogStream(
-            get_engine(target.host),
+    def open_stream(self, target: LogTarget) -> LogReader:
+        stream = get_engine(target.host).logs(
             target.engine_id,
             follow=self.params["follow"],
             tail=self.params["tail"],
@@ -126,7 +126,7 @@ class LogsConsumer(LiveConsumer):
     def read_merged(self, targets: list[LogTarget]) -> None:
         """Not following: an exact k-way merge by timestamp, in one thread."""
         error = ""
-        opened: list[streams.LogStream] = []
+        opened: list[LogReader] = []
         try:
             opened = [self.open_stream(target) for target in targets]
             for index, line in streams.merge_lines([stream.lines() for stream in opened]):
@@ -234,7 +234,7 @@ class LogsConsumer(LiveConsumer):
             await asyncio.to_thread(stream.close)
 
 
-def _close_streams(opened: list[streams.LogStream]) -> None:
+def _close_streams(opened: list[LogReader]) -> None:
     """The reader's own cleanup: the docker responses and the engine clients."""
     for stream in opened:
         stream.close()

@@ -23,6 +23,7 @@ from apps.deployments.consumers.buffering import OutputWindow
 from apps.deployments.consumers.transcripts import MAX_TRANSCRIPT, record_shell, save_transcript
 from apps.deployments.models import Container
 from apps.hosts.engine import EngineError, get_engine, streams
+from apps.hosts.engine.driver import ShellSession
 from apps.tenants.roles import Role
 
 #: Shell output a client may have unacknowledged (BERTH_SHELL_WINDOW_BYTES overrides it).
@@ -45,7 +46,7 @@ class ShellConsumer(LiveConsumer):
         return {"shell": shell, **_size(query.get("cols", "80"), query.get("rows", "24"))}
 
     async def begin(self) -> None:
-        self.session: streams.ShellSession | None = None
+        self.session: ShellSession | None = None
         self.output = bytearray()
         self.record = self.obj.stack.environment.record_shell_transcripts
         self.last_input = time.monotonic()
@@ -69,8 +70,7 @@ class ShellConsumer(LiveConsumer):
         if not running:
             await self.fail(CLOSE_NOT_RUNNING, "The container is not running.")
             return
-        session = streams.ShellSession(
-            engine,
+        session = engine.exec_shell(
             self.obj.engine_id,
             self.params["shell"],
             uuid.uuid4().hex,
@@ -172,7 +172,7 @@ class ShellConsumer(LiveConsumer):
         if getattr(self, "lease_held", None) is not None:
             self.lease_held.give_all()
 
-    async def record_end(self, session: streams.ShellSession) -> None:
+    async def record_end(self, session: ShellSession) -> None:
         code = getattr(self, "exit_code", None)
         if code is None:
             code = await asyncio.get_running_loop().run_in_executor(None, session.exit_code)
@@ -192,7 +192,7 @@ class ShellConsumer(LiveConsumer):
         )
 
 
-def _exit_code_soon(session: streams.ShellSession) -> int | None:
+def _exit_code_soon(session: ShellSession) -> int | None:
     """The engine marks an exec finished a moment after its output ends."""
     for _ in range(20):
         code = session.exit_code()

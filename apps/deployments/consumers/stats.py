@@ -12,6 +12,7 @@ from django.utils import timezone
 from apps.deployments.consumers.base import CLOSE_ENGINE, CLOSE_NOT_RUNNING, LiveConsumer
 from apps.deployments.models import Container
 from apps.hosts.engine import EngineError, get_engine, streams
+from apps.hosts.engine.driver import StatsReader
 
 
 class StatsConsumer(LiveConsumer):
@@ -35,7 +36,7 @@ class StatsConsumer(LiveConsumer):
             return
         self.latest: deque = deque(maxlen=1)
         self.ended = threading.Event()
-        self.stream = streams.StatsStream(engine, self.obj.engine_id)
+        self.stream = engine.stats(self.obj.engine_id)
         streams.POOL.submit(self.read)
         self.spawn(self.pump())
 
@@ -70,6 +71,6 @@ class StatsConsumer(LiveConsumer):
             await asyncio.get_running_loop().run_in_executor(None, _close_stats, stream)
 
 
-def _close_stats(stream: streams.StatsStream) -> None:
+def _close_stats(stream: StatsReader) -> None:
     stream.close()
     stream.engine.close()
