@@ -13,7 +13,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from apps.accounts import services as token_services
-from apps.activity.filters import EventFilter
+from apps.activity.filters import EventFilterSet
 from apps.activity.models import Event
 from apps.activity.services import record_event
 
@@ -174,7 +174,7 @@ def test_page_dropdowns_offer_only_visible_values(days, owner, superuser):
 
 def test_api_filtering_runs_no_dropdown_queries(days, owner, django_assert_max_num_queries):
     """The API validates without reading the dropdowns' distinct values."""
-    events = EventFilter({"actor": "marcus"}, Event.objects.visible_to(owner), strict=True)
+    events = EventFilterSet({"actor": "marcus"}, Event.objects.visible_to(owner), strict=True)
     with django_assert_max_num_queries(1):
         assert events.is_valid()
         assert [e.action for e in events.qs] == ["stack.deploy"]

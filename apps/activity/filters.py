@@ -1,10 +1,11 @@
-"""One filter for the activity log, used by the HTML pages and the API alike.
+"""One filterset for the activity log, used by the HTML pages and the API alike.
 
-`EventFilter(data, queryset)` parses and validates the query parameters (tenant, action,
-outcome, actor, object type, since, until) and `.qs` applies them to `queryset`, which
-the caller has already limited with `visible_to`: this module never decides tenancy.
-Invalid parameters are reported per field in `.errors`; the API turns them into a 400
-naming the parameter, the page shows them next to the filter fields.
+`EventFilterSet(data, queryset)` (django-filter, as NetBox's filtersets) parses and
+validates the query parameters (tenant, action, outcome, actor, object type, since,
+until) and `.qs` applies them to `queryset`, which the caller has already limited with
+`visible_to`: this module never decides tenancy. Invalid parameters are reported per
+field in `.errors`; the API turns them into a 400 naming the parameter, the page shows
+them next to the filter fields (`.form`).
 
 The same input means the same thing on both surfaces:
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping
 from datetime import date, datetime, time, timedelta
 
+import django_filters
 from django import forms
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
@@ -84,25 +86,50 @@ def _offered(queryset: QuerySet, value: str, label: str, current: str) -> Callab
     return choices
 
 
+class InstantFilter(django_filters.Filter):
+    """since/until: an `InstantField` bound on `created_at` (None: no bound)."""
+
+    field_class = InstantField
+
+
 class EventFilterForm(forms.Form):
-    """The filter parameters; the page renders it, the API only validates with it."""
+    """The base of the filterset's form: checks that the range is not reversed."""
 
-    tenant = forms.CharField(required=False, widget=forms.Select)
-    action = forms.CharField(required=False, widget=forms.Select)
-    outcome = forms.ChoiceField(required=False, choices=[ANY, *Event.Outcome.choices])
-    actor = forms.CharField(required=False, widget=forms.Select)
-    object_type = forms.CharField(required=False, label="Object type", widget=forms.Select)
-    since = InstantField(required=False)
-    until = InstantField(required=False, end=True)
+    def clean(self):
+        cleaned = super().clean()
+        start, end = cleaned.get("since"), cleaned.get("until")
+        if start and end and start >= end:
+            self.add_error("until", "The end must come after the start.")
+        return cleaned
 
-    # Query parameter -> queryset lookup; since/until are applied as a range.
-    LOOKUPS = {
-        "tenant": "tenant__slug",
-        "action": "action",
-        "outcome": "outcome",
-        "actor": "actor_name",
-        "object_type": "object_type",
-    }
+
+def _exact(field_name: str, label: str) -> django_filters.CharFilter:
+    """An exact match; on the page a dropdown of the values present."""
+    return django_filters.CharFilter(field_name=field_name, label=label, widget=forms.Select)
+
+
+class EventFilterSet(django_filters.FilterSet):
+    """Filters a queryset of events the caller may already see (`visible_to`).
+
+    `strict` refuses parameters that are neither filters nor in `passthrough` (the API:
+    a misspelt filter would otherwise silently list everything); the page ignores them.
+    `exclude` drops filters a surface has no use for (the tenant on a one-tenant page).
+    With invalid input `.qs` applies only the valid fields.
+    """
+
+    tenant = _exact("tenant__slug", "Tenant")
+    action = _exact("action", "Action")
+    outcome = django_filters.ChoiceFilter(
+        field_name="outcome", label="Outcome", choices=Event.Outcome.choices, empty_label=ANY[1]
+    )
+    actor = _exact("actor_name", "Actor")
+    object_type = _exact("object_type", "Object type")
+    since = InstantFilter(field_name="created_at", lookup_expr="gte", label="Since")
+    until = InstantFilter(field_name="created_at", lookup_expr="lt", label="Until", end=True)
+
+    class Meta:
+        form = EventFilterForm
+
     # What each parameter does, for the API schema (the page's fields speak for themselves).
     DESCRIPTIONS = {
         "tenant": "Tenant slug; a tenant you cannot see finds nothing.",
@@ -115,83 +142,55 @@ class EventFilterForm(forms.Form):
         "until": "Events up to: a day (YYYY-MM-DD, that day included) "
         "or an ISO 8601 date and time (excluded).",
     }
+    # The dropdowns' option labels, where they differ from the value.
     LABELS = {"tenant": "tenant__name"}
-
-    def __init__(self, data=None, *, queryset: QuerySet, exclude: Collection[str] = ()):
-        super().__init__(data)
-        for name in exclude:
-            del self.fields[name]
-        base = queryset.order_by()
-        for name, lookup in self.LOOKUPS.items():
-            field = self.fields.get(name)
-            if field is None or isinstance(field, forms.ChoiceField):
-                continue
-            current = (self.data.get(name) or "").strip() if self.is_bound else ""
-            label = self.LABELS.get(name, lookup)
-            field.widget.choices = _offered(base, lookup, label, current)
-
-    def clean(self):
-        cleaned = super().clean()
-        start, end = cleaned.get("since"), cleaned.get("until")
-        if start and end and start >= end:
-            self.add_error("until", "The end must come after the start.")
-        return cleaned
-
-
-def filter_events(queryset: QuerySet, cleaned: Mapping) -> QuerySet:
-    """Apply cleaned filter values to `queryset`; empty values are no filter."""
-    lookups = {
-        lookup: cleaned[name]
-        for name, lookup in EventFilterForm.LOOKUPS.items()
-        if cleaned.get(name)
-    }
-    if cleaned.get("since"):
-        lookups["created_at__gte"] = cleaned["since"]
-    if cleaned.get("until"):
-        lookups["created_at__lt"] = cleaned["until"]
-    return queryset.filter(**lookups)
-
-
-class EventFilter:
-    """Filters a queryset of events the caller may already see (`visible_to`).
-
-    `strict` refuses parameters that are neither filters nor in `passthrough` (the API:
-    a misspelt filter would otherwise silently list everything); the page ignores them.
-    `exclude` drops filters a surface has no use for (the tenant on a one-tenant page).
-    """
 
     def __init__(
         self,
-        data: Mapping | None,
-        queryset: QuerySet,
+        data: Mapping | None = None,
+        queryset: QuerySet | None = None,
         *,
         strict: bool = False,
         passthrough: Collection[str] = (),
         exclude: Collection[str] = (),
+        **kwargs,
     ):
-        self.queryset = queryset
-        self.form = EventFilterForm(data or None, queryset=queryset, exclude=exclude)
+        # No parameters at all is an unbound filterset: no filter, no errors.
+        super().__init__(data or None, queryset, **kwargs)
+        for name in exclude:
+            del self.filters[name]
         self.unknown = (
-            sorted(set(data) - set(self.form.fields) - set(passthrough)) if strict and data else []
+            sorted(set(data) - set(self.filters) - set(passthrough)) if strict and data else []
         )
 
+    @property
+    def form(self) -> forms.Form:
+        form = super().form
+        if not getattr(self, "_offered", False):
+            self._offered = True
+            self._offer_choices(form)
+        return form
+
+    def _offer_choices(self, form: forms.Form) -> None:
+        """The page's dropdowns offer the values present (read only when rendered)."""
+        base = self.queryset.order_by()
+        for name, field in form.fields.items():
+            if not isinstance(self.filters[name], django_filters.CharFilter):
+                continue
+            lookup = self.filters[name].field_name
+            current = (self.data.get(name) or "").strip() if self.is_bound else ""
+            label = self.LABELS.get(name, lookup)
+            field.widget.choices = _offered(base, lookup, label, current)
+
     def is_valid(self) -> bool:
-        return not self.unknown and (not self.form.is_bound or self.form.is_valid())
+        return not self.unknown and (not self.is_bound or self.form.is_valid())
 
     @property
     def errors(self) -> dict[str, list[str]]:
         """Messages per parameter (`non_field_errors` for the form as a whole)."""
         errors = {name: ["Unknown filter."] for name in self.unknown}
-        if self.form.is_bound:
+        if self.is_bound:
             for name, messages in self.form.errors.items():
                 key = "non_field_errors" if name == forms.forms.NON_FIELD_ERRORS else name
                 errors[key] = [str(message) for message in messages]
         return errors
-
-    @property
-    def qs(self) -> QuerySet:
-        """The filtered events; with invalid input, only the valid fields apply."""
-        if not self.form.is_bound:
-            return self.queryset
-        self.form.is_valid()
-        return filter_events(self.queryset, self.form.cleaned_data)

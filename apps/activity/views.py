@@ -6,7 +6,7 @@ from django.utils.decorators import method_decorator
 from django.views.decorators.vary import vary_on_headers
 from django.views.generic import ListView
 
-from apps.activity.filters import EventFilter
+from apps.activity.filters import EventFilterSet
 from apps.activity.models import Event
 from apps.core.mixins import PlatformAdminMixin, TenantScopedMixin
 
@@ -39,7 +39,7 @@ class EventListView(TenantScopedMixin, ListView):
     def get_queryset(self):
         # One tenant's page has no use for the tenant filter; the operators' page has.
         exclude = () if self.all_tenants else ("tenant",)
-        self.filter = EventFilter(self.request.GET, self.base_queryset(), exclude=exclude)
+        self.filter = EventFilterSet(self.request.GET, self.base_queryset(), exclude=exclude)
         return self.filter.qs
 
     def get_context_data(self, **kwargs):

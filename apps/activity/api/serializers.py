@@ -1,4 +1,4 @@
-"""API shape of events; their query parameters are `apps.activity.filters.EventFilter`."""
+"""API shape of events; their query parameters are `apps.activity.filters.EventFilterSet`."""
 
 from rest_framework import serializers
 

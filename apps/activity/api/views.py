@@ -5,7 +5,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import exceptions, mixins
 
 from apps.activity.api.serializers import EventSerializer
-from apps.activity.filters import EventFilter, EventFilterForm
+from apps.activity.filters import EventFilterSet
 from apps.activity.models import Event
 from apps.core.api import TenantScopedViewSet
 
@@ -20,12 +20,12 @@ _INSTANT = {
 def filter_parameters() -> list[OpenApiParameter]:
     """The schema of the query parameters, read from the filter the pages use too."""
     parameters = []
-    for name, field in EventFilterForm.base_fields.items():
-        description = EventFilterForm.DESCRIPTIONS[name]
+    for name, filter_ in EventFilterSet.base_filters.items():
+        description = EventFilterSet.DESCRIPTIONS[name]
         if name in ("since", "until"):
             parameters.append(OpenApiParameter(name, _INSTANT, description=description))
         elif name == "outcome":
-            values = [value for value, _ in field.choices if value]
+            values = [value for value, _ in filter_.extra["choices"] if value]
             parameters.append(
                 OpenApiParameter(name, OpenApiTypes.STR, enum=values, description=description)
             )
@@ -59,7 +59,7 @@ class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScope
     def filter_queryset(self, queryset):
         if self.action != "list":
             return queryset
-        events = EventFilter(
+        events = EventFilterSet(
             self.request.query_params, queryset, strict=True, passthrough=PAGINATION_PARAMS
         )
         if not events.is_valid():
