@@ -69,7 +69,7 @@ REQUIRED_OPERATORS = (":?", "?")
 
 
 def berth_version() -> str:
-    return getattr(settings, "BERTH_VERSION", "0.1.0")
+    return settings.BERTH_VERSION
 
 
 # --- variables used in a file ----------------------------------------------------------------

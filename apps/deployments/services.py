@@ -45,7 +45,7 @@ _MISSING_VARIABLE = re.compile(r"variable '(\w+)'")
 
 def operation_timeout() -> int:
     """Seconds an operation may take before anyone reading the stack marks it failed."""
-    return int(getattr(settings, "BERTH_OPERATION_TIMEOUT", 600))
+    return settings.BERTH_OPERATION_TIMEOUT
 
 
 def _compose_error(exc: ComposeError, questions: set[str], field: str) -> ValidationError:

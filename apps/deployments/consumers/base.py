@@ -178,7 +178,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
 
     async def guard(self) -> None:
         """Close within a few seconds of a logout, a revoked token or a lost membership."""
-        interval = getattr(settings, "BERTH_LIVE_RECHECK_SECONDS", 2)
+        interval = settings.BERTH_LIVE_RECHECK_SECONDS
         while not self.closed:
             await asyncio.sleep(interval)
             try:

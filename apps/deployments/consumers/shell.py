@@ -26,10 +26,8 @@ from apps.hosts.engine import EngineError, get_engine, streams
 from apps.hosts.engine.driver import ShellSession
 from apps.tenants.roles import Role
 
-#: Shell output a client may have unacknowledged (BERTH_SHELL_WINDOW_BYTES overrides it).
-SHELL_WINDOW = 1024 * 1024
-#: How long a full window may wait for an ack before the socket is closed with 4429.
-SHELL_ACK_SECONDS = 120
+# Flow control: BERTH_SHELL_WINDOW_BYTES of output may be unacknowledged, and a full
+# window waits BERTH_SHELL_ACK_SECONDS for an ack before the socket closes with 4429.
 SHELLS = ("/bin/sh", "/bin/bash", "/bin/ash", "/bin/zsh", "sh", "bash", "ash")
 
 
@@ -50,7 +48,7 @@ class ShellConsumer(LiveConsumer):
         self.output = bytearray()
         self.record = self.obj.stack.environment.record_shell_transcripts
         self.last_input = time.monotonic()
-        self.window = OutputWindow(getattr(settings, "BERTH_SHELL_WINDOW_BYTES", SHELL_WINDOW))
+        self.window = OutputWindow(settings.BERTH_SHELL_WINDOW_BYTES)
         self.lease_held = await self.lease()
         if self.lease_held is None:
             return
@@ -121,8 +119,8 @@ class ShellConsumer(LiveConsumer):
     async def idle_watch(self) -> None:
         """Close a shell nobody types into, and one whose client stopped acknowledging
         (its output would otherwise hold an exec and a thread slot forever)."""
-        idle = getattr(settings, "BERTH_SHELL_IDLE_SECONDS", 900)
-        patience = getattr(settings, "BERTH_SHELL_ACK_SECONDS", SHELL_ACK_SECONDS)
+        idle = settings.BERTH_SHELL_IDLE_SECONDS
+        patience = settings.BERTH_SHELL_ACK_SECONDS
         while not self.closed:
             now = time.monotonic()
             left = self.last_input + idle - now

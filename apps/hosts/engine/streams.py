@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from apps.hosts.engine.driver import EngineDriver
 
 #: Threads reading docker streams for all websockets of this process.
-MAX_STREAMS = int(getattr(settings, "BERTH_LIVE_STREAM_THREADS", 64))
+MAX_STREAMS = settings.BERTH_LIVE_STREAM_THREADS
 POOL = ThreadPoolExecutor(max_workers=MAX_STREAMS, thread_name_prefix="berth-stream")
 _slots = threading.BoundedSemaphore(MAX_STREAMS)
 
