@@ -99,6 +99,10 @@ def test_foreign_or_missing_origin_is_refused_before_the_handshake(web, owner):
             application(), f"/ws/containers/{web.pk}/logs/", headers=headers + extra
         )
         connected, _ = await comm.connect(timeout=5)
+        if connected:
+            # Close it here: a log stream left open past the event loop keeps its thread
+            # and database connection, and the test's flush then waits for ever.
+            await comm.disconnect()
         return connected
 
     # A page of a tenant's container published on another port of the portal's host.
