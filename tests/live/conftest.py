@@ -7,6 +7,7 @@ channel layer is the real Redis layer on a spare database.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 from typing import Any
@@ -94,7 +95,17 @@ async def close_code(comm: WebsocketCommunicator, timeout: float = 10) -> int:
     while True:
         message = await comm.receive_output(timeout=max(deadline - loop.time(), 0.01))
         if message["type"] == "websocket.close":
+            await _finish(comm, message.get("code", 1000))
             return message.get("code", 1000)
+
+
+async def _finish(comm: WebsocketCommunicator, code: int) -> None:
+    """Tell the consumer the client is gone, as a browser does after a close, and let it
+    finish inside this event loop: a consumer still waiting when `asyncio.run` ends is
+    cancelled there, and its clean-up could then wait for ever."""
+    with contextlib.suppress(Exception):
+        await comm.send_input({"type": "websocket.disconnect", "code": code})
+        await comm.wait(timeout=5)
 
 
 async def receive_json(comm: WebsocketCommunicator, timeout: float = 10) -> dict[str, Any]:
