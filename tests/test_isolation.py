@@ -20,7 +20,6 @@ websocket consumer has a `model` naming what its URL's pk is.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 import re
@@ -56,6 +55,7 @@ from apps.tenants import services as tenant_services
 from apps.tenants.middleware import SESSION_ENVIRONMENT, SESSION_TENANT
 from apps.tenants.models import Environment, Invitation, Membership, Tenant
 from apps.tenants.roles import Role
+from tests.live.conftest import run
 
 # Routes not walked, and why. Keep this tiny: everything else is walked.
 SKIPPED_PREFIXES = (
@@ -1101,7 +1101,7 @@ def socket_problems(route: SocketRoute, world: World) -> list[str]:
     problems = []
 
     def check(label: str, headers: list, expect_refused_handshake: bool):
-        accepted, code, text = asyncio.run(socket_attempt(url, headers))
+        accepted, code, text = run(socket_attempt(url, headers))
         leaked = [s for s in world.secrets if s.lower() in text.lower()]
         if expect_refused_handshake and accepted:
             problems.append(f"  {label}: handshake accepted (close {code}), must be refused")
@@ -1123,7 +1123,7 @@ def socket_problems(route: SocketRoute, world: World) -> list[str]:
         check(f"{url} as {who}", [*SAME_ORIGIN, *creds[who]], False)
     # Positive control: the same URL and origin let tenant A's owner past authorization,
     # or the refusals above would prove nothing.
-    accepted, code, _ = asyncio.run(socket_attempt(url, [*SAME_ORIGIN, *creds["owner (session)"]]))
+    accepted, code, _ = run(socket_attempt(url, [*SAME_ORIGIN, *creds["owner (session)"]]))
     if not accepted or code in SOCKET_REFUSALS:
         problems.append(
             f"  {url} as tenant A's owner (positive control): accepted={accepted} close={code}"

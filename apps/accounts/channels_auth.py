@@ -25,6 +25,8 @@ from django.http.request import is_same_domain, split_domain_port, validate_host
 from apps.accounts.models import find_token
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
+#: An alias missing from CHANNEL_LAYERS: a consumer naming it gets no channel layer.
+NO_CHANNEL_LAYER = "berth-none"
 
 
 @database_sync_to_async
@@ -154,6 +156,13 @@ def origin_allowed(scope: dict[str, Any]) -> bool:
     return any(_matches(origin, allowed) for allowed in candidates + portal_origins())
 
 
+class OriginDenier(WebsocketDenier):
+    """Channels' denier without a channel layer: a refused handshake must not open a
+    Redis receive that lives until the client goes (one per refused attempt)."""
+
+    channel_layer_alias = NO_CHANNEL_LAYER
+
+
 class PortalOriginValidator:
     """Refuse (HTTP 403 at the handshake) a websocket from a page that is not the portal's.
 
@@ -169,7 +178,7 @@ class PortalOriginValidator:
             raise ValueError("PortalOriginValidator only guards websocket connections.")
         if origin_allowed(scope):
             return await self.application(scope, receive, send)
-        return await WebsocketDenier()(scope, receive, send)
+        return await OriginDenier()(scope, receive, send)
 
 
 def TokenOrSessionAuthMiddlewareStack(inner):  # noqa: N802 - mirrors Channels' naming

@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 from typing import Any
 
 import pytest
+from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 
@@ -26,6 +28,8 @@ from tests.integration.conftest import (  # noqa: F401 - fixtures reused
     image,
     make_stack,
 )
+
+log = logging.getLogger(__name__)
 
 # The portal's page as a browser opens the socket: its own origin, and the Host it was
 # served from (the origin check compares both; "testserver" is in ALLOWED_HOSTS).
@@ -73,6 +77,49 @@ def session_of(headers: list[tuple[bytes, bytes]]) -> str:
 
 def token_headers(raw: str) -> list[tuple[bytes, bytes]]:
     return [*SAME_ORIGIN, (b"authorization", f"Bearer {raw}".encode())]
+
+
+#: How long the tasks a scenario left behind get to finish once cancelled.
+SETTLE_SECONDS = 10
+
+
+def run(coro: Any) -> Any:
+    """`asyncio.run` for one scenario, with its own channel layer and a bounded end.
+
+    Two things in channels_redis hang a test that `asyncio.run` would wait on for ever:
+    - the layer object (its receive locks and counters) is cached for the process, so a
+      receive cut off by one event loop's end blocks the next loop's receives;
+    - a layer receive cancelled twice at once (by the loop's end and by the consumer's
+      own clean-up) sometimes swallows the cancellation and goes on reading.
+    Daphne runs one loop for its life and cancels a consumer's receive once, so this is
+    the tests' problem: each scenario gets a fresh layer, and tasks still running
+    SETTLE_SECONDS after the cancellation are reported and left behind.
+    """
+    channel_layers.backends.clear()
+    loop = asyncio.new_event_loop()
+    try:
+        asyncio.set_event_loop(loop)
+        return loop.run_until_complete(coro)
+    finally:
+        try:
+            _settle(loop)
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
+            channel_layers.backends.clear()
+
+
+def _settle(loop: asyncio.AbstractEventLoop) -> None:
+    tasks = asyncio.all_tasks(loop)
+    if not tasks:
+        return
+    for task in tasks:
+        task.cancel()
+    _, stuck = loop.run_until_complete(asyncio.wait(tasks, timeout=SETTLE_SECONDS))
+    for task in stuck:
+        log.warning("a task did not finish %ss after its cancellation: %r", SETTLE_SECONDS, task)
 
 
 def application():

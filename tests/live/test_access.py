@@ -24,6 +24,7 @@ from tests.live.conftest import (
     close_code,
     deploy,
     open_socket,
+    run,
     session_headers,
     session_of,
     token_headers,
@@ -53,7 +54,7 @@ def refusal(path: str, headers) -> int:
         comm = await open_socket(path, headers)
         return await close_code(comm)
 
-    return asyncio.run(scenario())
+    return run(scenario())
 
 
 def test_viewer_may_read_logs_but_not_open_a_shell(web, environment, viewer):
@@ -66,7 +67,7 @@ def test_viewer_may_read_logs_but_not_open_a_shell(web, environment, viewer):
         assert await comm.receive_nothing(timeout=1.5)
         await comm.disconnect(timeout=5)
 
-    asyncio.run(logs_open())
+    run(logs_open())
 
 
 def test_read_only_token_of_a_member_may_not_open_a_shell(web, environment, member):
@@ -106,11 +107,11 @@ def test_foreign_or_missing_origin_is_refused_before_the_handshake(web, owner):
         return connected
 
     # A page of a tenant's container published on another port of the portal's host.
-    assert asyncio.run(scenario([(b"origin", b"http://testserver:8080")])) is False
-    assert asyncio.run(scenario([(b"origin", b"http://evil.example")])) is False
-    assert asyncio.run(scenario([(b"origin", b"null")])) is False
-    assert asyncio.run(scenario([])) is False
-    assert asyncio.run(scenario([ORIGIN])) is True
+    assert run(scenario([(b"origin", b"http://testserver:8080")])) is False
+    assert run(scenario([(b"origin", b"http://evil.example")])) is False
+    assert run(scenario([(b"origin", b"null")])) is False
+    assert run(scenario([])) is False
+    assert run(scenario([ORIGIN])) is True
 
 
 def test_a_token_may_connect_without_an_origin_header(web, owner):
@@ -123,7 +124,7 @@ def test_a_token_may_connect_without_an_origin_header(web, owner):
         assert await comm.receive_nothing(timeout=1.5)
         await comm.disconnect(timeout=5)
 
-    asyncio.run(scenario())
+    run(scenario())
 
 
 def test_token_in_the_query_string_works(web, owner):
@@ -134,7 +135,7 @@ def test_token_in_the_query_string_works(web, owner):
         assert await comm.receive_nothing(timeout=1.5)
         await comm.disconnect(timeout=5)
 
-    asyncio.run(scenario())
+    run(scenario())
 
 
 def _closes_within(path, headers, revoke, seconds: float = 5) -> int:
@@ -148,7 +149,7 @@ def _closes_within(path, headers, revoke, seconds: float = 5) -> int:
         await comm.disconnect(timeout=5)
         return code
 
-    return asyncio.run(scenario())
+    return run(scenario())
 
 
 def test_revoked_token_closes_an_open_shell(web, owner):
@@ -196,7 +197,7 @@ def _all_close_within(paths_and_headers, act, seconds: float = 5) -> list[int]:
             await comm.disconnect(timeout=5)
         return codes
 
-    return asyncio.run(scenario())
+    return run(scenario())
 
 
 def _signed_in(headers) -> Client:
@@ -229,7 +230,7 @@ def test_password_change_closes_the_users_sockets_in_every_session(web, owner):
         assert await comm.receive_nothing(timeout=3)
         await comm.disconnect(timeout=5)
 
-    asyncio.run(token_socket_after_the_change())
+    run(token_socket_after_the_change())
 
 
 def test_password_reset_by_mail_closes_the_users_sockets(web, owner):

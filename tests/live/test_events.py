@@ -12,7 +12,7 @@ from apps.activity.services import record_event
 from apps.deployments import live
 from apps.deployments.models import Container, Service, Stack
 from apps.hosts.models import Host
-from tests.live.conftest import close_code, open_socket, session_headers, until
+from tests.live.conftest import close_code, open_socket, run, session_headers, until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -57,7 +57,7 @@ def test_catch_up_after_reconnect_sends_each_event_once(stack, owner):
             raise AssertionError(await comm.receive_output())
         await comm.disconnect(timeout=5)
 
-    asyncio.run(scenario())
+    run(scenario())
 
 
 def test_child_events_and_other_stacks(stack, owner, tenant_a):
@@ -79,7 +79,7 @@ def test_child_events_and_other_stacks(stack, owner, tenant_a):
         assert seen[0]["event"]["data"]["stack"] == stack.pk
         await comm.disconnect(timeout=5)
 
-    asyncio.run(scenario())
+    run(scenario())
 
 
 def layer(name: str, current: int, total: int) -> dict:
@@ -107,7 +107,7 @@ def test_pull_progress_is_throttled_and_reaches_the_stack(stack, owner, monkeypa
         assert seen[1]["image_percent"] == 25.0
         await comm.disconnect(timeout=5)
 
-    asyncio.run(scenario())
+    run(scenario())
 
 
 def test_redis_down_does_not_fail_the_change(stack, settings):
@@ -128,4 +128,4 @@ def test_bad_after_is_refused(stack, owner):
         comm = await open_socket(f"/ws/stacks/{stack.pk}/events/?after=x", headers)
         return await close_code(comm)
 
-    assert asyncio.run(scenario()) == 4400
+    assert run(scenario()) == 4400

@@ -19,6 +19,7 @@ from tests.live.conftest import (
     deploy,
     open_socket,
     receive_json,
+    run,
     session_headers,
     session_of,
     until,
@@ -81,7 +82,7 @@ def test_one_user_cannot_take_every_stream(settings, webs, environment, owner, m
         await until(again, lambda m: m["type"] == "stats")
         await again.disconnect(timeout=5)
 
-    asyncio.run(scenario())
+    run(scenario())
     assert released(owner) and released(member)
 
 
@@ -106,7 +107,7 @@ def test_open_sockets_are_bounded_per_user(settings, webs, owner, member, enviro
         for comm in [*opened, replacement]:
             await comm.disconnect(timeout=5)
 
-    asyncio.run(scenario())
+    run(scenario())
     assert not live_limits.SOCKETS.held.get(owner.pk)
 
 
@@ -129,7 +130,7 @@ def download(path: str, headers) -> dict:
         await comm.wait(timeout=5)
         return response
 
-    return asyncio.run(scenario())
+    return run(scenario())
 
 
 def test_log_download_counts_against_the_users_streams(settings, webs, owner):
@@ -146,7 +147,7 @@ def test_log_download_counts_against_the_users_streams(settings, webs, owner):
         await comm.disconnect(timeout=5)
         return refused
 
-    refused = asyncio.run(holding_a_stream())
+    refused = run(holding_a_stream())
     assert refused["status"] == 429
     assert b"at most 1" in refused["body"]
     assert dict(refused["headers"]).get(b"Retry-After") == b"10"
@@ -192,4 +193,4 @@ def test_every_kind_of_socket_gives_its_streams_back(webs, owner):
             assert await asyncio.to_thread(released, owner), path
         assert not live_limits.SOCKETS.held.get(owner.pk)
 
-    asyncio.run(scenario())
+    run(scenario())

@@ -13,6 +13,7 @@ from tests.live.conftest import (
     deploy,
     open_socket,
     receive_json,
+    run,
     say,
     session_headers,
     until,
@@ -62,7 +63,7 @@ def test_a_line_printed_after_the_socket_opened_arrives(environment, image, owne
         assert "container" not in got["printed-later"]
         await comm.disconnect(timeout=5)
 
-    asyncio.run(scenario())
+    run(scenario())
 
 
 def test_non_follow_returns_the_tail_then_ends(environment, image, owner):
@@ -81,7 +82,7 @@ def test_non_follow_returns_the_tail_then_ends(environment, image, owner):
         assert all("ts" not in x for x in lines)
         assert await close_code(comm) == 1000
 
-    asyncio.run(scenario())
+    run(scenario())
 
 
 def test_service_logs_merge_containers_in_time_order(environment, image, owner):
@@ -107,7 +108,7 @@ def test_service_logs_merge_containers_in_time_order(environment, image, owner):
         timestamps = [x["ts"] for x in lines]
         assert timestamps == sorted(timestamps)
 
-    asyncio.run(scenario())
+    run(scenario())
 
 
 def test_a_flood_to_a_client_that_does_not_read_stays_bounded(environment, image, owner):
@@ -130,4 +131,4 @@ def test_a_flood_to_a_client_that_does_not_read_stays_bounded(environment, image
         assert after["type"] == "logs" and after["seq"] == batches[-1]["seq"] + 1
         await comm.disconnect(timeout=5)
 
-    asyncio.run(scenario())
+    run(scenario())

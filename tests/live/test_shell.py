@@ -16,6 +16,7 @@ from tests.live.conftest import (
     docker,
     open_socket,
     receive_json,
+    run,
     session_headers,
     until,
 )
@@ -71,7 +72,7 @@ def test_shell_runs_commands_resizes_and_exit_closes(environment, image, owner, 
         assert await close_code(comm) == 1000
         await comm.disconnect(timeout=5)
 
-    asyncio.run(scenario())
+    run(scenario())
     events = Event.objects.filter(object_type="container", object_id=str(web.pk))
     start = events.get(action="container.shell_start")
     end = events.get(action="container.shell_end")
@@ -127,7 +128,7 @@ def test_a_client_that_does_not_ack_gets_one_window_until_it_acks(
         assert await close_code(comm) == 1000
         await comm.disconnect(timeout=5)
 
-    asyncio.run(scenario())
+    run(scenario())
 
 
 def test_a_client_that_stops_acking_is_closed(environment, image, owner, settings):
@@ -144,7 +145,7 @@ def test_a_client_that_stops_acking_is_closed(environment, image, owner, setting
         assert "acknowledg" in seen[-1]["message"]
         assert await close_code(comm) == 4429
 
-    asyncio.run(scenario())
+    run(scenario())
     processes = docker("exec", web.engine_id, "ps", "-o", "args")
     assert "yes" not in processes.split()
 
@@ -173,7 +174,7 @@ def test_interactive_session_with_acks_ends_with_1000(environment, image, owner)
         for _ in range(3):
             await session()
 
-    asyncio.run(scenario())
+    run(scenario())
 
 
 def test_closing_the_socket_ends_the_shell_process_and_keeps_a_transcript(
@@ -193,7 +194,7 @@ def test_closing_the_socket_ends_the_shell_process_and_keeps_a_transcript(
         await read_until(comm, "marker-42")
         await comm.disconnect(timeout=10)
 
-    asyncio.run(scenario())
+    run(scenario())
     processes = docker("exec", web.engine_id, "ps", "-o", "args")
     assert "sleep 777" not in processes
     end = Event.objects.get(action="container.shell_end", object_id=str(web.pk))
@@ -211,7 +212,7 @@ def test_idle_shell_is_closed(environment, image, owner, settings):
         comm = await open_socket(f"/ws/containers/{web.pk}/shell/", headers)
         assert await close_code(comm, timeout=10) == 4408
 
-    asyncio.run(scenario())
+    run(scenario())
 
 
 def test_stats_arrive_every_few_seconds(environment, image, owner):
@@ -228,4 +229,4 @@ def test_stats_arrive_every_few_seconds(environment, image, owner):
             assert {"cpu_percent", "net", "block", "pids"} <= set(sample)
         await comm.disconnect(timeout=5)
 
-    asyncio.run(scenario())
+    run(scenario())

@@ -22,6 +22,7 @@ from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.db import models
 from django.utils.crypto import constant_time_compare
 
+from apps.accounts.channels_auth import NO_CHANNEL_LAYER
 from apps.accounts.models import ApiToken
 from apps.deployments import live_limits
 from apps.deployments.models import Container, Service, Stack
@@ -125,7 +126,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
     # Not configured, so no channel layer: only the events socket gets channel messages.
     # A consumer that listens on the layer also dies (close 1011) on any Redis read error
     # of its receive loop; a shell, a log or stats stream must not depend on Redis.
-    channel_layer_alias = "berth-none"
+    channel_layer_alias = NO_CHANNEL_LAYER
 
     async def connect(self) -> None:
         self.tasks: list[asyncio.Task] = []
