@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-import pytest
+import asyncio
+from unittest import mock
 
-from apps.accounts.channels_auth import Origin, origin_allowed, parse_origin
+import pytest
+from channels.testing import WebsocketCommunicator
+
+from apps.accounts.channels_auth import (
+    Origin,
+    OriginDenier,
+    PortalOriginValidator,
+    origin_allowed,
+    parse_origin,
+)
 
 
 def scope(origin: str | None, host: str = "127.0.0.1:8000", scheme: str = "ws", **extra):
@@ -94,3 +104,29 @@ def test_missing_origin_only_with_an_api_token():
     assert not origin_allowed(scope(None))
     assert origin_allowed({**scope(None), "token": object()})
     assert not origin_allowed({**scope("http://127.0.0.1:8080"), "token": object()})
+
+
+def test_a_refused_handshake_listens_on_no_channel_layer(settings):
+    """One Redis receive per refused attempt, living until the client goes, would let
+    anyone tie up Redis connections with handshakes that never get in."""
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    layers = []
+
+    class Recording(OriginDenier):
+        async def __call__(self, scope, receive, send):
+            try:
+                return await super().__call__(scope, receive, send)
+            finally:
+                layers.append(self.channel_layer)
+
+    async def scenario():
+        communicator = WebsocketCommunicator(
+            PortalOriginValidator(None), "/ws/x/", headers=[(b"origin", b"null")]
+        )
+        connected, _ = await communicator.connect(timeout=5)
+        await communicator.disconnect()
+        return connected
+
+    with mock.patch("apps.accounts.channels_auth.OriginDenier", Recording):
+        assert asyncio.run(scenario()) is False
+    assert layers == [None]
