@@ -99,6 +99,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django.contrib.sites",
     "rest_framework",
+    "django_filters",  # its templates: the browsable API's filter form
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "guardian",

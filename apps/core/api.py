@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import exceptions, permissions, serializers, viewsets
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from apps.core.filters import ListFilterBackend
 from apps.tenants.roles import Role
 
 
@@ -80,10 +81,12 @@ class TenantScopedViewSet(viewsets.GenericViewSet):
     """Base for every tenant-owned API resource: the queryset is `visible_to` the caller.
 
     Reads need `read_role`; writes look objects up with `write_role`, so an object the
-    caller may see but not change answers 403, and a foreign object 404.
+    caller may see but not change answers 403, and a foreign object 404. A list is
+    narrowed by the app's `filterset_class` (`apps.core.filters.ListFilterBackend`).
     """
 
     model = None
+    filter_backends = [ListFilterBackend]
     read_role = Role.VIEWER
     write_role = Role.MEMBER
     permission_classes = [permissions.IsAuthenticated, TokenScopePermission]

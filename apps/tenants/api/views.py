@@ -6,7 +6,7 @@ records the Event; the viewsets only find objects through `visible_to` and shape
 
 from django.db.models import OuterRef, Subquery
 from django.urls import reverse
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -26,22 +26,9 @@ from apps.tenants.api.serializers import (
     TenantSerializer,
     TenantUpdateSerializer,
 )
+from apps.tenants.filters import TenantSlugFilterSet
 from apps.tenants.models import Environment, Invitation, Membership, Tenant
 from apps.tenants.roles import Role
-
-TENANT_FILTER = OpenApiParameter(
-    "tenant", str, description="Only objects of the tenant with this slug."
-)
-
-
-class TenantFilterMixin:
-    """`?tenant=<slug>` narrows a list to one of the caller's tenants."""
-
-    def filter_queryset(self, queryset):
-        slug = self.request.query_params.get("tenant")
-        if slug and self.action == "list":
-            queryset = queryset.filter(tenant__slug=slug)
-        return super().filter_queryset(queryset)
 
 
 class TenantViewSet(
@@ -104,9 +91,7 @@ class TenantViewSet(
         return Response({line.key: line.as_dict() for line in quotas.quota_lines(tenant)})
 
 
-@extend_schema_view(list=extend_schema(parameters=[TENANT_FILTER]))
 class EnvironmentViewSet(
-    TenantFilterMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     TenantScopedViewSet,
@@ -114,6 +99,7 @@ class EnvironmentViewSet(
     """A tenant's environments (dev, staging, prod, ...); admins add and remove them."""
 
     model = Environment
+    filterset_class = TenantSlugFilterSet
     serializer_class = EnvironmentSerializer
 
     def get_queryset(self):
@@ -149,9 +135,7 @@ class EnvironmentViewSet(
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-@extend_schema_view(list=extend_schema(parameters=[TENANT_FILTER]))
 class MembershipViewSet(
-    TenantFilterMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     TenantScopedViewSet,
@@ -162,6 +146,7 @@ class MembershipViewSet(
     """
 
     model = Membership
+    filterset_class = TenantSlugFilterSet
     serializer_class = MembershipSerializer
 
     def get_queryset(self):
@@ -191,9 +176,7 @@ def accept_url(request, raw_token: str) -> str:
     return request.build_absolute_uri(reverse("invitations:accept", kwargs={"token": raw_token}))
 
 
-@extend_schema_view(list=extend_schema(parameters=[TENANT_FILTER]))
 class InvitationViewSet(
-    TenantFilterMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     TenantScopedViewSet,
@@ -201,6 +184,7 @@ class InvitationViewSet(
     """Invitations to your tenants (admins only): single use, expiring, bound to an address."""
 
     model = Invitation
+    filterset_class = TenantSlugFilterSet
     serializer_class = InvitationSerializer
     read_role = Role.ADMIN
     write_role = Role.ADMIN
