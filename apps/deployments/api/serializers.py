@@ -235,3 +235,13 @@ class RevisionDetailSerializer(RevisionSerializer):
 
     def get_version(self, revision: Revision) -> str | None:
         return revision.template_version.version if revision.template_version else None
+
+
+class DiffQuerySerializer(serializers.Serializer):
+    """The query parameters of a revision's diff (read, as the schema shows them)."""
+
+    against = serializers.IntegerField(
+        required=False,
+        help_text="Revision id to compare with (default: the previous revision).",
+        error_messages={"invalid": "Give a number (an id)."},
+    )

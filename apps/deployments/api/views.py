@@ -12,7 +12,7 @@ from contextlib import contextmanager
 
 from django.core.exceptions import ValidationError
 from django.db.models import Prefetch
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -20,26 +20,15 @@ from rest_framework.response import Response
 from apps.catalog.api.serializers import TemplateDetailSerializer
 from apps.catalog.models import TemplateVersion
 from apps.catalog.questions import question_names, secret_names, secret_values
+from apps.catalog.services import save_as_template
 from apps.catalog.versions import find_template_version
 from apps.core.api import TenantScopedViewSet, query_flag
 from apps.deployments import revisions, services
 from apps.deployments.api import serializers as s
+from apps.deployments.filters import RevisionFilterSet, ServiceFilterSet, StackFilterSet
 from apps.deployments.models import Container, Revision, Service, Stack
 
-STACK_FILTER = OpenApiParameter("stack", int, description="Only objects of this stack (id).")
-ENV_FILTER = OpenApiParameter("environment", int, description="Only stacks of this environment.")
 VOLUMES = OpenApiParameter("volumes", bool, description="Also delete the stack's volumes.")
-AGAINST = OpenApiParameter("against", int, description="Revision id to compare with.")
-
-
-def _int_param(request, name: str) -> int | None:
-    value = request.query_params.get(name)
-    if value in (None, ""):
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise ValidationError({name: "Give a number (an id)."}) from None
 
 
 BODY_FIELDS = {"name", "environment", "template", "version", "compose", "answers", "revision"}
@@ -67,16 +56,16 @@ def answer_errors(version, answers: dict | None) -> Iterator[None]:
         raise exceptions.ValidationError(errors) from exc
 
 
-@extend_schema_view(list=extend_schema(parameters=[ENV_FILTER]))
 class StackViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet):
     """Deployed stacks: create from a template or compose, act on them, remove them."""
 
     model = Stack
+    filterset_class = StackFilterSet
 
     def get_queryset(self):
         services_qs = Service.objects.order_by("name")
         containers = Container.objects.select_related("service", "host")
-        queryset = (
+        return (
             super()
             .get_queryset()
             .select_related(
@@ -87,11 +76,6 @@ class StackViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScope
                 Prefetch("containers", queryset=containers),
             )
         )
-        if self.action == "list":
-            environment = _int_param(self.request, "environment")
-            if environment is not None:
-                queryset = queryset.filter(environment_id=environment)
-        return queryset
 
     def get_serializer_class(self):
         return {
@@ -220,8 +204,6 @@ class StackViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScope
     @action(detail=True, methods=["post"], url_path="save-as-template")
     def save_as_template(self, request, pk=None):
         """Publish the stack's compose file and questions (its answers as defaults)."""
-        from apps.catalog.services import save_as_template
-
         stack = self.get_object()
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -239,16 +221,14 @@ class StackViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScope
         return Response(body, status=status.HTTP_201_CREATED)
 
 
-@extend_schema_view(list=extend_schema(parameters=[STACK_FILTER]))
 class ServiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet):
     """The services of your stacks, with their health; scale one with `scale/`."""
 
     model = Service
+    filterset_class = ServiceFilterSet
 
     def get_queryset(self):
-        queryset = super().get_queryset().select_related("stack")
-        stack = _int_param(self.request, "stack") if self.action == "list" else None
-        return queryset.filter(stack_id=stack) if stack is not None else queryset
+        return super().get_queryset().select_related("stack")
 
     def get_serializer_class(self):
         return s.ScaleSerializer if self.action == "scale" else s.ServiceSerializer
@@ -263,31 +243,31 @@ class ServiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSco
         return Response(s.ServiceSerializer(service).data)
 
 
-@extend_schema_view(list=extend_schema(parameters=[STACK_FILTER]))
 class RevisionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet):
     """Every stack's revisions: immutable specs with a summary of what changed."""
 
     model = Revision
+    filterset_class = RevisionFilterSet
 
     def get_queryset(self):
-        queryset = (
+        return (
             super()
             .get_queryset()
             .select_related("stack", "created_by", "template_version__template")
             .order_by("stack_id", "-number")
         )
-        stack = _int_param(self.request, "stack") if self.action == "list" else None
-        return queryset.filter(stack_id=stack) if stack is not None else queryset
 
     def get_serializer_class(self):
         return s.RevisionDetailSerializer if self.action == "retrieve" else s.RevisionSerializer
 
-    @extend_schema(parameters=[AGAINST], responses={200: dict})
+    @extend_schema(parameters=[s.DiffQuerySerializer], responses={200: dict})
     @action(detail=True, methods=["get"])
     def diff(self, request, pk=None):
         """Unified diff from `against` (default: the previous revision) to this one."""
         revision = self.get_object()
-        against_id = _int_param(request, "against")
+        query = s.DiffQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        against_id = query.validated_data.get("against")
         siblings = self.get_queryset().filter(stack_id=revision.stack_id)
         if against_id is None:
             other = siblings.filter(number__lt=revision.number).order_by("-number").first()
