@@ -11,7 +11,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.utils.decorators import method_decorator
@@ -19,6 +19,7 @@ from django.views.decorators.vary import vary_on_headers
 from django.views.generic import ListView
 
 from apps.catalog import services
+from apps.catalog.filters import PUBLISHERS, TemplateFilterSet
 from apps.catalog.forms import DeployForm, PublishForm
 from apps.catalog.models import Template, TemplateVersion
 from apps.catalog.rendering import render_readme
@@ -28,32 +29,6 @@ from apps.core.generic import CreateFormView, LookupFirstMixin, ObjectFormView
 from apps.core.mixins import PlatformAdminMixin, TenantScopedMixin, form_errors_from
 from apps.tenants.models import Environment
 from apps.tenants.roles import Role
-
-PUBLISHERS = {"berth": "Berth", "mine": "My tenant", "others": "Other tenants"}
-
-
-def filter_templates(queryset: QuerySet, params: Any, tenant: Any = None) -> QuerySet:
-    """The catalog filters, shared by the page and the API: q, category, publisher."""
-    query = (params.get("q") or "").strip()
-    if query:
-        queryset = queryset.filter(
-            Q(name__icontains=query)
-            | Q(description__icontains=query)
-            | Q(slug__icontains=query)
-            | Q(tags__icontains=query)
-        )
-    category = params.get("category")
-    if category:
-        queryset = queryset.filter(category=category)
-    publisher = params.get("publisher")
-    if publisher == "berth":
-        queryset = queryset.filter(publisher__isnull=True)
-    elif publisher == "mine":
-        queryset = queryset.filter(publisher=tenant) if tenant else queryset.none()
-    elif publisher == "others":
-        queryset = queryset.filter(publisher__isnull=False)
-        queryset = queryset.exclude(publisher=tenant) if tenant else queryset
-    return queryset
 
 
 def versions_newest_first(
@@ -73,7 +48,8 @@ class CatalogListView(TenantScopedMixin, ListView):
 
     def get_queryset(self) -> QuerySet:
         queryset = super().get_queryset().select_related("publisher")
-        return filter_templates(queryset, self.request.GET, self.request.tenant)
+        templates = TemplateFilterSet(self.request.GET, queryset, tenant=self.request.tenant)
+        return templates.qs
 
     def get_template_names(self) -> list[str]:
         if self.request.headers.get("HX-Request"):

@@ -7,7 +7,7 @@ the field ("template", "version", "compose", "berth") and the README's message l
 from __future__ import annotations
 
 from django.db.models import Prefetch
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, mixins, status
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -15,15 +15,10 @@ from rest_framework.response import Response
 
 from apps.catalog import services
 from apps.catalog.api import serializers as s
+from apps.catalog.filters import TemplateFilterSet
 from apps.catalog.models import Template, TemplateVersion
-from apps.catalog.views import filter_templates, versions_newest_first
+from apps.catalog.views import versions_newest_first
 from apps.core.api import TenantScopedViewSet
-
-FILTERS = [
-    OpenApiParameter("q", str, description="Search in name, description, slug and tags."),
-    OpenApiParameter("category", str, description="A category slug, e.g. database."),
-    OpenApiParameter("publisher", str, description="berth, mine (the token's tenant) or others."),
-]
 
 
 class TemplateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet):
@@ -31,6 +26,7 @@ class TemplateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSc
 
     model = Template
     parser_classes = [JSONParser, MultiPartParser, FormParser]
+    filterset_class = TemplateFilterSet
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation: no request user
@@ -38,17 +34,17 @@ class TemplateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSc
         # `versions` holds only those the caller may see: another tenant's public template
         # lists its approved versions, never one waiting for review.
         visible = TemplateVersion.objects.visible_to(self.request.user, token=self.token)
-        queryset = (
+        return (
             super()
             .get_queryset()
             .select_related("publisher")
             .prefetch_related(Prefetch("versions", queryset=visible))
         )
-        if self.action != "list":
-            return queryset
+
+    def filterset_kwargs(self) -> dict:
+        """`publisher=mine` means the token's tenant, else the session's."""
         tenant = self.token.tenant if self.token is not None and self.token.tenant_id else None
-        tenant = tenant or getattr(self.request, "tenant", None)
-        return filter_templates(queryset, self.request.query_params, tenant)
+        return {"tenant": tenant or getattr(self.request, "tenant", None)}
 
     def get_serializer_class(self):
         return {
@@ -56,10 +52,6 @@ class TemplateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSc
             "create": s.TemplatePublishSerializer,
             "versions": s.VersionPublishSerializer,
         }.get(self.action, s.TemplateSerializer)
-
-    @extend_schema(parameters=FILTERS)
-    def list(self, request, *args, **kwargs):
-        return super().list(request, *args, **kwargs)
 
     @extend_schema(request=s.TemplatePublishSerializer, responses={201: s.TemplateDetailSerializer})
     def create(self, request, *args, **kwargs):
@@ -81,7 +73,7 @@ class TemplateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSc
         body = s.TemplateDetailSerializer(template, context=self.get_serializer_context()).data
         return Response(body, status=status.HTTP_201_CREATED)
 
-    @extend_schema(methods=["get"], responses=s.TemplateVersionSerializer(many=True))
+    @extend_schema(methods=["get"], responses=s.TemplateVersionSerializer(many=True), filters=False)
     @extend_schema(
         methods=["post"],
         request=s.VersionPublishSerializer,
