@@ -1,11 +1,26 @@
 """Shared fixtures: three people (owner, member of the same tenant, outsider) and two tenants."""
 
+import sys
+
 import pytest
 from django.test import Client
 
 from apps.tenants import services as tenant_services
 from apps.tenants.models import Membership
 from apps.tenants.roles import Role
+
+# Fixtures of one kind of test, for the whole suite (pytest reads `pytest_plugins` only
+# here, in the root conftest). The autouse fixtures of the old per-kind folders are plain
+# fixtures now, asked for by the modules that need them (`pytest.mark.usefixtures`).
+pytest_plugins = [
+    "tests.fixtures.api",
+    "tests.fixtures.browser",
+    "tests.fixtures.commands",
+    "tests.fixtures.engine",
+    "tests.fixtures.ldap",
+    "tests.fixtures.live",
+    "tests.fixtures.pages",
+]
 
 PASSWORD = "correct-horse-battery-9"
 
@@ -81,9 +96,37 @@ def outsider_client(outsider):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Browser tests run last: Playwright's sync API leaves an event loop on the main
-    thread, and the Channels tests after it need `asyncio.run` there."""
+    """Every test using a kind's fixtures carries the kind's marker, so `-m "not engine"`
+    deselects every engine test; then browser tests go last: Playwright's sync API leaves
+    an event loop on the main thread, and the Channels tests after it need `asyncio.run`
+    there."""
+    unmarked = [
+        f"{item.nodeid}: uses {fixture} (needs @pytest.mark.{kind})"
+        for item in items
+        for fixture, kind in fixture_kinds(item)
+        if item.get_closest_marker(kind) is None
+    ]
+    if unmarked:
+        raise pytest.UsageError("tests without their kind's marker:\n" + "\n".join(unmarked))
     items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+
+
+def fixture_kinds(item) -> list[tuple[str, str]]:
+    """(fixture, marker) for each fixture the test uses, directly or through another,
+    that needs an outside service. A fixture module says what its fixtures need with
+    `KIND` (all of them) and `FIXTURE_KINDS` (name -> extra markers)."""
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:  # not a plain test function (doctest...)
+        return []
+    found = []
+    for name in item.fixturenames:
+        definitions = info.name2fixturedefs.get(name)
+        if not definitions:
+            continue
+        module = sys.modules.get(getattr(definitions[-1].func, "__module__", ""))
+        kinds = {getattr(module, "KIND", None), *getattr(module, "FIXTURE_KINDS", {}).get(name, ())}
+        found += [(name, kind) for kind in sorted(kinds - {None})]
+    return found
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ from django.urls import reverse
 from apps.accounts.models import DirectoryAccount, is_directory_managed
 from tests.conftest import PASSWORD, login
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_cache")]
 
 NEW_PASSWORD = "tidal-basin-anchor-77"
 

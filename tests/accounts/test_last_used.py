@@ -9,7 +9,7 @@ from apps.accounts.authentication import LAST_USED_RESOLUTION, touch_last_used
 from apps.accounts.models import ApiToken
 from apps.accounts.services import create_token
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_cache")]
 
 
 def test_first_use_is_written(owner, django_assert_num_queries):

@@ -14,7 +14,7 @@ from django.urls import reverse
 
 from tests.conftest import PASSWORD
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_cache")]
 
 User = get_user_model()
 NEW_PASSWORD = "tidal-basin-anchor-77"

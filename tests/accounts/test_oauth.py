@@ -18,7 +18,7 @@ from django.urls import reverse
 
 from apps.accounts.oauth_settings import socialaccount_providers_from_env
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_cache")]
 
 CALLBACK = "http://testserver/accounts/{}/login/callback/"
 

@@ -13,7 +13,7 @@ from apps.tenants import services as tenant_services
 from apps.tenants.models import Membership
 from tests.conftest import PASSWORD
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_cache")]
 
 TENANTS_API = "/api/v1/tenants/"
 

@@ -18,7 +18,7 @@ from apps.registry.models import TenantRegistryQuota
 from apps.tenants.models import Environment, Membership
 from apps.tenants.roles import Role
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_cache")]
 
 PRIVILEGED = "services: {web: {image: berth-demo/web:1.0, privileged: true}}"
 
@@ -34,7 +34,7 @@ def mint(client: APIClient, **body):
 
 
 @pytest.fixture
-def api_as():
+def parent_api_as():
     """api_as(user, **token_args) -> (APIClient with a fresh token, the token)."""
 
     def make(user, **token_args):
@@ -127,8 +127,8 @@ def test_admin_who_views_a_tenant_gets_only_read_only_tokens_for_it(superuser, t
 # --- a token minting a token --------------------------------------------------------------
 
 
-def test_child_without_expiry_expires_with_its_parent(api_as, owner, tenant_a):
-    client, parent = api_as(owner, expires_days=3)
+def test_child_without_expiry_expires_with_its_parent(parent_api_as, owner, tenant_a):
+    client, parent = parent_api_as(owner, expires_days=3)
     response = mint(client)
     assert response.status_code == 201, response.content
     child = ApiToken.objects.get(pk=response.json()["id"])
@@ -136,16 +136,16 @@ def test_child_without_expiry_expires_with_its_parent(api_as, owner, tenant_a):
     assert child.parent_id == parent.pk
 
 
-def test_child_cannot_outlive_its_parent(api_as, owner):
-    client, _ = api_as(owner, expires_days=3)
+def test_child_cannot_outlive_its_parent(parent_api_as, owner):
+    client, _ = parent_api_as(owner, expires_days=3)
     response = mint(client, expires_days=30)
     assert response.status_code == 400
     assert "outlives" in str(response.json()["expires_days"])
     assert mint(client, expires_days=2).status_code == 201
 
 
-def test_child_stops_working_when_the_parent_is_revoked(api_as, owner):
-    client, parent = api_as(owner)
+def test_child_stops_working_when_the_parent_is_revoked(parent_api_as, owner):
+    client, parent = parent_api_as(owner)
     child_raw = mint(client).json()["token"]
     grandchild_raw = mint(bearer(child_raw)).json()["token"]
     assert find_token(grandchild_raw) is not None
@@ -158,8 +158,8 @@ def test_child_stops_working_when_the_parent_is_revoked(api_as, owner):
     assert not ApiToken.objects.filter(user=owner, revoked_at__isnull=True).exists()
 
 
-def test_child_stops_working_when_the_parent_expires(api_as, owner):
-    client, parent = api_as(owner)
+def test_child_stops_working_when_the_parent_expires(parent_api_as, owner):
+    client, parent = parent_api_as(owner)
     child_raw = mint(client).json()["token"]
     ApiToken.objects.filter(pk=parent.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     assert find_token(child_raw) is None

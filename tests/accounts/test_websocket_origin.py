@@ -16,6 +16,8 @@ from apps.accounts.channels_auth import (
     parse_origin,
 )
 
+pytestmark = pytest.mark.usefixtures("fresh_cache")
+
 
 def scope(origin: str | None, host: str = "127.0.0.1:8000", scheme: str = "ws", **extra):
     headers = [(b"host", host.encode())] if host else []

@@ -41,7 +41,7 @@ services:
 
 
 @pytest.fixture
-def host(db):
+def db_host(db):
     return Host.objects.create(name="local", endpoint="unix:///var/run/docker.sock")
 
 
@@ -92,10 +92,12 @@ def engine_view(stack: Stack, status: str = "Up 3 minutes") -> list[ManagedConta
     return listed
 
 
-def host_pass(host: Host, listed: list[ManagedContainer]) -> tuple[int, dict]:
+def host_pass(db_host: Host, listed: list[ManagedContainer]) -> tuple[int, dict]:
     """One host pass (placement included) after the list call: queries and counters."""
     with CaptureQueriesContext(connection) as captured:
-        counters = reconciler.reconcile_listed(host, None, reconciler._stacks_on(host), listed)
+        counters = reconciler.reconcile_listed(
+            db_host, None, reconciler._stacks_on(db_host), listed
+        )
     return len(captured.captured_queries), counters
 
 
@@ -103,25 +105,25 @@ def everything(stacks: list[Stack], status: str = "Up 3 minutes") -> list[Manage
     return [c for stack in stacks for c in engine_view(stack, status)]
 
 
-def test_a_host_pass_costs_queries_per_stack_not_per_container(deploy, host):
+def test_a_host_pass_costs_queries_per_stack_not_per_container(deploy, db_host):
     small = deploy(2, replicas=2)
-    host_pass(host, everything(small))  # first sight: the rows are created
+    host_pass(db_host, everything(small))  # first sight: the rows are created
     assert Container.objects.count() == 2 * 2 * 2
     assert set(Stack.objects.values_list("state", flat=True)) == {Stack.State.HEALTHY}
-    n_stacks, counters = host_pass(host, everything(small))
+    n_stacks, counters = host_pass(db_host, everything(small))
     assert counters == {"stacks": 2, "orphans": 0}
 
     stacks = small + deploy(2, replicas=8, prefix="big")  # 2N stacks, 4x the replicas
-    host_pass(host, everything(stacks))
+    host_pass(db_host, everything(stacks))
     assert Container.objects.count() == 2 * 2 * 2 + 2 * 2 * 8
-    two_n_stacks, counters = host_pass(host, everything(stacks))
+    two_n_stacks, counters = host_pass(db_host, everything(stacks))
     assert counters == {"stacks": 4, "orphans": 0}
 
     assert two_n_stacks - n_stacks <= 2 * PER_STACK, (n_stacks, two_n_stacks)
     assert n_stacks <= 5 + 2 * PER_STACK
 
 
-def test_the_mirror_writes_in_bulk(deploy, host):
+def test_the_mirror_writes_in_bulk(deploy, db_host):
     """Rows created, changed and removed: 10 replicas cost the queries 1 replica does,
     and a pass with no change writes no container row."""
     costs = {}
@@ -135,7 +137,7 @@ def test_the_mirror_writes_in_bulk(deploy, host):
         counts = []
         for listed in (running, running, starting, api_only):
             with CaptureQueriesContext(connection) as captured:
-                health = mirror(stack, host, listed, spec, project, None)
+                health = mirror(stack, db_host, listed, spec, project, None)
             counts.append(len(captured.captured_queries))
             rows = Container.objects.filter(stack=stack)
             assert sorted(rows.values_list("engine_id", flat=True)) == sorted(c.id for c in listed)

@@ -19,6 +19,10 @@ import pytest
 
 from tests.docker_cli import docker as docker_cli  # noqa: F401 - used by test modules
 
+#: Fixtures that need the real engine: a test using one must be marked `engine`
+#: (tests/conftest.py checks it).
+FIXTURE_KINDS = {"busybox_image": ("engine",), "run_container": ("engine",)}
+
 RUN_ID = uuid.uuid4().hex[:12]
 RUN_LABEL = "io.berth.test.run"
 TEST_IMAGE = f"berth-test-busybox:{RUN_ID}"

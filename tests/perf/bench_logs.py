@@ -223,7 +223,7 @@ def main() -> None:
     bench.setup_django(DATABASE)
     from django.conf import settings
 
-    from tests.browser.daphne_server import Daphne
+    from tests.fixtures.daphne_server import Daphne
 
     tenant, container_row, token = None, None, None
     slug_prefix = "bl"

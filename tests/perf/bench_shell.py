@@ -166,7 +166,7 @@ def measure(args, url: str, pid: int, label: str) -> dict:
 
 
 def run_server(settings, window: int, label: str):
-    from tests.browser.daphne_server import Daphne
+    from tests.fixtures.daphne_server import Daphne
 
     log_path = Path(settings.BASE_DIR) / "var" / f"bench-shell-{label}-{bench.RUN_ID}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)

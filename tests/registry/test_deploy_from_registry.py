@@ -13,7 +13,7 @@ from apps.deployments.models import Stack
 from apps.registry.deploy import registry_host, registry_pull_auth
 from apps.tenants import services as tenant_services
 from tests.conftest import PASSWORD
-from tests.integration.conftest import (  # noqa: F401  (fixtures)
+from tests.fixtures.engine import (  # noqa: F401  (fixtures)
     _cleanup,
     engine_containers,
     environment,

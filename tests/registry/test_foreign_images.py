@@ -23,7 +23,7 @@ from apps.deployments.models import Stack
 from apps.tenants import services as tenant_services
 from tests.conftest import PASSWORD
 from tests.docker_cli import docker
-from tests.integration.conftest import (  # noqa: F401  (fixtures)
+from tests.fixtures.engine import (  # noqa: F401  (fixtures)
     _cleanup,
     environment,
     host,

@@ -11,7 +11,7 @@ from apps.deployments import retirement
 from apps.registry.registry_client import RegistryClient
 from apps.tenants import services as tenant_services
 from tests.conftest import PASSWORD
-from tests.integration.conftest import docker, host, image  # noqa: F401 - fixtures
+from tests.fixtures.engine import docker, host, image  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.engine, pytest.mark.django_db(transaction=True)]
 
