@@ -448,7 +448,7 @@ def fill_kwargs(route: Route, world: World) -> tuple[dict[str, Any], set[str]]:
     if model is not None and obj is None:
         raise ConventionError(
             f"Route {route.display!r} serves {model._meta.label}, but tenant A has no such "
-            "object: add one to the `world` fixture in tests/test_isolation.py."
+            "object: add one to the `world` fixture in tests/portal/test_isolation.py."
         )
     placeholders = set()
     for name in names:
