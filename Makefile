@@ -1,8 +1,8 @@
 # Berth. The real work is in deploy/*.sh; these targets are thin wrappers.
 #   make run        bring everything up and run Berth at http://127.0.0.1:8000
-#   make test       ruff + pytest against PostgreSQL, Redis and a Docker engine
+#   make test       ruff, lint-imports + pytest against PostgreSQL, Redis and a Docker engine
 #                   (pass pytest arguments with ARGS="-k hosts -x")
-#   make lint       ruff check + ruff format --check
+#   make lint       ruff check + ruff format --check + lint-imports (the import layers)
 #   make format     ruff format + ruff check --fix
 #   make bootstrap  Debian packages and the .venv only
 #   make clean      stop what `make run` / `make test` left running (the engine only if Berth started it)
@@ -29,6 +29,7 @@ lint:
 	$(LIB) && berth_ensure_venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
 
 format:
 	$(LIB) && berth_ensure_venv

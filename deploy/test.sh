@@ -4,7 +4,7 @@
 # pytest, and stops the engine again if it started it (also on failure).
 #
 # Arguments go to pytest:  bash deploy/test.sh -k hosts -x
-# Exit status: pytest's, or 1 if pytest passed but ruff did not. pytest's 5
+# Exit status: pytest's, or 1 if pytest passed but ruff or lint-imports did not. pytest's 5
 # ("no tests collected") counts as a failure.
 set -euo pipefail
 
@@ -45,6 +45,8 @@ berth_log "ruff check ."
 "$BERTH_VENV/bin/ruff" check . || lint_rc=$?
 berth_log "ruff format --check ."
 "$BERTH_VENV/bin/ruff" format --check . || lint_rc=$?
+berth_log "lint-imports (imports flow downwards only: pyproject.toml [tool.importlinter])"
+"$BERTH_VENV/bin/lint-imports" --no-cache || lint_rc=$?
 
 berth_log "pytest $*"
 test_rc=0

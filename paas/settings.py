@@ -5,6 +5,7 @@ the state folder, Redis on loopback and the local Docker engine.
 """
 
 import os
+import shlex
 from pathlib import Path
 
 import dj_database_url
@@ -111,6 +112,7 @@ INSTALLED_APPS = [
     "allauth.socialaccount.providers.openid_connect",
     "channels",
     "apps.core",
+    "apps.portal",
     "apps.tenants",
     "apps.accounts",
     "apps.activity",
@@ -147,7 +149,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "apps.core.context_processors.berth",
+                "apps.portal.context_processors.berth",
             ],
         },
     },
@@ -260,6 +262,10 @@ BERTH_TENANT_REMOVAL_GRACE_SECONDS = int(
 BERTH_INSTALLATION_ID = load_installation_id(BERTH_STATE_DIR)
 BERTH_OPERATION_TIMEOUT = int(os.environ.get("BERTH_OPERATION_TIMEOUT", "600"))
 BERTH_VERSION = "0.1.0"
+# Called with (event, obj) for every Event recorded (apps/activity/services.py), so the
+# activity app, which every app uses, calls no app above it: the stack's live stream
+# learns of its events through this list. Not an operator setting.
+BERTH_EVENT_HOOKS = ["apps.deployments.live.broadcast_event"]
 # Live streams (apps/deployments/consumers/).
 BERTH_LIVE_RECHECK_SECONDS = int(os.environ.get("BERTH_LIVE_RECHECK_SECONDS", "2"))
 BERTH_SHELL_IDLE_SECONDS = int(os.environ.get("BERTH_SHELL_IDLE_SECONDS", "900"))
@@ -355,7 +361,7 @@ WHITENOISE_USE_FINDERS = False
 
 SITE_ID = 1
 LOGIN_URL = "account_login"
-LOGIN_REDIRECT_URL = "core:dashboard"
+LOGIN_REDIRECT_URL = "portal:dashboard"
 LOGOUT_REDIRECT_URL = "account_login"
 
 # Mail: console by default; SMTP when EMAIL_HOST is set.
@@ -482,10 +488,16 @@ BERTH_REGISTRY_SERVICE = os.environ.get("BERTH_REGISTRY_SERVICE", "berth-registr
 BERTH_REGISTRY_ISSUER = "berth"
 BERTH_REGISTRY_TOKEN_SECONDS = min(int(os.environ.get("BERTH_REGISTRY_TOKEN_SECONDS", "300")), 300)
 BERTH_REGISTRY_ANONYMOUS_PULL = env_bool("BERTH_REGISTRY_ANONYMOUS_PULL", False)
-# The registry's config and pid file as `make run` writes them (garbage collection
-# restarts the registry read-only through them); tests point them at their own.
+# The registry's config as `make run` writes it (garbage collection measures the disk
+# under its storage folder); tests point it at their own.
 BERTH_REGISTRY_CONFIG = BERTH_STATE_DIR / "registry" / "config.yml"
-BERTH_REGISTRY_PIDFILE = BERTH_STATE_DIR / "run" / "registry.pid"
+# The command garbage collection runs (apps/registry/gc.py): the script that started the
+# registry restarts it read-only, runs `garbage-collect`, restarts it read-write.
+BERTH_REGISTRY_GC_COMMAND = shlex.split(os.environ.get("BERTH_REGISTRY_GC_COMMAND", "")) or [
+    "bash",
+    str(BASE_DIR / "deploy" / "registry.sh"),
+    "gc",
+]
 # How far a registry notification's timestamp may be from now (replays are refused).
 BERTH_REGISTRY_EVENT_WINDOW = 3600
 # The built-in catalog `loadcatalog` reads when given no path.

@@ -9,7 +9,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("api/v1/", include("paas.api_urls")),
-    path("", include("apps.core.urls")),
+    path("", include("apps.portal.urls")),
     path("tenants/", include("apps.tenants.urls")),
     path("invitations/", include((invitation_urlpatterns, "invitations"))),
     path("settings/", include("apps.accounts.urls")),
@@ -20,6 +20,6 @@ urlpatterns = [
     path("registry/", include("apps.registry.urls")),
 ]
 
-handler403 = "apps.core.views.permission_denied"
-handler404 = "apps.core.views.page_not_found"
-handler500 = "apps.core.views.server_error"
+handler403 = "apps.portal.views.permission_denied"
+handler404 = "apps.portal.views.page_not_found"
+handler500 = "apps.portal.views.server_error"

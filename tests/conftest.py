@@ -5,9 +5,9 @@ import sys
 import pytest
 from django.test import Client
 
+from apps.core.roles import Role
 from apps.tenants import services as tenant_services
 from apps.tenants.models import Membership
-from apps.tenants.roles import Role
 
 # Fixtures of one kind of test, for the whole suite (pytest reads `pytest_plugins` only
 # here, in the root conftest). The autouse fixtures of the old per-kind folders are plain

@@ -33,9 +33,9 @@ from apps.accounts.ldap_settings import RoleMap, normalize_dn
 from apps.accounts.models import DirectoryAccount
 from apps.activity.models import Event
 from apps.activity.services import record_event
+from apps.core.roles import Role, rank
 from apps.tenants import services as tenant_services
 from apps.tenants.models import Membership, Tenant
-from apps.tenants.roles import Role, rank
 
 logger = logging.getLogger(__name__)
 

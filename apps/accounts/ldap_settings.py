@@ -21,7 +21,7 @@ from django_auth_ldap.config import (
     PosixGroupType,
 )
 
-from apps.tenants.roles import Role
+from apps.core.roles import Role
 
 DEFAULT_USER_FILTER = "(uid=%(user)s)"
 GROUP_TYPES = {

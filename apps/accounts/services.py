@@ -11,8 +11,8 @@ from django.utils import timezone
 
 from apps.accounts.models import ApiToken
 from apps.activity.services import record_event
+from apps.core.roles import Role
 from apps.tenants.models import Membership, Tenant, hash_secret
-from apps.tenants.roles import Role
 
 MAX_TOKEN_DAYS = 3650
 

@@ -5,3 +5,6 @@ class ActivityConfig(AppConfig):
     name = "apps.activity"
     label = "activity"
     verbose_name = "Activity"
+
+    def ready(self) -> None:
+        from apps.activity import checks  # noqa: F401 - registers the system check

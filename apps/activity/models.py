@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.db import models
 
-from apps.tenants.querysets import TenantOwnedQuerySet
+from apps.core.tenancy import TenantOwnedQuerySet
 
 
 class EventQuerySet(TenantOwnedQuerySet):

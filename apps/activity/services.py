@@ -1,9 +1,13 @@
 """Recording events: every service function calls `record_event` once per change."""
 
 import logging
+from collections.abc import Callable
+from functools import cache
 from typing import Any
 
+from django.conf import settings
 from django.db import models
+from django.utils.module_loading import import_string
 
 from apps.activity.models import Event
 
@@ -43,11 +47,18 @@ def record_event(
     return event
 
 
-def _broadcast(event: Event, obj: models.Model | None) -> None:
-    """Best effort: a live-update failure never fails the change that was recorded."""
-    try:
-        from apps.deployments.live import broadcast_event
+@cache
+def _hook(path: str) -> Callable[[Event, Any], None]:
+    return import_string(path)
 
-        broadcast_event(event, obj)
-    except Exception:  # noqa: BLE001
-        logging.getLogger(__name__).warning("live broadcast of event %s failed", event.pk)
+
+def _broadcast(event: Event, obj: models.Model | None) -> None:
+    """Hand the event to BERTH_EVENT_HOOKS (the stack's live stream, among others).
+
+    Best effort: a hook's failure never fails the change that was recorded.
+    """
+    for path in settings.BERTH_EVENT_HOOKS:
+        try:
+            _hook(path)(event, obj)
+        except Exception:  # noqa: BLE001
+            logging.getLogger(__name__).warning("event hook %s failed for %s", path, event.pk)

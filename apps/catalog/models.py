@@ -4,8 +4,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from apps.core.tenancy import is_platform_admin, visible_tenant_ids
 from apps.tenants.models import slug_validator
-from apps.tenants.querysets import is_platform_admin, visible_tenant_ids
 
 
 class TemplateQuerySet(models.QuerySet):

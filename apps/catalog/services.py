@@ -30,8 +30,8 @@ from apps.catalog.questions import (
     looks_secret,
 )
 from apps.catalog.validation import SLUG_RE, check_template_meta, check_version_files, is_emoji
-from apps.tenants.roles import Role
-from apps.tenants.services import require_role
+from apps.core.roles import Role
+from apps.core.tenancy import require_role
 
 DEFAULT_ICON = "📦"
 IMMUTABLE_MESSAGE = (

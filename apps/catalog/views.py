@@ -27,8 +27,9 @@ from apps.catalog.validation import CATEGORIES
 from apps.catalog.versions import newest_first
 from apps.core.generic import CreateFormView, LookupFirstMixin, ObjectFormView
 from apps.core.mixins import PlatformAdminMixin, TenantScopedMixin, form_errors_from
+from apps.core.roles import Role
+from apps.deployments.services import create_stack
 from apps.tenants.models import Environment
-from apps.tenants.roles import Role
 
 
 def versions_newest_first(
@@ -107,8 +108,6 @@ class TemplateDetailView(TenantScopedMixin, LookupFirstMixin, CreateFormView):
         return self.form_valid(form) if form.is_valid() else self.form_invalid(form)
 
     def perform(self, form: DeployForm) -> HttpResponse:
-        from apps.deployments.services import create_stack
-
         stack = create_stack(
             self.request.user,
             form.cleaned_data["environment"],

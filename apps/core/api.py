@@ -9,7 +9,7 @@ from rest_framework import exceptions, permissions, serializers, viewsets
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from apps.core.filters import ListFilterBackend
-from apps.tenants.roles import Role
+from apps.core.roles import Role
 
 
 def validation_detail(error: DjangoValidationError) -> dict | list:

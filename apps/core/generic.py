@@ -22,13 +22,16 @@ from django.views.generic import DetailView, FormView
 from django.views.generic.detail import SingleObjectMixin
 
 from apps.core.mixins import form_errors_from
+from apps.core.tenancy import require_role
 
 
 def tenant_of(obj: Any):
-    """The tenant an object belongs to (a Tenant is its own)."""
-    from apps.tenants.models import Tenant
-
-    return obj if isinstance(obj, Tenant) else getattr(obj, "tenant", None)
+    """The tenant an object belongs to (a Tenant is its own). Told by the model's label,
+    so this plumbing imports no domain app."""
+    meta = getattr(obj, "_meta", None)
+    if meta is not None and meta.label_lower == "tenants.tenant":
+        return obj
+    return getattr(obj, "tenant", None)
 
 
 class ServiceFormMixin:
@@ -118,8 +121,6 @@ class ObjectFormView(ServiceFormMixin, SingleObjectMixin, FormView):
             return super().dispatch(request, *args, **kwargs)
         self.object = self.get_object()
         if self.required_role is not None:
-            from apps.tenants.services import require_role
-
             require_role(request.user, tenant_of(self.object), self.required_role)
         return super().dispatch(request, *args, **kwargs)
 

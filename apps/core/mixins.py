@@ -3,7 +3,7 @@
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import PermissionDenied
 
-from apps.tenants.roles import Role
+from apps.core.roles import Role
 
 
 class TenantScopedMixin(LoginRequiredMixin):

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 
-from apps.tenants.querysets import TenantOwnedQuerySet
+from apps.core.tenancy import TenantOwnedQuerySet
 
 dns_label_validator = RegexValidator(
     r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",

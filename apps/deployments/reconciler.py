@@ -38,6 +38,7 @@ from apps.deployments.models import Container, Stack
 from apps.deployments.planner import (
     Action,
     Create,
+    DesiredStack,
     EnsureNetwork,
     EnsureVolume,
     ObservedContainer,
@@ -487,8 +488,6 @@ class Run:
 
     def desired(self):
         if self.project is None:  # removing a stack that never got a revision
-            from apps.deployments.planner import DesiredStack
-
             return DesiredStack(services={}, state=Stack.Desired.REMOVED)
         return naming.desired_stack(self.stack, self.spec, self.project)
 

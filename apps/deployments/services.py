@@ -29,12 +29,15 @@ from apps.catalog.models import TemplateVersion
 from apps.catalog.questions import question_names, secret_names
 from apps.catalog.versions import upgrade_problem
 from apps.compose.errors import ComposeError
+from apps.compose.policy import RULES, check_policy
 from apps.core.queue import enqueue_on_commit
+from apps.core.roles import Role
+from apps.core.tenancy import require_role
 from apps.deployments import quotas, revisions
 from apps.deployments.models import Container, Revision, Service, Stack, dns_label_validator
+from apps.deployments.spec import build_spec, project_from_spec
+from apps.deployments.tasks import container_action, reconcile_stack
 from apps.tenants.models import Environment
-from apps.tenants.roles import Role
-from apps.tenants.services import require_role
 
 MAX_REPLICAS = 50
 _MISSING_VARIABLE = re.compile(r"variable '(\w+)'")
@@ -86,8 +89,6 @@ def render_spec(
 
     Policy exceptions come from the environment; platform admins may pass every rule.
     """
-    from apps.deployments.spec import build_spec
-
     variables = interpolation_variables(environment, stack_name, answers, version)
     try:
         spec = build_spec(
@@ -101,9 +102,6 @@ def render_spec(
 def check_spec_policy(actor: Any, environment: Environment, spec: dict) -> None:
     """Judge a stored spec again with today's policy (rollback and scale reuse old specs,
     and the environment's exceptions may have been withdrawn since)."""
-    from apps.compose.policy import RULES, check_policy
-    from apps.deployments.spec import project_from_spec
-
     allowed = (
         set(RULES)
         if getattr(actor, "is_superuser", False)
@@ -152,8 +150,6 @@ def _queue_reconcile(stack: Stack) -> None:
 
     With Redis down the change is kept and the periodic reconcile picks it up.
     """
-    from apps.deployments.tasks import reconcile_stack
-
     enqueue_on_commit(reconcile_stack, stack.pk)
 
 
@@ -610,8 +606,6 @@ def _container_action(actor: Any, container: Container, action: str) -> Containe
     lease and reconciles. A stopped container is marked `user_stopped` so the reconciler
     leaves it stopped; starting or restarting clears the mark; a removed container's
     replica is created afresh by the reconciler (a clean recreate)."""
-    from apps.deployments.tasks import container_action
-
     stack = container.stack
     require_role(actor, stack.tenant, Role.MEMBER)
     stack = _locked(stack)

@@ -9,11 +9,14 @@ import random
 
 from celery import shared_task
 
+from apps.activity.services import record_event
 from apps.core.queue import tenant_slot
 from apps.deployments import (
     reconciler,
     retirement,  # noqa: F401 - registers the retirement tasks
 )
+from apps.deployments.models import Container, Stack
+from apps.hosts.engine import EngineError, get_engine
 from apps.hosts.models import Host
 
 # How long a task of a tenant at its bound waits before it is tried again (plus jitter).
@@ -21,8 +24,6 @@ BUSY_COUNTDOWN_SECONDS = 2.0
 
 
 def _tenant_of_stack(stack_id: int) -> int | None:
-    from apps.deployments.models import Stack
-
     return Stack.objects.filter(pk=stack_id).values_list("tenant_id", flat=True).first()
 
 
@@ -66,8 +67,6 @@ def container_action(self, container_id: int, action: str) -> None:
     mirrors the new state and recreates a removed replica), then record what happened:
     that Event is what refreshes the stack page. A lease held by a running reconcile
     means: try again in a second."""
-    from apps.deployments.models import Container
-
     container = (
         Container.objects.select_related("host", "stack__tenant").filter(pk=container_id).first()
     )
@@ -81,8 +80,6 @@ def container_action(self, container_id: int, action: str) -> None:
 
 
 def _container_action(task, container, action: str) -> None:
-    from apps.activity.services import record_event
-
     token = reconciler.claim(container.stack_id)
     if token is None:
         raise task.retry(countdown=1)
@@ -105,8 +102,6 @@ DONE = {"start": "Started", "stop": "Stopped", "restart": "Restarted", "remove":
 
 
 def _engine_action(container, action: str) -> tuple[str, str]:
-    from apps.hosts.engine import EngineError, get_engine
-
     try:
         with get_engine(container.host) as engine:
             if action == "remove":

@@ -28,14 +28,18 @@ from django.views.generic import ListView
 
 from apps.activity.models import Event
 from apps.catalog.answers import new_questions
+from apps.catalog.services import save_as_template
 from apps.catalog.versions import upgrade_targets
 from apps.core.generic import CreateFormView, ObjectDetailView, ObjectFormView
 from apps.core.mixins import TenantScopedMixin
+from apps.core.roles import Role, rank
+from apps.core.tenancy import require_role, role_of
 from apps.deployments import forms, services
 from apps.deployments.api.views import revision_diff
+from apps.deployments.live_limits import SERVER_BUSY, StreamLease
 from apps.deployments.models import Container, Revision, Service, Stack
-from apps.tenants.roles import Role, rank
-from apps.tenants.services import require_role, role_of
+from apps.hosts.engine import EngineError, get_engine
+from apps.hosts.engine.streams import POOL, merge_lines
 
 BUSY_STATES = (Stack.State.DEPLOYING, Stack.State.STOPPING, Stack.State.REMOVING)
 
@@ -281,8 +285,6 @@ class StackSaveTemplateView(StackScopedMixin, ObjectFormView):
         return context
 
     def perform(self, form):
-        from apps.catalog.services import save_as_template
-
         data = form.cleaned_data
         metadata = {k: data.get(k) for k in ("slug", "name", "description")}
         saved = save_as_template(
@@ -447,8 +449,6 @@ def _log_text(containers: list[Container], prefixed: bool) -> Iterator[bytes]:
     The response has started by then, so an error page is no longer possible; a
     truncated file without a word would look complete.
     """
-    from apps.hosts.engine import EngineError
-
     try:
         yield from _merged_log_lines(containers, prefixed)
     except EngineError as exc:
@@ -458,9 +458,6 @@ def _log_text(containers: list[Container], prefixed: bool) -> Iterator[bytes]:
 def _merged_log_lines(containers: list[Container], prefixed: bool) -> Iterator[bytes]:
     """Every line the engine kept, one "<time> <stream> [container | ]line" per line;
     several containers are merged in time order. Lazy: memory stays small."""
-    from apps.hosts.engine import get_engine
-    from apps.hosts.engine.streams import merge_lines
-
     with ExitStack() as stack:
         sources, prefixes = [], []
         for container in containers:
@@ -516,8 +513,6 @@ class _PooledChunks(_LeasedChunks):
     sending a byte."""
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        from apps.hosts.engine.streams import POOL
-
         loop = asyncio.get_running_loop()
         try:
             while (chunk := await loop.run_in_executor(POOL, next, self.chunks, None)) is not None:
@@ -529,8 +524,6 @@ class _PooledChunks(_LeasedChunks):
 def _log_download(request, containers: list[Container], name: str, prefixed: bool):
     """The log file, if the user's and the server's bounds on live streams allow it now
     (BERTH_LIVE_STREAMS_PER_USER: 429; BERTH_LIVE_STREAM_THREADS: 503)."""
-    from apps.deployments.live_limits import SERVER_BUSY, StreamLease
-
     lease, reason = StreamLease.take(request.user.pk)
     if lease is None:
         status = 503 if reason == SERVER_BUSY else 429

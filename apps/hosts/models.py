@@ -2,12 +2,12 @@
 
 from django.db import models
 
+from apps.core.tenancy import is_platform_admin
+
 
 class HostQuerySet(models.QuerySet):
     def visible_to(self, user, min_role: str = "viewer", token=None):
         """Hosts are platform infrastructure: only platform admins see them."""
-        from apps.tenants.querysets import is_platform_admin
-
         if is_platform_admin(user, token, min_role):
             return self
         return self.none()

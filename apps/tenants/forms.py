@@ -2,7 +2,7 @@
 
 from django import forms
 
-from apps.tenants.roles import Role, can_grant
+from apps.core.roles import Role, can_grant
 
 
 class TenantCreateForm(forms.Form):

@@ -11,8 +11,8 @@ from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
 
-from apps.tenants.querysets import EnvironmentQuerySet, TenantOwnedQuerySet, TenantQuerySet
-from apps.tenants.roles import Role
+from apps.core.roles import Role
+from apps.core.tenancy import EnvironmentQuerySet, TenantOwnedQuerySet, TenantQuerySet
 
 slug_validator = RegexValidator(
     r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$",

@@ -19,6 +19,8 @@ from django.utils import timezone
 
 from apps.activity.services import record_event
 from apps.core.queue import enqueue_on_commit
+from apps.core.roles import Role, can_grant
+from apps.core.tenancy import require_role
 from apps.tenants.models import (
     DEFAULT_ENVIRONMENTS,
     PLATFORM_TENANT,
@@ -31,26 +33,6 @@ from apps.tenants.models import (
     hash_secret,
 )
 from apps.tenants.quotas import TENANT_LIMITS, providers
-from apps.tenants.roles import Role, can_grant, rank
-
-
-def role_of(user: Any, tenant: Tenant) -> str | None:
-    """The user's role in the tenant, or None when not a member."""
-    if not (user and user.is_authenticated and user.is_active):
-        return None
-    return (
-        Membership.objects.filter(tenant=tenant, user=user).values_list("role", flat=True).first()
-    )
-
-
-def require_role(user: Any, tenant: Tenant, role: str) -> str:
-    """Refuse unless the user holds at least `role` (platform admins act as owners)."""
-    if user.is_superuser and user.is_active:
-        return Role.OWNER
-    current = role_of(user, tenant)
-    if current is None or rank(current) < rank(role):
-        raise PermissionDenied(f"This needs the {role} role in {tenant.slug}.")
-    return current
 
 
 def _validated(instance, exclude: list[str] | None = None):
@@ -285,9 +267,7 @@ def remove_member(*, actor: Any, membership: Membership) -> None:
             raise PermissionDenied("You cannot remove a member whose role is above your own.")
     if membership.role == Role.OWNER and not _owners_left(tenant, membership):
         raise ValidationError({"role": "A tenant needs at least one owner."})
-    from apps.accounts.models import ApiToken
-
-    ApiToken.objects.filter(user=membership.user, tenant=tenant, revoked_at__isnull=True).update(
+    tenant.api_tokens.filter(user=membership.user, revoked_at__isnull=True).update(
         revoked_at=timezone.now()
     )
     record_event(

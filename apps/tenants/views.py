@@ -25,9 +25,10 @@ from django.views.generic import ListView, TemplateView
 
 from apps.core.generic import CreateFormView, ObjectDetailView, ObjectFormView, SubmitOnceMixin
 from apps.core.mixins import PlatformAdminMixin, TenantScopedMixin
+from apps.core.roles import Role, can_grant
+from apps.core.tenancy import require_role, role_of
 from apps.tenants import forms, quotas, services
 from apps.tenants.models import Environment, Invitation, Membership, Tenant
-from apps.tenants.roles import Role, can_grant
 
 
 class TenantListView(TenantScopedMixin, ListView):
@@ -70,7 +71,7 @@ class TenantDetailView(TenantScopedMixin, ObjectDetailView):
         context = super().get_context_data(**kwargs)
         tenant = self.object
         user = self.request.user
-        my_role = services.role_of(user, tenant) or (Role.OWNER if user.is_superuser else None)
+        my_role = role_of(user, tenant) or (Role.OWNER if user.is_superuser else None)
         is_admin = my_role in (Role.ADMIN, Role.OWNER)
         context.update(
             my_role=my_role,
@@ -177,7 +178,7 @@ class MemberRoleView(TenantScopedMixin, ObjectFormView):
         return kwargs
 
     def actor_role(self) -> str | None:
-        return services.require_role(self.request.user, self.object.tenant, Role.ADMIN)
+        return require_role(self.request.user, self.object.tenant, Role.ADMIN)
 
     def perform(self, form):
         membership = services.change_role(
@@ -220,7 +221,7 @@ class InvitationCreateView(TenantScopedMixin, SubmitOnceMixin, ObjectFormView):
 
     def get_form_kwargs(self):
         kwargs = super().get_form_kwargs()
-        kwargs["actor_role"] = services.require_role(self.request.user, self.object, Role.ADMIN)
+        kwargs["actor_role"] = require_role(self.request.user, self.object, Role.ADMIN)
         return kwargs
 
     def perform(self, form):
@@ -349,7 +350,7 @@ class EnvironmentDetailView(TenantScopedMixin, ObjectDetailView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        role = services.role_of(self.request.user, self.object.tenant)
+        role = role_of(self.request.user, self.object.tenant)
         context["is_admin"] = self.request.user.is_superuser or role in (Role.ADMIN, Role.OWNER)
         return context
 

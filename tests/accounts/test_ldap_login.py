@@ -11,9 +11,9 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from apps.accounts import services as token_services
+from apps.core.roles import Role
 from apps.tenants import services as tenant_services
 from apps.tenants.models import Membership, Tenant
-from apps.tenants.roles import Role
 from tests.fixtures.ldap import BACKEND, ROLE_MAP, ldap_settings
 from tests.fixtures.slapd import PASSWORDS, POSIX_GROUPS, group_dn, user_dn
 
@@ -55,7 +55,7 @@ def test_alice_logs_in_through_the_login_page_and_becomes_member(ldap_on, tenant
     response = client.post(reverse("account_login"), {"login": "alice", "password": "alice-pw-1"})
 
     assert response.status_code == 302
-    assert response["Location"] == reverse("core:dashboard")  # no e-mail round-trip
+    assert response["Location"] == reverse("portal:dashboard")  # no e-mail round-trip
     alice = User.objects.get(username="alice")
     assert client.session[SESSION_KEY] == str(alice.pk)
     assert (alice.email, alice.first_name, alice.last_name) == (
@@ -90,7 +90,7 @@ def test_carol_without_groups_or_mail_logs_in_without_membership(ldap_on, tenant
     response = client.post(reverse("account_login"), {"login": "carol", "password": "carol-pw-3"})
 
     assert response.status_code == 302
-    assert response["Location"] == reverse("core:dashboard")
+    assert response["Location"] == reverse("portal:dashboard")
     carol = User.objects.get(username="carol")
     assert client.session[SESSION_KEY] == str(carol.pk)
     assert carol.email == ""

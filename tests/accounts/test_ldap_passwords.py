@@ -151,7 +151,7 @@ def test_login_form_refuses_a_local_hash_that_slipped_in(ldap_on, tenant_a, clie
         assert response.context["form"].errors
         assert SESSION_KEY not in client.session
 
-    assert ldap_login_page(client)["Location"] == reverse("core:dashboard")
+    assert ldap_login_page(client)["Location"] == reverse("portal:dashboard")
 
 
 def test_reset_mail_for_a_local_account_still_carries_a_link(ldap_on, make_user, client):

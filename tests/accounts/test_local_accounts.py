@@ -61,7 +61,7 @@ def test_signup_sends_a_verification_mail_then_confirmation_allows_login(client)
 
     response = log_in(client, "newton")
     assert response.status_code == 302
-    assert response["Location"] == reverse("core:dashboard")
+    assert response["Location"] == reverse("portal:dashboard")
     assert client.session[SESSION_KEY] == str(User.objects.get(username="newton").pk)
 
 
@@ -77,15 +77,15 @@ def test_login_before_verification_is_refused_and_resends_the_mail(client):
     assert response["Location"] == reverse("account_email_verification_sent")
     assert SESSION_KEY not in client.session
     assert len(mail.outbox) == 1
-    assert client.get(reverse("core:dashboard")).status_code == 302
+    assert client.get(reverse("portal:dashboard")).status_code == 302
 
 
 def test_login_by_username_or_email(client, make_user):
     user = verified_user(make_user)
 
-    assert log_in(client, "verity")["Location"] == reverse("core:dashboard")
+    assert log_in(client, "verity")["Location"] == reverse("portal:dashboard")
     client.logout()
-    assert log_in(client, "verity@example.test")["Location"] == reverse("core:dashboard")
+    assert log_in(client, "verity@example.test")["Location"] == reverse("portal:dashboard")
     assert client.session[SESSION_KEY] == str(user.pk)
 
 
@@ -133,7 +133,7 @@ def test_password_reset_by_mail(client, make_user):
     response = client.post(form_url, {"password1": NEW_PASSWORD, "password2": NEW_PASSWORD})
     assert response.status_code == 302
     assert log_in(client, "verity", PASSWORD).status_code == 200  # old password refused
-    assert log_in(client, "verity", NEW_PASSWORD)["Location"] == reverse("core:dashboard")
+    assert log_in(client, "verity", NEW_PASSWORD)["Location"] == reverse("portal:dashboard")
 
 
 def test_password_reset_for_an_unknown_address_sends_nothing_revealing(client):
@@ -153,4 +153,4 @@ def test_operators_can_close_signup(client, make_user):
     assert not User.objects.filter(username="newton").exists()
     assert not mail.outbox
     verified_user(make_user)
-    assert log_in(client, "verity")["Location"] == reverse("core:dashboard")
+    assert log_in(client, "verity")["Location"] == reverse("portal:dashboard")

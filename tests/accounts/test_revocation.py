@@ -36,7 +36,7 @@ def test_deactivated_user_loses_session_and_tokens_at_once(client, member, tenan
     logged_in_through_the_login_page(client, member)
     _, personal = token_services.create_token(actor=member, name="laptop")
     _, bound = token_services.create_token(actor=member, name="ci", tenant=tenant_a)
-    assert client.get(reverse("core:dashboard")).status_code == 200
+    assert client.get(reverse("portal:dashboard")).status_code == 200
     assert client.get(TENANTS_API).status_code == 200
     assert bearer(personal).get(TENANTS_API).status_code == 200
     assert bearer(bound).get(TENANTS_API).status_code == 200
@@ -44,7 +44,7 @@ def test_deactivated_user_loses_session_and_tokens_at_once(client, member, tenan
     member.is_active = False
     member.save(update_fields=["is_active"])
 
-    response = client.get(reverse("core:dashboard"))
+    response = client.get(reverse("portal:dashboard"))
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("account_login"))
     assert client.get(TENANTS_API).status_code in (401, 403)

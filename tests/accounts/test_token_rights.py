@@ -13,10 +13,10 @@ from rest_framework.test import APIClient
 
 from apps.accounts import services as token_services
 from apps.accounts.models import ApiToken, find_token
+from apps.core.roles import Role
 from apps.deployments.models import Stack
 from apps.registry.models import TenantRegistryQuota
 from apps.tenants.models import Environment, Membership
-from apps.tenants.roles import Role
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_cache")]
 

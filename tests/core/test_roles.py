@@ -2,7 +2,7 @@
 
 import pytest
 
-from apps.tenants.roles import RANK, Role, can_grant, rank, roles_at_least
+from apps.core.roles import RANK, Role, can_grant, rank, roles_at_least
 
 ORDER = [Role.VIEWER, Role.MEMBER, Role.ADMIN, Role.OWNER]
 

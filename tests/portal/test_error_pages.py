@@ -3,7 +3,7 @@
 import pytest
 from django.test import RequestFactory
 
-from apps.core import views
+from apps.portal import views
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_cache")]
 

@@ -46,15 +46,15 @@ from apps.accounts.models import ApiToken
 from apps.activity.models import Event
 from apps.activity.services import record_event
 from apps.catalog.models import Template, TemplateVersion
+from apps.core.roles import Role
 from apps.deployments import services as stack_services
 from apps.deployments.models import Container, Revision, Service, Stack
 from apps.hosts.models import Host
 from apps.registry.models import RegistryEvent, Repository, RobotAccount, TenantRegistryQuota
-from apps.registry.robots import create_robot
+from apps.registry.services import create_robot
 from apps.tenants import services as tenant_services
 from apps.tenants.middleware import SESSION_ENVIRONMENT, SESSION_TENANT
 from apps.tenants.models import Environment, Invitation, Membership, Tenant
-from apps.tenants.roles import Role
 from tests.fixtures.live import run
 
 # Routes not walked, and why. Keep this tiny: everything else is walked.

@@ -12,7 +12,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_cache")]
 
 
 def test_dashboard_shows_tenant_counts_and_getting_started(tenant_a, owner, client_for):
-    response = client_for(owner).get(reverse("core:dashboard"))
+    response = client_for(owner).get(reverse("portal:dashboard"))
     assert response.status_code == 200
     body = response.content.decode()
     assert "Acme Rockets" in body
@@ -27,14 +27,14 @@ def test_dashboard_shows_tenant_counts_and_getting_started(tenant_a, owner, clie
 
 
 def test_dashboard_without_tenant_invites_to_create_one(outsider, client_for):
-    body = client_for(outsider).get(reverse("core:dashboard")).content.decode()
+    body = client_for(outsider).get(reverse("portal:dashboard")).content.decode()
     assert "Welcome to Berth" in body
     assert reverse("tenants:create") in body
 
 
 @pytest.mark.parametrize("section", ["monitoring", "security"])
 def test_placeholder_sections_say_what_will_come(section, owner, client_for):
-    response = client_for(owner).get(reverse(f"core:{section}"))
+    response = client_for(owner).get(reverse(f"portal:{section}"))
     assert response.status_code == 200
     assert "is on its way" in response.content.decode()
 
@@ -152,7 +152,7 @@ def test_switching_tenant_and_environment(tenant_a, tenant_b, owner, client_for)
     prod = other.environments.get(slug="prod")
     client = client_for(owner)
     response = client.post(
-        reverse("core:switch"),
+        reverse("portal:switch"),
         {"tenant": other.pk, "environment": prod.pk, "next": reverse("tenants:list")},
     )
     assert response.status_code == 302
@@ -164,7 +164,7 @@ def test_switching_tenant_and_environment(tenant_a, tenant_b, owner, client_for)
 
 def test_switching_by_htmx_redirects_the_page(tenant_a, owner, client_for):
     response = client_for(owner).post(
-        reverse("core:switch"), {"tenant": tenant_a.pk, "next": "/"}, HTTP_HX_REQUEST="true"
+        reverse("portal:switch"), {"tenant": tenant_a.pk, "next": "/"}, HTTP_HX_REQUEST="true"
     )
     assert response.status_code == 204
     assert response["HX-Redirect"] == "/"
@@ -172,15 +172,15 @@ def test_switching_by_htmx_redirects_the_page(tenant_a, owner, client_for):
 
 def test_switching_to_a_foreign_tenant_is_ignored(tenant_a, tenant_b, owner, client_for):
     client = client_for(owner)
-    client.post(reverse("core:switch"), {"tenant": tenant_b.pk})
+    client.post(reverse("portal:switch"), {"tenant": tenant_b.pk})
     assert client.get("/").context["current_tenant"] == tenant_a
 
 
 def test_switch_refuses_offsite_next(tenant_a, owner, client_for):
     response = client_for(owner).post(
-        reverse("core:switch"), {"tenant": tenant_a.pk, "next": "https://evil.example/"}
+        reverse("portal:switch"), {"tenant": tenant_a.pk, "next": "https://evil.example/"}
     )
-    assert response["Location"] == reverse("core:dashboard")
+    assert response["Location"] == reverse("portal:dashboard")
 
 
 def test_anonymous_is_sent_to_login(client):

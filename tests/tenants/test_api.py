@@ -3,8 +3,8 @@
 import pytest
 
 from apps.activity.models import Event
+from apps.core.roles import Role
 from apps.tenants.models import Environment, Membership, Tenant
-from apps.tenants.roles import Role
 from tests.fixtures.api import results
 
 pytestmark = pytest.mark.django_db

@@ -2,8 +2,8 @@
 
 import pytest
 
+from apps.core.roles import Role
 from apps.tenants.models import Invitation, Membership
-from apps.tenants.roles import Role
 from tests.fixtures.api import results
 
 pytestmark = pytest.mark.django_db

@@ -2,9 +2,9 @@
 
 import pytest
 
+from apps.core.roles import Role
 from apps.tenants import services as tenant_services
 from apps.tenants.models import Membership
-from apps.tenants.roles import Role
 from tests.fixtures.api import results
 
 pytestmark = pytest.mark.django_db

@@ -8,8 +8,8 @@ from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
 
+from apps.core.roles import Role
 from apps.tenants.models import Invitation, Membership
-from apps.tenants.roles import Role
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_cache")]
 

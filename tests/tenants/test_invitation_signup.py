@@ -23,9 +23,9 @@ from django.core.cache import cache
 from django.urls import reverse
 from django.utils import timezone
 
+from apps.core.roles import Role
 from apps.tenants import services
 from apps.tenants.models import Membership
-from apps.tenants.roles import Role
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db

@@ -3,8 +3,8 @@
 import pytest
 from django.urls import reverse
 
+from apps.core.roles import Role
 from apps.tenants.models import Environment, Membership, Tenant
-from apps.tenants.roles import Role
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_cache")]
 

@@ -7,9 +7,9 @@ from apps.accounts import services as token_services
 from apps.accounts.models import ApiToken
 from apps.activity.models import Event
 from apps.activity.services import record_event
+from apps.core.roles import Role
 from apps.hosts.models import Host
 from apps.tenants.models import Environment, Invitation, Membership, Tenant
-from apps.tenants.roles import Role
 
 pytestmark = pytest.mark.django_db
 

@@ -10,9 +10,10 @@ from django.utils import timezone
 from apps.accounts import services as token_services
 from apps.accounts.models import ApiToken, find_token
 from apps.activity.models import Event
+from apps.core.roles import Role
+from apps.core.tenancy import require_role, role_of
 from apps.tenants import services
 from apps.tenants.models import Environment, Invitation, Membership, Tenant, hash_secret
-from apps.tenants.roles import Role
 
 pytestmark = pytest.mark.django_db
 
@@ -420,32 +421,32 @@ def test_invite_refuses_unknown_role_and_bad_email(tenant_a, owner):
 
 
 def test_require_role(tenant_a, owner, member, viewer, outsider, superuser):
-    assert services.require_role(owner, tenant_a, Role.OWNER) == Role.OWNER
-    assert services.require_role(member, tenant_a, Role.VIEWER) == Role.MEMBER
-    assert services.require_role(superuser, tenant_a, Role.OWNER) == Role.OWNER
+    assert require_role(owner, tenant_a, Role.OWNER) == Role.OWNER
+    assert require_role(member, tenant_a, Role.VIEWER) == Role.MEMBER
+    assert require_role(superuser, tenant_a, Role.OWNER) == Role.OWNER
     with pytest.raises(PermissionDenied):
-        services.require_role(viewer, tenant_a, Role.MEMBER)
+        require_role(viewer, tenant_a, Role.MEMBER)
     with pytest.raises(PermissionDenied):
-        services.require_role(member, tenant_a, Role.ADMIN)
+        require_role(member, tenant_a, Role.ADMIN)
     with pytest.raises(PermissionDenied):
-        services.require_role(outsider, tenant_a, Role.VIEWER)
+        require_role(outsider, tenant_a, Role.VIEWER)
 
 
 def test_require_role_refuses_inactive_and_anonymous_users(tenant_a, owner, superuser):
     with pytest.raises(PermissionDenied):
-        services.require_role(AnonymousUser(), tenant_a, Role.VIEWER)
+        require_role(AnonymousUser(), tenant_a, Role.VIEWER)
     for user in (owner, superuser):
         user.is_active = False
         user.save()
         with pytest.raises(PermissionDenied):
-            services.require_role(user, tenant_a, Role.VIEWER)
+            require_role(user, tenant_a, Role.VIEWER)
 
 
 def test_role_of(tenant_a, owner, viewer, outsider):
-    assert services.role_of(owner, tenant_a) == Role.OWNER
-    assert services.role_of(viewer, tenant_a) == Role.VIEWER
-    assert services.role_of(outsider, tenant_a) is None
-    assert services.role_of(AnonymousUser(), tenant_a) is None
+    assert role_of(owner, tenant_a) == Role.OWNER
+    assert role_of(viewer, tenant_a) == Role.VIEWER
+    assert role_of(outsider, tenant_a) is None
+    assert role_of(AnonymousUser(), tenant_a) is None
 
 
 # --- tokens stop at once ---------------------------------------------------------------------

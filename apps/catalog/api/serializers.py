@@ -7,8 +7,8 @@ from rest_framework import serializers
 from apps.catalog.models import Template, TemplateVersion
 from apps.catalog.validation import CATEGORIES
 from apps.core.api import RejectUnknownFieldsMixin, api_token
+from apps.core.roles import Role
 from apps.tenants.api.serializers import VisibleTenantField
-from apps.tenants.roles import Role
 
 
 class TemplateVersionSerializer(serializers.ModelSerializer):

@@ -12,10 +12,10 @@ from rest_framework import serializers
 
 from apps.catalog.questions import secret_names, secret_values
 from apps.core.api import RejectUnknownFieldsMixin, api_token
+from apps.core.roles import Role
 from apps.deployments import revisions, services
 from apps.deployments.models import Container, Revision, Service, Stack
 from apps.tenants.models import Environment
-from apps.tenants.roles import Role
 
 
 def masked_answers(version, answers: dict | None) -> dict:

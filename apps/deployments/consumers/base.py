@@ -24,10 +24,10 @@ from django.utils.crypto import constant_time_compare
 
 from apps.accounts.channels_auth import NO_CHANNEL_LAYER
 from apps.accounts.models import ApiToken
+from apps.core.roles import Role
 from apps.deployments import live_limits
 from apps.deployments.models import Container, Service, Stack
 from apps.hosts.engine import EngineError
-from apps.tenants.roles import Role
 
 log = logging.getLogger(__name__)
 

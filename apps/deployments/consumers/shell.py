@@ -11,6 +11,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.utils import timezone
 
+from apps.core.roles import Role
 from apps.deployments.consumers.base import (
     CLOSE_ACK_TIMEOUT,
     CLOSE_ENGINE,
@@ -24,7 +25,6 @@ from apps.deployments.consumers.transcripts import MAX_TRANSCRIPT, record_shell,
 from apps.deployments.models import Container
 from apps.hosts.engine import EngineError, get_engine, streams
 from apps.hosts.engine.driver import ShellSession
-from apps.tenants.roles import Role
 
 # Flow control: BERTH_SHELL_WINDOW_BYTES of output may be unacknowledged, and a full
 # window waits BERTH_SHELL_ACK_SECONDS for an ack before the socket closes with 4429.

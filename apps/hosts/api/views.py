@@ -9,10 +9,10 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from apps.core.api import TenantScopedViewSet, TokenScopePermission, api_token
+from apps.core.tenancy import is_platform_admin
 from apps.hosts import services
 from apps.hosts.api.serializers import HostSerializer, HostUpdateSerializer
 from apps.hosts.models import Host
-from apps.tenants.querysets import is_platform_admin
 
 
 class PlatformAdminOr404(permissions.BasePermission):

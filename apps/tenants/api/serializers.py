@@ -7,8 +7,8 @@ in apps.tenants.services, so the HTML forms and the API give the same answers.
 from rest_framework import serializers
 
 from apps.core.api import RejectUnknownFieldsMixin, api_token
+from apps.core.roles import Role
 from apps.tenants.models import Environment, Invitation, Membership, Tenant
-from apps.tenants.roles import Role
 
 # Slugs are checked by the service layer (model validators and uniqueness), not twice.
 SERVICE_VALIDATED = {"validators": []}

@@ -12,6 +12,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from apps.core.api import TenantScopedViewSet
+from apps.core.roles import Role
 from apps.tenants import quotas, services
 from apps.tenants.api.serializers import (
     EnvironmentCreateSerializer,
@@ -28,7 +29,6 @@ from apps.tenants.api.serializers import (
 )
 from apps.tenants.filters import TenantSlugFilterSet
 from apps.tenants.models import Environment, Invitation, Membership, Tenant
-from apps.tenants.roles import Role
 
 
 class TenantViewSet(

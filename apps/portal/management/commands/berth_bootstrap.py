@@ -16,6 +16,8 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.core.validators import validate_email
 
+from apps.catalog.loader import load_catalog
+from apps.catalog.management.commands.loadcatalog import default_catalog_path
 from apps.core.management.commands._common import (
     command_errors,
     generate_password,
@@ -50,9 +52,6 @@ class Command(BaseCommand):
 
     def _catalog(self) -> None:
         """The built-in templates; a bad one is reported and skipped, never fatal here."""
-        from apps.catalog.loader import load_catalog
-        from apps.catalog.management.commands.loadcatalog import default_catalog_path
-
         report = load_catalog(default_catalog_path())
         self._say(
             f"Catalog: {len(report.templates)} templates, {len(report.created)} versions added."

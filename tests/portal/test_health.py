@@ -7,7 +7,7 @@ import socket
 import pytest
 from django.urls import reverse
 
-from apps.core import health
+from apps.portal import health
 from apps.hosts.models import Host
 from tests.conftest import login
 
@@ -87,7 +87,7 @@ def test_host_banner_on_the_page_carries_no_credentials(client, superuser):
     )
     login(client, superuser)
 
-    page = client.get(reverse("core:dashboard")).content.decode()
+    page = client.get(reverse("portal:dashboard")).content.decode()
 
     assert "Host edge is unreachable" in page
     assert ENGINE_PASSWORD not in page and API_TOKEN not in page

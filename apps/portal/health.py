@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 import redis
 from django.conf import settings
 
+from apps.hosts.models import Host
+
 HIDDEN = "***"
 # scheme://user:password@host -> scheme://***@host (also user-only and password-only forms)
 URL_USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s@]*@")
@@ -21,6 +23,7 @@ SECRET_PARAMS = re.compile(
     r"(?P<value>[^\s&;,'\"]+)",
     re.IGNORECASE,
 )
+
 # 32+ URL-safe characters mixing upper case, lower case and digits: generated secrets
 # (secrets.token_urlsafe, Berth API tokens). Hex digests and ids are lower case only.
 RANDOM_LOOKING = re.compile(r"(?=[\w-]*[A-Z])(?=[\w-]*[a-z])(?=[\w-]*\d)[\w-]{32,}")
@@ -68,8 +71,6 @@ def redis_error() -> str | None:
 
 
 def engine_errors() -> list[str]:
-    from apps.hosts.models import Host
-
     return [
         redact(f"Host {host.name} is unreachable: {host.last_error or 'no answer'}")
         for host in Host.objects.filter(state=Host.State.UNREACHABLE)

@@ -1,8 +1,8 @@
 from django.urls import path
 
-from apps.core import views
+from apps.portal import views
 
-app_name = "core"
+app_name = "portal"
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("switch/", views.switch_context, name="switch"),

@@ -11,9 +11,9 @@ from django.views.decorators.http import require_POST
 
 from apps.accounts.models import ApiToken
 from apps.activity.models import Event
+from apps.core.tenancy import role_of
 from apps.tenants.middleware import SESSION_ENVIRONMENT, SESSION_TENANT
 from apps.tenants.models import Environment, Tenant
-from apps.tenants.services import role_of
 
 SECTIONS = {
     "monitoring": ("Monitoring", "Metrics, alerts and autoscaling of your services."),
@@ -52,7 +52,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "my_role": role_of(request.user, tenant) if tenant else None,
         "sections": [(name, title, text) for name, (title, text) in SECTIONS.items()],
     }
-    return render(request, "core/dashboard.html", context)
+    return render(request, "portal/dashboard.html", context)
 
 
 @login_required
@@ -61,7 +61,7 @@ def section(request: HttpRequest, section: str) -> HttpResponse:
     title, description = SECTIONS[section]
     return render(
         request,
-        "core/section.html",
+        "portal/section.html",
         {"section": section, "title": title, "description": description},
     )
 
@@ -75,9 +75,9 @@ def switch_context(request: HttpRequest) -> HttpResponse:
         request.session[SESSION_TENANT] = tenant.pk
         env = Environment.objects.filter(tenant=tenant, pk=request.POST.get("environment")).first()
         request.session[SESSION_ENVIRONMENT] = env.pk if env else None
-    target = request.POST.get("next") or reverse("core:dashboard")
+    target = request.POST.get("next") or reverse("portal:dashboard")
     if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
-        target = reverse("core:dashboard")
+        target = reverse("portal:dashboard")
     if request.headers.get("HX-Request"):
         return HttpResponse(status=204, headers={"HX-Redirect": target})
     return HttpResponseRedirect(target)

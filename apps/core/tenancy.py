@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from django.core.exceptions import PermissionDenied
 from django.db import models
 
-from apps.tenants.roles import Role, roles_at_least
+from apps.core.roles import Role, rank, roles_at_least
 
 if TYPE_CHECKING:
     from apps.accounts.models import ApiToken
@@ -20,13 +21,13 @@ def visible_tenant_ids(user: Any, min_role: str = Role.VIEWER, token: ApiToken |
     """A subquery of the tenant ids where `user` holds at least `min_role`.
 
     A token narrows it further: to its own tenant, and to read access when read-only.
+    The memberships are reached through the user (`Membership.user`'s related name), so
+    this rule, which every app's querysets use, imports no app above it.
     """
-    from apps.tenants.models import Membership
-
-    memberships = Membership.objects.filter(user=user, role__in=roles_at_least(min_role))
+    memberships = user.memberships.filter(role__in=roles_at_least(min_role))
     if token is not None:
         if token.read_only and min_role != Role.VIEWER:
-            return Membership.objects.none().values("tenant_id")
+            return memberships.none().values("tenant_id")
         if token.tenant_id:
             memberships = memberships.filter(tenant_id=token.tenant_id)
     return memberships.values("tenant_id")
@@ -41,6 +42,23 @@ def is_platform_admin(
     if token is None:
         return True
     return not token.tenant_id and (not token.read_only or min_role == Role.VIEWER)
+
+
+def role_of(user: Any, tenant: Any) -> str | None:
+    """The user's role in the tenant, or None when not a member."""
+    if not (user and user.is_authenticated and user.is_active):
+        return None
+    return tenant.memberships.filter(user=user).values_list("role", flat=True).first()
+
+
+def require_role(user: Any, tenant: Any, role: str) -> str:
+    """Refuse unless the user holds at least `role` (platform admins act as owners)."""
+    if user.is_superuser and user.is_active:
+        return Role.OWNER
+    current = role_of(user, tenant)
+    if current is None or rank(current) < rank(role):
+        raise PermissionDenied(f"This needs the {role} role in {tenant.slug}.")
+    return current
 
 
 class TenantOwnedQuerySet(models.QuerySet):

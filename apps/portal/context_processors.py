@@ -1,6 +1,6 @@
 """Template context for the base layout: navigation, tenant switcher, health banners."""
 
-from apps.core.health import service_banners
+from apps.portal.health import service_banners
 from apps.tenants.models import Tenant
 
 
