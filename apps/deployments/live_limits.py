@@ -33,15 +33,14 @@ SERVER_BUSY = "Too many live streams right now; try again later."
 class PerUser:
     """How many of something each user holds, under a limit read from settings."""
 
-    def __init__(self, setting: str, default: int) -> None:
+    def __init__(self, setting: str) -> None:
         self.setting = setting
-        self.default = default
         self.held: Counter = Counter()
         self.lock = threading.Lock()
 
     @property
     def limit(self) -> int:
-        return int(getattr(settings, self.setting, self.default))
+        return getattr(settings, self.setting)
 
     def take(self, user_id: int, count: int = 1) -> bool:
         limit = self.limit
@@ -58,8 +57,8 @@ class PerUser:
                 del self.held[user_id]
 
 
-SOCKETS = PerUser("BERTH_LIVE_SOCKETS_PER_USER", 20)
-STREAMS = PerUser("BERTH_LIVE_STREAMS_PER_USER", 16)
+SOCKETS = PerUser("BERTH_LIVE_SOCKETS_PER_USER")
+STREAMS = PerUser("BERTH_LIVE_STREAMS_PER_USER")
 
 
 class StreamLease:
