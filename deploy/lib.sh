@@ -394,13 +394,40 @@ _berth_wait_http() {
         for name in "$@"; do
             if ! berth_is_running "$name" || [ "$SECONDS" -ge "$deadline" ]; then
                 tail -n 20 "$log" >&2
-                berth_registry_stop
                 berth_die "the registry did not answer on $addr ($name; log: $log)"
                 return 1
             fi
         done
         sleep 0.2
     done
+}
+
+# _berth_registry_backend CONFIG: where docker-registry itself listens (its config.yml's
+# http.addr).
+_berth_registry_backend() {
+    sed -n '/^http:/,/^[^ ]/s/^  addr: *//p' "$1" | tr -d "'\"" | head -n1
+}
+
+# berth_registry_serve [readonly]: start docker-registry on the config.yml rendered in
+# $BERTH_STATE_DIR/registry (pidfile run/registry.pid, log log/registry.log), read-only
+# (pulls only: distribution's maintenance mode) when asked. Does not wait.
+berth_registry_serve() {
+    local config="$BERTH_STATE_DIR/registry/config.yml" log="$BERTH_STATE_DIR/log/registry.log"
+    local mode="" env=()
+    if [ "${1:-}" = readonly ]; then
+        mode=" read-only"
+        env=(REGISTRY_STORAGE_MAINTENANCE_READONLY='{"enabled": true}')
+    fi
+    printf '\n==== %s berth: docker-registry starting%s ====\n' "$(date -Is)" "$mode" >>"$log"
+    berth_spawn registry "$log" env "${env[@]}" "$BERTH_REGISTRY_BIN" serve "$config"
+}
+
+# berth_registry_gate_serve: start the gate (HAProxy) on the gate.cfg rendered in
+# $BERTH_STATE_DIR/registry (pidfile run/registry-gate.pid). Does not wait.
+berth_registry_gate_serve() {
+    local gate="$BERTH_STATE_DIR/registry/gate.cfg" log="$BERTH_STATE_DIR/log/registry.log"
+    printf '\n==== %s berth: registry gate (haproxy) starting ====\n' "$(date -Is)" >>"$log"
+    berth_spawn registry-gate "$log" haproxy -db -f "$gate"
 }
 
 # Idempotent: does nothing when our registry runs; renders the configs again
@@ -427,25 +454,57 @@ berth_registry_start() {
         --portal-addr "127.0.0.1:${BERTH_PORT:-8000}" >/dev/null) ||
         berth_die "could not render $config" || return 1
     local backend
-    backend="$(sed -n '/^http:/,/^[^ ]/s/^  addr: *//p' "$config" | tr -d "'\"" | head -n1)"
+    backend="$(_berth_registry_backend "$config")"
     berth_check_port "the registry behind the gate" "$backend" BERTH_REGISTRY_BACKEND_ADDR \
         registry || return 1
     local t0="$EPOCHREALTIME"
     if ! berth_is_running registry; then
-        printf '\n==== %s berth: docker-registry starting ====\n' "$(date -Is)" >>"$log"
-        berth_spawn registry "$log" "$BERTH_REGISTRY_BIN" serve "$config" || return 1
+        berth_registry_serve || return 1
     fi
     if ! berth_is_running registry-gate; then
-        printf '\n==== %s berth: registry gate (haproxy) starting ====\n' "$(date -Is)" >>"$log"
-        berth_spawn registry-gate "$log" haproxy -db -f "$gate" || return 1
+        berth_registry_gate_serve || return 1
     fi
     # The gate answers 503 until the registry behind it is up.
-    _berth_wait_http "$addr" "$log" registry registry-gate || return 1
+    _berth_wait_http "$addr" "$log" registry registry-gate || {
+        berth_registry_stop
+        return 1
+    }
     berth_log "registry up on $addr, behind its gate, in $(berth_elapsed "$t0")s (log: $log)"
 }
 
 # Stops only a registry Berth started (its pidfiles); a foreign one is left alone.
 berth_registry_stop() { berth_stop registry-gate 10; berth_stop registry 20; }
+
+# berth_registry_gc: free the blobs no tag references any more (distribution's
+# `garbage-collect --delete-untagged` on $BERTH_STATE_DIR/registry/config.yml; its report
+# on stdout). It must not run while pushes happen (a layer uploaded but not yet
+# referenced would be deleted), so a registry Berth started is restarted read-only for
+# it (pulls go on, pushes are refused) and read-write afterwards, each time waiting until
+# it answers; with none running, the collection runs directly (a stopped registry is as
+# safe as a read-only one). Berth's garbage collection task runs this through
+# deploy/registry.sh gc (BERTH_REGISTRY_GC_COMMAND). Fails when the collection or a
+# restart fails; the registry is started read-write again in every case.
+berth_registry_gc() {
+    local config="$BERTH_STATE_DIR/registry/config.yml" log="$BERTH_STATE_DIR/log/registry.log"
+    local backend rc=0
+    [ -f "$config" ] || berth_die "no $config: the registry was never started here" || return 1
+    if ! berth_is_running registry; then
+        "$BERTH_REGISTRY_BIN" garbage-collect --delete-untagged "$config"
+        return
+    fi
+    backend="$(_berth_registry_backend "$config")"
+    berth_log "garbage collection: restarting the registry read-only"
+    berth_stop registry 20
+    if berth_registry_serve readonly && _berth_wait_http "$backend" "$log" registry; then
+        "$BERTH_REGISTRY_BIN" garbage-collect --delete-untagged "$config" || rc=$?
+    else
+        rc=1
+    fi
+    berth_log "garbage collection: restarting the registry read-write"
+    berth_stop registry 20
+    berth_registry_serve && _berth_wait_http "$backend" "$log" registry || rc=1
+    return "$rc"
+}
 
 # ---------------------------------------------------------------------------
 # Berth's ports: free, or held by Berth's own service from an earlier run

@@ -31,8 +31,8 @@ from apps.compose.images import ImageReferenceError, parse_image
 from apps.deployments import containers as naming
 from apps.hosts.engine import EngineDriver, EngineError, get_engine
 from apps.hosts.models import Host
+from apps.registry.client import RegistryClient, RegistryError
 from apps.registry.deploy import is_berth_registry
-from apps.registry.registry_client import RegistryClient, RegistryError
 from apps.tenants.models import RetiredTenant
 
 log = logging.getLogger(__name__)
@@ -185,9 +185,8 @@ def _namespace_folder(slug: str) -> Path | None:
     """The namespace's folder in the registry's local storage, if there is one."""
     from apps.registry import gc
 
-    process = gc.running_registry()
     try:
-        root = gc.storage_root(process.config_path if process else gc.default_config_path())
+        root = gc.storage_root()
     except (OSError, ValueError):
         return None
     folder = root / "docker" / "registry" / "v2" / "repositories" / slug

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from apps.registry import config
+from apps.registry.client import ImageConfig, Layer, RegistryClient, RegistryError
 from apps.registry.models import RegistryEvent, Repository
-from apps.registry.registry_client import ImageConfig, Layer, RegistryClient, RegistryError
 
 MAX_TAGS = 100
 

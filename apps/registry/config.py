@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import yaml
 from django.conf import settings
 
-from apps.registry.keys import ensure_signing_key, registry_state_dir, write_private
+from apps.registry.token.keys import ensure_signing_key, registry_state_dir, write_private
 
 NOTIFY_SECRET_FILE = "notify.secret"
 GATE_SECRET_FILE = "gate.secret"

@@ -37,10 +37,10 @@ from django.conf import settings
 
 from apps.compose.images import ImageRef, ImageReferenceError, parse_image, split_domain
 from apps.hosts.engine import EngineError
+from apps.registry.client import RegistryClient, RegistryError
 from apps.registry.config import backend_addr
-from apps.registry.registry_client import RegistryClient, RegistryError
-from apps.registry.token_service import deployer_may_pull
-from apps.registry.tokens import deployer_credentials
+from apps.registry.token.credentials import deployer_credentials
+from apps.registry.token.service import deployer_may_pull
 
 Progress = Callable[[dict[str, Any]], None]
 HTTPS_PORT = 443

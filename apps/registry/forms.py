@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
-from apps.registry.models import Repository, RobotAccount
-from apps.registry.robots import MAX_ROBOT_DAYS
+from apps.registry.models import MAX_ROBOT_DAYS, Repository, RobotAccount
 
 
 class VisibilityForm(forms.Form):

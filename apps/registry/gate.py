@@ -5,10 +5,11 @@ Why here: the registry cannot be asked about quotas, and the token is issued bef
 client says what it will push. The manifest is the one request that names every blob of
 the image, after the blobs are uploaded and before any tag points at them. HAProxy
 (config.GATE_TEMPLATE) routes `PUT /v2/<name>/manifests/<ref>` to `/registry/gate/...`;
-this module checks the caller's token (our own signature, a push grant on that very
-repository), counts the blobs the tenant does not store yet at their real size (asked
-from the registry, not taken from the manifest's word), reserves them, and forwards the
-request untouched to docker-registry. A refused push leaves unreferenced blobs behind,
+`views.ManifestGateView` checks the caller's token (our own signature, a push grant on
+that very repository), then `services.store_manifest` counts the blobs the tenant does
+not store yet at their real size (asked from the registry, not taken from the manifest's
+word), reserves them, and forwards the request untouched to docker-registry with this
+module's `forward`. A refused push leaves unreferenced blobs behind,
 which garbage collection frees.
 
 A request without a token of ours granting push on that repository gets the registry's
@@ -26,14 +27,11 @@ from dataclasses import dataclass
 import jwt
 import requests
 from django.conf import settings
+from django.http import JsonResponse
 
-from apps.activity.models import Event
-from apps.activity.services import record_event
-from apps.core.queue import enqueue
-from apps.registry import config, quota, tasks
-from apps.registry.keys import signing_key
-from apps.registry.registry_client import manifest_from
-from apps.tenants.models import Tenant
+from apps.registry import config
+from apps.registry.client import manifest_from
+from apps.registry.token.keys import signing_key
 
 # distribution's grammar: path components of a repository name; a tag or a digest
 NAME_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
@@ -162,41 +160,6 @@ class QuotaExceededError(Exception):
     """The push would take the tenant past its storage quota; the message says by how much."""
 
 
-def store_manifest(
-    path: str, query: str, headers, body: bytes, *, name: str, subject: str
-) -> Forwarded:
-    """Check the tenant's quota, then hand the manifest to the registry.
-
-    The blobs new to the tenant are reserved before the registry sees the manifest; when
-    the registry does not store it after all, a usage walk is queued to give them back.
-    A refusal is recorded in the tenant's activity, with who pushed what."""
-    backend = backend_for(headers)
-    tenant = Tenant.objects.filter(slug=name.partition("/")[0]).first()
-    metered = tenant is not None and quota.is_limited(tenant)
-    blobs = manifest_blobs(body) if metered else {}
-    if blobs:
-        sizes = stored_sizes(name, blobs, headers.get("Authorization", ""), backend)
-        refusal = quota.admit_manifest(tenant, sizes)
-        if refusal:
-            record_event(
-                "registry.push_refused",
-                tenant=tenant,
-                outcome=Event.Outcome.FAILURE,
-                message=f"Push of {name} by {subject} refused: {refusal}",
-                data={"repository": name, "subject": subject},
-            )
-            raise QuotaExceededError(refusal)
-    try:
-        answer = forward(path, query, headers, body, backend)
-    except GateError:
-        if blobs:
-            enqueue(tasks.refresh_usage, tenant.pk)
-        raise
-    if blobs and answer.status >= 300:
-        enqueue(tasks.refresh_usage, tenant.pk)
-    return answer
-
-
 def forward(
     path: str, query: str, headers, body: bytes, backend: str, method: str = "PUT"
 ) -> Forwarded:
@@ -222,24 +185,23 @@ def parse_upload_start_path(path: str) -> str | None:
     return found.group("name") if found else None
 
 
-def start_upload(path: str, query: str, headers, body: bytes, *, name: str) -> Forwarded:
-    """Open a blob upload (or mount a blob) unless the tenant is at its storage quota.
-
-    Every upload the registry accepts is counted when it completes (notifications), so
-    once a tenant is at its quota no new upload opens: a tenant can pass its quota by at
-    most the blobs it had already started uploading, never fill the disk with blobs no
-    manifest references."""
-    tenant = Tenant.objects.filter(slug=name.partition("/")[0]).first()
-    if tenant is not None:
-        allowed, message = quota.can_push(tenant)
-        if not allowed:
-            raise QuotaExceededError(message)
-    return forward(path, query, headers, body, backend_for(headers), method="POST")
-
-
 def challenge(name: str) -> str:
     """The WWW-Authenticate header the registry itself sends for a push on `name`."""
     return (
         f'Bearer realm="{config.token_realm()}",service="{settings.BERTH_REGISTRY_SERVICE}",'
         f'scope="repository:{name}:pull,push"'
     )
+
+
+def registry_error(status: int, code: str, message: str) -> JsonResponse:
+    """An error in the registry's own format; the docker client prints the message."""
+    return JsonResponse(
+        {"errors": [{"code": code, "message": message, "detail": None}]}, status=status
+    )
+
+
+def unauthorized(name: str) -> JsonResponse:
+    """The registry's own 401 for a push on `name`, with its challenge."""
+    response = registry_error(401, "UNAUTHORIZED", "authentication required")
+    response["WWW-Authenticate"] = challenge(name)
+    return response

@@ -4,12 +4,16 @@ Berth is the index (who may do what, statistics); Debian's docker-registry store
 blobs. Every row belongs to a tenant and is filtered through `visible_to`.
 """
 
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 
-from apps.tenants.querysets import TenantOwnedQuerySet
+from apps.core.tenancy import TenantOwnedQuerySet
 
 # A repository path under the tenant namespace ("web", "team/web"): the distribution
 # grammar of path components, lowercase, separated by "/".
@@ -21,6 +25,48 @@ robot_name_validator = RegexValidator(
     r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$",
     "Use lowercase letters, digits and hyphens, starting and ending with a letter or digit.",
 )
+MAX_ROBOT_DAYS = 730
+MAX_REPOSITORIES = 50
+
+
+def clean_robot_repositories(repositories: Iterable[str] | str | None) -> list[str]:
+    """A robot's repositories: names under the tenant namespace, without the `<tenant>/`
+    prefix; [] means all of them."""
+    if isinstance(repositories, str):
+        repositories = repositories.replace(",", " ").split()
+    names = sorted({(name or "").strip().strip("/") for name in repositories or ()} - {""})
+    if len(names) > MAX_REPOSITORIES:
+        raise ValidationError({"repositories": f"Name at most {MAX_REPOSITORIES} repositories."})
+    for name in names:
+        try:
+            repository_name_validator(name)
+        except ValidationError as exc:
+            raise ValidationError({"repositories": f"{name!r}: {exc.messages[0]}"}) from exc
+    return names
+
+
+def robot_expiry(expires_days: int | None, expires_at: datetime | None) -> datetime | None:
+    """When a new robot expires: a moment in the future, or 1 to MAX_ROBOT_DAYS days."""
+    if expires_at is not None:
+        if expires_at <= timezone.now():
+            raise ValidationError({"expires_at": "Choose a moment in the future."})
+        return expires_at
+    if expires_days is None:
+        return None
+    if not 1 <= int(expires_days) <= MAX_ROBOT_DAYS:
+        raise ValidationError({"expires_days": f"Choose between 1 and {MAX_ROBOT_DAYS} days."})
+    return timezone.now() + timedelta(days=int(expires_days))
+
+
+def validated_robot_name(name: str) -> str:
+    name = (name or "").strip()
+    if not name:
+        raise ValidationError({"name": "Give the robot a name."})
+    try:
+        robot_name_validator(name)
+    except ValidationError as exc:
+        raise ValidationError({"name": exc.messages}) from exc
+    return name
 
 
 class RegistryQuerySet(TenantOwnedQuerySet):

@@ -5,7 +5,8 @@ The registry POSTs one envelope per event (distribution 2.8), with the header
 without that secret is forged and refused (401) before its body is read.
 
 Replays are refused per event: an event id already stored, or a timestamp outside
-BERTH_REGISTRY_EVENT_WINDOW seconds of now, is not counted. The HTTP answer stays 200
+BERTH_REGISTRY_EVENT_WINDOW seconds of now, is not counted (`services.ingest_notifications`
+takes an envelope and records the refusals in the activity). The HTTP answer stays 200
 with the refused ids in the body, because the registry retries every non-2xx delivery
 forever and blocks the events queued behind it: a genuine retry (our 200 got lost) cannot
 be told from a replay, and refusing it with an error would wedge the registry's queue.
@@ -34,8 +35,8 @@ from django.utils.dateparse import parse_datetime
 from apps.activity.services import record_event
 from apps.core.queue import enqueue_on_commit
 from apps.registry import config
+from apps.registry.client import ADMIN_SUBJECT
 from apps.registry.models import RegistryEvent, Repository, TenantRegistryQuota
-from apps.registry.registry_client import ADMIN_SUBJECT
 from apps.tenants.models import Tenant
 
 MANIFEST_TYPES = frozenset(
@@ -83,31 +84,6 @@ class EventRefusedError(Exception):
 
     def __reduce__(self):  # Celery pickles errors: keep `ignored` too
         return (type(self), (self.reason, self.ignored))
-
-
-def ingest_envelope(body: Any, now: datetime | None = None) -> Outcome:
-    """Record every event of an authenticated envelope; each is accepted or refused."""
-    now = now or timezone.now()
-    events = body.get("events") if isinstance(body, dict) else None
-    if not isinstance(events, list) or len(events) > MAX_EVENTS:
-        raise ValueError(f"An envelope holds a list `events` of at most {MAX_EVENTS} events.")
-    outcome = Outcome()
-    for raw in events:
-        event_id = str(raw.get("id", ""))[:100] if isinstance(raw, dict) else ""
-        try:
-            ingest_event(raw, now)
-            outcome.accepted.append(event_id)
-        except EventRefusedError as exc:
-            entry = {"id": event_id, "reason": exc.reason}
-            (outcome.ignored if exc.ignored else outcome.refused).append(entry)
-    if outcome.refused:
-        record_event(
-            "registry.notification.refused",
-            outcome="failure",
-            message=f"{len(outcome.refused)} registry event(s) refused",
-            data={"refused": outcome.refused[:20]},
-        )
-    return outcome
 
 
 @dataclass(frozen=True)

@@ -5,27 +5,22 @@ deploy/build-images.sh. Published, they are `<registry>/library/<name>:<tag>`: p
 repositories of the platform tenant, which the demo templates name as
 `${BERTH_REGISTRY}/library/<name>:<tag>`. A deployment then pulls them from the registry
 like any tenant image, with the stack tenant's short-lived credential, so the demo
-templates exercise the same path as a tenant's own images.
+templates exercise the same path as a tenant's own images. Publishing itself is
+`services.publish_images`; this module names the images.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.core.exceptions import ValidationError
 
-from apps.activity.services import record_event
-from apps.registry.models import Repository
-from apps.registry.registry_client import RegistryClient, RegistryError
-from apps.registry.scopes import REPOSITORY_NAME
-from apps.registry.tokens import publisher_credentials
+from apps.registry.client import RegistryClient, RegistryError
+from apps.registry.token.scopes import REPOSITORY_NAME
 from apps.tenants.models import PLATFORM_TENANT
-from apps.tenants.services import ensure_platform_tenant
 
 LOCAL_PREFIX = "berth-demo/"
 # One `berth-demo/<name>:<tag>` a line; deploy/build-images.sh builds the same list.
@@ -65,43 +60,7 @@ def platform_ref(source: str, registry: str | None = None) -> str:
     return f"{registry or settings.BERTH_REGISTRY_ADDR}/{PLATFORM_TENANT}/{name}:{tag}"
 
 
-def publish_images(
-    *,
-    actor: Any,
-    engine: Any,
-    sources: Sequence[str],
-    progress: Callable[[Published], None] | None = None,
-) -> list[Published]:
-    """Tag each local image with its registry name and push it with the publisher's
-    short-lived credential; make its repository public. Safe to repeat: pushing an
-    unchanged image sends no layer again."""
-    if not (actor.is_active and actor.is_superuser):
-        raise PermissionDenied("Only a platform administrator publishes platform images.")
-    targets = [(source, platform_ref(source)) for source in sources]  # all valid, or none
-    tenant, _ = ensure_platform_tenant(owner=actor)
-    username, password = publisher_credentials(tenant.slug)
-    auth = {
-        "username": username,
-        "password": password,
-        "serveraddress": settings.BERTH_REGISTRY_ADDR,
-    }
-    published = []
-    for source, target in targets:
-        digest = _already_published(engine, source, target)
-        if digest:
-            item = Published(source=source, target=target, digest=digest, pushed=False)
-        else:
-            engine.tag_image(source, target)
-            digest = engine.push(target, auth_config=auth)
-            item = Published(source=source, target=target, digest=digest)
-        _record(actor, tenant, item)
-        published.append(item)
-        if progress is not None:
-            progress(item)
-    return published
-
-
-def _already_published(engine: Any, source: str, target: str) -> str:
+def already_published(engine: Any, source: str, target: str) -> str:
     """The digest when the registry's tag already points at this local image, else "".
 
     Skipping the push then leaves the tag untouched: a push rewrites the tag even when no
@@ -122,27 +81,3 @@ def _already_published(engine: Any, source: str, target: str) -> str:
     except RegistryError:
         return ""
     return digest if digest in local else ""
-
-
-@transaction.atomic
-def _record(actor: Any, tenant: Any, item: Published) -> None:
-    name, _tag = platform_path(item.source)
-    repository, created = Repository.objects.get_or_create(tenant=tenant, name=name)
-    if repository.visibility != Repository.Visibility.PUBLIC:
-        repository.visibility = Repository.Visibility.PUBLIC
-        repository.save(update_fields=["visibility"])
-    if not (item.pushed or created):
-        return  # nothing changed: `make run` restarts leave no event behind
-    record_event(
-        "registry.image.publish",
-        actor=actor,
-        tenant=tenant,
-        obj=repository,
-        message=f"Published {item.target} ({item.digest or 'digest unknown'}).",
-        data={
-            "source": item.source,
-            "target": item.target,
-            "digest": item.digest,
-            "pushed": item.pushed,
-        },
-    )

@@ -9,14 +9,15 @@ add up to more than the tenant's figure.
 The quota is enforced twice:
 - at token time: `can_push(tenant)` is asked by the token service before it grants
   "push" on a repository of the tenant; a tenant at or over its quota gets no push right;
-- at the manifest: the gate (gate.py) asks `admit_manifest` before the registry stores an
-  image's manifest. The blobs the tenant does not store yet are counted at their real
-  size; a push that would pass the quota is refused, and one that fits reserves its bytes
-  at once, so two pushes racing each other cannot both slip under the quota.
+- at the manifest: the gate (`services.store_manifest`) asks `admit_manifest` before the
+  registry stores an image's manifest. The blobs the tenant does not store yet are counted
+  at their real size; a push that would pass the quota is refused, and one that fits
+  reserves its bytes at once, so two pushes racing each other cannot both slip under the quota.
 Either way the docker client prints the message ("denied: ..."). Usage is recomputed
 from the registry after every push and delete notification (task
 registry.refresh_usage) and after garbage collection, which corrects any reservation
-of a push that did not complete.
+of a push that did not complete. Setting a quota or an alert threshold is
+`services.set_quota` / `services.set_pull_alert_threshold`.
 """
 
 from __future__ import annotations
@@ -24,19 +25,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.template.defaultfilters import filesizeformat
 
 from apps.activity.models import Event
-from apps.activity.services import record_event
+from apps.registry.client import RegistryClient, RegistryError
 from apps.registry.models import RegistryEvent, Repository, TenantRegistryQuota
 from apps.registry.notifications import MANIFEST_TYPES
-from apps.registry.registry_client import RegistryClient, RegistryError
 from apps.tenants.models import Tenant
 from apps.tenants.quotas import QuotaLine
-from apps.tenants.roles import Role
-from apps.tenants.services import require_role
 
 
 @dataclass
@@ -194,44 +192,6 @@ def admit_manifest(tenant: Tenant, blobs: dict[str, int]) -> str | None:
     return None
 
 
-def set_quota(*, actor: Any, tenant: Tenant, quota_bytes: int) -> TenantRegistryQuota:
-    """Platform admins set a tenant's storage quota (0: unlimited)."""
-    if not (actor.is_active and actor.is_superuser):
-        raise PermissionDenied("Only a platform administrator sets storage quotas.")
-    if quota_bytes < 0:
-        raise ValidationError({"quota_bytes": "Use 0 (unlimited) or a positive size."})
-    quota = quota_of(tenant)
-    quota.quota_bytes = quota_bytes
-    quota.save(update_fields=["quota_bytes"])
-    record_event(
-        "registry.quota", actor=actor, tenant=tenant, obj=quota, data={"bytes": quota_bytes}
-    )
-    return quota
-
-
-MAX_THRESHOLD = 10_000_000
-
-
-def set_pull_alert_threshold(*, actor: Any, tenant: Tenant, threshold: int) -> TenantRegistryQuota:
-    """Tenant admins choose the daily pulls of one repository that raise an alert."""
-    require_role(actor, tenant, Role.ADMIN)
-    if threshold is None or not 0 <= int(threshold) <= MAX_THRESHOLD:
-        raise ValidationError(
-            {"pull_alert_threshold": f"Choose 0 (no alert) up to {MAX_THRESHOLD} pulls a day."}
-        )
-    quota = quota_of(tenant)
-    quota.pull_alert_threshold = int(threshold)
-    quota.save(update_fields=["pull_alert_threshold"])
-    record_event(
-        "registry.pull_alert_threshold",
-        actor=actor,
-        tenant=tenant,
-        obj=quota,
-        data={"threshold": quota.pull_alert_threshold},
-    )
-    return quota
-
-
 # --- the tenant's quota page and API (settings.BERTH_QUOTA_PROVIDERS) -----------------------
 
 QUOTA_KEYS = ("registry_storage",)
@@ -252,10 +212,12 @@ def quota_lines(tenant: Tenant) -> list[QuotaLine]:
 
 
 def set_quota_values(actor: Any, tenant: Tenant, values: dict) -> None:
-    """`registry_storage` (bytes) from the tenant's quota form or API: `set_quota`."""
+    """`registry_storage` (bytes) from the tenant's quota form or API: `services.set_quota`."""
     value = values["registry_storage"]
     if isinstance(value, bool) or not str(value).strip().isdigit():
         raise ValidationError({"registry_storage": "Use 0 (unlimited) or a number of bytes."})
     if int(value) >= 2**63:
         raise ValidationError({"registry_storage": "Too large."})
-    set_quota(actor=actor, tenant=tenant, quota_bytes=int(value))
+    from apps.registry import services  # services uses this module's accounting
+
+    services.set_quota(actor=actor, tenant=tenant, quota_bytes=int(value))

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from apps.registry import gc, quota
+from apps.registry import quota
 from apps.tenants.models import Tenant
 
 
@@ -10,13 +10,15 @@ from apps.tenants.models import Tenant
 def garbage_collect(actor_id: int | None = None) -> int:
     """Free the disk of deleted tags (registry read-only meanwhile); the bytes freed.
 
-    Not acks_late: a collection interrupted by a lost worker is not re-run blindly, the
-    registry is restarted read-write by the next run's restart anyway.
+    Not acks_late: a collection interrupted by a lost worker is not re-run blindly; the
+    script that runs it restarts the registry read-write on its next run anyway.
     """
     from django.contrib.auth import get_user_model
 
+    from apps.registry import services  # services queues this task
+
     actor = get_user_model().objects.filter(pk=actor_id).first() if actor_id else None
-    result = gc.collect(actor=actor)
+    result = services.collect_garbage(actor=actor)
     for tenant in Tenant.objects.all():
         quota.refresh_usage(tenant)
     return result.freed

@@ -3,7 +3,7 @@
 from django.urls import path
 
 from apps.registry import views
-from apps.registry.token_view import RegistryTokenView
+from apps.registry.token.views import RegistryTokenView
 
 app_name = "registry"
 

@@ -2,12 +2,13 @@
 robot accounts, usage with a chart, and the registry's notification webhook.
 
 Thin views: objects are found through `visible_to` (a foreign one is 404); each change
-is one call to robots, services or quota, which check the role (too low is the 403 page).
+is one call to apps.registry.services, which checks the role (too low is the 403 page).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
@@ -21,21 +22,11 @@ from django.views.generic import ListView, TemplateView
 
 from apps.core.generic import CreateFormView, ObjectDetailView, ObjectFormView
 from apps.core.mixins import PlatformAdminMixin, TenantScopedMixin
-from apps.registry import (
-    browse,
-    config,
-    forms,
-    gate,
-    notifications,
-    quota,
-    robots,
-    services,
-    usage,
-)
+from apps.core.roles import Role, rank
+from apps.core.tenancy import role_of
+from apps.registry import browse, config, forms, gate, notifications, services, usage
+from apps.registry.client import RegistryClient, RegistryError
 from apps.registry.models import Repository, RobotAccount, TenantRegistryQuota
-from apps.registry.registry_client import RegistryClient, RegistryError
-from apps.tenants.roles import Role, rank
-from apps.tenants.services import role_of
 
 MAX_NOTIFICATION_BODY = 1024 * 1024
 
@@ -222,20 +213,20 @@ class RobotCreateView(CreateFormView):
         tenant = self.request.tenant
         if tenant is None:
             raise ValidationError("Choose a tenant first (top bar).")
-        robot, secret = robots.create_robot(
+        robot, secret = services.create_robot(
             actor=self.request.user, tenant=tenant, **form.cleaned_data
         )
-        listing = RobotListView(request=self.request, kwargs={}, object_list=None)
-        listing.object_list = listing.get_queryset()
-        context = listing.get_context_data(new_robot=robot, secret=secret)
-        return render(self.request, self.template_name, context)
+        return self._listing(new_robot=robot, secret=secret)
 
     def form_invalid(self, form):
+        return self._listing(status=400, form=form)
+
+    def _listing(self, status: int = 200, **extra) -> HttpResponse:
+        """The robot list again, with the new robot's secret or the form's errors."""
         listing = RobotListView(request=self.request, kwargs={})
         listing.object_list = listing.get_queryset()
-        return render(
-            self.request, self.template_name, listing.get_context_data(form=form), status=400
-        )
+        context = listing.get_context_data(**extra)
+        return render(self.request, self.template_name, context, status=status)
 
 
 class RobotRevokeView(TenantScopedMixin, ObjectFormView):
@@ -248,7 +239,7 @@ class RobotRevokeView(TenantScopedMixin, ObjectFormView):
         return {**super().get_context_data(**kwargs), "robot": self.object}
 
     def perform(self, form):
-        robot = robots.revoke_robot(actor=self.request.user, robot=self.object)
+        robot = services.revoke_robot(actor=self.request.user, robot=self.object)
         messages.success(self.request, f"{robot.username} is revoked.")
         return redirect("registry:robots")
 
@@ -294,7 +285,7 @@ class ThresholdView(CreateFormView):
         tenant = self.request.tenant
         if tenant is None:
             raise ValidationError("Choose a tenant first (top bar).")
-        quota.set_pull_alert_threshold(
+        services.set_pull_alert_threshold(
             actor=self.request.user,
             tenant=tenant,
             threshold=form.cleaned_data["pull_alert_threshold"],
@@ -303,13 +294,8 @@ class ThresholdView(CreateFormView):
         return redirect("registry:usage")
 
     def form_invalid(self, form):
-        view = UsageView(request=self.request, kwargs={})
-        return render(
-            self.request,
-            "registry/usage.html",
-            view.get_context_data(threshold_form=form),
-            status=400,
-        )
+        context = UsageView(request=self.request, kwargs={}).get_context_data(threshold_form=form)
+        return render(self.request, "registry/usage.html", context, status=400)
 
 
 class GarbageCollectView(PlatformAdminMixin, View):
@@ -337,7 +323,7 @@ class NotificationView(View):
         if len(request.body) > MAX_NOTIFICATION_BODY:
             return JsonResponse({"error": "Envelope too large."}, status=413)
         try:
-            outcome = notifications.ingest_envelope(json.loads(request.body or b"null"))
+            outcome = services.ingest_notifications(json.loads(request.body or b"null"))
         except ValueError as exc:
             return JsonResponse({"error": str(exc)}, status=400)
         return JsonResponse(outcome.as_dict())
@@ -359,61 +345,51 @@ class ManifestGateView(View):
         registry_path = f"/v2/{path}"
         name = gate.parse_upload_start_path(registry_path)
         if name is None:
-            return gate_error(404, "NAME_INVALID", "invalid repository name")
+            return gate.registry_error(404, "NAME_INVALID", "invalid repository name")
         if gate.pusher_of(request.headers.get("Authorization", ""), name) is None:
-            response = gate_error(401, "UNAUTHORIZED", "authentication required")
-            response["WWW-Authenticate"] = gate.challenge(name)
-            return response
+            return gate.unauthorized(name)
         body = request.read(gate.MAX_MONOLITHIC + 1)
         if len(body) > gate.MAX_MONOLITHIC:
-            return gate_error(
+            return gate.registry_error(
                 413, "SIZE_INVALID", "a blob sent whole with its POST is limited to 4 MiB"
             )
         query = request.META.get("QUERY_STRING", "")
-        try:
-            answer = gate.start_upload(registry_path, query, request.headers, body, name=name)
-        except gate.QuotaExceededError as exc:
-            return gate_error(403, "DENIED", str(exc))
-        except gate.GateError as exc:
-            return gate_error(503, "UNAVAILABLE", str(exc))
-        return _relayed(answer)
+        return _relayed(
+            lambda: services.start_upload(registry_path, query, request.headers, body, name=name)
+        )
 
     def put(self, request: HttpRequest, path: str) -> HttpResponse:
         registry_path = f"/v2/{path}"
         parsed = gate.parse_manifest_path(registry_path)
         if parsed is None:
-            return gate_error(404, "NAME_INVALID", "invalid repository name or manifest reference")
+            return gate.registry_error(
+                404, "NAME_INVALID", "invalid repository name or manifest reference"
+            )
         name, _ = parsed
         authorization = request.headers.get("Authorization", "")
         subject = gate.pusher_of(authorization, name)
         if subject is None:
-            response = gate_error(401, "UNAUTHORIZED", "authentication required")
-            response["WWW-Authenticate"] = gate.challenge(name)
-            return response
+            return gate.unauthorized(name)
         body = request.read(gate.MAX_MANIFEST + 1)
         if len(body) > gate.MAX_MANIFEST:
-            return gate_error(413, "SIZE_INVALID", "manifest larger than 4 MiB")
+            return gate.registry_error(413, "SIZE_INVALID", "manifest larger than 4 MiB")
         query = request.META.get("QUERY_STRING", "")
-        try:
-            answer = gate.store_manifest(
+        return _relayed(
+            lambda: services.store_manifest(
                 registry_path, query, request.headers, body, name=name, subject=subject
             )
-        except gate.QuotaExceededError as exc:
-            return gate_error(403, "DENIED", str(exc))
-        except gate.GateError as exc:
-            return gate_error(503, "UNAVAILABLE", str(exc))
-        return _relayed(answer)
+        )
 
 
-def _relayed(answer) -> HttpResponse:
+def _relayed(forward: Callable[[], gate.Forwarded]) -> HttpResponse:
+    """The registry's answer to the forwarded request, or the gate's refusal."""
+    try:
+        answer = forward()
+    except gate.QuotaExceededError as exc:
+        return gate.registry_error(403, "DENIED", str(exc))
+    except gate.GateError as exc:
+        return gate.registry_error(503, "UNAVAILABLE", str(exc))
     response = HttpResponse(answer.body, status=answer.status)
     for header, value in answer.headers.items():
         response[header] = value
     return response
-
-
-def gate_error(status: int, code: str, message: str) -> JsonResponse:
-    """An error in the registry's own format; the docker client prints the message."""
-    return JsonResponse(
-        {"errors": [{"code": code, "message": message, "detail": None}]}, status=status
-    )

@@ -11,11 +11,11 @@ from apps.catalog.questions import BerthConfigError
 from apps.compose.errors import ComposeError, FieldError, Problem
 from apps.deployments.reconciler import CancelledError, WaitFailedError
 from apps.hosts.engine import EngineError
+from apps.registry.client import RegistryError
 from apps.registry.gate import GateError, QuotaExceededError
 from apps.registry.gc import GarbageCollectionError
 from apps.registry.notifications import EventRefusedError
-from apps.registry.registry_client import RegistryError
-from apps.registry.token_service import TokenRefusedError
+from apps.registry.token.service import TokenRefusedError
 
 ERRORS = [
     EngineError("The engine answered 409: the name is taken", retryable=False, status=409),

@@ -42,7 +42,7 @@ def make_credentials() -> dict[str, tuple[str, str]]:
     from django.contrib.auth import get_user_model
 
     from apps.accounts.services import create_token
-    from apps.registry.robots import create_robot
+    from apps.registry.services import create_robot
     from apps.tenants import services as tenant_services
 
     password = "bench-" + bench.RUN_ID * 3

@@ -10,21 +10,19 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import requests
 
 from apps.registry.config import portal_addr, write_config, write_gate_config
 
 REGISTRY_BIN = "/usr/bin/docker-registry"
+REGISTRY_SCRIPT = Path(__file__).resolve().parents[2] / "deploy" / "registry.sh"
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
 RUN_ID = uuid.uuid4().hex[:6]
 
@@ -42,17 +40,45 @@ def free_port() -> int:
 
 @dataclass
 class RegistryServer:
+    """A registry run by deploy/registry.sh with `state` as its BERTH_STATE_DIR, laid out
+    as `make run` lays out its own (registry/config.yml and gate.cfg, run/registry.pid,
+    log/registry.log), so garbage collection restarts it the way it was started."""
+
     addr: str
     root: Path
-    process: subprocess.Popen
-    log: Path
-    config: Path
-    pidfile: Path
-    gate: subprocess.Popen | None = None
+    state: Path
 
     @property
     def url(self) -> str:
         return f"http://{self.addr}"
+
+    @property
+    def config(self) -> Path:
+        return self.state / "registry" / "config.yml"
+
+    @property
+    def log(self) -> Path:
+        return self.state / "log" / "registry.log"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.state / "run" / "registry.pid"
+
+    @property
+    def gc_command(self) -> list[str]:
+        """BERTH_REGISTRY_GC_COMMAND for this registry."""
+        return ["env", f"BERTH_STATE_DIR={self.state}", "bash", str(REGISTRY_SCRIPT), "gc"]
+
+    def script(self, action: str) -> subprocess.CompletedProcess:
+        """Run `deploy/registry.sh ACTION` on this registry's state folder."""
+        return subprocess.run(
+            ["bash", str(REGISTRY_SCRIPT), action],
+            env={**os.environ, "BERTH_STATE_DIR": str(self.state)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
 
     def ref(self, repository: str, tag: str = "1") -> str:
         return f"{self.addr}/{repository}:{tag}"
@@ -71,92 +97,45 @@ def free_port_pair() -> int:
     raise RuntimeError("no two consecutive free loopback ports")
 
 
-def _wait_for_v2(addr: str, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            if requests.get(f"http://{addr}/v2/", timeout=1).status_code in (200, 401):
-                return
-        except requests.ConnectionError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError(f"{process.args[0]} did not start: {log.read_text()[-2000:]}")
-        time.sleep(0.1)
-
-
 def start_registry(tmp: Path, public_url: str, *, auth: bool = True) -> RegistryServer:
     """Start docker-registry on loopback and, with `auth`, the gate (HAProxy) in front of
-    it as `make run` does; wait until /v2/ answers. `addr` is where clients go: the gate,
-    or the registry itself for the benchmark's unauthenticated twin."""
+    it, through deploy/registry.sh as `make run` does (configs rendered here, on free
+    ports); returns once /v2/ answers. `addr` is where clients go: the gate, or the
+    registry itself for the benchmark's unauthenticated twin."""
     port = free_port_pair()
     addr, backend = f"127.0.0.1:{port}", f"127.0.0.1:{port + 1}"
-    root = tmp / "data"
-    config = write_config(
-        tmp / "config.yml",
+    server = RegistryServer(addr=addr, root=tmp / "data", state=tmp)
+    write_config(
+        server.config,
         public_url=public_url,
         addr=backend if auth else addr,
-        root=root,
+        root=server.root,
         auth=auth,
     )
-    log = tmp / "registry.log"
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [REGISTRY_BIN, "serve", str(config)], stdout=out, stderr=subprocess.STDOUT
-        )
-    _wait_for_v2(backend if auth else addr, process, log)
-    gate = None
     if auth:
-        gate_config = write_gate_config(
-            tmp / "gate.cfg", front=addr, backend=backend, portal=portal_addr(public_url)
+        write_gate_config(
+            server.config.with_name("gate.cfg"),
+            front=addr,
+            backend=backend,
+            portal=portal_addr(public_url),
         )
-        with log.open("ab") as out:
-            gate = subprocess.Popen(
-                ["haproxy", "-db", "-f", str(gate_config)], stdout=out, stderr=subprocess.STDOUT
-            )
-        _wait_for_v2(addr, gate, log)
-    pidfile = tmp / "registry.pid"
-    pidfile.write_text(f"{process.pid} {_starttime(process.pid)}\n")
-    return RegistryServer(
-        addr=addr,
-        root=root,
-        process=process,
-        log=log,
-        config=config,
-        pidfile=pidfile,
-        gate=gate,
-    )
+    started = server.script("serve")
+    if started.returncode != 0:
+        server.script("stop")
+        raise RuntimeError(f"the registry did not start: {started.stderr[-2000:]}")
+    return server
 
 
-def _starttime(pid: int) -> str:
+def starttime(pid: int) -> str:
     """Field 22 of /proc/PID/stat, as deploy/lib.sh records it beside the pid."""
     stat = Path(f"/proc/{pid}/stat").read_text()
     return stat.rsplit(") ", 1)[1].split()[19]
 
 
-def _restarted_pid(server: RegistryServer) -> int | None:
-    """A registry started in place of ours (garbage collection restarts it), if alive."""
-    try:
-        pid = int(server.pidfile.read_text().split()[0])
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (OSError, ValueError, IndexError):
-        return None
-    return pid if pid != server.process.pid and b"registry" in cmdline else None
-
-
 def stop_registry(server: RegistryServer) -> None:
-    if server.gate is not None:
-        server.gate.terminate()
-        server.gate.wait(10)
-    other = _restarted_pid(server)
-    if other is not None:
-        os.kill(other, signal.SIGTERM)
-    server.process.terminate()
-    try:
-        server.process.wait(10)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        server.process.wait(5)
+    """Stop the registry its pidfile names (garbage collection may have restarted it)
+    and its gate."""
+    server.script("stop")
     shutil.rmtree(server.root, ignore_errors=True)
 
 

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from apps.accounts.services import create_token
 from apps.registry.models import Repository, RobotAccount
-from apps.registry.robots import create_robot, revoke_robot
+from apps.registry.services import create_robot, revoke_robot
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db(transaction=True)

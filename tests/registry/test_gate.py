@@ -13,10 +13,10 @@ import jwt
 import pytest
 
 from apps.activity.models import Event
-from apps.registry import config, gate, quota
-from apps.registry.keys import signing_key
+from apps.registry import config, gate, quota, services
 from apps.registry.models import TenantRegistryQuota
-from apps.registry.tokens import issue_token
+from apps.registry.token.keys import signing_key
+from apps.registry.token.service import issue_token
 
 LAYER = "sha256:" + "a" * 64
 CONFIG = "sha256:" + "c" * 64
@@ -234,7 +234,7 @@ def test_a_reservation_the_registry_did_not_honour_is_walked_back(client, tenant
     """The registry behind the gate does not answer: the bytes reserved for the push are
     given back by a usage walk, queued for the worker."""
     queued = []
-    monkeypatch.setattr(gate, "enqueue", lambda task, *args: queued.append((task.name, args)))
+    monkeypatch.setattr(services, "enqueue", lambda task, *args: queued.append((task.name, args)))
     TenantRegistryQuota.objects.create(tenant=tenant_a, quota_bytes=10_000, blob_sizes={})
     assert put(client, manifest((LAYER, 10)), **bearer()).status_code == 503
     assert queued == [("registry.refresh_usage", (tenant_a.pk,))]

@@ -10,8 +10,9 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from apps.registry import robots
+from apps.registry import services
 from apps.registry.models import RegistryEvent, Repository, RobotAccount, TenantRegistryQuota
+from apps.registry.token import credentials
 from tests.conftest import PASSWORD, login
 
 
@@ -82,7 +83,7 @@ def test_robot_created_on_the_page_shows_its_secret_once(tenant_a, owner):
     body = response.content.decode()
     secret = re.search(r'value="(berthrobot_[^"]+)"', body).group(1)
     robot = RobotAccount.objects.get(tenant=tenant_a, name="ci")
-    assert robots.find_robot(robot.username, secret) == robot
+    assert credentials.find_robot(robot.username, secret) == robot
     listing = client.get(reverse("registry:robots")).content.decode()
     assert "robot$acme+ci" in listing and secret not in listing
 
@@ -105,7 +106,7 @@ def test_robot_form_errors_are_shown_not_500(tenant_a, owner, member):
 
 @pytest.mark.django_db
 def test_robot_revoke_page(tenant_a, owner, outsider):
-    robot, _ = robots.create_robot(actor=owner, tenant=tenant_a, name="ci")
+    robot, _ = services.create_robot(actor=owner, tenant=tenant_a, name="ci")
     url = reverse("registry:robot_revoke", args=[robot.pk])
     assert client_of(outsider).post(url).status_code == 404
     assert client_of(owner).get(url).status_code == 200

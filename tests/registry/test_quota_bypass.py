@@ -16,9 +16,9 @@ import pytest
 import requests
 
 from apps.registry import quota
+from apps.registry.client import RegistryClient
 from apps.registry.models import TenantRegistryQuota
-from apps.registry.registry_client import RegistryClient
-from apps.registry.tokens import issue_token
+from apps.registry.token.service import issue_token
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

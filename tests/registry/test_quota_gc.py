@@ -16,9 +16,10 @@ import requests
 
 from apps.activity.models import Event
 from apps.registry import gc, quota, services
+from apps.registry.client import RegistryClient
 from apps.registry.models import Repository, TenantRegistryQuota
 from tests.conftest import PASSWORD
-from tests.registry.conftest import start_registry, stop_registry
+from tests.registry.conftest import start_registry, starttime, stop_registry
 
 
 @pytest.fixture
@@ -71,8 +72,6 @@ def test_a_push_bigger_than_the_quota_is_refused_before_it_is_stored(
     # Its layers count from their upload: the message says 1 MB more, or 1 MB used when
     # the registry's notifications of the uploads came first.
     refused(result, "denied: storage quota of acme exceeded: ", "1.0 MB", "used of 100.0 KB")
-    from apps.registry.registry_client import RegistryClient
-
     assert RegistryClient().list_tags(name) == []
     # The layers it uploaded are on disk until garbage collection: they count till then.
     assert eventually(lambda: TenantRegistryQuota.objects.get(tenant=tenant_a).used_bytes > 100_000)
@@ -114,8 +113,6 @@ def test_the_quota_counts_each_blob_once_and_refuses_what_does_not_fit(
     third = docker_cli.tag(tiny_image, registry.ref(f"acme/quota-{uuid.uuid4().hex[:6]}"))
     refused(docker_cli.push(third), "storage quota of acme exceeded", "used of")
     # The usage walk found the repositories through the registry's paginated catalog.
-    from apps.registry.registry_client import RegistryClient
-
     assert first.split("/", 1)[1].split(":")[0] in RegistryClient().catalog(page=1)
 
 
@@ -124,9 +121,10 @@ def test_the_quota_counts_each_blob_once_and_refuses_what_does_not_fit(
 
 @pytest.fixture
 def own_registry(live_server, tmp_path, settings):
-    """A second registry for this test only: garbage collection restarts it."""
+    """A second registry for this test only: garbage collection restarts it, through the
+    script that started it."""
     server = start_registry(tmp_path, live_server.url)
-    settings.BERTH_REGISTRY_PIDFILE = str(server.pidfile)
+    settings.BERTH_REGISTRY_GC_COMMAND = server.gc_command
     settings.BERTH_REGISTRY_CONFIG = str(server.config)
     settings.BERTH_REGISTRY_ADDR = server.addr
     yield server
@@ -165,7 +163,6 @@ def test_gc_frees_disk_after_tags_are_deleted(
 
     # The page's view of the tag: layers and config, environment names without values.
     from apps.registry import browse
-    from apps.registry.registry_client import RegistryClient
 
     info = browse.tag_info(repository, "old", RegistryClient(), with_layers=True)
     assert info.config.env_names[-1] == "SECRET_TOKEN" and "hunter2" not in str(info.config)
@@ -175,19 +172,21 @@ def test_gc_frees_disk_after_tags_are_deleted(
 
     services.delete_tag(actor=owner, repository=repository, tag="old")
     assert RegistryClient().list_tags("acme/gc-demo") == []
-    before_pid = own_registry.process.pid
+    before_pid = int(own_registry.pidfile.read_text().split()[0])
 
-    result = gc.collect(actor=owner)
+    result = services.collect_garbage(actor=owner)
 
-    assert result.readonly, "the running registry was put in read-only mode"
     assert result.freed >= 3 * 1024 * 1024, result
     assert gc.disk_usage(own_registry.root) == result.after
     event = Event.objects.filter(action="registry.gc", outcome="success").latest("created_at")
     assert event.data["freed"] == result.freed
-    # The registry is back, read-write, under a new pid written to the pidfile.
-    new_pid, started = Path(gc.pidfile()).read_text().split()
+    # The script put the running registry in read-only mode for the collection, then
+    # started it again read-write, under a new pid written to the pidfile.
+    starts = [line for line in own_registry.log.read_text().splitlines() if "starting" in line]
+    assert [line.endswith("read-only ====") for line in starts[-2:]] == [True, False], starts
+    new_pid, started = own_registry.pidfile.read_text().split()
     new_pid = int(new_pid)
-    assert started == gc.starttime(new_pid)
+    assert started == starttime(new_pid)
     assert new_pid != before_pid
     assert requests.get(f"{own_registry.url}/v2/", timeout=5).status_code == 401
     again = docker_cli.tag(image, own_registry.ref("acme/gc-demo", "new"))

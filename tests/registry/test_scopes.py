@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from apps.registry.scopes import (
+from apps.registry.token.scopes import (
     ANONYMOUS,
     Principal,
     RepositoryFacts,

@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from apps.deployments import retirement
-from apps.registry.registry_client import RegistryClient
+from apps.registry.client import RegistryClient
 from apps.tenants import services as tenant_services
 from tests.conftest import PASSWORD
 from tests.fixtures.engine import docker, host, image  # noqa: F401 - fixtures
@@ -25,7 +25,7 @@ def test_deleted_tenants_registry_namespace_is_emptied_before_its_slug_is_free(
     host,  # noqa: F811
 ):
     settings.BERTH_REGISTRY_ADDR = registry.addr
-    settings.BERTH_REGISTRY_PIDFILE = str(registry.pidfile)
+    settings.BERTH_REGISTRY_CONFIG = str(registry.config)
     slug = f"rg{uuid.uuid4().hex[:6]}"
     tenant = tenant_services.create_tenant(actor=owner, slug=slug, name="Pusher")
     try:

@@ -13,10 +13,10 @@ from cryptography.hazmat.primitives import serialization
 from django.conf import settings
 
 from apps.accounts.services import create_token
-from apps.registry.keys import ensure_signing_key, libtrust_kid
 from apps.registry.models import Repository
-from apps.registry.robots import create_robot
-from apps.registry.tokens import deployer_credentials, publisher_credentials
+from apps.registry.services import create_robot
+from apps.registry.token.credentials import deployer_credentials, publisher_credentials
+from apps.registry.token.keys import ensure_signing_key, libtrust_kid
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db
@@ -244,7 +244,7 @@ def test_publisher_credential_pushes_own_tenant_only(client, tenant_a, tenant_b)
 def test_short_lived_credentials_expire(client, tenant_a, monkeypatch):
     user, password = publisher_credentials("acme")
     deployer, deployer_password = deployer_credentials("acme")
-    monkeypatch.setattr("apps.registry.tokens.DEPLOYER_SECONDS", -1)
+    monkeypatch.setattr("apps.registry.token.credentials.DEPLOYER_SECONDS", -1)
     assert ask(client, "repository:acme/web:push", creds=(user, password)).status_code == 401
     answer = ask(client, "repository:acme/web:pull", creds=(deployer, deployer_password))
     assert answer.status_code == 401

@@ -5,10 +5,9 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from apps.core.api import RejectUnknownFieldsMixin, api_token
-from apps.registry.models import Repository, RobotAccount
-from apps.registry.robots import MAX_ROBOT_DAYS
+from apps.core.roles import Role
+from apps.registry.models import MAX_ROBOT_DAYS, Repository, RobotAccount
 from apps.tenants.models import Tenant
-from apps.tenants.roles import Role
 
 
 class RepositorySerializer(serializers.ModelSerializer):

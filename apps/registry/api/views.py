@@ -2,7 +2,7 @@
 
 Objects come through `visible_to` (a foreign one is 404; public repositories can be
 read, listed with `?public=true`, but not changed); each change is one call to
-apps.registry.services, robots or quota, which check the role (too low is 403).
+apps.registry.services, which checks the role (too low is 403).
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from apps.core.api import TenantScopedViewSet, query_flag
-from apps.registry import browse, quota, robots, services, usage
+from apps.registry import browse, services, usage
 from apps.registry.api import serializers as s
+from apps.registry.client import RegistryError
 from apps.registry.models import Repository, RobotAccount
-from apps.registry.registry_client import RegistryError
 from apps.tenants.models import Tenant
 
 PUBLIC_PARAMETER = OpenApiParameter(
@@ -114,18 +114,18 @@ class RobotViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScope
         tenant = data.pop("tenant", None) or (self.token.tenant if self.token else None)
         if tenant is None:
             raise ValidationError({"tenant": "Name the tenant (its slug)."})
-        robot, secret = robots.create_robot(actor=request.user, tenant=tenant, **data)
+        robot, secret = services.create_robot(actor=request.user, tenant=tenant, **data)
         robot.secret = secret
         return Response(s.RobotCreatedSerializer(robot).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses={200: s.RobotSerializer})
     @action(detail=True, methods=["post"])
     def revoke(self, request, pk=None):
-        robot = robots.revoke_robot(actor=request.user, robot=self.get_object())
+        robot = services.revoke_robot(actor=request.user, robot=self.get_object())
         return Response(s.RobotSerializer(robot).data)
 
     def destroy(self, request, *args, **kwargs):
-        robots.revoke_robot(actor=request.user, robot=self.get_object())
+        services.revoke_robot(actor=request.user, robot=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -150,9 +150,9 @@ class UsageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScope
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         if "quota_bytes" in data:
-            quota.set_quota(actor=request.user, tenant=tenant, quota_bytes=data["quota_bytes"])
+            services.set_quota(actor=request.user, tenant=tenant, quota_bytes=data["quota_bytes"])
         if "pull_alert_threshold" in data:
-            quota.set_pull_alert_threshold(
+            services.set_pull_alert_threshold(
                 actor=request.user, tenant=tenant, threshold=data["pull_alert_threshold"]
             )
         return Response(usage.summary(tenant))

@@ -15,7 +15,8 @@ from django.core.management.base import BaseCommand, CommandError
 from apps.core.management.commands._common import command_errors
 from apps.hosts.engine import EngineError, get_engine
 from apps.hosts.services import ensure_local_host
-from apps.registry.publish import Published, demo_images, platform_ref, publish_images
+from apps.registry.publish import Published, demo_images, platform_ref
+from apps.registry.services import publish_images
 
 
 class Command(BaseCommand):

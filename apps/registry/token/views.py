@@ -15,9 +15,13 @@ from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
-from apps.registry.auth import authenticate_basic, record_failure, too_many_failures
-from apps.registry.scopes import ANONYMOUS, parse_scopes
-from apps.registry.token_service import TokenRefusedError, token_for
+from apps.registry.token.credentials import (
+    authenticate_basic,
+    record_failure,
+    too_many_failures,
+)
+from apps.registry.token.scopes import ANONYMOUS, parse_scopes
+from apps.registry.token.service import TokenRefusedError, token_for
 
 
 def _error(status: int, code: str, message: str) -> JsonResponse:
@@ -50,7 +54,7 @@ def basic_credentials(request: HttpRequest) -> tuple[str, str] | None:
 
 @method_decorator(csrf_exempt, name="dispatch")
 class RegistryTokenView(View):
-    """Thin: parse, authenticate, ask token_service, answer JSON."""
+    """Thin: parse, authenticate, ask service.token_for, answer JSON."""
 
     http_method_names = ["get"]
 

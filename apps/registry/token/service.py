@@ -1,17 +1,23 @@
-"""The token endpoint's logic: credentials + requested scopes -> a signed token.
+"""The token endpoint's logic: a principal + requested scopes -> a signed token.
 
-Views stay thin; this is also what the benchmark and the tests call directly.
+Views stay thin; this is also what the benchmark and the tests call directly. Policy
+lives in scopes.py; `issue_token` only signs what it is given, so internal callers
+(browsing and usage through the registry API) get tokens the same way.
 """
 
 from __future__ import annotations
 
+import secrets
+import time
 from dataclasses import dataclass, field
 
+import jwt
 from django.conf import settings
 from django.db.models import Exists, OuterRef
 
 from apps.registry.models import Repository
-from apps.registry.scopes import (
+from apps.registry.token.keys import signing_key
+from apps.registry.token.scopes import (
     PULL,
     PUSH,
     Principal,
@@ -21,8 +27,56 @@ from apps.registry.scopes import (
     grant,
     split_repository,
 )
-from apps.registry.tokens import IssuedToken, issue_token
 from apps.tenants.models import Tenant
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: str
+    claims: dict
+    expires_in: int
+
+    def as_response(self) -> dict:
+        """The token endpoint's JSON body (both names, for old and new clients)."""
+        issued = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.claims["iat"]))
+        return {
+            "token": self.token,
+            "access_token": self.token,
+            "expires_in": self.expires_in,
+            "issued_at": issued,
+        }
+
+
+def issue_token(
+    *,
+    subject: str,
+    access: list[dict],
+    audience: str | None = None,
+    ttl: int | None = None,
+) -> IssuedToken:
+    """Sign a token for `subject` carrying exactly `access`.
+
+    `audience` defaults to the configured service name; `ttl` is capped at
+    BERTH_REGISTRY_TOKEN_SECONDS (5 minutes at most).
+    """
+    limit = settings.BERTH_REGISTRY_TOKEN_SECONDS
+    expires_in = max(1, min(ttl or limit, limit))
+    now = int(time.time())
+    claims = {
+        "iss": settings.BERTH_REGISTRY_ISSUER,
+        "sub": subject,
+        "aud": audience or settings.BERTH_REGISTRY_SERVICE,
+        "exp": now + expires_in,
+        "nbf": now,
+        "iat": now,
+        "jti": secrets.token_urlsafe(18),
+        "access": access,
+    }
+    key = signing_key()
+    token = jwt.encode(
+        claims, key.private_key, algorithm="ES256", headers={"kid": key.kid, "typ": "JWT"}
+    )
+    return IssuedToken(token=token, claims=claims, expires_in=expires_in)
 
 
 class TokenRefusedError(Exception):

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from apps.tenants.roles import Role, rank
+from apps.core.roles import Role, rank
 
 PULL, PUSH, DELETE, ALL = "pull", "push", "delete", "*"
 REPOSITORY_ACTIONS = (PULL, PUSH, DELETE)

@@ -1,7 +1,7 @@
 """Berth talking to its registry over the HTTP API v2, with its own short-lived tokens.
 
 The one module that calls the registry's API (the token view only signs; the registry
-calls us back with notifications). Each request carries a token from tokens.issue_token
+calls us back with notifications). Each request carries a token from token.service.issue_token
 for the subject `berth-admin`, scoped to the repository it touches, so Berth needs no
 stored registry password. Errors become RegistryError with the registry's own message.
 """
@@ -15,7 +15,8 @@ from urllib.parse import urlencode
 
 import requests
 
-from apps.registry import config, tokens
+from apps.registry import config
+from apps.registry.token.service import issue_token
 
 ADMIN_SUBJECT = "berth-admin"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
@@ -135,7 +136,7 @@ class RegistryClient:
         self.session = requests.Session()
 
     def _token(self, access: list[dict]) -> str:
-        return tokens.issue_token(subject=ADMIN_SUBJECT, access=access, ttl=60).token
+        return issue_token(subject=ADMIN_SUBJECT, access=access, ttl=60).token
 
     def _request(
         self, method: str, path: str, access: list[dict], headers: dict | None = None
