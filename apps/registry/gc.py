@@ -8,8 +8,8 @@ started the registry knows how it runs, so BERTH_REGISTRY_GC_COMMAND (by default
 `deploy/registry.sh gc`, which is `berth_registry_gc` in deploy/lib.sh) restarts it
 read-only (pulls go on, pushes are refused), collects, and restarts it read-write; with
 no registry running it collects directly (a stopped registry is as safe as a read-only
-one). The command prints the collector's report on stdout and fails with a non-zero
-status.
+one). The command prints the collector's report on stdout, and exits non-zero when the
+collection or a restart failed (the registry is started read-write again either way).
 
 The bytes freed are measured here, on disk (allocated blocks under the storage folder
 named by BERTH_REGISTRY_CONFIG) before and after; `services.collect_garbage` records them.
