@@ -7,8 +7,8 @@ import socket
 import pytest
 from django.urls import reverse
 
-from apps.portal import health
 from apps.hosts.models import Host
+from apps.portal import health
 from tests.conftest import login
 
 REDIS_PASSWORD = "r3dis-Pass-77"
