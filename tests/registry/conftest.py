@@ -21,6 +21,10 @@ import pytest
 
 from apps.registry.config import portal_addr, write_config, write_gate_config
 
+# The docker CLI drives the real engine: tests using these are marked `engine`
+# (tests/conftest.py refuses them otherwise).
+FIXTURE_KINDS = {"docker_cli": ("engine",), "tiny_image": ("engine",)}
+
 REGISTRY_BIN = "/usr/bin/docker-registry"
 REGISTRY_SCRIPT = Path(__file__).resolve().parents[2] / "deploy" / "registry.sh"
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"

@@ -14,7 +14,7 @@ from apps.registry.models import Repository, RobotAccount
 from apps.registry.services import create_robot, revoke_robot
 from tests.conftest import PASSWORD
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.engine, pytest.mark.django_db(transaction=True)]
 
 
 def unique(prefix: str) -> str:

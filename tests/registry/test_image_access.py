@@ -1,6 +1,6 @@
 """Which spellings of an address are Berth's registry (and so get a tenant's credential).
 
-Pure logic over settings; the engine-side proof is tests/integration/test_foreign_images.py.
+Pure logic over settings; the engine-side proof is tests/registry/test_foreign_images.py.
 """
 
 import socket

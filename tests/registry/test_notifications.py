@@ -176,6 +176,7 @@ def wait_for(check, timeout: float = 20.0):
         time.sleep(0.2)
 
 
+@pytest.mark.engine
 @pytest.mark.django_db(transaction=True)
 def test_usage_numbers_equal_the_pulls_made(
     registry, eager_tasks, docker_cli, tiny_image, tenant_a, member

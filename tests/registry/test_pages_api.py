@@ -233,6 +233,7 @@ def test_api_usage_and_quota(repos, owner, superuser, outsider):
 # --- with the real registry: tags, layers, config, delete ----------------------------------------
 
 
+@pytest.mark.engine
 @pytest.mark.django_db(transaction=True)
 def test_repository_and_tag_pages_with_a_real_registry(
     registry, settings, docker_cli, tiny_image, tenant_a, owner, member, viewer

@@ -60,6 +60,7 @@ def refused(result, *needles: str) -> None:
         assert needle in output, output
 
 
+@pytest.mark.engine
 @pytest.mark.django_db(transaction=True)
 def test_a_push_bigger_than_the_quota_is_refused_before_it_is_stored(
     registry, eager_tasks, docker_cli, tiny_image, tenant_a, member
@@ -77,6 +78,7 @@ def test_a_push_bigger_than_the_quota_is_refused_before_it_is_stored(
     assert eventually(lambda: TenantRegistryQuota.objects.get(tenant=tenant_a).used_bytes > 100_000)
 
 
+@pytest.mark.engine
 @pytest.mark.django_db(transaction=True)
 def test_the_quota_counts_each_blob_once_and_refuses_what_does_not_fit(
     registry, eager_tasks, docker_cli, tiny_image, tenant_a, member, tmp_path
@@ -150,6 +152,7 @@ def unique_image(tmp_path: Path) -> str:
     return tag
 
 
+@pytest.mark.engine
 @pytest.mark.django_db(transaction=True)
 def test_gc_frees_disk_after_tags_are_deleted(
     own_registry, docker_cli, tmp_path, tenant_a, owner, member
