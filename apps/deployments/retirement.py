@@ -31,6 +31,7 @@ from apps.compose.images import ImageReferenceError, parse_image
 from apps.deployments import containers as naming
 from apps.hosts.engine import EngineDriver, EngineError, get_engine
 from apps.hosts.models import Host
+from apps.registry import gc
 from apps.registry.client import RegistryClient, RegistryError
 from apps.registry.deploy import is_berth_registry
 from apps.tenants.models import RetiredTenant
@@ -183,8 +184,6 @@ def _clear_registry(retired: RetiredTenant) -> tuple[str, list[str]]:
 
 def _namespace_folder(slug: str) -> Path | None:
     """The namespace's folder in the registry's local storage, if there is one."""
-    from apps.registry import gc
-
     try:
         root = gc.storage_root()
     except (OSError, ValueError):
