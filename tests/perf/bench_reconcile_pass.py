@@ -74,9 +74,15 @@ def deploy_stacks(
 
     from apps.deployments import reconciler, services
 
+    # Spread over the tenant's environments: each environment's network is one /24 of
+    # the engine's address pool (deploy/lib.sh), room for about 250 containers.
+    environments = list(environment.tenant.environments.order_by("pk"))
     ids = [
         services.create_stack(
-            user, environment, f"load{i:02d}", compose=compose_text(replicas, image)
+            user,
+            environments[i % len(environments)],
+            f"load{i:02d}",
+            compose=compose_text(replicas, image),
         ).pk
         for i in range(1, stacks + 1)
     ]
