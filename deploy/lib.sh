@@ -65,6 +65,7 @@ BERTH_PACKAGES=(
     ip:iproute2
     ss:iproute2
     curl:curl
+    pebble:pebble
 )
 
 _berth_have() {

@@ -120,6 +120,7 @@ INSTALLED_APPS = [
     "apps.catalog",
     "apps.deployments",
     "apps.registry",
+    "apps.traffic",
 ]
 
 MIDDLEWARE = [
@@ -504,3 +505,16 @@ BERTH_REGISTRY_EVENT_WINDOW = 3600
 BERTH_CATALOG_DIR = BASE_DIR / "catalog"
 # The Site's domain (links in mail) `berth_bootstrap` sets.
 BERTH_SITE_DOMAIN = os.environ.get("BERTH_SITE_DOMAIN", "127.0.0.1:8000")
+
+# The frontier: HAProxy in front of the services (apps/traffic). Berth renders its
+# configuration from the Route rows into BERTH_FRONTIER_DIR and reloads it through the
+# master CLI socket there. HTTP on BERTH_FRONTIER_ADDR, HTTPS on BERTH_FRONTIER_TLS_ADDR
+# (empty: no HTTPS listener). In production put them on :80 and :443.
+BERTH_FRONTIER_DIR = Path(
+    os.environ.get("BERTH_FRONTIER_DIR", BERTH_STATE_DIR / "frontier")
+).resolve()
+BERTH_FRONTIER_ADDR = os.environ.get("BERTH_FRONTIER_ADDR", "127.0.0.1:8880")
+BERTH_FRONTIER_TLS_ADDR = os.environ.get("BERTH_FRONTIER_TLS_ADDR", "127.0.0.1:8443")
+# How long a container stays out of the frontier, still running, before it is stopped:
+# requests already sent to it finish meanwhile.
+BERTH_FRONTIER_DRAIN_SECONDS = float(os.environ.get("BERTH_FRONTIER_DRAIN_SECONDS", "2"))

@@ -29,6 +29,7 @@ _MIRRORED = (
     "exit_code",
     "ports",
     "restart_count",
+    "address",
 )
 # The columns the mirror writes (never `user_stopped`, which is the database's own).
 _WRITTEN = [name.removesuffix("_id") for name in _MIRRORED] + ["last_seen_at"]
@@ -50,6 +51,7 @@ def mirror(
     services = _sync_services(stack, project)
     wanted_hash = {name: naming.service_hash(spec, name) for name in services} if spec else {}
     existing = {c.engine_id: c for c in Container.objects.filter(stack=stack, host=host).order_by()}
+    network = naming.network_name(stack)
     now = timezone.now()
     seen = set()
     created: list[Container] = []
@@ -60,7 +62,7 @@ def mirror(
             continue
         seen.add(item.id)
         row = existing.get(item.id)
-        values = _values(item, service, row, engine)
+        values = _values(item, service, row, engine, network)
         if row is None:
             row = Container(host=host, engine_id=item.id, stack=stack, last_seen_at=now, **values)
             created.append(row)
@@ -104,7 +106,11 @@ def _sync_services(stack: Stack, project: ComposeProject | None) -> dict[str, Se
 
 
 def _values(
-    item: ManagedContainer, service: Service, row: Container | None, engine: EngineDriver
+    item: ManagedContainer,
+    service: Service,
+    row: Container | None,
+    engine: EngineDriver,
+    network: str,
 ) -> dict[str, Any]:
     try:
         replica = int(item.labels.get(naming.REPLICA, "0"))
@@ -123,10 +129,17 @@ def _values(
         "exit_code": item.exit_code,
         "ports": item.ports,
         "restart_count": row.restart_count if row else 0,
+        "address": _address(item, network),
     }
     if item.health == "unhealthy" or item.state in ("exited", "dead", "restarting"):
         values.update(_inspected(item, engine))
     return values
+
+
+def _address(item: ManagedContainer, network: str) -> str:
+    """Where the frontier reaches the container: its address on the environment network
+    (every service container joins it), else on any network it has."""
+    return item.addresses.get(network) or next(iter(sorted(item.addresses.values())), "")
 
 
 def _inspected(item: ManagedContainer, engine: EngineDriver) -> dict[str, Any]:

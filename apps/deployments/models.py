@@ -156,6 +156,11 @@ class Service(models.Model):
     scale = models.PositiveIntegerField(default=1)
     health = models.CharField(max_length=10, choices=Health.choices, default=Health.UNKNOWN)
     health_reason = models.TextField(blank=True)
+    # When Berth replaced an unhealthy container of this service (ISO times, newest
+    # last, the last hour only): a service replaced again and again is flapping, and the
+    # pages say so instead of hiding it behind fresh containers.
+    replacements = models.JSONField(default=list, blank=True)
+    flapping = models.BooleanField(default=False)
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = StackChildQuerySet.as_manager()
@@ -188,6 +193,10 @@ class Container(models.Model):
     exit_code = models.IntegerField(null=True, blank=True)
     ports = models.JSONField(default=list, blank=True)
     user_stopped = models.BooleanField(default=False)
+    # The container's address on the environment network: the frontier's backend server.
+    address = models.CharField(max_length=45, blank=True)
+    # Taken out of the frontier before it is stopped (drain, then stop); never re-added.
+    draining = models.BooleanField(default=False)
     started_at = models.DateTimeField(null=True, blank=True)
     last_seen_at = models.DateTimeField(null=True, blank=True)
 
@@ -201,3 +210,122 @@ class Container(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class HostnameClaim(models.Model):
+    """A host name belongs to one tenant: the unique constraint makes it so, whatever
+    two tenants do at the same moment. Claimed by the first route that uses it, released
+    with the tenant's last route on it."""
+
+    hostname = models.CharField(max_length=253, unique=True)
+    tenant = models.ForeignKey(
+        "tenants.Tenant", on_delete=models.CASCADE, related_name="hostname_claims"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = StackQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["hostname"]
+
+    def __str__(self) -> str:
+        return self.hostname
+
+
+class Route(models.Model):
+    """A host name (and path prefix) on the frontier, sent to a port of a service.
+
+    `origin` tells where it came from: a template's berth.yml (kept in step with the
+    stack's current revision) or a user (the stack page, the API), kept until deleted.
+    """
+
+    class Origin(models.TextChoices):
+        TEMPLATE = "template", "Template"
+        USER = "user", "User"
+
+    class Balance(models.TextChoices):
+        ROUND_ROBIN = "roundrobin", "Round robin"
+        LEAST_CONNECTIONS = "leastconn", "Least connections"
+
+    class Tls(models.TextChoices):
+        NONE = "none", "HTTP only"
+        SELF_SIGNED = "self-signed", "Self-signed certificate"
+        UPLOADED = "uploaded", "Uploaded certificate"
+        ACME = "acme", "Automatic certificate (ACME)"
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="routes")
+    stack = models.ForeignKey(Stack, on_delete=models.CASCADE, related_name="routes")
+    service = models.ForeignKey("Service", on_delete=models.CASCADE, related_name="routes")
+    hostname = models.CharField(max_length=253)
+    path = models.CharField(max_length=200, default="/")
+    port = models.PositiveIntegerField()
+    origin = models.CharField(max_length=10, choices=Origin.choices, default=Origin.USER)
+    balance = models.CharField(max_length=10, choices=Balance.choices, default=Balance.ROUND_ROBIN)
+    sticky = models.BooleanField(default=False)
+    tls = models.CharField(max_length=12, choices=Tls.choices, default=Tls.NONE)
+    redirect_https = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = StackQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["hostname", "path"]
+        constraints = [
+            models.UniqueConstraint(fields=["hostname", "path"], name="unique_route"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hostname}{self.path}"
+
+
+class Rollout(models.Model):
+    """How a service moves from one revision to the next: rolling batches, or a canary
+    that takes a share of the route's traffic until promoted or aborted.
+
+    One row per change of a running service; the reconciler advances it and is safe to
+    run again after a crash (the row and the containers' revision labels say where it is).
+    """
+
+    class Strategy(models.TextChoices):
+        ROLLING = "rolling", "Rolling"
+        CANARY = "canary", "Canary"
+
+    class State(models.TextChoices):
+        RUNNING = "running", "Running"
+        CANARY = "canary", "Canary running"
+        PROMOTING = "promoting", "Promoting"
+        ABORTING = "aborting", "Aborting"
+        DONE = "done", "Done"
+        ROLLED_BACK = "rolled-back", "Rolled back"
+        ABORTED = "aborted", "Aborted"
+        FAILED = "failed", "Failed"
+
+    ACTIVE = (State.RUNNING, State.CANARY, State.PROMOTING, State.ABORTING)
+
+    stack = models.ForeignKey(Stack, on_delete=models.CASCADE, related_name="rollouts")
+    service = models.CharField(max_length=63)
+    strategy = models.CharField(max_length=10, choices=Strategy.choices)
+    state = models.CharField(max_length=12, choices=State.choices, default=State.RUNNING)
+    from_revision = models.PositiveIntegerField(default=0)
+    to_revision = models.PositiveIntegerField(default=0)
+    canary_weight = models.PositiveSmallIntegerField(default=0)
+    message = models.TextField(blank=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = StackChildQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-started_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["stack", "service"],
+                condition=models.Q(state__in=["running", "canary", "promoting", "aborting"]),
+                name="one_active_rollout_per_service",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.stack}/{self.service} r{self.from_revision}->r{self.to_revision}"

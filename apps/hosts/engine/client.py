@@ -186,6 +186,11 @@ def _managed_container(attrs: Mapping[str, Any]) -> ManagedContainer:
             for p in attrs.get("Ports") or ()
             if p.get("PublicPort")
         ],
+        addresses={
+            name: net.get("IPAddress", "")
+            for name, net in ((attrs.get("NetworkSettings") or {}).get("Networks") or {}).items()
+            if net and net.get("IPAddress")
+        },
     )
 
 

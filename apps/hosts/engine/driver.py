@@ -55,6 +55,8 @@ class ManagedContainer:
     labels: dict[str, str] = field(default_factory=dict)
     created: float = 0.0
     ports: list[dict[str, Any]] = field(default_factory=list)
+    # network name -> the container's IPv4 address on it (the frontier reaches it there)
+    addresses: dict[str, str] = field(default_factory=dict)
 
     @property
     def health(self) -> str:

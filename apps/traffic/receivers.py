@@ -1,0 +1,1 @@
+"""Connects the deployments layer's `frontier_changed` signal to the frontier."""
