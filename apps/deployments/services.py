@@ -33,7 +33,7 @@ from apps.compose.policy import RULES, check_policy
 from apps.core.queue import enqueue_on_commit
 from apps.core.roles import Role
 from apps.core.tenancy import require_role
-from apps.deployments import quotas, revisions
+from apps.deployments import quotas, revisions, routes
 from apps.deployments.models import Container, Revision, Service, Stack, dns_label_validator
 from apps.deployments.spec import build_spec, project_from_spec
 from apps.deployments.tasks import container_action, reconcile_stack
@@ -195,6 +195,7 @@ def _new_revision(
     )
     stack.current_revision = revision
     _sync_services(stack, spec)
+    routes.sync_template_routes(stack, spec, actor=actor)
     return revision
 
 
