@@ -566,7 +566,15 @@ def _show_if(
 SERVICE_KEYS = ("scale", "health_check", "routes", "upgrade")
 HEALTH_KEYS = ("test", "interval", "timeout", "start_period", "retries", "disable")
 ROUTE_KEYS = ("hostname", "path", "port")
-UPGRADE_KEYS = ("strategy", "batch_size", "interval", "canary_weight")
+UPGRADE_KEYS = (
+    "strategy",
+    "batch_size",
+    "interval",
+    "canary_weight",
+    "order",
+    "monitor",
+    "failure_action",
+)
 
 
 def _is_duration(value: Any) -> bool:
@@ -669,7 +677,7 @@ def _upgrade(raw: Any, settings: Mapping, where: str, problems: Problems) -> Non
     if raw is None:
         return
     if not isinstance(raw, Mapping):
-        problems.add(where, "must be a mapping (strategy, batch_size, interval, canary_weight)")
+        problems.add(where, f"must be a mapping ({', '.join(UPGRADE_KEYS)})")
         return
     for key in raw:
         if key not in UPGRADE_KEYS:
@@ -679,9 +687,7 @@ def _upgrade(raw: Any, settings: Mapping, where: str, problems: Problems) -> Non
         problems.add(f"{where}.strategy", "must be rolling or canary")
     if "batch_size" in raw and not _int_in(raw["batch_size"], 1, 100):
         problems.add(f"{where}.batch_size", "must be a whole number from 1 to 100")
-    interval = raw.get("interval")
-    if interval is not None and not _is_duration(interval):
-        problems.add(f"{where}.interval", f"{interval!r} is not a duration like 30s")
+    _upgrade_rollout(raw, where, problems)
     if "canary_weight" in raw:
         if strategy != "canary":
             problems.add(f"{where}.canary_weight", "only with strategy: canary")
@@ -689,6 +695,18 @@ def _upgrade(raw: Any, settings: Mapping, where: str, problems: Problems) -> Non
             problems.add(f"{where}.canary_weight", "must be a whole number from 1 to 99")
     if strategy == "canary" and not settings.get("routes"):
         problems.add(f"{where}.strategy", "a canary needs a route: add routes to this service")
+
+
+def _upgrade_rollout(raw: Mapping, where: str, problems: Problems) -> None:
+    """interval, monitor, order and failure_action of an `upgrade` mapping."""
+    for key in ("interval", "monitor"):
+        value = raw.get(key)
+        if value is not None and not _is_duration(value):
+            problems.add(f"{where}.{key}", f"{value!r} is not a duration like 30s")
+    if raw.get("order", "start-first") not in ("start-first", "stop-first"):
+        problems.add(f"{where}.order", "must be start-first or stop-first")
+    if raw.get("failure_action", "rollback") not in ("rollback", "pause"):
+        problems.add(f"{where}.failure_action", "must be rollback or pause")
 
 
 def _upgrade_from(raw: Any, problems: Problems) -> tuple[str, ...]:

@@ -255,6 +255,8 @@ def _check_rendered(
         return
     for problem in check_policy(project, allowed_interfaces=[TENANT_INTERFACE]):
         problems.add("", problem.message)
+    for where, message in deploy_refusals(project):
+        problems.add(where, message)
     for name, settings_ in config.services.items():
         service = project.services.get(name)
         where = f"services.{name}"
@@ -271,6 +273,40 @@ def _check_rendered(
                 "the compose file sets deploy.update_config too: use one or the other",
             )
         _check_routes(settings_, where, variables, berth)
+
+
+def deploy_refusals(project: Any) -> list[tuple[str, str]]:
+    """Compose deploy settings Berth cannot honour, as (location, message): refused at
+    publication and at deploy, never parsed and ignored."""
+    found = []
+    for name, service in project.services.items():
+        where = f"services.{name}.deploy"
+        if service.deploy.placement_constraints:
+            found.append(
+                (
+                    f"{where}.placement",
+                    "placement constraints need a Swarm host; this environment runs on a "
+                    "single engine",
+                )
+            )
+        config = service.deploy.update_config
+        if config is not None and config.failure_action == "continue":
+            found.append(
+                (
+                    f"{where}.update_config.failure_action",
+                    "continue is not supported: a batch that does not become healthy is "
+                    "rolled back (rollback) or stops the upgrade where it is (pause)",
+                )
+            )
+        if config is not None and config.max_failure_ratio:
+            found.append(
+                (
+                    f"{where}.update_config.max_failure_ratio",
+                    "Berth acts on the first batch that does not become healthy: remove it "
+                    "or set 0",
+                )
+            )
+    return found
 
 
 def _check_routes(settings_: Mapping, where: str, variables: dict, problems: Problems) -> None:

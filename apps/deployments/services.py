@@ -26,7 +26,7 @@ from apps.activity.models import Event
 from apps.activity.services import record_event
 from apps.catalog.answers import interpolation_values, migrate_answers, resolve_answers
 from apps.catalog.models import TemplateVersion
-from apps.catalog.questions import question_names, secret_names
+from apps.catalog.questions import config_of, question_names, secret_names
 from apps.catalog.versions import upgrade_problem
 from apps.compose.errors import ComposeError
 from apps.compose.policy import RULES, check_policy
@@ -35,7 +35,12 @@ from apps.core.roles import Role
 from apps.core.tenancy import require_role
 from apps.deployments import quotas, revisions, routes
 from apps.deployments.models import Container, Revision, Service, Stack, dns_label_validator
-from apps.deployments.spec import build_spec, project_from_spec
+from apps.deployments.spec import (
+    berth_spec,
+    build_spec,
+    check_deploy_settings,
+    project_from_spec,
+)
 from apps.deployments.tasks import container_action, reconcile_stack
 from apps.tenants.models import Environment
 
@@ -96,6 +101,10 @@ def render_spec(
         )
     except ComposeError as exc:
         raise _compose_error(exc, question_names(version), "compose") from exc
+    project = project_from_spec(spec)
+    check_deploy_settings(project)
+    berth_services = config_of(version).services if version is not None else None
+    spec["berth"] = berth_spec(project, berth_services, variables)
     return _template_scale(spec, version)
 
 
@@ -107,13 +116,15 @@ def check_spec_policy(actor: Any, environment: Environment, spec: dict) -> None:
         if getattr(actor, "is_superuser", False)
         else set(environment.policy_exceptions or ())
     )
+    project = project_from_spec(spec)
     problems = check_policy(
-        project_from_spec(spec),
+        project,
         allowed_exceptions=allowed,
         allowed_interfaces={environment.publish_interface},
     )
     if problems:
         raise _compose_error(ComposeError(problems), set(), "compose")
+    check_deploy_settings(project)
 
 
 def _template_scale(spec: dict, version: TemplateVersion | None) -> dict:

@@ -17,9 +17,15 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
+from django.core.exceptions import ValidationError
+
+from apps.catalog.questions import is_hostname
+from apps.catalog.validation import deploy_refusals
 from apps.compose import ComposeError, load_compose
+from apps.compose.interpolate import interpolate, references
 from apps.compose.policy import RULES, check_policy, normalize_ports
 from apps.compose.spec import ComposeProject
+from apps.compose.values import duration
 
 
 def build_spec(
@@ -49,6 +55,14 @@ def build_spec(
         # The driver judges the final request again: it must know what the admin allowed.
         spec["admin_exceptions"] = granted
     return json.loads(json.dumps(spec))  # tuples -> lists: equal to what the database returns
+
+
+def check_deploy_settings(project: ComposeProject) -> None:
+    """Refuse what Berth would otherwise parse and ignore (placement on a single engine,
+    update_config it cannot honour): a ValidationError on `compose` naming each key."""
+    refused = deploy_refusals(project)
+    if refused:
+        raise ValidationError({"compose": [f"{where}: {message}" for where, message in refused]})
 
 
 def hardening_of(environment: Any) -> dict[str, Any]:
@@ -113,3 +127,132 @@ def _build(tp: Any, value: Any) -> Any:
         _, item = typing.get_args(tp)
         return {k: _build(item, v) for k, v in value.items()}
     return value
+
+
+# --- berth.yml's per-service settings, as the reconciler and the frontier read them ---------
+
+UPGRADE_DEFAULTS: dict[str, Any] = {
+    "strategy": "rolling",
+    "batch_size": 1,
+    "interval": 0.0,
+    "order": "stop-first",
+    "order_set": False,
+    "canary_weight": 10,
+    "monitor": 60.0,
+    "failure_action": "rollback",
+}
+
+
+def berth_spec(
+    project: ComposeProject,
+    services_config: Mapping[str, Any] | None,
+    variables: Mapping[str, Any],
+) -> dict[str, Any]:
+    """spec["berth"]: each service's routes (interpolated), upgrade settings and health check.
+
+    `services_config` is berth.yml's `services` (None for a raw compose stack: upgrade
+    settings from Compose's update_config only, no routes). Raises ValidationError for a
+    route whose hostname is not a DNS name once interpolated, or two routes on the same
+    hostname and path.
+    """
+    services_config = services_config or {}
+    result: dict[str, Any] = {}
+    taken: dict[tuple[str, str], str] = {}
+    for name, service in project.services.items():
+        conf = services_config.get(name) if isinstance(services_config.get(name), Mapping) else {}
+        routes = _routes(name, conf.get("routes") or (), variables, taken)
+        result[name] = {
+            "routes": routes,
+            "upgrade": upgrade_settings(conf.get("upgrade"), service, routed=bool(routes)),
+            "health_check": conf.get("health_check"),
+        }
+    return {"services": result}
+
+
+def _routes(
+    service: str, raw: Any, variables: Mapping[str, Any], taken: dict[tuple[str, str], str]
+) -> list[dict[str, Any]]:
+    """Interpolated routes; an empty hostname means no route (an optional question)."""
+    routes = []
+    for index, route in enumerate(raw):
+        written = str(route.get("hostname") or "")
+        field = next((r.name for r in references(written) if r.name in variables), "answers")
+        try:
+            hostname = str(interpolate(written, variables)).strip().lower()
+            path = str(interpolate(str(route.get("path") or "/"), variables))
+        except ComposeError as exc:
+            raise ValidationError({field: exc.messages}) from exc
+        if not hostname:
+            continue
+        where = f"services.{service}.routes[{index}]"
+        if not is_hostname(hostname):
+            raise ValidationError({field: f"{where}.hostname: {hostname!r} is not a DNS name"})
+        if not path.startswith("/") or " " in path or len(path) > 200:
+            raise ValidationError(
+                {field: f"{where}.path: {path!r} must start with / (at most 200 characters)"}
+            )
+        if (hostname, path) in taken:
+            raise ValidationError(
+                {
+                    field: f"the route for services.{service} uses the same hostname and path "
+                    f"as services.{taken[hostname, path]}"
+                }
+            )
+        taken[hostname, path] = service
+        routes.append({"hostname": hostname, "path": path, "port": int(route["port"])})
+    return routes
+
+
+def upgrade_settings(raw: Any, service: Any, *, routed: bool) -> dict[str, Any]:
+    """berth.yml `upgrade`, else Compose's deploy.update_config, over the defaults.
+
+    Parallelism 0 means every container at once (batch_size 0); a canary without a
+    route is rolling (its hostname was left empty). Start-first is the default order
+    of a routed service: its route always has a healthy container behind it.
+    """
+    result = dict(UPGRADE_DEFAULTS, order="start-first" if routed else "stop-first")
+    given = _from_berth(raw) if isinstance(raw, Mapping) else _from_compose(service)
+    result.update({k: v for k, v in given.items() if v is not None})
+    if given.get("order"):
+        result["order"] = given["order"].replace("_", "-")
+        result["order_set"] = True
+    if result["strategy"] == "canary" and not routed:
+        result["strategy"] = "rolling"
+    return result
+
+
+def _from_berth(raw: Mapping[str, Any]) -> dict[str, Any]:
+    keys = ("strategy", "batch_size", "canary_weight", "failure_action", "order")
+    given = {key: raw.get(key) for key in keys}
+    for key in ("interval", "monitor"):
+        if raw.get(key) is not None:
+            given[key] = duration(raw[key], strict=True)
+    return given
+
+
+def _from_compose(service: Any) -> dict[str, Any]:
+    config = service.deploy.update_config
+    if config is None:
+        return {}
+    return {
+        "batch_size": config.parallelism,
+        "interval": config.delay,
+        "monitor": config.monitor or None,
+        "failure_action": config.failure_action,
+        "order": config.order,
+    }
+
+
+def upgrade_of(spec: Mapping[str, Any], project: ComposeProject, name: str) -> dict[str, Any]:
+    """A service's upgrade settings from a spec; specs stored before spec["berth"]
+    existed get them from their update_config."""
+    stored = ((spec.get("berth") or {}).get("services") or {}).get(name)
+    if stored and stored.get("upgrade"):
+        return {**UPGRADE_DEFAULTS, **stored["upgrade"]}
+    return upgrade_settings(None, project.services[name], routed=False)
+
+
+def routes_of(spec: Mapping[str, Any], name: str) -> list[dict[str, Any]]:
+    """The template routes a spec gives a service (user routes live in Route rows)."""
+    stored = ((spec.get("berth") or {}).get("services") or {}).get(name) or {}
+    return list(stored.get("routes") or ())

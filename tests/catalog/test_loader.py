@@ -77,6 +77,15 @@ def test_changed_version_is_refused_and_the_rest_still_loads(catalog_dir):
         ),
         ({"compose": COMPOSE + "    volumes: ['/var/run/docker.sock:/s']\n"}, "docker.sock"),
         (
+            {"compose": COMPOSE + "    deploy: {placement: {constraints: [node.role==manager]}}\n"},
+            "docker-compose.yml: services.web.deploy.placement: placement constraints need a "
+            "Swarm host",
+        ),
+        (
+            {"compose": COMPOSE + "    deploy: {update_config: {failure_action: continue}}\n"},
+            "services.web.deploy.update_config.failure_action: continue is not supported",
+        ),
+        (
             {"compose": COMPOSE.replace("${PASSWORD}", "${TOKEN}")},
             "variable 'TOKEN' is neither a question nor given a default",
         ),

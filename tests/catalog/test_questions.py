@@ -131,6 +131,9 @@ def test_duplicate_variable_and_show_if_value_checked():
         ("services: {web: {upgrade: {canary_weight: 5}}}", "only with strategy: canary"),
         ("services: {web: {routes: [{hostname: x, port: 0}]}}", "routes[0].port"),
         ("services: {web: {health_check: {interval: soon}}}", "is not a duration"),
+        ("services: {web: {upgrade: {monitor: soon}}}", "upgrade.monitor: 'soon' is not"),
+        ("services: {web: {upgrade: {order: sideways}}}", "start-first or stop-first"),
+        ("services: {web: {upgrade: {failure_action: continue}}}", "must be rollback or pause"),
         ("min_berth_version: newest", "min_berth_version"),
     ],
 )
