@@ -564,7 +564,9 @@ def _show_if(
 # --- services, upgrade_from, migrations ------------------------------------------------------
 
 SERVICE_KEYS = ("scale", "health_check", "routes", "upgrade")
-HEALTH_KEYS = ("test", "interval", "timeout", "start_period", "retries", "disable")
+HEALTH_KEYS = ("test", "http", "tcp", "interval", "timeout", "start_period", "retries", "disable")
+HTTP_PROBE_KEYS = ("port", "path", "expect_status")
+TCP_PROBE_KEYS = ("port",)
 ROUTE_KEYS = ("hostname", "path", "port")
 UPGRADE_KEYS = (
     "strategy",
@@ -616,20 +618,20 @@ def _services(raw: Any, problems: Problems) -> dict[str, dict[str, Any]]:
 
 
 def _health_check(raw: Any, where: str, problems: Problems) -> None:
+    """Compose's form (run by Docker in the container) or Berth's own probe (`http` or
+    `tcp`, run by Berth against the container's address): one way of checking, never two."""
     if raw is None:
         return
     if not isinstance(raw, Mapping):
-        problems.add(where, "must be a mapping like a compose healthcheck")
+        problems.add(where, "must be a mapping like a compose healthcheck, or http: / tcp:")
         return
     for key, value in raw.items():
-        if key not in HEALTH_KEYS:
-            problems.add(f"{where}.{key}", f"unknown key; use one of {', '.join(HEALTH_KEYS)}")
-        elif key in ("interval", "timeout", "start_period") and not _is_duration(value):
-            problems.add(f"{where}.{key}", f"{value!r} is not a duration like 5s or 1m30s")
-        elif key == "retries" and not _int_in(value, 0, 1000):
-            problems.add(f"{where}.{key}", "must be a whole number from 0 to 1000")
-        elif key == "disable" and not isinstance(value, bool):
-            problems.add(f"{where}.{key}", "must be true or false")
+        _health_key(key, value, f"{where}.{key}", problems)
+    ways = [key for key in ("test", "http", "tcp") if key in raw]
+    if raw.get("disable") is True:
+        ways.append("disable")
+    if len(ways) > 1:
+        problems.add(where, f"{' and '.join(ways)} cannot be set together: choose one")
     test = raw.get("test")
     ok = isinstance(test, str) or (
         isinstance(test, list)
@@ -639,6 +641,45 @@ def _health_check(raw: Any, where: str, problems: Problems) -> None:
     )
     if "test" in raw and not ok:
         problems.add(f"{where}.test", "a string, or a list starting with CMD, CMD-SHELL or NONE")
+    if "http" in raw:
+        _probe(raw["http"], f"{where}.http", HTTP_PROBE_KEYS, problems)
+    if "tcp" in raw:
+        _probe(raw["tcp"], f"{where}.tcp", TCP_PROBE_KEYS, problems)
+
+
+def _health_key(key: Any, value: Any, where: str, problems: Problems) -> None:
+    if key not in HEALTH_KEYS:
+        problems.add(where, f"unknown key; use one of {', '.join(HEALTH_KEYS)}")
+    elif key in ("interval", "timeout", "start_period") and not _is_duration(value):
+        problems.add(where, f"{value!r} is not a duration like 5s or 1m30s")
+    elif key == "retries" and not _int_in(value, 0, 1000):
+        problems.add(where, "must be a whole number from 0 to 1000")
+    elif key == "disable" and not isinstance(value, bool):
+        problems.add(where, "must be true or false")
+
+
+def _probe(raw: Any, where: str, keys: tuple[str, ...], problems: Problems) -> None:
+    """`http: {port, path, expect_status}` or `tcp: {port}`: where Berth's probe knocks."""
+    if not isinstance(raw, Mapping):
+        problems.add(where, f"must be a mapping ({', '.join(keys)})")
+        return
+    for key in raw:
+        if key not in keys:
+            problems.add(f"{where}.{key}", f"unknown key; use one of {', '.join(keys)}")
+    if not _int_in(raw.get("port"), 1, 65535):
+        problems.add(f"{where}.port", "is required: the container port, 1 to 65535")
+    path = raw.get("path", "/")
+    if "path" in keys and not (
+        isinstance(path, str)
+        and path.startswith("/")
+        and len(path) <= 200
+        and all(33 <= ord(c) < 127 for c in path)
+    ):
+        problems.add(
+            f"{where}.path", "must start with / and have at most 200 characters, no spaces"
+        )
+    if "expect_status" in raw and not _int_in(raw["expect_status"], 100, 599):
+        problems.add(f"{where}.expect_status", "must be an HTTP status from 100 to 599")
 
 
 def _routes(raw: Any, where: str, problems: Problems) -> None:

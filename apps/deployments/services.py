@@ -34,6 +34,7 @@ from apps.core.queue import enqueue_on_commit
 from apps.core.roles import Role
 from apps.core.tenancy import require_role
 from apps.deployments import quotas, revisions, routes
+from apps.deployments.health import apply_health_checks
 from apps.deployments.models import Container, Revision, Service, Stack, dns_label_validator
 from apps.deployments.spec import (
     berth_spec,
@@ -105,7 +106,8 @@ def render_spec(
     check_deploy_settings(project)
     berth_services = config_of(version).services if version is not None else None
     spec["berth"] = berth_spec(project, berth_services, variables)
-    return _template_scale(spec, version)
+    spec = _template_scale(spec, version)
+    return apply_health_checks(spec, version.config if version is not None else None)
 
 
 def check_spec_policy(actor: Any, environment: Environment, spec: dict) -> None:

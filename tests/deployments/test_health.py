@@ -1,0 +1,193 @@
+"""Health checks as pure rules: berth.yml's check in the spec, Docker's way of judging a
+probe, when an unhealthy container is replaced, and when a service is flapping."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from apps.deployments import health
+from apps.deployments.health import Check, ProbeState
+
+SPEC = {
+    "project": {
+        "services": {
+            "web": {
+                "image": "berth-demo/web:1.0",
+                "healthcheck": {
+                    "test": ["CMD", "true"],
+                    "interval": 30.0,
+                    "timeout": None,
+                    "start_period": None,
+                    "start_interval": None,
+                    "retries": 5,
+                },
+            },
+            "db": {"image": "postgres:16", "healthcheck": None},
+        }
+    }
+}
+
+
+def config(**services) -> dict:
+    return {"services": {name: {"health_check": check} for name, check in services.items()}}
+
+
+# --- berth.yml into the spec ------------------------------------------------------------------
+
+
+def test_compose_form_replaces_the_compose_check_key_by_key():
+    spec = health.apply_health_checks(SPEC, config(web={"test": "wget -q /", "interval": "2s"}))
+    check = spec["project"]["services"]["web"]["healthcheck"]
+    assert check["test"] == ["CMD-SHELL", "wget -q /"]
+    assert check["interval"] == 2.0
+    assert check["retries"] == 5, "a key berth.yml leaves out keeps the compose file's"
+    assert SPEC["project"]["services"]["web"]["healthcheck"]["interval"] == 30.0, "not mutated"
+
+
+def test_compose_form_adds_a_check_to_a_service_without_one():
+    raw = {"test": ["CMD", "pg_isready"], "timeout": "1s", "start_period": "1m", "retries": 2}
+    spec = health.apply_health_checks(SPEC, config(db=raw))
+    check = spec["project"]["services"]["db"]["healthcheck"]
+    assert check["test"] == ["CMD", "pg_isready"]
+    assert (check["timeout"], check["start_period"], check["retries"]) == (1.0, 60.0, 2)
+    assert health.check_of(spec, "db") == Check(
+        kind="docker", interval=30.0, timeout=1.0, retries=2, start_period=60.0
+    )
+
+
+def test_disable_turns_every_check_off():
+    spec = health.apply_health_checks(SPEC, config(web={"disable": True}))
+    assert spec["project"]["services"]["web"]["healthcheck"]["test"] == ["NONE"]
+    assert health.check_of(spec, "web").kind == "none"
+
+
+def test_a_probe_turns_dockers_check_off_and_is_kept_for_the_prober():
+    raw = {"http": {"port": 8080, "path": "/health"}, "interval": "2s", "retries": 2}
+    spec = health.apply_health_checks(SPEC, config(web=raw))
+    assert spec["project"]["services"]["web"]["healthcheck"]["test"] == ["NONE"]
+    assert spec["berth"]["services"]["web"]["health_check"] == raw
+    assert health.check_of(spec, "web") == Check(
+        kind="http", port=8080, path="/health", interval=2.0, timeout=2.0, retries=2
+    )
+    assert health.probed_services(spec) == {"web"}
+
+
+def test_a_tcp_probe_has_berths_defaults():
+    spec = health.apply_health_checks(SPEC, config(db={"tcp": {"port": 5432}}))
+    assert health.check_of(spec, "db") == Check(
+        kind="tcp",
+        port=5432,
+        interval=health.PROBE_INTERVAL,
+        timeout=health.PROBE_TIMEOUT,
+        retries=health.PROBE_RETRIES,
+    )
+
+
+def test_existing_berth_settings_are_kept_beside_the_check():
+    spec = {**SPEC, "berth": {"services": {"web": {"routes": [{"hostname": "a.test"}]}}}}
+    out = health.apply_health_checks(spec, config(web={"tcp": {"port": 80}}))
+    assert out["berth"]["services"]["web"]["routes"] == [{"hostname": "a.test"}]
+    assert out["berth"]["services"]["web"]["health_check"] == {"tcp": {"port": 80}}
+
+
+def test_no_berth_check_leaves_the_spec_alone():
+    assert health.apply_health_checks(SPEC, None) is SPEC
+    assert health.apply_health_checks(SPEC, {"services": {"web": {"scale": 2}}}) is SPEC
+    assert health.apply_health_checks(SPEC, config(gone={"disable": True})) is SPEC
+
+
+def test_a_spec_without_any_check_uses_dockers_defaults():
+    assert health.check_of(SPEC, "db") == Check(kind="none")
+    assert health.check_of(SPEC, "web").threshold == 5 * 30.0
+
+
+# --- a probe's outcome --------------------------------------------------------------------------
+
+CHECK = Check(kind="http", port=80, interval=2.0, retries=3, start_period=10.0)
+
+
+def run(outcomes: list[bool], started: float = 0.0, start: float = 12.0) -> ProbeState:
+    state = ProbeState()
+    for step, ok in enumerate(outcomes):
+        state = health.after_probe(state, ok, "why", CHECK, started, start + 2.0 * step)
+    return state
+
+
+def test_retries_failures_in_a_row_make_a_container_unhealthy():
+    assert run([False, False]).health == "starting"
+    state = run([False, False, False])
+    assert (state.health, state.failures, state.since) == ("unhealthy", 3, 16.0)
+    assert run([False, False, False, False]).since == 16.0, "since stays the first time"
+
+
+def test_a_success_makes_it_healthy_and_forgets_the_failures():
+    assert run([False, False, True]) == ProbeState(health="healthy", reason="why", last=16.0)
+    assert run([True, False, False]).health == "healthy"
+    assert run([True, False, False, False]).health == "unhealthy"
+
+
+def test_failures_during_the_start_period_do_not_count():
+    assert run([False] * 5, start=0.0).health == "starting"
+    assert run([False] * 8, start=0.0).health == "unhealthy"  # 10 s, then 3 failures
+
+
+def test_a_probe_is_due_once_per_interval():
+    assert health.due(None, CHECK, 0.0)
+    assert not health.due(ProbeState(last=10.0), CHECK, 11.9)
+    assert health.due(ProbeState(last=10.0), CHECK, 12.0)
+
+
+def test_unhealthy_since_is_the_first_pass_that_saw_it():
+    assert health.unhealthy_since("unhealthy", 0.0, 50.0) == 50.0
+    assert health.unhealthy_since("unhealthy", 40.0, 50.0) == 40.0
+    assert health.unhealthy_since("healthy", 40.0, 50.0) == 0.0
+
+
+# --- replacement and flapping -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("since", "now", "replaced"),
+    [
+        (0.0, 1000.0, False),  # not unhealthy
+        (20.0, 25.9, False),  # 3 x 2 s not passed yet
+        (20.0, 26.0, True),
+        (2.0, 15.0, False),  # counted from the end of the start period (10 s)
+        (2.0, 16.0, True),
+    ],
+)
+def test_replaced_when_unhealthy_past_retries_times_interval(since, now, replaced):
+    assert health.past_threshold(CHECK, 0.0, since, now) is replaced
+
+
+NOW = datetime(2026, 12, 6, 3, 0, tzinfo=UTC)
+
+
+def ago(**delta) -> str:
+    return (NOW - timedelta(**delta)).isoformat()
+
+
+def test_replacements_keep_the_last_hour_newest_last():
+    kept = health.record_replacement([ago(hours=2), ago(minutes=30), "garbage"], NOW)
+    assert kept == [ago(minutes=30), NOW.isoformat()]
+
+
+def test_three_replacements_within_ten_minutes_is_flapping():
+    assert not health.is_flapping([ago(minutes=9), ago(minutes=1)], NOW)
+    assert health.is_flapping([ago(minutes=9), ago(minutes=5), ago(minutes=1)], NOW)
+    assert not health.is_flapping([ago(minutes=11), ago(minutes=5), ago(minutes=1)], NOW)
+    assert health.flapping_count([ago(minutes=9), ago(minutes=5), ago(minutes=1)], NOW) == 3
+
+
+def test_flapping_clears_after_ten_minutes_without_a_replacement():
+    replaced = [ago(minutes=14), ago(minutes=12), ago(minutes=10, seconds=1)]
+    assert not health.is_flapping(replaced, NOW)
+
+
+def test_a_flapping_service_is_replaced_at_most_once_a_minute():
+    recent = [ago(minutes=3), ago(minutes=2), ago(seconds=30)]
+    assert health.may_replace(recent, False, NOW), "not flapping: no backoff"
+    assert not health.may_replace(recent, True, NOW)
+    assert health.may_replace([*recent[:2], ago(seconds=60)], True, NOW)
