@@ -518,3 +518,5 @@ BERTH_FRONTIER_TLS_ADDR = os.environ.get("BERTH_FRONTIER_TLS_ADDR", "127.0.0.1:8
 # How long a container stays out of the frontier, still running, before it is stopped:
 # requests already sent to it finish meanwhile.
 BERTH_FRONTIER_DRAIN_SECONDS = float(os.environ.get("BERTH_FRONTIER_DRAIN_SECONDS", "2"))
+# Lines added to the frontier's `global` section as they are (tuning, logging), one a line.
+BERTH_FRONTIER_EXTRA_GLOBAL = os.environ.get("BERTH_FRONTIER_EXTRA_GLOBAL", "")

@@ -17,6 +17,7 @@ pytest_plugins = [
     "tests.fixtures.browser",
     "tests.fixtures.commands",
     "tests.fixtures.engine",
+    "tests.fixtures.frontier",
     "tests.fixtures.ldap",
     "tests.fixtures.live",
     "tests.fixtures.pages",
