@@ -7,6 +7,7 @@ from rest_framework.routers import DefaultRouter
 from apps.accounts.api.views import ApiTokenViewSet
 from apps.activity.api.views import EventViewSet
 from apps.catalog.api.views import TemplateViewSet
+from apps.deployments.api.routes import RouteViewSet
 from apps.deployments.api.views import RevisionViewSet, ServiceViewSet, StackViewSet
 from apps.hosts.api.views import HostViewSet
 from apps.registry.api.views import RepositoryViewSet, RobotViewSet, UsageViewSet
@@ -16,6 +17,7 @@ from apps.tenants.api.views import (
     MembershipViewSet,
     TenantViewSet,
 )
+from apps.traffic.api import CertificateViewSet
 
 router = DefaultRouter()
 router.include_format_suffixes = False  # JSON by default, `?format=` when asked: one URL each
@@ -30,9 +32,11 @@ router.register("tokens", ApiTokenViewSet, basename="token")
 router.register("stacks", StackViewSet, basename="stack")
 router.register("services", ServiceViewSet, basename="service")
 router.register("revisions", RevisionViewSet, basename="revision")
+router.register("routes", RouteViewSet, basename="route")
 router.register("registry/repositories", RepositoryViewSet, basename="registry-repository")
 router.register("registry/robots", RobotViewSet, basename="registry-robot")
 router.register("registry/usage", UsageViewSet, basename="registry-usage")
+router.register("certificates", CertificateViewSet, basename="certificate")
 
 app_name = "api"
 urlpatterns = [

@@ -506,6 +506,29 @@ BERTH_CATALOG_DIR = BASE_DIR / "catalog"
 # The Site's domain (links in mail) `berth_bootstrap` sets.
 BERTH_SITE_DOMAIN = os.environ.get("BERTH_SITE_DOMAIN", "127.0.0.1:8000")
 
+# Certificates for the frontier's HTTPS routes (apps/traffic/certificates.py, acme.py).
+# ACME (RFC 8555, Let's Encrypt's protocol): the CA's directory URL (empty: ACME is off,
+# a route asking for it says so), the contact e-mail of Berth's account, a CA file to
+# trust for the directory's own HTTPS (a test CA such as pebble; empty: the system's).
+BERTH_ACME_DIRECTORY = os.environ.get("BERTH_ACME_DIRECTORY", "")
+BERTH_ACME_EMAIL = os.environ.get("BERTH_ACME_EMAIL", "")
+BERTH_ACME_CA_BUNDLE = os.environ.get("BERTH_ACME_CA_BUNDLE", "")
+# Renew this many days before the end; retry a failed order after this many seconds; one
+# order may take this long (challenge validation and issuance).
+BERTH_ACME_RENEW_DAYS = int(os.environ.get("BERTH_ACME_RENEW_DAYS", "30"))
+BERTH_ACME_RETRY_SECONDS = int(os.environ.get("BERTH_ACME_RETRY_SECONDS", "3600"))
+BERTH_ACME_TIMEOUT = int(os.environ.get("BERTH_ACME_TIMEOUT", "90"))
+# How often beat runs the certificates' maintenance (renewal, expiry, retries).
+BERTH_CERTIFICATE_CHECK_SECONDS = int(os.environ.get("BERTH_CERTIFICATE_CHECK_SECONDS", "600"))
+CELERY_BEAT_SCHEDULE["traffic.certificates"] = {
+    "task": "traffic.maintain_certificates",
+    "schedule": BERTH_CERTIFICATE_CHECK_SECONDS,
+}
+CELERY_TASK_ANNOTATIONS["traffic.issue_certificate"] = {
+    "soft_time_limit": BERTH_ACME_TIMEOUT + 120,
+    "time_limit": BERTH_ACME_TIMEOUT + 150,
+}
+
 # The frontier: HAProxy in front of the services (apps/traffic). Berth renders its
 # configuration from the Route rows into BERTH_FRONTIER_DIR and reloads it through the
 # master CLI socket there. HTTP on BERTH_FRONTIER_ADDR, HTTPS on BERTH_FRONTIER_TLS_ADDR

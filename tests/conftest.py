@@ -21,6 +21,7 @@ pytest_plugins = [
     "tests.fixtures.ldap",
     "tests.fixtures.live",
     "tests.fixtures.pages",
+    "tests.fixtures.pebble",
 ]
 
 PASSWORD = "correct-horse-battery-9"

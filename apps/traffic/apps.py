@@ -8,4 +8,7 @@ class TrafficConfig(AppConfig):
     label = "traffic"
 
     def ready(self) -> None:
-        from apps.traffic import receivers  # noqa: F401  (connects frontier_changed)
+        from apps.traffic import (
+            receivers,  # noqa: F401  (connects frontier_changed)
+            tasks,  # noqa: F401  (queues certificates routes ask for)
+        )
