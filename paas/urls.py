@@ -17,6 +17,7 @@ urlpatterns = [
     path("hosts/", include("apps.hosts.urls")),
     path("catalog/", include("apps.catalog.urls")),
     path("stacks/", include("apps.deployments.urls")),
+    path("stacks/", include("apps.traffic.urls_routes")),
     path("registry/", include("apps.registry.urls")),
 ]
 

@@ -1,4 +1,4 @@
-"""The filtersets of the deployments API lists (stacks, services, revisions).
+"""The filtersets of the deployments API lists (stacks, services, revisions, routes).
 
 Each narrows a queryset the caller may already see (`visible_to`) by the id of a parent
 object; an id that is not the caller's finds nothing, exactly like one that does not
@@ -10,7 +10,7 @@ from __future__ import annotations
 import django_filters
 
 from apps.core.filters import IdFilter
-from apps.deployments.models import Revision, Service, Stack
+from apps.deployments.models import Revision, Route, Service, Stack
 
 
 class StackFilterSet(django_filters.FilterSet):
@@ -40,4 +40,19 @@ class RevisionFilterSet(ServiceFilterSet):
 
     class Meta:
         model = Revision
+        fields: list[str] = []
+
+
+class RouteFilterSet(django_filters.FilterSet):
+    """`?stack=<id>`, `?service=<id>`, `?hostname=<name>`: routes of one stack, service or
+    host name (the name compared case-insensitively, as host names are)."""
+
+    stack = IdFilter(field_name="stack_id", help_text="Only routes of this stack (id).")
+    service = IdFilter(field_name="service_id", help_text="Only routes to this service (id).")
+    hostname = django_filters.CharFilter(
+        field_name="hostname", lookup_expr="iexact", help_text="Only routes of this host name."
+    )
+
+    class Meta:
+        model = Route
         fields: list[str] = []

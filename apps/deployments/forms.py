@@ -7,6 +7,7 @@ from typing import Any
 from django import forms
 
 from apps.catalog.questions import SECRET_TYPES
+from apps.deployments.models import Route, Service
 from apps.deployments.services import MAX_REPLICAS
 
 
@@ -100,3 +101,33 @@ class SaveAsTemplateForm(forms.Form):
     description = forms.CharField(
         max_length=300, required=False, widget=forms.Textarea(attrs={"rows": 2})
     )
+
+
+class RouteForm(forms.Form):
+    """A user route on the stack page: which service, host name, path, port, balancing.
+
+    Only shapes input; apps.deployments.routes checks the host name, the claim, the path
+    and the port, and its messages land on these fields.
+    """
+
+    service = forms.ModelChoiceField(queryset=Service.objects.none(), empty_label=None)
+    hostname = forms.CharField(
+        label="Host name",
+        max_length=253,
+        widget=forms.TextInput(attrs={"placeholder": "shop.localhost", "autocomplete": "off"}),
+    )
+    path = forms.CharField(label="Path prefix", max_length=200, initial="/", required=False)
+    port = forms.IntegerField(label="Container port", min_value=1, max_value=65535)
+    balance = forms.ChoiceField(
+        choices=Route.Balance.choices, initial=Route.Balance.ROUND_ROBIN, required=False
+    )
+    sticky = forms.BooleanField(label="Sticky sessions", required=False)
+
+    def __init__(self, *args: Any, stack: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["service"].queryset = stack.services.order_by("name")
+        self.fields["service"].label_from_instance = lambda service: service.name
+
+
+class CanaryWeightForm(forms.Form):
+    weight = forms.IntegerField(label="Canary weight (%)", min_value=1, max_value=99)

@@ -27,6 +27,7 @@ import re
 from typing import Any
 
 from django.apps import apps as django_apps
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
@@ -139,6 +140,17 @@ def _values(fields: dict[str, Any]) -> dict[str, Any]:
         "redirect_https": bool(fields.get("redirect_https", False)),
     }
     return values
+
+
+def route_url(route: Route) -> str:
+    """Where a browser reaches the route: the host name on the frontier's port (HTTPS on
+    its TLS port when the route has a certificate); 80 and 443 are left out."""
+    https = route.tls != Route.Tls.NONE
+    address = settings.BERTH_FRONTIER_TLS_ADDR if https else settings.BERTH_FRONTIER_ADDR
+    port = str(address).rpartition(":")[2]
+    default = "443" if https else "80"
+    shown = "" if port in ("", default) else f":{port}"
+    return f"{'https' if https else 'http'}://{route.hostname}{shown}{route.path}"
 
 
 # --- host name claims --------------------------------------------------------------------------
@@ -316,8 +328,8 @@ def template_routes(spec: dict) -> dict[tuple[str, str, str], int]:
     berth = spec.get("berth") if isinstance(spec, dict) else None
     settings_of = (berth or {}).get("services") or {}
     wanted: dict[tuple[str, str, str], int] = {}
-    for name, settings in settings_of.items():
-        for route in (settings or {}).get("routes") or []:
+    for name, conf in settings_of.items():
+        for route in (conf or {}).get("routes") or []:
             hostname = str(route.get("hostname") or "").strip().lower()
             if hostname:
                 wanted[(name, hostname, route.get("path") or "/")] = route.get("port")

@@ -23,6 +23,8 @@ urlpatterns = [
     ),
     path("<int:pk>/revisions/", views.StackRevisionsView.as_view(), name="revisions"),
     path("services/<int:pk>/scale/", views.ServiceScaleView.as_view(), name="scale"),
+    path("<int:pk>/routes/add/", views.RouteCreateView.as_view(), name="route_add"),
+    path("routes/<int:pk>/delete/", views.RouteDeleteView.as_view(), name="route_delete"),
     path("containers/<int:pk>/logs/", views.ContainerLogsView.as_view(), name="container_logs"),
     path(
         "containers/<int:pk>/logs/download/",

@@ -34,10 +34,10 @@ from apps.core.generic import CreateFormView, ObjectDetailView, ObjectFormView
 from apps.core.mixins import TenantScopedMixin
 from apps.core.roles import Role, rank
 from apps.core.tenancy import require_role, role_of
-from apps.deployments import forms, services
+from apps.deployments import forms, routes, services
 from apps.deployments.api.views import revision_diff
 from apps.deployments.live_limits import SERVER_BUSY, StreamLease
-from apps.deployments.models import Container, Revision, Service, Stack
+from apps.deployments.models import Container, Revision, Rollout, Route, Service, Stack
 from apps.hosts.engine import EngineError, get_engine
 from apps.hosts.engine.streams import POOL, merge_lines
 
@@ -123,6 +123,22 @@ def stack_context(request, stack: Stack) -> dict:
         "can_act": can(request.user, stack.tenant, Role.MEMBER),
         "can_remove": can(request.user, stack.tenant, Role.ADMIN),
         "upgrades": upgrade_targets(stack.template_version, request.user),
+        **routes_context(stack),
+    }
+
+
+def routes_context(stack: Stack, health: dict | None = None) -> dict:
+    """The stack page's Routes section: each route with its link on the frontier and,
+    once the frontier was asked (`health`, by apps.traffic's fragment), its backends."""
+    rows = list(stack.routes.select_related("service").order_by("hostname", "path"))
+    for route in rows:
+        route.url = routes.route_url(route)
+        route.backends = None if health is None else health.get(route.pk, [])
+    return {
+        "routes": rows,
+        "route_form": forms.RouteForm(stack=stack),
+        "rollouts": list(stack.rollouts.filter(state__in=Rollout.ACTIVE).order_by("service")),
+        "health_loaded": health is not None,
     }
 
 
@@ -226,6 +242,47 @@ class ServiceScaleView(TenantScopedMixin, ObjectFormView):
         errors = "; ".join(e for errs in form.errors.values() for e in errs)
         messages.error(self.request, f"Replicas: {errors}")
         return redirect("stacks:detail", pk=self.object.stack_id)
+
+
+class RouteCreateView(StackScopedMixin, ObjectFormView):
+    """POST-only: add a user route to one of the stack's services; a refused route shows
+    the stack page again with the messages under the form's fields."""
+
+    http_method_names = ["post"]
+    required_role = Role.MEMBER
+    template_name = "deployments/stack_detail.html"
+    form_class = forms.RouteForm
+
+    def get_form_kwargs(self):
+        return {**super().get_form_kwargs(), "stack": self.object}
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context.update(stack_context(self.request, self.object))
+        context["route_form"] = kwargs.get("form") or context["form"]
+        return context
+
+    def perform(self, form):
+        data = dict(form.cleaned_data)
+        route = routes.create_route(self.request.user, data.pop("service"), **data)
+        messages.success(self.request, f"Route {route.hostname}{route.path} added.")
+        return redirect(reverse("stacks:detail", args=[self.object.pk]) + "#routes")
+
+
+class RouteDeleteView(TenantScopedMixin, ObjectFormView):
+    """POST-only: remove a user route (template routes change with the stack's answers)."""
+
+    model = Route
+    http_method_names = ["post"]
+
+    def form_valid(self, form):
+        route = self.object
+        try:
+            routes.delete_route(self.request.user, route)
+            messages.success(self.request, f"Route {route.hostname}{route.path} removed.")
+        except ValidationError as exc:
+            messages.error(self.request, " ".join(exc.messages))
+        return redirect(reverse("stacks:detail", args=[route.stack_id]) + "#routes")
 
 
 class StackRevisionsView(StackScopedMixin, ObjectDetailView):

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.test import Client
+from django.urls import reverse
 
 from apps.activity.models import Event
 from apps.deployments import routes, services
 from apps.deployments.models import HostnameClaim, Route, Stack
 from apps.deployments.signals import frontier_changed
+from tests.conftest import login
 from tests.deployments.stack_fixtures import COMPOSE, make_version
 
 pytestmark = pytest.mark.django_db
@@ -315,8 +318,6 @@ def test_deploy_with_a_hostname_answer_creates_the_template_route(owner, env_a, 
     stack = services.create_stack(
         owner, env_a, "shop", template_version=version, answers={"DOMAIN": "Shop.Example.com"}
     )
-    if "berth" not in stack.current_revision.spec:
-        pytest.skip("the revision spec does not carry berth.yml's settings yet (helper ROLLOUT)")
     assert route_rows(stack) == [("web", "shop.example.com", "/", 80, "template")]
     services.redeploy(owner, stack, {"DOMAIN": ""})
     assert route_rows(stack) == []
@@ -327,13 +328,129 @@ def test_deploy_on_another_tenants_hostname_is_refused_on_the_question(
 ):
     add(outsider, stack_b.services.get(name="web"), hostname="shop.example.com")
     version = make_version(template[0], "3.0.0", COMPOSE, [DOMAIN], config=BERTH)
-    try:
-        stack = services.create_stack(
+    with pytest.raises(ValidationError) as exc:
+        services.create_stack(
             owner, env_a, "shop", template_version=version, answers={"DOMAIN": "shop.example.com"}
         )
-    except ValidationError as exc:
-        assert exc.message_dict == {"DOMAIN": ["shop.example.com is taken by another tenant."]}
-        assert not Stack.objects.filter(name="shop", tenant=env_a.tenant).exists()
-        return
-    assert "berth" not in stack.current_revision.spec, "deployed on another tenant's hostname"
-    pytest.skip("the revision spec does not carry berth.yml's settings yet (helper ROLLOUT)")
+    assert errors(exc) == {"DOMAIN": ["shop.example.com is taken by another tenant."]}
+    assert not Stack.objects.filter(name="shop", tenant=env_a.tenant).exists()
+
+
+# --- the stack page ----------------------------------------------------------------------------
+
+
+def page(client, stack) -> str:
+    response = client.get(reverse("stacks:detail", args=[stack.pk]))
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def test_stack_page_lists_routes_as_links_on_the_frontier(member, web, stack, settings):
+    settings.BERTH_FRONTIER_ADDR = "127.0.0.1:8880"
+    add(member, web, hostname="shop.localhost", path="/api")
+    body = page(login(Client(), member), stack)
+    assert 'href="http://shop.localhost:8880/api"' in body
+    assert reverse("stack_routes:health", args=[stack.pk]) in body  # health comes from htmx
+    assert 'id="route-form"' in body
+    assert reverse("stacks:route_delete", args=[Route.objects.get().pk]) in body
+
+
+def test_viewer_sees_routes_without_forms(member, viewer, web, stack):
+    add(member, web)
+    body = page(login(Client(), viewer), stack)
+    assert "http://shop.example.com" in body
+    assert 'id="route-form"' not in body
+    assert reverse("stacks:route_delete", args=[Route.objects.get().pk]) not in body
+
+
+def test_route_form_adds_a_route(member, web, stack):
+    client = login(Client(), member)
+    form = {"service": web.pk, "hostname": "Shop.localhost", "path": "/", "port": "8080"}
+    response = client.post(reverse("stacks:route_add", args=[stack.pk]), {**form, "sticky": "on"})
+    assert response.status_code == 302
+    assert response["Location"] == reverse("stacks:detail", args=[stack.pk]) + "#routes"
+    route = Route.objects.get()
+    assert (route.hostname, route.port, route.sticky, route.service) == (
+        "shop.localhost",
+        8080,
+        True,
+        web,
+    )
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"hostname": "*.localhost"}, "Wildcard host names are not supported."),
+        ({"path": "/a b"}, "Use only letters"),
+        ({"port": "0"}, "greater than or equal to 1"),
+    ],
+)
+def test_route_form_shows_errors_by_the_fields(member, web, stack, fields, message):
+    client = login(Client(), member)
+    form = {"service": web.pk, "hostname": "shop.localhost", "path": "/", "port": "80", **fields}
+    response = client.post(reverse("stacks:route_add", args=[stack.pk]), form)
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert message in body and 'class="field-error"' in body
+    assert '<details class="padded" open>' in body
+    assert not Route.objects.exists()
+
+
+def test_route_form_refuses_another_tenants_hostname(member, outsider, web, stack, stack_b):
+    add(outsider, stack_b.services.get(name="web"), hostname="shop.localhost")
+    client = login(Client(), member)
+    form = {"service": web.pk, "hostname": "shop.localhost", "path": "/", "port": "80"}
+    response = client.post(reverse("stacks:route_add", args=[stack.pk]), form)
+    assert "shop.localhost is taken by another tenant." in response.content.decode()
+    assert not Route.objects.filter(stack=stack).exists()
+
+
+def test_route_form_cannot_name_another_stacks_service(member, web, stack, stack_b):
+    client = login(Client(), member)
+    other = stack_b.services.get(name="web")
+    form = {"service": other.pk, "hostname": "shop.localhost", "path": "/", "port": "80"}
+    response = client.post(reverse("stacks:route_add", args=[stack.pk]), form)
+    assert response.status_code == 200 and 'class="field-error"' in response.content.decode()
+    assert not Route.objects.exists()
+
+
+def test_viewer_and_outsider_cannot_post_routes(viewer, outsider, member, web, stack):
+    route = add(member, web)
+    form = {"service": web.pk, "hostname": "x.localhost", "path": "/", "port": "80"}
+    for person, status in ((viewer, 403), (outsider, 404)):
+        client = login(Client(), person)
+        assert client.post(reverse("stacks:route_add", args=[stack.pk]), form).status_code == status
+        delete = client.post(reverse("stacks:route_delete", args=[route.pk]))
+        assert delete.status_code in (302, 403, 404)
+    assert list(Route.objects.all()) == [route]
+
+
+def test_remove_button_deletes_a_user_route_but_not_a_template_one(member, template_stack):
+    spec = spec_with(template_stack, {"hostname": "shop.example.com", "path": "/", "port": 80})
+    routes.sync_template_routes(template_stack, spec)
+    template_route = template_stack.routes.get()
+    user_route = add(member, template_stack.services.get(name="worker"), hostname="x.localhost")
+    client = login(Client(), member)
+    assert client.post(reverse("stacks:route_delete", args=[user_route.pk])).status_code == 302
+    response = client.post(reverse("stacks:route_delete", args=[template_route.pk]), follow=True)
+    assert "berth.yml" in response.content.decode()
+    assert list(Route.objects.all()) == [template_route]
+
+
+def test_flapping_service_is_flagged_on_its_row(member, web, stack):
+    web.flapping = True
+    web.replacements = ["2026-12-06T01:00:00+00:00"] * 3
+    web.save()
+    body = page(login(Client(), member), stack)
+    assert "data-flapping" in body and "3 times in the last hour" in body
+
+
+def test_health_fragment_renders_the_table_without_a_frontier(member, web, stack):
+    add(member, web, hostname="shop.localhost")
+    client = login(Client(), member)
+    response = client.get(reverse("stack_routes:health", args=[stack.pk]), HTTP_HX_REQUEST="true")
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert body.lstrip().startswith('<div id="route-table"')
+    assert "http://shop.localhost" in body and "data-route-health" in body

@@ -48,7 +48,16 @@ from apps.activity.services import record_event
 from apps.catalog.models import Template, TemplateVersion
 from apps.core.roles import Role
 from apps.deployments import services as stack_services
-from apps.deployments.models import Container, Revision, Service, Stack
+from apps.deployments import routes as route_services
+from apps.deployments.models import (
+    Container,
+    HostnameClaim,
+    Revision,
+    Rollout,
+    Route,
+    Service,
+    Stack,
+)
 from apps.hosts.models import Host
 from apps.registry.models import RegistryEvent, Repository, RobotAccount, TenantRegistryQuota
 from apps.registry.services import create_robot
@@ -216,14 +225,15 @@ class World:
 
 
 def tenant_links(model: type[models.Model]) -> list[str]:
-    """Lookups from `model` to its tenant: a FK to Tenant, or to an Environment."""
+    """Lookups from `model` to its tenant: a FK to Tenant, or to an Environment or a Stack
+    (services, containers, revisions, rollouts)."""
     links = []
     for f in model._meta.get_fields():
         if not (f.is_relation and f.many_to_one and f.concrete):
             continue
         if f.related_model is Tenant:
             links.append(f.name)
-        elif f.related_model is Environment:
+        elif f.related_model in (Environment, Stack):
             links.append(f"{f.name}__tenant")
     return links
 
@@ -277,6 +287,19 @@ def world(db, make_user, outsider, tenant_b, superuser) -> World:
         name="acme-secret-shop-web-1",
         revision=1,
         state="running",
+    )
+    route = route_services.create_route(
+        olivia, service, hostname="acme-secret-shop.example.com", path="/acme-secret", port=80
+    )
+    rollout = Rollout.objects.create(
+        stack=stack,
+        service="web",
+        strategy=Rollout.Strategy.CANARY,
+        state=Rollout.State.CANARY,
+        from_revision=1,
+        to_revision=1,
+        canary_weight=20,
+        message="acme-secret-rollout",
     )
     event = record_event(
         "acme.secret", actor=olivia, tenant=tenant, obj=environment, message="acme-secret-event"
@@ -339,6 +362,9 @@ def world(db, make_user, outsider, tenant_b, superuser) -> World:
         Service: service,
         Revision: stack.current_revision,
         Container: container,
+        Route: route,
+        HostnameClaim: HostnameClaim.objects.get(hostname=route.hostname),
+        Rollout: rollout,
         Template: template,
         TemplateVersion: template_version,
         Repository: repository,

@@ -25,6 +25,7 @@ from apps.catalog.versions import find_template_version
 from apps.core.api import TenantScopedViewSet, query_flag
 from apps.deployments import revisions, services
 from apps.deployments.api import serializers as s
+from apps.deployments.api.routes import ServiceEndpointsMixin
 from apps.deployments.filters import RevisionFilterSet, ServiceFilterSet, StackFilterSet
 from apps.deployments.models import Container, Revision, Service, Stack
 
@@ -221,8 +222,11 @@ class StackViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScope
         return Response(body, status=status.HTTP_201_CREATED)
 
 
-class ServiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet):
-    """The services of your stacks, with their health; scale one with `scale/`."""
+class ServiceViewSet(
+    ServiceEndpointsMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet
+):
+    """The services of your stacks, with their health; scale one with `scale/`, find its
+    healthy containers with `endpoints/`."""
 
     model = Service
     filterset_class = ServiceFilterSet

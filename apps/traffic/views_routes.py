@@ -1,0 +1,64 @@
+"""The stack page's route table with each backend's health, asked from HAProxy.
+
+Lives in the frontier's app because the deployments layer (where the stack page is)
+cannot import the frontier; the fragment reuses the stack page's own partial
+(templates/deployments/partials/_routes_table.html) and its URL sits under the stack
+(/stacks/<pk>/routes/health/). The stack page loads it with htmx and refreshes it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils.decorators import method_decorator
+from django.views.decorators.vary import vary_on_headers
+
+from apps.core.generic import ObjectDetailView
+from apps.core.roles import Role
+from apps.deployments.models import Stack
+from apps.deployments.views import StackScopedMixin, can, routes_context
+
+
+def route_health(stack: Stack) -> tuple[dict[int, list[dict]], str]:
+    """route id -> backends (UP/DOWN/... per container) from the frontier's runtime API,
+    each labelled with its container's name; and why not, when the frontier cannot say."""
+    route_ids = list(stack.routes.values_list("pk", flat=True))
+    if not route_ids:
+        return {}, ""
+    try:
+        from apps.traffic.runtime import backend_status  # helper FRONTIER's module
+    except ImportError:
+        return {}, "the frontier's runtime API is not available yet"
+    try:
+        status = backend_status(route_ids)
+    except OSError as exc:
+        return {}, f"the frontier does not answer ({exc.strerror or exc})"
+    names = dict(stack.containers.exclude(address="").values_list("address", "name"))
+    return {
+        route_id: [_labelled(backend, names) for backend in backends]
+        for route_id, backends in status.items()
+    }, ""
+
+
+def _labelled(backend: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
+    address = str(backend.get("address") or "").rpartition(":")[0] or backend.get("address")
+    return {**backend, "label": names.get(address or "", backend.get("server"))}
+
+
+@method_decorator(vary_on_headers("HX-Request"), name="dispatch")
+class StackRouteHealthView(StackScopedMixin, ObjectDetailView):
+    """The route table of a stack with its backends' health (viewers may read it)."""
+
+    template_name = "deployments/partials/_routes_table.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        stack = self.object
+        health, error = route_health(stack)
+        context.update(routes_context(stack, health=health))
+        context.update(
+            stack=stack,
+            health_error=error,
+            can_act=can(self.request.user, stack.tenant, Role.MEMBER),
+        )
+        return context
