@@ -64,6 +64,7 @@ from apps.registry.services import create_robot
 from apps.tenants import services as tenant_services
 from apps.tenants.middleware import SESSION_ENVIRONMENT, SESSION_TENANT
 from apps.tenants.models import Environment, Invitation, Membership, Tenant
+from apps.traffic.models import Certificate
 from tests.fixtures.live import run
 
 # Routes not walked, and why. Keep this tiny: everything else is walked.
@@ -335,6 +336,13 @@ def world(db, make_user, outsider, tenant_b, superuser) -> World:
         counted=True,
     )
     registry_quota = TenantRegistryQuota.objects.create(tenant=tenant, pull_alert_threshold=3)
+    Certificate.objects.create(  # found by tenant link: /api/v1/certificates/<pk>/
+        tenant=tenant,
+        hostname="acme-secret-tls.example.com",
+        kind=Certificate.Kind.ACME,
+        state=Certificate.State.FAILED,
+        error="acme-secret-certificate-error",
+    )
     result = World(
         tenant=tenant,
         environment=environment,
