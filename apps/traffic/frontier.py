@@ -39,6 +39,8 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 
+from apps.deployments.health import check_of
+from apps.deployments.models import Container, Rollout, Route, Stack
 from apps.traffic import certificates, process
 
 log = logging.getLogger(__name__)
@@ -91,8 +93,12 @@ class RouteSnap:
     balance: str = "roundrobin"
     sticky: bool = False
     redirect_https: bool = False
-    # The service's HTTP health check: (path, port or None); None -> a TCP check.
-    http_check: tuple[str, int | None] | None = None
+    # How HAProxy checks each server: "tcp" (a connection) or "http" (GET check_path,
+    # expecting check_expect or any 2xx/3xx), on check_port (None: the route's port).
+    check_kind: str = "tcp"
+    check_path: str = "/"
+    check_port: int | None = None
+    check_expect: int | None = None
     # While a canary runs: the new revision and the percentage of traffic it gets.
     canary_revision: int | None = None
     canary_weight: int = 0
@@ -143,8 +149,6 @@ def snapshot() -> Snapshot:
     """The routes of every tenant's running stacks, with their servers: containers of the
     route's service that run, are healthy (or have no health check), are not draining and
     have an address."""
-    from apps.deployments.models import Container, Rollout, Route, Stack
-
     running = Stack.Desired.RUNNING
     routes = list(
         Route.objects.filter(stack__desired_state=running)
@@ -178,6 +182,8 @@ def snapshot() -> Snapshot:
 
 def _route_snap(route: Any, servers: dict, canaries: dict) -> RouteSnap:
     rollout = canaries.get((route.stack_id, route.service.name))
+    revision = route.stack.current_revision
+    check = check_of(revision.spec if revision is not None else None, route.service.name)
     return RouteSnap(
         id=route.pk,
         hostname=route.hostname,
@@ -187,22 +193,13 @@ def _route_snap(route: Any, servers: dict, canaries: dict) -> RouteSnap:
         balance=route.balance,
         sticky=route.sticky,
         redirect_https=route.redirect_https,
-        http_check=_http_check(route),
+        check_kind="http" if check.kind == "http" else "tcp",
+        check_path=check.path if check.kind == "http" else "/",
+        check_port=check.port if check.probed and check.port else None,
+        check_expect=check.expect_status if check.kind == "http" else None,
         canary_revision=rollout.to_revision if rollout else None,
         canary_weight=rollout.canary_weight if rollout else 0,
     )
-
-
-def _http_check(route: Any) -> tuple[str, int | None] | None:
-    """The service's berth.yml HTTP health check, if it has one: (path, port)."""
-    revision = route.stack.current_revision
-    spec = revision.spec if revision is not None else {}
-    services = ((spec or {}).get("berth") or {}).get("services") or {}
-    check = ((services.get(route.service.name) or {}).get("health_check") or {}).get("http")
-    if not isinstance(check, dict):
-        return None
-    port = check.get("port")
-    return (str(check.get("path") or "/"), int(port) if port else None)
 
 
 # --- the pure renderer -----------------------------------------------------------------
@@ -283,10 +280,12 @@ def _route_problem(route: RouteSnap) -> str:
         return "port out of range"
     if route.balance not in ("roundrobin", "leastconn"):
         return f"unknown balance {route.balance!r}"
-    if route.http_check is not None:
-        path, port = route.http_check
-        if not PATH_RE.match(path) or (port is not None and not 1 <= port <= 65535):
-            return "the health check's path or port cannot be rendered"
+    if route.check_kind not in ("tcp", "http") or not PATH_RE.match(route.check_path):
+        return "the health check's kind or path cannot be rendered"
+    if route.check_port is not None and not 1 <= route.check_port <= 65535:
+        return "the health check's port is out of range"
+    if route.check_expect is not None and not 100 <= route.check_expect <= 599:
+        return "the health check's expected status is out of range"
     return ""
 
 
@@ -331,14 +330,23 @@ def server_weights(route: RouteSnap) -> dict[int, int]:
     share = min(max(route.canary_weight, 0), 100)
     if share in (0, 100):
         return {s.id: int((s in new) == (share == 100)) for s in route.servers}
-    w_new, w_old = share * len(old), (100 - share) * len(new)
-    g = math.gcd(w_new, w_old)
-    w_new, w_old = w_new // g, w_old // g
-    top = max(w_new, w_old)
-    if top > MAX_WEIGHT:
-        w_new = max(1, round(w_new * MAX_WEIGHT / top))
-        w_old = max(1, round(w_old * MAX_WEIGHT / top))
+    w_new, w_old = _weight_pair(share * len(old), (100 - share) * len(new))
     return {s.id: w_new if s in new else w_old for s in route.servers}
+
+
+def _weight_pair(new: int, old: int) -> tuple[int, int]:
+    """Per-server weights (1..256 each, HAProxy's range) whose ratio is closest to
+    new:old; exact when the reduced ratio fits."""
+    g = math.gcd(new, old)
+    new, old = new // g, old // g
+    if max(new, old) <= MAX_WEIGHT:
+        return new, old
+    best = (math.inf, 1, 1)
+    for w_old in range(1, MAX_WEIGHT + 1):
+        w_new = min(MAX_WEIGHT, max(1, round(w_old * new / old)))
+        error = abs(w_new / (w_new + w_old) - new / (new + old))
+        best = min(best, (error, w_new, w_old))
+    return best[1], best[2]
 
 
 def _global(snap: Snapshot) -> str:
@@ -402,9 +410,10 @@ def _backend(route: RouteSnap) -> str:
     lines = [f"backend r{route.id}", f"    balance {route.balance}"]
     if route.sticky:
         lines.append(f"    cookie berth-r{route.id} insert indirect nocache httponly")
-    if route.http_check is not None:
-        lines.append(f"    option httpchk GET {route.http_check[0]}")
-    check_port = route.http_check[1] if route.http_check else None
+    if route.check_kind == "http":
+        lines.append(f"    option httpchk GET {route.check_path}")
+        if route.check_expect is not None:
+            lines.append(f"    http-check expect status {route.check_expect}")
     weights = server_weights(route)
     for server in route.servers:
         address = _address(server.address)
@@ -414,8 +423,8 @@ def _backend(route: RouteSnap) -> str:
             f"    server c{server.id} {address}:{route.port} weight {weights[server.id]}"
             " check inter 1s fall 2 rise 2"
         )
-        if check_port:
-            line += f" port {check_port}"
+        if route.check_port:
+            line += f" port {route.check_port}"
         if route.sticky:
             line += f" cookie c{server.id}"
         lines.append(line)
@@ -490,24 +499,27 @@ def install(directory: Path, rendered: Rendered) -> Result:
     """Write `rendered` beside the live configuration, check it, move it in place and
     reload a running frontier. The caller holds the lock."""
     directory = Path(directory)
-    gen_dir = directory / GENERATIONS / rendered.generation
+    result = Result(
+        ok=False, skipped=rendered.skipped, routes=rendered.routes, servers=rendered.servers
+    )
     live = directory / process.CONFIG
+    running = process.is_running(directory)
+    if running and _same(live, rendered.config):
+        result.ok = True  # the frontier serves exactly this already: no reload
+        return result
+    gen_dir = directory / GENERATIONS / rendered.generation
     previous = _current_generation(live)
     gen_dir.mkdir(parents=True, exist_ok=True)
     for name, text in rendered.files.items():
         _write(gen_dir / name, text)
     candidate = directory / (process.CONFIG + ".new")
     _write(candidate, rendered.config)
-    result = Result(
-        ok=False, skipped=rendered.skipped, routes=rendered.routes, servers=rendered.servers
-    )
     error = process.check(candidate)
     if error:
         if rendered.generation != previous:
             shutil.rmtree(gen_dir, ignore_errors=True)
         result.error = f"haproxy -c refused the new configuration:\n{error}"
         return result
-    running = process.is_running(directory)
     if running:
         _save_server_state(directory)
         if live.exists():
@@ -538,6 +550,13 @@ def _restore(directory: Path) -> None:
         process.reload(directory)
     except process.FrontierProcessError as exc:
         log.error("frontier: the previous configuration did not reload either: %s", exc)
+
+
+def _same(live: Path, config: str) -> bool:
+    try:
+        return live.read_text() == config
+    except OSError:
+        return False
 
 
 def _save_server_state(directory: Path) -> None:

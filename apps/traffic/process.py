@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -41,9 +42,11 @@ class FrontierProcessError(RuntimeError):
 
 @dataclass(frozen=True)
 class Workers:
-    """What `show proc` says: the master's reload count and its current workers."""
+    """What `show proc` says: the master's reload count (and how many of them failed)
+    and its current workers."""
 
     reloads: int
+    failed: int
     current: frozenset[int]
 
 
@@ -86,7 +89,7 @@ def workers(directory: Path, timeout: float = 2.0) -> Workers | None:
         out = socket_command(Path(directory) / MASTER_SOCKET, "show proc", timeout=timeout)
     except OSError:
         return None
-    reloads, current, section = -1, set(), ""
+    reloads, failed, current, section = -1, 0, set(), ""
     for line in out.splitlines():
         if line.startswith("#"):
             section = line.strip("# ").split()[0] if line.strip("# ") else ""
@@ -96,11 +99,13 @@ def workers(directory: Path, timeout: float = 2.0) -> Workers | None:
             continue
         if fields[1] == "master":
             reloads = int(fields[2])
+            found = re.search(r"\[failed: (\d+)\]", line)
+            failed = int(found.group(1)) if found else 0
         elif fields[1] == "worker" and section == "workers":
             current.add(int(fields[0]))
     if reloads < 0:
         return None
-    return Workers(reloads=reloads, current=frozenset(current))
+    return Workers(reloads=reloads, failed=failed, current=frozenset(current))
 
 
 def is_running(directory: Path) -> bool:
@@ -188,6 +193,8 @@ def reload(directory: Path, timeout: float = 15.0) -> Workers:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         after = workers(directory, timeout=1.0)
+        if after is not None and after.failed > before.failed:
+            break  # the master could not load it (and resumed the old worker)
         if after is not None and after.current and not (after.current & before.current):
             return after
         time.sleep(0.02)
@@ -199,7 +206,7 @@ def reload(directory: Path, timeout: float = 15.0) -> Workers:
 def check(config: Path) -> str:
     """`haproxy -c` on a configuration file: '' when valid, else HAProxy's complaint."""
     done = subprocess.run(
-        [HAPROXY, "-c", "-q", "-f", str(config)],
+        [HAPROXY, "-c", "-f", str(config)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -207,7 +214,9 @@ def check(config: Path) -> str:
     )
     if done.returncode == 0:
         return ""
-    return (done.stderr or done.stdout).strip() or f"haproxy -c exited {done.returncode}"
+    output = (done.stderr + done.stdout).splitlines()
+    alerts = [line for line in output if not line.startswith("[NOTICE]")]
+    return "\n".join(alerts).strip() or f"haproxy -c exited {done.returncode}"
 
 
 def _alive(pid: int, child: subprocess.Popen | None) -> bool:
