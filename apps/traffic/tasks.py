@@ -9,6 +9,7 @@ below queues `traffic.ensure_certificates` when a host name lacks its certificat
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from celery import shared_task
@@ -18,6 +19,8 @@ from apps.core.queue import enqueue, enqueue_on_commit
 from apps.deployments.signals import frontier_changed
 from apps.traffic import certificates
 from apps.traffic.models import Certificate
+
+log = logging.getLogger(__name__)
 
 
 @shared_task(name="traffic.issue_certificate", acks_late=True, ignore_result=True)
@@ -47,8 +50,14 @@ def queue_missing_certificates(
     sender: Any, stack_id: int | None = None, reason: str = "", **kwargs: Any
 ) -> None:
     """A route that asks for a certificate it has not got gets one without waiting for
-    the periodic pass. Certificate changes themselves (sender Certificate) are skipped."""
+    the periodic pass. Certificate changes themselves (sender Certificate) are skipped.
+    Like the frontier's receiver, it never raises into the sender."""
     if sender is Certificate:
         return
-    if certificates.needs_certificates(stack_id):
+    try:
+        needed = certificates.needs_certificates(stack_id)
+    except Exception:  # the sender (a reconcile, a drain) must never fail because of this
+        log.exception("checking the certificates of stack %s failed", stack_id)
+        return
+    if needed:
         enqueue_on_commit(ensure_certificates, stack_id)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from celery import current_app
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -22,7 +23,7 @@ from apps.accounts import services as token_services
 from apps.deployments import services as stack_services
 from apps.deployments.models import HostnameClaim, Route
 from apps.deployments.signals import frontier_changed
-from apps.traffic import certificates
+from apps.traffic import certificates, tasks
 from apps.traffic.models import AcmeChallenge, Certificate
 
 HOST = "shop.acme.test"
@@ -350,6 +351,38 @@ def test_a_former_holder_certificate_is_replaced(db, stack_a, tenant_b, pki):
     certificates.ensure_certificates()
     certificate = Certificate.objects.get(hostname=HOST)
     assert (certificate.tenant, certificate.kind) == (stack_a.tenant, "self-signed")
+
+
+@pytest.fixture
+def eager_tasks():
+    previous = current_app.conf.task_always_eager
+    current_app.conf.task_always_eager = True
+    yield
+    current_app.conf.task_always_eager = previous
+
+
+def test_a_route_change_queues_the_certificate_it_asks_for(
+    db, stack_a, eager_tasks, django_capture_on_commit_callbacks
+):
+    route_for(stack_a, tls="self-signed")
+    with django_capture_on_commit_callbacks(execute=True) as queued:
+        frontier_changed.send(sender=Route, stack_id=stack_a.pk, reason="route created")
+    assert len(queued) == 1
+    assert Certificate.objects.get(hostname=HOST).state == "valid"
+    with django_capture_on_commit_callbacks(execute=True) as queued:
+        frontier_changed.send(sender=Route, stack_id=stack_a.pk, reason="route updated")
+    assert queued == []  # nothing missing: nothing queued
+
+
+def test_beat_runs_the_maintenance_task(db, stack_a, eager_tasks, settings):
+    entry = settings.CELERY_BEAT_SCHEDULE["traffic.certificates"]
+    assert entry["task"] == tasks.maintain_certificates.name
+    settings.BERTH_ACME_DIRECTORY = ""
+    route_for(stack_a, tls="acme")
+    route_for(stack_a, hostname="dev.acme.test", tls="self-signed")
+    assert tasks.maintain_certificates.apply().get() == 0  # ACME off: nothing to order
+    states = dict(Certificate.objects.values_list("hostname", "state"))
+    assert states == {HOST: "failed", "dev.acme.test": "valid"}
 
 
 # --- the API -----------------------------------------------------------------------------------
