@@ -541,5 +541,14 @@ BERTH_FRONTIER_TLS_ADDR = os.environ.get("BERTH_FRONTIER_TLS_ADDR", "127.0.0.1:8
 # How long a container stays out of the frontier, still running, before it is stopped:
 # requests already sent to it finish meanwhile.
 BERTH_FRONTIER_DRAIN_SECONDS = float(os.environ.get("BERTH_FRONTIER_DRAIN_SECONDS", "2"))
+# How often beat runs the health pass of every host: Berth's own http/tcp probes (each at
+# its own interval, at most this often) and the replacement of containers unhealthy past
+# their threshold (apps/deployments/probes.py).
+BERTH_HEALTH_SECONDS = float(os.environ.get("BERTH_HEALTH_SECONDS", "2"))
+CELERY_BEAT_SCHEDULE["deployments.check_health"] = {
+    "task": "deployments.check_health_all",
+    "schedule": BERTH_HEALTH_SECONDS,
+}
+CELERY_TASK_ANNOTATIONS["deployments.check_health"] = _RECONCILE_LIMITS
 # Lines added to the frontier's `global` section as they are (tuning, logging), one a line.
 BERTH_FRONTIER_EXTRA_GLOBAL = os.environ.get("BERTH_FRONTIER_EXTRA_GLOBAL", "")

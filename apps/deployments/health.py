@@ -24,6 +24,7 @@ DOCKER_INTERVAL, DOCKER_TIMEOUT, DOCKER_RETRIES = 30.0, 30.0, 3
 # Berth's probes knock from the worker: shorter defaults, and a timeout that never
 # holds a health pass for long.
 PROBE_INTERVAL, PROBE_TIMEOUT, PROBE_RETRIES = 10.0, 5.0, 3
+FIRST_PROBE = 1.0
 # Flapping: this many replacements within the window flag the service; it clears after a
 # window without one. A flapping service is still replaced, at most once per backoff, so
 # a broken image does not keep the host busy creating containers.
@@ -202,9 +203,13 @@ def after_probe(
     return replace(state, reason=reason, failures=failures, last=now)
 
 
-def due(state: ProbeState | None, check: Check, now: float) -> bool:
-    """A container is probed once per interval (at once when never probed)."""
-    return state is None or now >= state.last + check.interval
+def due(state: ProbeState | None, check: Check, started: float, now: float) -> bool:
+    """A container is probed once per interval; the first time FIRST_PROBE after it
+    started (or one interval, when shorter), so a new container is seen healthy soon
+    without waiting a whole interval."""
+    if state is None or not state.last:
+        return now >= started + min(check.interval, FIRST_PROBE)
+    return now >= state.last + check.interval
 
 
 def unhealthy_since(health: str, known: float, now: float) -> float:

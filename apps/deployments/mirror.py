@@ -7,13 +7,16 @@ match), never a source of truth, so a restored database simply catches up; only
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
 from typing import Any
 
 from django.utils import timezone
 
 from apps.compose.spec import ComposeProject
 from apps.deployments import containers as naming
+from apps.deployments import health as checks
 from apps.deployments.models import Container, Service, Stack
+from apps.deployments.probes import ProbeStore
 from apps.hosts.engine import EngineDriver, EngineError, ManagedContainer
 
 Health = dict[str, tuple[str, str]]  # service -> (health, reason)
@@ -49,6 +52,7 @@ def mirror(
     one insert, one update (of the rows that changed) and one delete.
     """
     services = _sync_services(stack, project)
+    probed = _probed(spec, listed)
     wanted_hash = {name: naming.service_hash(spec, name) for name in services} if spec else {}
     existing = {c.engine_id: c for c in Container.objects.filter(stack=stack, host=host).order_by()}
     network = naming.network_name(stack)
@@ -63,6 +67,8 @@ def mirror(
         seen.add(item.id)
         row = existing.get(item.id)
         values = _values(item, service, row, engine, network)
+        if item.id in probed:
+            values.update(health=probed[item.id].health, health_reason=probed[item.id].reason)
         if row is None:
             row = Container(host=host, engine_id=item.id, stack=stack, last_seen_at=now, **values)
             created.append(row)
@@ -86,7 +92,20 @@ def mirror(
         Container.objects.filter(stack=stack, host=host, pk__in=gone).delete()
     # The database's own flag, as read with the rows (this host's ids are the listed ones).
     stopped_ids = {engine_id for engine_id, row in existing.items() if row.user_stopped}
-    return _health(stack, services, project, listed, wanted_hash, stopped_ids)
+    healths = {engine_id: state.health for engine_id, state in probed.items()}
+    return _health(stack, services, project, listed, wanted_hash, stopped_ids, healths)
+
+
+def _probed(spec: dict, listed: list[ManagedContainer]) -> dict[str, checks.ProbeState]:
+    """Engine id -> what Berth's probe found, for the containers of services it probes
+    (Docker runs no check there: its listed health says nothing). Not probed yet:
+    starting."""
+    names = checks.probed_services(spec)
+    ids = [c.id for c in listed if c.labels.get(naming.SERVICE) in names and c.state == "running"]
+    if not ids:
+        return {}
+    found = ProbeStore().get_many(ids)
+    return {engine_id: found.get(engine_id) or checks.ProbeState() for engine_id in ids}
 
 
 def _sync_services(stack: Stack, project: ComposeProject | None) -> dict[str, Service]:
@@ -161,6 +180,7 @@ def _health(
     listed: list[ManagedContainer],
     wanted_hash: dict[str, str],
     stopped_ids: set[str],
+    healths: dict[str, str],
 ) -> Health:
     by_service: dict[str, list[ManagedContainer]] = {}
     for c in listed:
@@ -171,13 +191,45 @@ def _health(
             continue
         mine = by_service.get(name, [])
         health, reason = _service_health(
-            stack, project.services[name].replicas, mine, wanted_hash.get(name), stopped_ids
+            stack,
+            project.services[name].replicas,
+            [_judged(c, healths) for c in mine],
+            wanted_hash.get(name),
+            stopped_ids,
         )
+        if row.flapping:
+            health, reason = _flapping(row, health, reason)
         result[name] = (health, reason)
         if (row.health, row.health_reason) != (health, reason):
             row.health, row.health_reason = health, reason
             row.save(update_fields=["health", "health_reason", "updated_at"])
     return result
+
+
+def _judged(item: ManagedContainer, healths: dict[str, str]) -> ManagedContainer:
+    """The listed container with Berth's probe's verdict as its health, where it has one."""
+    if item.id not in healths:
+        return item
+    return _Probed(**{f.name: getattr(item, f.name) for f in fields(item)}, judged=healths[item.id])
+
+
+@dataclass(frozen=True)
+class _Probed(ManagedContainer):
+    judged: str = ""
+
+    @property
+    def health(self) -> str:
+        return self.judged
+
+
+def _flapping(row: Service, health: str, reason: str) -> tuple[str, str]:
+    """A flapping service is reported as such, even while its newest container is up:
+    replaced again and again is not healthy (cleared after a window without one)."""
+    count = checks.flapping_count(row.replacements, timezone.now())
+    said = checks.flapping_reason(count)
+    if health in (Service.Health.HEALTHY, Service.Health.STARTING):
+        health = Service.Health.UNHEALTHY
+    return health, f"{said}; {reason}" if reason else said
 
 
 def _service_health(

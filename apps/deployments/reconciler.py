@@ -17,6 +17,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -32,7 +33,7 @@ from apps.activity.services import record_event
 from apps.compose.spec import ComposeProject
 from apps.core.queue import tenant_slot
 from apps.deployments import containers as naming
-from apps.deployments import live
+from apps.deployments import live, probes
 from apps.deployments.mirror import mirror, stack_state
 from apps.deployments.models import Container, Stack
 from apps.deployments.planner import (
@@ -672,9 +673,10 @@ class Run:
         """Block until every replica of `service` meets `condition`; fail fast when it
         cannot (unhealthy, exited); bounded by the deadline and cancellable."""
         replicas = self.project.services[service].replicas if self.project else 0
+        waiter = probes.Waiter(self.spec, service, naming.network_name(self.stack))
         while True:
             listed = self.engine.list_managed(self.filters(service=service))
-            verdict = _condition_met(listed, replicas, condition, service)
+            verdict = _condition_met(listed, replicas, condition, service, waiter.health)
             if verdict is True:
                 return
             if isinstance(verdict, str):
@@ -683,14 +685,20 @@ class Run:
             time.sleep(POLL_SECONDS)
 
     def wait_container(self, container_id: str, service: str) -> None:
+        """Until the new container is healthy: Docker's check, or Berth's own probe for a
+        service with an http/tcp health_check (which Docker does not run)."""
+        waiter = probes.Waiter(self.spec, service, naming.network_name(self.stack))
         while True:
             status = self.engine.inspect_container(container_id)
-            if status.state == "running" and status.health in ("", "healthy"):
+            health = status.health
+            if waiter.active and status.state == "running":
+                health = waiter.health_of(self.engine, self.filters(service=service), container_id)
+            if status.state == "running" and health in ("", "healthy"):
                 return
-            if status.state in ("exited", "dead") or status.health == "unhealthy":
+            if status.state in ("exited", "dead") or health == "unhealthy":
+                why = waiter.reason(container_id) or status.health_output or status.error
                 raise WaitFailedError(
-                    f"The new {service} container did not become healthy: "
-                    f"{status.health_output or status.error or status.state}"
+                    f"The new {service} container did not become healthy: {why or status.state}"
                 )
             if timezone.now() > self.deadline:
                 raise CancelledError("The operation did not finish before its deadline.")
@@ -767,9 +775,15 @@ class Run:
 
 
 def _condition_met(
-    listed: list[ManagedContainer], replicas: int, condition: str, service: str
+    listed: list[ManagedContainer],
+    replicas: int,
+    condition: str,
+    service: str,
+    health_of: Callable[[ManagedContainer], str] | None = None,
 ) -> bool | str | None:
-    """True when met, a reason (str) when it never will be, None to keep waiting."""
+    """True when met, a reason (str) when it never will be, None to keep waiting.
+    `health_of` judges a container (Berth's probe); by default the engine's health."""
+    health_of = health_of or (lambda c: c.health)
     if replicas == 0:
         return True
     if condition == "service_completed_successfully":
@@ -779,11 +793,12 @@ def _condition_met(
             return f"{service} exited with code {failed[0].exit_code}"
         return True if len(done) >= replicas else None
     running = [c for c in listed if c.state == "running"]
-    if any(c.health == "unhealthy" for c in running):
+    judged = {c.id: health_of(c) for c in running}
+    if any(h == "unhealthy" for h in judged.values()):
         return f"{service} is unhealthy, so the services that depend on it were not started"
     if any(c.state in ("exited", "dead") for c in listed) and len(running) < replicas:
         return f"{service} exited before becoming healthy"
-    healthy = [c for c in running if c.health in ("healthy", "")]
+    healthy = [c for c in running if judged[c.id] in ("healthy", "")]
     return True if len(healthy) >= replicas else None
 
 

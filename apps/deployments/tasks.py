@@ -12,10 +12,12 @@ from celery import shared_task
 from apps.activity.services import record_event
 from apps.core.queue import tenant_slot
 from apps.deployments import (
+    probes,
     reconciler,
     retirement,  # noqa: F401 - registers the retirement tasks
 )
-from apps.deployments.models import Container, Stack
+from apps.deployments.models import Container, Rollout, Stack
+from apps.deployments.signals import frontier_changed
 from apps.hosts.engine import EngineError, get_engine
 from apps.hosts.models import Host
 
@@ -128,3 +130,75 @@ def reconcile_all() -> int:
     for host_id in ids:
         reconcile_host.apply_async((host_id,), expires=settings.BERTH_RECONCILE_SECONDS)
     return len(ids)
+
+
+# --- health -------------------------------------------------------------------------------
+
+
+@shared_task(name="deployments.check_health_all", acks_late=True, ignore_result=True)
+def check_health_all() -> int:
+    """Beat: one health pass per active host, each expiring after one interval."""
+    from django.conf import settings
+
+    ids = list(Host.objects.filter(state=Host.State.ACTIVE).values_list("pk", flat=True))
+    for host_id in ids:
+        check_health.apply_async((host_id,), expires=settings.BERTH_HEALTH_SECONDS)
+    return len(ids)
+
+
+@shared_task(name="deployments.check_health", acks_late=True, ignore_result=True)
+def check_health(host_id: int) -> None:
+    """Berth's probes of one host's containers; those unhealthy past their threshold
+    drained, removed and started again."""
+    health_pass(host_id)
+
+
+def health_pass(host_id: int) -> dict[str, int]:
+    """One pass (probes.check_host), then each unhealthy container replaced under its
+    stack's lease and its stack reconciled, which starts the replica again and writes
+    the health the probes found. Returns counters for logs and tests."""
+    host = Host.objects.filter(pk=host_id).first()
+    if host is None:
+        return {}
+    replaced: set[int] = set()
+    with get_engine(host) as engine:
+        try:
+            found = probes.check_host(host, engine)
+        except EngineError:
+            return {}
+        for item in found.unhealthy:
+            if _replace_unhealthy(host, engine, item):
+                replaced.add(item.stack.pk)
+    for stack_id in probes.routed_stacks(found.changed):
+        frontier_changed.send(sender=Container, stack_id=stack_id, reason="health")
+    cleared = {s.stack_id for s in probes.clear_flapping(found.stacks)}
+    for stack_id in sorted(found.changed | replaced | cleared):
+        reconciler.reconcile_stack(stack_id)
+    return {"probed": found.probed, "changed": len(found.changed), "replaced": len(replaced)}
+
+
+def _replace_unhealthy(host, engine, item: probes.Unhealthy) -> bool:
+    """Leave a service in the middle of a rollout to the rollout; else replace the
+    container inside the tenant's worker slot and the stack's lease (another worker
+    holding it: the next pass tries again)."""
+    stack = item.stack
+    if Rollout.objects.filter(stack=stack, service=item.service, state__in=Rollout.ACTIVE).exists():
+        return False
+    with tenant_slot(stack.tenant_id, ttl=reconciler.lease_seconds()) as held:
+        token = reconciler.claim(stack.pk) if held else None
+        if token is None:
+            return False
+        try:
+            return probes.replace_unhealthy(host, engine, item, _stop_timeout(stack, item.service))
+        except EngineError:
+            return False
+        finally:
+            reconciler.release(stack.pk, token)
+
+
+def _stop_timeout(stack: Stack, service: str) -> int:
+    """The service's grace period, capped, as the reconciler stops it."""
+    spec = stack.current_revision.spec if stack.current_revision else {}
+    grace = ((spec.get("project") or {}).get("services") or {}).get(service, {})
+    seconds = grace.get("stop_grace_period") or 10
+    return min(int(seconds), reconciler.max_stop_grace())

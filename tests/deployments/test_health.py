@@ -134,9 +134,16 @@ def test_failures_during_the_start_period_do_not_count():
 
 
 def test_a_probe_is_due_once_per_interval():
-    assert health.due(None, CHECK, 0.0)
-    assert not health.due(ProbeState(last=10.0), CHECK, 11.9)
-    assert health.due(ProbeState(last=10.0), CHECK, 12.0)
+    assert not health.due(ProbeState(last=10.0), CHECK, 0.0, 11.9)
+    assert health.due(ProbeState(last=10.0), CHECK, 0.0, 12.0)
+
+
+def test_the_first_probe_is_a_second_after_the_start():
+    assert not health.due(None, CHECK, 100.0, 100.9)
+    assert health.due(None, CHECK, 100.0, 101.0)
+    assert health.due(ProbeState(), CHECK, 100.0, 101.0)
+    fast = Check(kind="tcp", port=1, interval=0.5)
+    assert health.due(None, fast, 100.0, 100.5)
 
 
 def test_unhealthy_since_is_the_first_pass_that_saw_it():

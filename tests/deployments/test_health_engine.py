@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 
 from apps.catalog.models import Template, TemplateVersion
-from apps.deployments import reconciler, services
-from apps.deployments.models import Stack
+from apps.deployments import reconciler, services, tasks
+from apps.deployments.models import Container, Stack
+from apps.hosts.engine import get_engine
+from apps.hosts.models import Host
 from tests.fixtures.engine import engine_containers
 
 pytestmark = [pytest.mark.engine, pytest.mark.django_db(transaction=True)]
@@ -76,3 +79,126 @@ def test_berth_yml_health_check_reaches_the_container(owner, environment, demo_w
         "StartPeriod": 5_000_000_000,  # the image's HEALTHCHECK, which neither sets
     }
     assert container["State"]["Health"]["Status"] == "healthy"
+
+
+# --- Berth's own probes ------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def own_frontier_dir(settings, tmp_path):
+    """Health changes and drains tell the frontier: it renders into the test's folder."""
+    settings.BERTH_FRONTIER_DIR = tmp_path / "frontier"
+
+
+def web_row(stack: Stack, service: str = "web") -> Container:
+    return Container.objects.get(stack=stack, service__name=service)
+
+
+def passes_until(stack: Stack, wanted: set[str], passes: int = 40) -> Container:
+    """Health passes (0.25 s apart) until the web container's health is in `wanted`."""
+    for _ in range(passes):
+        tasks.health_pass(stack_host(stack).pk)
+        row = web_row(stack)
+        if row.health in wanted:
+            return row
+        time.sleep(0.25)
+    return web_row(stack)
+
+
+def stack_host(stack: Stack) -> Host:
+    return Host.objects.get(name="local")
+
+
+PROBED = """
+services:
+  web:
+    image: berth-demo/web:1.0
+    stop_grace_period: 1s
+"""
+
+
+def test_http_probe_finds_the_demo_image_healthy(owner, environment, demo_web):
+    target = {"port": 8080, "path": "/health/", "expect_status": 200}
+    check = {"http": target, "interval": "1s", "retries": 2}
+    stack = deploy(owner, environment, "probed", check, compose=PROBED)
+
+    (container,) = engine_containers(stack)
+    assert container["Config"]["Healthcheck"]["Test"] == ["NONE"], "the probe alone decides"
+    row = passes_until(stack, {"healthy", "unhealthy"})
+    assert (row.health, row.health_reason) == ("healthy", "GET /health/ on port 8080 answered 200")
+    assert (
+        row.address
+        and row.address
+        == container["NetworkSettings"]["Networks"][
+            f"berth-{settings.BERTH_INSTALLATION_ID}-e{environment.pk}"
+        ]["IPAddress"]
+    )
+    stack.refresh_from_db()
+    assert stack.state == Stack.State.HEALTHY, stack.state_reason
+
+
+def test_http_probe_on_a_missing_path_makes_it_unhealthy(owner, environment, demo_web):
+    check = {"http": {"port": 8080, "path": "/missing"}, "interval": "1s", "retries": 2}
+    stack = deploy(owner, environment, "missing", check, compose=PROBED)
+
+    row = passes_until(stack, {"healthy", "unhealthy"})
+    assert row.health == "unhealthy"
+    assert row.health_reason == "GET /missing on port 8080 answered 404 (wanted 2xx or 3xx)"
+    stack.refresh_from_db()
+    assert stack.state != Stack.State.HEALTHY
+    assert "web: unhealthy" in stack.state_reason
+
+
+def test_tcp_probe_on_a_closed_port_is_refused(owner, environment, demo_web):
+    check = {"tcp": {"port": 9999}, "interval": "1s", "retries": 1}
+    stack = deploy(owner, environment, "closed", check, compose=PROBED)
+
+    row = passes_until(stack, {"healthy", "unhealthy"})
+    assert (row.health, row.health_reason) == ("unhealthy", "port 9999: connection refused")
+
+
+DEPENDENT = """
+services:
+  web:
+    image: berth-demo/web:1.0
+    stop_grace_period: 1s
+  client:
+    image: berth-demo/web:1.0
+    stop_grace_period: 1s
+    depends_on:
+      web: {condition: service_healthy}
+"""
+
+
+def test_dependents_wait_for_the_probe(owner, environment, demo_web):
+    """service_healthy on a probed service: the reconciler probes it itself, and starts
+    the dependent once it answers; the container is written healthy at once."""
+    check = {"http": {"port": 8080, "path": "/health"}, "interval": "1s"}
+    stack = deploy(owner, environment, "waits", check, compose=DEPENDENT)
+
+    assert stack.state == Stack.State.HEALTHY, stack.state_reason
+    assert web_row(stack).health == "healthy"
+    assert web_row(stack, "client").health == "healthy"  # the image's own HEALTHCHECK
+
+
+def test_dependents_of_a_failing_probe_are_not_started(owner, environment, demo_web):
+    check = {"http": {"port": 8080, "path": "/missing"}, "interval": "1s", "retries": 1}
+    stack = deploy(owner, environment, "blocked", check, compose=DEPENDENT)
+
+    assert stack.state == Stack.State.FAILED
+    assert "web is unhealthy, so the services that depend on it were not started" in (
+        stack.state_reason
+    )
+    assert not Container.objects.filter(stack=stack, service__name="client").exists()
+
+
+def test_wait_for_a_new_container_uses_the_probe(owner, environment, demo_web):
+    check = {"http": {"port": 8080, "path": "/missing"}, "interval": "1s", "retries": 1}
+    stack = deploy(owner, environment, "newone", check, compose=PROBED)
+    host = stack_host(stack)
+    (container,) = engine_containers(stack)
+    with get_engine(host) as engine:
+        run = reconciler.Run(stack, host, engine, token="test")
+        with pytest.raises(reconciler.WaitFailedError) as failed:
+            run.wait_container(container["Id"], "web")
+    assert "answered 404" in str(failed.value)
