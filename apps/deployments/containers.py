@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from django.conf import settings
@@ -16,7 +16,7 @@ from django.conf import settings
 from apps.compose.spec import ComposeProject, ServiceSpec
 from apps.deployments.planner import DesiredService, DesiredStack
 from apps.deployments.resources import service_resources
-from apps.deployments.spec import service_hash
+from apps.deployments.spec import service_hash, upgrade_of
 from apps.hosts.engine import (
     INSTALLATION_LABEL,
     MANAGED_LABEL,
@@ -139,7 +139,11 @@ def legacy_volume_name(stack_id: int, key: str) -> str:
     return f"berth-{stack_id}-{key}"
 
 
-def desired_stack(stack: Any, spec: dict, project: ComposeProject) -> DesiredStack:
+def desired_stack(
+    stack: Any, spec: dict, project: ComposeProject, routed: Collection[str] = ()
+) -> DesiredStack:
+    """The planner's view of the spec. `routed` names the services with a route (the
+    template's or a person's): they roll start-first unless their settings say otherwise."""
     services = {
         name: DesiredService(
             name=name,
@@ -147,7 +151,8 @@ def desired_stack(stack: Any, spec: dict, project: ComposeProject) -> DesiredSta
             image=service.image,
             replicas=service.replicas,
             depends_on=_dependencies(service, project),
-            update_order=_update_order(service),
+            update_order=_update_order(upgrade_of(spec, project, name), name in routed),
+            batch_size=int(upgrade_of(spec, project, name)["batch_size"]),
         )
         for name, service in project.services.items()
     }
@@ -175,9 +180,10 @@ def _dependencies(service: ServiceSpec, project: ComposeProject) -> dict[str, st
     return found
 
 
-def _update_order(service: ServiceSpec) -> str:
-    config = service.deploy.update_config
-    return (config.order if config and config.order else "stop-first").replace("_", "-")
+def _update_order(upgrade: Mapping[str, Any], routed: bool) -> str:
+    if upgrade.get("order_set") or not routed:
+        return str(upgrade["order"])
+    return "start-first"
 
 
 def container_request(

@@ -30,6 +30,7 @@ class DesiredService:
     replicas: int = 1
     depends_on: dict[str, str] = field(default_factory=dict)  # dependency -> condition
     update_order: str = "stop-first"
+    batch_size: int = 1  # running containers replaced at a time; 0: all at once
 
 
 @dataclass(frozen=True)
@@ -87,11 +88,16 @@ class Create(Action):
 @dataclass(frozen=True)
 class Replace(Action):
     """Roll one replica to the desired spec: `start-first` creates the new container and
-    waits for it before removing `old_id`; `stop-first` removes it first."""
+    waits for it before removing `old_id`; `stop-first` removes it first.
+
+    `adopt` names a container of the desired spec already started for this replica (a
+    pass that stopped half-way): it is waited for instead of creating another.
+    """
 
     replica: int = 1
     old_id: str = ""
     order: str = "stop-first"
+    adopt: str = ""
 
 
 @dataclass(frozen=True)
@@ -176,6 +182,9 @@ def _replica_actions(
     if not containers:
         return [Create(service=name, replica=replica)] if desired.state == RUNNING else []
     keeper, *extra = _ordered(containers, service.hash)
+    resumed = _resumed(desired, service, keeper, extra)
+    if resumed is not None:
+        return resumed
     actions: list[Action] = [Remove(service=name, id=c.id) for c in extra]
     if desired.state == STOPPED:
         if keeper.state in _ACTIVE:
@@ -189,6 +198,48 @@ def _replica_actions(
     elif keeper.state in _STARTABLE:
         actions.append(Start(service=name, id=keeper.id))
     return actions
+
+
+def _ready(container: ObservedContainer) -> bool:
+    return container.state in _ACTIVE and container.health in ("healthy", "")
+
+
+def _resumed(
+    desired: DesiredStack,
+    service: DesiredService,
+    keeper: ObservedContainer,
+    extra: list[ObservedContainer],
+) -> list[Action] | None:
+    """A replica caught half-way through a replace: its new container (desired spec) is
+    not healthy yet while an old one still serves. The old one stays until the new one
+    is healthy, exactly as if the replace had not been interrupted."""
+    if desired.state != RUNNING or keeper.hash != service.hash or _ready(keeper):
+        return None
+    if keeper.state not in _ACTIVE:
+        return None
+    old = next((c for c in extra if c.hash != service.hash and _ready(c)), None)
+    if old is None:
+        return None
+    actions: list[Action] = [Remove(service=service.name, id=c.id) for c in extra if c is not old]
+    actions.append(
+        Replace(
+            service=service.name,
+            replica=keeper.replica,
+            old_id=old.id,
+            order=service.update_order,
+            adopt=keeper.id,
+        )
+    )
+    return actions
+
+
+def batches(replaces: Iterable[Replace], size: int) -> list[tuple[Replace, ...]]:
+    """Replaces in batches of `size` (0: all at once), lowest replica first: the rolling
+    path replaces a batch, waits for it to be healthy, then moves to the next."""
+    ordered = sorted(replaces, key=lambda r: (r.replica, r.old_id))
+    if size <= 0 or size >= len(ordered):
+        return [tuple(ordered)] if ordered else []
+    return [tuple(ordered[i : i + size]) for i in range(0, len(ordered), size)]
 
 
 def _ordered(
@@ -278,6 +329,7 @@ def _apply(state: dict, action: Action, desired: DesiredStack, counter: float) -
         state[made.id] = made
     elif isinstance(action, Replace):
         state.pop(action.old_id, None)
+        state.pop(action.adopt, None)
         made = new(action.service, action.replica)
         state[made.id] = made
     elif isinstance(action, Remove):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -50,6 +51,12 @@ from apps.deployments.planner import (
     Stop,
     Wave,
     plan,
+)
+from apps.deployments.rolling import (
+    RollingUpdate,
+    RolloutFailedError,
+    RolloutSteps,
+    close_thread_connection,
 )
 from apps.deployments.spec import project_from_spec
 from apps.hosts.engine import EngineDriver, EngineError, ManagedContainer, get_engine
@@ -375,8 +382,12 @@ class Outcome:
     error: str = ""
 
 
-class Run:
-    """One reconcile pass over one stack, holding the lease `token`."""
+class Run(RolloutSteps):
+    """One reconcile pass over one stack, holding the lease `token`.
+
+    Changes of running services go through the rolling executor (rolling.py): batches,
+    health before drain, the frontier's drain protocol, rollback on failure.
+    """
 
     def __init__(
         self,
@@ -401,6 +412,10 @@ class Run:
         self.deadline = stack.operation_deadline or started + timedelta(seconds=default_timeout())
         self.failure = ""
         self.changed = False
+        self.seen: dict[str, ObservedContainer] = {}  # this pass's containers by engine id
+        self.rolled_back = False  # a rollout failed and set the stack's revision back
+        self.traffic_lock = threading.Lock()  # one mirror + frontier reload at a time
+        self.held: set[str] = set()  # services whose canary runs: left alone
 
     # observe / plan / apply ------------------------------------------------------------
 
@@ -458,14 +473,19 @@ class Run:
             _set_state(self.stack, Stack.State.UNKNOWN, f"The engine is unreachable: {exc}")
             return
         desired = self.desired()
-        waves = plan(desired, self.observed(listed))
         if self.stack.operation == "start":
             self.stack.containers.filter(user_stopped=True).update(user_stopped=False)
             self.user_stopped = None  # read them again
-            waves = plan(desired, self.observed(listed))
+        observed = self.observed(listed)
+        self.seen = {c.id: c for c in observed}
+        self.held, paused = self.holds()
+        waves = self.held_back(plan(desired, observed), self.held, paused)
         try:
+            self.leave_frontier(waves)
             for wave in waves:
                 self.apply(wave)
+            if not self.rolled_back:
+                self.settle_rollouts()
             if self.stack.operation == "restart" and self.failure == "":
                 self.restart_all()
             if waves or self.stack.operation:
@@ -490,7 +510,18 @@ class Run:
     def desired(self):
         if self.project is None:  # removing a stack that never got a revision
             return DesiredStack(services={}, state=Stack.Desired.REMOVED)
-        return naming.desired_stack(self.stack, self.spec, self.project)
+        return naming.desired_stack(
+            self.stack, self.spec, self.project, routed=self.routed_services()
+        )
+
+    def leave_frontier(self, waves: list[Wave]) -> None:
+        """Stopping or removing the stack: the frontier drops a stack not desired running;
+        tell it, and give requests in flight their drain time, before anything stops."""
+        if self.stack.desired_state == Stack.Desired.RUNNING or not waves:
+            return
+        if self.routed_services() and self.membership():
+            self.tell_frontier("stop")
+            time.sleep(settings.BERTH_FRONTIER_DRAIN_SECONDS)
 
     def check_time(self) -> None:
         renew(self.stack.pk, self.token)
@@ -512,7 +543,7 @@ class Run:
         else:
             workers = min(8, len(groups))
             with ThreadPoolExecutor(max_workers=workers) as pool:
-                outcomes = list(pool.map(self.run_group, groups.values()))
+                outcomes = list(pool.map(self.run_group_in_thread, groups.values()))
         for outcome in outcomes:
             for action, message, result, data in outcome.events:
                 self.event(action, message, outcome=result, data=data)
@@ -520,9 +551,42 @@ class Run:
         if errors:
             raise EngineError("; ".join(errors), retryable=False)
 
+    def run_group_in_thread(self, actions: list[Action]) -> Outcome:
+        try:
+            return self.run_group(actions)
+        finally:
+            close_thread_connection()
+
     def run_group(self, actions: list[Action]) -> Outcome:
-        """A service's actions in order (a prep wave: one action per image/volume)."""
+        """A service's actions: what goes (drained together), what is created or
+        started, then the changes of running containers through the rolling executor."""
         outcome = Outcome()
+        replaces = [a for a in actions if isinstance(a, Replace)]
+        running = self.stack.desired_state == Stack.Desired.RUNNING
+        removes = [a for a in actions if isinstance(a, Remove)] if running else []
+        if removes:
+            try:
+                self.retire(removes[0].service, [a.id for a in removes], outcome)
+            except EngineError as exc:
+                outcome.error = _describe(removes[0], exc)
+                failed = ("container.remove", outcome.error, Event.Outcome.FAILURE, {})
+                outcome.events.append(failed)
+                return outcome
+        rest = [a for a in actions if a not in replaces and a not in removes]
+        self.perform_each(rest, outcome)
+        if replaces and not outcome.error:
+            try:
+                RollingUpdate(self, replaces[0].service, replaces, outcome).execute()
+            except (EngineError, WaitFailedError, CancelledError, RolloutFailedError) as exc:
+                outcome.error = str(exc)
+                if not isinstance(exc, RolloutFailedError):
+                    outcome.error = _describe(replaces[0], exc)
+                    outcome.events.append(
+                        ("container.replace", outcome.error, Event.Outcome.FAILURE, {})
+                    )
+        return outcome
+
+    def perform_each(self, actions: list[Action], outcome: Outcome) -> None:
         for action in actions:
             try:
                 self.perform(action, outcome)
@@ -532,7 +596,6 @@ class Run:
                     (_action_name(action), outcome.error, Event.Outcome.FAILURE, {})
                 )
                 break
-        return outcome
 
     def perform(self, action: Action, outcome: Outcome) -> None:
         engine = self.engine
@@ -551,8 +614,6 @@ class Run:
             self.pull(action.image, outcome)
         elif isinstance(action, Create):
             self.create(action.service, action.replica, outcome)
-        elif isinstance(action, Replace):
-            self.replace(action, outcome)
         elif isinstance(action, Start):
             engine.start(action.id)
             outcome.events.append(
@@ -635,16 +696,6 @@ class Run:
             ("container.create", f"Started {name}", Event.Outcome.SUCCESS, {"replica": replica})
         )
         return container_id
-
-    def replace(self, action: Replace, outcome: Outcome) -> None:
-        if action.order == "start-first":
-            new_id = self.create(action.service, action.replica, outcome, suffix=True)
-            self.wait_container(new_id, action.service)
-            self.engine.remove(action.old_id)
-        else:
-            self.engine.stop(action.old_id, timeout=self.stop_timeout(action.service))
-            self.engine.remove(action.old_id)
-            self.create(action.service, action.replica, outcome)
 
     def stop_timeout(self, service: str) -> int:
         """The service's grace period, capped: a revision stored before the cap may
@@ -745,7 +796,11 @@ class Run:
                     state=Stack.State.FAILED, state_reason=self.failure
                 )
             return
+        before = self.membership()
         health = mirror(stack, self.host, listed, self.spec, self.project, self.engine)
+        health = self.canary_health(health, self.held)
+        if self.membership() != before:
+            self.tell_frontier("reconcile")
         state, reason = stack_state(stack, health, self.failure)
         fields: dict[str, Any] = {
             "state": state,

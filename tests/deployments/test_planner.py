@@ -17,6 +17,7 @@ from apps.deployments.planner import (
     Replace,
     Start,
     Stop,
+    batches,
     plan,
     simulate,
 )
@@ -154,6 +155,59 @@ def test_dead_container_is_replaced():
     desired = stack(svc("web"))
     actions = flat(plan(desired, [box("a", "web", state="dead")]))
     assert Replace(service="web", replica=1, old_id="a", order="stop-first") in actions
+
+
+def replaces_of(waves):
+    return [a for a in flat(waves) if isinstance(a, Replace)]
+
+
+def test_replaces_are_batched_by_batch_size_lowest_replica_first():
+    desired = stack(svc("web", replicas=5, hash="h2"))
+    observed = [box(f"c{i}", "web", i) for i in range(5, 0, -1)]
+    replaces = replaces_of(plan(desired, observed))
+    assert [[r.replica for r in batch] for batch in batches(replaces, 2)] == [[1, 2], [3, 4], [5]]
+    assert [[r.replica for r in batch] for batch in batches(replaces, 1)] == [
+        [1],
+        [2],
+        [3],
+        [4],
+        [5],
+    ]
+    # 0 (Compose's parallelism 0) and a batch as large as the service: all at once.
+    assert len(batches(replaces, 0)) == 1 and len(batches(replaces, 0)[0]) == 5
+    assert len(batches(replaces, 9)) == 1
+    assert batches([], 2) == []
+
+
+def test_a_replace_interrupted_half_way_waits_for_its_new_container():
+    """A crash after the new container of replica 1 started, before it was healthy: the
+    old one keeps serving and the next pass waits for the new one, creating nothing."""
+    desired = stack(svc("web", replicas=2, hash="h2", order="start-first"))
+    observed = [
+        box("old1", "web", 1, hash="h1", health="healthy", created=1),
+        box("new1", "web", 1, hash="h2", health="starting", created=5),
+        box("old2", "web", 2, hash="h1", health="healthy", created=1),
+    ]
+    actions = flat(plan(desired, observed))
+    assert (
+        Replace(service="web", replica=1, old_id="old1", order="start-first", adopt="new1")
+        in actions
+    )
+    assert Remove(service="web", id="old1") not in actions
+    assert Replace(service="web", replica=2, old_id="old2", order="start-first") in actions
+    after = simulate(observed, plan(desired, observed), desired)
+    assert sorted(c.replica for c in after) == [1, 2] and plan(desired, after) == []
+
+
+def test_a_healthy_new_container_beside_an_old_one_removes_the_old_one():
+    """A canary being promoted, or a replace interrupted after the new container became
+    healthy: the old container goes (the reconciler drains it first)."""
+    desired = stack(svc("web", replicas=1, hash="h2"))
+    observed = [
+        box("old", "web", 1, hash="h1", health="healthy", created=1),
+        box("new", "web", 1, hash="h2", health="healthy", created=5),
+    ]
+    assert flat(plan(desired, observed)) == [Remove(service="web", id="old")]
 
 
 NAMES = ["a", "b", "c", "d"]

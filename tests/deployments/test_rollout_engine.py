@@ -1,0 +1,219 @@
+"""Rollouts against the real engine (and, for traffic, the tests' own frontier): batches,
+health before drain, automatic rollback, crash safety, canary weight/promote/abort."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.dispatch import receiver
+from django.utils import timezone
+
+from apps.activity.models import Event
+from apps.deployments import reconciler, rolling
+from apps.deployments.models import Container, Rollout, Stack
+from apps.deployments.signals import frontier_changed
+from apps.deployments.spec import build_spec
+from tests.fixtures.engine import docker, engine_containers, make_stack, new_revision
+
+pytestmark = [pytest.mark.engine, pytest.mark.django_db(transaction=True)]
+
+WEB = """
+services:
+  web:
+    image: ${IMAGE}
+    command: ["sh", "-c", "echo ${VERSION} > /www/index.html; exec httpd -f -p 80 -h /www"]
+    healthcheck:
+      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1/${CHECK:-}"]
+      interval: 1s
+      retries: 2
+    stop_grace_period: 1s
+    deploy:
+      replicas: ${REPLICAS:-3}
+      update_config:
+        parallelism: ${BATCH:-1}
+        order: ${ORDER:-start-first}
+        monitor: ${MONITOR:-30s}
+        failure_action: ${FAILURE:-rollback}
+"""
+
+
+def spec_of(environment, image, **variables):
+    return build_spec(WEB, {"IMAGE": image, "VERSION": "v1", **variables}, environment)
+
+
+def deploy(environment, image, name="roll", **variables) -> Stack:
+    stack = make_stack(environment, name, WEB, {"IMAGE": image, "VERSION": "v1", **variables})
+    reconciler.reconcile_stack(stack.pk)
+    assert Stack.objects.get(pk=stack.pk).state == Stack.State.HEALTHY
+    return stack
+
+
+def revisions_running(stack) -> Counter:
+    return Counter(c["Config"]["Labels"]["io.berth.revision"] for c in engine_containers(stack))
+
+
+class HealthySampler:
+    """Counts the stack's healthy containers every 50 ms in a thread (the engine's view)."""
+
+    def __init__(self, stack):
+        self.stack = stack
+        self.counts: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            ids = docker(
+                "ps",
+                "-q",
+                "--filter",
+                f"label=io.berth.stack={self.stack.pk}",
+                "--filter",
+                f"label=io.berth.tenant={self.stack.tenant.slug}",
+                "--filter",
+                "health=healthy",
+            )
+            self.counts.append(len(ids.split()))
+            time.sleep(0.05)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(10)
+
+
+def test_redeploy_of_three_replicas_rolls_one_batch_at_a_time(environment, image):
+    stack = deploy(environment, image)
+    old = {c["Id"] for c in engine_containers(stack)}
+    new_revision(stack, spec_of(environment, image, VERSION="v2"))
+    with HealthySampler(stack) as sampler:
+        reconciler.reconcile_stack(stack.pk)
+    after = engine_containers(stack)
+    assert len(after) == 3 and not old & {c["Id"] for c in after}
+    assert revisions_running(stack) == {"2": 3}
+    # Start-first, batch 1: never fewer than 3 - 1 healthy while it rolled.
+    assert sampler.counts and min(sampler.counts) >= 2, sampler.counts
+    rollout = Rollout.objects.get(stack=stack)
+    assert (rollout.state, rollout.strategy) == (Rollout.State.DONE, "rolling")
+    assert (rollout.from_revision, rollout.to_revision) == (1, 2)
+    assert Stack.objects.get(pk=stack.pk).state == Stack.State.HEALTHY
+
+
+def test_stop_first_with_a_batch_of_every_replica_replaces_all_at_once(environment, image):
+    stack = deploy(environment, image, ORDER="stop-first", BATCH="0")
+    new_revision(stack, spec_of(environment, image, VERSION="v2", ORDER="stop-first", BATCH="0"))
+    with HealthySampler(stack) as sampler:
+        reconciler.reconcile_stack(stack.pk)
+    assert revisions_running(stack) == {"2": 3}
+    assert 0 in sampler.counts  # what the user chose: all at once
+    assert Rollout.objects.get(stack=stack).state == Rollout.State.DONE
+
+
+def test_an_upgrade_that_never_gets_healthy_is_rolled_back_by_itself(environment, image):
+    stack = deploy(environment, image)
+    old = sorted(c["Id"] for c in engine_containers(stack))
+    new_revision(stack, spec_of(environment, image, VERSION="v2", CHECK="missing"))
+    reconciler.reconcile_stack(stack.pk)
+
+    stack = Stack.objects.get(pk=stack.pk)
+    assert stack.current_revision.number == 1  # back to what the old containers run
+    assert sorted(c["Id"] for c in engine_containers(stack)) == old  # never stopped
+    assert revisions_running(stack) == {"1": 3}
+    rollout = Rollout.objects.get(stack=stack)
+    assert rollout.state == Rollout.State.ROLLED_BACK
+    assert "did not become healthy" in rollout.message and "rolled back to r1" in rollout.message
+    event = Event.objects.get(tenant=stack.tenant, action="rollout.rolled_back")
+    assert event.outcome == Event.Outcome.FAILURE and "rolled back to r1" in event.message
+    assert stack.state == Stack.State.HEALTHY  # the next pass found r1 running
+
+
+def test_pause_leaves_the_service_as_it_is_until_the_next_change(environment, image):
+    stack = deploy(environment, image, FAILURE="pause")
+    old = sorted(c["Id"] for c in engine_containers(stack))
+    new_revision(stack, spec_of(environment, image, VERSION="v2", CHECK="x", FAILURE="pause"))
+    reconciler.reconcile_stack(stack.pk)
+    rollout = Rollout.objects.get(stack=stack)
+    assert rollout.state == Rollout.State.FAILED and "paused" in rollout.message
+    assert Stack.objects.get(pk=stack.pk).current_revision.number == 2
+    reconciler.reconcile_stack(stack.pk)  # the periodic pass does not try again
+    assert sorted(c["Id"] for c in engine_containers(stack)) == old
+    assert Rollout.objects.filter(stack=stack).count() == 1
+
+
+def test_a_pass_killed_between_batches_is_finished_by_the_next_one(environment, image, monkeypatch):
+    stack = deploy(environment, image)
+    new_revision(stack, spec_of(environment, image, VERSION="v2"))
+
+    class Crash(BaseException):
+        """Stands for SIGKILL: nothing after it runs, not even the lease release."""
+
+    def crash(self):
+        raise Crash
+
+    monkeypatch.setattr(rolling.RollingUpdate, "pause", crash)
+    with pytest.raises(Crash):
+        reconciler.reconcile_stack(stack.pk)
+    assert revisions_running(stack) == {"1": 2, "2": 1}
+    first = Rollout.objects.get(stack=stack)
+    assert first.state == Rollout.State.RUNNING
+
+    monkeypatch.undo()
+    Stack.objects.filter(pk=stack.pk).update(claimed_until=timezone.now() - timedelta(seconds=1))
+    reconciler.reconcile_stack(stack.pk)
+    assert revisions_running(stack) == {"2": 3}
+    assert sorted(
+        int(c["Config"]["Labels"]["io.berth.replica"]) for c in engine_containers(stack)
+    ) == [
+        1,
+        2,
+        3,
+    ]
+    assert list(Rollout.objects.filter(stack=stack).values_list("pk", "state")) == [
+        (first.pk, Rollout.State.DONE)
+    ]
+    connection.close()
+
+
+def test_a_routed_service_is_drained_before_its_containers_stop(environment, image, settings):
+    """The drain protocol: draining=True, the frontier told, then stop; the new batch was
+    in the frontier's rows (mirrored, healthy) before the old one was drained."""
+    from apps.deployments.models import Route, Service
+
+    settings.BERTH_FRONTIER_DRAIN_SECONDS = 0.2
+    stack = deploy(environment, image, REPLICAS="2")
+    service = Service.objects.get(stack=stack, name="web")
+    Route.objects.create(
+        tenant=stack.tenant, stack=stack, service=service, hostname="drain.test", port=80
+    )
+    old = {c["Id"] for c in engine_containers(stack)}
+    seen = []
+
+    @receiver(frontier_changed, weak=False, dispatch_uid="test-drain")
+    def record(sender, stack_id=None, reason="", **kwargs):
+        rows = Container.objects.filter(stack_id=stack_id)
+        draining = set(rows.filter(draining=True).values_list("engine_id", flat=True))
+        healthy_new = rows.filter(revision=2, health="healthy", draining=False).count()
+        running = {c["Id"] for c in engine_containers(stack, "--filter", "status=running")}
+        seen.append((reason, draining, draining <= running, healthy_new))
+
+    try:
+        new_revision(stack, spec_of(environment, image, VERSION="v2", REPLICAS="2"))
+        reconciler.reconcile_stack(stack.pk)
+    finally:
+        frontier_changed.disconnect(dispatch_uid="test-drain")
+    drains = [s for s in seen if s[0] == "drain"]
+    assert len(drains) == 2  # one per batch
+    for index, (_, draining, still_running, healthy_new) in enumerate(drains):
+        assert draining and draining <= old and still_running
+        assert healthy_new >= index + 1  # its replacement already served
+    joins = [i for i, s in enumerate(seen) if s[0] == "join"]
+    assert joins and joins[0] < seen.index(drains[0])
+    assert revisions_running(stack) == {"2": 2}
