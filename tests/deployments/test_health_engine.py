@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from apps.activity.models import Event
 from apps.catalog.models import Template, TemplateVersion
-from apps.deployments import reconciler, services, tasks
+from apps.deployments import probes, reconciler, services, tasks
 from apps.deployments.models import Container, Stack
 from apps.hosts.engine import get_engine
 from apps.hosts.models import Host
@@ -202,3 +203,53 @@ def test_wait_for_a_new_container_uses_the_probe(owner, environment, demo_web):
         with pytest.raises(reconciler.WaitFailedError) as failed:
             run.wait_container(container["Id"], "web")
     assert "answered 404" in str(failed.value)
+
+
+# --- replacement and flapping ---------------------------------------------------------------
+
+NEVER_HEALTHY = {
+    "test": ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/never"],
+    "interval": "1s",
+    "timeout": "1s",
+    "retries": 1,
+    "start_period": "1s",
+}
+
+
+def test_an_unhealthy_container_is_replaced_until_its_service_is_flapping(
+    owner, environment, demo_web
+):
+    stack = deploy(owner, environment, "flaps", NEVER_HEALTHY, compose=PROBED)
+    host = stack_host(stack)
+    first = web_row(stack).engine_id
+    service = stack.services.get(name="web")
+
+    for _ in range(240):
+        tasks.health_pass(host.pk)
+        service.refresh_from_db()
+        if service.flapping:
+            break
+        time.sleep(0.25)
+
+    assert service.flapping
+    assert len(service.replacements) == 3
+    assert first not in {c["Id"] for c in engine_containers(stack)}
+    replaced = Event.objects.filter(object_id=str(stack.pk), action="container.replace")
+    assert replaced.count() == 3
+    assert all(e.data["reason"] == "unhealthy" for e in replaced)
+    (flagged,) = Event.objects.filter(object_id=str(stack.pk), action="service.flapping")
+    assert flagged.data["count"] == 3
+    stack.refresh_from_db()
+    assert "web: unhealthy (flapping: replaced 3 times in 10 minutes" in stack.state_reason
+
+    # Flapping: still replaced, but not again within the backoff (a minute).
+    with get_engine(host) as engine:
+        for _ in range(80):
+            if probes.check_host(host, engine).unhealthy:
+                break
+            time.sleep(0.25)
+        else:
+            pytest.fail("the replacement never became unhealthy")
+    assert tasks.health_pass(host.pk)["replaced"] == 0
+    service.refresh_from_db()
+    assert len(service.replacements) == 3
