@@ -120,6 +120,15 @@ def _check_tls(tenant: Any, hostname: str, tls: str, redirect_https: bool) -> No
         raise ValidationError(
             {"tls": ["HTTPS is not available on this installation yet: choose none."]}
         )
+    if tls == Route.Tls.ACME and not settings.BERTH_ACME_DIRECTORY:
+        raise ValidationError(
+            {
+                "tls": [
+                    "Automatic certificates (ACME) are off on this installation: the "
+                    "administrator sets BERTH_ACME_DIRECTORY. Upload a certificate instead."
+                ]
+            }
+        )
     if tls == Route.Tls.UPLOADED and not (
         model._default_manager.filter(tenant=tenant, hostname=hostname, kind="uploaded").exists()
     ):

@@ -12,6 +12,7 @@ from apps.activity.models import Event
 from apps.deployments import routes, services
 from apps.deployments.models import HostnameClaim, Route, Stack
 from apps.deployments.signals import frontier_changed
+from apps.traffic.models import Certificate
 from tests.conftest import login
 from tests.deployments.stack_fixtures import COMPOSE, make_version
 
@@ -143,6 +144,30 @@ def test_bad_input_is_an_error_on_its_field(member, web, fields, field):
     assert field in errors(exc), errors(exc)
     assert not Route.objects.exists()
     assert not HostnameClaim.objects.exists()
+
+
+def test_self_signed_tls_and_redirect_are_accepted(member, web):
+    route = add(member, web, tls="self-signed", redirect_https=True)
+    assert (route.tls, route.redirect_https) == ("self-signed", True)
+
+
+def test_acme_needs_a_directory(member, web, settings):
+    settings.BERTH_ACME_DIRECTORY = ""
+    with pytest.raises(ValidationError) as exc:
+        add(member, web, tls="acme")
+    assert "BERTH_ACME_DIRECTORY" in errors(exc)["tls"][0]
+    settings.BERTH_ACME_DIRECTORY = "https://127.0.0.1:14000/dir"
+    assert add(member, web, tls="acme").tls == "acme"
+
+
+def test_uploaded_tls_needs_the_tenants_uploaded_certificate(member, web):
+    Certificate.objects.create(
+        tenant=web.stack.tenant, hostname="shop.example.com", kind="self-signed"
+    )
+    with pytest.raises(ValidationError):
+        add(member, web, tls="uploaded")
+    Certificate.objects.filter(hostname="shop.example.com").update(kind="uploaded")
+    assert add(member, web, tls="uploaded").tls == "uploaded"
 
 
 def test_path_may_be_200_characters_of_the_allowed_set(member, web):

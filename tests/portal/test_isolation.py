@@ -47,17 +47,10 @@ from apps.activity.models import Event
 from apps.activity.services import record_event
 from apps.catalog.models import Template, TemplateVersion
 from apps.core.roles import Role
-from apps.deployments import services as stack_services
 from apps.deployments import routes as route_services
-from apps.deployments.models import (
-    Container,
-    HostnameClaim,
-    Revision,
-    Rollout,
-    Route,
-    Service,
-    Stack,
-)
+from apps.deployments import services as stack_services
+from apps.deployments.models import Container, HostnameClaim, Revision, Rollout, Service, Stack
+from apps.deployments.models import Route as RouteModel  # `Route` is the walker's URL route
 from apps.hosts.models import Host
 from apps.registry.models import RegistryEvent, Repository, RobotAccount, TenantRegistryQuota
 from apps.registry.services import create_robot
@@ -370,7 +363,7 @@ def world(db, make_user, outsider, tenant_b, superuser) -> World:
         Service: service,
         Revision: stack.current_revision,
         Container: container,
-        Route: route,
+        RouteModel: route,
         HostnameClaim: HostnameClaim.objects.get(hostname=route.hostname),
         Rollout: rollout,
         Template: template,
