@@ -50,8 +50,8 @@ from apps.traffic.models import AcmeChallenge, Certificate
 log = logging.getLogger(__name__)
 
 CERTS_DIR = "certs"
-# A file no longer listed stays this long: a frontier that refused the new configuration
-# still runs the previous one, and HAProxy reads certificate files at every reload.
+# A file stays this long after it was last listed: a frontier whose reload failed goes
+# back to the previous configuration, and HAProxy reads certificate files at each reload.
 STALE_FILE_SECONDS = 3600
 SELF_SIGNED_DAYS = 90
 MAX_CHAIN_BYTES = 64 * 1024
@@ -88,7 +88,9 @@ def certificate_files() -> dict[str, str]:
             continue
         digest = hashlib.sha256(bundle.encode()).hexdigest()[:16]
         path = directory / f"{certificate.hostname}.{digest}.pem"
-        if not path.exists():
+        if path.exists():
+            os.utime(path)  # listed now: `_remove_stale` counts from the last listing
+        else:
             _write_private(path, bundle)
         files[certificate.hostname] = str(path)
     _remove_stale(directory, set(files.values()))

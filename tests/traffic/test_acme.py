@@ -16,12 +16,14 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from celery import current_app
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from apps.deployments import routes as route_services
 from apps.deployments.models import HostnameClaim, Route
 from apps.deployments.signals import frontier_changed
-from apps.traffic import certificates
+from apps.traffic import certificates, tasks
 from apps.traffic.models import AcmeChallenge, Certificate
 from tests.fixtures.pebble import free_port
 
@@ -222,32 +224,44 @@ def served_certificate(frontier, hostname: str, root_pem: str) -> tuple[x509.Cer
     return x509.load_der_x509_certificate(der), body
 
 
+@pytest.fixture
+def eager_tasks():
+    previous = current_app.conf.task_always_eager
+    current_app.conf.task_always_eager = True
+    yield
+    current_app.conf.task_always_eager = previous
+
+
 @pytest.mark.engine
 @pytest.mark.django_db(transaction=True)
 def test_an_acme_route_is_served_over_https_and_renewed_through_the_frontier(
-    frontier, routed_web, pebble_for, acme_settings, settings
+    frontier, routed_web, owner, pebble_for, acme_settings, eager_tasks, settings
 ):
     # Certificates valid 10 days, fewer than BERTH_ACME_RENEW_DAYS (30): due at once.
     pebble = pebble_for(frontier.port, validity_seconds=10 * 86400)
     acme_settings(pebble)
-    web = routed_web(HOST, tls="acme")
-    HostnameClaim.objects.create(hostname=HOST, tenant=web.stack.tenant)
+    web = routed_web("plain.acme.test")
     web.add_container("1.0")
-    assert certificates.needs_certificates(web.stack.pk)
 
-    [certificate_id] = certificates.ensure_certificates(web.stack.pk)
-    first = certificates.issue_acme(certificate_id)
+    # The route service commits, sends frontier_changed; the receiver queues the order
+    # (tasks run eagerly here), the frontier answers the challenge, pebble validates.
+    route_services.create_route(
+        owner, web.service, hostname=HOST, port=8080, tls="acme", redirect_https=True
+    )
 
-    assert first.state == "valid", first.error
+    first = Certificate.objects.get(hostname=HOST)
+    assert (first.kind, first.state) == ("acme", "valid"), first.error
     root = pebble.root_pem()
+    verify_chain(first.chain_pem, root)
     presented, body = served_certificate(frontier, HOST, root)
     assert presented == leaf_of(first.chain_pem)
     assert "web 1.0" in body
-    assert frontier.get(HOST, CHALLENGE_PREFIX + "gone")[0] == 404  # challenge withdrawn
+    assert frontier.get(HOST)[0] == 302  # redirect_https, now that there is a certificate
+    assert not AcmeChallenge.objects.exists()
 
-    assert certificates.maintain() == [certificate_id]  # due for renewal
-    renewed = certificates.issue_acme(certificate_id)
+    assert tasks.maintain_certificates.apply().get() == 1  # due for renewal: renewed
 
+    renewed = Certificate.objects.get(hostname=HOST)
     assert renewed.state == "valid", renewed.error
     assert leaf_of(renewed.chain_pem).serial_number != leaf_of(first.chain_pem).serial_number
     presented, _ = served_certificate(frontier, HOST, root)

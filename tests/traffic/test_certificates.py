@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 import os
 import stat
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -256,6 +257,26 @@ def test_a_renewed_certificate_is_a_new_file(db, stack_a, owner, pki):
     after = certificates.certificate_files()[HOST]
     assert after != before
     assert second.pem.strip() in Path(after).read_text()
+
+
+def test_a_superseded_file_goes_an_hour_after_it_was_last_listed(db, stack_a, owner, pki):
+    route_for(stack_a)
+    first, second = pki["leaf"], issue(HOST, pki["intermediate"], dns=(HOST,))
+    certificates.upload_certificate(
+        actor=owner, hostname=HOST, chain_pem=first.pem, key_pem=first.key_pem
+    )
+    old = Path(certificates.certificate_files()[HOST])
+    certificates.upload_certificate(
+        actor=owner, hostname=HOST, chain_pem=second.pem, key_pem=second.key_pem
+    )
+    new = Path(certificates.certificate_files()[HOST])
+    assert old.exists()  # a frontier going back to its previous configuration finds it
+    an_hour_ago = time.time() - certificates.STALE_FILE_SECONDS - 1
+    os.utime(old, (an_hour_ago, an_hour_ago))
+    os.utime(new, (an_hour_ago, an_hour_ago))
+    assert certificates.certificate_files() == {HOST: str(new)}
+    assert not old.exists()
+    assert new.exists()
 
 
 def test_only_the_claim_holder_certificate_is_served(db, stack_a, tenant_b, owner, pki):
