@@ -7,6 +7,7 @@ from rest_framework.routers import DefaultRouter
 from apps.accounts.api.views import ApiTokenViewSet
 from apps.activity.api.views import EventViewSet
 from apps.catalog.api.views import TemplateViewSet
+from apps.deployments.api.rollouts import RolloutViewSet
 from apps.deployments.api.routes import RouteViewSet
 from apps.deployments.api.views import RevisionViewSet, ServiceViewSet, StackViewSet
 from apps.hosts.api.views import HostViewSet
@@ -33,6 +34,7 @@ router.register("stacks", StackViewSet, basename="stack")
 router.register("services", ServiceViewSet, basename="service")
 router.register("revisions", RevisionViewSet, basename="revision")
 router.register("routes", RouteViewSet, basename="route")
+router.register("rollouts", RolloutViewSet, basename="rollout")
 router.register("registry/repositories", RepositoryViewSet, basename="registry-repository")
 router.register("registry/robots", RobotViewSet, basename="registry-robot")
 router.register("registry/usage", UsageViewSet, basename="registry-usage")

@@ -25,6 +25,8 @@ from django.utils import timezone
 
 from apps.activity.models import Event
 from apps.activity.services import record_event
+from apps.deployments import probes
+from apps.deployments.containers import network_name
 from apps.deployments.mirror import mirror
 from apps.deployments.models import Container, Revision, Rollout, Route, Service, Stack
 from apps.deployments.planner import Action, Replace, Wave, batches
@@ -88,8 +90,9 @@ class RollingUpdate:
         stack = self.run.stack
         active = Rollout.objects.filter(stack=stack, service=self.service, state__in=Rollout.ACTIVE)
         current = active.filter(to_revision=self.to_revision).first()
-        if current is not None:
-            return current
+        aborting = active.filter(state=Rollout.State.ABORTING).first()
+        if current is not None or aborting is not None:
+            return current or aborting
         for stale in active:
             _finish(stale, Rollout.State.FAILED, f"superseded by r{self.to_revision}")
         canary = self.settings["strategy"] == "canary" and self.run.has_hostname_route(self.service)
@@ -127,13 +130,32 @@ class RollingUpdate:
                 self.batch(batch, keep_old=canary)
             except BatchFailedError as exc:
                 self.failed(rollout, str(exc))
+            if rollout is not None and rollout.state == Rollout.State.PROMOTING:
+                self.rebalance(rollout)
         if rollout is None:
             return
         if canary:
             self.canary_started(rollout)
+        elif rollout.state == Rollout.State.ABORTING:
+            _finish(rollout, Rollout.State.ABORTED, rollout.message)
+            self.event("rollout.aborted", f"{self.service} is back on r{self.to_revision}")
         else:
             _finish(rollout, Rollout.State.DONE)
             self.event("rollout.done", f"{self.service} runs r{self.to_revision}")
+
+    def rebalance(self, rollout: Rollout) -> None:
+        """While a canary is promoted the frontier still splits by revision: keep each
+        container's share even (the new revision's weight follows its share of them)."""
+        rows = Container.objects.filter(
+            stack=self.run.stack, service__name=self.service, state="running", draining=False
+        )
+        new = rows.filter(revision=rollout.to_revision).count()
+        total = rows.count()
+        if not total or not new:
+            return
+        rollout.canary_weight = max(1, min(99, round(100 * new / total)))
+        rollout.save(update_fields=["canary_weight", "updated_at"])
+        self.run.tell_frontier("canary weights")
 
     def pause(self) -> None:
         """`interval` between batches, renewing the lease and honouring a cancel."""
@@ -170,16 +192,25 @@ class RollingUpdate:
         monitor = float(self.settings["monitor"])
         end = time.monotonic() + monitor
         waiting = list(ids)
+        # Docker's check, or Berth's own probe for an http/tcp health_check.
+        waiter = probes.Waiter(self.run.spec, self.service, network_name(self.run.stack))
         while waiting:
             for container_id in list(waiting):
                 status = self.run.engine.inspect_container(container_id)
-                if status.state == "running" and status.health in ("", "healthy"):
+                health = status.health
+                if waiter.active and status.state == "running":
+                    filters = self.run.filters(service=self.service)
+                    health = waiter.health_of(self.run.engine, filters, container_id)
+                if status.state == "running" and health in ("", "healthy"):
                     waiting.remove(container_id)
-                elif status.state in ("exited", "dead", "restarting") or (
-                    status.health == "unhealthy"
-                ):
+                elif status.state in ("exited", "dead", "restarting") or health == "unhealthy":
                     self.discard(ids)
-                    detail = status.health_output or status.error or status.state
+                    detail = (
+                        waiter.reason(container_id)
+                        or status.health_output
+                        or status.error
+                        or status.state
+                    )
                     raise BatchFailedError(
                         f"a new {self.service} container did not become healthy: "
                         f"{detail.strip()[:300]}"
