@@ -37,7 +37,7 @@ format:
 	$(VENV)/bin/ruff check --fix .
 
 clean:
-	$(LIB) && berth_stop run 60 && for name in "$${BERTH_SERVICES[@]}" "$${BERTH_TAILS[@]}"; do berth_stop "$$name" 20; done && berth_registry_stop && berth_engine_stop
+	$(LIB) && berth_stop run 60 && for name in "$${BERTH_SERVICES[@]}" "$${BERTH_TAILS[@]}"; do berth_stop "$$name" 20; done && berth_frontier_stop && berth_registry_stop && berth_engine_stop
 
 vendor-static:
 	bash deploy/vendor-static.sh

@@ -508,6 +508,63 @@ berth_registry_gc() {
 }
 
 # ---------------------------------------------------------------------------
+# The frontier: HAProxy in front of the deployed services (apps/traffic)
+# ---------------------------------------------------------------------------
+#
+# Berth renders its configuration from the database (`manage.py frontier apply`) into
+# BERTH_FRONTIER_DIR (default $BERTH_STATE_DIR/frontier), checks it with `haproxy -c`
+# and reloads it through the master socket there whenever a route or its containers
+# change. HTTP on BERTH_FRONTIER_ADDR (default 127.0.0.1:8880), HTTPS on
+# BERTH_FRONTIER_TLS_ADDR (default 127.0.0.1:8443) once a route has a certificate.
+# Runs like the registry: setsid, pidfile run/frontier.pid; its log is haproxy.log in
+# its folder.
+
+_berth_frontier_dir() { printf '%s\n' "${BERTH_FRONTIER_DIR:-$BERTH_STATE_DIR/frontier}"; }
+
+# Idempotent: renders and installs the configuration from the database (reloading a
+# frontier of an earlier run that still runs), then starts HAProxy in master-worker
+# mode when none runs, and waits until it answers. Needs the migrated database.
+berth_frontier_start() {
+    local dir log addr="${BERTH_FRONTIER_ADDR:-127.0.0.1:8880}"
+    dir="$(_berth_frontier_dir)"
+    # In its folder: a reload that fails quotes its end to the admin (status.json).
+    log="$dir/haproxy.log"
+    command -v haproxy >/dev/null 2>&1 ||
+        berth_die "haproxy not found; run berth_ensure_packages (package haproxy)" || return 1
+    if ! berth_is_running frontier; then
+        berth_check_port "the frontier" "$addr" BERTH_FRONTIER_ADDR frontier || return 1
+        if [ -n "${BERTH_FRONTIER_TLS_ADDR-127.0.0.1:8443}" ]; then
+            berth_check_port "the frontier's HTTPS" "${BERTH_FRONTIER_TLS_ADDR:-127.0.0.1:8443}" \
+                BERTH_FRONTIER_TLS_ADDR frontier || return 1
+        fi
+    fi
+    (umask 077 && mkdir -p "$dir")
+    (cd "$BERTH_REPO" && BERTH_FRONTIER_DIR="$dir" "$BERTH_VENV/bin/python" manage.py frontier \
+        --skip-checks apply --reason "make run" >/dev/null) ||
+        berth_die "could not render the frontier's configuration in $dir" || return 1
+    berth_is_running frontier && return 0
+    local t0="$EPOCHREALTIME"
+    printf '\n==== %s berth: frontier (haproxy) starting ====\n' "$(date -Is)" >>"$log"
+    # The same command line as apps/traffic/process.py `command()` (the tests' frontier).
+    berth_spawn frontier "$log" haproxy -W -db -S "$dir/master.sock,mode,600" \
+        -f "$dir/haproxy.cfg" -p "$dir/haproxy.pid" || return 1
+    local deadline=$((SECONDS + 15))
+    # Any HTTP answer will do (404: no route for this host name).
+    until curl -s -o /dev/null "http://$addr/"; do
+        if ! berth_is_running frontier || [ "$SECONDS" -ge "$deadline" ]; then
+            tail -n 20 "$log" >&2
+            berth_die "the frontier did not answer on $addr (log: $log)"
+            return 1
+        fi
+        sleep 0.1
+    done
+    berth_log "frontier up on $addr in $(berth_elapsed "$t0")s (log: $log)"
+}
+
+# Stops only a frontier Berth started (its pidfile); its master stops its workers.
+berth_frontier_stop() { berth_stop frontier 10; }
+
+# ---------------------------------------------------------------------------
 # Berth's ports: free, or held by Berth's own service from an earlier run
 # ---------------------------------------------------------------------------
 

@@ -7,8 +7,10 @@
 #
 # Environment: BERTH_PORT (default 8000), BERTH_STATE_DIR (default ./var),
 # BERTH_REGISTRY_ADDR (default 127.0.0.1:5000, the registry gate; the registry itself
-# listens on the next port unless BERTH_REGISTRY_BACKEND_ADDR). A port held by anything
-# Berth did not start stops the run with a message naming it.
+# listens on the next port unless BERTH_REGISTRY_BACKEND_ADDR), BERTH_FRONTIER_ADDR and
+# BERTH_FRONTIER_TLS_ADDR (default 127.0.0.1:8880 and :8443, the frontier in front of the
+# deployed services). A port held by anything Berth did not start stops the run with a
+# message naming it.
 set -euo pipefail
 
 T0="$EPOCHREALTIME"
@@ -46,6 +48,10 @@ berth_check_port "Berth's portal" "127.0.0.1:$PORT" BERTH_PORT web || exit 1
 if ! { berth_is_running registry && berth_is_running registry-gate; }; then
     berth_check_port "the registry gate" "$BERTH_REGISTRY_ADDR" BERTH_REGISTRY_ADDR registry-gate || exit 1
 fi
+export BERTH_FRONTIER_ADDR="${BERTH_FRONTIER_ADDR:-127.0.0.1:8880}"
+if ! berth_is_running frontier; then
+    berth_check_port "the frontier" "$BERTH_FRONTIER_ADDR" BERTH_FRONTIER_ADDR frontier || exit 1
+fi
 
 CLEANED=0
 # shellcheck disable=SC2317  # invoked from the EXIT trap
@@ -64,6 +70,7 @@ cleanup() {
     for name in "${BERTH_TAILS[@]}"; do
         berth_stop "$name" 2
     done
+    berth_frontier_stop || true
     berth_registry_stop || true
     berth_engine_stop_if_started_here || true
     rm -f "$BERTH_STATE_DIR/run/run.pid"
@@ -105,6 +112,11 @@ call_command("migrate", interactive=False)
 call_command("collectstatic", interactive=False)
 call_command("berth_bootstrap")
 PYTHON
+
+# --- FRONTIER: HAProxy in front of the deployed services, on BERTH_FRONTIER_ADDR ---------
+# Its first configuration comes from the database (so it needs the migrations); the
+# worker and the portal reload it through its master socket from then on.
+berth_frontier_start
 
 # --- background processes ----------------------------------------------------
 # tail -c +N starts exactly at the current end of each log, so nothing
@@ -159,6 +171,7 @@ fi
 
 echo
 echo "Berth is up at $URL (in $(berth_elapsed "$T0")s). Ctrl-C stops it."
+echo "Deployed apps answer on their routes' host names at http://<host name>:${BERTH_FRONTIER_ADDR##*:}/."
 echo
 
 # --- run until Ctrl-C or until a process dies ----------------------------------

@@ -54,6 +54,7 @@ ACME_KEYAUTH_RE = re.compile(r"^[A-Za-z0-9_.-]{1,400}$")
 FILE_RE = re.compile(r"^/[A-Za-z0-9._/+-]{1,4000}$")
 
 STATUS_FILE = "status.json"
+SERVER_STATE = "server-state"
 LOCK_FILE = "apply.lock"
 GENERATIONS = "gen"
 # pg_advisory_lock key: "berthfro" as an integer; one frontier apply at a time per database.
@@ -477,19 +478,24 @@ backend no_route
 # --- apply: lock, render, check, install, reload ---------------------------------------
 
 
+def directory() -> Path:
+    """The frontier's folder (BERTH_FRONTIER_DIR)."""
+    return Path(settings.BERTH_FRONTIER_DIR)
+
+
 def apply(reason: str = "") -> Result:
     """Make the frontier serve what the database says (see the module docstring).
 
     When no frontier runs in BERTH_FRONTIER_DIR the configuration is still rendered,
     checked and installed, so the next start uses it."""
-    directory = Path(settings.BERTH_FRONTIER_DIR)
-    directory.mkdir(parents=True, exist_ok=True)
+    folder = directory()
+    folder.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    with _locked(directory):
+    with _locked(folder):
         rendered = render(snapshot())
-        result = install(directory, rendered)
+        result = install(folder, rendered)
         result.seconds = round(time.monotonic() - started, 3)
-        record(directory, reason, result)
+        record(folder, reason, result)
     if not result.ok:
         log.warning("frontier apply (%s) failed: %s", reason, result.error)
     return result
@@ -512,6 +518,9 @@ def install(directory: Path, rendered: Rendered) -> Result:
     gen_dir.mkdir(parents=True, exist_ok=True)
     for name, text in rendered.files.items():
         _write(gen_dir / name, text)
+    state = directory / SERVER_STATE
+    if not state.exists():
+        _write(state, "1\n")  # an empty state (version 1): no warning from haproxy -c
     candidate = directory / (process.CONFIG + ".new")
     _write(candidate, rendered.config)
     error = process.check(candidate)
@@ -566,7 +575,7 @@ def _save_server_state(directory: Path) -> None:
         state = process.socket_command(directory / process.ADMIN_SOCKET, "show servers state")
     except OSError:
         return
-    _write(directory / "server-state", state)
+    _write(directory / SERVER_STATE, state)
 
 
 def _current_generation(live: Path) -> str:

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 import pytest
 from django.conf import settings
 
+from apps.deployments.models import Route
 from apps.deployments.signals import frontier_changed
 from apps.traffic import frontier as frontier_config
-from apps.traffic import process
+from apps.traffic import process, runtime
 
 pytestmark = [pytest.mark.engine, pytest.mark.django_db(transaction=True)]
 
@@ -268,3 +269,41 @@ def test_apply_without_a_running_frontier_writes_what_a_start_will_use(tmp_path,
     assert "frontend http" in (tmp_path / "haproxy.cfg").read_text()
     assert process.check(tmp_path / "haproxy.cfg") == ""
     assert frontier_config.read_status(tmp_path)["reason"] == "first"
+
+
+# --- what HAProxy says about its servers --------------------------------------------------
+
+
+def test_backend_status_reports_each_servers_health_from_haproxy(frontier, routed_web):
+    web = routed_web("status.localhost")
+    container = web.add_container("1.0")
+    closed = Route.objects.create(
+        tenant=web.stack.tenant,
+        stack=web.stack,
+        service=web.service,
+        hostname="closed.localhost",
+        port=8081,  # nothing listens there: the check fails
+    )
+    served(frontier_config.apply("test"))
+
+    deadline = time.monotonic() + 20
+    while (status := runtime.backend_status([web.route.pk, closed.pk]))[closed.pk][0][
+        "status"
+    ] != "DOWN" and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+    (up,) = status[web.route.pk]
+    assert up == {
+        "server": f"c{container.pk}",
+        "container_id": container.pk,
+        "address": f"{container.address}:8080",
+        "status": "UP",
+        "weight": 1,
+        "current_sessions": 0,
+    }
+    assert [s["status"] for s in status[closed.pk]] == ["DOWN"]
+    assert runtime.backend_status([999999]) == {999999: []}
+
+
+def test_backend_status_is_empty_without_a_frontier(tmp_path):
+    assert runtime.backend_status([1], directory=tmp_path) == {}
