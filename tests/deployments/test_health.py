@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.utils import timezone
 
 from apps.deployments import health
 from apps.deployments.health import Check, ProbeState
@@ -198,3 +199,27 @@ def test_a_flapping_service_is_replaced_at_most_once_a_minute():
     assert health.may_replace(recent, False, NOW), "not flapping: no backoff"
     assert not health.may_replace(recent, True, NOW)
     assert health.may_replace([*recent[:2], ago(seconds=60)], True, NOW)
+
+
+# --- the API shows it -----------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_api_shows_flapping_and_recent_replacements(api_as, member, stack):
+    web = stack.services.get(name="web")
+    now = timezone.now()
+    web.replacements = [
+        (now - timedelta(hours=2)).isoformat(),  # older than an hour: not counted
+        (now - timedelta(minutes=4)).isoformat(),
+        (now - timedelta(minutes=2)).isoformat(),
+        (now - timedelta(minutes=1)).isoformat(),
+    ]
+    web.flapping = True
+    web.save()
+
+    api, _ = api_as(member)
+    data = api.get(f"/api/v1/services/{web.pk}/").json()
+    assert (data["flapping"], data["replacements"]) == (True, 3)
+    assert data["last_replaced_at"] == web.replacements[-1]
+    listed = api.get(f"/api/v1/stacks/{stack.pk}/").json()["services"]
+    assert {s["name"]: s["flapping"] for s in listed} == {"web": True, "worker": False}

@@ -8,12 +8,14 @@ and the secrets they put into a spec are masked: viewers read these too.
 
 from __future__ import annotations
 
+from django.utils import timezone
 from rest_framework import serializers
 
 from apps.catalog.questions import secret_names, secret_values
 from apps.core.api import RejectUnknownFieldsMixin, api_token
 from apps.core.roles import Role
 from apps.deployments import revisions, services
+from apps.deployments.health import recent
 from apps.deployments.models import Container, Revision, Service, Stack
 from apps.tenants.models import Environment
 
@@ -71,11 +73,34 @@ class ContainerSerializer(serializers.ModelSerializer):
 
 class ServiceSerializer(serializers.ModelSerializer):
     stack = serializers.PrimaryKeyRelatedField(read_only=True)
+    replacements = serializers.SerializerMethodField(
+        help_text="Unhealthy containers Berth replaced in the last hour"
+    )
+    last_replaced_at = serializers.SerializerMethodField()
 
     class Meta:
         model = Service
-        fields = ["id", "stack", "name", "image", "scale", "health", "health_reason", "updated_at"]
+        fields = [
+            "id",
+            "stack",
+            "name",
+            "image",
+            "scale",
+            "health",
+            "health_reason",
+            "flapping",
+            "replacements",
+            "last_replaced_at",
+            "updated_at",
+        ]
         read_only_fields = fields
+
+    def get_replacements(self, service: Service) -> int:
+        return len(recent(service.replacements, timezone.now()))
+
+    def get_last_replaced_at(self, service: Service) -> str | None:
+        kept = recent(service.replacements, timezone.now())
+        return kept[-1] if kept else None
 
 
 class StackSerializer(serializers.ModelSerializer):
