@@ -199,8 +199,10 @@ class Waiter:
         return state.health
 
     def health_of(self, engine: EngineDriver, filters: dict[str, str], container_id: str) -> str:
-        """The health of one container found by its id among `filters`' containers."""
-        if container_id not in self.found:
+        """The health of one container found by its id among `filters`' containers
+        (listed again until it has an address: it may have been listed before it started)."""
+        known = self.found.get(container_id)
+        if known is None or not address_of(known, self.network):
             for item in engine.list_managed(filters):
                 self.found[item.id] = item
         item = self.found.get(container_id)
