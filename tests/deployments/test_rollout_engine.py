@@ -3,6 +3,7 @@ health before drain, automatic rollback, crash safety, canary weight/promote/abo
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections import Counter
@@ -15,9 +16,11 @@ from django.utils import timezone
 
 from apps.activity.models import Event
 from apps.deployments import reconciler, rolling
+from apps.deployments import rollout as rollouts
 from apps.deployments.models import Container, Rollout, Stack
 from apps.deployments.signals import frontier_changed
-from apps.deployments.spec import build_spec
+from apps.deployments.spec import berth_spec, build_spec, project_from_spec
+from apps.traffic import frontier as frontier_config
 from tests.fixtures.engine import docker, engine_containers, make_stack, new_revision
 
 pytestmark = [pytest.mark.engine, pytest.mark.django_db(transaction=True)]
@@ -217,3 +220,169 @@ def test_a_routed_service_is_drained_before_its_containers_stop(environment, ima
     joins = [i for i, s in enumerate(seen) if s[0] == "join"]
     assert joins and joins[0] < seen.index(drains[0])
     assert revisions_running(stack) == {"2": 2}
+
+
+# --- through the frontier: requests during rollouts --------------------------------------------
+
+ROUTED = """
+services:
+  web:
+    image: berth-demo/web:${TAG}
+    stop_grace_period: 2s
+    healthcheck:
+      test: ["CMD-SHELL", "wget -q -O /dev/null http://127.0.0.1:8080/${CHECK:-health}"]
+      interval: 1s
+      timeout: 2s
+      retries: 2
+    deploy:
+      replicas: ${REPLICAS:-3}
+"""
+VERSION = re.compile(r" - web (1\.\d)</title>")
+
+
+def routed_spec(environment, hostname: str, upgrade: dict | None = None, **variables) -> dict:
+    """The spec a template with this route and upgrade setting renders (spec["berth"])."""
+    values = {"TAG": "1.0", **variables}
+    spec = build_spec(ROUTED, values, environment)
+    routes = [{"hostname": hostname, "path": "/", "port": 8080}]
+    settings = {"web": {"routes": routes, "upgrade": upgrade or {"batch_size": 1}}}
+    spec["berth"] = berth_spec(project_from_spec(spec), settings, values)
+    return spec
+
+
+def routed_stack(environment, frontier, hostname: str, **kwargs) -> Stack:
+    """A 3-replica berth-demo/web:1.0 behind `hostname` on the tests' frontier."""
+    from apps.deployments.models import Route, Service
+
+    stack = make_stack(environment, hostname.partition(".")[0], ROUTED, {"TAG": "1.0"})
+    stack.current_revision.spec = routed_spec(environment, hostname, **kwargs)
+    stack.current_revision.save()
+    reconciler.reconcile_stack(stack.pk)
+    service = Service.objects.get(stack=stack, name="web")
+    Route.objects.create(
+        tenant=stack.tenant, stack=stack, service=service, hostname=hostname, port=8080
+    )
+    assert frontier_config.apply("test route").ok
+    assert versions_of(frontier, hostname, 20) == {"1.0": 20}
+    return stack
+
+
+def versions_of(frontier, hostname: str, count: int) -> Counter:
+    found: Counter = Counter()
+    for _ in range(count):
+        status, body = frontier.get(hostname)
+        match = VERSION.search(body)
+        found[match.group(1) if status == 200 and match else f"HTTP {status}"] += 1
+    return found
+
+
+class Client:
+    """A bounded client loop: one request at a time, a fresh connection each, through
+    the frontier with the route's Host header; every answer (or error) kept in order."""
+
+    def __init__(self, frontier, hostname: str, limit: int = 20000):
+        self.frontier, self.hostname, self.limit = frontier, hostname, limit
+        self.answers: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set() and len(self.answers) < self.limit:
+            try:
+                status, body = self.frontier.get(self.hostname)
+                match = VERSION.search(body)
+                self.answers.append(match.group(1) if status == 200 and match else f"{status}")
+            except OSError as exc:
+                self.answers.append(f"error: {exc}")
+
+    @property
+    def failures(self) -> list[str]:
+        return [a for a in self.answers if a not in ("1.0", "1.1")]
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(30)
+
+
+def test_a_rolling_upgrade_under_load_drops_no_request(environment, frontier, web_images, settings):
+    settings.BERTH_FRONTIER_DRAIN_SECONDS = 1
+    stack = routed_stack(environment, frontier, "roll.rollout.test")
+    new_revision(stack, routed_spec(environment, "roll.rollout.test", TAG="1.1"))
+    with Client(frontier, "roll.rollout.test") as client:
+        reconciler.reconcile_stack(stack.pk)
+        time.sleep(0.5)
+    print(f"\n{len(client.answers)} requests during the rolling upgrade: {Counter(client.answers)}")
+    assert client.failures == []
+    assert client.answers[0] == "1.0" and client.answers[-1] == "1.1"
+    assert versions_of(frontier, "roll.rollout.test", 30) == {"1.1": 30}
+    assert Rollout.objects.get(stack=stack).state == Rollout.State.DONE
+
+
+def test_an_upgrade_that_never_gets_healthy_gets_no_request(
+    environment, frontier, web_images, settings
+):
+    settings.BERTH_FRONTIER_DRAIN_SECONDS = 1
+    stack = routed_stack(environment, frontier, "sick.rollout.test")
+    new_revision(stack, routed_spec(environment, "sick.rollout.test", TAG="1.1", CHECK="nope"))
+    with Client(frontier, "sick.rollout.test") as client:
+        reconciler.reconcile_stack(stack.pk)
+    assert client.answers and client.failures == []
+    assert "1.1" not in client.answers  # no request reached the sick revision
+    assert Rollout.objects.get(stack=stack).state == Rollout.State.ROLLED_BACK
+    assert Stack.objects.get(pk=stack.pk).current_revision.number == 1
+
+
+CANARY = {"strategy": "canary", "batch_size": 1, "canary_weight": 20}
+
+
+def start_canary(environment, frontier, hostname: str) -> tuple[Stack, Rollout]:
+    stack = routed_stack(environment, frontier, hostname, upgrade=CANARY)
+    new_revision(stack, routed_spec(environment, hostname, upgrade=CANARY, TAG="1.1"))
+    reconciler.reconcile_stack(stack.pk)
+    rollout = Rollout.objects.get(stack=stack)
+    assert (rollout.state, rollout.canary_weight) == (Rollout.State.CANARY, 20)
+    assert revisions_running(stack) == {"1": 3, "2": 1}  # beside the old ones
+    reconciler.reconcile_stack(stack.pk)  # the periodic pass leaves the canary alone
+    assert revisions_running(stack) == {"1": 3, "2": 1}
+    assert Stack.objects.get(pk=stack.pk).state == Stack.State.HEALTHY
+    return stack, rollout
+
+
+def test_a_canary_at_20_percent_then_promoted(environment, frontier, web_images, owner, settings):
+    settings.BERTH_FRONTIER_DRAIN_SECONDS = 1
+    stack, rollout = start_canary(environment, frontier, "canary.rollout.test")
+    shares = versions_of(frontier, "canary.rollout.test", 500)
+    print(f"\ncanary at 20%: {shares}")
+    assert set(shares) == {"1.0", "1.1"}
+    assert 15 <= 100 * shares["1.1"] / 500 <= 25
+
+    rollouts.set_canary_weight(owner, rollout, 50)
+    shares = versions_of(frontier, "canary.rollout.test", 200)
+    assert 40 <= 100 * shares["1.1"] / 200 <= 60, shares
+
+    rollouts.promote(owner, rollout)
+    with Client(frontier, "canary.rollout.test") as client:
+        reconciler.reconcile_stack(stack.pk)
+    assert client.failures == []
+    assert versions_of(frontier, "canary.rollout.test", 100) == {"1.1": 100}
+    assert revisions_running(stack) == {"2": 3}
+    assert Rollout.objects.get(pk=rollout.pk).state == Rollout.State.DONE
+
+
+def test_a_canary_aborted_leaves_only_the_old_revision(
+    environment, frontier, web_images, owner, settings
+):
+    settings.BERTH_FRONTIER_DRAIN_SECONDS = 1
+    stack, rollout = start_canary(environment, frontier, "abort.rollout.test")
+    rollouts.abort(owner, rollout)
+    with Client(frontier, "abort.rollout.test") as client:
+        reconciler.reconcile_stack(stack.pk)
+    assert client.failures == []
+    assert versions_of(frontier, "abort.rollout.test", 100) == {"1.0": 100}
+    assert revisions_running(stack) == {"1": 3}
+    assert Rollout.objects.get(pk=rollout.pk).state == Rollout.State.ABORTED
+    assert Stack.objects.get(pk=stack.pk).current_revision.number == 1
