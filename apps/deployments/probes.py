@@ -34,7 +34,7 @@ from apps.activity.services import record_event
 from apps.deployments import containers as naming
 from apps.deployments import health
 from apps.deployments.health import Check, ProbeState
-from apps.deployments.models import Container, Route, Service, Stack
+from apps.deployments.models import Container, Revision, Route, Service, Stack
 from apps.deployments.signals import frontier_changed
 from apps.hosts.engine import EngineDriver, ManagedContainer
 from apps.hosts.models import Host
@@ -240,45 +240,67 @@ class PassResult:
 
 def check_host(host: Host, engine: EngineDriver) -> PassResult:
     """Probe the containers due a probe, note Docker's unhealthy ones, and list those
-    unhealthy past their threshold. One engine list call and two queries per pass."""
-    listed = engine.list_managed()
+    unhealthy past their threshold. One engine list call and one query per pass (plus
+    one for revisions not seen before), whatever the number of containers."""
     by_stack: dict[str, list[ManagedContainer]] = {}
-    for item in listed:
+    for item in engine.list_managed():
         if item.state == "running":
             by_stack.setdefault(item.labels.get(naming.STACK, ""), []).append(item)
     ids = [int(k) for k in by_stack if k.isdigit()]
-    stacks = Stack.objects.filter(pk__in=ids, desired_state=Stack.Desired.RUNNING)
-    stacks = stacks.select_related("tenant", "environment", "current_revision")
-    store = ProbeStore()
-    states = store.get_many(item.id for item in listed)
-    now = time.time()
-    jobs: list[tuple[Stack, ManagedContainer, Check, str]] = []
-    result = PassResult(stacks=[stack.pk for stack in stacks])
+    stacks = list(
+        Stack.objects.filter(pk__in=ids, desired_state=Stack.Desired.RUNNING)
+        .exclude(current_revision=None)
+        .select_related("tenant")
+        .only("pk", "name", "tenant", "environment_id", "current_revision_id")
+    )
+    checks = checks_of([stack.current_revision_id for stack in stacks])
+    mine: list[tuple[Stack, ManagedContainer, Check]] = []
     for stack in stacks:
-        spec = stack.current_revision.spec if stack.current_revision else {}
-        network = naming.network_name(stack)
+        of_revision = checks[stack.current_revision_id]
         for item in by_stack.get(str(stack.pk), []):
             if item.labels.get(naming.TENANT_ID) != str(stack.tenant_id):
                 continue  # says it is this stack's but another tenant's: not ours to judge
-            service = item.labels.get(naming.SERVICE, "")
-            check = health.check_of(spec, service)
-            if check.probed:
-                if health.due(states.get(item.id), check, item.created, now):
-                    jobs.append((stack, item, check, network))
-            else:
-                _note_docker_health(store, states, item, now)
+            mine.append(
+                (stack, item, of_revision.get(item.labels.get(naming.SERVICE, ""), Check()))
+            )
+    store = ProbeStore()
+    states = store.get_many(item.id for _, item, _ in mine)
+    now = time.time()
+    result = PassResult(stacks=[stack.pk for stack in stacks])
+    jobs = []
+    for stack, item, check in mine:
+        if not check.probed:
+            _note_docker_health(store, states, item, now)
+        elif health.due(states.get(item.id), check, item.created, now):
+            jobs.append((stack, item, check, naming.network_name(stack)))
     result.probed = len(jobs)
     _run_probes(jobs, states, store, result, host, now)
-    for stack in stacks:
-        spec = stack.current_revision.spec if stack.current_revision else {}
-        for item in by_stack.get(str(stack.pk), []):
-            state = states.get(item.id)
-            check = health.check_of(spec, item.labels.get(naming.SERVICE, ""))
-            if state and health.past_threshold(check, item.created, state.since, now):
-                reason = state.reason or "unhealthy"
-                service = item.labels.get(naming.SERVICE, "")
-                result.unhealthy.append(Unhealthy(stack, item, service, check, reason))
+    for stack, item, check in mine:
+        state = states.get(item.id)
+        if state and health.past_threshold(check, item.created, state.since, now):
+            service = item.labels.get(naming.SERVICE, "")
+            reason = state.reason or "unhealthy"
+            result.unhealthy.append(Unhealthy(stack, item, service, check, reason))
     return result
+
+
+# Revision id -> each service's Check: revisions never change, so a pass every few
+# seconds reads a spec once per worker process, not once per pass.
+_CHECKS: dict[int, dict[str, Check]] = {}
+_CHECKS_KEPT = 4096
+
+
+def checks_of(revision_ids: Iterable[int]) -> dict[int, dict[str, Check]]:
+    """Each revision's checks by service name, from the cache or one query."""
+    wanted = set(revision_ids)
+    missing = wanted - set(_CHECKS)
+    if missing:
+        if len(_CHECKS) + len(missing) > _CHECKS_KEPT:
+            _CHECKS.clear()
+        for pk, spec in Revision.objects.filter(pk__in=missing).values_list("pk", "spec"):
+            names = ((spec or {}).get("project") or {}).get("services") or {}
+            _CHECKS[pk] = {name: health.check_of(spec, name) for name in names}
+    return {pk: _CHECKS.get(pk, {}) for pk in wanted}
 
 
 def _note_docker_health(

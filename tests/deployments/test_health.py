@@ -3,13 +3,18 @@ probe, when an unhealthy container is replaced, and when a service is flapping."
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.utils import timezone
 
-from apps.deployments import health
+from apps.deployments import health, probes
 from apps.deployments.health import Check, ProbeState
+from apps.hosts.engine import ManagedContainer
 
 SPEC = {
     "project": {
@@ -223,3 +228,81 @@ def test_the_api_shows_flapping_and_recent_replacements(api_as, member, stack):
     assert data["last_replaced_at"] == web.replacements[-1]
     listed = api.get(f"/api/v1/stacks/{stack.pk}/").json()["services"]
     assert {s["name"]: s["flapping"] for s in listed} == {"web": True, "worker": False}
+
+
+# --- probes: where they go and what they judge --------------------------------------------------
+
+
+def listed(**addresses: str) -> ManagedContainer:
+    return ManagedContainer(
+        id="c1", name="c1", image="i", state="running", status="Up", addresses=addresses
+    )
+
+
+def test_a_probe_goes_only_to_the_containers_own_address():
+    assert probes.address_of(listed(envnet="10.213.0.5", stacknet="10.213.1.5"), "envnet") == (
+        "10.213.0.5"
+    )
+    assert probes.address_of(listed(only="10.213.2.7"), "envnet") == "10.213.2.7"
+    assert probes.address_of(listed(a="10.213.2.7", b="10.213.3.7"), "envnet") == ""
+    for refused in ("127.0.0.1", "0.0.0.0", "169.254.169.254", "::1", "224.0.0.1", "x"):
+        assert probes.address_of(listed(envnet=refused), "envnet") == "", refused
+    assert probes.probe(Check(kind="tcp", port=80), listed(), "envnet") == (
+        False,
+        "no address on the environment network",
+    )
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802 - the stdlib's name
+        if self.path == "/slow":
+            time.sleep(1)
+        status = {"/ok": 200, "/slow": 200, "/moved": 302}.get(self.path, 404)
+        self.send_response(status)
+        if status == 302:
+            self.send_header("Location", "http://127.0.0.1:9/ok")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def server():
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield httpd.server_address[1]
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.mark.parametrize(
+    ("path", "expect", "passed", "said"),
+    [
+        ("/ok", None, True, "GET /ok on port {port} answered 200"),
+        ("/moved", None, True, "GET /moved on port {port} answered 302"),
+        ("/moved", 200, False, "GET /moved on port {port} answered 302 (wanted 200)"),
+        ("/missing", None, False, "GET /missing on port {port} answered 404 (wanted 2xx or 3xx)"),
+        ("/missing", 404, True, "GET /missing on port {port} answered 404"),
+        ("/slow", None, False, "GET /slow on port {port}: no answer in time"),
+    ],
+)
+def test_http_probe_judges_the_status_and_follows_no_redirect(server, path, expect, passed, said):
+    found = probes.probe_http("127.0.0.1", server, path, expect, timeout=0.3)
+    assert found == (passed, said.format(port=server))
+
+
+def test_tcp_probe(server):
+    assert probes.probe_tcp("127.0.0.1", server, 1.0) == (
+        True,
+        f"port {server} accepts connections",
+    )
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        closed = unused.getsockname()[1]
+    assert probes.probe_tcp("127.0.0.1", closed, 1.0) == (
+        False,
+        f"port {closed}: connection refused",
+    )

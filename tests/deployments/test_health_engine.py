@@ -16,6 +16,7 @@ from apps.activity.models import Event
 from apps.catalog.models import Template, TemplateVersion
 from apps.deployments import probes, reconciler, services, tasks
 from apps.deployments.models import Container, Stack
+from apps.deployments.signals import frontier_changed
 from apps.hosts.engine import get_engine
 from apps.hosts.models import Host
 from tests.fixtures.engine import engine_containers
@@ -216,8 +217,22 @@ NEVER_HEALTHY = {
 }
 
 
+@pytest.fixture
+def told_frontier():
+    """What the frontier was told, with the containers draining at that moment."""
+    told = []
+
+    def note(sender, stack_id=None, reason="", **kwargs):
+        draining = Container.objects.filter(stack_id=stack_id, draining=True)
+        told.append((stack_id, reason, list(draining.values_list("engine_id", flat=True))))
+
+    frontier_changed.connect(note, dispatch_uid="health-test")
+    yield told
+    frontier_changed.disconnect(dispatch_uid="health-test")
+
+
 def test_an_unhealthy_container_is_replaced_until_its_service_is_flapping(
-    owner, environment, demo_web
+    owner, environment, demo_web, told_frontier
 ):
     stack = deploy(owner, environment, "flaps", NEVER_HEALTHY, compose=PROBED)
     host = stack_host(stack)
@@ -237,6 +252,9 @@ def test_an_unhealthy_container_is_replaced_until_its_service_is_flapping(
     replaced = Event.objects.filter(object_id=str(stack.pk), action="container.replace")
     assert replaced.count() == 3
     assert all(e.data["reason"] == "unhealthy" for e in replaced)
+    drains = [(reason, ids) for stack_id, reason, ids in told_frontier if stack_id == stack.pk]
+    assert [reason for reason, _ in drains] == ["unhealthy"] * 3
+    assert drains[0][1] == [first], "taken out of the frontier before it is stopped"
     (flagged,) = Event.objects.filter(object_id=str(stack.pk), action="service.flapping")
     assert flagged.data["count"] == 3
     stack.refresh_from_db()
