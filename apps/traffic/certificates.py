@@ -69,32 +69,37 @@ def certificate_files() -> dict[str, str]:
     """Host name -> path of its PEM bundle (chain, then key; mode 0600) for HAProxy.
 
     Only certificates that are in date and whose tenant holds the host name's claim are
-    served. A file is named after its content, so a renewed certificate is a new path and
-    the frontier's configuration changes with it (HAProxy loads certificates at reload).
+    served. A file is named after the stored chain and encrypted key, so a renewed
+    certificate is a new path and the frontier's configuration changes with it (HAProxy
+    loads certificates at reload), and a file already written needs no decryption.
     """
     directory = Path(settings.BERTH_FRONTIER_DIR) / CERTS_DIR
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     claims = dict(HostnameClaim.objects.values_list("hostname", "tenant_id"))
     files: dict[str, str] = {}
-    for certificate in serving().order_by("hostname"):
+    rows = serving().only("hostname", "tenant_id", "chain_pem", "key_encrypted")
+    for certificate in rows.order_by("hostname"):
         if claims.get(certificate.hostname) != certificate.tenant_id:
             continue
-        try:
-            bundle = certificate.chain_pem.strip() + "\n" + certificate.key_pem.strip() + "\n"
-        except InvalidToken:
-            log.warning(
-                "certificate %s: key cannot be decrypted (SECRET_KEY changed?)", certificate
-            )
-            continue
-        digest = hashlib.sha256(bundle.encode()).hexdigest()[:16]
-        path = directory / f"{certificate.hostname}.{digest}.pem"
+        stored = f"{certificate.chain_pem}\0{certificate.key_encrypted}".encode()
+        path = directory / f"{certificate.hostname}.{hashlib.sha256(stored).hexdigest()[:16]}.pem"
         if path.exists():
             os.utime(path)  # listed now: `_remove_stale` counts from the last listing
-        else:
-            _write_private(path, bundle)
+        elif not _write_bundle(path, certificate):
+            continue
         files[certificate.hostname] = str(path)
     _remove_stale(directory, set(files.values()))
     return files
+
+
+def _write_bundle(path: Path, certificate: Certificate) -> bool:
+    try:
+        key_pem = certificate.key_pem
+    except InvalidToken:
+        log.warning("certificate %s: key cannot be decrypted (SECRET_KEY changed?)", certificate)
+        return False
+    _write_private(path, certificate.chain_pem.strip() + "\n" + key_pem.strip() + "\n")
+    return True
 
 
 def acme_challenges() -> dict[str, str]:
@@ -466,15 +471,15 @@ def _next_step(kind: str, certificate: Certificate | None, tenant_id: int) -> st
     return ""
 
 
-def _in_date(certificate: Certificate, margin: datetime.timedelta | None = None) -> bool:
+def _in_date(certificate: Certificate) -> bool:
     if not (certificate.chain_pem and certificate.key_encrypted and certificate.not_after):
         return False
-    return certificate.not_after > timezone.now() + (margin or datetime.timedelta(0))
+    return certificate.not_after > timezone.now()
 
 
 def needs_certificates(stack_id: int | None = None) -> bool:
     """Whether some host name (of this stack) asks for a certificate it does not have
-    yet: one query pair, cheap enough to ask at every frontier change."""
+    yet: three small queries, cheap enough to ask at every frontier change."""
     want = wanted(stack_id)
     have = {c.hostname: c for c in Certificate.objects.filter(hostname__in=list(want))}
     return any(

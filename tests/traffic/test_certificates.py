@@ -279,6 +279,19 @@ def test_a_superseded_file_goes_an_hour_after_it_was_last_listed(db, stack_a, ow
     assert new.exists()
 
 
+def test_a_key_that_cannot_be_decrypted_is_skipped_not_a_crash(db, stack_a, owner, pki, settings):
+    route_for(stack_a)
+    leaf = pki["leaf"]
+    certificates.upload_certificate(
+        actor=owner, hostname=HOST, chain_pem=leaf.pem, key_pem=leaf.key_pem
+    )
+    written = Path(certificates.certificate_files()[HOST])  # already, for the frontier
+    settings.SECRET_KEY = "another-secret-key-than-the-one-that-encrypted-it"
+    assert certificates.certificate_files() == {HOST: str(written)}  # no decryption needed
+    written.unlink()
+    assert certificates.certificate_files() == {}
+
+
 def test_only_the_claim_holder_certificate_is_served(db, stack_a, tenant_b, owner, pki):
     route_for(stack_a)
     leaf = pki["leaf"]
