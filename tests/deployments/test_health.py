@@ -12,8 +12,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from django.utils import timezone
 
-from apps.deployments import health, probes
+from apps.activity.models import Event
+from apps.deployments import health, probes, reconciler
 from apps.deployments.health import Check, ProbeState
+from apps.deployments.models import Service
 from apps.hosts.engine import ManagedContainer
 
 SPEC = {
@@ -306,3 +308,53 @@ def test_tcp_probe(server):
         False,
         f"port {closed}: connection refused",
     )
+
+
+# --- the reconciler's wait, the store, flapping clearing ----------------------------------------
+
+
+def test_the_wait_for_health_judges_with_the_probe_when_given_one():
+    up = ManagedContainer(id="a", name="a", image="i", state="running", status="Up 1 second")
+    assert reconciler._condition_met([up], 1, "service_healthy", "web") is True
+    assert (
+        reconciler._condition_met([up], 1, "service_healthy", "web", lambda c: "starting") is None
+    )
+    assert reconciler._condition_met([up], 1, "service_healthy", "web", lambda c: "healthy")
+    refused = reconciler._condition_met([up], 1, "service_healthy", "web", lambda c: "unhealthy")
+    assert refused == "web is unhealthy, so the services that depend on it were not started"
+
+
+def test_probe_states_are_kept_per_container():
+    store = probes.ProbeStore()
+    state = ProbeState(health="unhealthy", reason="GET / answered 500", failures=3, since=5.0)
+    store.put("c-kept", state)
+    assert store.get_many(["c-kept", "c-other"]) == {"c-kept": state}
+    store.forget(["c-kept"])
+    assert store.get_many(["c-kept"]) == {}
+
+
+def test_without_redis_the_store_finds_nothing_and_fails_nothing(settings):
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    settings.REDIS_URL = f"redis://127.0.0.1:{port}/0"
+    store = probes.ProbeStore()
+    store.put("c1", ProbeState())
+    assert store.get_many(["c1"]) == {}
+
+
+@pytest.mark.django_db
+def test_flapping_clears_after_a_window_without_replacement(stack):
+    web, worker = stack.services.get(name="web"), stack.services.get(name="worker")
+    now = timezone.now()
+    web.replacements = [(now - timedelta(minutes=m)).isoformat() for m in (14, 12, 11)]
+    worker.replacements = [(now - timedelta(minutes=m)).isoformat() for m in (9, 5, 1)]
+    Service.objects.filter(pk__in=[web.pk, worker.pk]).update(flapping=True)
+    Service.objects.filter(pk=web.pk).update(replacements=web.replacements)
+    Service.objects.filter(pk=worker.pk).update(replacements=worker.replacements)
+
+    assert [s.name for s in probes.clear_flapping([stack.pk])] == ["web"]
+    assert not Service.objects.get(pk=web.pk).flapping
+    assert Service.objects.get(pk=worker.pk).flapping
+    cleared = Event.objects.get(action="service.flapping_cleared")
+    assert cleared.data == {"stack": stack.pk, "service": "web"}
