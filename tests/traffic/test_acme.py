@@ -171,6 +171,40 @@ def test_an_unanswered_challenge_fails_with_the_reason_and_the_old_certificate_s
     ).exists()
 
 
+def test_a_challenge_answered_with_a_404_fails_with_the_ca_reason(
+    db, stack_a, responder, pebble_for, acme_settings
+):
+    frontier_changed.disconnect(dispatch_uid="test-acme-responder")  # never told the tokens
+    acme_settings(pebble_for(responder.server.server_address[1]))
+    acme_route(stack_a)
+    [certificate_id] = certificates.ensure_certificates()
+    certificate = certificates.issue_acme(certificate_id)
+    assert certificate.state == "failed"
+    assert "404" in certificate.error, certificate.error
+    assert responder.asked  # pebble did come and ask
+    assert certificate.chain_pem == ""
+    assert HOST not in certificates.certificate_files()
+
+
+def test_a_certificate_near_its_end_is_renewed_with_a_new_key(
+    db, stack_a, responder, pebble_for, acme_settings
+):
+    # pebble issues for 10 days, fewer than BERTH_ACME_RENEW_DAYS (30): due at once
+    acme_settings(pebble_for(responder.server.server_address[1], validity_seconds=10 * 86400))
+    acme_route(stack_a)
+    [certificate_id] = certificates.ensure_certificates()
+    first = certificates.issue_acme(certificate_id)
+    assert first.state == "valid", first.error
+    assert certificates.maintain() == [certificate_id]
+
+    renewed = certificates.issue_acme(certificate_id)
+
+    assert renewed.state == "valid", renewed.error
+    assert leaf_of(renewed.chain_pem).serial_number != leaf_of(first.chain_pem).serial_number
+    assert renewed.key_pem != first.key_pem
+    assert renewed.not_after >= first.not_after
+
+
 def test_a_ca_that_cannot_be_reached_fails_the_order_without_a_crash(
     db, stack_a, acme_settings, pebble_for, settings
 ):
