@@ -45,13 +45,14 @@ from apps.traffic import certificates, process
 
 log = logging.getLogger(__name__)
 
+# Whole-string patterns (\Z: a trailing newline never passes, unlike "$").
 HOSTNAME_RE = re.compile(
-    r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
+    r"\A(?=.{1,253}\Z)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\Z"
 )
-PATH_RE = re.compile(r"^/[A-Za-z0-9._~/%-]{0,199}$")
-ACME_TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
-ACME_KEYAUTH_RE = re.compile(r"^[A-Za-z0-9_.-]{1,400}$")
-FILE_RE = re.compile(r"^/[A-Za-z0-9._/+-]{1,4000}$")
+PATH_RE = re.compile(r"\A/[A-Za-z0-9._~/%-]{0,199}\Z")
+ACME_TOKEN_RE = re.compile(r"\A[A-Za-z0-9_-]{1,200}\Z")
+ACME_KEYAUTH_RE = re.compile(r"\A[A-Za-z0-9_.-]{1,400}\Z")
+FILE_RE = re.compile(r"\A/[A-Za-z0-9._/+-]{1,4000}\Z")
 
 STATUS_FILE = "status.json"
 SERVER_STATE = "server-state"
@@ -644,8 +645,8 @@ def _locked(directory: Path) -> Iterator[None]:
 
 
 def record(directory: Path, reason: str, result: Result) -> None:
-    """Write status.json: the last apply, and the last error (kept after later successes
-    until the page has shown it, so an admin sees what was refused)."""
+    """Write status.json: the last apply, and the last error (kept after later successes,
+    so an admin sees what was refused last and when)."""
     previous = read_status(directory)
     now = datetime.now(UTC).isoformat(timespec="seconds")
     status = {

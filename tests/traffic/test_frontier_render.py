@@ -147,6 +147,7 @@ def test_a_route_without_servers_renders_an_empty_backend():
     "hostname",
     [
         "shop.localhost\n    bind :80",
+        "shop.localhost\n",
         "shop.localhost r9",
         "Shop.localhost",
         "shop_localhost",
@@ -166,7 +167,8 @@ def test_a_host_name_that_could_change_the_configuration_is_skipped(hostname):
 
 
 @pytest.mark.parametrize(
-    "path", ["api", "/a b", "/a\n    bind :81", "/a#b", "/a?b=1", "/a{", '/a"', "/" + "a" * 200]
+    "path",
+    ["api", "/api\n", "/a b", "/a\n    bind :81", "/a#b", "/a?b=1", "/a{", '/a"', "/" + "a" * 200],
 )
 def test_a_path_that_could_change_the_configuration_is_skipped(path):
     rendered = render(snap(route(1, path=path)))
@@ -205,7 +207,8 @@ def test_no_https_listener_without_certificates():
 
 
 def test_acme_challenges_are_answered_from_a_map():
-    rendered = render(snap(challenges={"tok-1": "tok-1.thumb", "bad token": "x"}))
+    challenges = {"tok-1": "tok-1.thumb", "bad token": "x", "tok-2\n": "x", "tok-3": "x\n"}
+    rendered = render(snap(challenges=challenges))
 
     assert rendered.files["acme.map"] == "tok-1 tok-1.thumb\n"
     assert "path_beg /.well-known/acme-challenge/" in rendered.config
