@@ -10,7 +10,7 @@ import random
 from celery import shared_task
 
 from apps.activity.services import record_event
-from apps.core.queue import tenant_slot
+from apps.core.queue import enqueue, tenant_slot
 from apps.deployments import (
     probes,
     reconciler,
@@ -173,8 +173,22 @@ def health_pass(host_id: int) -> dict[str, int]:
         frontier_changed.send(sender=Container, stack_id=stack_id, reason="health")
     cleared = {s.stack_id for s in probes.clear_flapping(found.stacks)}
     for stack_id in sorted(found.changed | replaced | cleared):
-        reconciler.reconcile_stack(stack_id)
+        _reconcile_in_slot(stack_id)
     return {"probed": found.probed, "changed": len(found.changed), "replaced": len(replaced)}
+
+
+def _reconcile_in_slot(stack_id: int) -> None:
+    """Reconcile now (the health it found is written, a removed replica started again)
+    inside one of the tenant's worker slots, as the periodic reconcile does; for a tenant
+    at its bound, queued (the task waits for a slot)."""
+    tenant_id = _tenant_of_stack(stack_id)
+    if tenant_id is None:
+        return
+    with tenant_slot(tenant_id, ttl=reconciler.lease_seconds()) as held:
+        if held:
+            reconciler.reconcile_stack(stack_id)
+            return
+    enqueue(reconcile_stack, stack_id)
 
 
 def _replace_unhealthy(host, engine, item: probes.Unhealthy) -> bool:
