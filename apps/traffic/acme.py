@@ -84,7 +84,12 @@ def issue(hostname: str, *, publish: Publish, withdraw: Withdraw) -> Issued:
         ) from exc
     except requests.exceptions.ConnectionError as exc:
         raise AcmeError(f"Cannot reach the CA at {settings.BERTH_ACME_DIRECTORY}: {exc}") from exc
-    except (requests.exceptions.RequestException, errors.Error, ValueError) as exc:
+    except (
+        requests.exceptions.RequestException,
+        errors.Error,
+        josepy.errors.Error,
+        ValueError,
+    ) as exc:
         raise AcmeError(f"ACME failed: {exc}") from exc
     finally:
         if tokens:

@@ -548,6 +548,9 @@ def issue_acme(certificate_id: int) -> Certificate | None:
         leaf = x509.load_pem_x509_certificates(issued.chain_pem.encode())[0]
     except (acme.AcmeError, ValueError) as exc:
         return _order_failed(certificate, str(exc))
+    except Exception as exc:  # a bug, not the CA: logged, and the row says so
+        log.exception("ACME order for %s failed", certificate.hostname)
+        return _order_failed(certificate, f"Unexpected error ({exc.__class__.__name__}): {exc}")
     certificate.chain_pem = issued.chain_pem
     certificate.set_key(issued.key_pem)
     certificate.not_after = leaf.not_valid_after_utc
