@@ -59,11 +59,9 @@ def probe(check: Check, container: ManagedContainer, network: str) -> tuple[bool
 
 
 def address_of(container: ManagedContainer, network: str) -> str:
-    """The container's own address on `network` (else on its only network), and only a
-    unicast address of a container network: never loopback, link-local or unspecified."""
+    """The container's own address on `network`, the environment network Berth created
+    for it, and only a unicast one: never loopback, link-local or unspecified."""
     found = container.addresses.get(network) or ""
-    if not found and len(container.addresses) == 1:
-        found = next(iter(container.addresses.values()))
     try:
         ip = ipaddress.ip_address(found)
     except ValueError:
