@@ -13,7 +13,7 @@ import pytest
 from django.utils import timezone
 
 from apps.activity.models import Event
-from apps.deployments import health, probes, reconciler
+from apps.deployments import health, probes, reconciler, tasks
 from apps.deployments.health import Check, ProbeState
 from apps.deployments.models import Service
 from apps.hosts.engine import ManagedContainer
@@ -357,3 +357,10 @@ def test_flapping_clears_after_a_window_without_replacement(stack):
     assert Service.objects.get(pk=worker.pk).flapping
     cleared = Event.objects.get(action="service.flapping_cleared")
     assert cleared.data == {"stack": stack.pk, "service": "web"}
+
+
+def test_beat_runs_the_health_pass_with_time_limits(settings):
+    entry = settings.CELERY_BEAT_SCHEDULE["deployments.check_health"]
+    assert entry == {"task": tasks.check_health_all.name, "schedule": settings.BERTH_HEALTH_SECONDS}
+    limits = settings.CELERY_TASK_ANNOTATIONS[tasks.check_health.name]
+    assert limits["soft_time_limit"] < limits["time_limit"]
