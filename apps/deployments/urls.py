@@ -25,6 +25,9 @@ urlpatterns = [
     path("services/<int:pk>/scale/", views.ServiceScaleView.as_view(), name="scale"),
     path("<int:pk>/routes/add/", views.RouteCreateView.as_view(), name="route_add"),
     path("routes/<int:pk>/delete/", views.RouteDeleteView.as_view(), name="route_delete"),
+    path("rollouts/<int:pk>/weight/", views.RolloutWeightView.as_view(), name="rollout_weight"),
+    path("rollouts/<int:pk>/promote/", views.RolloutPromoteView.as_view(), name="rollout_promote"),
+    path("rollouts/<int:pk>/abort/", views.RolloutAbortView.as_view(), name="rollout_abort"),
     path("containers/<int:pk>/logs/", views.ContainerLogsView.as_view(), name="container_logs"),
     path(
         "containers/<int:pk>/logs/download/",

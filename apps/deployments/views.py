@@ -34,7 +34,7 @@ from apps.core.generic import CreateFormView, ObjectDetailView, ObjectFormView
 from apps.core.mixins import TenantScopedMixin
 from apps.core.roles import Role, rank
 from apps.core.tenancy import require_role, role_of
-from apps.deployments import forms, routes, services
+from apps.deployments import forms, rollout, routes, services
 from apps.deployments.api.views import revision_diff
 from apps.deployments.live_limits import SERVER_BUSY, StreamLease
 from apps.deployments.models import Container, Revision, Rollout, Route, Service, Stack
@@ -283,6 +283,55 @@ class RouteDeleteView(TenantScopedMixin, ObjectFormView):
         except ValidationError as exc:
             messages.error(self.request, " ".join(exc.messages))
         return redirect(reverse("stacks:detail", args=[route.stack_id]) + "#routes")
+
+
+class RolloutActionView(TenantScopedMixin, ObjectFormView):
+    """POST-only: steer a canary (weight, promote, abort) through apps.deployments.rollout,
+    which checks the role and the rollout's state; then back to the stack's routes."""
+
+    model = Rollout
+    http_method_names = ["post"]
+    operation = ""
+    done = ""
+
+    def get_queryset(self):
+        return super().get_queryset().select_related("stack")
+
+    def act(self, form) -> str:
+        steered = getattr(rollout, self.operation)(self.request.user, self.object)
+        return self.done.format(service=steered.service, to=steered.to_revision)
+
+    def form_valid(self, form):
+        try:
+            messages.success(self.request, self.act(form))
+        except ValidationError as exc:
+            messages.error(self.request, " ".join(exc.messages))
+        return self.back()
+
+    def form_invalid(self, form):
+        errors = "; ".join(e for errs in form.errors.values() for e in errs)
+        messages.error(self.request, f"Canary weight: {errors}")
+        return self.back()
+
+    def back(self):
+        return redirect(reverse("stacks:detail", args=[self.object.stack_id]) + "#routes")
+
+
+class RolloutWeightView(RolloutActionView):
+    form_class = forms.CanaryWeightForm
+
+    def act(self, form) -> str:
+        weight = form.cleaned_data["weight"]
+        rollout.set_canary_weight(self.request.user, self.object, weight)
+        return f"{self.object.service}: {weight} % of the traffic goes to the canary."
+
+
+class RolloutPromoteView(RolloutActionView):
+    operation, done = "promote", "Promoting {service} to r{to}."
+
+
+class RolloutAbortView(RolloutActionView):
+    operation, done = "abort", "Aborting the rollout of {service}."
 
 
 class StackRevisionsView(StackScopedMixin, ObjectDetailView):

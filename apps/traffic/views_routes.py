@@ -17,32 +17,28 @@ from apps.core.generic import ObjectDetailView
 from apps.core.roles import Role
 from apps.deployments.models import Stack
 from apps.deployments.views import StackScopedMixin, can, routes_context
+from apps.traffic.runtime import backend_status
 
 
 def route_health(stack: Stack) -> tuple[dict[int, list[dict]], str]:
-    """route id -> backends (UP/DOWN/... per container) from the frontier's runtime API,
-    each labelled with its container's name; and why not, when the frontier cannot say."""
+    """route id -> backends (UP/DOWN/MAINT/DRAIN per container) from the frontier's
+    runtime API, each labelled with its container's name; and why not, when the frontier
+    does not answer."""
     route_ids = list(stack.routes.values_list("pk", flat=True))
     if not route_ids:
         return {}, ""
-    try:
-        from apps.traffic.runtime import backend_status  # helper FRONTIER's module
-    except ImportError:
-        return {}, "the frontier's runtime API is not available yet"
-    try:
-        status = backend_status(route_ids)
-    except OSError as exc:
-        return {}, f"the frontier does not answer ({exc.strerror or exc})"
-    names = dict(stack.containers.exclude(address="").values_list("address", "name"))
+    status = backend_status(route_ids)
+    if not status:
+        return {}, "the frontier does not answer."
+    names = dict(stack.containers.values_list("pk", "name"))
     return {
         route_id: [_labelled(backend, names) for backend in backends]
         for route_id, backends in status.items()
     }, ""
 
 
-def _labelled(backend: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
-    address = str(backend.get("address") or "").rpartition(":")[0] or backend.get("address")
-    return {**backend, "label": names.get(address or "", backend.get("server"))}
+def _labelled(backend: dict[str, Any], names: dict[int, str]) -> dict[str, Any]:
+    return {**backend, "label": names.get(backend.get("container_id"), backend.get("server"))}
 
 
 @method_decorator(vary_on_headers("HX-Request"), name="dispatch")

@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from apps.activity.models import Event
 from apps.deployments import routes, services
-from apps.deployments.models import HostnameClaim, Route, Stack
+from apps.deployments.models import HostnameClaim, Rollout, Route, Stack
 from apps.deployments.signals import frontier_changed
 from apps.traffic.models import Certificate
 from tests.conftest import login
@@ -479,3 +479,68 @@ def test_health_fragment_renders_the_table_without_a_frontier(member, web, stack
     body = response.content.decode()
     assert body.lstrip().startswith('<div id="route-table"')
     assert "http://shop.localhost" in body and "data-route-health" in body
+    assert "Backend health unavailable: the frontier does not answer." in body
+
+
+# --- canary controls on the stack page ---------------------------------------------------------
+
+
+@pytest.fixture
+def canary(stack):
+    return Rollout.objects.create(
+        stack=stack,
+        service="web",
+        strategy=Rollout.Strategy.CANARY,
+        state=Rollout.State.CANARY,
+        from_revision=1,
+        to_revision=1,
+        canary_weight=10,
+    )
+
+
+def test_stack_page_shows_canary_controls_to_members_only(member, viewer, stack, canary):
+    body = page(login(Client(), member), stack)
+    assert "data-canary-weight" in body and "10 %" in body
+    for name in ("rollout_weight", "rollout_promote", "rollout_abort"):
+        assert reverse(f"stacks:{name}", args=[canary.pk]) in body
+    body = page(login(Client(), viewer), stack)
+    assert "data-canary-weight" in body
+    assert reverse("stacks:rollout_weight", args=[canary.pk]) not in body
+
+
+def test_weight_form_sets_the_canary_weight(member, stack, canary):
+    client = login(Client(), member)
+    url = reverse("stacks:rollout_weight", args=[canary.pk])
+    response = client.post(url, {"weight": "25"})
+    assert response["Location"] == reverse("stacks:detail", args=[stack.pk]) + "#routes"
+    canary.refresh_from_db()
+    assert canary.canary_weight == 25
+    response = client.post(url, {"weight": "100"}, follow=True)
+    assert "Canary weight:" in response.content.decode()
+    canary.refresh_from_db()
+    assert canary.canary_weight == 25
+
+
+def test_promote_and_abort_buttons(member, stack, canary, django_capture_on_commit_callbacks):
+    client = login(Client(), member)
+    with django_capture_on_commit_callbacks():
+        response = client.post(reverse("stacks:rollout_promote", args=[canary.pk]), follow=True)
+    assert "Promoting web to r1." in response.content.decode()
+    canary.refresh_from_db()
+    assert canary.state == Rollout.State.PROMOTING
+    with django_capture_on_commit_callbacks():
+        client.post(reverse("stacks:rollout_abort", args=[canary.pk]))
+    canary.refresh_from_db()
+    assert canary.state == Rollout.State.ABORTING
+    response = client.post(reverse("stacks:rollout_promote", args=[canary.pk]), follow=True)
+    assert "not a canary" in response.content.decode()
+
+
+def test_viewer_and_outsider_cannot_steer_a_canary(viewer, outsider, canary):
+    for person in (viewer, outsider):
+        client = login(Client(), person)
+        for name in ("rollout_weight", "rollout_promote", "rollout_abort"):
+            response = client.post(reverse(f"stacks:{name}", args=[canary.pk]), {"weight": "50"})
+            assert response.status_code in (302, 403, 404)
+    canary.refresh_from_db()
+    assert (canary.state, canary.canary_weight) == (Rollout.State.CANARY, 10)
