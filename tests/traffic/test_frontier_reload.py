@@ -16,6 +16,7 @@ from apps.deployments.models import Route
 from apps.deployments.signals import frontier_changed
 from apps.traffic import frontier as frontier_config
 from apps.traffic import process, runtime
+from tests.docker_cli import docker
 
 pytestmark = [pytest.mark.engine, pytest.mark.django_db(transaction=True)]
 
@@ -101,6 +102,23 @@ def test_a_draining_container_gets_no_new_request(frontier, routed_web):
 
     bodies = [frontier.get("drain.localhost", "/cgi-bin/info")[1] for _ in range(20)]
     assert all(staying.engine_id[:12] in body for body in bodies)
+
+
+def test_a_container_that_dies_between_checks_fails_no_get(frontier, routed_web):
+    # Killed without a drain: until HAProxy's checks mark it down, requests sent to it
+    # fail to connect and are retried on the other container (retry-on, redispatch).
+    web = routed_web("dies.localhost")
+    staying = web.add_container("1.0")
+    dying = web.add_container("1.1")
+    served(frontier_config.apply("test"))
+    assert {"web 1.0" in frontier.get("dies.localhost")[1] for _ in range(4)} == {True, False}
+
+    docker("kill", dying.engine_id)
+    docker("wait", dying.engine_id)  # gone, not dying: nothing more comes from it
+    answers = [frontier.get("dies.localhost", "/cgi-bin/info", timeout=20) for _ in range(20)]
+
+    assert [status for status, _ in answers] == [200] * 20
+    assert all(staying.engine_id[:12] in body for _, body in answers)
 
 
 # --- reloads under load -------------------------------------------------------------------
