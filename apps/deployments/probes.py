@@ -238,7 +238,7 @@ class PassResult:
 
 def check_host(host: Host, engine: EngineDriver) -> PassResult:
     """Probe the containers due a probe, note Docker's unhealthy ones, and list those
-    unhealthy past their threshold. One engine list call and one query per pass (plus
+    unhealthy past their threshold. One engine list call and two queries per pass (plus
     one for revisions not seen before), whatever the number of containers."""
     by_stack: dict[str, list[ManagedContainer]] = {}
     for item in engine.list_managed():
@@ -273,8 +273,14 @@ def check_host(host: Host, engine: EngineDriver) -> PassResult:
             jobs.append((stack, item, check, naming.network_name(stack)))
     result.probed = len(jobs)
     _run_probes(jobs, states, store, result, host, now)
+    # Draining ones are on their way out already (a rollout, a replacement under way).
+    draining = set(
+        Container.objects.filter(host=host, draining=True).values_list("engine_id", flat=True)
+    )
     for stack, item, check in mine:
         state = states.get(item.id)
+        if item.id in draining:
+            continue
         if state and health.past_threshold(check, item.created, state.since, now):
             service = item.labels.get(naming.SERVICE, "")
             reason = state.reason or "unhealthy"
