@@ -15,11 +15,11 @@ from django.conf import settings
 from apps.activity.models import Event
 from apps.catalog.models import Template, TemplateVersion
 from apps.deployments import probes, reconciler, services, tasks
-from apps.deployments.models import Container, Stack
+from apps.deployments.models import Container, Route, Stack
 from apps.deployments.signals import frontier_changed
 from apps.hosts.engine import get_engine
 from apps.hosts.models import Host
-from tests.fixtures.engine import engine_containers
+from tests.fixtures.engine import docker, engine_containers
 
 pytestmark = [pytest.mark.engine, pytest.mark.django_db(transaction=True)]
 
@@ -271,3 +271,39 @@ def test_an_unhealthy_container_is_replaced_until_its_service_is_flapping(
     assert tasks.health_pass(host.pk)["replaced"] == 0
     service.refresh_from_db()
     assert len(service.replacements) == 3
+
+
+def test_a_routed_container_that_turns_unhealthy_leaves_the_frontier_and_is_replaced(
+    owner, environment, demo_web, told_frontier, settings
+):
+    """The demo image answers 503 on /health/ once /tmp/unhealthy exists: the probe sees
+    it, the frontier is told of each health change, and the container is drained (and
+    only then stopped) before a new one takes its place."""
+    settings.BERTH_FRONTIER_DRAIN_SECONDS = 0.2
+    target = {"port": 8080, "path": "/health/"}
+    check = {"http": target, "interval": "1s", "retries": 1}
+    stack = deploy(owner, environment, "routed", check, compose=PROBED)
+    web = stack.services.get(name="web")
+    Route.objects.create(
+        tenant=stack.tenant, stack=stack, service=web, hostname="routed.test", port=8080
+    )
+    assert passes_until(stack, {"healthy", "unhealthy"}).health == "healthy"
+    first = web_row(stack).engine_id
+    docker("exec", first, "touch", "/tmp/unhealthy")
+
+    for _ in range(80):
+        tasks.health_pass(stack_host(stack).pk)
+        if not Container.objects.filter(engine_id=first).exists():
+            break
+        time.sleep(0.25)
+
+    told = [(reason, ids) for stack_id, reason, ids in told_frontier if stack_id == stack.pk]
+    reasons = [reason for reason, _ in told]
+    assert reasons[:3] == ["health", "health", "unhealthy"], reasons  # healthy, unhealthy, drain
+    assert told[2][1] == [first]
+    assert first not in {c["Id"] for c in engine_containers(stack)}
+    new = passes_until(stack, {"healthy", "unhealthy"})
+    assert (new.health, new.draining) == ("healthy", False)
+    assert new.engine_id != first
+    web.refresh_from_db()
+    assert len(web.replacements) == 1 and not web.flapping
