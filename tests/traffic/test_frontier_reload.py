@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import pytest
 from django.conf import settings
 
-from apps.deployments.models import Route
+from apps.deployments.models import Rollout, Route
 from apps.deployments.signals import frontier_changed
 from apps.traffic import frontier as frontier_config
 from apps.traffic import process, runtime
@@ -321,6 +321,37 @@ def test_backend_status_reports_each_servers_health_from_haproxy(frontier, route
     }
     assert [s["status"] for s in status[closed.pk]] == ["DOWN"]
     assert runtime.backend_status([999999]) == {999999: []}
+
+
+def test_a_new_canary_weight_is_served_after_the_reload(frontier, routed_web):
+    # The servers' state is carried over reloads (server-state-file), but a weight the
+    # configuration changes must win over the one the old worker had.
+    web = routed_web("weights.localhost")
+    old = web.add_container("1.0", revision=1)
+    new = web.add_container("1.1", revision=2)
+    rollout = Rollout.objects.create(
+        stack=web.stack,
+        service="web",
+        strategy="canary",
+        state="canary",
+        from_revision=1,
+        to_revision=2,
+        canary_weight=20,
+    )
+    served(frontier_config.apply("canary"))
+    weights = {
+        s["container_id"]: s["weight"] for s in runtime.backend_status([web.route.pk])[web.route.pk]
+    }
+    assert weights == {old.pk: 4, new.pk: 1}
+
+    rollout.canary_weight = 75
+    rollout.save()
+    served(frontier_config.apply("weight"))
+
+    weights = {
+        s["container_id"]: s["weight"] for s in runtime.backend_status([web.route.pk])[web.route.pk]
+    }
+    assert weights == {old.pk: 1, new.pk: 3}
 
 
 def test_backend_status_is_empty_without_a_frontier(tmp_path):
