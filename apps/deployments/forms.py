@@ -104,7 +104,8 @@ class SaveAsTemplateForm(forms.Form):
 
 
 class RouteForm(forms.Form):
-    """A user route on the stack page: which service, host name, path, port, balancing.
+    """A user route on the stack page: which service, host name, path, port, balancing,
+    HTTPS.
 
     Only shapes input; apps.deployments.routes checks the host name, the claim, the path
     and the port, and its messages land on these fields.
@@ -122,6 +123,14 @@ class RouteForm(forms.Form):
         choices=Route.Balance.choices, initial=Route.Balance.ROUND_ROBIN, required=False
     )
     sticky = forms.BooleanField(label="Sticky sessions", required=False)
+    tls = forms.ChoiceField(
+        label="HTTPS",
+        choices=Route.Tls.choices,
+        initial=Route.Tls.NONE,
+        required=False,
+        help_text="Uploaded: upload the host name's certificate first (API, certificates).",
+    )
+    redirect_https = forms.BooleanField(label="Redirect HTTP to HTTPS", required=False)
 
     def __init__(self, *args: Any, stack: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

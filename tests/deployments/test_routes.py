@@ -403,12 +403,27 @@ def test_route_form_adds_a_route(member, web, stack):
     )
 
 
+def test_route_form_with_https_links_to_the_tls_port(member, web, stack, settings):
+    settings.BERTH_FRONTIER_TLS_ADDR = "127.0.0.1:8443"
+    client = login(Client(), member)
+    form = {"service": web.pk, "hostname": "shop.localhost", "port": "8080"}
+    tls = {"tls": "self-signed", "redirect_https": "on"}
+    assert (
+        client.post(reverse("stacks:route_add", args=[stack.pk]), {**form, **tls}).status_code
+        == 302
+    )
+    route = Route.objects.get()
+    assert (route.tls, route.redirect_https) == ("self-signed", True)
+    assert 'href="https://shop.localhost:8443/"' in page(client, stack)
+
+
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
         ({"hostname": "*.localhost"}, "Wildcard host names are not supported."),
         ({"path": "/a b"}, "Use only letters"),
         ({"port": "0"}, "greater than or equal to 1"),
+        ({"redirect_https": "on"}, "Redirecting to HTTPS needs a certificate"),
     ],
 )
 def test_route_form_shows_errors_by_the_fields(member, web, stack, fields, message):
