@@ -36,10 +36,11 @@ from apps.core.queue import tenant_slot
 from apps.deployments import containers as naming
 from apps.deployments import live, probes
 from apps.deployments.mirror import mirror, stack_state
-from apps.deployments.models import Container, Stack
+from apps.deployments.models import Container, Rollout, Route, Stack
 from apps.deployments.planner import (
     Action,
     Create,
+    DesiredService,
     DesiredStack,
     EnsureNetwork,
     EnsureVolume,
@@ -195,7 +196,21 @@ MAX_PASSES = 3
 
 def _load(stack_id: int) -> Stack | None:
     related = ("tenant", "environment", "current_revision")
-    return Stack.objects.select_related(*related).filter(pk=stack_id).first()
+    stacks = Stack.objects.select_related(*related).prefetch_related(*_traffic_prefetch())
+    return stacks.filter(pk=stack_id).first()
+
+
+def _traffic_prefetch() -> tuple[Prefetch, Prefetch]:
+    """Each stack's routes and active rollouts, read with the stacks: a host pass pays
+    two queries for them, not two per stack."""
+    return (
+        Prefetch("routes", queryset=Route.objects.select_related("service"), to_attr="route_rows"),
+        Prefetch(
+            "rollouts",
+            queryset=Rollout.objects.filter(state__in=Rollout.ACTIVE),
+            to_attr="active_rollouts",
+        ),
+    )
 
 
 def _changed_since(stack: Stack) -> bool:
@@ -293,7 +308,7 @@ def _stacks_on(host: Host) -> list[Stack]:
     stacks = Stack.objects.select_related("tenant", "environment", "current_revision")
     fallback: list[Host | None] = []
     placed = []
-    for stack in stacks.prefetch_related(usable).order_by("pk"):
+    for stack in stacks.prefetch_related(usable, *_traffic_prefetch()).order_by("pk"):
         hosts = stack.environment.usable_hosts
         if not hosts and not fallback:
             fallback.append(_fallback_host())
@@ -478,8 +493,8 @@ class Run(RolloutSteps):
             self.user_stopped = None  # read them again
         observed = self.observed(listed)
         self.seen = {c.id: c for c in observed}
-        self.held, paused = self.holds()
-        waves = self.held_back(plan(desired, observed), self.held, paused)
+        self.held = self.holds()
+        waves = self.held_back(plan(desired, observed), self.held)
         try:
             self.leave_frontier(waves)
             for wave in waves:
@@ -705,18 +720,40 @@ class Run(RolloutSteps):
         return min(int(grace), max_stop_grace())
 
     def restart_all(self) -> None:
-        """The "restart" operation: each running container once, dependencies first."""
+        """The "restart" operation: each running container once, dependencies first.
+        A routed service's containers are replaced batch by batch instead (a restarted
+        container would drop the requests the frontier still sends it)."""
         listed = self.observe()
-        for wave in plan(self.desired(), []):
+        self.seen.update({c.id: c for c in observed_from(listed)})
+        desired = self.desired()
+        for wave in plan(desired, []):
             services = {a.service for a in wave.actions if isinstance(a, Create)}
             self.check_time()
             for dependency, condition in wave.wait_for.items():
                 self.wait_for(dependency, condition)
             for container in listed:
                 service = container.labels.get(naming.SERVICE, "")
-                if service in services and container.state == "running":
+                if service in services - self.routed_services() and container.state == "running":
                     self.engine.restart(container.id, timeout=self.stop_timeout(service))
+            for service in sorted(services & self.routed_services()):
+                self.restart_routed(desired.services[service], listed)
         self.event("stack.restart", "Restarted every container")
+
+    def restart_routed(self, service: DesiredService, listed: list[ManagedContainer]) -> None:
+        running = [c for c in observed_from(listed) if c.service == service.name]
+        replaces = [
+            Replace(
+                service=service.name, replica=c.replica, old_id=c.id, order=service.update_order
+            )
+            for c in running
+            if c.state == "running"
+        ]
+        if not replaces:
+            return
+        outcome = Outcome()
+        RollingUpdate(self, service.name, replaces, outcome, restart=True).execute()
+        for action, message, result, data in outcome.events:
+            self.event(action, message, outcome=result, data=data)
 
     # waiting -----------------------------------------------------------------------------
 

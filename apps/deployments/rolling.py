@@ -70,7 +70,16 @@ class RollingUpdate:
     """The Replace actions of one service in one reconcile pass (runs in the service's
     worker thread; `outcome` collects its events for the run to record)."""
 
-    def __init__(self, run: Run, service: str, replaces: list[Replace], outcome: Outcome):
+    def __init__(
+        self,
+        run: Run,
+        service: str,
+        replaces: list[Replace],
+        outcome: Outcome,
+        *,
+        restart: bool = False,
+    ):
+        self.restart = restart  # the restart operation: same revision, never a canary
         self.run = run
         self.service = service
         self.replaces = replaces
@@ -95,7 +104,11 @@ class RollingUpdate:
             return current or aborting
         for stale in active:
             _finish(stale, Rollout.State.FAILED, f"superseded by r{self.to_revision}")
-        canary = self.settings["strategy"] == "canary" and self.run.has_hostname_route(self.service)
+        canary = (
+            self.settings["strategy"] == "canary"
+            and not self.restart
+            and self.run.has_hostname_route(self.service)
+        )
         rollout = Rollout.objects.create(
             stack=stack,
             service=self.service,
@@ -182,8 +195,10 @@ class RollingUpdate:
             for r in batch
         ]
         self.wait_healthy(fresh)
+        if keep_old:
+            return  # a canary joins with its weight (canary_started)
         run.join(self.service)
-        if start_first and not keep_old:
+        if start_first:
             run.retire(self.service, old, self.outcome)
 
     def wait_healthy(self, ids: list[str]) -> None:
@@ -283,8 +298,10 @@ class RolloutSteps:
         if self._routed is None:
             names = set(self.project.services) if self.project else set()
             routed = {name for name in names if routes_of(self.spec, name)}
-            rows = Route.objects.filter(stack=self.stack).values_list("service__name", flat=True)
-            self._routed = routed | set(rows)
+            rows = getattr(self.stack, "route_rows", None)  # prefetched by the host pass
+            if rows is None:
+                rows = Route.objects.filter(stack=self.stack).select_related("service")
+            self._routed = routed | {route.service.name for route in rows}
         return self._routed
 
     def has_hostname_route(self, service: str) -> bool:
@@ -356,29 +373,47 @@ class RolloutSteps:
 
     # which services a pass leaves alone ---------------------------------------------------------
 
-    def holds(self) -> tuple[set[str], set[str]]:
-        """(services whose canary runs: left alone, services whose upgrade is paused: no
-        replace), after ending the active rollouts a newer revision superseded."""
-        number = self.revision.number if self.revision else 0
-        rows = Rollout.objects.filter(stack=self.stack)
-        stale = rows.filter(
-            state__in=(Rollout.State.RUNNING, Rollout.State.CANARY, Rollout.State.PROMOTING)
-        ).exclude(to_revision=number)
-        for rollout in stale:
-            _finish(rollout, Rollout.State.FAILED, f"superseded by r{number}")
-        held = set(
-            rows.filter(state=Rollout.State.CANARY, to_revision=number).values_list(
-                "service", flat=True
-            )
-        )
-        paused = set()
-        for service in set(rows.values_list("service", flat=True)) - held:
-            last = rows.filter(service=service).order_by("-started_at", "-pk").first()
-            if last and last.state == Rollout.State.FAILED and last.to_revision == number:
-                paused.add(service)
-        return held, paused
+    def active_rollouts(self) -> list[Rollout]:
+        """The stack's active rollouts as the pass began (prefetched by the host pass)."""
+        found = getattr(self.stack, "active_rollouts", None)
+        if found is None:
+            found = list(Rollout.objects.filter(stack=self.stack, state__in=Rollout.ACTIVE))
+            self.stack.active_rollouts = found
+        return found
 
-    def held_back(self, waves: list[Wave], held: set[str], paused: set[str]) -> list[Wave]:
+    def holds(self) -> set[str]:
+        """The services whose canary runs (left alone), after ending the active rollouts
+        a newer revision superseded."""
+        number = self.revision.number if self.revision else 0
+        superseded = (Rollout.State.RUNNING, Rollout.State.CANARY, Rollout.State.PROMOTING)
+        held = set()
+        for rollout in self.active_rollouts():
+            if rollout.state in superseded and rollout.to_revision != number:
+                _finish(rollout, Rollout.State.FAILED, f"superseded by r{number}")
+            elif rollout.state == Rollout.State.CANARY:
+                held.add(rollout.service)
+        return held
+
+    def paused(self, services: set[str]) -> set[str]:
+        """Of `services`, those whose last rollout to this revision failed with
+        failure_action pause: no replace until the next change."""
+        number = self.revision.number if self.revision else 0
+        if not services:
+            return set()
+        rows = Rollout.objects.filter(stack=self.stack, service__in=services)
+        last: dict[str, Rollout] = {}
+        for rollout in rows.order_by("started_at", "pk"):
+            last[rollout.service] = rollout
+        return {
+            name
+            for name, rollout in last.items()
+            if rollout.state == Rollout.State.FAILED and rollout.to_revision == number
+        }
+
+    def held_back(self, waves: list[Wave], held: set[str]) -> list[Wave]:
+        replacing = {a.service for w in waves for a in w.actions if isinstance(a, Replace)}
+        paused = self.paused(replacing - held)
+
         def kept(action: Action) -> bool:
             if action.service in held:
                 return False
@@ -389,25 +424,27 @@ class RolloutSteps:
 
     def settle_rollouts(self) -> None:
         """After a pass that converged: promoted and rolling rollouts to this revision are
-        done, aborted ones are over."""
+        done, aborted ones are over (read again: the pass may have ended some itself)."""
+        known = [r.pk for r in self.active_rollouts()]
+        if not known:
+            return
         number = self.revision.number if self.revision else 0
-        rows = Rollout.objects.filter(stack=self.stack)
-        endings = [
-            (rows.filter(state=Rollout.State.PROMOTING, to_revision=number), Rollout.State.DONE),
-            (rows.filter(state=Rollout.State.RUNNING, to_revision=number), Rollout.State.DONE),
-            (rows.filter(state=Rollout.State.ABORTING), Rollout.State.ABORTED),
-        ]
-        for query, state in endings:
-            for rollout in query:
-                _finish(rollout, state, rollout.message)
-                record_event(
-                    f"rollout.{state}",
-                    tenant=self.stack.tenant,
-                    obj=self.stack,
-                    message=f"{rollout.service}: rollout r{rollout.from_revision} → "
-                    f"r{rollout.to_revision} {rollout.get_state_display().lower()}",
-                    data={"stack": self.stack.pk, "rollout": rollout.pk},
-                )
+        for rollout in Rollout.objects.filter(pk__in=known, state__in=Rollout.ACTIVE):
+            if rollout.state == Rollout.State.ABORTING:
+                state = Rollout.State.ABORTED
+            elif rollout.to_revision == number and rollout.state != Rollout.State.CANARY:
+                state = Rollout.State.DONE
+            else:
+                continue
+            _finish(rollout, state, rollout.message)
+            record_event(
+                f"rollout.{state}",
+                tenant=self.stack.tenant,
+                obj=self.stack,
+                message=f"{rollout.service}: rollout r{rollout.from_revision} → "
+                f"r{rollout.to_revision} {rollout.get_state_display().lower()}",
+                data={"stack": self.stack.pk, "rollout": rollout.pk},
+            )
 
     def canary_health(self, health: dict[str, tuple[str, str]], held: set[str]) -> dict:
         """A service whose canary runs has old and new containers, all healthy: healthy."""

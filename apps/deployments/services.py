@@ -35,12 +35,21 @@ from apps.core.roles import Role
 from apps.core.tenancy import require_role
 from apps.deployments import quotas, revisions, routes
 from apps.deployments.health import apply_health_checks
-from apps.deployments.models import Container, Revision, Service, Stack, dns_label_validator
+from apps.deployments.models import (
+    Container,
+    Revision,
+    Route,
+    Service,
+    Stack,
+    dns_label_validator,
+)
 from apps.deployments.spec import (
     berth_spec,
     build_spec,
     check_deploy_settings,
     project_from_spec,
+    routes_of,
+    with_strategy,
 )
 from apps.deployments.tasks import container_action, reconcile_stack
 from apps.tenants.models import Environment
@@ -366,8 +375,14 @@ def _deploy_change(
 
 
 @transaction.atomic
-def redeploy(actor: Any, stack: Stack, answers: dict | None = None) -> Stack:
-    """Deploy again with changed answers (a new Revision); scale set by users is kept."""
+def redeploy(
+    actor: Any, stack: Stack, answers: dict | None = None, strategy: str | None = None
+) -> Stack:
+    """Deploy again with changed answers (a new Revision); scale set by users is kept.
+
+    `strategy` ("rolling" or "canary") overrides berth.yml's for this change: a canary
+    for the services that have a route.
+    """
     require_role(actor, stack.tenant, Role.MEMBER)
     stack = _locked(stack)
     _require_not_removed(stack)
@@ -390,6 +405,10 @@ def redeploy(actor: Any, stack: Stack, answers: dict | None = None) -> Stack:
     )
     stack.answers = answers
     spec = _apply_scale(spec, keep)
+    if strategy:
+        routed = set(Route.objects.filter(stack=stack).values_list("service__name", flat=True))
+        routed |= {name for name in revisions.services_of(spec) if routes_of(spec, name)}
+        spec = with_strategy(spec, routed, strategy)
     return _deploy_change(
         actor,
         stack,

@@ -256,3 +256,20 @@ def routes_of(spec: Mapping[str, Any], name: str) -> list[dict[str, Any]]:
     """The template routes a spec gives a service (user routes live in Route rows)."""
     stored = ((spec.get("berth") or {}).get("services") or {}).get(name) or {}
     return list(stored.get("routes") or ())
+
+
+def with_strategy(spec: dict[str, Any], routed: set[str], strategy: str) -> dict[str, Any]:
+    """A copy of `spec` whose routed services roll out with `strategy` this time (a
+    redeploy as a canary, whatever berth.yml says); a canary needs a route."""
+    if strategy not in ("rolling", "canary"):
+        raise ValidationError({"strategy": "Choose rolling or canary."})
+    services = (spec.get("berth") or {}).get("services") or {}
+    targets = [name for name in services if name in routed] if strategy == "canary" else services
+    if not targets:
+        raise ValidationError(
+            {"strategy": "A canary needs a route: add one to a service of this stack first."}
+        )
+    spec = json.loads(json.dumps(spec))
+    for name in targets:
+        spec["berth"]["services"][name]["upgrade"]["strategy"] = strategy
+    return spec

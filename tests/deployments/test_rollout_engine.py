@@ -386,3 +386,18 @@ def test_a_canary_aborted_leaves_only_the_old_revision(
     assert revisions_running(stack) == {"1": 3}
     assert Rollout.objects.get(pk=rollout.pk).state == Rollout.State.ABORTED
     assert Stack.objects.get(pk=stack.pk).current_revision.number == 1
+
+
+def test_restarting_a_routed_stack_replaces_its_containers_without_a_lost_request(
+    environment, frontier, web_images, settings
+):
+    settings.BERTH_FRONTIER_DRAIN_SECONDS = 1
+    stack = routed_stack(environment, frontier, "restart.rollout.test")
+    before = {c["Id"] for c in engine_containers(stack)}
+    Stack.objects.filter(pk=stack.pk).update(operation="restart")
+    with Client(frontier, "restart.rollout.test") as client:
+        reconciler.reconcile_stack(stack.pk)
+    assert client.answers and client.failures == []
+    after = {c["Id"] for c in engine_containers(stack)}
+    assert len(after) == 3 and not before & after  # recreated, one batch at a time
+    assert Stack.objects.get(pk=stack.pk).operation == ""

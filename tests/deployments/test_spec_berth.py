@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from apps.catalog.models import Template
 from apps.compose import load_compose
 from apps.deployments import services
+from apps.deployments.models import Stack
 from apps.deployments.spec import berth_spec, upgrade_of, upgrade_settings
 from tests.deployments.stack_fixtures import make_version
 
@@ -102,9 +103,7 @@ def test_two_routes_on_one_hostname_and_path_after_interpolation_are_an_answer_e
             answers={"DOMAIN": "shop.example.com", "API_PATH": "/"},
         )
     assert exc.value.message_dict == {
-        "DOMAIN": [
-            "the route for services.api uses the same hostname and path as services.web"
-        ]
+        "DOMAIN": ["the route for services.api uses the same hostname and path as services.web"]
     }
 
 
@@ -181,3 +180,28 @@ def test_berth_yml_order_monitor_and_failure_action():
     upgrade = upgrade_settings(raw, project.services["web"], routed=True)
     assert (upgrade["order"], upgrade["order_set"]) == ("stop-first", True)
     assert (upgrade["monitor"], upgrade["failure_action"]) == (45.0, "pause")
+
+
+def test_a_redeploy_may_ask_for_a_canary_for_the_routed_services(owner, env_a, version):
+    stack = services.create_stack(
+        owner, env_a, "shop", template_version=version, answers={"DOMAIN": "shop.example.com"}
+    )
+    services.redeploy(owner, stack, {"API_PATH": "/v2"}, strategy="canary")
+    berth = Stack.objects.get(pk=stack.pk).current_revision.spec["berth"]["services"]
+    assert berth["web"]["upgrade"]["strategy"] == "canary"
+    assert berth["api"]["upgrade"]["strategy"] == "canary"
+    services.redeploy(owner, stack, {"API_PATH": "/v3"})  # the next change: berth.yml again
+    berth = Stack.objects.get(pk=stack.pk).current_revision.spec["berth"]["services"]
+    assert berth["api"]["upgrade"]["strategy"] == "rolling"
+
+
+def test_a_canary_redeploy_without_a_route_is_refused(owner, env_a, api_as):
+    stack = services.create_stack(owner, env_a, "raw", compose=COMPOSE)
+    with pytest.raises(ValidationError) as exc:
+        services.redeploy(owner, stack, strategy="canary")
+    assert "needs a route" in exc.value.message_dict["strategy"][0]
+    client = api_as(owner)[0]
+    answer = client.post(f"/api/v1/stacks/{stack.pk}/redeploy/", {"strategy": "canary"}, "json")
+    assert answer.status_code == 400 and "strategy" in answer.json()
+    answer = client.post(f"/api/v1/stacks/{stack.pk}/redeploy/", {"strategy": "blue"}, "json")
+    assert answer.status_code == 400 and "strategy" in answer.json()

@@ -180,6 +180,12 @@ class UpgradeSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
 
 class RedeploySerializer(RejectUnknownFieldsMixin, serializers.Serializer):
     answers = serializers.DictField(required=False, default=dict)
+    strategy = serializers.ChoiceField(
+        choices=["rolling", "canary"],
+        required=False,
+        help_text="Roll this change out as a canary (services with a route), whatever "
+        "berth.yml says.",
+    )
 
 
 class RollbackSerializer(RejectUnknownFieldsMixin, serializers.Serializer):

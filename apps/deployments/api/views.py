@@ -166,8 +166,9 @@ class StackViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScope
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         answers = serializer.validated_data.get("answers")
+        strategy = serializer.validated_data.get("strategy")
         with answer_errors(stack.template_version, answers):
-            stack = services.redeploy(request.user, stack, answers)
+            stack = services.redeploy(request.user, stack, answers, strategy=strategy)
         return self._detail(stack)
 
     @extend_schema(responses=s.StackDetailSerializer)
