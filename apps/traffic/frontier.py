@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 
 from apps.deployments.health import check_of
 from apps.deployments.models import Container, Revision, Rollout, Route, Stack
@@ -61,6 +61,9 @@ GENERATIONS = "gen"
 # pg_advisory_lock key: "berthfro" as an integer; one frontier apply at a time per database.
 ADVISORY_KEY = int.from_bytes(b"berthfro", "big") & 0x7FFF_FFFF_FFFF_FFFF
 MAX_WEIGHT = 256
+# An apply takes well under a second; one stuck in `haproxy -c` (60 s) and a failed
+# reload with its restore (2 x 15 s) is the longest a next one waits.
+LOCK_WAIT_SECONDS = 120
 HEALTHY = ("healthy", "")
 CANARY_STATES = ("canary", "promoting", "aborting")
 
@@ -510,10 +513,13 @@ def apply(reason: str = "") -> Result:
     folder = directory()
     folder.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    with _locked(folder):
-        rendered = render(snapshot())
-        result = install(folder, rendered)
-        result.seconds = round(time.monotonic() - started, 3)
+    try:
+        with _locked(folder):
+            result = install(folder, render(snapshot()))
+            result.seconds = round(time.monotonic() - started, 3)
+            record(folder, reason, result)
+    except FrontierBusyError as exc:
+        result = Result(ok=False, error=str(exc))
         record(folder, reason, result)
     if not result.ok:
         log.warning("frontier apply (%s) failed: %s", reason, result.error)
@@ -623,22 +629,44 @@ def _write(path: Path, text: str) -> None:
 def _locked(directory: Path) -> Iterator[None]:
     """One apply at a time: a PostgreSQL advisory lock across every Berth process using
     the database, and a file lock in the frontier's directory (SQLite has no advisory
-    locks, and two databases may point at one directory in development)."""
+    locks, and two databases may point at one directory in development).
+
+    The advisory lock is a session lock, so it must be released even when the caller's
+    transaction is in trouble: the work inside runs in a savepoint (a failing query
+    rolls back to it, and the unlock can still run), and waiting is bounded."""
     with open(directory / LOCK_FILE, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
-            if connection.vendor == "postgresql":
-                with connection.cursor() as cursor:
-                    cursor.execute("SELECT pg_advisory_lock(%s)", [ADVISORY_KEY])
-                try:
-                    yield
-                finally:
-                    with connection.cursor() as cursor:
-                        cursor.execute("SELECT pg_advisory_unlock(%s)", [ADVISORY_KEY])
-            else:
+            if connection.vendor != "postgresql":
                 yield
+                return
+            _advisory_lock()
+            try:
+                with transaction.atomic():
+                    yield
+            finally:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_unlock(%s)", [ADVISORY_KEY])
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _advisory_lock() -> None:
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    with connection.cursor() as cursor:
+        while True:
+            cursor.execute("SELECT pg_try_advisory_lock(%s)", [ADVISORY_KEY])
+            if cursor.fetchone()[0]:
+                return
+            if time.monotonic() > deadline:
+                raise FrontierBusyError(
+                    f"another frontier apply held the lock for {LOCK_WAIT_SECONDS} s"
+                )
+            time.sleep(0.05)
+
+
+class FrontierBusyError(RuntimeError):
+    """Another apply held the lock too long (it may be stuck in a reload)."""
 
 
 # --- status.json ----------------------------------------------------------------------

@@ -278,17 +278,6 @@ def test_a_listener_that_cannot_be_bound_is_refused_and_the_old_one_serves(
     assert result.ok, result.error
 
 
-def test_apply_without_a_running_frontier_writes_what_a_start_will_use(tmp_path, settings):
-    settings.BERTH_FRONTIER_DIR = tmp_path
-
-    result = frontier_config.apply("first")
-
-    assert result.ok and not result.reloaded
-    assert "frontend http" in (tmp_path / "haproxy.cfg").read_text()
-    assert process.check(tmp_path / "haproxy.cfg") == ""
-    assert frontier_config.read_status(tmp_path)["reason"] == "first"
-
-
 # --- what HAProxy says about its servers --------------------------------------------------
 
 

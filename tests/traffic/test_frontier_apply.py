@@ -1,0 +1,41 @@
+"""apply() without HAProxy running: what it writes, and how it waits for another apply."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from django.db import connection
+
+from apps.traffic import frontier, process
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def own_folder(settings, tmp_path):
+    settings.BERTH_FRONTIER_DIR = tmp_path
+
+
+def test_apply_without_a_running_frontier_writes_what_a_start_will_use(tmp_path):
+    result = frontier.apply("first")
+
+    assert result.ok and not result.reloaded
+    assert "frontend http" in (tmp_path / "haproxy.cfg").read_text()
+    assert process.check(tmp_path / "haproxy.cfg") == ""
+    assert frontier.read_status(tmp_path)["reason"] == "first"
+
+
+def test_an_apply_waits_a_bounded_time_for_another_one(monkeypatch, tmp_path):
+    monkeypatch.setattr(frontier, "LOCK_WAIT_SECONDS", 0.3)
+    params = connection.get_connection_params()
+    with psycopg.connect(**params, autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(%s)", [frontier.ADVISORY_KEY])
+
+        result = frontier.apply("while another runs")
+
+        assert not result.ok
+        assert "another frontier apply held the lock" in result.error
+        assert frontier.read_status(tmp_path)["last_error"]["reason"] == "while another runs"
+        other.execute("SELECT pg_advisory_unlock(%s)", [frontier.ADVISORY_KEY])
+
+    assert frontier.apply("after it").ok
