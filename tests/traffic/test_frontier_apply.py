@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import io
+import json
+
 import psycopg
 import pytest
+from django.core.management import CommandError, call_command
 from django.db import connection
 
 from apps.traffic import frontier, process
@@ -39,3 +43,32 @@ def test_an_apply_waits_a_bounded_time_for_another_one(monkeypatch, tmp_path):
         other.execute("SELECT pg_advisory_unlock(%s)", [frontier.ADVISORY_KEY])
 
     assert frontier.apply("after it").ok
+
+
+# --- manage.py frontier ------------------------------------------------------------------
+
+
+def test_frontier_render_writes_a_configuration_haproxy_accepts(tmp_path):
+    out = io.StringIO()
+
+    call_command("frontier", "render", "--output", str(tmp_path / "candidate.cfg"), stdout=out)
+
+    assert out.getvalue().strip() == str(tmp_path / "candidate.cfg")
+    assert process.check(tmp_path / "candidate.cfg") == ""
+    assert not (tmp_path / "haproxy.cfg").exists()  # render never installs
+
+
+def test_frontier_apply_and_status_say_what_happened(settings):
+    out = io.StringIO()
+    call_command("frontier", "apply", "--reason", "by hand", stdout=out)
+    assert "frontier written (no frontier running): 0 routes, 0 servers" in out.getvalue()
+
+    out = io.StringIO()
+    call_command("frontier", "status", stdout=out)
+    report = json.loads(out.getvalue())
+    assert report["running"] is False
+    assert report["status"]["reason"] == "by hand"
+
+    settings.BERTH_FRONTIER_EXTRA_GLOBAL = "no-such-directive on"
+    with pytest.raises(CommandError, match="no-such-directive"):
+        call_command("frontier", "apply", stdout=io.StringIO())
