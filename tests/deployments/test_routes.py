@@ -3,8 +3,11 @@ that follow the revision, events and the frontier signal."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
@@ -559,3 +562,48 @@ def test_viewer_and_outsider_cannot_steer_a_canary(viewer, outsider, canary):
             assert response.status_code in (302, 403, 404)
     canary.refresh_from_db()
     assert (canary.state, canary.canary_weight) == (Rollout.State.CANARY, 10)
+
+
+# --- two tenants at the same moment ------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_tenants_racing_for_a_hostname_get_one_route_and_one_message(
+    member, outsider, env_a, env_b
+):
+    """Both ask at once, each in its own transaction and connection: the unique claim
+    decides; the loser gets the field error, never an IntegrityError (a 500)."""
+    web_a = services.create_stack(member, env_a, "shop", compose=COMPOSE).services.get(name="web")
+    web_b = services.create_stack(outsider, env_b, "shop", compose=COMPOSE).services.get(name="web")
+    for attempt in range(5):
+        hostname = f"race{attempt}.example.com"
+        barrier = threading.Barrier(2)
+        outcomes: dict[str, str] = {}
+
+        def claim(name, actor, service, hostname=hostname, barrier=barrier, outcomes=outcomes):
+            try:
+                barrier.wait(timeout=10)
+                add(actor, service, hostname=hostname)
+                outcomes[name] = "route"
+            except ValidationError as exc:
+                outcomes[name] = exc.message_dict["hostname"][0]
+            except Exception as exc:  # noqa: BLE001 -- reported by the assertion below
+                outcomes[name] = f"{type(exc).__name__}: {exc}"
+            finally:
+                connection.close()
+
+        threads = [
+            threading.Thread(target=claim, args=("a", member, web_a)),
+            threading.Thread(target=claim, args=("b", outsider, web_b)),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        taken = f"{hostname} is taken by another tenant."
+        assert sorted(outcomes.values()) == sorted(["route", taken]), outcomes
+        winner = web_a if outcomes["a"] == "route" else web_b
+        assert HostnameClaim.objects.get(hostname=hostname).tenant_id == winner.stack.tenant_id
+        assert list(Route.objects.filter(hostname=hostname).values_list("service", flat=True)) == [
+            winner.pk
+        ]
