@@ -581,7 +581,7 @@ class Run(RolloutSteps):
         removes = [a for a in actions if isinstance(a, Remove)] if running else []
         if removes:
             try:
-                self.retire(removes[0].service, [a.id for a in removes], outcome)
+                self.shrink(removes[0].service, [a.id for a in removes], outcome)
             except EngineError as exc:
                 outcome.error = _describe(removes[0], exc)
                 failed = ("container.remove", outcome.error, Event.Outcome.FAILURE, {})

@@ -356,6 +356,35 @@ class RolloutSteps:
                 )
             )
 
+    def shrink(self, service: str, ids: list[str], outcome: Any) -> None:
+        """Containers that go while the service keeps running (a scale down, a duplicate,
+        the old side of a promoted canary): drained together, and a scale down recorded
+        as a rollout of its own."""
+        rollout = self.scale_down_rollout(service, ids)
+        self.retire(service, ids, outcome)
+        if rollout is not None:
+            _finish(rollout, Rollout.State.DONE, rollout.message)
+
+    def scale_down_rollout(self, service: str, ids: list[str]) -> Rollout | None:
+        spec = self.project.services.get(service) if self.project else None
+        removed = [self.seen[i] for i in ids if i in self.seen]
+        shrinking = [
+            c for c in removed if spec and c.replica > spec.replicas and c.state == "running"
+        ]
+        if not shrinking:
+            return None
+        active = Rollout.objects.filter(stack=self.stack, service=service, state__in=Rollout.ACTIVE)
+        if active.exists():
+            return None  # its own rollout (a promote, an abort) covers it
+        return Rollout.objects.create(
+            stack=self.stack,
+            service=service,
+            strategy=Rollout.Strategy.ROLLING,
+            from_revision=max(c.revision for c in shrinking),
+            to_revision=self.revision.number if self.revision else 0,
+            message=f"scale down by {len(shrinking)}",
+        )
+
     def roll_back_to(self, number: int) -> bool:
         """The stack's current revision back to `number` (what the old containers run),
         with the template version, answers and compose it was made from."""

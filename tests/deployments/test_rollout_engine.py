@@ -401,3 +401,18 @@ def test_restarting_a_routed_stack_replaces_its_containers_without_a_lost_reques
     after = {c["Id"] for c in engine_containers(stack)}
     assert len(after) == 3 and not before & after  # recreated, one batch at a time
     assert Stack.objects.get(pk=stack.pk).operation == ""
+
+
+def test_a_scale_down_keeps_the_lowest_replicas_and_is_recorded(environment, image):
+    stack = deploy(environment, image)
+    first = next(
+        c["Id"]
+        for c in engine_containers(stack)
+        if c["Config"]["Labels"]["io.berth.replica"] == "1"
+    )
+    new_revision(stack, spec_of(environment, image, REPLICAS="1"))
+    reconciler.reconcile_stack(stack.pk)
+    assert [c["Id"] for c in engine_containers(stack)] == [first]
+    rollout = Rollout.objects.get(stack=stack)
+    assert (rollout.state, rollout.message) == (Rollout.State.DONE, "scale down by 2")
+    assert (rollout.from_revision, rollout.to_revision) == (1, 2)
