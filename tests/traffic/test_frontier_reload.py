@@ -4,6 +4,7 @@ configurations that are refused."""
 from __future__ import annotations
 
 import http.client
+import http.server
 import threading
 import time
 from collections import Counter
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 import pytest
 from django.conf import settings
 
-from apps.deployments.models import Rollout, Route
+from apps.deployments.models import Container, Rollout, Route
 from apps.deployments.signals import frontier_changed
 from apps.traffic import frontier as frontier_config
 from apps.traffic import process, runtime
@@ -220,6 +221,65 @@ def test_reloads_under_load_drop_no_request(frontier, routed_web):
     print(f"\n{total} requests, {load.retried} keep-alive retries, during 14 reloads")
     assert load.failures == []
     assert total > 100
+
+
+class SlowHandler(http.server.BaseHTTPRequestHandler):
+    """Answers after SLOW_SECONDS, in pieces: a request still in flight at a reload."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "10")
+        self.end_headers()
+        for _ in range(10):
+            time.sleep(SLOW_SECONDS / 10)
+            self.wfile.write(b"x")
+            self.wfile.flush()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+SLOW_SECONDS = 2.0
+
+
+def test_requests_in_flight_finish_across_reloads(frontier, routed_web):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), SlowHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        web = routed_web("slow.localhost")
+        Route.objects.filter(pk=web.route.pk).update(port=server.server_address[1])
+        Container.objects.create(
+            stack=web.stack,
+            service=web.service,
+            host=web.host,
+            engine_id="slow-loopback-server",
+            name="slow",
+            state="running",
+            address="127.0.0.1",
+        )
+        served(frontier_config.apply("test"))
+        answers: list[tuple[int, str] | str] = []
+
+        def client() -> None:
+            try:
+                answers.append(frontier.get("slow.localhost"))
+            except (OSError, http.client.HTTPException) as exc:
+                answers.append(repr(exc))
+
+        clients = [threading.Thread(target=client) for _ in range(5)]
+        for client in clients:
+            client.start()
+        time.sleep(SLOW_SECONDS / 4)  # the requests are in flight in the old worker
+
+        for _ in range(3):
+            process.reload(frontier.directory)
+        for client in clients:
+            client.join(timeout=30)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert answers == [(200, "x" * 10)] * 5
 
 
 # --- configurations that are refused ------------------------------------------------------
