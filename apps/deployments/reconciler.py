@@ -727,7 +727,8 @@ class Run(RolloutSteps):
         self.seen.update({c.id: c for c in observed_from(listed)})
         desired = self.desired()
         for wave in plan(desired, []):
-            services = {a.service for a in wave.actions if isinstance(a, Create)}
+            # A service whose canary runs is left alone, restart included.
+            services = {a.service for a in wave.actions if isinstance(a, Create)} - self.held
             self.check_time()
             for dependency, condition in wave.wait_for.items():
                 self.wait_for(dependency, condition)

@@ -378,6 +378,11 @@ def test_a_canary_aborted_leaves_only_the_old_revision(
 ):
     settings.BERTH_FRONTIER_DRAIN_SECONDS = 1
     stack, rollout = start_canary(environment, frontier, "abort.rollout.test")
+    running = {c["Id"] for c in engine_containers(stack)}
+    Stack.objects.filter(pk=stack.pk).update(operation="restart")
+    reconciler.reconcile_stack(stack.pk)  # a restart leaves a running canary alone
+    assert {c["Id"] for c in engine_containers(stack)} == running
+    assert Rollout.objects.get(pk=rollout.pk).state == Rollout.State.CANARY
     rollouts.abort(owner, rollout)
     with Client(frontier, "abort.rollout.test") as client:
         reconciler.reconcile_stack(stack.pk)
