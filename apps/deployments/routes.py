@@ -236,9 +236,11 @@ def _changed(route: Route, action: str, actor: Any, message: str) -> None:
 
 
 def notify_frontier(stack_id: int | None, reason: str) -> None:
-    """`frontier_changed`, after commit: the frontier reads committed rows only."""
+    """`frontier_changed`, after commit: the frontier reads committed rows only. Robust:
+    the change is committed by then, and a receiver's failure must not turn it into a
+    500 (the frontier records its own errors)."""
     transaction.on_commit(
-        lambda: frontier_changed.send(sender=Route, stack_id=stack_id, reason=reason)
+        lambda: frontier_changed.send_robust(sender=Route, stack_id=stack_id, reason=reason)
     )
 
 
