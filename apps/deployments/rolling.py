@@ -126,6 +126,7 @@ class RollingUpdate:
     # the steps -----------------------------------------------------------------------------
 
     def execute(self) -> None:
+        """Every batch (a canary: the first only), then the rollout's ending."""
         rollout = self.rollout()
         canary = (
             rollout is not None
@@ -274,6 +275,7 @@ class RollingUpdate:
         )
 
     def event(self, action: str, message: str, *, failed: bool = False) -> None:
+        """Recorded by the run once the service's thread is done (Outcome.events)."""
         result = Event.Outcome.FAILURE if failed else Event.Outcome.SUCCESS
         self.outcome.events.append((action, message, result, {"service": self.service}))
 
@@ -305,9 +307,11 @@ class RolloutSteps:
         return self._routed
 
     def has_hostname_route(self, service: str) -> bool:
+        """A canary needs one: its weight is a share of a route's traffic."""
         return service in self.routed_services()
 
     def upgrade(self, service: str) -> dict[str, Any]:
+        """The service's upgrade settings in the revision being rolled out."""
         return upgrade_of(self.spec, self.project, service)
 
     def tell_frontier(self, reason: str) -> None:
@@ -366,6 +370,7 @@ class RolloutSteps:
             _finish(rollout, Rollout.State.DONE, rollout.message)
 
     def scale_down_rollout(self, service: str, ids: list[str]) -> Rollout | None:
+        """A Rollout row when running replicas above the desired count go."""
         spec = self.project.services.get(service) if self.project else None
         removed = [self.seen[i] for i in ids if i in self.seen]
         shrinking = [
@@ -440,6 +445,8 @@ class RolloutSteps:
         }
 
     def held_back(self, waves: list[Wave], held: set[str]) -> list[Wave]:
+        """The plan without the actions of a service whose canary runs, and without the
+        replaces of a service whose upgrade is paused."""
         replacing = {a.service for w in waves for a in w.actions if isinstance(a, Replace)}
         paused = self.paused(replacing - held)
 

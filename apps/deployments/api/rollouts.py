@@ -56,6 +56,8 @@ class RolloutSerializer(serializers.ModelSerializer):
 
 
 class WeightSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
+    """The body of weight/: the canary's new share (the range is the service's rule)."""
+
     weight = serializers.IntegerField(help_text="Percent of the traffic, 1 to 99.")
 
 
