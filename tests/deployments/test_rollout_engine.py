@@ -34,6 +34,7 @@ services:
       test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1/${CHECK:-}"]
       interval: 1s
       retries: 2
+      start_period: ${START:-0s}
     stop_grace_period: 1s
     deploy:
       replicas: ${REPLICAS:-3}
@@ -136,6 +137,19 @@ def test_an_upgrade_that_never_gets_healthy_is_rolled_back_by_itself(environment
     event = Event.objects.get(tenant=stack.tenant, action="rollout.rolled_back")
     assert event.outcome == Event.Outcome.FAILURE and "rolled back to r1" in event.message
     assert stack.state == Stack.State.HEALTHY  # the next pass found r1 running
+
+
+def test_a_batch_still_starting_when_monitor_ends_is_rolled_back(environment, image):
+    stack = deploy(environment, image)
+    old = sorted(c["Id"] for c in engine_containers(stack))
+    # Failing checks inside a long start period: "starting" until monitor (3 s) ends.
+    spec = spec_of(environment, image, VERSION="v2", CHECK="x", START="60s", MONITOR="3s")
+    new_revision(stack, spec)
+    reconciler.reconcile_stack(stack.pk)
+    rollout = Rollout.objects.get(stack=stack)
+    assert rollout.state == Rollout.State.ROLLED_BACK
+    assert "not healthy within 3 s" in rollout.message
+    assert sorted(c["Id"] for c in engine_containers(stack)) == old
 
 
 def test_pause_leaves_the_service_as_it_is_until_the_next_change(environment, image):
