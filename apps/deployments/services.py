@@ -49,6 +49,7 @@ from apps.deployments.spec import (
     check_deploy_settings,
     project_from_spec,
     routes_of,
+    service_hash,
     with_strategy,
 )
 from apps.deployments.tasks import container_action, reconcile_stack
@@ -217,8 +218,27 @@ def _new_revision(
     )
     stack.current_revision = revision
     _sync_services(stack, spec)
+    _forget_replacements(stack, previous.spec if previous else None, spec)
     routes.sync_template_routes(stack, spec, actor=actor)
     return revision
+
+
+def _forget_replacements(stack: Stack, before: dict | None, after: dict) -> None:
+    """A change to a flapping service is the fix being tried: its replacement count
+    starts again, so the new containers are judged on their own health (else the
+    redeploy would wait, reported unhealthy, until the flapping window ends)."""
+    if before is None:
+        return
+    changed = [
+        name
+        for name in revisions.services_of(after)
+        if name not in revisions.services_of(before)
+        or service_hash(before, name) != service_hash(after, name)
+    ]
+    if changed:
+        stack.services.filter(name__in=changed).exclude(replacements=[], flapping=False).update(
+            replacements=[], flapping=False
+        )
 
 
 def _locked(stack: Stack) -> Stack:

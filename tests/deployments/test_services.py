@@ -131,6 +131,20 @@ def test_redeploy_with_changed_answers_makes_a_new_revision(member, stack):
     assert stack.services.get(name="web").image == "berth-demo/web:2.0"
 
 
+def test_a_change_to_a_flapping_service_starts_its_count_again(member, stack):
+    """A redeploy is the fix being tried: judged on its own containers, not on the
+    replacements of the broken ones (scale alone changes nothing of the containers)."""
+    stack.services.filter(name="web").update(
+        replacements=["2026-01-01T00:00:00+00:00"] * 3, flapping=True
+    )
+    services.scale(member, stack.services.get(name="web"), 2)
+    web = stack.services.get(name="web")
+    assert web.flapping and len(web.replacements) == 3
+    services.redeploy(member, stack, {"TAG": "2.0"})
+    web = stack.services.get(name="web")
+    assert not web.flapping and web.replacements == []
+
+
 def test_scale_makes_a_revision_and_is_checked(member, viewer, stack):
     web = stack.services.get(name="web")
     for bad in (-1, 51, "many", None):
