@@ -801,7 +801,12 @@ class Run(RolloutSteps):
             listed = self.observe()
             if not any(c.health == "starting" for c in listed):
                 return
+            before = self.membership()
             mirror(self.stack, self.host, listed, self.spec, self.project, self.engine)
+            if self.membership() != before:
+                # A routed service healthy while another still starts serves at once;
+                # finish() would see these rows unchanged and never tell the frontier.
+                self.tell_frontier("healthy")
             self.check_time()
             time.sleep(POLL_SECONDS)
 
@@ -837,7 +842,9 @@ class Run(RolloutSteps):
         before = self.membership()
         health = mirror(stack, self.host, listed, self.spec, self.project, self.engine)
         health = self.canary_health(health, self.held)
-        if self.membership() != before:
+        if self.membership() != before or (self.changed and before):
+            # After a pass that changed containers the frontier is told even when these
+            # rows were already written during the pass (a no-op when it serves them).
             self.tell_frontier("reconcile")
         state, reason = stack_state(stack, health, self.failure)
         fields: dict[str, Any] = {
