@@ -6,8 +6,10 @@ later, so its slow engine calls never hold every worker.
 """
 
 import random
+import time
 
 from celery import shared_task
+from django.conf import settings
 
 from apps.activity.services import record_event
 from apps.core.queue import enqueue, tenant_slot
@@ -16,7 +18,7 @@ from apps.deployments import (
     reconciler,
     retirement,  # noqa: F401 - registers the retirement tasks
 )
-from apps.deployments.models import Container, Rollout, Stack
+from apps.deployments.models import Container, Rollout, Route, Stack
 from apps.deployments.signals import frontier_changed
 from apps.hosts.engine import EngineError, get_engine
 from apps.hosts.models import Host
@@ -31,7 +33,6 @@ def _tenant_of_stack(stack_id: int) -> int | None:
 
 def _slot_ttl(task) -> float:
     """A slot lives as long as the task may: a worker killed by the hard limit frees it."""
-    from django.conf import settings
 
     return float(task.time_limit or settings.CELERY_TASK_TIME_LIMIT) + 5
 
@@ -103,7 +104,19 @@ def _container_action(task, container, action: str) -> None:
 DONE = {"start": "Started", "stop": "Stopped", "restart": "Restarted", "remove": "Removed"}
 
 
+def _drain_first(container) -> None:
+    """A person's stop, restart or remove of a routed container follows the drain
+    protocol too: out of the frontier, requests under way finished, then the action."""
+    if not Route.objects.filter(service_id=container.service_id).exists():
+        return
+    Container.objects.filter(pk=container.pk).update(draining=True)
+    frontier_changed.send_robust(sender=Container, stack_id=container.stack_id, reason="drain")
+    time.sleep(settings.BERTH_FRONTIER_DRAIN_SECONDS)
+
+
 def _engine_action(container, action: str) -> tuple[str, str]:
+    if action in ("stop", "restart", "remove"):
+        _drain_first(container)
     try:
         with get_engine(container.host) as engine:
             if action == "remove":
@@ -112,6 +125,11 @@ def _engine_action(container, action: str) -> tuple[str, str]:
                 getattr(engine, action)(container.engine_id)
     except EngineError as exc:
         return "failure", f"Could not {action} {container.name}: {exc}"
+    finally:
+        if action in ("start", "restart"):
+            # Back in once healthy: the reconcile that follows mirrors the container's
+            # health (starting, then healthy) and tells the frontier.
+            Container.objects.filter(pk=container.pk).update(draining=False)
     return "success", f"{DONE[action]} {container.name}"
 
 
@@ -124,7 +142,6 @@ def reconcile_host(host_id: int) -> None:
 def reconcile_all() -> int:
     """Beat: one reconcile per host (unreachable ones too, so their stacks show unknown),
     each expiring after one interval so a backed-up worker skips stale passes."""
-    from django.conf import settings
 
     ids = list(Host.objects.order_by("pk").values_list("pk", flat=True))
     for host_id in ids:
@@ -138,7 +155,6 @@ def reconcile_all() -> int:
 @shared_task(name="deployments.check_health_all", acks_late=True, ignore_result=True)
 def check_health_all() -> int:
     """Beat: one health pass per active host, each expiring after one interval."""
-    from django.conf import settings
 
     ids = list(Host.objects.filter(state=Host.State.ACTIVE).values_list("pk", flat=True))
     for host_id in ids:
