@@ -568,6 +568,33 @@ HEALTH_KEYS = ("test", "http", "tcp", "interval", "timeout", "start_period", "re
 HTTP_PROBE_KEYS = ("port", "path", "expect_status")
 TCP_PROBE_KEYS = ("port",)
 ROUTE_KEYS = ("hostname", "path", "port")
+ROUTE_PATH_MAX = 200
+_ROUTE_PATH = re.compile(r"/[A-Za-z0-9._~/%-]*")
+
+
+def route_path_problem(path: Any) -> str | None:
+    """Why `path` cannot be a route's path prefix (or an HTTP check's path), or None.
+
+    One rule for berth.yml, the routes API and the frontier: a plain URL path, compared
+    by HAProxy as it is, with nothing that could mean something else in its
+    configuration."""
+    if not isinstance(path, str) or not path.startswith("/"):
+        return "must start with /"
+    if len(path) > ROUTE_PATH_MAX:
+        return f"may have at most {ROUTE_PATH_MAX} characters"
+    if not _ROUTE_PATH.fullmatch(path):
+        return "may use only letters, digits and . _ ~ / % - (no spaces)"
+    return None
+
+
+def _written_path_problem(path: Any) -> str | None:
+    """The rule for a path as written in berth.yml: one that interpolates an answer is
+    judged after interpolation, at deploy."""
+    if isinstance(path, str) and "$" in path:
+        return None if path.startswith("/") else "must start with /"
+    return route_path_problem(path)
+
+
 UPGRADE_KEYS = (
     "strategy",
     "batch_size",
@@ -668,16 +695,9 @@ def _probe(raw: Any, where: str, keys: tuple[str, ...], problems: Problems) -> N
             problems.add(f"{where}.{key}", f"unknown key; use one of {', '.join(keys)}")
     if not _int_in(raw.get("port"), 1, 65535):
         problems.add(f"{where}.port", "is required: the container port, 1 to 65535")
-    path = raw.get("path", "/")
-    if "path" in keys and not (
-        isinstance(path, str)
-        and path.startswith("/")
-        and len(path) <= 200
-        and all(33 <= ord(c) < 127 for c in path)
-    ):
-        problems.add(
-            f"{where}.path", "must start with / and have at most 200 characters, no spaces"
-        )
+    problem = route_path_problem(raw.get("path", "/"))
+    if "path" in keys and problem:
+        problems.add(f"{where}.path", problem)
     if "expect_status" in raw and not _int_in(raw["expect_status"], 100, 599):
         problems.add(f"{where}.expect_status", "must be an HTTP status from 100 to 599")
 
@@ -700,12 +720,9 @@ def _routes(raw: Any, where: str, problems: Problems) -> None:
         if not isinstance(route.get("hostname"), str):
             problems.add(f"{at}.hostname", "is required (it may interpolate an answer)")
         path = route.get("path", "/")
-        if not (
-            isinstance(path, str) and path.startswith("/") and len(path) <= 200 and " " not in path
-        ):
-            problems.add(
-                f"{at}.path", "must start with / and have at most 200 characters, no spaces"
-            )
+        problem = _written_path_problem(path)
+        if problem:
+            problems.add(f"{at}.path", problem)
         if not _int_in(route.get("port"), 1, 65535):
             problems.add(f"{at}.port", "is required: the container port, 1 to 65535")
         key = (route.get("hostname"), path)

@@ -23,7 +23,6 @@ the frontier render, check and reload its configuration.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from django.apps import apps as django_apps
@@ -32,15 +31,13 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from apps.activity.services import record_event
-from apps.catalog.questions import is_hostname, question_names
+from apps.catalog.questions import is_hostname, question_names, route_path_problem
 from apps.compose.interpolate import references
 from apps.core.roles import Role
 from apps.core.tenancy import require_role
 from apps.deployments.models import HostnameClaim, Route, Service, Stack
 from apps.deployments.signals import frontier_changed
 
-PATH_MAX = 200
-PATH_CHARS = re.compile(r"[A-Za-z0-9._~/%-]*")
 EDITABLE = ("hostname", "path", "port", "balance", "sticky", "tls", "redirect_https")
 TAKEN = "{hostname} is taken by another tenant."
 BAD_HOSTNAME = "Enter a valid hostname (letters, digits and hyphens, separated by dots)."
@@ -63,20 +60,12 @@ def clean_hostname(value: Any) -> str:
 
 
 def clean_path(value: Any) -> str:
-    """A path prefix: starts with /, at most 200 characters of [A-Za-z0-9._~/%-].
-
-    The character set keeps the prefix a plain URL path (what HAProxy's `path_beg`
-    compares), with nothing that could mean something else in its configuration.
-    """
+    """A path prefix, by the catalog's rule for route paths (route_path_problem), so a
+    route from the API and one from a template obey the same rule."""
     path = "/" if value in (None, "") else value
-    if not isinstance(path, str) or not path.startswith("/"):
-        raise ValidationError({"path": ["The path must start with /."]})
-    if len(path) > PATH_MAX:
-        raise ValidationError({"path": [f"The path may have at most {PATH_MAX} characters."]})
-    if not PATH_CHARS.fullmatch(path):
-        raise ValidationError(
-            {"path": ["Use only letters, digits and . _ ~ / % - in the path (no spaces)."]}
-        )
+    problem = route_path_problem(path)
+    if problem:
+        raise ValidationError({"path": [f"The path {problem}."]})
     return path
 
 

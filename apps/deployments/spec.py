@@ -19,7 +19,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
-from apps.catalog.questions import is_hostname
+from apps.catalog.questions import is_hostname, route_path_problem
 from apps.catalog.validation import deploy_refusals
 from apps.compose import ComposeError, load_compose
 from apps.compose.interpolate import interpolate, references
@@ -187,10 +187,9 @@ def _routes(
         where = f"services.{service}.routes[{index}]"
         if not is_hostname(hostname):
             raise ValidationError({field: f"{where}.hostname: {hostname!r} is not a DNS name"})
-        if not path.startswith("/") or " " in path or len(path) > 200:
-            raise ValidationError(
-                {field: f"{where}.path: {path!r} must start with / (at most 200 characters)"}
-            )
+        problem = route_path_problem(path)
+        if problem:
+            raise ValidationError({field: f"{where}.path: {path!r} {problem}"})
         if (hostname, path) in taken:
             raise ValidationError(
                 {

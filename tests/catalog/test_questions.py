@@ -130,6 +130,8 @@ def test_duplicate_variable_and_show_if_value_checked():
         ("services: {web: {upgrade: {strategy: canary}}}", "a canary needs a route"),
         ("services: {web: {upgrade: {canary_weight: 5}}}", "only with strategy: canary"),
         ("services: {web: {routes: [{hostname: x, port: 0}]}}", "routes[0].port"),
+        ("services: {web: {routes: [{hostname: x, path: '/a;b', port: 80}]}}", "routes[0].path"),
+        ("services: {web: {routes: [{hostname: x, path: '/a b', port: 80}]}}", "routes[0].path"),
         ("services: {web: {health_check: {interval: soon}}}", "is not a duration"),
         ("services: {web: {upgrade: {monitor: soon}}}", "upgrade.monitor: 'soon' is not"),
         ("services: {web: {upgrade: {order: sideways}}}", "start-first or stop-first"),

@@ -424,7 +424,7 @@ def test_route_form_with_https_links_to_the_tls_port(member, web, stack, setting
     ("fields", "message"),
     [
         ({"hostname": "*.localhost"}, "Wildcard host names are not supported."),
-        ({"path": "/a b"}, "Use only letters"),
+        ({"path": "/a b"}, "may use only letters"),
         ({"port": "0"}, "greater than or equal to 1"),
         ({"redirect_https": "on"}, "Redirecting to HTTPS needs a certificate"),
     ],

@@ -107,6 +107,23 @@ def test_two_routes_on_one_hostname_and_path_after_interpolation_are_an_answer_e
     }
 
 
+@pytest.mark.parametrize("path", ['/a"b', "/a;b", "/a b", "/a\\nb", "/api?x=1", "api"])
+def test_an_answer_that_makes_a_path_the_frontier_cannot_serve_is_an_answer_error(
+    owner, env_a, version, path
+):
+    """The same rule as the routes API (catalog.questions.route_path_problem)."""
+    with pytest.raises(ValidationError) as exc:
+        services.create_stack(
+            owner,
+            env_a,
+            "shop",
+            template_version=version,
+            answers={"DOMAIN": "shop.example.com", "API_PATH": path},
+        )
+    (message,) = exc.value.message_dict["DOMAIN"]
+    assert message.startswith("services.api.routes[0].path")
+
+
 def test_raw_compose_gets_upgrade_settings_from_update_config_and_no_routes(owner, env_a):
     compose = """
 services:
