@@ -15,8 +15,9 @@ from django.views.decorators.vary import vary_on_headers
 
 from apps.core.generic import ObjectDetailView
 from apps.core.roles import Role
-from apps.deployments.models import Stack
+from apps.deployments.models import Route, Stack
 from apps.deployments.views import StackScopedMixin, can, routes_context
+from apps.traffic.models import Certificate
 from apps.traffic.runtime import backend_status
 
 
@@ -41,6 +42,22 @@ def _labelled(backend: dict[str, Any], names: dict[int, str]) -> dict[str, Any]:
     return {**backend, "label": names.get(backend.get("container_id"), backend.get("server"))}
 
 
+def mark_missing_certificates(user: Any, stack: Stack, routes: list[Route]) -> None:
+    """Set `certificate_missing` on the routes whose TLS is "uploaded" and whose host
+    name has no certificate of the stack's tenant yet: the table links them to the
+    certificates page, the only place one is uploaded in the portal."""
+    hostnames = {r.hostname for r in routes if r.tls == Route.Tls.UPLOADED}
+    have = set()
+    if hostnames:
+        have = set(
+            Certificate.objects.visible_to(user)
+            .filter(tenant_id=stack.tenant_id, hostname__in=hostnames)
+            .values_list("hostname", flat=True)
+        )
+    for route in routes:
+        route.certificate_missing = route.tls == Route.Tls.UPLOADED and route.hostname not in have
+
+
 @method_decorator(vary_on_headers("HX-Request"), name="dispatch")
 class StackRouteHealthView(StackScopedMixin, ObjectDetailView):
     """The route table of a stack with its backends' health (viewers may read it)."""
@@ -52,6 +69,7 @@ class StackRouteHealthView(StackScopedMixin, ObjectDetailView):
         stack = self.object
         health, error = route_health(stack)
         context.update(routes_context(stack, health=health))
+        mark_missing_certificates(self.request.user, stack, context["routes"])
         context.update(
             stack=stack,
             health_error=error,
