@@ -138,6 +138,11 @@ def routes_context(stack: Stack, health: dict | None = None) -> dict:
         "routes": rows,
         "route_form": forms.RouteForm(stack=stack),
         "rollouts": list(stack.rollouts.filter(state__in=Rollout.ACTIVE).order_by("service")),
+        # Finished ones too: an upgrade rolled back by itself leaves a healthy stack on
+        # its old revision, and the page must say why the new one is not running.
+        "recent_rollouts": list(
+            stack.rollouts.exclude(state__in=Rollout.ACTIVE).order_by("-started_at")[:5]
+        ),
         "health_loaded": health is not None,
     }
 

@@ -526,6 +526,22 @@ def test_stack_page_shows_canary_controls_to_members_only(member, viewer, stack,
     assert reverse("stacks:rollout_weight", args=[canary.pk]) not in body
 
 
+def test_stack_page_says_why_an_upgrade_was_rolled_back(viewer, stack):
+    """The stack is healthy again on its old revision: the page says what happened."""
+    Rollout.objects.create(
+        stack=stack,
+        service="web",
+        strategy=Rollout.Strategy.ROLLING,
+        state=Rollout.State.ROLLED_BACK,
+        from_revision=1,
+        to_revision=2,
+        message="web: the new container did not become healthy; rolled back to r1",
+    )
+    body = page(login(Client(), viewer), stack)
+    assert 'data-rollout-state="rolled-back"' in body
+    assert "did not become healthy; rolled back to r1" in body
+
+
 def test_weight_form_sets_the_canary_weight(member, stack, canary):
     client = login(Client(), member)
     url = reverse("stacks:rollout_weight", args=[canary.pk])
