@@ -195,6 +195,14 @@ def test_nothing_pasted_nor_chosen_is_the_services_message_on_the_chain(db, tena
     assert answer.context["form"].errors == {"chain": ["Paste the certificate chain (PEM)."]}
 
 
+@pytest.mark.parametrize("hostname", ["bad host", "*.acme.test", "x" * 253, "-a.test"])
+def test_a_bad_host_name_is_an_error_on_the_hostname(db, tenant_a, owner, hostname):
+    chain, key = self_signed(HOST)
+    answer = client_for(owner).post(PAGE, {"hostname": hostname, "chain": chain, "key": key})
+    assert answer.status_code == 400
+    assert list(answer.context["form"].errors) == ["hostname"]
+
+
 def test_a_chain_for_another_name_is_an_error_on_the_hostname(db, tenant_a, owner):
     chain, key = self_signed("other.acme.test")
     answer = client_for(owner).post(PAGE, {"hostname": HOST, "chain": chain, "key": key})
