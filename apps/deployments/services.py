@@ -185,7 +185,20 @@ def _sync_services(stack: Stack, spec: dict) -> None:
             name=name,
             defaults={"image": service.get("image") or "", "scale": revisions.replicas_of(service)},
         )
-    stack.services.exclude(name__in=list(services)).delete()
+    dropped = stack.services.exclude(name__in=list(services))
+    for route in Route.objects.filter(service__in=dropped, origin=Route.Origin.USER):
+        # The route goes with its service: say so, or it would vanish from the page.
+        record_event(
+            "route.delete",
+            tenant=stack.tenant,
+            obj=route,
+            message=f"Removed the route {route} with its service {route.service.name}",
+            data={"hostname": route.hostname, "path": route.path, "service": route.service.name},
+        )
+    if dropped.filter(routes__isnull=False).exists():
+        routes.notify_frontier(stack.pk, "service removed")
+    dropped.delete()
+    routes.release_unused_claims(stack.tenant)
 
 
 def _new_revision(

@@ -252,6 +252,19 @@ DOMAIN = {"variable": "DOMAIN", "label": "Hostname", "type": "hostname"}
 BERTH = {"services": {"web": {"routes": [{"hostname": "${DOMAIN}", "path": "/", "port": 80}]}}}
 
 
+def test_a_user_route_removed_with_its_service_is_recorded(member, stack, web):
+    """A revision without the service (an upgrade, a rollback) takes its routes along:
+    an Event says so, the frontier hears of it, and the host name is free again."""
+    routes.create_route(member, web, hostname="gone.example.com", port=8080)
+    spec = dict(stack.current_revision.spec)
+    spec["project"] = {**spec["project"], "services": {}}
+    services._new_revision(member, stack, spec, reason="upgrade")
+    assert not Route.objects.filter(hostname="gone.example.com").exists()
+    event = Event.objects.filter(action="route.delete").latest("created_at")
+    assert "gone.example.com/" in event.message and event.data["service"] == "web"
+    assert not HostnameClaim.objects.filter(hostname="gone.example.com").exists()
+
+
 @pytest.fixture
 def template_stack(owner, env_a, template, django_capture_on_commit_callbacks):
     version = make_version(template[0], "3.0.0", COMPOSE, [DOMAIN], config=BERTH)
