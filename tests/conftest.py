@@ -147,3 +147,15 @@ def registry(live_server, tmp_path_factory):
     yield server
     settings.BERTH_REGISTRY_ADDR = default_addr
     stop_registry(server)
+    _untag_images_of(server.addr)
+
+
+def _untag_images_of(addr: str) -> None:
+    """The engine's tags naming this session's registry (pushes, pulls, publishimages)
+    go with it: each run's registry has a port of its own, so they would pile up."""
+    from tests.docker_cli import docker
+
+    listed = docker("images", "--format", "{{.Repository}}:{{.Tag}}", check=False)
+    tags = [t for t in listed.split() if t.startswith(f"{addr}/") and not t.endswith(":<none>")]
+    if tags:
+        docker("rmi", "--no-prune", *tags, check=False)
