@@ -4,23 +4,17 @@ messages on their fields, deletion, roles, and the stack page's link to it."""
 
 from __future__ import annotations
 
-import datetime
-
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
-from django.utils import timezone
 
 from apps.deployments import routes as route_services
 from apps.deployments import services as stack_services
 from apps.deployments.models import Route
 from apps.tenants import services as tenant_services
 from apps.traffic import certificates
+from apps.traffic.certificates import generate_self_signed
 from apps.traffic.models import Certificate
 from tests.conftest import login
 
@@ -29,27 +23,9 @@ HOST = "shop.acme.test"
 
 
 def self_signed(hostname: str, days: int = 30) -> tuple[str, str]:
-    """(certificate PEM, key PEM) naming `hostname`, made here as a CA would."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
-    now = timezone.now()
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=days))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(hostname)]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    return certificate.public_bytes(serialization.Encoding.PEM).decode(), key_pem
+    """(certificate PEM, key PEM) naming `hostname`: input for the upload form."""
+    bundle = generate_self_signed(hostname, days=days)
+    return bundle.chain_pem, bundle.key_pem
 
 
 @pytest.fixture
