@@ -434,7 +434,13 @@ def _backend(route: RouteSnap) -> str:
     if route.sticky:
         lines.append(f"    cookie berth-r{route.id} insert indirect nocache httponly")
     if route.check_kind == "http":
-        lines.append(f"    option httpchk GET {route.check_path}")
+        # HTTP/1.1 with the route's own Host: a virtual-host server answers its check as
+        # it answers the route's requests (HTTP/1.0 without a Host often gets a 400).
+        lines.append("    option httpchk")
+        lines.append(
+            f"    http-check send meth GET uri {route.check_path} ver HTTP/1.1 "
+            f"hdr Host {route.hostname}"
+        )
         if route.check_expect is not None:
             lines.append(f"    http-check expect status {route.check_expect}")
     weights = server_weights(route)

@@ -405,3 +405,32 @@ def test_a_new_canary_weight_is_served_after_the_reload(frontier, routed_web):
 
 def test_backend_status_is_empty_without_a_frontier(tmp_path):
     assert runtime.backend_status([1], directory=tmp_path) == {}
+
+
+def _with_http_check(web, path: str) -> None:
+    """Give the routed stack's revision a berth.yml HTTP check on `path`."""
+    revision = web.stack.current_revision
+    spec = dict(revision.spec)
+    spec["berth"] = {"services": {"web": {"health_check": {"http": {"port": 8080, "path": path}}}}}
+    revision.spec = spec
+    revision.save(update_fields=["spec"])
+
+
+@pytest.mark.parametrize(("path", "status"), [("/health/", "UP"), ("/missing", "DOWN")])
+def test_haproxy_checks_a_declared_http_health_check_on_the_real_server(
+    frontier, routed_web, path, status
+):
+    """HTTP/1.1 with the route's Host header: the demo's busybox httpd answers it."""
+    web = routed_web(f"check{status.lower()}.localhost")
+    web.add_container("1.0")
+    _with_http_check(web, path)
+    served(frontier_config.apply("test"))
+
+    deadline = time.monotonic() + 20
+    while (
+        (found := runtime.backend_status([web.route.pk])[web.route.pk])
+        and found[0]["status"] != status
+        and time.monotonic() < deadline
+    ):
+        time.sleep(0.2)
+    assert [s["status"] for s in found] == [status]

@@ -90,7 +90,7 @@ def test_health_check_is_http_when_the_service_declares_one():
     http = route(1, check_kind="http", check_path="/health", check_port=9000, check_expect=204)
     section = backend(render(snap(http)).config, "r1")
 
-    assert "option httpchk GET /health" in section
+    assert "http-check send meth GET uri /health ver HTTP/1.1 hdr Host " in section
     assert "http-check expect status 204" in section
     assert "check inter 1s fall 2 rise 2 port 9000" in section
     assert "httpchk" not in backend(render(snap(route(1))).config, "r1")
