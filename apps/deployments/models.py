@@ -223,7 +223,7 @@ class HostnameClaim(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
-    objects = StackQuerySet.as_manager()
+    objects = TenantOwnedQuerySet.as_manager()
 
     class Meta:
         ordering = ["hostname"]
@@ -267,7 +267,7 @@ class Route(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    objects = StackQuerySet.as_manager()
+    objects = TenantOwnedQuerySet.as_manager()
 
     class Meta:
         ordering = ["hostname", "path"]

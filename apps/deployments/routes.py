@@ -104,6 +104,15 @@ def _check_tls(tenant: Any, hostname: str, tls: str, redirect_https: bool) -> No
         )
     if tls == Route.Tls.NONE:
         return
+    if not settings.BERTH_FRONTIER_TLS_ADDR:
+        raise ValidationError(
+            {
+                "tls": [
+                    "This installation has no HTTPS listener (BERTH_FRONTIER_TLS_ADDR is "
+                    "empty): choose none."
+                ]
+            }
+        )
     model = _certificate_model()
     if model is None:
         raise ValidationError(
@@ -143,12 +152,23 @@ def _values(fields: dict[str, Any]) -> dict[str, Any]:
 def route_url(route: Route) -> str:
     """Where a browser reaches the route: the host name on the frontier's port (HTTPS on
     its TLS port when the route has a certificate); 80 and 443 are left out."""
-    https = route.tls != Route.Tls.NONE
+    https = route.tls != Route.Tls.NONE and _has_valid_certificate(route)
     address = settings.BERTH_FRONTIER_TLS_ADDR if https else settings.BERTH_FRONTIER_ADDR
     port = str(address).rpartition(":")[2]
     default = "443" if https else "80"
     shown = "" if port in ("", default) else f":{port}"
     return f"{'https' if https else 'http'}://{route.hostname}{shown}{route.path}"
+
+
+def _has_valid_certificate(route: Route) -> bool:
+    """The frontier serves a host name over HTTPS once its tenant's certificate is valid
+    (an ACME order may still be pending, or have failed): link there only then."""
+    model = _certificate_model()
+    if model is None or not settings.BERTH_FRONTIER_TLS_ADDR:
+        return False
+    return model._default_manager.filter(
+        tenant_id=route.tenant_id, hostname=route.hostname, state="valid"
+    ).exists()
 
 
 # --- host name claims --------------------------------------------------------------------------

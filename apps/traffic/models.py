@@ -42,10 +42,6 @@ def decrypt_secret(token: str) -> str:
     return fernet().decrypt(token.encode()).decode()
 
 
-class CertificateQuerySet(TenantOwnedQuerySet):
-    tenant_lookup = "tenant"
-
-
 class Certificate(models.Model):
     """The certificate and key the frontier presents for one host name.
 
@@ -80,7 +76,7 @@ class Certificate(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    objects = CertificateQuerySet.as_manager()
+    objects = TenantOwnedQuerySet.as_manager()
 
     class Meta:
         ordering = ["hostname"]

@@ -15,6 +15,7 @@ from apps.activity.models import Event
 from apps.deployments import routes, services
 from apps.deployments.models import HostnameClaim, Rollout, Route, Stack
 from apps.deployments.signals import frontier_changed
+from apps.traffic import tasks as traffic_tasks
 from apps.traffic.models import Certificate
 from tests.conftest import login
 from tests.deployments.stack_fixtures import COMPOSE, make_version
@@ -424,13 +425,29 @@ def test_route_form_with_https_links_to_the_tls_port(member, web, stack, setting
     client = login(Client(), member)
     form = {"service": web.pk, "hostname": "shop.localhost", "port": "8080"}
     tls = {"tls": "self-signed", "redirect_https": "on"}
-    assert (
-        client.post(reverse("stacks:route_add", args=[stack.pk]), {**form, **tls}).status_code
-        == 302
-    )
+    response = client.post(reverse("stacks:route_add", args=[stack.pk]), {**form, **tls})
+    assert response.status_code == 302
+    # What the worker does once the route is committed: the link is HTTPS once the
+    # self-signed certificate is valid.
+    traffic_tasks.ensure_certificates(stack.pk)
     route = Route.objects.get()
     assert (route.tls, route.redirect_https) == ("self-signed", True)
     assert 'href="https://shop.localhost:8443/"' in page(client, stack)
+
+
+def test_https_routes_need_an_https_listener_and_link_to_http_until_served(
+    member, web, stack, settings
+):
+    settings.BERTH_FRONTIER_TLS_ADDR = ""
+    with pytest.raises(ValidationError) as exc:
+        routes.create_route(member, web, hostname="a.localhost", port=8080, tls="self-signed")
+    assert "no HTTPS listener" in exc.value.message_dict["tls"][0]
+    settings.BERTH_FRONTIER_TLS_ADDR = "127.0.0.1:8443"
+    route = Route.objects.create(
+        tenant=stack.tenant, stack=stack, service=web, hostname="b.localhost", port=8080,
+        tls="self-signed",
+    )  # fmt: skip
+    assert routes.route_url(route).startswith("http://b.localhost:")  # no valid certificate
 
 
 @pytest.mark.parametrize(
