@@ -189,17 +189,35 @@ def claim_hostname(tenant: Any, hostname: str, field: str = "hostname") -> Hostn
         except IntegrityError:
             claim = HostnameClaim.objects.select_for_update().get(hostname=hostname)
     if claim.tenant_id != tenant.pk:
-        if Route.objects.filter(hostname=hostname).exists():
+        if claim_in_use(claim):
             raise ValidationError({field: [TAKEN.format(hostname=hostname)]})
         claim.tenant = tenant  # stale: its routes went with their stack
         claim.save(update_fields=["tenant"])
     return claim
 
 
+def claim_in_use(claim: HostnameClaim) -> bool:
+    """A claim holds while the name is routed, or while its tenant keeps a certificate
+    for it (uploaded before its route exists): only a claim in use is refused to
+    another tenant, so nobody can take, and so replace, a tenant's certificate."""
+    if Route.objects.filter(hostname=claim.hostname).exists():
+        return True
+    model = _certificate_model()
+    return model is not None and (
+        model._default_manager.filter(hostname=claim.hostname, tenant_id=claim.tenant_id).exists()
+    )
+
+
 def release_unused_claims(tenant: Any) -> None:
-    """Drop the tenant's claims that no route of it uses any more."""
-    used = Route.objects.filter(tenant=tenant).values("hostname")
-    HostnameClaim.objects.filter(tenant=tenant).exclude(hostname__in=used).delete()
+    """Drop the tenant's claims that no route and no certificate of it uses any more."""
+    unused = HostnameClaim.objects.filter(tenant=tenant).exclude(
+        hostname__in=Route.objects.filter(tenant=tenant).values("hostname")
+    )
+    model = _certificate_model()
+    if model is not None:
+        held = model._default_manager.filter(tenant=tenant).values("hostname")
+        unused = unused.exclude(hostname__in=held)
+    unused.delete()
 
 
 # --- user routes -------------------------------------------------------------------------------

@@ -41,7 +41,7 @@ from apps.activity.services import record_event
 from apps.core.roles import Role
 from apps.core.tenancy import require_role
 from apps.deployments.models import HostnameClaim, Route
-from apps.deployments.routes import claim_hostname, clean_hostname
+from apps.deployments.routes import claim_hostname, claim_in_use, clean_hostname
 from apps.deployments.signals import frontier_changed
 from apps.tenants.models import Tenant
 from apps.traffic import acme
@@ -392,7 +392,7 @@ def delete_certificate(*, actor: Any, certificate: Certificate) -> None:
 def _owner_for_upload(actor: Any, hostname: str, tenant_slug: str, token: Any) -> Tenant:
     writable = Tenant.objects.visible_to(actor, Role.MEMBER, token=token)
     claim = HostnameClaim.objects.select_for_update().filter(hostname=hostname).first()
-    if claim is not None and Route.objects.filter(hostname=hostname).exists():
+    if claim is not None and claim_in_use(claim):
         if tenant_slug and tenant_slug != claim.tenant.slug:
             raise ValidationError({"hostname": [f"{hostname} is taken by another tenant."]})
         if writable.filter(pk=claim.tenant_id).exists():

@@ -23,6 +23,7 @@ from django.utils import timezone
 from apps.accounts import services as token_services
 from apps.deployments import services as stack_services
 from apps.deployments.models import HostnameClaim, Route
+from apps.deployments.routes import claim_hostname, release_unused_claims
 from apps.deployments.signals import frontier_changed
 from apps.traffic import certificates, tasks
 from apps.traffic.models import AcmeChallenge, Certificate
@@ -470,6 +471,23 @@ def test_a_free_host_name_is_claimed_by_the_upload(db, tenant_a, owner_client, p
     answer = owner_client.post(API, upload_body(pki["leaf"]), content_type="application/json")
     assert answer.status_code == 201, answer.content
     assert HostnameClaim.objects.get(hostname=HOST).tenant == tenant_a
+
+
+def test_a_certificate_holds_its_host_name_before_any_route_uses_it(
+    db, tenant_a, tenant_b, owner_client, outsider_client, pki
+):
+    """Another tenant can neither upload over my certificate nor route the name (which
+    would replace it) just because no route uses the name yet."""
+    answer = owner_client.post(API, upload_body(pki["leaf"]), content_type="application/json")
+    assert answer.status_code == 201, answer.content
+    answer = outsider_client.post(API, upload_body(pki["leaf"]), content_type="application/json")
+    assert answer.status_code == 400
+    assert answer.json()["hostname"] == [f"{HOST} is taken by another tenant."]
+    with pytest.raises(ValidationError):
+        claim_hostname(tenant_b, HOST)
+    release_unused_claims(tenant_a)
+    assert HostnameClaim.objects.get(hostname=HOST).tenant == tenant_a
+    assert list(Certificate.objects.values_list("tenant", flat=True)) == [tenant_a.pk]
 
 
 def test_another_tenant_cannot_upload_for_my_host_name(db, stack_a, tenant_b, outsider_client, pki):
