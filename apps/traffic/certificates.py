@@ -196,10 +196,15 @@ def parse_bundle(hostname: str, chain_pem: Any, key_pem: Any) -> Bundle:
     chain = _load_chain(chain_pem)
     key = _load_key(key_pem)
     leaf = chain[0]
-    _check_key_matches(chain, key)
-    _check_dates(leaf)
-    _check_covers(leaf, hostname)
-    _check_order(chain)
+    try:
+        _check_key_matches(chain, key)
+        _check_dates(leaf)
+        _check_covers(leaf, hostname)
+        _check_order(chain)
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        # PEM that loads can still hold fields cryptography reads only on use (a bad
+        # SAN extension, an unknown curve): the upload's fault, not a server error.
+        raise ValidationError({"chain": [f"Unreadable certificate: {exc}"]}) from exc
     return Bundle(
         chain_pem="".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in chain),
         key_pem=_key_pem(key),

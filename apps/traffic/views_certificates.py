@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.views.generic import FormView
@@ -27,7 +27,7 @@ from apps.core.mixins import TenantScopedMixin
 from apps.core.roles import Role, rank
 from apps.core.tenancy import require_role, role_of
 from apps.deployments.models import Route
-from apps.tenants.models import Tenant
+from apps.tenants.models import Tenant, slug_validator
 from apps.traffic import certificates
 from apps.traffic.forms import CertificateUploadForm
 from apps.traffic.models import Certificate
@@ -39,6 +39,10 @@ def page_tenant(request: HttpRequest) -> Tenant | None:
     those the user may see (another is 404), else the current tenant."""
     slug = request.GET.get("tenant", "")
     if slug:
+        try:
+            slug_validator(slug)  # never a lookup PostgreSQL refuses (a NUL byte)
+        except ValidationError as exc:
+            raise Http404("No such tenant.") from exc
         return get_object_or_404(Tenant.objects.visible_to(request.user), slug=slug)
     return request.tenant
 

@@ -473,6 +473,44 @@ def test_a_free_host_name_is_claimed_by_the_upload(db, tenant_a, owner_client, p
     assert HostnameClaim.objects.get(hostname=HOST).tenant == tenant_a
 
 
+def test_a_certificate_with_a_malformed_extension_is_a_400(db, tenant_a, owner_client):
+    """It loads as PEM; cryptography only fails when the SAN is read."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtensionOID, NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, HOST)])
+    now = datetime.datetime.now(datetime.UTC)
+    broken = x509.UnrecognizedExtension(ExtensionOID.SUBJECT_ALTERNATIVE_NAME, b"\x01\x02")
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(broken, critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    body = {
+        "hostname": HOST,
+        "chain": certificate.public_bytes(serialization.Encoding.PEM).decode(),
+        "key": key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode(),
+    }
+    answer = owner_client.post(API, body, content_type="application/json")
+    assert answer.status_code == 400
+    assert answer.json()["chain"][0].startswith("Unreadable certificate")
+
+
 def test_a_certificate_holds_its_host_name_before_any_route_uses_it(
     db, tenant_a, tenant_b, owner_client, outsider_client, pki
 ):

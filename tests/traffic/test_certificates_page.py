@@ -330,3 +330,9 @@ def test_without_a_tenant_the_page_says_so(db, make_user):
     answer = client.post(PAGE, {"hostname": HOST, "chain": chain, "key": key})
     assert answer.status_code == 400
     assert not Certificate.objects.exists()
+
+
+@pytest.mark.parametrize("slug", ["\x00x", "not a slug", "x" * 300])
+def test_a_tenant_parameter_that_is_no_slug_is_a_404(db, tenant_a, owner, slug):
+    response = login(Client(), owner).get(PAGE, {"tenant": slug})
+    assert response.status_code == 404
