@@ -45,11 +45,16 @@ def mirror(
     spec: dict,
     project: ComposeProject | None,
     engine: EngineDriver,
+    *,
+    end_of_pass: bool = False,
 ) -> Health:
     """Write Service and Container rows from `listed`; return each service's health.
 
     A few queries whatever the number of containers: one read of the rows, then at most
-    one insert, one update (of the rows that changed) and one delete.
+    one insert, one update (of the rows that changed) and one delete. At the end of a
+    pass (`end_of_pass`, under the stack's lease, no drain under way) a container still
+    marked draining is one whose stop failed or was cut short: it is cleared, so it is
+    not left out of the frontier and the health pass for ever.
     """
     services = _sync_services(stack, project)
     probed = _probed(spec, listed)
@@ -67,6 +72,8 @@ def mirror(
         seen.add(item.id)
         row = existing.get(item.id)
         values = _values(item, service, row, engine, network)
+        if end_of_pass:
+            values["draining"] = False
         if item.id in probed:
             values.update(health=probed[item.id].health, health_reason=probed[item.id].reason)
         if row is None:
@@ -86,7 +93,8 @@ def mirror(
             update_fields=[*_WRITTEN, "stack"],
         )
     if changed:
-        Container.objects.bulk_update(changed, _WRITTEN)
+        # `draining` only at the end of a pass: mid-pass another thread may be setting it.
+        Container.objects.bulk_update(changed, [*_WRITTEN, "draining"] if end_of_pass else _WRITTEN)
     gone = [row.pk for engine_id, row in existing.items() if engine_id not in seen]
     if gone:
         Container.objects.filter(stack=stack, host=host, pk__in=gone).delete()

@@ -54,6 +54,7 @@ from apps.deployments.planner import (
     plan,
 )
 from apps.deployments.rolling import (
+    BatchFailedError,
     RollingUpdate,
     RolloutFailedError,
     RolloutSteps,
@@ -510,7 +511,8 @@ class Run(RolloutSteps):
         except CancelledError as exc:
             self.failure = str(exc)
             listed = self._safe_observe(listed)
-        except (EngineError, WaitFailedError) as exc:
+        except (EngineError, WaitFailedError, BatchFailedError, RolloutFailedError) as exc:
+            # RolloutFailedError: a routed restart's batch did not get healthy (paused).
             self.failure = str(exc)
             self.event("stack.reconcile", str(exc), outcome=Event.Outcome.FAILURE)
             listed = self._safe_observe(listed)
@@ -840,7 +842,9 @@ class Run(RolloutSteps):
                 )
             return
         before = self.membership()
-        health = mirror(stack, self.host, listed, self.spec, self.project, self.engine)
+        health = mirror(
+            stack, self.host, listed, self.spec, self.project, self.engine, end_of_pass=True
+        )
         health = self.canary_health(health, self.held)
         if self.membership() != before or (self.changed and before):
             # After a pass that changed containers the frontier is told even when these

@@ -138,9 +138,9 @@ class RollingUpdate:
         if canary:
             planned = batches(self.replaces, size or 1)[:1]
         for index, batch in enumerate(planned):
-            if index:
-                self.pause()
             try:
+                if index:
+                    self.pause()  # another service's rollback stops this one too
                 self.batch(batch, keep_old=canary)
             except BatchFailedError as exc:
                 self.failed(rollout, str(exc))
@@ -421,8 +421,13 @@ class RolloutSteps:
         number = self.revision.number if self.revision else 0
         superseded = (Rollout.State.RUNNING, Rollout.State.CANARY, Rollout.State.PROMOTING)
         held = set()
+        stopping = self.stack.desired_state != Stack.Desired.RUNNING
         for rollout in self.active_rollouts():
-            if rollout.state in superseded and rollout.to_revision != number:
+            if stopping:
+                # Stopping or removing the stack ends its canaries: nothing is held, or
+                # the stop would leave them running and a removal would never finish.
+                _finish(rollout, Rollout.State.ABORTED, f"the stack is {self.stack.desired_state}")
+            elif rollout.state in superseded and rollout.to_revision != number:
                 _finish(rollout, Rollout.State.FAILED, f"superseded by r{number}")
             elif rollout.state == Rollout.State.CANARY:
                 held.add(rollout.service)

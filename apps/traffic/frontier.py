@@ -29,6 +29,7 @@ import math
 import os
 import re
 import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -524,9 +525,12 @@ def apply(reason: str = "") -> Result:
             result = install(folder, render(snapshot()))
             result.seconds = round(time.monotonic() - started, 3)
             record(folder, reason, result)
-    except FrontierBusyError as exc:
-        result = Result(ok=False, error=str(exc))
-        record(folder, reason, result)
+    except (FrontierBusyError, OSError, subprocess.SubprocessError) as exc:
+        # Busy, haproxy missing or too slow to check, a file that cannot be written:
+        # recorded and shown like a refused configuration, never raised to the caller.
+        result = Result(ok=False, error=f"{type(exc).__name__}: {exc}")
+        with contextlib.suppress(OSError):
+            record(folder, reason, result)
     if not result.ok:
         log.warning("frontier apply (%s) failed: %s", reason, result.error)
     return result

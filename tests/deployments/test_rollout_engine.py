@@ -407,6 +407,22 @@ def test_a_canary_aborted_leaves_only_the_old_revision(
     assert Stack.objects.get(pk=stack.pk).current_revision.number == 1
 
 
+@pytest.mark.parametrize("desired", [Stack.Desired.STOPPED, Stack.Desired.REMOVED])
+def test_stopping_or_removing_a_stack_ends_its_canary(
+    environment, frontier, web_images, settings, desired
+):
+    """A running canary must not keep containers up after a stop, nor block a removal."""
+    settings.BERTH_FRONTIER_DRAIN_SECONDS = 0.2
+    stack, rollout = start_canary(environment, frontier, f"{desired}.rollout.test")
+    Stack.objects.filter(pk=stack.pk).update(desired_state=desired)
+    reconciler.reconcile_stack(stack.pk)
+    assert engine_containers(stack, "--filter", "status=running") == []
+    if desired == Stack.Desired.REMOVED:
+        assert not Stack.objects.filter(pk=stack.pk).exists()  # its rollouts with it
+    else:
+        assert Rollout.objects.get(pk=rollout.pk).state == Rollout.State.ABORTED
+
+
 def test_restarting_a_routed_stack_replaces_its_containers_without_a_lost_request(
     environment, frontier, web_images, settings
 ):

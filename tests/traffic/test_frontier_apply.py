@@ -72,3 +72,15 @@ def test_frontier_apply_and_status_say_what_happened(settings):
     settings.BERTH_FRONTIER_EXTRA_GLOBAL = "no-such-directive on"
     with pytest.raises(CommandError, match="no-such-directive"):
         call_command("frontier", "apply", stdout=io.StringIO())
+
+
+def test_an_apply_that_cannot_run_haproxy_is_recorded_not_raised(monkeypatch, tmp_path):
+    """A missing binary (or a check that times out) is a failed apply on the status
+    page, never an exception in the reconcile or the operator's Apply button."""
+    monkeypatch.setattr(process, "HAPROXY", str(tmp_path / "no-such-haproxy"))
+
+    result = frontier.apply("no haproxy")
+
+    assert not result.ok
+    assert result.error.startswith("FileNotFoundError")
+    assert frontier.read_status(tmp_path)["last_error"]["reason"] == "no haproxy"
