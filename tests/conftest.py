@@ -131,6 +131,21 @@ def fixture_kinds(item) -> list[tuple[str, str]]:
     return found
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _registry_address_of_this_run():
+    """An address of this run's own for Berth's registry (nothing listens there until
+    the `registry` fixture puts one in its place). With the default, 127.0.0.1:5000, a
+    run beside `make run` would take that installation's registry for its own: images it
+    published look private to this run's tenants, and their pulls are refused."""
+    from django.conf import settings
+
+    from tests.fixtures.frontier import free_port
+
+    default, settings.BERTH_REGISTRY_ADDR = settings.BERTH_REGISTRY_ADDR, f"127.0.0.1:{free_port()}"
+    yield
+    settings.BERTH_REGISTRY_ADDR = default
+
+
 @pytest.fixture(scope="session")
 def registry(live_server, tmp_path_factory):
     """A real docker-registry for the session, trusting the live server's token service
