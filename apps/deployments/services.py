@@ -24,9 +24,14 @@ from django.utils import timezone
 
 from apps.activity.models import Event
 from apps.activity.services import record_event
-from apps.catalog.answers import interpolation_values, migrate_answers, resolve_answers
+from apps.catalog.answers import (
+    interpolation_values,
+    migrate_answers,
+    resolve_answers,
+    sample_answers,
+)
 from apps.catalog.models import TemplateVersion
-from apps.catalog.questions import config_of, question_names, secret_names
+from apps.catalog.questions import config_of, question_names, secret_names, secret_values
 from apps.catalog.versions import upgrade_problem
 from apps.compose.errors import ComposeError
 from apps.compose.policy import RULES, check_policy
@@ -329,6 +334,86 @@ def _check_version(actor: Any, version: TemplateVersion) -> None:
         raise ValidationError({"template": "No such template."})
 
 
+def _merge_errors(errors: dict[str, list[str]], exc: ValidationError) -> set[str]:
+    """Add exc's messages to `errors` (keyed like a form; "__all__" for no field); a key
+    already there keeps its first, more basic messages. Returns exc's keys."""
+    found = exc.message_dict if hasattr(exc, "error_dict") else {"__all__": exc.messages}
+    for key, messages in found.items():
+        if key not in errors:
+            errors[key] = list(messages)
+    return set(found)
+
+
+def _prepare_stack(
+    actor: Any,
+    environment: Environment,
+    name: str,
+    template_version: TemplateVersion | None,
+    answers: dict | None,
+    compose: str | None,
+) -> tuple[dict, str | None, dict | None]:
+    """(answers, compose, spec) of a new stack, or one ValidationError naming every
+    problem at once: the name, each answer and the rendered compose file. A person who
+    fixes one mistake should not meet the next only on the following submit.
+
+    A bad name or bad answers do not stop the render: it runs with a stand-in name and
+    stand-in values for the bad answers (their problems are already reported), so the
+    compose file's own problems are found in the same pass. `compose` None (a form
+    whose compose field was refused) skips the render."""
+    errors: dict[str, list[str]] = {}
+    try:
+        _check_name(environment, name)
+    except ValidationError as exc:
+        _merge_errors(errors, exc)
+    render_answers = answers
+    if template_version is not None:
+        _check_version(actor, template_version)
+        try:
+            answers = render_answers = resolve(template_version, answers)
+        except ValidationError as exc:
+            bad = _merge_errors(errors, exc)
+            samples = sample_answers(template_version)
+            given = {k: v for k, v in (answers or {}).items() if k not in bad}
+            stand_in = {**given, **{k: samples[k] for k in bad if k in samples}}
+            try:
+                render_answers = resolve(template_version, stand_in)
+            except ValidationError:
+                render_answers = None  # the answers' messages already say what is wrong
+        compose = template_version.compose
+    else:
+        answers = render_answers = {str(k): v for k, v in (answers or {}).items()}
+    spec = None
+    if compose and render_answers is not None:
+        try:
+            spec = render_spec(
+                actor,
+                environment,
+                compose=compose,
+                answers=render_answers,
+                version=template_version,
+                stack_name="stack" if "name" in errors else name,
+            )
+        except ValidationError as exc:
+            _merge_errors(errors, exc)
+    if errors:
+        raise ValidationError(errors)
+    return answers or {}, compose, spec
+
+
+def check_stack(
+    actor: Any,
+    environment: Environment,
+    name: str,
+    template_version: TemplateVersion | None = None,
+    answers: dict | None = None,
+    compose: str | None = None,
+) -> None:
+    """create_stack's checks without creating anything: a deploy form whose own checks
+    failed runs them too, so one submit lists every problem."""
+    require_role(actor, environment.tenant, Role.MEMBER)
+    _prepare_stack(actor, environment, name, template_version, answers, compose)
+
+
 @transaction.atomic
 def create_stack(
     actor: Any,
@@ -338,24 +423,15 @@ def create_stack(
     answers: dict | None = None,
     compose: str | None = None,
 ) -> Stack:
-    """Deploy a stack from a template version (answers validated) or from compose text."""
+    """Deploy a stack from a template version (answers validated) or from compose text.
+
+    Every problem of the name, the answers and the rendered compose file is reported
+    in one ValidationError (see _prepare_stack)."""
     require_role(actor, environment.tenant, Role.MEMBER)
     if (template_version is None) == (compose is None or compose == ""):
         raise ValidationError("Give either a template version or a compose file, not both.")
-    _check_name(environment, name)
-    if template_version is not None:
-        _check_version(actor, template_version)
-        answers = resolve(template_version, answers)
-        compose = template_version.compose
-    else:
-        answers = {str(k): v for k, v in (answers or {}).items()}
-    spec = render_spec(
-        actor,
-        environment,
-        compose=compose,
-        answers=answers,
-        version=template_version,
-        stack_name=name,
+    answers, compose, spec = _prepare_stack(
+        actor, environment, name, template_version, answers, compose
     )
     stack = Stack(
         tenant=environment.tenant,
@@ -407,18 +483,18 @@ def _deploy_change(
     return stack
 
 
-@transaction.atomic
-def redeploy(
-    actor: Any, stack: Stack, answers: dict | None = None, strategy: str | None = None
-) -> Stack:
-    """Deploy again with changed answers (a new Revision); scale set by users is kept.
-
-    `strategy` ("rolling" or "canary") overrides berth.yml's for this change: a canary
-    for the services that have a route.
-    """
-    require_role(actor, stack.tenant, Role.MEMBER)
-    stack = _locked(stack)
-    _require_not_removed(stack)
+def _redeploy_plan(
+    actor: Any, stack: Stack, answers: dict | None, compose: str | None
+) -> tuple[dict, dict, str]:
+    """(spec, answers, compose text) a redeploy would write: redeploy and its preview share
+    this, so a preview judges exactly what Apply would (answers, compose, policy, scale)."""
+    if compose is not None:
+        if stack.template_version is not None:
+            raise ValidationError(
+                {"compose": "This stack runs a template: change its answers or upgrade it."}
+            )
+        if not str(compose).strip():
+            raise ValidationError({"compose": "Give the compose file."})
     keep = user_scale(actor, stack)
     if stack.template_version is not None:
         answers = resolve(
@@ -428,20 +504,129 @@ def redeploy(
         answers = {
             str(k): v for k, v in (answers if answers is not None else stack.answers).items()
         }
+    source = compose if compose is not None else stack_source(stack)
     spec = render_spec(
         actor,
         stack.environment,
-        compose=stack_source(stack),
+        compose=source,
         answers=answers,
         version=stack.template_version,
         stack_name=stack.name,
     )
+    return _apply_scale(spec, keep), answers, source
+
+
+def _strategy_spec(stack: Stack, spec: dict, strategy: str | None) -> dict:
+    """The spec rolled out with `strategy` this time (canary: the routed services)."""
+    if not strategy:
+        return spec
+    routed = set(Route.objects.filter(stack=stack).values_list("service__name", flat=True))
+    routed |= {name for name in revisions.services_of(spec) if routes_of(spec, name)}
+    return with_strategy(spec, routed, strategy)
+
+
+def change_preview(
+    stack: Stack,
+    spec: dict,
+    answers: dict,
+    compose: str,
+    version: TemplateVersion | None = None,
+) -> dict[str, Any]:
+    """What writing (spec, answers, compose) would change on `stack`, secrets masked.
+
+    `changes` and `summary` are the words the new Revision would carry, plus a
+    "config" line for a service whose settings change in a way the summary has no word
+    for (a command, an environment value); `changed` is False when nothing differs, so
+    the portal can say so instead of writing an empty revision.
+    """
+    previous = stack.current_revision
+    old_spec = previous.spec if previous else None
+    version = version if version is not None else stack.template_version
+    old_version = getattr(previous, "template_version", None) or stack.template_version
+    names = secret_names(version) | secret_names(old_version)
+    summary, changes = revisions.summarize(old_spec, spec, stack.answers, answers, names)
+    if old_spec is not None:
+        listed = {c.get("service") for c in changes if c.get("service")}
+        for name in sorted(set(revisions.services_of(old_spec)) & set(revisions.services_of(spec))):
+            if name not in listed and service_hash(old_spec, name) != service_hash(spec, name):
+                changes.append({"kind": "config", "service": name})
+    compose_changed = stack.template_version is None and compose != stack.compose
+    if compose_changed and not changes and spec == old_spec:
+        changes.append({"kind": "compose"})
+    version_changed = version != stack.template_version
+    changed = bool(changes) or version_changed or spec != old_spec or answers != stack.answers
+    lines = [_describe(c) for c in changes]
+    if old_spec is not None:
+        summary = "; ".join(lines) if lines else "No changes"
+    hidden = secret_values(version, answers) + secret_values(old_version, stack.answers)
+    return {
+        "changed": changed,
+        "summary": summary,
+        "changes": changes,
+        "lines": lines,
+        "diff": revisions.diff(
+            old_spec,
+            spec,
+            label_a=f"r{previous.number}" if previous else "none",
+            label_b="new",
+            secret_names=names,
+            secret_values=hidden,
+        ),
+    }
+
+
+def _describe(change: dict) -> str:
+    if change.get("kind") == "config":
+        return f"{change['service']}: settings changed (see the diff)"
+    if change.get("kind") == "compose":
+        return "compose file text changed (the services stay as they are)"
+    return revisions.describe(change)
+
+
+def preview_redeploy(
+    actor: Any,
+    stack: Stack,
+    answers: dict | None = None,
+    compose: str | None = None,
+    strategy: str | None = None,
+) -> dict[str, Any]:
+    """What `redeploy` with these arguments would change, judged by the same rules
+    (answers, compose, policy, quotas), writing nothing: see `change_preview`."""
+    require_role(actor, stack.tenant, Role.MEMBER)
+    with transaction.atomic():
+        stack = Stack.objects.select_related("current_revision", "template_version").get(
+            pk=stack.pk
+        )
+        _require_not_removed(stack)
+        spec, answers, source = _redeploy_plan(actor, stack, answers, compose)
+        _strategy_spec(stack, spec, strategy)  # a strategy that cannot act is refused here too
+        quotas.enforce(stack.tenant, spec, stack)
+        transaction.set_rollback(True)  # nothing was written; make sure nothing is
+    return change_preview(stack, spec, answers, source)
+
+
+@transaction.atomic
+def redeploy(
+    actor: Any,
+    stack: Stack,
+    answers: dict | None = None,
+    strategy: str | None = None,
+    compose: str | None = None,
+) -> Stack:
+    """Deploy again with changed answers (a new Revision); scale set by users is kept.
+
+    `compose` replaces a compose stack's file (a template stack refuses it: its file is
+    the template's). `strategy` ("rolling" or "canary") overrides berth.yml's for this
+    change: a canary for the services that have a route.
+    """
+    require_role(actor, stack.tenant, Role.MEMBER)
+    stack = _locked(stack)
+    _require_not_removed(stack)
+    spec, answers, source = _redeploy_plan(actor, stack, answers, compose)
     stack.answers = answers
-    spec = _apply_scale(spec, keep)
-    if strategy:
-        routed = set(Route.objects.filter(stack=stack).values_list("service__name", flat=True))
-        routed |= {name for name in revisions.services_of(spec) if routes_of(spec, name)}
-        spec = with_strategy(spec, routed, strategy)
+    if stack.template_version is None:
+        stack.compose = source
+    spec = _strategy_spec(stack, spec, strategy)
     return _deploy_change(
         actor,
         stack,
@@ -452,19 +637,11 @@ def redeploy(
     )
 
 
-@transaction.atomic
-def upgrade(
-    actor: Any, stack: Stack, to_version: TemplateVersion, answers: dict | None = None
-) -> Stack:
-    """Move the stack to a newer version of its template.
-
-    Answers are carried over through the version's migrations (generated passwords are
-    kept), `answers` fills the new questions, and services the user scaled keep their
-    replica count.
-    """
-    require_role(actor, stack.tenant, Role.MEMBER)
-    stack = _locked(stack)
-    _require_not_removed(stack)
+def _upgrade_plan(
+    actor: Any, stack: Stack, to_version: TemplateVersion, answers: dict | None
+) -> tuple[dict, dict]:
+    """(spec, answers) an upgrade to `to_version` would write; upgrade and its preview
+    share this."""
     current = stack.template_version
     if current is None:
         raise ValidationError({"version": "This stack was not deployed from a template."})
@@ -483,10 +660,43 @@ def upgrade(
         version=to_version,
         stack_name=stack.name,
     )
+    return _apply_scale(spec, keep), resolved
+
+
+def preview_upgrade(
+    actor: Any, stack: Stack, to_version: TemplateVersion, answers: dict | None = None
+) -> dict[str, Any]:
+    """What `upgrade` would change, by the same rules, writing nothing."""
+    require_role(actor, stack.tenant, Role.MEMBER)
+    with transaction.atomic():
+        stack = Stack.objects.select_related("current_revision", "template_version").get(
+            pk=stack.pk
+        )
+        _require_not_removed(stack)
+        spec, resolved = _upgrade_plan(actor, stack, to_version, answers)
+        quotas.enforce(stack.tenant, spec, stack)
+        transaction.set_rollback(True)
+    return change_preview(stack, spec, resolved, to_version.compose, version=to_version)
+
+
+@transaction.atomic
+def upgrade(
+    actor: Any, stack: Stack, to_version: TemplateVersion, answers: dict | None = None
+) -> Stack:
+    """Move the stack to a newer version of its template.
+
+    Answers are carried over through the version's migrations (generated passwords are
+    kept), `answers` fills the new questions, and services the user scaled keep their
+    replica count.
+    """
+    require_role(actor, stack.tenant, Role.MEMBER)
+    stack = _locked(stack)
+    _require_not_removed(stack)
+    current = stack.template_version
+    spec, resolved = _upgrade_plan(actor, stack, to_version, answers)
     stack.template_version = to_version
     stack.compose = to_version.compose
     stack.answers = resolved
-    spec = _apply_scale(spec, keep)
     return _deploy_change(
         actor,
         stack,
