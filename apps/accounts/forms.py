@@ -36,3 +36,27 @@ class TokenCreateForm(forms.Form):
         if user is not None and not user.is_superuser:
             tenants = tenants.filter(memberships__user=user)
         self.fields["tenant"].queryset = tenants.distinct()
+
+
+class TimeZoneForm(forms.Form):
+    """The zone times are shown in; empty follows the browser."""
+
+    time_zone = forms.CharField(
+        required=False,
+        max_length=64,
+        label="Time zone",
+        help_text="Times on every page are written in this zone. Empty: your browser's zone.",
+        widget=forms.TextInput(
+            attrs={"list": "time-zones", "placeholder": "Europe/Paris", "autocomplete": "off"}
+        ),
+    )
+
+    def clean_time_zone(self) -> str:
+        from apps.core.timezones import zone_or_none
+
+        name = self.cleaned_data["time_zone"].strip()
+        if name and zone_or_none(name) is None:
+            raise forms.ValidationError(
+                f"“{name}” is no time zone. Use an IANA name such as Europe/Paris or UTC."
+            )
+        return name

@@ -212,3 +212,22 @@ def is_directory_managed(user: Any) -> bool:
     """True when the LDAP directory owns this user's password (see DirectoryAccount)."""
     pk = getattr(user, "pk", None)
     return pk is not None and DirectoryAccount.objects.filter(user_id=pk).exists()
+
+
+class Preferences(models.Model):
+    """A user's display choices. `time_zone` (an IANA name, "" = the browser's zone) is
+    the zone every time on the pages is written in; TimeZoneMiddleware activates it."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="preferences",
+    )
+    time_zone = models.CharField(max_length=64, blank=True, default="")
+
+    class Meta:
+        verbose_name_plural = "preferences"
+
+    def __str__(self) -> str:
+        return f"Preferences of {self.user}"

@@ -127,3 +127,16 @@ def _revoke_descendants(token: ApiToken) -> None:
         children = ApiToken.objects.filter(parent_id__in=level)
         children.filter(revoked_at__isnull=True).update(revoked_at=token.revoked_at)
         level = list(children.values_list("pk", flat=True))
+
+
+def set_time_zone(actor: Any, time_zone: str) -> None:
+    """Save the zone the user's pages show times in; "" goes back to the browser's zone.
+
+    Checked against the tz database here too, so the API or a shell cannot store a name
+    the middleware would then have to ignore."""
+    from apps.accounts.models import Preferences
+    from apps.core.timezones import zone_or_none
+
+    if time_zone and zone_or_none(time_zone) is None:
+        raise ValidationError({"time_zone": f"{time_zone!r} is no IANA time zone."})
+    Preferences.objects.update_or_create(user=actor, defaults={"time_zone": time_zone})

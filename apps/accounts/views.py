@@ -6,24 +6,38 @@ from allauth.socialaccount.models import SocialAccount
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.shortcuts import redirect
-from django.views.generic import FormView, TemplateView
+from django.views.generic import FormView
 
 from apps.accounts import services
-from apps.accounts.forms import TokenCreateForm
+from apps.accounts.forms import TimeZoneForm, TokenCreateForm
+from apps.accounts.middleware import preferred_zone_name
 from apps.accounts.models import ApiToken, is_directory_managed
 from apps.core.generic import ObjectFormView, ServiceFormMixin, SubmitOnceMixin
 from apps.core.mixins import TenantScopedMixin
+from apps.core.timezones import zone_choices
 from apps.tenants.models import Membership
 
 
-class ProfileView(LoginRequiredMixin, TemplateView):
-    """Who the user is, where they belong, and links to the allauth account pages."""
+class ProfileView(LoginRequiredMixin, FormView):
+    """Who the user is, where they belong, links to the allauth account pages, and the
+    time zone every page writes times in."""
 
     template_name = "accounts/profile.html"
+    form_class = TimeZoneForm
+
+    def get_initial(self):
+        return {"time_zone": preferred_zone_name(self.request.user)}
+
+    def form_valid(self, form):
+        services.set_time_zone(self.request.user, form.cleaned_data["time_zone"])
+        zone = form.cleaned_data["time_zone"] or "your browser's zone"
+        messages.success(self.request, f"Times are now shown in {zone}.")
+        return redirect("accounts:profile")
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         user = self.request.user
+        context["time_zones"] = [name for name, _ in zone_choices()]
         context["social_accounts"] = SocialAccount.objects.filter(user=user)
         context["memberships"] = Membership.objects.filter(user=user).select_related("tenant")
         context["email_addresses"] = user.emailaddress_set.all()

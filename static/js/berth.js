@@ -1,4 +1,5 @@
-/* Berth's few behaviours on top of htmx: the phone menu, dismissible messages,
+/* Berth's few behaviours on top of htmx: the phone menu, dismissible messages that
+   go by themselves (operation messages when the operation ends), times written one way,
    copy buttons, closing the user menu, and a visible message when an htmx request
    is refused (htmx does not swap 4xx/5xx answers by itself). No build step. */
 (function () {
@@ -35,7 +36,100 @@
     try { document.execCommand("copy"); done(); } catch (e) { /* the text stays selected */ }
   }
 
-  function toast(text, kind) {
+  /* ---- Times: one wording everywhere (mirrors apps/core/templatetags/berth_time.py).
+     Server-rendered <time data-when> get the absolute title in the shown zone (the
+     user's preference on <html data-tz>, else the browser's) and a relative text kept
+     fresh every 30 s; Berth.when(iso) makes such an element for times drawn by scripts. */
+  var STEPS = [[90, 0, "minute"], [2700, 60, "minute"], [5400, 0, "hour"], [79200, 3600, "hour"],
+    [129600, 0, "day"], [2246400, 86400, "day"], [3888000, 0, "month"], [27648000, 2592000, "month"],
+    [47347200, 0, "year"], [Infinity, 31536000, "year"]];
+
+  function shownZone() {
+    return document.documentElement.getAttribute("data-tz") || browserZone() || "UTC";
+  }
+
+  function browserZone() {
+    try { return Intl.DateTimeFormat().resolvedOptions().timeZone || ""; } catch (e) { return ""; }
+  }
+
+  function relativeText(date, now) {
+    var seconds = ((now || Date.now()) - date.getTime()) / 1000;
+    var future = seconds < 0, span = Math.abs(seconds);
+    if (span < 45) return future ? "in a few seconds" : "just now";
+    var step = STEPS.find(function (s) { return span < s[0]; });
+    var count = step[1] ? Math.floor(span / step[1] + 0.5) : 1;
+    var text = count + " " + step[2] + (count === 1 ? "" : "s");
+    return future ? "in " + text : text + " ago";
+  }
+
+  function absoluteText(date, zone) {
+    zone = zone || shownZone();
+    var parts = {};
+    new Intl.DateTimeFormat("en-US", {
+      timeZone: zone, day: "numeric", month: "short", year: "numeric",
+      hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
+    }).formatToParts(date).forEach(function (p) { parts[p.type] = p.value; });
+    return parts.day + " " + parts.month + " " + parts.year + ", " + parts.hour + ":" +
+      parts.minute + ":" + parts.second + " (" + zone + ")";
+  }
+
+  function refreshTime(el) {
+    var date = new Date(el.getAttribute("datetime"));
+    if (isNaN(date.getTime())) return;
+    var relative = relativeText(date);
+    if (el.textContent !== relative) el.textContent = relative;
+    try { el.title = absoluteText(date); } catch (e) { /* unknown zone: keep the server's */ }
+  }
+
+  function refreshTimes(root) {
+    (root || document).querySelectorAll("time[data-when]").forEach(refreshTime);
+  }
+
+  function when(value) {
+    var el = document.createElement("time");
+    el.setAttribute("datetime", new Date(value).toISOString());
+    el.setAttribute("data-when", "");
+    refreshTime(el);
+    return el;
+  }
+
+  /* The server writes times in the browser's zone when the user chose none: tell it. */
+  (function rememberBrowserZone() {
+    var zone = browserZone();
+    if (zone && document.cookie.indexOf("berth_tz=" + encodeURIComponent(zone)) === -1) {
+      document.cookie = "berth_tz=" + encodeURIComponent(zone) + "; path=/; max-age=31536000; SameSite=Lax";
+    }
+  })();
+
+  /* ---- Messages: success and info go after a few seconds (a close button ends them
+     sooner); errors and warnings stay until dismissed. A message about a stack's running
+     operation (data-operation, on the stack page) stays until that operation is done,
+     then reads "Done" and goes. */
+  var HIDE_AFTER = 6000;
+
+  function dismissLater(flash, delay) {
+    if (flash.hasAttribute("data-operation") || !flash.matches(".flash-success, .flash-info")) return;
+    if (flash.dataset.hideTimer) return;
+    flash.dataset.hideTimer = String(setTimeout(function () { fadeOut(flash); }, delay || HIDE_AFTER));
+  }
+
+  function fadeOut(flash) {
+    flash.classList.add("flash-leaving");
+    setTimeout(function () { flash.remove(); }, 300);
+  }
+
+  function operationsDone(stackId) {
+    document.querySelectorAll(".flash[data-operation]").forEach(function (flash) {
+      if (stackId && flash.getAttribute("data-stack-id") !== String(stackId)) return;
+      flash.removeAttribute("data-operation");
+      flash.classList.add("flash-done");
+      var text = flash.querySelector("span") || flash;
+      text.textContent = "Done: " + text.textContent.trim();
+      dismissLater(flash, 3000);
+    });
+  }
+
+  function toast(text, kind, options) {
     var area = document.querySelector(".toast-area");
     if (!area) {
       area = document.createElement("div");
@@ -56,9 +150,19 @@
     close.textContent = "\u00d7";
     flash.appendChild(span);
     flash.appendChild(close);
+    if (options && options.operation) {
+      flash.setAttribute("data-operation", "");
+      flash.setAttribute("data-stack-id", String(options.stackId || ""));
+    }
     area.appendChild(flash);
-    setTimeout(function () { flash.remove(); }, 8000);
+    dismissLater(flash);
+    return flash;
   }
+
+  window.Berth = {
+    when: when, relativeText: relativeText, absoluteText: absoluteText, refreshTimes: refreshTimes,
+    toast: toast, operationsDone: operationsDone,
+  };
 
   function refusalText(xhr) {
     var doc = new DOMParser().parseFromString(xhr.responseText || "", "text/html");
@@ -69,7 +173,46 @@
     return "The request failed (" + xhr.status + "). Try again.";
   }
 
+  /* A refused form keeps the person where the first problem is: the server lists every
+     problem in a [data-error-summary] block and autofocuses the first field in error;
+     here that field is also scrolled clear of the top bar (or the summary focused when
+     no field is named), and the summary's links focus their field. */
+  function focusField(field) {
+    field.focus({ preventScroll: true });
+    field.scrollIntoView({ block: "center" });
+  }
+
+  function showFirstError(root) {
+    var summary = root.querySelector("[data-error-summary]");
+    if (!summary) return;
+    var scope = summary.closest("form") || summary.parentElement;
+    var fields = scope.querySelectorAll("[aria-invalid='true']");
+    for (var i = 0; i < fields.length; i++) {
+      if (fields[i].offsetParent !== null) { focusField(fields[i]); return; }
+    }
+    summary.focus({ preventScroll: true });
+    summary.scrollIntoView({ block: "center" });
+  }
+
+  function followErrorLink(link, event) {
+    var field = document.getElementById(link.getAttribute("data-error-link"));
+    if (!field) return;
+    event.preventDefault();
+    focusField(field);
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", function () { showFirstError(document); });
+  } else {
+    showFirstError(document);
+  }
+  document.addEventListener("htmx:afterSwap", function (event) {
+    if (event.detail && event.detail.target) showFirstError(event.detail.target);
+  });
+
   document.addEventListener("click", function (event) {
+    var errorLink = event.target.closest("[data-error-link]");
+    if (errorLink) followErrorLink(errorLink, event);
     var el = event.target.closest("[data-nav-toggle], [data-nav-close], [data-dismiss], [data-copy]");
     if (el) {
       if (el.hasAttribute("data-nav-toggle")) setNav(!document.body.classList.contains("nav-open"));
@@ -91,6 +234,15 @@
     setNav(false);
     document.querySelectorAll("details.dropdown[open]").forEach(function (m) { m.removeAttribute("open"); });
   });
+
+  function start() {
+    refreshTimes();
+    document.querySelectorAll(".flash").forEach(function (flash) { dismissLater(flash); });
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+  setInterval(function () { refreshTimes(); }, 30000);
+  document.addEventListener("htmx:load", function (event) { refreshTimes(event.target); });
 
   document.addEventListener("htmx:responseError", function (event) {
     toast(refusalText(event.detail.xhr), "error");
