@@ -413,11 +413,13 @@ SPECTACULAR_SETTINGS = {
     "`Authorization: Bearer <token>` (create tokens under Settings > API tokens).",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
-    "SWAGGER_UI_DIST": "SIDECAR",
-    # No calls to validator.swagger.io: the docs page talks to this server only.
+    # Both docs pages load static/vendor/ copies (deploy/vendor-static.sh): ReDoc's bundle
+    # is patched there not to load its logo from a CDN. No calls to validator.swagger.io
+    # either: the docs pages talk to this server only.
+    "SWAGGER_UI_DIST": f"{STATIC_URL}vendor/swagger-ui",
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
-    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-    "REDOC_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": f"{STATIC_URL}vendor/swagger-ui/favicon-32x32.png",
+    "REDOC_DIST": f"{STATIC_URL}vendor/redoc",
     "SCHEMA_PATH_PREFIX": "/api/v1",
     # Hosts and stacks both have a `state` with different choices: name each enum.
     "ENUM_NAME_OVERRIDES": {
