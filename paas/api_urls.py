@@ -7,6 +7,12 @@ from rest_framework.routers import DefaultRouter
 from apps.accounts.api.views import ApiTokenViewSet
 from apps.activity.api.views import EventViewSet
 from apps.catalog.api.views import TemplateViewSet
+from apps.deployments.api.resources import (
+    ContainerViewSet,
+    ImageViewSet,
+    NetworkViewSet,
+    VolumeViewSet,
+)
 from apps.deployments.api.rollouts import RolloutViewSet
 from apps.deployments.api.routes import RouteViewSet
 from apps.deployments.api.views import RevisionViewSet, ServiceViewSet, StackViewSet
@@ -35,6 +41,10 @@ router.register("services", ServiceViewSet, basename="service")
 router.register("revisions", RevisionViewSet, basename="revision")
 router.register("routes", RouteViewSet, basename="route")
 router.register("rollouts", RolloutViewSet, basename="rollout")
+router.register("containers", ContainerViewSet, basename="container")
+router.register("volumes", VolumeViewSet, basename="volume")
+router.register("networks", NetworkViewSet, basename="network")
+router.register("images", ImageViewSet, basename="image")
 router.register("registry/repositories", RepositoryViewSet, basename="registry-repository")
 router.register("registry/robots", RobotViewSet, basename="registry-robot")
 router.register("registry/usage", UsageViewSet, basename="registry-usage")

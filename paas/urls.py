@@ -18,6 +18,7 @@ urlpatterns = [
     path("catalog/", include("apps.catalog.urls")),
     path("stacks/", include("apps.deployments.urls")),
     path("stacks/", include("apps.traffic.urls_routes")),
+    path("", include("apps.deployments.urls_resources")),
     path("traffic/", include("apps.traffic.urls")),
     path("registry/", include("apps.registry.urls")),
 ]

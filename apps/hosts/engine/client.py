@@ -186,6 +186,7 @@ def _managed_container(attrs: Mapping[str, Any]) -> ManagedContainer:
             for p in attrs.get("Ports") or ()
             if p.get("PublicPort")
         ],
+        image_id=attrs.get("ImageID", ""),
         addresses={
             name: net.get("IPAddress", "")
             for name, net in ((attrs.get("NetworkSettings") or {}).get("Networks") or {}).items()

@@ -57,6 +57,7 @@ class ManagedContainer:
     ports: list[dict[str, Any]] = field(default_factory=list)
     # network name -> the container's IPv4 address on it (the frontier reaches it there)
     addresses: dict[str, str] = field(default_factory=dict)
+    image_id: str = ""  # the image's sha256 id, whatever name `image` gives
 
     @property
     def health(self) -> str:
@@ -168,17 +169,31 @@ class EngineDriver(ABC):
 
     @abstractmethod
     def list_networks(self, labels: Mapping[str, str | None]) -> list[dict[str, Any]]:
-        """This installation's networks matching `labels`: [{"id", "name", "labels"}]."""
+        """This installation's networks matching `labels`:
+        [{"id", "name", "labels", "driver", "created", "internal"}]."""
 
     @abstractmethod
     def list_volumes(self, labels: Mapping[str, str | None]) -> list[dict[str, Any]]:
-        """This installation's volumes matching `labels`: [{"name", "labels"}]."""
+        """This installation's volumes matching `labels`:
+        [{"name", "labels", "driver", "created"}] (`created` as the engine writes it)."""
+
+    @abstractmethod
+    def volume_usage(self) -> dict[str, dict[str, int]]:
+        """This installation's volumes' disk use: name -> {"size", "refcount"} in bytes
+        and containers (-1 where the engine did not measure). The engine walks every
+        volume's files for it (its `df`), so callers cache it or ask on one page only."""
+
+    @abstractmethod
+    def volume_users(self, name: str) -> list[str]:
+        """Names of every container (any owner, any state) that mounts volume `name`:
+        a volume anyone still mounts is in use and never removed by a person."""
 
     # images ------------------------------------------------------------------------------
 
     @abstractmethod
     def list_images(self) -> list[dict[str, Any]]:
-        """Every cached image: [{"id", "tags", "digests"}]."""
+        """Every cached image: [{"id", "tags", "digests", "size", "created"}] (`created`
+        in seconds since the epoch)."""
 
     @abstractmethod
     def remove_image(self, ref: str) -> None:
@@ -249,6 +264,12 @@ class EngineDriver(ABC):
     @abstractmethod
     def inspect_container(self, container_id: str) -> ContainerStatus:
         """A container's state, health and exit code; EngineError(not_found) when gone."""
+
+    @abstractmethod
+    def inspect_container_raw(self, container_id: str) -> dict[str, Any]:
+        """The engine's whole inspect document of a container (Config, State with its
+        health log, Mounts, NetworkSettings ...), for a person to read; callers mask
+        secrets before showing it. EngineError(not_found) when gone."""
 
     # live streams ------------------------------------------------------------------------
 

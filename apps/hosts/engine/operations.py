@@ -22,7 +22,13 @@ from apps.hosts.engine.containers import (
 )
 from apps.hosts.engine.driver import ProgressCallback
 from apps.hosts.engine.errors import EngineError
-from apps.hosts.engine.labels import foreign_owner, label_filters, managed_labels
+from apps.hosts.engine.labels import (
+    INSTALLATION_LABEL,
+    foreign_owner,
+    installation_id,
+    label_filters,
+    managed_labels,
+)
 
 
 class Operations:
@@ -105,7 +111,14 @@ class Operations:
         with self._errors():
             found = self._docker.api.networks(filters={"label": label_filters(labels)})
         return [
-            {"id": n["Id"], "name": n.get("Name", ""), "labels": dict(n.get("Labels") or {})}
+            {
+                "id": n["Id"],
+                "name": n.get("Name", ""),
+                "labels": dict(n.get("Labels") or {}),
+                "driver": n.get("Driver", ""),
+                "created": n.get("Created", ""),
+                "internal": bool(n.get("Internal")),
+            }
             for n in found
         ]
 
@@ -114,9 +127,41 @@ class Operations:
         with self._errors():
             found = self._docker.api.volumes(filters={"label": label_filters(labels)})
         return [
-            {"name": v["Name"], "labels": dict(v.get("Labels") or {})}
+            {
+                "name": v["Name"],
+                "labels": dict(v.get("Labels") or {}),
+                "driver": v.get("Driver", ""),
+                "created": v.get("CreatedAt", ""),
+            }
             for v in (found or {}).get("Volumes") or ()
         ]
+
+    def volume_usage(self) -> dict[str, dict[str, int]]:
+        """This installation's volumes' sizes from the engine's `df` (one slow call: the
+        engine measures every volume); another installation's volumes are left out."""
+        with self._errors():
+            found = self._docker.api.df()
+        usage = {}
+        for volume in (found or {}).get("Volumes") or ():
+            if foreign_owner(volume.get("Labels"), {INSTALLATION_LABEL: installation_id()}):
+                continue
+            data = volume.get("UsageData") or {}
+            usage[volume["Name"]] = {
+                "size": int(data.get("Size", -1)),
+                "refcount": int(data.get("RefCount", -1)),
+            }
+        return usage
+
+    def volume_users(self, name: str) -> list[str]:
+        """Every container mounting the volume, whoever made it (the engine's filter)."""
+        with self._errors():
+            found = self._docker.api.containers(all=True, filters={"volume": name})
+        names = []
+        for container in found:
+            mounts = [m.get("Name") for m in container.get("Mounts") or ()]
+            if name in mounts:  # the filter also matches a mount destination of that name
+                names.append(((container.get("Names") or ["/?"])[0]).lstrip("/"))
+        return names
 
     def list_images(self) -> list[dict[str, Any]]:
         """Every image in the cache: [{"id", "tags", "digests"}] (one call)."""
@@ -127,6 +172,8 @@ class Operations:
                 "id": i["Id"],
                 "tags": [t for t in i.get("RepoTags") or () if t != "<none>:<none>"],
                 "digests": [d for d in i.get("RepoDigests") or () if d != "<none>@<none>"],
+                "size": int(i.get("Size") or 0),
+                "created": int(i.get("Created") or 0),
             }
             for i in found
         ]
@@ -276,6 +323,11 @@ class Operations:
         with self._errors():
             attrs = api.inspect_container(container_id)
         return container_status(attrs)
+
+    def inspect_container_raw(self, container_id: str) -> dict[str, Any]:
+        api = self._docker.api
+        with self._errors():
+            return dict(api.inspect_container(container_id))
 
     def _remove(self, call: Callable[[Any], Any]) -> None:
         api = self._docker.api
