@@ -75,6 +75,9 @@ class UpgradeForm(forms.Form):
         for question in questions:
             name = question["variable"] if isinstance(question, dict) else question.variable
             self.fields[name] = question_field(question)
+            if isinstance(self.fields[name].widget, forms.PasswordInput):
+                # Typed in this form: comes back for the preview's Upgrade button.
+                self.fields[name].widget.render_value = self.is_bound and name in self.data
             self.question_names.append(name)
 
     def answers(self) -> dict[str, Any]:

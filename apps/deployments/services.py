@@ -13,6 +13,7 @@ roll back and cancel; admins remove.
 from __future__ import annotations
 
 import copy
+import json
 import re
 from datetime import timedelta
 from typing import Any
@@ -21,6 +22,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 
 from apps.activity.models import Event
 from apps.activity.services import record_event
@@ -48,6 +50,7 @@ from apps.deployments.models import (
     Stack,
     dns_label_validator,
 )
+from apps.deployments.revisions import MASK, is_secret_name
 from apps.deployments.spec import (
     berth_spec,
     build_spec,
@@ -559,8 +562,22 @@ def change_preview(
     if old_spec is not None:
         summary = "; ".join(lines) if lines else "No changes"
     hidden = secret_values(version, answers) + secret_values(old_version, stack.answers)
+    # Generated passwords differ at each preview: the fingerprint sees them masked.
+    exact = json.dumps(
+        [
+            previous.pk if previous else None,
+            getattr(version, "pk", None),
+            compose,
+            revisions.masked_spec(spec, names, hidden),
+            {k: MASK if is_secret_name(k, names) else v for k, v in answers.items()},
+        ],
+        sort_keys=True,
+        default=str,
+    )
     return {
         "changed": changed,
+        # Names this change: Apply checks it, so what is applied is what was previewed.
+        "fingerprint": salted_hmac("berth.deployments.preview", exact).hexdigest(),
         "summary": summary,
         "changes": changes,
         "lines": lines,

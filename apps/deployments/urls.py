@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from apps.deployments import views
+from apps.deployments import config_views, views
 
 app_name = "stacks"
 urlpatterns = [
@@ -16,6 +16,12 @@ urlpatterns = [
     path("<int:pk>/cancel/", views.StackCancelView.as_view(), name="cancel"),
     path("<int:pk>/remove/", views.StackRemoveView.as_view(), name="remove"),
     path("<int:pk>/upgrade/", views.StackUpgradeView.as_view(), name="upgrade"),
+    path("<int:pk>/edit/", config_views.StackEditView.as_view(), name="edit"),
+    path(
+        "<int:pk>/answers/reveal/",
+        config_views.StackRevealAnswerView.as_view(),
+        name="reveal_answer",
+    ),
     path(
         "<int:pk>/save-as-template/",
         views.StackSaveTemplateView.as_view(),

@@ -100,6 +100,17 @@ class StackCreateView(CreateFormView):
         messages.success(self.request, f"Stack {stack.name} is being deployed.")
         return redirect("stacks:detail", pk=stack.pk)
 
+    def check(self, form):
+        """An empty name still has the compose file checked, and the other way round."""
+        if self.request.environment is None:
+            return
+        services.check_stack(
+            self.request.user,
+            self.request.environment,
+            form.cleaned_data.get("name", ""),
+            compose=form.cleaned_data.get("compose"),
+        )
+
 
 def stack_context(request, stack: Stack) -> dict:
     """What the stack page and its refreshing partial show."""
@@ -438,8 +449,17 @@ class StackUpgradeView(StackScopedMixin, ObjectFormView):
         return context
 
     def perform(self, form):
-        target = self.target()
-        services.upgrade(self.request.user, self.object, target, form.answers())
+        """"Preview changes" shows what the upgrade would change (nothing is written);
+        "Upgrade" applies it, only if it is still exactly the change previewed."""
+        target, answers = self.target(), form.answers()
+        preview = services.preview_upgrade(self.request.user, self.object, target, answers)
+        context = {"form": form, "preview": preview}
+        if self.request.POST.get("action") != "apply":
+            return self.render_to_response(self.get_context_data(**context))
+        if self.request.POST.get("fingerprint") != preview["fingerprint"]:
+            stale = "The upgrade would change something else than you previewed: check again."
+            return self.render_to_response(self.get_context_data(**context, stale=stale))
+        services.upgrade(self.request.user, self.object, target, answers)
         messages.success(self.request, f"Upgrading {self.object.name} to {target.version}.")
         return redirect("stacks:detail", pk=self.object.pk)
 
