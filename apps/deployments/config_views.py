@@ -68,7 +68,9 @@ class StackEditView(StackScopedMixin, ObjectFormView):
         stack, user = self.object, self.request.user
         change = form.change()
         try:
-            preview = services.preview_redeploy(user, stack, strategy=form.chosen_strategy(), **change)
+            preview = services.preview_redeploy(
+                user, stack, strategy=form.chosen_strategy(), **change
+            )
         except ValidationError as exc:
             form_errors_from(exc, form)
             lines = configuration.problem_lines(change.get("compose") or "", exc)
