@@ -162,7 +162,20 @@ class StackDetailSerializer(StackSerializer):
         read_only_fields = fields
 
 
-class StackCreateSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
+class ConfirmExceptionsMixin(serializers.Serializer):
+    """A platform admin's confirmation of policy exceptions only their role grants."""
+
+    confirm_exceptions = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Platform admins: deploy although the file needs exceptions to the compose "
+        "policy that only your role grants (without it the 400 lists them).",
+    )
+
+
+class StackCreateSerializer(
+    RejectUnknownFieldsMixin, ConfirmExceptionsMixin, serializers.Serializer
+):
     name = serializers.CharField(max_length=63)
     environment = VisibleEnvironmentField(help_text="Id of an environment you may deploy to.")
     template = serializers.CharField(
@@ -173,22 +186,51 @@ class StackCreateSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
     compose = serializers.CharField(required=False, trim_whitespace=False)
 
 
-class UpgradeSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
+class UpgradeSerializer(RejectUnknownFieldsMixin, ConfirmExceptionsMixin, serializers.Serializer):
     version = serializers.CharField()
     answers = serializers.DictField(required=False, default=dict)
 
 
-class RedeploySerializer(RejectUnknownFieldsMixin, serializers.Serializer):
-    answers = serializers.DictField(required=False, default=dict)
+class RedeploySerializer(RejectUnknownFieldsMixin, ConfirmExceptionsMixin, serializers.Serializer):
+    answers = serializers.DictField(
+        required=False, help_text="Changed answers; those left out keep their value."
+    )
+    compose = serializers.CharField(
+        required=False,
+        trim_whitespace=False,
+        help_text="A compose stack's new compose file (a template stack refuses it).",
+    )
     strategy = serializers.ChoiceField(
         choices=["rolling", "canary"],
         required=False,
         help_text="Roll this change out as a canary (services with a route), whatever "
         "berth.yml says.",
     )
+    dry_run = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Only say what would change (200 with the summary); nothing is written.",
+    )
 
 
-class RollbackSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
+class RedeployPreviewSerializer(serializers.Serializer):
+    """What a redeploy would change (dry_run): secrets masked, nothing written."""
+
+    dry_run = serializers.BooleanField()
+    changed = serializers.BooleanField(help_text="False: the stack already runs this.")
+    summary = serializers.CharField(help_text="The summary the new revision would carry.")
+    changes = serializers.ListField(
+        child=serializers.DictField(),
+        help_text="Structured changes: `kind` (service, image, scale, limits, ports, "
+        "variable, config, compose) and its details (service, name, from, to...).",
+    )
+    lines = serializers.ListField(child=serializers.CharField(), help_text="Each change in words.")
+    diff = serializers.ListField(
+        child=serializers.CharField(), help_text="Unified diff of the spec, secrets masked."
+    )
+
+
+class RollbackSerializer(RejectUnknownFieldsMixin, ConfirmExceptionsMixin, serializers.Serializer):
     revision = serializers.IntegerField(min_value=1, help_text="The revision number.")
 
 

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 
 from django.core.exceptions import ValidationError
 from django.db.models import Prefetch
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema
 from rest_framework import exceptions, mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -23,6 +23,7 @@ from apps.catalog.questions import question_names, secret_names, secret_values
 from apps.catalog.services import save_as_template
 from apps.catalog.versions import find_template_version
 from apps.core.api import TenantScopedViewSet, query_flag
+from apps.deployments import exceptions as policy_exceptions
 from apps.deployments import revisions, services
 from apps.deployments.api import serializers as s
 from apps.deployments.api.routes import ServiceEndpointsMixin
@@ -62,6 +63,23 @@ class StackViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScope
 
     model = Stack
     filterset_class = StackFilterSet
+
+    def initial(self, request, *args, **kwargs):
+        """`confirm_exceptions` (create, redeploy, upgrade, rollback; validated by their
+        serializers) holds for the whole request: the service asks for it where it
+        writes a revision that brings exceptions only a platform admin grants."""
+        super().initial(request, *args, **kwargs)
+        flag = request.method == "POST" and isinstance(request.data, dict)
+        flag = flag and request.data.get(policy_exceptions.CONFIRM_FIELD) in (True, "true", "1")
+        self._confirmation = policy_exceptions.confirmed(flag)
+        self._confirmation.__enter__()
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        confirmation = getattr(self, "_confirmation", None)
+        if confirmation is not None:
+            self._confirmation = None
+            confirmation.__exit__(None, None, None)
+        return super().finalize_response(request, response, *args, **kwargs)
 
     def get_queryset(self):
         services_qs = Service.objects.order_by("name")
@@ -159,16 +177,33 @@ class StackViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScope
     def cancel(self, request, pk=None):
         return self._simple(services.cancel)
 
-    @extend_schema(responses=s.StackDetailSerializer)
+    @extend_schema(
+        responses=PolymorphicProxySerializer(
+            component_name="RedeployResult",
+            serializers=[s.StackDetailSerializer, s.RedeployPreviewSerializer],
+            resource_type_field_name=None,
+        ),
+        description="Deploy again with changed answers or (a compose stack) a new compose "
+        "file. With `dry_run: true` the answer is what would change, and nothing is written.",
+    )
     @action(detail=True, methods=["post"])
     def redeploy(self, request, pk=None):
         stack = self.get_object()
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        answers = serializer.validated_data.get("answers")
-        strategy = serializer.validated_data.get("strategy")
+        data = serializer.validated_data
+        answers = data.get("answers")
+        change = {
+            "answers": answers,
+            "compose": data.get("compose"),
+            "strategy": data.get("strategy"),
+        }
         with answer_errors(stack.template_version, answers):
-            stack = services.redeploy(request.user, stack, answers, strategy=strategy)
+            if data["dry_run"]:
+                preview = services.preview_redeploy(request.user, stack, **change)
+                preview.pop("fingerprint", None)
+                return Response(s.RedeployPreviewSerializer({"dry_run": True, **preview}).data)
+            stack = services.redeploy(request.user, stack, **change)
         return self._detail(stack)
 
     @extend_schema(responses=s.StackDetailSerializer)
