@@ -161,7 +161,7 @@
 
   window.Berth = {
     when: when, relativeText: relativeText, absoluteText: absoluteText, refreshTimes: refreshTimes,
-    toast: toast, operationsDone: operationsDone,
+    toast: toast, operationsDone: operationsDone, tidyTables: tidyTables,
   };
 
   function refusalText(xhr) {
@@ -225,6 +225,24 @@
     });
   });
 
+  /* The tenant switcher: a select switches on change; a search box when a choice is
+     taken from its datalist (typing a name that happens to match waits for Enter). */
+  document.addEventListener("change", function (event) {
+    var select = event.target.closest("[data-switcher-select]");
+    if (select) select.form.requestSubmit();
+  });
+  document.addEventListener("input", function (event) {
+    var box = event.target.closest("[data-switcher-search]");
+    if (!box || (event.inputType && event.inputType !== "insertReplacementText")) return;
+    var options = box.list ? box.list.options : [];
+    for (var i = 0; i < options.length; i++) {
+      if (options[i].value === box.value && box.value !== box.defaultValue) {
+        box.form.requestSubmit();
+        return;
+      }
+    }
+  });
+
   document.addEventListener("focusin", function (event) {
     if (event.target.matches("[data-select-on-focus]")) event.target.select();
   });
@@ -235,14 +253,51 @@
     document.querySelectorAll("details.dropdown[open]").forEach(function (m) { m.removeAttribute("open"); });
   });
 
+  /* ---- Tables on narrow screens: cells of a table.responsive carry their column's name
+     (the cards of berth.css show it), and a .table-wrap wider than its box is marked
+     [data-scrolls] and focusable. */
+  function labelCells() {
+    document.querySelectorAll("table.responsive").forEach(function (table) {
+      var heads = Array.prototype.map.call(table.querySelectorAll("thead th"), function (th) {
+        return th.textContent.trim();
+      });
+      table.querySelectorAll("tbody tr").forEach(function (tr) {
+        var column = 0;
+        Array.prototype.forEach.call(tr.children, function (cell) {
+          var span = cell.colSpan || 1;
+          if (!cell.hasAttribute("data-label")) cell.setAttribute("data-label", span > 1 ? "" : heads[column] || "");
+          column += span;
+        });
+      });
+    });
+  }
+
+  function markScrolling() {
+    document.querySelectorAll(".table-wrap").forEach(function (wrap) {
+      var scrolls = wrap.scrollWidth > wrap.clientWidth + 1;
+      wrap.toggleAttribute("data-scrolls", scrolls);
+      if (scrolls && !wrap.hasAttribute("tabindex")) wrap.setAttribute("tabindex", "0");
+      else if (!scrolls && wrap.getAttribute("tabindex") === "0") wrap.removeAttribute("tabindex");
+    });
+  }
+
+  var tablesTimer = null;
+  function tidyTables() {
+    clearTimeout(tablesTimer);
+    tablesTimer = setTimeout(function () { labelCells(); markScrolling(); }, 30);
+  }
+  window.addEventListener("resize", tidyTables);
+
   function start() {
+    labelCells();
+    markScrolling();
     refreshTimes();
     document.querySelectorAll(".flash").forEach(function (flash) { dismissLater(flash); });
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
   else start();
   setInterval(function () { refreshTimes(); }, 30000);
-  document.addEventListener("htmx:load", function (event) { refreshTimes(event.target); });
+  document.addEventListener("htmx:load", function (event) { refreshTimes(event.target); tidyTables(); });
 
   document.addEventListener("htmx:responseError", function (event) {
     toast(refusalText(event.detail.xhr), "error");

@@ -1,6 +1,7 @@
 /* The stack page, live: events over ws/stacks/<id>/events/ append to the activity
  * list, pull progress becomes a bar per image, and container/service/stack events
- * refresh the status partial (services, containers) through htmx: no reload.
+ * refresh the status partial (services, containers) through htmx: no reload; the
+ * refresh also swaps the header's line (revision, state) out of band, so both agree.
  *
  * Catch-up: the page starts from the newest event id it rendered; every reconnect
  * asks for `after=<last id seen>`, and ids already shown are dropped, so an event is
@@ -57,6 +58,24 @@ export function startStackPage(root) {
   });
   let opened = false;
 
+  // Polling, the page's own: every 3 s while the stack is busy, whichever tab or API
+  // call started the operation (an event over the socket, or the slow idle poll when the
+  // socket is down, reveals it), and never under the user's hands (refresh() waits).
+  // When the stack is not busy, operation messages read "Done" and go.
+  let pollTimer = null;
+  const schedulePoll = () => {
+    const status = document.getElementById("stack-status");
+    const busy = status?.dataset.busy === "true";
+    if (!busy) window.Berth?.operationsDone(stackId);
+    if (pollTimer) return;
+    const delay = busy ? 3000 : (window.berthLive ? 0 : 15000);
+    if (!delay) return;
+    pollTimer = setTimeout(() => { pollTimer = null; refresh(0); }, delay);
+  };
+  document.body.addEventListener("htmx:afterRequest", (event) => {
+    if (event.detail.requestConfig?.elt === root) setTimeout(schedulePoll, 50); // after the swap
+  });
+
   const showEvent = (event) => {
     if (seen.has(event.id)) return;
     seen.add(event.id);
@@ -88,6 +107,7 @@ export function startStackPage(root) {
   const sync = () => stats.sync(document.querySelectorAll("#stack-status [data-container-id]"));
   document.body.addEventListener("htmx:afterSettle", sync);
   sync();
+  schedulePoll();
   return { socket, stats, refresh };
 }
 
@@ -123,9 +143,7 @@ function eventRow(event) {
   const li = document.createElement("li");
   li.className = `live-event ev-${event.outcome}`;
   li.dataset.eventId = event.id;
-  const time = document.createElement("time");
-  time.dateTime = event.created_at;
-  time.textContent = new Date(event.created_at).toLocaleTimeString();
+  const time = window.Berth ? window.Berth.when(event.created_at) : document.createElement("time");
   const action = document.createElement("code");
   action.textContent = event.action;
   const message = document.createElement("span");
@@ -161,10 +179,10 @@ function showProgress(box, msg) {
 const root = document.querySelector("[data-live-stack]");
 if (root) window.berthStack = startStackPage(root);
 
-/* While the event stream is live, the status part's own polling (its fallback) is
-   skipped: events trigger the refreshes instead. */
+/* The status part's own polling (hx-trigger, the fallback without this script) is
+   skipped: this script polls while busy and events trigger the other refreshes. */
 document.body.addEventListener("htmx:beforeRequest", (event) => {
-  if (window.berthLive && event.detail.elt && event.detail.elt.id === "stack-status") {
+  if (window.berthStack && event.detail.elt && event.detail.elt.id === "stack-status") {
     event.preventDefault();
   }
 });
@@ -177,19 +195,16 @@ document.body.addEventListener("htmx:beforeSwap", (event) => { // the form is sw
   const doc = new DOMParser().parseFromString(event.detail.xhr.responseText || "", "text/html");
   doc.querySelectorAll(".flashes .flash").forEach((flash) => {
     const kind = (flash.className.match(/flash-(\w+)/) || [])[1] || "info";
-    toast(flash.textContent.trim(), kind);
+    toast(flash.textContent.trim(), kind, {
+      operation: flash.hasAttribute("data-operation"), stackId: flash.dataset.stackId,
+    });
   });
 });
 
 document.body.addEventListener("berth-toast", (event) => toast(event.detail.text, event.detail.kind));
 
-function toast(text, kind) {
-  const area = document.querySelector(".toast-area") || document.body.appendChild(
-    Object.assign(document.createElement("div"), { className: "toast-area" }));
-  const flash = document.createElement("div");
-  flash.className = `flash flash-${kind || "success"}`;
-  flash.setAttribute("role", "status");
-  flash.textContent = text;
-  area.append(flash);
-  setTimeout(() => flash.remove(), 8000);
+/** A toast through berth.js (close button; success goes by itself, errors stay, an
+ *  operation's message stays until the operation is done). */
+function toast(text, kind, options) {
+  window.Berth.toast(text, kind || "success", options);
 }
