@@ -60,6 +60,10 @@ class DeployForm(forms.Form):
         self.questions = config_of(version).questions
         for question in self.questions:
             self.fields[question.variable] = question_field(question)
+        # The page shows questions group by group: the fields follow, so the first field
+        # in error (focused after a refused submit) is the first one the page shows.
+        shown = [field.name for _, fields in self.question_fields() for field in fields]
+        self.order_fields(["stack_name", "environment", *shown])
 
     def answers(self) -> dict[str, Any]:
         return {q.variable: self.cleaned_data.get(q.variable) for q in self.questions}

@@ -19,6 +19,7 @@ from django.views.decorators.vary import vary_on_headers
 from django.views.generic import ListView
 
 from apps.catalog import services
+from apps.catalog.answers import resolve_answers
 from apps.catalog.filters import PUBLISHERS, TemplateFilterSet
 from apps.catalog.forms import DeployForm, PublishForm
 from apps.catalog.models import Template, TemplateVersion
@@ -26,9 +27,10 @@ from apps.catalog.rendering import render_readme
 from apps.catalog.validation import CATEGORIES
 from apps.catalog.versions import newest_first
 from apps.core.generic import CreateFormView, LookupFirstMixin, ObjectFormView
-from apps.core.mixins import PlatformAdminMixin, TenantScopedMixin, form_errors_from
+from apps.core.mixins import PlatformAdminMixin, TenantScopedMixin
 from apps.core.roles import Role
-from apps.deployments.services import create_stack
+from apps.deployments.exception_forms import ConfirmExceptionsMixin
+from apps.deployments.services import check_stack, create_stack
 from apps.tenants.models import Environment
 
 
@@ -67,12 +69,15 @@ class CatalogListView(TenantScopedMixin, ListView):
         return context
 
 
-class TemplateDetailView(TenantScopedMixin, LookupFirstMixin, CreateFormView):
+class TemplateDetailView(
+    ConfirmExceptionsMixin, TenantScopedMixin, LookupFirstMixin, CreateFormView
+):
     """README, versions and the deploy form of the chosen version (?version=)."""
 
     model = Template
     template_name = "catalog/template_detail.html"
     form_class = DeployForm
+    service_field_names = {"name": "stack_name"}
 
     def get_object(self) -> Template:
         found = self.get_queryset().filter(pk=self.kwargs["pk"]).first()
@@ -97,9 +102,10 @@ class TemplateDetailView(TenantScopedMixin, LookupFirstMixin, CreateFormView):
         self.version = self.chosen_version()
         if self.version is None:
             return None
-        return DeployForm(
+        form = DeployForm(
             **self.get_form_kwargs(), version=self.version, environments=self.environments()
         )
+        return self.with_confirmation(form)  # platform admins: confirm policy exceptions
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         form = self.get_form()
@@ -118,14 +124,20 @@ class TemplateDetailView(TenantScopedMixin, LookupFirstMixin, CreateFormView):
         messages.success(self.request, f"Deploying {stack.name}.")
         return redirect("stacks:detail", pk=stack.pk)
 
-    def form_valid(self, form: DeployForm) -> HttpResponse:
-        try:
-            return self.perform(form)
-        except ValidationError as exc:
-            if hasattr(exc, "error_dict") and "name" in exc.error_dict:
-                exc.error_dict["stack_name"] = exc.error_dict.pop("name")
-            form_errors_from(exc, form)
-            return self.form_invalid(form)
+    def check(self, form: DeployForm) -> None:
+        """A refused name or environment still lets every answer be checked (and, with
+        an environment, the name's rules and the rendered compose file)."""
+        environment = form.cleaned_data.get("environment")
+        if environment is None:
+            resolve_answers(self.version, form.answers())
+            return
+        check_stack(
+            self.request.user,
+            environment,
+            form.cleaned_data.get("stack_name", ""),
+            template_version=self.version,
+            answers=form.answers(),
+        )
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)

@@ -35,17 +35,39 @@ def tenant_of(obj: Any):
 
 
 class ServiceFormMixin:
-    """Calls `perform(form)` on a valid form and maps service errors onto the form."""
+    """Calls `perform(form)` on a valid form and maps service errors onto the form.
+
+    One submit shows every problem: when the form's own checks fail (a required field
+    left empty), `check(form)` still runs the service's checks on what is valid, so a
+    service error (a slug already taken) is not held back for a second submit.
+    `service_field_names` maps a service's error keys to the form's field names.
+    """
+
+    service_field_names: dict[str, str] = {}
 
     def perform(self, form: forms.Form) -> HttpResponse:
         raise NotImplementedError
 
+    def check(self, form: forms.Form) -> None:
+        """The service's checks of the form's valid fields, changing nothing; raises
+        ValidationError. Run only on a form already invalid. Default: no check."""
+
     def form_valid(self, form: forms.Form) -> HttpResponse:
+        form.service_checked = True  # perform's errors are the service's checks
         try:
             return self.perform(form)
         except ValidationError as exc:
-            form_errors_from(exc, form)
+            form_errors_from(exc, form, self.service_field_names)
             return self.form_invalid(form)
+
+    def form_invalid(self, form: forms.Form) -> HttpResponse:
+        if not getattr(form, "service_checked", False):
+            form.service_checked = True
+            try:
+                self.check(form)
+            except ValidationError as exc:
+                form_errors_from(exc, form, self.service_field_names, only_new=True)
+        return super().form_invalid(form)
 
 
 class SubmitOnceMixin:

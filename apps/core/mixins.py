@@ -27,13 +27,29 @@ class PlatformAdminMixin(LoginRequiredMixin):
         return super().dispatch(request, *args, **kwargs)
 
 
-def form_errors_from(exc, form) -> None:
-    """Copy a service-layer ValidationError onto a form, field by field."""
-    if hasattr(exc, "error_dict"):
-        for field, messages in exc.message_dict.items():
-            form.add_error(field if field in form.fields else None, messages)
-    else:
-        form.add_error(None, exc.messages)
+def form_errors_from(exc, form, names: dict | None = None, only_new: bool = False) -> None:
+    """Copy a service-layer ValidationError onto a form, field by field.
+
+    `names` maps the service's keys to the form's fields (name -> stack_name). With
+    `only_new`, a field that already has an error (the form's own, more basic one) gets
+    no second one, and a message already shown is not repeated.
+    """
+    names = names or {}
+    pairs = (
+        [(names.get(key, key), messages) for key, messages in exc.message_dict.items()]
+        if hasattr(exc, "error_dict")
+        else [(None, exc.messages)]
+    )
+    for key, messages in pairs:
+        field = key if key in form.fields else None
+        if only_new:
+            if field is not None and form.has_error(field):
+                continue
+            shown = set(form.errors.get(field or "__all__", ()))
+            messages = [m for m in messages if m not in shown]
+            if not messages:
+                continue
+        form.add_error(field, messages)
 
 
 __all__ = ["TenantScopedMixin", "PlatformAdminMixin", "PermissionDenied", "form_errors_from"]

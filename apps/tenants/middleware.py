@@ -29,6 +29,15 @@ def current_tenant_for(request):
     return tenant, environment
 
 
+def switch_context(session, tenant, environment=None) -> None:
+    """Make `tenant` the session's current tenant, in `environment` or else its first
+    (the middleware re-checks both against memberships on the next request)."""
+    if environment is None or environment.tenant_id != tenant.pk:
+        environment = Environment.objects.filter(tenant=tenant).first()
+    session[SESSION_TENANT] = tenant.pk
+    session[SESSION_ENVIRONMENT] = environment.pk if environment else None
+
+
 class CurrentTenantMiddleware:
     """Sync-only on purpose. Under daphne, Django runs every middleware above the
     innermost sync-only one in a single thread, with one hop to the event loop for the

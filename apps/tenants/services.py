@@ -44,6 +44,19 @@ def _validated(instance, exclude: list[str] | None = None):
 def create_tenant(*, actor: Any, slug: str, name: str = "", description: str = "", owner=None):
     """Create a tenant with its default environments; `owner` (or the actor) owns it."""
     owner = owner or actor
+    tenant = check_new_tenant(slug=slug, name=name, description=description)
+    tenant.save()
+    TenantQuota.objects.create(tenant=tenant)  # settings.BERTH_TENANT_QUOTA_DEFAULTS
+    Membership.objects.create(tenant=tenant, user=owner, role=Role.OWNER)
+    for env_slug in DEFAULT_ENVIRONMENTS:
+        Environment.objects.create(tenant=tenant, slug=env_slug, name=env_slug.capitalize())
+    record_event("tenant.create", actor=actor, tenant=tenant, obj=tenant)
+    return tenant
+
+
+def check_new_tenant(*, slug: str, name: str = "", description: str = "") -> Tenant:
+    """create_tenant's checks, creating nothing (a refused form runs them too, so one
+    submit shows every problem); returns the unsaved tenant."""
     tenant = _validated(Tenant(slug=slug, name=name or slug, description=description))
     if Tenant.objects.filter(slug=slug).exists():
         raise ValidationError({"slug": "A tenant with this slug already exists."})
@@ -54,12 +67,6 @@ def create_tenant(*, actor: Any, slug: str, name: str = "", description: str = "
                 "try again in a few minutes or choose another slug."
             }
         )
-    tenant.save()
-    TenantQuota.objects.create(tenant=tenant)  # settings.BERTH_TENANT_QUOTA_DEFAULTS
-    Membership.objects.create(tenant=tenant, user=owner, role=Role.OWNER)
-    for env_slug in DEFAULT_ENVIRONMENTS:
-        Environment.objects.create(tenant=tenant, slug=env_slug, name=env_slug.capitalize())
-    record_event("tenant.create", actor=actor, tenant=tenant, obj=tenant)
     return tenant
 
 
@@ -188,12 +195,20 @@ def create_environment(
     *, actor: Any, tenant: Tenant, slug: str, name: str = "", description: str = ""
 ) -> Environment:
     require_role(actor, tenant, Role.ADMIN)
+    env = check_new_environment(tenant=tenant, slug=slug, name=name, description=description)
+    env.save()
+    record_event("environment.create", actor=actor, tenant=tenant, obj=env)
+    return env
+
+
+def check_new_environment(
+    *, tenant: Tenant, slug: str, name: str = "", description: str = ""
+) -> Environment:
+    """create_environment's checks, creating nothing; returns the unsaved environment."""
     env = Environment(tenant=tenant, slug=slug, name=name or slug, description=description)
     _validated(env, exclude=["tenant"])
     if Environment.objects.filter(tenant=tenant, slug=slug).exists():
         raise ValidationError({"slug": "This tenant already has an environment with this slug."})
-    env.save()
-    record_event("environment.create", actor=actor, tenant=tenant, obj=env)
     return env
 
 
@@ -284,9 +299,7 @@ def invite(*, actor: Any, tenant: Tenant, email: str, role: str = Role.MEMBER):
         raise ValidationError({"role": f"Choose one of: {', '.join(Role.values)}."})
     if not can_grant(actor_role, role):
         raise PermissionDenied("You cannot invite someone with a role above your own.")
-    email = get_user_model().objects.normalize_email(email.strip())
-    if Membership.objects.filter(tenant=tenant, user__email__iexact=email).exists():
-        raise ValidationError({"email": "This person is already a member of the tenant."})
+    email = check_invitee(tenant=tenant, email=email)
     raw = Invitation.new_token()
     invitation = Invitation(
         tenant=tenant, email=email, role=role, token_hash=hash_secret(raw), invited_by=actor
@@ -294,6 +307,15 @@ def invite(*, actor: Any, tenant: Tenant, email: str, role: str = Role.MEMBER):
     _validated(invitation, exclude=["tenant", "invited_by", "accepted_by"]).save()
     record_event("invitation.create", actor=actor, tenant=tenant, obj=invitation)
     return invitation, raw
+
+
+def check_invitee(*, tenant: Tenant, email: str) -> str:
+    """The normalized address, unless its owner is already a member (invite's check of
+    the address, also run on a form refused for its role)."""
+    email = get_user_model().objects.normalize_email(email.strip())
+    if Membership.objects.filter(tenant=tenant, user__email__iexact=email).exists():
+        raise ValidationError({"email": "This person is already a member of the tenant."})
+    return email
 
 
 # The session remembers the invitation whose link was opened while signed out, by primary

@@ -28,6 +28,7 @@ from apps.core.mixins import PlatformAdminMixin, TenantScopedMixin
 from apps.core.roles import Role, can_grant
 from apps.core.tenancy import require_role, role_of
 from apps.tenants import forms, quotas, services
+from apps.tenants.middleware import switch_context
 from apps.tenants.models import Environment, Invitation, Membership, Tenant
 
 
@@ -56,8 +57,24 @@ class TenantCreateView(CreateFormView):
 
     def perform(self, form):
         tenant = services.create_tenant(actor=self.request.user, **form.cleaned_data)
-        messages.success(self.request, f"Tenant {tenant.name} created with its environments.")
+        # The person made it to work in it: it becomes the current tenant at once.
+        switch_context(self.request.session, tenant)
+        environment = tenant.environments.first()
+        where = f", in {environment.name}" if environment else ""
+        messages.success(
+            self.request,
+            f"Tenant {tenant.name} created with its environments; you are now working in "
+            f"it{where} (switch in the top bar).",
+        )
         return redirect("tenants:detail", slug=tenant.slug)
+
+    def check(self, form):
+        data = form.cleaned_data
+        services.check_new_tenant(
+            slug=data.get("slug", ""),
+            name=data.get("name", ""),
+            description=data.get("description", ""),
+        )
 
 
 class TenantDetailView(TenantScopedMixin, ObjectDetailView):
@@ -233,6 +250,10 @@ class InvitationCreateView(TenantScopedMixin, SubmitOnceMixin, ObjectFormView):
         context = {"tenant": self.object, "invitation": invitation, "link": link, "mailed": mailed}
         return render(self.request, "tenants/invitation_created.html", context)
 
+    def check(self, form):
+        if form.cleaned_data.get("email"):
+            services.check_invitee(tenant=self.object, email=form.cleaned_data["email"])
+
 
 def mail_invitation(invitation: Invitation, link: str) -> bool:
     """Send the link; a mail failure is reported on the page, the link still works."""
@@ -338,6 +359,15 @@ class EnvironmentCreateView(TenantScopedMixin, ObjectFormView):
         )
         messages.success(self.request, f"Environment {env.name} created.")
         return redirect("tenants:environment", pk=env.pk)
+
+    def check(self, form):
+        data = form.cleaned_data
+        services.check_new_environment(
+            tenant=self.object,
+            slug=data.get("slug", ""),
+            name=data.get("name", ""),
+            description=data.get("description", ""),
+        )
 
 
 class EnvironmentDetailView(TenantScopedMixin, ObjectDetailView):
