@@ -1,6 +1,10 @@
 """The dashboard, the sections still to come, the tenant switcher and the error pages."""
 
+from typing import Any
+
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.template import loader
@@ -12,7 +16,7 @@ from django.views.decorators.http import require_POST
 from apps.accounts.models import ApiToken
 from apps.activity.models import Event
 from apps.core.tenancy import role_of
-from apps.tenants.middleware import SESSION_ENVIRONMENT, SESSION_TENANT
+from apps.tenants.middleware import switch_context as use_context
 from apps.tenants.models import Environment, Tenant
 
 SECTIONS = {
@@ -69,18 +73,45 @@ def section(request: HttpRequest, section: str) -> HttpResponse:
 @login_required
 @require_POST
 def switch_context(request: HttpRequest) -> HttpResponse:
-    """Choose the current tenant and environment among the user's own."""
-    tenant = Tenant.objects.visible_to(request.user).filter(pk=request.POST.get("tenant")).first()
+    """Choose the current tenant and environment among the user's own.
+
+    Both come as a primary key (`tenant`, `environment`: the short lists' selects) or as
+    text typed into the long lists' search boxes (`tenant_search`, `environment_search`):
+    a slug or a name, or a part of one that only one of them contains."""
+    tenants = Tenant.objects.visible_to(request.user)
+    tenant = _chosen(request, tenants, "tenant", "tenant")
     if tenant is not None:
-        request.session[SESSION_TENANT] = tenant.pk
-        env = Environment.objects.filter(tenant=tenant, pk=request.POST.get("environment")).first()
-        request.session[SESSION_ENVIRONMENT] = env.pk if env else None
+        # Another tenant's environment (the one still shown when the tenant changed) is
+        # no choice: that tenant opens in its first environment.
+        same = tenant == request.tenant
+        envs = Environment.objects.filter(tenant=tenant)
+        env = _chosen(request, envs, "environment", "environment" if same else "")
+        use_context(request.session, tenant, env)
     target = request.POST.get("next") or reverse("portal:dashboard")
     if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
         target = reverse("portal:dashboard")
     if request.headers.get("HX-Request"):
         return HttpResponse(status=204, headers={"HX-Redirect": target})
     return HttpResponseRedirect(target)
+
+
+def _chosen(request: HttpRequest, queryset: QuerySet, key: str, noun: str) -> Any:
+    """The object named by POST `<key>` (a pk) or `<key>_search` (text), else None; a
+    search that finds none or several says so when `noun` is given."""
+    text = request.POST.get(f"{key}_search", "").strip()[:100]
+    if not text:
+        pk = request.POST.get(key, "")
+        return queryset.filter(pk=pk).first() if pk.isdigit() else None
+    found = queryset.filter(slug=text).first() or queryset.filter(name__iexact=text).first()
+    if found is not None:
+        return found
+    matches = list(queryset.filter(Q(slug__icontains=text) | Q(name__icontains=text))[:2])
+    if len(matches) == 1:
+        return matches[0]
+    if noun:
+        problem = "several match it; pick one in the list" if matches else "none matches it"
+        messages.error(request, f"No {noun} switched to “{text}”: {problem}.")
+    return None
 
 
 def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
