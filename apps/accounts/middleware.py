@@ -7,6 +7,7 @@ TIME_ZONE. A name the tz database does not know is ignored."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from urllib.parse import unquote
 
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
@@ -34,7 +35,7 @@ class TimeZoneMiddleware:
         preferred = preferred_zone_name(getattr(request, "user", None))
         request.preferred_time_zone = preferred if zone_or_none(preferred) else ""
         zone = zone_or_none(request.preferred_time_zone) or zone_or_none(
-            request.COOKIES.get(BROWSER_ZONE_COOKIE)
+            unquote(request.COOKIES.get(BROWSER_ZONE_COOKIE, ""))
         )
         if zone is None:
             timezone.deactivate()
