@@ -35,6 +35,7 @@ __all__ = [
     "check_policy",
     "normalize_interfaces",
     "normalize_ports",
+    "policy_violations",
 ]
 
 DEFAULT_INTERFACES = frozenset({"127.0.0.1"})
@@ -55,18 +56,27 @@ def check_policy(
     come from the platform's settings, not from the tenant).
     """
     allowed = check_exceptions(allowed_exceptions)
+    return [
+        to_problem(kind, name, f"{section}.{name}.", violation)
+        for kind, section, name, violation in policy_violations(project, allowed_interfaces)
+        if violation.rule not in allowed
+    ]
+
+
+def policy_violations(
+    project: ComposeProject, allowed_interfaces: Iterable[str] = DEFAULT_INTERFACES
+) -> Iterator[tuple[str, str, str, Violation]]:
+    """Every rule ``project`` breaks, none excused: (kind, section, name, violation),
+    e.g. ("service", "services", "web", Violation("privileged", ...)). What a stack
+    deployed with exceptions uses is this list (apps.deployments.exceptions)."""
     interfaces = normalize_interfaces(allowed_interfaces)
-    problems = []
     for name, service in project.services.items():
         for violation in _service_violations(service, project, interfaces):
-            if violation.rule not in allowed:
-                problems.append(to_problem("service", name, f"services.{name}.", violation))
+            yield "service", "services", name, violation
     for kind, section, checker in _DEFINITION_CHECKS:
         for key, spec in getattr(project, section).items():
             for violation in checker(spec):
-                if violation.rule not in allowed:
-                    problems.append(to_problem(kind, key, f"{section}.{key}.", violation))
-    return problems
+                yield kind, section, key, violation
 
 
 def normalize_ports(project: ComposeProject, default_interface: str) -> ComposeProject:

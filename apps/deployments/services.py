@@ -40,7 +40,7 @@ from apps.compose.policy import RULES, check_policy
 from apps.core.queue import enqueue_on_commit
 from apps.core.roles import Role
 from apps.core.tenancy import require_role
-from apps.deployments import quotas, revisions, routes
+from apps.deployments import exceptions, quotas, revisions, routes
 from apps.deployments.health import apply_health_checks
 from apps.deployments.models import (
     Container,
@@ -112,6 +112,8 @@ def render_spec(
     """The Revision spec for this compose text and answers, or a ValidationError.
 
     Policy exceptions come from the environment; platform admins may pass every rule.
+    The exceptions the spec uses are recorded in it (apps.deployments.exceptions); a
+    member refused only what a platform admin granted this stack is told so.
     """
     variables = interpolation_variables(environment, stack_name, answers, version)
     try:
@@ -119,18 +121,94 @@ def render_spec(
             compose, variables, environment, allow_all=bool(getattr(actor, "is_superuser", False))
         )
     except ComposeError as exc:
+        current = Stack.objects.filter(environment=environment, name=stack_name).first()
+        _explain_admin_exceptions(exc, getattr(current, "current_revision", None))
         raise _compose_error(exc, question_names(version), "compose") from exc
     project = project_from_spec(spec)
     check_deploy_settings(project)
     berth_services = config_of(version).services if version is not None else None
     spec["berth"] = berth_spec(project, berth_services, variables)
     spec = _template_scale(spec, version)
-    return apply_health_checks(spec, version.config if version is not None else None)
+    spec = apply_health_checks(spec, version.config if version is not None else None)
+    return _record_exceptions(actor, environment, spec)
 
 
-def check_spec_policy(actor: Any, environment: Environment, spec: dict) -> None:
+def _record_exceptions(actor: Any, environment: Environment, spec: dict) -> dict:
+    """spec["berth"]["exceptions"]: every exception to the policy the spec uses and who
+    granted it (none: no key, so specs without exceptions stay as they were). A platform
+    admin's are also in spec["admin_exceptions"], which the driver reads."""
+    found = exceptions.compute(
+        project_from_spec(spec),
+        interface=environment.publish_interface,
+        granted=environment.policy_exceptions or (),
+    )
+    berth = spec.setdefault("berth", {})
+    if found:
+        berth["exceptions"] = found
+    else:
+        berth.pop("exceptions", None)
+    admin_rules = {e["rule"] for e in exceptions.by_admin(found)}
+    if admin_rules and getattr(actor, "is_superuser", False):
+        spec["admin_exceptions"] = sorted(admin_rules | set(spec.get("admin_exceptions") or ()))
+    return spec
+
+
+def _explain_admin_exceptions(exc: ComposeError, revision: Revision | None) -> None:
+    """A policy refusal of only what a platform admin granted `revision` (the stack's
+    current one, or the one rolled back to) is that, said plainly: a ValidationError."""
+    if revision is None or not revision.spec.get("admin_exceptions"):
+        return
+    refused = {p.rule for p in exc.problems}
+    granted = set(revision.spec["admin_exceptions"])
+    if "" in refused or not refused <= granted:
+        return  # a problem of its own (syntax, another rule): the usual message
+    recorded = [e for e in exceptions.of_spec(revision.spec) if e["rule"] in refused]
+    if not recorded:  # stored before exceptions were recorded: the rules' names
+        recorded = [
+            {"what": p.message, "kind": "rule", "name": p.rule, "rule": p.rule}
+            for p in exc.problems
+        ]
+    stack = revision.stack
+    current = stack.current_revision_id == revision.pk
+    raise ValidationError(
+        exceptions.refusal_message(recorded, revision=None if current else revision.number)
+    )
+
+
+def _confirm_exceptions(actor: Any, stack: Stack, spec: dict) -> None:
+    """A Revision that brings exceptions only the actor's platform admin role grants
+    (new ones: the current revision did not use them) needs the admin's confirmation."""
+    _record_exceptions(actor, stack.environment, spec)
+    previous = stack.current_revision.spec if stack.current_revision_id else None
+    before = exceptions.of_spec(previous)
+    if previous is not None and not before:
+        before = exceptions.compute(
+            project_from_spec(previous),
+            interface=stack.environment.publish_interface,
+            granted=stack.environment.policy_exceptions or (),
+        )
+    needed = exceptions.new_ones(exceptions.of_spec(spec), before)
+    if needed and not exceptions.is_confirmed():
+        raise ValidationError({exceptions.CONFIRM_FIELD: exceptions.confirmation_message(needed)})
+
+
+def _exceptions_event(spec: dict) -> tuple[str, dict]:
+    """(message suffix, event data) naming the exceptions a new revision uses."""
+    used = exceptions.of_spec(spec)
+    if not used:
+        return "", {}
+    return (
+        f"; uses exceptions to the compose policy: {exceptions.describe(used)}",
+        {"exceptions": used},
+    )
+
+
+def check_spec_policy(
+    actor: Any, environment: Environment, spec: dict, revision: Revision | None = None
+) -> None:
     """Judge a stored spec again with today's policy (rollback and scale reuse old specs,
-    and the environment's exceptions may have been withdrawn since)."""
+    and the environment's exceptions may have been withdrawn since). `revision` is where
+    the spec comes from: a member refused what a platform admin granted it is told so."""
     allowed = (
         set(RULES)
         if getattr(actor, "is_superuser", False)
@@ -143,6 +221,7 @@ def check_spec_policy(actor: Any, environment: Environment, spec: dict) -> None:
         allowed_interfaces={environment.publish_interface},
     )
     if problems:
+        _explain_admin_exceptions(ComposeError(problems), revision)
         raise _compose_error(ComposeError(problems), set(), "compose")
     check_deploy_settings(project)
 
@@ -213,6 +292,7 @@ def _new_revision(
     actor: Any, stack: Stack, spec: dict, *, reason: str, summary_prefix: str = ""
 ) -> Revision:
     """Write the next immutable Revision and make it the stack's current one."""
+    _confirm_exceptions(actor, stack, spec)
     previous = stack.current_revision
     last = stack.revisions.order_by("-number").values_list("number", flat=True).first() or 0
     summary, changes = revisions.summarize(
@@ -451,7 +531,15 @@ def create_stack(
     revision = _new_revision(actor, stack, spec, reason="deploy")
     stack.save(update_fields=["current_revision"])
     source = str(template_version) if template_version else "compose"
-    _event("stack.create", actor, stack, f"Deployed {name} from {source}", revision=revision.number)
+    note, data = _exceptions_event(spec)
+    _event(
+        "stack.create",
+        actor,
+        stack,
+        f"Deployed {name} from {source}{note}",
+        revision=revision.number,
+        **data,
+    )
     _queue_reconcile(stack)
     return stack
 
@@ -479,8 +567,14 @@ def _deploy_change(
     if stack.desired_state == Stack.Desired.RUNNING:
         _start_operation(stack, operation, Stack.State.DEPLOYING)
     stack.save()
+    note, data = _exceptions_event(spec)
     _event(
-        f"stack.{reason}", actor, stack, f"{message} (r{revision.number})", revision=revision.number
+        f"stack.{reason}",
+        actor,
+        stack,
+        f"{message} (r{revision.number}){note}",
+        revision=revision.number,
+        **data,
     )
     _queue_reconcile(stack)
     return stack
@@ -735,7 +829,7 @@ def rollback(actor: Any, stack: Stack, revision: Revision) -> Stack:
         raise ValidationError({"revision": "That revision belongs to another stack."})
     if stack.current_revision_id == revision.pk:
         raise ValidationError({"revision": "This revision is already the current one."})
-    check_spec_policy(actor, stack.environment, revision.spec)
+    check_spec_policy(actor, stack.environment, revision.spec, revision)
     stack.template_version = revision.template_version
     stack.answers = revision.answers
     stack.compose = revision.compose
@@ -768,7 +862,7 @@ def scale(actor: Any, service: Service, replicas: Any) -> Service:
     if replicas == service.scale:
         raise ValidationError({"replicas": f"{service.name} already runs {replicas}."})
     spec = _apply_scale(stack.current_revision.spec, {service.name: replicas})
-    check_spec_policy(actor, stack.environment, spec)
+    check_spec_policy(actor, stack.environment, spec, stack.current_revision)
     _deploy_change(
         actor,
         stack,

@@ -36,6 +36,8 @@ from apps.core.roles import Role, rank
 from apps.core.tenancy import require_role, role_of
 from apps.deployments import forms, rollout, routes, services
 from apps.deployments.api.views import revision_diff
+from apps.deployments.exception_forms import ConfirmExceptionsMixin
+from apps.deployments.exceptions import CONFIRM_FIELD, confirmed
 from apps.deployments.live_limits import SERVER_BUSY, StreamLease
 from apps.deployments.models import Container, Revision, Rollout, Route, Service, Stack
 from apps.hosts.engine import EngineError, get_engine
@@ -81,7 +83,7 @@ class StackListView(TenantScopedMixin, ListView):
         return context
 
 
-class StackCreateView(CreateFormView):
+class StackCreateView(ConfirmExceptionsMixin, CreateFormView):
     """Deploy a stack from a pasted compose file into the current environment."""
 
     template_name = "deployments/stack_form.html"
@@ -383,7 +385,8 @@ class RevisionRollbackView(TenantScopedMixin, ObjectFormView):
     def form_valid(self, form):
         revision = self.object
         try:
-            services.rollback(self.request.user, revision.stack, revision)
+            with confirmed(self.request.POST.get(CONFIRM_FIELD)):  # a platform admin's box
+                services.rollback(self.request.user, revision.stack, revision)
             messages.success(self.request, f"Rolling back to r{revision.number}.")
         except ValidationError as exc:
             messages.error(self.request, " ".join(exc.messages))
@@ -416,7 +419,7 @@ class StackSaveTemplateView(StackScopedMixin, ObjectFormView):
         return redirect("catalog:detail", pk=saved.template_id)
 
 
-class StackUpgradeView(StackScopedMixin, ObjectFormView):
+class StackUpgradeView(ConfirmExceptionsMixin, StackScopedMixin, ObjectFormView):
     """Choose a newer version of the stack's template; only its new questions are asked."""
 
     required_role = Role.MEMBER

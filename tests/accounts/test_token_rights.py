@@ -75,9 +75,12 @@ def test_bound_admin_token_gets_no_policy_exceptions(bound_admin, admin_in_acme,
     assert response.status_code == 400, response.content
     assert "privileged" in str(response.json()["compose"])
     assert not Stack.objects.exists()
-    # The same admin without the tenant binding passes every rule, as before.
+    # The same admin without the tenant binding passes every rule once confirmed.
     _, raw = token_services.create_token(actor=admin_in_acme, name="platform")
-    assert bearer(raw).post("/api/v1/stacks/", body, format="json").status_code == 201
+    unconfirmed = bearer(raw).post("/api/v1/stacks/", body, format="json")
+    assert "privileged mode (service web)" in str(unconfirmed.json()["confirm_exceptions"])
+    confirmed = {**body, "confirm_exceptions": True}
+    assert bearer(raw).post("/api/v1/stacks/", confirmed, format="json").status_code == 201
 
 
 def test_bound_admin_token_cannot_use_admin_only_endpoints(bound_admin, tenant_a):

@@ -1,0 +1,44 @@
+"""The deploy forms' "I confirm" checkbox for exceptions to the compose policy.
+
+Only platform admins see it (nobody else can be granted what it confirms, and a box
+that does nothing is a defect). Ticked, the form's service call runs inside
+`exceptions.confirmed()`; the service's refusal without it lands on the box, listing
+the exceptions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.http import HttpResponse
+
+from apps.deployments.exceptions import CONFIRM_FIELD, confirmed
+
+
+def confirm_field() -> forms.BooleanField:
+    return forms.BooleanField(
+        required=False,
+        label="I confirm deploying with these exceptions to the compose policy "
+        "(as a platform admin)",
+        help_text="Needed only when the file uses exceptions (privileged mode, host "
+        "mounts, host network...) that your environment does not grant: the stack is "
+        "marked with them and members cannot change it.",
+    )
+
+
+class ConfirmExceptionsMixin:
+    """For a ServiceFormMixin view whose service call may write a revision."""
+
+    def with_confirmation(self, form: forms.Form | None) -> forms.Form | None:
+        user = self.request.user  # type: ignore[attr-defined]
+        if form is not None and getattr(user, "is_superuser", False):
+            form.fields[CONFIRM_FIELD] = confirm_field()
+        return form
+
+    def get_form(self, form_class: Any = None) -> forms.Form | None:
+        return self.with_confirmation(super().get_form(form_class))  # type: ignore[misc]
+
+    def form_valid(self, form: forms.Form) -> HttpResponse:
+        with confirmed(form.cleaned_data.get(CONFIRM_FIELD)):
+            return super().form_valid(form)  # type: ignore[misc]
