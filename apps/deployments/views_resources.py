@@ -123,7 +123,12 @@ class StackVolumesView(StackScopedMixin, ObjectDetailView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        context.update(stack=self.object, results=inventory.stack_volumes(self.object))
+        results = inventory.stack_volumes(self.object)
+        context.update(
+            stack=self.object,
+            results=results,
+            empty=all(not r.unreachable and not r.rows for r in results),
+        )
         return context
 
 
