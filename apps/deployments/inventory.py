@@ -346,16 +346,24 @@ def host_images(host: Host) -> HostResult:
 # --- one container's inspect -------------------------------------------------------------------
 
 
-def secret_values_of(stack: Stack) -> list[str]:
-    """Values to hide wherever they appear: the stack's answers to secret questions and
-    to variables whose names look secret (shortest last, so a longer one wins)."""
-    names = secret_names(stack.template_version)
-    values = [
-        str(v)
-        for k, v in (stack.answers or {}).items()
-        if v not in (None, "") and is_secret_name(str(k), names) and len(str(v)) >= 3
-    ]
-    return sorted(set(values), key=len, reverse=True)
+def secret_values_of(stack: Stack, revision: int | None = None) -> list[str]:
+    """Values to hide wherever they appear: the answers to secret questions and to
+    variables whose names look secret, the stack's current ones and those of the
+    container's own revision (it may run older answers); longest first, so a value
+    containing another is hidden whole."""
+    answers = [(stack.template_version, stack.answers or {})]
+    if revision:
+        older = stack.revisions.filter(number=revision).select_related("template_version")
+        answers += [(r.template_version, r.answers or {}) for r in older]
+    values = set()
+    for version, given in answers:
+        names = secret_names(version)
+        values |= {
+            str(v)
+            for k, v in given.items()
+            if v not in (None, "") and is_secret_name(str(k), names) and len(str(v)) >= 3
+        }
+    return sorted(values, key=len, reverse=True)
 
 
 def _masker(secrets: list[str]):
@@ -377,7 +385,7 @@ def inspect_container(container: Container) -> dict[str, Any]:
     `{"error": ...}` with what Berth last knew, never an exception.
     """
     stack = container.stack
-    secrets = secret_values_of(stack)
+    secrets = secret_values_of(stack, container.revision)
     names = secret_names(stack.template_version)
     mask = _masker(secrets)
     try:
