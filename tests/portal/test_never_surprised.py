@@ -303,7 +303,7 @@ def test_live_header_and_banner_follow_real_operations(live_visitor, engine_tena
     form.get_by_role("button", name="Deploy").click()
     page.wait_for_url(re.compile(r"/stacks/\d+/$"))
     page.evaluate("window.__sameDocument = true")
-    banner = page.locator(".flashes .flash", has_text="Stack clock is being deployed.")
+    banner = page.locator(".flashes .flash", has_text="Deploying clock.")
     expect(banner).to_have_attribute("data-operation", "")
     visitor.snap("deploying-banner")
     expect(page.locator(".stat", has_text="State")).to_contain_text("Healthy", timeout=120_000)
