@@ -120,6 +120,9 @@ function lineElement(item, q) {
     const ts = document.createElement("span");
     ts.className = "log-ts";
     ts.textContent = item.ts.replace("T", " ").replace(/(\.\d{3})\d*Z$/, "$1Z") + " ";
+    // The engine's UTC stamp stays as printed; hovering reads it in the user's zone.
+    const at = new Date(item.ts.replace(/(\.\d{3})\d*Z$/, "$1Z"));
+    if (window.Berth && !isNaN(at.getTime())) ts.title = window.Berth.absoluteText(at);
     div.append(ts);
   }
   if (item.container) {
