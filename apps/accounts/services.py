@@ -80,12 +80,15 @@ def create_token(
     read-only if it is) and never outlives it (expiry and revocation).
     """
     name = (name or "").strip()
+    errors = {}  # every bad field at once, not the first only
     if not name:
-        raise ValidationError({"name": "Give the token a name."})
-    if len(name) > 100:
-        raise ValidationError({"name": "Use at most 100 characters."})
+        errors["name"] = "Give the token a name."
+    elif len(name) > 100:
+        errors["name"] = "Use at most 100 characters."
     if expires_days is not None and not 1 <= expires_days <= MAX_TOKEN_DAYS:
-        raise ValidationError({"expires_days": f"Choose between 1 and {MAX_TOKEN_DAYS} days."})
+        errors["expires_days"] = f"Choose between 1 and {MAX_TOKEN_DAYS} days."
+    if errors:
+        raise ValidationError(errors)
     if tenant is not None:
         _check_membership(actor, tenant, read_only)
     expires_at = timezone.now() + timedelta(days=expires_days) if expires_days else None

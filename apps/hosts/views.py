@@ -43,9 +43,27 @@ class HostDetailView(HostScopedMixin, ObjectDetailView):
         return context
 
 
+def check_host_form(form: HostForm, host: Host | None = None) -> None:
+    """The service's checks of a refused host form's valid fields (a bad label line
+    must not hide a taken name until the next submit)."""
+    draft = Host(**{f: getattr(host, f) for f in HOST_FIELDS}) if host else Host(labels={})
+    if host is not None:
+        draft.pk = host.pk
+    for key, value in form.cleaned_data.items():
+        if key in HOST_FIELDS and not (key == "tls_client_key" and not value and host):
+            setattr(draft, key, value)
+    services.validate_host(draft)
+
+
+HOST_FIELDS = ("name", "endpoint", "tls_ca_cert", "tls_client_cert", "tls_client_key", "labels")
+
+
 class HostCreateView(PlatformAdminMixin, CreateFormView):
     template_name = "hosts/host_form.html"
     form_class = HostForm
+
+    def check(self, form):
+        check_host_form(form)
 
     def perform(self, form):
         host = services.register_host(actor=self.request.user, **form.cleaned_data)
@@ -72,6 +90,9 @@ class HostUpdateView(HostScopedMixin, ObjectFormView):
         host = services.update_host(actor=self.request.user, host=self.object, **fields)
         messages.success(self.request, f"Host {host.name} saved.")
         return redirect("hosts:detail", pk=host.pk)
+
+    def check(self, form):
+        check_host_form(form, self.object)
 
 
 class HostDeleteView(HostScopedMixin, ObjectFormView):

@@ -193,13 +193,24 @@ def parse_bundle(hostname: str, chain_pem: Any, key_pem: Any) -> Bundle:
     certificate's, a certificate out of date or not naming `hostname`, a chain whose
     certificates are not each issued by the next one.
     """
-    chain = _load_chain(chain_pem)
-    key = _load_key(key_pem)
+    problems: dict[str, list[str]] = {}  # the chain's and the key's at once
+    chain = key = None
+    try:
+        chain = _load_chain(chain_pem)
+    except ValidationError as exc:
+        problems.update(exc.message_dict)
+    try:
+        key = _load_key(key_pem)
+    except ValidationError as exc:
+        problems.update(exc.message_dict)
+    if problems:
+        raise ValidationError(problems)
     leaf = chain[0]
     try:
         _check_key_matches(chain, key)
         _check_dates(leaf)
-        _check_covers(leaf, hostname)
+        if hostname:  # "" when the host name itself was refused: said already
+            _check_covers(leaf, hostname)
         _check_order(chain)
     except (ValueError, UnsupportedAlgorithm) as exc:
         # PEM that loads can still hold fields cryptography reads only on use (a bad
@@ -365,8 +376,7 @@ def upload_certificate(
     tenant's certificate only; a free name is claimed for the caller's tenant (given by
     slug when the caller has several) so that a route can then use the certificate.
     """
-    hostname = clean_hostname(hostname)
-    bundle = parse_bundle(hostname, chain_pem, key_pem)
+    hostname, bundle = check_upload(hostname, chain_pem, key_pem)
     with transaction.atomic():
         tenant = _owner_for_upload(actor, hostname, tenant_slug, token)
         claim_hostname(tenant, hostname)
@@ -380,6 +390,25 @@ def upload_certificate(
     )
     _changed("certificate uploaded")
     return certificate
+
+
+def check_upload(hostname: Any, chain_pem: Any, key_pem: Any) -> tuple[str, Bundle]:
+    """The clean host name and the parsed bundle, or one ValidationError with the host
+    name's, the chain's and the key's problems at once. Writes nothing: the upload form
+    runs it also when its own checks failed (a file too big), so one submit says all."""
+    problems: dict[str, list[str]] = {}
+    try:
+        hostname = clean_hostname(hostname)
+    except ValidationError as exc:
+        problems.update(exc.message_dict)  # clean_hostname's errors are keyed "hostname"
+        hostname = ""
+    try:
+        bundle = parse_bundle(hostname, chain_pem, key_pem)
+    except ValidationError as exc:
+        problems.update(exc.message_dict)
+    if problems:
+        raise ValidationError(problems)
+    return hostname, bundle
 
 
 def delete_certificate(*, actor: Any, certificate: Certificate) -> None:

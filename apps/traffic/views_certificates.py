@@ -142,6 +142,20 @@ class CertificateListView(LoginRequiredMixin, ServiceFormMixin, FormView):
         )
         return HttpResponseRedirect(page_url(self.tenant, self.request))
 
+    def check(self, form: CertificateUploadForm) -> None:
+        """The host name's, chain's and key's problems with the form's own; a PEM whose
+        file was refused is not also reported missing."""
+        data = form.cleaned_data
+        try:
+            certificates.check_upload(
+                data.get("hostname", ""), data.get("chain") or "", data.get("key") or ""
+            )
+        except ValidationError as exc:
+            refused = {f for f in ("chain", "key") if form.has_error(f"{f}_file")}
+            kept = {k: v for k, v in exc.message_dict.items() if k not in refused}
+            if kept:
+                raise ValidationError(kept) from None
+
     def form_invalid(self, form: CertificateUploadForm) -> HttpResponse:
         response = super().form_invalid(form)
         response.status_code = 400

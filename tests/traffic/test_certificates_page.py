@@ -168,7 +168,11 @@ def test_a_bad_key_is_a_form_error_on_the_key_field(db, stack_a, owner):
 def test_nothing_pasted_nor_chosen_is_the_services_message_on_the_chain(db, tenant_a, owner):
     answer = client_for(owner).post(PAGE, {"hostname": HOST})
     assert answer.status_code == 400
-    assert answer.context["form"].errors == {"chain": ["Paste the certificate chain (PEM)."]}
+    # Both missing PEMs in one answer, not the key's only after a second submit.
+    assert answer.context["form"].errors == {
+        "chain": ["Paste the certificate chain (PEM)."],
+        "key": ["Paste the private key (PEM)."],
+    }
 
 
 @pytest.mark.parametrize("hostname", ["bad host", "*.acme.test", "x" * 253, "-a.test"])
