@@ -67,7 +67,7 @@ def no_sideways_scroll(page, width: int) -> None:
     assert scroll <= width, f"{page.url} scrolls sideways: {scroll}px wide"
 
 
-def test_resources_pages(visitor_factory, tenant_with_stacks):
+def test_resources_pages(visitor_factory, tenant_with_stacks, verified_user, image):
     user, stack, orphan = tenant_with_stacks
     container = Container.objects.get(stack=stack)
     for name, options in (("", {}), ("phone", PHONE)):
@@ -116,3 +116,14 @@ def test_resources_pages(visitor_factory, tenant_with_stacks):
         visitor.visit("/resources/networks/")
         visitor.visit("/resources/images/")
         visitor.assert_assets_loaded()
+
+    # The operator: every image of the host, with the stacks using it, on the host page.
+    operator = verified_user(f"op{uuid.uuid4().hex[:6]}")
+    type(operator).objects.filter(pk=operator.pk).update(is_superuser=True, is_staff=True)
+    visitor = visitor_factory("operator")
+    visitor.log_in(operator.username)
+    page = visitor.visit(f"/hosts/{container.host_id}/")
+    row = page.locator("#images tr", has_text=image)
+    expect(row).to_contain_text(f"{stack.tenant.slug}/{stack.name}")
+    row.scroll_into_view_if_needed()
+    visitor.snap("host-images")
