@@ -129,6 +129,13 @@ def test_an_orphaned_volume_is_listed_and_a_tenant_admin_may_remove_it(
     # The admin must type the name.
     refused = client.post("/resources/volumes/remove/", {**body, "confirm": "nope"})
     assert refused.status_code == 200 and "exactly" in refused.content.decode()
+    # Someone mounts the orphan by hand: in use, so it stays.
+    label = f"io.berth.tenant={environment.tenant.slug}"  # the fixture's cleanup
+    squatter = docker("run", "-d", "--label", label, "-v", f"{name}:/x", image, "sleep", "60")
+    refused = client.post("/resources/volumes/remove/", body)
+    assert "is in use by" in refused.content.decode()
+    assert docker("volume", "inspect", "-f", "{{.Name}}", name) == name
+    docker("rm", "-f", squatter)
     done = client.post("/resources/volumes/remove/", body)
     assert done.status_code == 302
     assert docker("volume", "ls", "-q", "--filter", f"name=^{name}$") == ""
