@@ -122,7 +122,12 @@ def test_upgrade_page_asks_only_new_questions(member, env_a, template):
     assert 'name="COLOR"' in body and 'name="HEADLINE"' not in body and 'name="TAG"' not in body
     response = client.post(url, {"version": "2.0.0"})
     assert response.status_code == 200 and "COLOR" in response.content.decode()
-    response = client.post(url, {"version": "2.0.0", "COLOR": "green"})
+    preview = client.post(url, {"version": "2.0.0", "COLOR": "green"})  # previews first
+    assert preview.status_code == 200 and preview.context["preview"]["changed"]
+    fingerprint = preview.context["preview"]["fingerprint"]
+    response = client.post(
+        url, {"version": "2.0.0", "COLOR": "green", "action": "apply", "fingerprint": fingerprint}
+    )
     assert response.status_code == 302
     stack.refresh_from_db()
     assert stack.template_version == v2 and stack.answers["COLOR"] == "green"
