@@ -135,8 +135,14 @@ def compute_usage(tenant: Tenant, client: RegistryClient | None = None) -> Usage
 def refresh_usage(tenant: Tenant, client: RegistryClient | None = None) -> Usage:
     """Recompute and store the tenant's and its repositories' storage figures."""
     usage = compute_usage(tenant, client)
+    known = set(Repository.objects.filter(tenant=tenant).values_list("name", flat=True))
     for name, size in usage.repositories.items():
-        Repository.objects.update_or_create(tenant=tenant, name=name, defaults={"size_bytes": size})
+        # The registry lists an emptied repository for ever: one deleted here (nothing
+        # in it) must not come back; a push (size > 0) brings it back.
+        if size or name in known:
+            Repository.objects.update_or_create(
+                tenant=tenant, name=name, defaults={"size_bytes": size}
+            )
     TenantRegistryQuota.objects.update_or_create(
         tenant=tenant, defaults={"used_bytes": usage.total, "blob_sizes": usage.blobs}
     )

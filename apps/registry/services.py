@@ -104,6 +104,43 @@ def delete_tag(
     return digest
 
 
+def delete_repository(
+    *, actor: Any, repository: Repository, client: RegistryClient | None = None
+) -> None:
+    """Forget an empty repository (no tag left): its row, counters and page go.
+
+    Only an empty one: deleting a repository with tags would take images running stacks
+    may still pull, so those are deleted tag by tag first (a ValidationError names them).
+    The registry has no API to delete a repository; its empty folder stays in the
+    registry's storage, unlisted here, and a later push creates the repository again.
+    """
+    require_role(actor, repository.tenant, Role.ADMIN)
+    client = client or RegistryClient()
+    try:
+        tags = client.list_tags(repository.full_name)
+    except RegistryError as exc:
+        raise ValidationError({"repository": str(exc)}) from exc
+    if tags:
+        shown = ", ".join(tags[:5]) + (f" and {len(tags) - 5} more" if len(tags) > 5 else "")
+        raise ValidationError(
+            {
+                "repository": f"{repository.full_name} still has {len(tags)} "
+                f"tag{'s' if len(tags) != 1 else ''} ({shown}): delete them first; only an "
+                "empty repository can be deleted."
+            }
+        )
+    record_event(
+        "registry.repository.delete",
+        actor=actor,
+        tenant=repository.tenant,
+        obj=repository,
+        message=f"Deleted the empty repository {repository.full_name}.",
+        data={"repository": repository.full_name},
+    )
+    repository.delete()
+    enqueue_on_commit(tasks.refresh_usage, repository.tenant_id)
+
+
 # --- robot accounts: CI credentials of one tenant (apps/registry/token/credentials.py) -------
 # Creating and revoking need the tenant's admin role, because a robot outlives the person
 # who made it; the fields are checked by the rules beside the model.

@@ -24,6 +24,11 @@ urlpatterns = [
         views.TagDeleteView.as_view(),
         name="tag_delete",
     ),
+    path(
+        "repositories/<int:pk>/delete/",
+        views.RepositoryDeleteView.as_view(),
+        name="repository_delete",
+    ),
     path("robots/", views.RobotListView.as_view(), name="robots"),
     path("robots/new/", views.RobotCreateView.as_view(), name="robot_create"),
     path("robots/<int:pk>/revoke/", views.RobotRevokeView.as_view(), name="robot_revoke"),

@@ -58,6 +58,7 @@ class RepositoryListView(TenantScopedMixin, ListView):
         context["registry_addr"] = config.registry_addr()
         context["quota"] = TenantRegistryQuota.objects.filter(tenant=tenant).first()
         context["can_push"] = bool(tenant) and can(self.request.user, tenant, Role.MEMBER)
+        context["can_delete"] = bool(tenant) and can(self.request.user, tenant, Role.ADMIN)
         public = Repository.objects.browsable_by(self.request.user).filter(
             visibility=Repository.Visibility.PUBLIC
         )
@@ -155,6 +156,28 @@ class TagDeleteView(RepositoryScopedMixin, ObjectFormView):
             "The disk is freed by the next garbage collection.",
         )
         return redirect("registry:repository", pk=self.object.pk)
+
+
+class RepositoryDeleteView(RepositoryScopedMixin, ObjectFormView):
+    """Confirm, then forget an empty repository (one with tags says so and offers none)."""
+
+    required_role = Role.ADMIN  # as for deleting its tags
+    template_name = "registry/repository_delete.html"
+    form_class = forms.ConfirmForm
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        try:
+            tags = RegistryClient().list_tags(self.object.full_name)
+        except RegistryError as exc:
+            tags, context["registry_error"] = None, str(exc)
+        context.update({"repository": self.object, "tags": tags})
+        return context
+
+    def perform(self, form):
+        services.delete_repository(actor=self.request.user, repository=self.object)
+        messages.success(self.request, f"Deleted the empty repository {self.object.full_name}.")
+        return redirect("registry:list")
 
 
 class RepositoryVisibilityView(RepositoryScopedMixin, ObjectFormView):

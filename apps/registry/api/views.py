@@ -93,6 +93,12 @@ class RepositoryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tenant
         )
         return Response({"deleted": digest})
 
+    @extend_schema(responses={204: None})
+    def destroy(self, request, *args, **kwargs):
+        """Delete an empty repository (no tag left; one with tags is a 400 naming them)."""
+        services.delete_repository(actor=request.user, repository=self._writable())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
 
 class RobotViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet):
     """Robot accounts (CI credentials); the secret is in the create answer only."""
