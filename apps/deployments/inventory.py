@@ -9,7 +9,8 @@ reconciler will ever look at again.
 Tenancy is the engine's labels: every list goes through the driver's label filters, so
 only this installation's objects are seen (another Berth on the same engine is never
 shown), then narrowed to the tenant's `tenant-id` label. A host that does not answer is
-shown as unreachable with the engine's reason, never as an error page.
+shown as unreachable, never as an error page; the engine's reason (which names its
+endpoint, platform infrastructure) is kept apart for platform admins.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ class HostResult:
 
     host: Host
     rows: list[Any] = field(default_factory=list)
-    error: str = ""
+    error: str = ""  # "unreachable", for everyone
+    reason: str = ""  # the engine's words, for platform admins only
 
     @property
     def unreachable(self) -> bool:
@@ -114,7 +116,7 @@ def _ask(hosts: Iterable[Host], call) -> list[HostResult]:
             with get_engine(host) as engine:
                 results.append(HostResult(host, call(host, engine)))
         except EngineError as exc:
-            results.append(HostResult(host, error=f"unreachable: {exc}"))
+            results.append(HostResult(host, error="unreachable", reason=str(exc)))
     return results
 
 
@@ -392,8 +394,12 @@ def inspect_container(container: Container) -> dict[str, Any]:
         with get_engine(container.host) as engine:
             raw = engine.inspect_container_raw(container.engine_id)
     except EngineError as exc:
-        reason = "gone from the engine" if exc.not_found else f"unreachable: {exc}"
-        return {"error": reason}
+        if exc.not_found:
+            return {"error": "gone from the engine", "reason": ""}
+        return {
+            "error": f"unreachable: its host {container.host.name} does not answer",
+            "reason": str(exc),
+        }
     config = raw.get("Config") or {}
     state = raw.get("State") or {}
     health = state.get("Health") or {}

@@ -261,8 +261,9 @@ def test_an_unreachable_host_is_said_so_not_a_500(client, owner, environment, im
         response = client.get(path)
         assert response.status_code == 200
         assert 'data-unreachable="gone"' in response.content.decode()
+        assert "nonexistent" not in response.content.decode()  # the endpoint is the operator's
     listed = client.get("/api/v1/volumes/").json()
-    assert [u["host"] for u in listed["unreachable"]] == ["gone"]
+    assert listed["unreachable"] == [{"host": "gone", "error": "unreachable"}]
 
 
 def test_the_operator_sees_every_image_of_a_host_with_its_stacks(
@@ -278,3 +279,31 @@ def test_the_operator_sees_every_image_of_a_host_with_its_stacks(
     )
     client.force_login(owner)
     assert client.get(f"/resources/hosts/{host.pk}/images/").status_code == 404
+
+
+def test_the_operator_reads_why_a_host_is_unreachable(client, superuser, environment):
+    Host.objects.create(
+        name="gone", endpoint="unix:///nonexistent/docker.sock", state=Host.State.UNREACHABLE
+    )
+    signed_in(client, superuser, environment.tenant)
+    assert "nonexistent" in client.get("/resources/volumes/").content.decode()
+    (gone,) = client.get("/api/v1/volumes/").json()["unreachable"]
+    assert "no socket file" in gone["error"]
+
+
+def test_inspect_of_a_container_on_a_host_that_does_not_answer(client, owner, environment, image):
+    stack = deploy(environment, image)
+    gone = Host.objects.create(
+        name="gone", endpoint="unix:///nonexistent/docker.sock", state=Host.State.UNREACHABLE
+    )
+    container = Container.objects.get(stack=stack)
+    Container.objects.filter(pk=container.pk).update(host=gone)
+    signed_in(client, owner, environment.tenant)
+    page = client.get(f"/stacks/containers/{container.pk}/inspect/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "data-inspect-error" in html and "does not answer" in html
+    assert "nonexistent" not in html
+    assert client.get(f"/api/v1/containers/{container.pk}/inspect/").status_code == 503
+    card = client.get(f"/stacks/{stack.pk}/volumes/")
+    assert card.status_code == 200 and 'data-unreachable="gone"' in card.content.decode()

@@ -23,7 +23,7 @@ TENANT = OpenApiParameter("tenant", str, description="Only this tenant's objects
 
 class UnreachableSerializer(serializers.Serializer):
     host = serializers.CharField()
-    error = serializers.CharField()
+    error = serializers.CharField(help_text="The engine's reason for platform admins.")
 
 
 class VolumeSerializer(serializers.Serializer):
@@ -103,7 +103,8 @@ class _ResourceList(TenantScopedViewSet):
         for tenant in self.tenants():
             for answer in self.fetch(tenant):
                 if answer.unreachable:
-                    unreachable[answer.host.name] = answer.error
+                    admin = request.user.is_superuser
+                    unreachable[answer.host.name] = answer.reason if admin else answer.error
                 for row in answer.rows:
                     row.tenant = tenant.slug
                     results.append(row)
