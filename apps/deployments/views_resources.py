@@ -12,12 +12,14 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import ValidationError
+from django.http import Http404
 from django.shortcuts import redirect
 from django.views.generic import TemplateView
 
 from apps.core.generic import CreateFormView, ObjectDetailView
 from apps.core.mixins import PlatformAdminMixin
 from apps.core.roles import Role
+from apps.core.tenancy import require_role
 from apps.deployments import inventory
 from apps.deployments.views import ContainerScopedMixin, StackScopedMixin, can
 from apps.hosts.models import Host
@@ -93,6 +95,14 @@ class VolumeRemoveView(CreateFormView):
 
     template_name = "resources/volume_remove.html"
     form_class = VolumeRemoveForm
+
+    def dispatch(self, request, *args, **kwargs):
+        """Only a tenant admin is shown the confirmation (the service checks again)."""
+        if request.user.is_authenticated:
+            if request.tenant is None:
+                raise Http404("Choose a tenant first.")
+            require_role(request.user, request.tenant, Role.ADMIN)
+        return super().dispatch(request, *args, **kwargs)
 
     def get_initial(self):
         return {"host": self.request.GET.get("host"), "name": self.request.GET.get("name")}

@@ -126,6 +126,9 @@ def test_an_orphaned_volume_is_listed_and_a_tenant_admin_may_remove_it(
     host = Host.objects.get(name="local")
     body = {"host": host.pk, "name": name, "confirm": name}
     assert as_member.post("/resources/volumes/remove/", body).status_code == 403
+    assert as_member.get("/resources/volumes/remove/", body).status_code == 403
+    confirm = client.get("/resources/volumes/remove/", {"host": host.pk, "name": name})
+    assert confirm.status_code == 200 and name in confirm.content.decode()
     # The admin must type the name.
     refused = client.post("/resources/volumes/remove/", {**body, "confirm": "nope"})
     assert refused.status_code == 200 and "exactly" in refused.content.decode()
