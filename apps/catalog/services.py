@@ -228,15 +228,27 @@ def publish_template(
     visibility puts the template in the platform admins' approval queue.
     """
     require_role(actor, tenant, Role.MEMBER)
-    values = _metadata(metadata)
-    visibility = _visibility(visibility)
+    problems: dict[str, list[str]] = {}  # the metadata's and the files' at once
+
+    def collect(check: Any, *args: Any) -> Any:
+        try:
+            return check(*args)
+        except ValidationError as exc:
+            for key, messages in exc.message_dict.items():
+                problems.setdefault(key, []).extend(messages)
+            return None
+
+    values = collect(_metadata, metadata) or {}
+    visibility = collect(_visibility, visibility)
     template = (
         Template.objects.select_for_update()
-        .filter(publisher=tenant, slug=values.get("slug", ""))
+        .filter(publisher=tenant, slug=values.get("slug", metadata.get("slug") or ""))
         .first()
     )
-    _refuse_existing(template, version)
-    checked = check_version(version, compose, berth_yml, template)
+    collect(_refuse_existing, template, version)
+    checked = collect(check_version, version, compose, berth_yml, template)
+    if problems:
+        raise ValidationError(problems)
     created = template is None
     template = template or Template(publisher=tenant, slug=values["slug"])
     _update_metadata(template, {**values, **({"readme": readme} if readme else {})})

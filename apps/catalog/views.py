@@ -178,6 +178,14 @@ class PublishView(CreateFormView):
         messages.success(self.request, f"Published {published}.")
         return redirect("catalog:detail", pk=published.template_id)
 
+    def check(self, form: PublishForm) -> None:
+        """A missing description does not hide the compose file's problems."""
+        compose = form.compose_text() if not form.has_error("compose_file") else ""
+        if compose.strip():
+            services.check_version(
+                form.cleaned_data.get("version", ""), compose, form.cleaned_data.get("berth") or ""
+            )
+
 
 class ApprovalListView(PlatformAdminMixin, ListView):
     """Templates waiting for a platform admin's review: asking to be public, or public

@@ -333,3 +333,32 @@ def test_tenant_services_checks_run_without_creating(db):
         tenant_services.check_new_tenant(slug="Bad Slug")
     tenant_services.check_new_tenant(slug="fine")
     assert not Tenant.objects.filter(slug="fine").exists()
+
+
+def test_publish_form_missing_description_and_bad_compose_in_one_response(member, tenant_a):
+    client = in_context(member, tenant_a)
+    data = {
+        "slug": "shop",
+        "name": "Shop",
+        "category": "web",
+        "description": "",
+        "maintainer": "Acme",
+        "version": "1.0.0",
+        "compose": BAD_COMPOSE,
+        "visibility": "tenant",
+    }
+    errors = field_errors(client.post(reverse("catalog:publish"), data))
+    assert "description" in errors and "compose" in errors, errors
+
+
+def test_publish_service_names_metadata_and_file_problems_together(member, tenant_a):
+    from django.core.exceptions import ValidationError
+
+    from apps.catalog import services as catalog_services
+
+    meta = {"slug": "Bad Slug", "name": "Shop", "category": "web", "description": "d"}
+    with pytest.raises(ValidationError) as caught:
+        catalog_services.publish_template(
+            member, tenant_a, {**meta, "maintainer": "Acme"}, "1.0.0", "services: [", ""
+        )
+    assert {"template", "compose"} <= set(caught.value.message_dict), caught.value.message_dict
