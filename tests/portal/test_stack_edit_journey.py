@@ -64,7 +64,7 @@ def test_edit_an_answer_preview_apply(visitor_factory, engine_tenant):
     card.scroll_into_view_if_needed()
     visitor.snap("configuration-card")
 
-    card.get_by_role("link", name="Edit answers").click()
+    card.get_by_role("button", name="Edit answers").click()
     page.wait_for_url(re.compile(rf"/stacks/{stack.pk}/edit/$"))
     expect(page.get_by_label("Message")).to_have_value("First words")
     page.get_by_label("Message").fill("Second words")
@@ -115,7 +115,7 @@ def test_compose_stack_reveal_and_yaml_error_line(visitor_factory, engine_tenant
         if name == "phone":
             no_sideways_scroll(visitor)
 
-        card.get_by_role("link", name="Edit compose file").click()
+        card.get_by_role("button", name="Edit compose file").click()
         page.wait_for_url(re.compile(rf"/stacks/{notes.pk}/edit/$"))
         editor = page.get_by_label("Compose file")
         expect(editor).to_have_value(re.compile("library/web:1.0"))
