@@ -265,3 +265,22 @@ def test_upgrade_page_previews_first(member, tstack, template, django_capture_on
     assert done.status_code == 302
     tstack.refresh_from_db()
     assert tstack.template_version == v2 and tstack.answers["COLOR"] == "red"
+
+
+def test_strategy_is_offered_only_where_it_acts(member, stack, django_capture_on_commit_callbacks):
+    from apps.deployments import routes
+
+    client = login(Client(), member)
+    url = reverse("stacks:edit", args=[stack.pk])
+    assert "strategy" not in client.get(url).context["form"].fields  # no route: no canary
+    routes.create_route(member, stack.services.get(name="web"), hostname="e.localhost", port=80)
+    assert "strategy" in client.get(url).context["form"].fields
+    edited = COMPOSE.replace("berth-demo/worker:1.0", "berth-demo/worker:1.1")
+    data = {"compose": edited, "strategy": "canary"}
+    preview = client.post(url, {**data, "action": "preview"}).context["preview"]
+    with django_capture_on_commit_callbacks():
+        done = client.post(url, {**data, "action": "apply", "fingerprint": preview["fingerprint"]})
+    assert done.status_code == 302
+    stack.refresh_from_db()
+    berth = stack.current_revision.spec["berth"]["services"]
+    assert berth["web"]["upgrade"]["strategy"] == "canary"
