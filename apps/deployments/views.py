@@ -40,6 +40,7 @@ from apps.deployments.exception_forms import ConfirmExceptionsMixin
 from apps.deployments.exceptions import CONFIRM_FIELD, confirmed
 from apps.deployments.live_limits import SERVER_BUSY, StreamLease
 from apps.deployments.models import Container, Revision, Rollout, Route, Service, Stack
+from apps.deployments.shells import shell_choice
 from apps.hosts.engine import EngineError, get_engine
 from apps.hosts.engine.streams import POOL, merge_lines
 
@@ -528,12 +529,9 @@ class ContainerShellView(ContainerScopedMixin, ObjectDetailView):
         context.update(
             stack=self.object.stack,
             ws_path=f"/ws/containers/{self.object.pk}/shell/",
-            shells=SHELLS,
+            choice=shell_choice(self.object),  # only the shells it has; why none
         )
         return context
-
-
-SHELLS = ("/bin/sh", "/bin/bash", "/bin/ash", "/bin/zsh")
 
 
 class ContainerActionView(ContainerScopedMixin, ObjectFormView):

@@ -23,12 +23,15 @@ from apps.deployments.consumers.base import (
 from apps.deployments.consumers.buffering import OutputWindow
 from apps.deployments.consumers.transcripts import MAX_TRANSCRIPT, record_shell, save_transcript
 from apps.deployments.models import Container
+from apps.deployments.shells import SHELLS
 from apps.hosts.engine import EngineError, get_engine, streams
 from apps.hosts.engine.driver import ShellSession
 
 # Flow control: BERTH_SHELL_WINDOW_BYTES of output may be unacknowledged, and a full
 # window waits BERTH_SHELL_ACK_SECONDS for an ack before the socket closes with 4429.
-SHELLS = ("/bin/sh", "/bin/bash", "/bin/ash", "/bin/zsh", "sh", "bash", "ash")
+
+#: The runtime refused to start the shell (it does not exist, it may not be run).
+CLOSE_NO_SHELL = 4422
 
 
 class ShellConsumer(LiveConsumer):
@@ -55,7 +58,7 @@ class ShellConsumer(LiveConsumer):
         try:
             await self.start_session()
         except EngineError as exc:
-            await self.fail(CLOSE_ENGINE, str(exc))
+            await self.exec_refused(str(exc)) or await self.fail(CLOSE_ENGINE, str(exc))
             return
         if self.session is None:
             return
@@ -101,11 +104,17 @@ class ShellConsumer(LiveConsumer):
         full; the kernel's buffers fill and the TTY blocks the printing process.
         """
         session, window = self.session, self.window
+        first = True
         while not self.closed:
             await window.ready.wait()
             data = await self.in_pool(session.read, window.room())
             if not data:
                 break
+            if first:
+                first = False
+                if await self.exec_refused(data[:2048].decode("utf-8", "replace")):
+                    self.exit_code = await asyncio.to_thread(_exit_code_soon, session)
+                    return
             if self.record and len(self.output) < MAX_TRANSCRIPT:
                 self.output += data
             window.sent(len(data))
@@ -115,6 +124,17 @@ class ShellConsumer(LiveConsumer):
         self.exit_code = await asyncio.to_thread(_exit_code_soon, session)
         await self.send_json({"type": "exit", "code": self.exit_code})
         await self.shutdown(1000)
+
+    async def exec_refused(self, text: str) -> bool:
+        """The runtime's refusal ('OCI runtime exec failed: ... no such file or
+        directory', a container stopped mid-way) as a sentence and a close code, never
+        its raw text in the terminal; False when `text` is no refusal."""
+        problem = streams.describe_exec_failure(text, self.params["shell"])
+        if problem is None:
+            return False
+        stopped = "not running" in problem
+        await self.fail(CLOSE_NOT_RUNNING if stopped else CLOSE_NO_SHELL, problem)
+        return True
 
     async def idle_watch(self) -> None:
         """Close a shell nobody types into, and one whose client stopped acknowledging

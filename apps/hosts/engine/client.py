@@ -6,8 +6,11 @@ error translation, so every failure surfaces as an EngineError from a method.
 
 from __future__ import annotations
 
+import base64
+import json
+import posixpath
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import docker
@@ -21,6 +24,10 @@ from apps.hosts.engine.labels import INSTALLATION_LABEL, MANAGED_LABEL, label_fi
 from apps.hosts.engine.operations import Operations
 from apps.hosts.engine.streams import LogStream, ShellSession, StatsStream
 from apps.hosts.engine.tls import TLSFiles, write_tls_files
+
+# Go's os.FileMode type bits, as the engine reports a path's mode.
+_GO_MODE_SYMLINK = 1 << 27
+_GO_MODE_TYPE = (1 << 31) | (1 << 27) | (1 << 26) | (1 << 25) | (1 << 24) | (1 << 21) | (1 << 19)
 
 
 def _negotiated_version(server_api: str) -> str:
@@ -157,6 +164,45 @@ class DockerEngine(Operations, EngineDriver):
 
     def stats(self, container_id: str) -> StatsStream:
         return StatsStream(self, container_id)
+
+    def available_shells(self, container_id: str, candidates: Iterable[str]) -> list[str]:
+        """Stat each candidate through the archive API (HEAD, no tar is read): it needs
+        nothing in the image, not even a shell, and the container may be stopped."""
+        return [path for path in candidates if self._is_executable(container_id, path)]
+
+    def _is_executable(self, container_id: str, path: str) -> bool:
+        """An executable regular file at `path`, following up to 8 symlinks (busybox
+        images link /bin/sh to /bin/busybox); a missing or dangling path is False."""
+        for _ in range(8):
+            stat = self._path_stat(container_id, path)
+            if stat is None:
+                return False
+            mode = int(stat.get("mode") or 0)
+            if mode & _GO_MODE_SYMLINK:
+                target = str(stat.get("linkTarget") or "")
+                if not target:
+                    return False
+                path = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
+                continue
+            return not mode & _GO_MODE_TYPE and bool(mode & 0o111)
+        return False
+
+    def _path_stat(self, container_id: str, path: str) -> dict[str, Any] | None:
+        """The engine's stat of `path` (X-Docker-Container-Path-Stat), None when absent."""
+        api = self._docker.api
+        with self._errors():
+            self.api_calls += 1
+            response = api.head(
+                api._url("/containers/{0}/archive", container_id), params={"path": path}
+            )
+            if response.status_code == 404 and "no such container" not in response.text.lower():
+                return None
+            api._raise_for_status(response)
+        header = response.headers.get("X-Docker-Container-Path-Stat", "")
+        try:
+            return json.loads(base64.b64decode(header))
+        except (ValueError, TypeError):
+            return None
 
     def close(self) -> None:
         if self._client is not None:

@@ -15,7 +15,7 @@ closes itself.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -289,6 +289,13 @@ class EngineDriver(ABC):
         self, container_id: str, shell: str, marker: str, cols: int, rows: int
     ) -> ShellSession:
         """An interactive shell (opened by its `start()`); `marker` tags its processes."""
+
+    def available_shells(self, container_id: str, candidates: Iterable[str]) -> list[str]:
+        """Those of `candidates` (absolute paths) that are executable files in the
+        container, symlinks followed: the shells a terminal may offer. Read from the
+        container's filesystem, so it works for an image without any shell and for a
+        stopped container. Drivers that cannot tell offer every candidate."""
+        return list(candidates)
 
     @abstractmethod
     def stats(self, container_id: str) -> StatsReader:

@@ -309,6 +309,29 @@ def _parse_line(name: str, raw: bytes) -> LogLine:
     return LogLine(name, "", text)
 
 
+# How the runtime words an exec it refused (the first output of the exec's TTY).
+_EXEC_REFUSED = ("OCI runtime exec failed", "exec failed:", "OCI runtime error")
+
+
+def describe_exec_failure(text: str, shell: str) -> str | None:
+    """A sentence for an exec the runtime refused, from the raw text it printed (or an
+    engine error's message); None when `text` is not such a refusal.
+
+    'OCI runtime exec failed: exec failed: ... exec: "/bin/bash": stat /bin/bash: no
+    such file or directory: unknown' -> '/bin/bash does not exist in this container.'
+    """
+    lowered = text.lower()
+    if "is not running" in lowered or "is paused" in lowered or "is restarting" in lowered:
+        return "The container is not running any more: no shell can start in it."
+    if not any(marker.lower() in lowered for marker in _EXEC_REFUSED):
+        return None
+    if "no such file or directory" in lowered or "executable file not found" in lowered:
+        return f"{shell} does not exist in this container: choose another shell."
+    if "permission denied" in lowered:
+        return f"{shell} cannot be run by the container's user (permission denied)."
+    return f"The container's runtime could not start {shell}."
+
+
 class ShellSession:
     """`docker exec -it <shell>` as the container's own user (never privileged)."""
 

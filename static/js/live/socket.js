@@ -108,6 +108,7 @@ export function statusText(state, code, extra) {
   const why = {
     4401: "signed out", 4403: "not allowed", 4404: "not found", 4408: "idle timeout",
     4409: "container not running", 4400: "bad request", 4429: "output not acknowledged",
+    4422: "shell not available",
   }[code];
   if (why) return `Closed (${why})`;
   // An unexpected code (1006: the connection dropped, 1011: a server error) is named, so
