@@ -86,6 +86,8 @@ def switch_context(request: HttpRequest) -> HttpResponse:
         same = tenant == request.tenant
         envs = Environment.objects.filter(tenant=tenant)
         env = _chosen(request, envs, "environment", "environment" if same else "")
+        if env is None and same:
+            env = request.environment  # a search that found none changes nothing
         use_context(request.session, tenant, env)
     target = request.POST.get("next") or reverse("portal:dashboard")
     if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):

@@ -362,3 +362,32 @@ def test_publish_service_names_metadata_and_file_problems_together(member, tenan
             member, tenant_a, {**meta, "maintainer": "Acme"}, "1.0.0", "services: [", ""
         )
     assert {"template", "compose"} <= set(caught.value.message_dict), caught.value.message_dict
+
+
+def test_stack_api_names_a_bad_name_and_a_refused_compose_file_together(member, tenant_a):
+    from rest_framework.test import APIClient
+
+    _, raw = account_services.create_token(actor=member, name="t")
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    env = tenant_a.environments.get(slug="dev")
+    body = {"environment": env.pk, "name": "Bad Name", "compose": BAD_COMPOSE}
+    response = api.post("/api/v1/stacks/", body, format="json")
+    assert response.status_code == 400
+    assert {"name", "compose"} <= set(response.json()), response.json()
+
+
+def test_many_environments_get_a_search_box_too(owner, tenant_a):
+    for i in range(10):
+        tenant_services.create_environment(actor=owner, tenant=tenant_a, slug=f"qa-{i}")
+    client = in_context(owner, tenant_a)
+    body = client.get(reverse("portal:dashboard")).content.decode()
+    assert 'name="environment_search"' in body and 'list="switcher-environments"' in body
+    assert '<select name="tenant"' in body  # one tenant: still a select
+    client.post(reverse("portal:switch"), {"tenant": tenant_a.pk, "environment_search": "qa-7"})
+    assert client.session[SESSION_ENVIRONMENT] == tenant_a.environments.get(slug="qa-7").pk
+    response = client.post(
+        reverse("portal:switch"), {"tenant": tenant_a.pk, "environment_search": "qa"}, follow=True
+    )
+    assert "No environment switched" in response.content.decode()
+    assert client.session[SESSION_ENVIRONMENT] == tenant_a.environments.get(slug="qa-7").pk
