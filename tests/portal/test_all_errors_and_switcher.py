@@ -391,3 +391,11 @@ def test_many_environments_get_a_search_box_too(owner, tenant_a):
     )
     assert "No environment switched" in response.content.decode()
     assert client.session[SESSION_ENVIRONMENT] == tenant_a.environments.get(slug="qa-7").pk
+
+
+def test_invitation_form_member_address_and_bad_role_in_one_response(owner, member, tenant_a):
+    client = login(Client(), owner)
+    url = reverse("tenants:invite", kwargs={"slug": tenant_a.slug})
+    response = client.post(url, {"email": member.email, "role": "emperor"})
+    errors = field_errors(response)
+    assert "role" in errors and "already a member" in errors["email"][0], errors
