@@ -15,7 +15,7 @@ from typing import Any
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponse
 from django.shortcuts import redirect, resolve_url
 from django.views.generic import DetailView, FormView
@@ -67,6 +67,8 @@ class ServiceFormMixin:
                 self.check(form)
             except ValidationError as exc:
                 form_errors_from(exc, form, self.service_field_names, only_new=True)
+            except PermissionDenied:
+                pass  # the checks are a courtesy; the submit itself is refused by perform
         return super().form_invalid(form)
 
 

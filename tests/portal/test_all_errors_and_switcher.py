@@ -399,3 +399,10 @@ def test_invitation_form_member_address_and_bad_role_in_one_response(owner, memb
     response = client.post(url, {"email": member.email, "role": "emperor"})
     errors = field_errors(response)
     assert "role" in errors and "already a member" in errors["email"][0], errors
+
+
+def test_a_viewers_refused_form_shows_its_errors_not_a_403(viewer, tenant_a):
+    client = in_context(viewer, tenant_a)
+    response = client.post(reverse("stacks:create"), {"name": "", "compose": BAD_COMPOSE})
+    assert response.status_code == 200
+    assert field_errors(response)["name"] == ["This field is required."]
