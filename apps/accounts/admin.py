@@ -5,7 +5,7 @@ import ldap.dn
 from django import forms
 from django.contrib import admin
 
-from apps.accounts.models import ApiToken, DirectoryAccount
+from apps.accounts.models import ApiToken, DirectoryAccount, Preferences
 from apps.accounts.services import revoke_token
 from apps.core.admin import ReadOnlyAdmin, run_for_each
 
@@ -77,3 +77,13 @@ class DirectoryAccountAdmin(ReadOnlyAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return request.user.is_superuser
+
+
+@admin.register(Preferences)
+class PreferencesAdmin(ReadOnlyAdmin):
+    """Users' display choices (the time zone of their pages); users set them on their
+    profile page."""
+
+    list_display = ["user", "time_zone"]
+    search_fields = ["user__username", "time_zone"]
+    list_select_related = ["user"]

@@ -32,6 +32,9 @@ def objects(tenant_a, owner, superuser, make_user):
 
     mark_directory_managed(make_user("dora"), "uid=dora,ou=people,dc=example,dc=test")
     create_token(actor=owner, name="ci", tenant=tenant_a)
+    from apps.accounts.services import set_time_zone
+
+    set_time_zone(owner, "Europe/Paris")
     invite(actor=owner, tenant=tenant_a, email="new@example.test")
     services.register_host(actor=None, name="node-1", endpoint="tcp://127.0.0.1:2376")
     from apps.tenants.services import create_tenant, delete_tenant

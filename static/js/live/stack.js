@@ -99,6 +99,7 @@ export function startStackPage(root) {
       indicator.dataset.state = state;
       if (state === "open" && opened) refresh(); // whatever changed while we were away
       if (state === "open") opened = true;
+      else schedulePoll(); // no events while away: the slow poll watches meanwhile
     },
   });
   socket.connect();
