@@ -85,11 +85,30 @@ def test_edit_an_answer_preview_apply(visitor_factory, engine_tenant):
     stack.refresh_from_db()
     assert stack.answers["MESSAGE"] == "Second words"
 
+    # Upgrade: 1.1.0's migrations answer its questions (none is asked); the changes
+    # are shown before anything is written.
+    page.locator(".page-header").get_by_role("button", name="Upgrade to 1.1.0").click()
+    page.wait_for_url(re.compile(rf"/stacks/{stack.pk}/upgrade/$"))
+    expect(page.get_by_text("No new question in 1.1.0.")).to_be_visible()
+    expect(page.get_by_label("Greeting")).to_have_count(0)
+    page.get_by_role("button", name="Preview changes").click()
+    preview = page.locator("#change-preview")
+    expect(preview).to_contain_text("web: image")
+    expect(preview).to_contain_text("variable GREETING added")
+    visitor.snap("upgrade-preview")
+    stack.refresh_from_db()
+    assert stack.current_revision.number == 2
+    preview.get_by_role("button", name="Upgrade").click()
+    page.wait_for_url(re.compile(rf"/stacks/{stack.pk}/$"))
+    wait_healthy(page, containers=1, revision="r3")
+    expect(page.locator("#configuration")).to_contain_text("Second words")  # carried
+    visitor.snap("upgraded-r3")
+
     phone = visitor_factory("phone", **PHONE)
     phone.log_in(owner.username)
     phone.visit(f"/stacks/{stack.pk}/edit/")
     no_sideways_scroll(phone)
-    phone.page.get_by_label("Message").fill("Third words")
+    phone.page.get_by_label("Greeting").fill("Third words")
     phone.page.get_by_role("button", name="Preview changes").click()
     expect(phone.page.locator("#change-preview")).to_contain_text("Third words")
     no_sideways_scroll(phone)
