@@ -200,3 +200,47 @@ def test_compose_form_box_for_admins_only_and_the_stack_page_marks_the_stack(
         follow=True,
     )
     assert "deployed by a platform admin with exceptions" in scaled.content.decode()
+
+
+def test_catalog_deploy_form_asks_the_admin_to_confirm(superuser, member, env_a):
+    from apps.catalog.models import Template
+    from tests.deployments.stack_fixtures import make_version
+
+    template = Template.objects.create(
+        slug="logs-reader",
+        name="Logs reader",
+        category="web",
+        visibility=Template.Visibility.PUBLIC,
+        approval=Template.Approval.APPROVED,
+    )
+    questions = [{"variable": "LOGS", "label": "Host folder", "type": "string", "required": True}]
+    compose = 'services:\n  web:\n    image: x\n    volumes: ["${LOGS}:/logs:ro"]\n'
+    make_version(template, "1.0.0", compose, questions)
+    url = f"/catalog/{template.pk}/"
+    form = {"stack_name": "reader", "environment": env_a.pk, "LOGS": "/var/log"}
+    assert "confirm_exceptions" not in browser(member, env_a).get(url).content.decode()
+    admin = browser(superuser, env_a)
+    refused = admin.post(url, form)
+    body = refused.content.decode()
+    assert refused.status_code == 200
+    assert "bind mounts of host paths (/var/log) (service web)" in body
+    assert 'name="confirm_exceptions"' in body
+    done = admin.post(url, {**form, "confirm_exceptions": "on"})
+    assert done.status_code == 302, done.content.decode()[-1500:]
+    stack = Stack.objects.get(name="reader")
+    assert stack.current_revision.spec["berth"]["exceptions"][0]["rule"] == "bind_mounts"
+
+
+def test_rollback_page_offers_the_admin_the_box(superuser, env_a):
+    stack = admin_stack(superuser, env_a)
+    first = stack.current_revision
+    services.redeploy(superuser, stack, compose=PLAIN)
+    admin = browser(superuser, env_a)
+    page = admin.get(reverse("stacks:revisions", args=[stack.pk])).content.decode()
+    assert 'name="confirm_exceptions"' in page  # on r1's form, which brings them back
+    url = reverse("stacks:rollback", args=[first.pk])
+    refused = admin.post(url, follow=True).content.decode()
+    assert "privileged mode (service web)" in refused
+    assert Stack.objects.get(pk=stack.pk).current_revision.number == 2
+    admin.post(url, {"confirm_exceptions": "on"})
+    assert Stack.objects.get(pk=stack.pk).current_revision.number == 3
