@@ -153,6 +153,11 @@ def test_api_create_400_lists_the_exceptions_then_confirm_deploys(superuser, env
     response = client.post("/api/v1/stacks/", {**body, "confirm_exceptions": True}, format="json")
     assert response.status_code == 201, response.content
     assert not exceptions.is_confirmed()  # the request's confirmation ended with it
+    marked = response.json()["policy_exceptions"]
+    assert [(e["rule"], e["name"], e["granted_by"]) for e in marked] == [
+        ("privileged", "web", "platform admin"),
+        ("bind_mounts", "logs", "platform admin"),
+    ]
 
 
 def test_api_member_scale_gets_the_clear_message(superuser, member, env_a, session_api):

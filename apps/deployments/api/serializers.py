@@ -9,11 +9,13 @@ and the secrets they put into a spec are masked: viewers read these too.
 from __future__ import annotations
 
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.catalog.questions import secret_names, secret_values
 from apps.core.api import RejectUnknownFieldsMixin, api_token
 from apps.core.roles import Role
+from apps.deployments import exceptions as policy_exceptions
 from apps.deployments import revisions, services
 from apps.deployments.health import recent
 from apps.deployments.models import Container, Revision, Service, Stack
@@ -156,10 +158,19 @@ class StackSerializer(serializers.ModelSerializer):
 class StackDetailSerializer(StackSerializer):
     containers = ContainerSerializer(many=True, read_only=True)
     compose = serializers.CharField(read_only=True)
+    policy_exceptions = serializers.SerializerMethodField(
+        help_text="Exceptions to the compose policy the current revision uses: rule, kind "
+        "and name (where), what, granted_by (platform admin or environment)."
+    )
 
     class Meta(StackSerializer.Meta):
-        fields = [*StackSerializer.Meta.fields, "containers", "compose"]
+        fields = [*StackSerializer.Meta.fields, "containers", "compose", "policy_exceptions"]
         read_only_fields = fields
+
+    @extend_schema_field(serializers.ListField(child=serializers.DictField()))
+    def get_policy_exceptions(self, stack: Stack) -> list:
+        revision = stack.current_revision
+        return policy_exceptions.of_spec(revision.spec if revision else None)
 
 
 class ConfirmExceptionsMixin(serializers.Serializer):
