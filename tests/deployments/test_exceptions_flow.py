@@ -194,6 +194,8 @@ def test_compose_form_box_for_admins_only_and_the_stack_page_marks_the_stack(
     stack = Stack.objects.get(name="priv")
     assert done.status_code == 302
 
+    listing = browser(member, env_a).get(reverse("stacks:list")).content.decode()
+    assert "Policy exceptions</span>" in listing
     page = browser(member, env_a).get(reverse("stacks:detail", args=[stack.pk]))
     body = page.content.decode()
     assert "Uses exceptions to the compose policy" in body
