@@ -107,13 +107,17 @@
      then reads "Done" and goes. */
   var HIDE_AFTER = 6000;
 
-  function dismissLater(flash, delay) {
-    if (flash.hasAttribute("data-operation") || !flash.matches(".flash-success, .flash-info")) return;
+  function dismissLater(flash, delay, evenIfRead) {
+    if (flash.hasAttribute("data-operation") || !flash.matches(".flash-success, .flash-info, .flash-done")) return;
     if (flash.dataset.hideTimer) return;
-    flash.dataset.hideTimer = String(setTimeout(function () { fadeOut(flash); }, delay || HIDE_AFTER));
+    flash.dataset.hideTimer = String(setTimeout(function () { fadeOut(flash, evenIfRead); }, delay || HIDE_AFTER));
   }
 
-  function fadeOut(flash) {
+  function fadeOut(flash, evenIfRead) {
+    if (!evenIfRead && flash.matches(":hover, :focus-within")) { // being read: wait
+      setTimeout(function () { fadeOut(flash, false); }, 2000);
+      return;
+    }
     flash.classList.add("flash-leaving");
     setTimeout(function () { flash.remove(); }, 300);
   }
@@ -125,7 +129,7 @@
       flash.classList.add("flash-done");
       var text = flash.querySelector("span") || flash;
       text.textContent = "Done: " + text.textContent.trim();
-      dismissLater(flash, 3000);
+      dismissLater(flash, 3000, true);
     });
   }
 

@@ -63,17 +63,23 @@ export function startStackPage(root) {
   // socket is down, reveals it), and never under the user's hands (refresh() waits).
   // When the stack is not busy, operation messages read "Done" and go.
   let pollTimer = null;
+  let pollDelay = 0;
   const schedulePoll = () => {
     const status = document.getElementById("stack-status");
     const busy = status?.dataset.busy === "true";
     if (!busy) window.Berth?.operationsDone(stackId);
-    if (pollTimer) return;
     const delay = busy ? 3000 : (window.berthLive ? 0 : 15000);
+    if (pollTimer && pollDelay <= delay) return; // a poll as soon or sooner is due
+    clearTimeout(pollTimer);
+    pollTimer = null;
+    pollDelay = delay;
     if (!delay) return;
     pollTimer = setTimeout(() => { pollTimer = null; refresh(0); }, delay);
   };
+  // After any request that replaced the status part: ours, or a form of it (scale).
   document.body.addEventListener("htmx:afterRequest", (event) => {
-    if (event.detail.requestConfig?.elt === root) setTimeout(schedulePoll, 50); // after the swap
+    const ours = event.detail.requestConfig?.elt === root || event.detail.target?.id === "stack-status";
+    if (ours) setTimeout(schedulePoll, 50); // after the swap
   });
 
   const showEvent = (event) => {
