@@ -117,7 +117,14 @@ def set_quotas(*, actor: Any, tenant: Tenant, values: dict[str, Any]) -> None:
     if unknown:
         raise ValidationError({key: "Not a quota." for key in unknown})
     Tenant.objects.select_for_update().get(pk=tenant.pk)  # serialised with the checks
-    own = {key: quota_value(key, values[key]) for key in TENANT_LIMITS if key in values}
+    own, problems = {}, {}  # every bad quota at once, not the first only
+    for key in (k for k in TENANT_LIMITS if k in values):
+        try:
+            own[key] = quota_value(key, values[key])
+        except ValidationError as exc:
+            problems.update(exc.message_dict)
+    if problems:
+        raise ValidationError(problems)
     if own:
         quota = tenant_quota(tenant)
         for key, value in own.items():

@@ -406,3 +406,13 @@ def test_a_viewers_refused_form_shows_its_errors_not_a_403(viewer, tenant_a):
     response = client.post(reverse("stacks:create"), {"name": "", "compose": BAD_COMPOSE})
     assert response.status_code == 200
     assert field_errors(response)["name"] == ["This field is required."]
+
+
+def test_quotas_name_every_bad_value(superuser, tenant_a):
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError) as caught:
+        tenant_services.set_quotas(
+            actor=superuser, tenant=tenant_a, values={"stacks": 10**12, "cpus": "0.001"}
+        )
+    assert set(caught.value.message_dict) == {"stacks", "cpus"}
