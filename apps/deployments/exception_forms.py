@@ -1,9 +1,10 @@
 """The deploy forms' "I confirm" checkbox for exceptions to the compose policy.
 
-Only platform admins see it (nobody else can be granted what it confirms, and a box
-that does nothing is a defect). Ticked, the form's service call runs inside
-`exceptions.confirmed()`; the service's refusal without it lands on the box, listing
-the exceptions.
+Only platform admins get it (nobody else can be granted what it confirms), and only
+once it matters: the field is hidden until the service refuses a file for want of the
+confirmation (the refusal, listing the exceptions, lands on the box, which then shows),
+or while it is ticked. A box shown for every file would mostly do nothing. Ticked, the
+form's service call runs inside `exceptions.confirmed()`.
 """
 
 from __future__ import annotations
@@ -33,8 +34,17 @@ class ConfirmExceptionsMixin:
     def with_confirmation(self, form: forms.Form | None) -> forms.Form | None:
         user = self.request.user  # type: ignore[attr-defined]
         if form is not None and getattr(user, "is_superuser", False):
-            form.fields[CONFIRM_FIELD] = confirm_field()
+            field = form.fields[CONFIRM_FIELD] = confirm_field()
+            ticked = form.is_bound and form.data.get(CONFIRM_FIELD) in ("on", "true", "True")
+            if not ticked:
+                field.widget = forms.HiddenInput()
         return form
+
+    def form_invalid(self, form: forms.Form) -> HttpResponse:
+        field = form.fields.get(CONFIRM_FIELD)
+        if field is not None and CONFIRM_FIELD in form.errors:
+            field.widget = forms.CheckboxInput()  # the refusal names what to confirm
+        return super().form_invalid(form)  # type: ignore[misc]
 
     def get_form(self, form_class: Any = None) -> forms.Form | None:
         return self.with_confirmation(super().get_form(form_class))  # type: ignore[misc]

@@ -185,10 +185,12 @@ def test_compose_form_box_for_admins_only_and_the_stack_page_marks_the_stack(
     url = reverse("stacks:create")
     assert "confirm_exceptions" not in browser(member, env_a).get(url).content.decode()
     admin = browser(superuser, env_a)
-    assert 'name="confirm_exceptions"' in admin.get(url).content.decode()
+    # No box until a file needs it: then the refusal lists the exceptions on the box.
+    assert 'type="checkbox" name="confirm_exceptions"' not in admin.get(url).content.decode()
     refused = admin.post(url, {"name": "priv", "compose": PRIVILEGED})
     body = refused.content.decode()
     assert refused.status_code == 200 and "privileged mode (service web)" in body
+    assert 'type="checkbox" name="confirm_exceptions"' in body
     assert not Stack.objects.filter(name="priv").exists()
     done = admin.post(url, {"name": "priv", "compose": PRIVILEGED, "confirm_exceptions": "on"})
     stack = Stack.objects.get(name="priv")
@@ -231,7 +233,7 @@ def test_catalog_deploy_form_asks_the_admin_to_confirm(superuser, member, env_a)
     body = refused.content.decode()
     assert refused.status_code == 200
     assert "bind mounts of host paths (/var/log) (service web)" in body
-    assert 'name="confirm_exceptions"' in body
+    assert 'type="checkbox" name="confirm_exceptions"' in body
     done = admin.post(url, {**form, "confirm_exceptions": "on"})
     assert done.status_code == 302, done.content.decode()[-1500:]
     stack = Stack.objects.get(name="reader")
