@@ -17,7 +17,8 @@ from django.shortcuts import redirect, render
 from apps.core.generic import ObjectFormView
 from apps.core.mixins import form_errors_from
 from apps.core.roles import Role
-from apps.deployments import config_forms, configuration, services
+from apps.deployments import config_forms, configuration, exceptions, services
+from apps.deployments.exception_forms import ConfirmExceptionsMixin, show_confirmation
 from apps.deployments.models import Route, Stack
 from apps.deployments.spec import routes_of
 from apps.deployments.views import StackScopedMixin
@@ -37,7 +38,7 @@ def has_routes(stack: Stack) -> bool:
     return any(routes_of(spec, name) for name in (spec.get("berth") or {}).get("services") or {})
 
 
-class StackEditView(StackScopedMixin, ObjectFormView):
+class StackEditView(ConfirmExceptionsMixin, StackScopedMixin, ObjectFormView):
     """/stacks/<pk>/edit/: the stack's answers (a template stack) or compose file (a
     compose stack). "Preview changes" shows what would change and writes nothing;
     "Apply" redeploys, only if it is still exactly the change that was previewed."""
@@ -75,6 +76,7 @@ class StackEditView(StackScopedMixin, ObjectFormView):
             form_errors_from(exc, form)
             lines = configuration.problem_lines(change.get("compose") or "", exc)
             return self.render_to_response(self.get_context_data(form=form, problem_lines=lines))
+        show_confirmation(form, preview)
         context = {"form": form, "preview": preview}
         if self.request.POST.get("action") != "apply":
             return self.render_to_response(self.get_context_data(**context))
@@ -84,10 +86,12 @@ class StackEditView(StackScopedMixin, ObjectFormView):
         if self.request.POST.get("fingerprint") != preview["fingerprint"]:
             return self.render_to_response(self.get_context_data(**context, stale=CHANGED_SINCE))
         try:
-            stack = services.redeploy(user, stack, strategy=form.chosen_strategy(), **change)
+            with exceptions.confirmed(form.cleaned_data.get(exceptions.CONFIRM_FIELD)):
+                stack = services.redeploy(user, stack, strategy=form.chosen_strategy(), **change)
         except ValidationError as exc:
             form_errors_from(exc, form)
-            return self.render_to_response(self.get_context_data(form=form))
+            show_confirmation(form, preview)
+            return self.render_to_response(self.get_context_data(**context))
         revision = stack.current_revision
         messages.success(self.request, f"Redeploying {stack.name} as r{revision.number}.")
         return redirect("stacks:detail", pk=stack.pk)

@@ -52,3 +52,11 @@ class ConfirmExceptionsMixin:
     def form_valid(self, form: forms.Form) -> HttpResponse:
         with confirmed(form.cleaned_data.get(CONFIRM_FIELD)):
             return super().form_valid(form)  # type: ignore[misc]
+
+
+def show_confirmation(form: forms.Form, preview: dict[str, Any]) -> None:
+    """A previewed change that brings exceptions shows the box before Apply is pressed
+    (the preview lists them), rather than after a refusal."""
+    field = form.fields.get(CONFIRM_FIELD)
+    if field is not None and (preview.get("exceptions_needed") or CONFIRM_FIELD in form.errors):
+        field.widget = forms.CheckboxInput()

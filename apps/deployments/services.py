@@ -675,6 +675,11 @@ def change_preview(
         "summary": summary,
         "changes": changes,
         "lines": lines,
+        # What a platform admin confirms before Apply (the current revision did not use it).
+        "exceptions_needed": [
+            exceptions.label(e)
+            for e in exceptions.new_ones(exceptions.of_spec(spec), exceptions.of_spec(old_spec))
+        ],
         "diff": revisions.diff(
             old_spec,
             spec,

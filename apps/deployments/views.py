@@ -36,7 +36,7 @@ from apps.core.roles import Role, rank
 from apps.core.tenancy import require_role, role_of
 from apps.deployments import forms, rollout, routes, services
 from apps.deployments.api.views import revision_diff
-from apps.deployments.exception_forms import ConfirmExceptionsMixin
+from apps.deployments.exception_forms import ConfirmExceptionsMixin, show_confirmation
 from apps.deployments.exceptions import CONFIRM_FIELD, confirmed
 from apps.deployments.live_limits import SERVER_BUSY, StreamLease
 from apps.deployments.models import Container, Revision, Rollout, Route, Service, Stack
@@ -457,6 +457,7 @@ class StackUpgradeView(ConfirmExceptionsMixin, StackScopedMixin, ObjectFormView)
         "Upgrade" applies it, only if it is still exactly the change previewed."""
         target, answers = self.target(), form.answers()
         preview = services.preview_upgrade(self.request.user, self.object, target, answers)
+        show_confirmation(form, preview)
         context = {"form": form, "preview": preview}
         if self.request.POST.get("action") != "apply":
             return self.render_to_response(self.get_context_data(**context))

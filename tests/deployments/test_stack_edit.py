@@ -284,3 +284,43 @@ def test_strategy_is_offered_only_where_it_acts(member, stack, django_capture_on
     stack.refresh_from_db()
     berth = stack.current_revision.spec["berth"]["services"]
     assert berth["web"]["upgrade"]["strategy"] == "canary"
+
+
+def test_edit_page_asks_an_admin_to_confirm_new_exceptions(
+    superuser, stack, django_capture_on_commit_callbacks
+):
+    """A compose edit that brings privileged mode: the preview names it and shows the
+    box before Apply; Apply without the box ticked is refused on the box, with it done."""
+    client = login(Client(), superuser)
+    url = reverse("stacks:edit", args=[stack.pk])
+    page = client.get(url).content.decode()
+    assert 'type="checkbox" name="confirm_exceptions"' not in page  # nothing to confirm yet
+    privileged = stack.compose.replace(
+        "    image: berth-demo/worker:1.0\n",
+        "    image: berth-demo/worker:1.0\n    privileged: true\n",
+    )
+    preview = client.post(url, {"compose": privileged, "action": "preview"})
+    body = preview.content.decode()
+    assert preview.context["preview"]["exceptions_needed"] == ["privileged mode (service worker)"]
+    assert "data-exceptions-needed" in body
+    assert 'type="checkbox" name="confirm_exceptions"' in body
+    fingerprint = preview.context["preview"]["fingerprint"]
+    before = counts(stack)
+    refused = client.post(
+        url, {"compose": privileged, "action": "apply", "fingerprint": fingerprint}
+    )
+    assert refused.status_code == 200 and counts(stack) == before
+    assert "privileged mode" in " ".join(refused.context["form"].errors["confirm_exceptions"])
+    with django_capture_on_commit_callbacks():
+        done = client.post(
+            url,
+            {
+                "compose": privileged,
+                "action": "apply",
+                "fingerprint": fingerprint,
+                "confirm_exceptions": "on",
+            },
+        )
+    assert done.status_code == 302
+    stack.refresh_from_db()
+    assert stack.current_revision.number == 2 and "privileged: true" in stack.compose
