@@ -23,6 +23,7 @@ from typing import Any
 
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from apps.activity.models import Event
@@ -38,6 +39,7 @@ from apps.hosts.models import Host
 
 #: How long a host's volume sizes are reused: the engine measures every volume for them.
 USAGE_SECONDS = 30
+REMEASURE_SECONDS = 5
 MASK = "••••••"
 
 
@@ -142,17 +144,33 @@ def _when(value: Any) -> datetime | None:
 
 
 def volume_usage(host: Host, engine) -> dict[str, dict[str, int]]:
-    """The host's volume sizes, measured at most once per USAGE_SECONDS."""
+    """The host's volume sizes, measured at most once per USAGE_SECONDS (the engine's
+    `df` walks every volume); `usage_measured_at` says when, for the page to show."""
     key = f"berth:volume-usage:{host.pk}"
     usage = cache.get(key)
     if usage is None:
         usage = engine.volume_usage()
-        cache.set(key, usage, USAGE_SECONDS)
+        cache.set_many({key: usage, f"{key}:at": timezone.now()}, USAGE_SECONDS)
     return usage
 
 
+def usage_measured_at(hosts: Iterable[Host]) -> datetime | None:
+    """When the oldest of these hosts' cached sizes was measured (None: not yet)."""
+    times = [cache.get(f"berth:volume-usage:{host.pk}:at") for host in hosts]
+    return min((t for t in times if t is not None), default=None)
+
+
+def measure_again(hosts: Iterable[Host]) -> None:
+    """A user's "Measure now": sizes older than REMEASURE_SECONDS are dropped, so one
+    impatient page cannot make the engine walk its volumes on every click."""
+    for host in hosts:
+        at = cache.get(f"berth:volume-usage:{host.pk}:at")
+        if at is None or (timezone.now() - at).total_seconds() >= REMEASURE_SECONDS:
+            forget_volume_usage(host)
+
+
 def forget_volume_usage(host: Host) -> None:
-    cache.delete(f"berth:volume-usage:{host.pk}")
+    cache.delete_many([f"berth:volume-usage:{host.pk}", f"berth:volume-usage:{host.pk}:at"])
 
 
 def _stack_id(labels: dict[str, str]) -> int | None:
@@ -207,11 +225,15 @@ def tenant_volumes(tenant: Any) -> list[HostResult]:
     return _ask(hosts_to_ask(tenant), lambda host, engine: _volume_rows(tenant, host, engine))
 
 
-def stack_volumes(stack: Stack) -> list[HostResult]:
-    """The volumes of one stack, on the hosts its containers run on (or the stack's
-    default host before any container exists)."""
+def stack_volume_hosts(stack: Stack) -> list[Host]:
+    """The hosts its containers run on (or the stack's default host before any exists)."""
     hosts = Host.objects.filter(containers__stack=stack).distinct().order_by("name")
-    hosts = list(hosts) or hosts_to_ask(stack.tenant)
+    return list(hosts) or hosts_to_ask(stack.tenant)
+
+
+def stack_volumes(stack: Stack) -> list[HostResult]:
+    """The volumes of one stack, on the hosts its containers run on."""
+    hosts = stack_volume_hosts(stack)
     return _ask(
         hosts, lambda host, engine: _volume_rows(stack.tenant, host, engine, stack_id=stack.pk)
     )

@@ -133,11 +133,15 @@ class StackVolumesView(StackScopedMixin, ObjectDetailView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
+        hosts = inventory.stack_volume_hosts(self.object)
+        if self.request.GET.get("measure"):
+            inventory.measure_again(hosts)
         results = inventory.stack_volumes(self.object)
         context.update(
             stack=self.object,
             results=results,
             empty=all(not r.unreachable and not r.rows for r in results),
+            measured_at=inventory.usage_measured_at(hosts),
         )
         return context
 

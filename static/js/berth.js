@@ -141,6 +141,11 @@
       area.setAttribute("aria-live", "assertive");
       document.body.appendChild(area);
     }
+    // The same words already on screen (a poll refused again and again): say it once.
+    var same = [].slice.call(area.querySelectorAll(".flash > span")).some(function (shown) {
+      return shown.textContent === text;
+    });
+    if (same) return;
     var flash = document.createElement("div");
     flash.className = "flash flash-" + (kind || "error");
     flash.setAttribute("role", "alert");

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.db import connection
 
 from apps.activity.models import Event
@@ -251,7 +252,17 @@ def assert_converged(engine: SecondEngine, stack: Stack) -> None:
     assert all(c["State"]["Running"] for c in found)
     assert Container.objects.filter(stack=stack).count() == 2
     # Nothing reached the main engine.
-    assert docker("ps", "-aq", "--filter", f"label=io.berth.stack={stack.pk}") == ""
+    assert (
+        docker(
+            "ps",
+            "-aq",
+            "--filter",
+            f"label=io.berth.installation={settings.BERTH_INSTALLATION_ID}",
+            "--filter",
+            f"label=io.berth.stack={stack.pk}",
+        )
+        == ""
+    )
 
 
 def test_engine_stopped_mid_deploy_converges_after_it_returns(

@@ -292,6 +292,16 @@ def test_deploy_demo_template_until_healthy(visitor, engine_tenant):
 
 
 def docker_ids(stack) -> list[str]:
+    from django.conf import settings
+
     from tests.fixtures.browser import docker
 
-    return docker("ps", "-aq", "--filter", f"label=io.berth.stack={stack.pk}").split()
+    # Another test run on this engine has its own stack with the same primary key.
+    return docker(
+        "ps",
+        "-aq",
+        "--filter",
+        f"label=io.berth.installation={settings.BERTH_INSTALLATION_ID}",
+        "--filter",
+        f"label=io.berth.stack={stack.pk}",
+    ).split()

@@ -21,6 +21,7 @@ export function startStackPage(root) {
   const seen = new Set([...activity.children].map((li) => Number(li.dataset.eventId)));
   let lastId = Number(root.dataset.lastEventId || 0);
   let refreshTimer = null;
+  let gone = false; // the stack was removed while the page was open
 
   // Re-render the status part, but never under the user's hands: while a field in it
   // has the focus, was edited a moment ago, or one of its forms is being sent, wait.
@@ -28,6 +29,7 @@ export function startStackPage(root) {
   // typed must not land on top of the typing), and a value typed but not yet sent is
   // carried over into the new part.
   const refresh = (delay = 250) => {
+    if (gone) return;
     clearTimeout(refreshTimer);
     refreshTimer = setTimeout(() => {
       const status = document.getElementById("stack-status");
@@ -77,10 +79,36 @@ export function startStackPage(root) {
     pollTimer = setTimeout(() => { pollTimer = null; refresh(0); }, delay);
   };
   // After any request that replaced the status part: ours, or a form of it (scale).
+  // A 404 means the stack is gone (removed from another tab or the API): say so once
+  // and stop asking, instead of an error toast at every poll.
   document.body.addEventListener("htmx:afterRequest", (event) => {
     const ours = event.detail.requestConfig?.elt === root || event.detail.target?.id === "stack-status";
-    if (ours) setTimeout(schedulePoll, 50); // after the swap
+    if (!ours) return;
+    if (event.detail.xhr?.status === 404) {
+      stackGone();
+      return;
+    }
+    if (!gone) setTimeout(schedulePoll, 50); // after the swap
   });
+  document.body.addEventListener("htmx:responseError", (event) => {
+    const ours = event.detail.requestConfig?.elt === root || event.detail.target?.id === "stack-status";
+    if (ours && event.detail.xhr?.status === 404) event.stopImmediatePropagation();
+  }, true);
+  const stackGone = () => {
+    if (gone) return;
+    gone = true;
+    clearTimeout(pollTimer);
+    clearTimeout(refreshTimer);
+    socket.close?.();
+    const status = document.getElementById("stack-status");
+    if (!status) return;
+    const note = document.createElement("div");
+    note.className = "alert alert-error";
+    note.setAttribute("role", "alert");
+    note.dataset.stackGone = "";
+    note.innerHTML = '<div><strong>This stack is gone</strong><p>It was removed. <a href="/stacks/">Back to the stacks</a></p></div>';
+    status.replaceChildren(note);
+  };
 
   const showEvent = (event) => {
     if (seen.has(event.id)) return;
