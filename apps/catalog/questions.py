@@ -86,18 +86,22 @@ def question_names(version: Any) -> set[str]:
     return {str(q.get("variable") or q.get("name")) for q in _stored_questions(version)}
 
 
-def secret_names(version: Any) -> set[str]:
-    """Variables of password and secret questions: masked in summaries and diffs."""
-    return {
+def secret_names(version: Any, answers: Mapping | None = None) -> set[str]:
+    """Variables masked wherever they are shown (the stack page, the API, summaries,
+    diffs, previews, inspect): password and secret questions, plus any answer that
+    `looks_secret` by its name or its value. One rule for every place, so no page shows
+    in the clear what another masks."""
+    typed = {
         str(q.get("variable") or q.get("name"))
         for q in _stored_questions(version)
         if q.get("type") in SECRET_TYPES
     }
+    return typed | {str(k) for k, v in (answers or {}).items() if looks_secret(str(k), v)}
 
 
 def secret_values(version: Any, answers: Mapping | None) -> list[str]:
-    """The non-empty answers to a version's secret questions, to be masked wherever shown."""
-    names = secret_names(version)
+    """The non-empty secret answers (`secret_names`), to be masked wherever shown."""
+    names = secret_names(version, answers)
     return [str(v) for k, v in (answers or {}).items() if k in names and v]
 
 

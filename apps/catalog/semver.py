@@ -37,7 +37,7 @@ class Version:
 
     def _key(self) -> tuple:
         # A pre-release sorts before its release; numeric identifiers before alphanumeric.
-        pre = tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in self.pre)
+        pre = tuple((0, int(p), "") if p.isdecimal() else (1, 0, p) for p in self.pre)
         return (self.major, self.minor, self.patch, 0 if self.pre else 1, pre)
 
     def __eq__(self, other: object) -> bool:
@@ -69,7 +69,7 @@ def _wildcard(term: str) -> tuple[Version, Version | None] | None:
     if not match or not any(p in ("x", "X", "*") for p in match.groups() if p):
         return None
     major, minor, _ = match.groups()
-    if minor is None or not minor.isdigit():
+    if minor is None or not minor.isdecimal():
         return Version(f"{major}.0.0-0"), Version(f"{int(major) + 1}.0.0-0")
     return Version(f"{major}.{minor}.0-0"), Version(f"{major}.{int(minor) + 1}.0-0")
 

@@ -16,7 +16,7 @@ from django.core.exceptions import ValidationError
 
 from apps.activity.services import record_event
 from apps.catalog.answers import hidden_variables
-from apps.catalog.questions import config_of, looks_secret, secret_names
+from apps.catalog.questions import config_of, secret_names
 from apps.compose.errors import ComposeError
 from apps.core.roles import Role
 from apps.core.tenancy import require_role
@@ -46,13 +46,8 @@ def _text(value: Any) -> str:
 
 def _secret_variables(stack: Stack) -> set[str]:
     """Variables whose values the card masks (the question types, then the names)."""
-    version = stack.template_version
-    typed = secret_names(version)
-    return {
-        name
-        for name, value in (stack.answers or {}).items()
-        if is_secret_name(name, typed) or (version is None and looks_secret(name, value))
-    } | typed
+    names = secret_names(stack.template_version, stack.answers)
+    return {name for name in stack.answers or {} if is_secret_name(name, names)} | names
 
 
 def answer_rows(stack: Stack) -> list[AnswerRow]:

@@ -122,6 +122,12 @@ def is_confirmed() -> bool:
     return _confirmed.get()
 
 
+def confirm_in_this_request(flag: Any) -> None:
+    """Set the confirmation inside an enclosing `confirmed(False)` block, which resets
+    it when the request ends (the API reads the flag only after parsing the body)."""
+    _confirmed.set(bool(flag))
+
+
 @contextmanager
 def confirmed(flag: Any = True) -> Iterator[None]:
     """Within this block, the acting platform admin confirmed the exceptions the change

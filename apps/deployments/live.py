@@ -32,7 +32,7 @@ def stack_group(stack_id: int) -> str:
 
 def event_stack_id(event: Event, obj: Any = None) -> int | None:
     """The stack an Event concerns, or None (tenant, token and platform events)."""
-    if event.object_type == "stack" and event.object_id.isdigit():
+    if event.object_type == "stack" and event.object_id.isdecimal():
         return int(event.object_id)
     stack = (event.data or {}).get("stack")
     if isinstance(stack, int):

@@ -244,7 +244,7 @@ def check_host(host: Host, engine: EngineDriver) -> PassResult:
     for item in engine.list_managed():
         if item.state == "running":
             by_stack.setdefault(item.labels.get(naming.STACK, ""), []).append(item)
-    ids = [int(k) for k in by_stack if k.isdigit()]
+    ids = [int(k) for k in by_stack if k.isdecimal()]
     stacks = list(
         Stack.objects.filter(pk__in=ids, desired_state=Stack.Desired.RUNNING)
         .exclude(current_revision=None)

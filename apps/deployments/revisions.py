@@ -14,6 +14,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from apps.catalog.questions import looks_secret
+
 MASK = "••••••"
 SECRET_NAME = re.compile(r"pass|secret|token|key|credential|private", re.IGNORECASE)
 LIMIT_FIELDS = ("cpus", "memory", "pids")
@@ -21,7 +23,7 @@ LIMIT_FIELDS = ("cpus", "memory", "pids")
 
 def is_secret_name(name: str, secret_names: Iterable[str] = ()) -> bool:
     """A variable is secret when its question says so or its name looks like one."""
-    return name in set(secret_names) or bool(SECRET_NAME.search(name))
+    return name in set(secret_names) or bool(SECRET_NAME.search(name)) or looks_secret(name)
 
 
 def services_of(spec: Mapping[str, Any] | None) -> dict[str, dict]:

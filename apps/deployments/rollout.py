@@ -58,7 +58,7 @@ def _whole_percent(value: Any) -> int:
     text = (
         str(value).strip() if isinstance(value, int | str) and not isinstance(value, bool) else ""
     )
-    if not text.isdigit() or not 1 <= int(text) <= 99:
+    if not text.isdecimal() or not 1 <= int(text) <= 99:
         raise ValidationError({"weight": "Give a whole number from 1 to 99."})
     return int(text)
 

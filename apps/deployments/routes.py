@@ -71,7 +71,7 @@ def clean_path(value: Any) -> str:
 
 def clean_port(value: Any) -> int:
     """The container port, 1 to 65535."""
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isdecimal():
         value = int(value.strip())
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
         raise ValidationError({"port": ["Give the container port, a number from 1 to 65535."]})

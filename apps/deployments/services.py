@@ -300,8 +300,10 @@ def _new_revision(
         spec,
         previous.answers if previous else None,
         stack.answers,
-        secret_names(stack.template_version)
-        | secret_names(getattr(previous, "template_version", None)),
+        secret_names(stack.template_version, stack.answers)
+        | secret_names(
+            getattr(previous, "template_version", None), getattr(previous, "answers", None)
+        ),
     )
     if summary_prefix:
         summary = f"{summary_prefix}: {summary}"
@@ -598,9 +600,9 @@ def _redeploy_plan(
             stack.template_version, {**stack.answers, **(answers or {})}, previous=stack.answers
         )
     else:
-        answers = {
-            str(k): v for k, v in (answers if answers is not None else stack.answers).items()
-        }
+        # As for a template: what is left out keeps its value; null removes a variable.
+        merged = {**stack.answers, **{str(k): v for k, v in (answers or {}).items()}}
+        answers = {k: v for k, v in merged.items() if v is not None}
     source = compose if compose is not None else stack_source(stack)
     spec = render_spec(
         actor,
@@ -640,7 +642,7 @@ def change_preview(
     old_spec = previous.spec if previous else None
     version = version if version is not None else stack.template_version
     old_version = getattr(previous, "template_version", None) or stack.template_version
-    names = secret_names(version) | secret_names(old_version)
+    names = secret_names(version, answers) | secret_names(old_version, stack.answers)
     summary, changes = revisions.summarize(old_spec, spec, stack.answers, answers, names)
     if old_spec is not None:
         listed = {c.get("service") for c in changes if c.get("service")}

@@ -27,8 +27,12 @@ class ShellChoice:
     problem: str = ""
 
 
-def shell_choice(container: Container) -> ShellChoice:
-    """Ask the container's engine whether it runs and which shells it has."""
+def shell_choice(container: Container, *, operator: bool = False) -> ShellChoice:
+    """Ask the container's engine whether it runs and which shells it has.
+
+    The engine's own error names its endpoint (platform infrastructure): only an
+    operator (`operator`, a platform admin) reads it, as on the resource pages.
+    """
     if not container.engine_id or container.host_id is None:
         return ShellChoice(problem="This container was not created yet: no shell to open.")
     engine = get_engine(container.host)
@@ -39,7 +43,8 @@ def shell_choice(container: Container) -> ShellChoice:
             )
         found = engine.available_shells(container.engine_id, SHELL_PATHS)
     except EngineError as exc:
-        return ShellChoice(problem=f"The engine did not answer: {exc}")
+        reason = f": {exc}" if operator else "; try again in a moment, or ask an operator"
+        return ShellChoice(problem=f"The container's host did not answer{reason}.")
     finally:
         engine.close()
     if not found:

@@ -100,7 +100,7 @@ class StackCreateView(ConfirmExceptionsMixin, CreateFormView):
             form.cleaned_data["name"],
             compose=form.cleaned_data["compose"],
         )
-        messages.success(self.request, f"Stack {stack.name} is being deployed.")
+        messages.success(self.request, f"Deploying {stack.name}.")
         return redirect("stacks:detail", pk=stack.pk)
 
     def check(self, form):
@@ -386,7 +386,8 @@ class RevisionRollbackView(TenantScopedMixin, ObjectFormView):
     def form_valid(self, form):
         revision = self.object
         try:
-            with confirmed(self.request.POST.get(CONFIRM_FIELD)):  # a platform admin's box
+            ticked = self.request.POST.get(CONFIRM_FIELD) in ("on", "true", "True")
+            with confirmed(ticked):  # a platform admin's box
                 services.rollback(self.request.user, revision.stack, revision)
             messages.success(self.request, f"Rolling back to r{revision.number}.")
         except ValidationError as exc:
@@ -453,7 +454,7 @@ class StackUpgradeView(ConfirmExceptionsMixin, StackScopedMixin, ObjectFormView)
         return context
 
     def perform(self, form):
-        """"Preview changes" shows what the upgrade would change (nothing is written);
+        """ "Preview changes" shows what the upgrade would change (nothing is written);
         "Upgrade" applies it, only if it is still exactly the change previewed."""
         target, answers = self.target(), form.answers()
         preview = services.preview_upgrade(self.request.user, self.object, target, answers)
@@ -530,7 +531,8 @@ class ContainerShellView(ContainerScopedMixin, ObjectDetailView):
         context.update(
             stack=self.object.stack,
             ws_path=f"/ws/containers/{self.object.pk}/shell/",
-            choice=shell_choice(self.object),  # only the shells it has; why none
+            # only the shells it has; why none
+            choice=shell_choice(self.object, operator=self.request.user.is_superuser),
         )
         return context
 

@@ -103,7 +103,7 @@ def _chosen(request: HttpRequest, queryset: QuerySet, key: str, noun: str) -> An
     text = request.POST.get(f"{key}_search", "").strip()[:100]
     if not text:
         pk = request.POST.get(key, "")
-        return queryset.filter(pk=pk).first() if pk.isdigit() else None
+        return queryset.filter(pk=pk).first() if pk.isdecimal() else None
     found = queryset.filter(slug=text).first() or queryset.filter(name__iexact=text).first()
     if found is not None:
         return found

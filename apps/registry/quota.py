@@ -220,7 +220,7 @@ def quota_lines(tenant: Tenant) -> list[QuotaLine]:
 def set_quota_values(actor: Any, tenant: Tenant, values: dict) -> None:
     """`registry_storage` (bytes) from the tenant's quota form or API: `services.set_quota`."""
     value = values["registry_storage"]
-    if isinstance(value, bool) or not str(value).strip().isdigit():
+    if isinstance(value, bool) or not str(value).strip().isdecimal():
         raise ValidationError({"registry_storage": "Use 0 (unlimited) or a number of bytes."})
     if int(value) >= 2**63:
         raise ValidationError({"registry_storage": "Too large."})

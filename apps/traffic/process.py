@@ -95,7 +95,7 @@ def workers(directory: Path, timeout: float = 2.0) -> Workers | None:
             section = line.strip("# ").split()[0] if line.strip("# ") else ""
             continue
         fields = line.split()
-        if len(fields) < 3 or not fields[0].isdigit():
+        if len(fields) < 3 or not fields[0].isdecimal():
             continue
         if fields[1] == "master":
             reloads = int(fields[2])

@@ -52,7 +52,7 @@ def _server(row: dict[str, str]) -> dict[str, Any]:
     name = row.get("svname", "")
     return {
         "server": name,
-        "container_id": int(name[1:]) if name[1:].isdigit() else None,
+        "container_id": int(name[1:]) if name[1:].isdecimal() else None,
         "address": row.get("addr", ""),
         "status": _status(row.get("status", "")),
         "weight": _int(row.get("weight")),

@@ -416,3 +416,16 @@ def test_quotas_name_every_bad_value(superuser, tenant_a):
             actor=superuser, tenant=tenant_a, values={"stacks": 10**12, "cpus": "0.001"}
         )
     assert set(caught.value.message_dict) == {"stacks", "cpus"}
+
+
+@pytest.mark.parametrize("field", ["tenant", "environment"])
+def test_switcher_refuses_digits_that_are_no_number(member, tenant_a, field):
+    """ "²" is a digit to str.isdigit() but no number to int(): a 500 before."""
+    from django.test import Client
+    from django.urls import reverse
+
+    from tests.conftest import login
+
+    client = login(Client(raise_request_exception=False), member)
+    data = {"tenant": str(tenant_a.pk), field: "\u00b2"}
+    assert client.post(reverse("portal:switch"), data).status_code == 302

@@ -23,7 +23,7 @@ from apps.tenants.models import Environment
 
 
 def masked_answers(version, answers: dict | None) -> dict:
-    names = secret_names(version)
+    names = secret_names(version, answers)
     return {
         key: revisions.MASK if revisions.is_secret_name(key, names) and value else value
         for key, value in (answers or {}).items()
@@ -204,7 +204,9 @@ class UpgradeSerializer(RejectUnknownFieldsMixin, ConfirmExceptionsMixin, serial
 
 class RedeploySerializer(RejectUnknownFieldsMixin, ConfirmExceptionsMixin, serializers.Serializer):
     answers = serializers.DictField(
-        required=False, help_text="Changed answers; those left out keep their value."
+        required=False,
+        help_text="Changed answers; those left out keep their value (a compose stack: null "
+        "removes a variable).",
     )
     compose = serializers.CharField(
         required=False,
@@ -306,7 +308,7 @@ class RevisionDetailSerializer(RevisionSerializer):
         version = revision.template_version
         return revisions.masked_spec(
             revision.spec,
-            secret_names(version),
+            secret_names(version, revision.answers),
             secret_values(version, revision.answers),
         )
 

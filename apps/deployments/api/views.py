@@ -64,22 +64,21 @@ class StackViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScope
     model = Stack
     filterset_class = StackFilterSet
 
+    def dispatch(self, request, *args, **kwargs):
+        """`confirm_exceptions` holds for this request only, whatever happens in it: the
+        block resets it even when a handler raises (DRF skips finalize_response then, and
+        a WSGI thread would carry the confirmation into the admin's next request)."""
+        with policy_exceptions.confirmed(False):
+            return super().dispatch(request, *args, **kwargs)
+
     def initial(self, request, *args, **kwargs):
         """`confirm_exceptions` (create, redeploy, upgrade, rollback; validated by their
-        serializers) holds for the whole request: the service asks for it where it
-        writes a revision that brings exceptions only a platform admin grants."""
+        serializers): the service asks for it where it writes a revision that brings
+        exceptions only a platform admin grants."""
         super().initial(request, *args, **kwargs)
         flag = request.method == "POST" and isinstance(request.data, dict)
         flag = flag and request.data.get(policy_exceptions.CONFIRM_FIELD) in (True, "true", "1")
-        self._confirmation = policy_exceptions.confirmed(flag)
-        self._confirmation.__enter__()
-
-    def finalize_response(self, request, response, *args, **kwargs):
-        confirmation = getattr(self, "_confirmation", None)
-        if confirmation is not None:
-            self._confirmation = None
-            confirmation.__exit__(None, None, None)
-        return super().finalize_response(request, response, *args, **kwargs)
+        policy_exceptions.confirm_in_this_request(flag)
 
     def get_queryset(self):
         services_qs = Service.objects.order_by("name")
@@ -326,10 +325,10 @@ class RevisionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSc
 
 def revision_diff(old: Revision | None, new: Revision) -> list[str]:
     """The masked diff between two revisions of one stack (either may hold secrets)."""
-    names = secret_names(new.template_version)
+    names = secret_names(new.template_version, new.answers)
     values = secret_values(new.template_version, new.answers)
     if old is not None:
-        names |= secret_names(old.template_version)
+        names |= secret_names(old.template_version, old.answers)
         values += secret_values(old.template_version, old.answers)
     return revisions.diff(
         old.spec if old else None,

@@ -31,7 +31,7 @@ class StackEventsConsumer(LiveConsumer):
 
     def parse(self, query: dict[str, str]) -> dict[str, Any]:
         after = query.get("after")
-        if after is not None and not after.isdigit():
+        if after is not None and not after.isdecimal():
             raise BadRequestError("after must be an event id (a whole number).")
         return {"after": int(after) if after is not None else None}
 

@@ -52,7 +52,7 @@ def _parse_log_params(query: dict[str, str]) -> dict[str, Any]:
             raise BadRequestError(f"{name} must be 1 or 0.")
         flags[name] = value in ("1", "true")
     tail = query.get("tail", "100")
-    if tail != "all" and not (tail.isdigit() and int(tail) <= 10000):
+    if tail != "all" and not (tail.isdecimal() and int(tail) <= 10000):
         raise BadRequestError("tail must be 'all' or a number of lines from 0 to 10000.")
     since = _parse_since(query["since"]) if query.get("since") else None
     return {**flags, "tail": tail, "since": since}

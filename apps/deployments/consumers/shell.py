@@ -221,6 +221,8 @@ def _exit_code_soon(session: ShellSession) -> int | None:
 
 
 def _size(cols: str, rows: str) -> dict[str, int]:
-    if not (cols.isdigit() and rows.isdigit() and 0 < int(cols) <= 1000 and 0 < int(rows) <= 1000):
+    if not (
+        cols.isdecimal() and rows.isdecimal() and 0 < int(cols) <= 1000 and 0 < int(rows) <= 1000
+    ):
         raise BadRequestError("cols and rows must be whole numbers from 1 to 1000.")
     return {"cols": int(cols), "rows": int(rows)}
