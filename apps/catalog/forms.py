@@ -20,7 +20,17 @@ STACK_NAME_HELP = "Lowercase letters, digits and hyphens; unique in the environm
 
 
 def question_field(question: Question) -> forms.Field:
-    """One form field per question type; checks are left to resolve_answers."""
+    """One form field per question type; checks are left to resolve_answers (so the
+    field is never `required` for Django), but the label says what the question says."""
+    field = _question_field(question)
+    field.optional_label = not question.required  # type: ignore[attr-defined]
+    if question.required and question.default not in (None, "") and question.type != "bool":
+        left_empty = f"Left empty: {question.default}."
+        field.help_text = " ".join(filter(None, [field.help_text, left_empty]))
+    return field
+
+
+def _question_field(question: Question) -> forms.Field:
     attrs: dict[str, Any] = {}
     if question.show_if:
         attrs["data-show-if"] = json.dumps({k: list(v) for k, v in question.show_if.items()})

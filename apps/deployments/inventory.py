@@ -126,6 +126,14 @@ def _tenant_filter(tenant: Any) -> dict[str, str]:
     return {naming.TENANT_ID: str(tenant.pk)}
 
 
+def _created_label(labels: dict[str, str]) -> float | None:
+    """Berth's own creation time label (seconds), when the object carries one."""
+    try:
+        return float(labels.get(naming.CREATED_AT, ""))
+    except ValueError:
+        return None
+
+
 def _when(value: Any) -> datetime | None:
     if isinstance(value, int | float):
         return datetime.fromtimestamp(value, tz=UTC) if value else None
@@ -212,7 +220,7 @@ def _volume_rows(tenant: Any, host: Host, engine, stack_id: int | None = None) -
                 stack_id=sid,
                 stack=stacks.get(sid),
                 environment=labels.get(naming.label_key("environment"), ""),
-                created=_when(volume.get("created")),
+                created=_when(_created_label(labels) or volume.get("created")),
                 size=size if size is not None and size >= 0 else None,
                 users=refs if refs is not None and refs >= 0 else None,
             )
@@ -323,8 +331,10 @@ def _image_rows(host: Host, engine, tenant: Any | None) -> list[ImageRow]:
     managed = engine.list_managed(_tenant_filter(tenant) if tenant is not None else None)
     by_image: dict[str, set[int]] = {}
     counts: dict[str, int] = {}
+    refs: dict[str, set[str]] = {}  # the names the containers asked for, per image id
     for container in managed:
         sid = _stack_id(container.labels)
+        refs.setdefault(container.image_id, set()).add(container.image)
         by_image.setdefault(container.image_id, set())
         if sid is not None:
             by_image[container.image_id].add(sid)
@@ -342,11 +352,16 @@ def _image_rows(host: Host, engine, tenant: Any | None) -> list[ImageRow]:
             (found[i] for i in by_image.get(image["id"], ()) if i in found),
             key=lambda s: (s.tenant.slug, s.name),
         )
+        tags = image["tags"] or [d.split("@")[0] + "@…" for d in image["digests"]]
+        if tenant is not None:
+            # The same content may carry another tenant's private name: a tenant reads
+            # only the names its own containers use.
+            tags = sorted(refs.get(image["id"], ()))
         rows.append(
             ImageRow(
                 host=host,
                 id=image["id"],
-                tags=image["tags"] or [d.split("@")[0] + "@…" for d in image["digests"]],
+                tags=tags,
                 size=int(image.get("size") or 0),
                 created=_when(image.get("created")),
                 stacks=used,
@@ -381,7 +396,7 @@ def secret_values_of(stack: Stack, revision: int | None = None) -> list[str]:
         answers += [(r.template_version, r.answers or {}) for r in older]
     values = set()
     for version, given in answers:
-        names = secret_names(version)
+        names = secret_names(version, given)
         values |= {
             str(v)
             for k, v in given.items()
@@ -410,7 +425,7 @@ def inspect_container(container: Container) -> dict[str, Any]:
     """
     stack = container.stack
     secrets = secret_values_of(stack, container.revision)
-    names = secret_names(stack.template_version)
+    names = secret_names(stack.template_version, stack.answers)
     mask = _masker(secrets)
     try:
         with get_engine(container.host) as engine:

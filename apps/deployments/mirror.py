@@ -257,8 +257,11 @@ def _service_health(
     ok = [c for c in current if c.health in ("healthy", "")]
     if len(ok) >= replicas:
         return H.HEALTHY, ""
-    if any(c.id in stopped_ids for c in mine):
-        return H.STOPPED, "stopped by a user"
+    stopped = [c for c in mine if c.id in stopped_ids]
+    if stopped:
+        if not ok:
+            return H.STOPPED, "stopped by a user"
+        return H.STOPPED, f"{len(stopped)} of {replicas} stopped by a user, {len(ok)} healthy"
     if any(c.health == "starting" for c in current):
         return H.STARTING, f"{len(ok)} of {replicas} healthy, health checks starting"
     if any(c.health == "unhealthy" for c in running):

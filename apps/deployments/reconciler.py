@@ -338,7 +338,7 @@ def _remove_orphans(
     `by_stack` comes from a list call filtered on this installation's id, so another
     Berth's containers on a shared engine are never candidates, whatever their labels.
     """
-    candidates = {k: v for k, v in by_stack.items() if k.isdigit() and k not in placed}
+    candidates = {k: v for k, v in by_stack.items() if k.isdecimal() and k not in placed}
     if not candidates:
         return 0
     # A deleted tenant's containers wait for its retirement's grace period (retirement.py).
@@ -624,9 +624,9 @@ class Run(RolloutSteps):
                 owner = naming.environment_owner(self.stack)
             engine.ensure_network(action.name, labels, owner=owner)
         elif isinstance(action, EnsureVolume):
-            engine.ensure_volume(
-                action.name, naming.stack_labels(self.stack), owner=self.volume_owner(action.name)
-            )
+            # When it was made: the local driver's own CreatedAt follows the data's changes.
+            labels = {**naming.stack_labels(self.stack), naming.CREATED_AT: str(int(time.time()))}
+            engine.ensure_volume(action.name, labels, owner=self.volume_owner(action.name))
         elif isinstance(action, Pull):
             self.pull(action.image, outcome)
         elif isinstance(action, Create):

@@ -122,12 +122,24 @@
     setTimeout(function () { flash.remove(); }, 300);
   }
 
-  function operationsDone(stackId) {
+  /* The stack's operation ended: its banner says "Done" and goes, or, when the stack
+     failed (or is degraded), says it did not go well and stays until dismissed. */
+  function operationsDone(stackId, state) {
+    var failed = state === "failed" || state === "degraded";
     document.querySelectorAll(".flash[data-operation]").forEach(function (flash) {
       if (stackId && flash.getAttribute("data-stack-id") !== String(stackId)) return;
       flash.removeAttribute("data-operation");
-      flash.classList.add("flash-done");
       var text = flash.querySelector("span") || flash;
+      if (failed) {
+        flash.classList.remove("flash-success", "flash-info");
+        flash.classList.add("flash-error");
+        var icon = flash.querySelector("svg:first-child");
+        if (icon) icon.remove(); // the success tick would contradict the words
+        text.textContent = "Finished with problems: " + text.textContent.trim() +
+          " See the stack's state below.";
+        return;
+      }
+      flash.classList.add("flash-done");
       text.textContent = "Done: " + text.textContent.trim();
       dismissLater(flash, 3000, true);
     });

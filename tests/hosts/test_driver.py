@@ -127,7 +127,10 @@ def test_pull_of_a_missing_image_is_a_clear_error(engine):
     assert not engine.image_present("berth-test-missing/nothing:1")
     with pytest.raises(EngineError) as caught:
         engine.pull("127.0.0.1:1/berth-test-missing:1")
-    assert caught.value.message.startswith("Cannot pull image 127.0.0.1:1/berth-test-missing:1:")
+    assert caught.value.message == (
+        "Cannot pull image 127.0.0.1:1/berth-test-missing:1: "
+        "the registry at 127.0.0.1:1 cannot be reached (connection refused)"
+    )
 
 
 @pytest.mark.engine

@@ -7,6 +7,7 @@ again later may help (the engine is down or slow) or not (the engine said no).
 
 from __future__ import annotations
 
+import re
 import socket
 import ssl
 from collections.abc import Iterator
@@ -133,3 +134,46 @@ def engine_errors(endpoint: str, timeout: float) -> Iterator[None]:
         yield
     except (docker.errors.DockerException, requests.RequestException, OSError) as exc:
         raise translate(exc, endpoint, timeout) from exc
+
+
+_DIAL = re.compile(
+    r'(?:Get|Head) "?https?://([^/"]+)/v2/[^:]*"?: (?:dial tcp [^:]+(?::\d+)?: )?(.*)$'
+)
+_REGISTRY_REASONS = (
+    ("connection refused", "the registry at {host} cannot be reached (connection refused)"),
+    ("no such host", "the registry host name {host} does not resolve"),
+    ("i/o timeout", "the registry at {host} did not answer in time"),
+    ("deadline exceeded", "the registry at {host} did not answer in time"),
+    (
+        "server gave HTTP response to HTTPS client",
+        "the registry at {host} speaks plain "
+        "HTTP but the engine asked over HTTPS (list it in the engine's insecure-registries)",
+    ),
+    (
+        "certificate signed by unknown authority",
+        "the registry at {host} has a TLS certificate the engine does not trust",
+    ),
+)
+_PULL_REASONS = (
+    ("manifest unknown", "the registry has no such image or tag"),
+    ("not found", "the registry has no such image or tag"),
+    ("unauthorized", "the registry refused the pull (no credentials, or no right to it)"),
+    ("denied", "the registry refused the pull (no right to this repository)"),
+    ("toomanyrequests", "the registry is rate-limiting pulls; try again later"),
+)
+
+
+def pull_reason(detail: str) -> str:
+    """The engine's pull error in words a user acts on ("the registry at X cannot be
+    reached") instead of Go's transport text; an error not recognised stays as it is."""
+    text = " ".join(str(detail).split())
+    dial = _DIAL.search(text)
+    host = dial.group(1) if dial else ""
+    lowered = text.lower()
+    for needle, words in _REGISTRY_REASONS:
+        if needle.lower() in lowered:
+            return words.format(host=host or "its address")
+    for needle, words in _PULL_REASONS:
+        if needle in lowered:
+            return words
+    return text

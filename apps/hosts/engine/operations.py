@@ -21,7 +21,7 @@ from apps.hosts.engine.containers import (
     container_status,
 )
 from apps.hosts.engine.driver import ProgressCallback
-from apps.hosts.engine.errors import EngineError
+from apps.hosts.engine.errors import EngineError, pull_reason
 from apps.hosts.engine.labels import (
     INSTALLATION_LABEL,
     foreign_owner,
@@ -225,7 +225,7 @@ class Operations:
         except EngineError as exc:
             detail = exc.message.split(f"answered {exc.status}: ", 1)[-1]
             raise EngineError(
-                f"Cannot pull image {ref}: {detail}",
+                f"Cannot pull image {ref}: {pull_reason(detail)}",
                 retryable=exc.retryable and not exc.not_found,
                 status=exc.status,
             ) from exc
@@ -348,7 +348,7 @@ def _created_key(network: Mapping[str, Any]) -> tuple[str, str]:
     """Oldest first: "2026-01-02T03:04:05.5Z" with its fraction padded, then the id."""
     stamp = str(network.get("Created") or "")
     head, _, rest = stamp.partition(".")
-    digits = "".join(ch for ch in rest if ch.isdigit())
+    digits = "".join(ch for ch in rest if ch.isdecimal())
     return f"{head}.{digits.ljust(9, '0')}", str(network.get("Id", ""))
 
 

@@ -69,7 +69,7 @@ export function startStackPage(root) {
   const schedulePoll = () => {
     const status = document.getElementById("stack-status");
     const busy = status?.dataset.busy === "true";
-    if (!busy) window.Berth?.operationsDone(stackId);
+    if (!busy) window.Berth?.operationsDone(stackId, status?.dataset.state);
     const delay = busy ? 3000 : (window.berthLive ? 0 : 15000);
     if (pollTimer && pollDelay <= delay) return; // a poll as soon or sooner is due
     clearTimeout(pollTimer);
@@ -209,6 +209,13 @@ function showProgress(box, msg) {
   row.querySelector("progress").value = percent;
   row.querySelector("small").textContent =
     msg.status === "done" ? "pulled" : `${msg.status || ""} ${percent.toFixed(0)}%`;
+  if (msg.status === "done") {
+    // A finished pull leaves the page a moment later; the box goes with its last row.
+    setTimeout(() => {
+      row.remove();
+      if (!box.querySelector("[data-image]")) box.hidden = true;
+    }, 3000);
+  }
 }
 
 const root = document.querySelector("[data-live-stack]");
