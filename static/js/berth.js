@@ -315,6 +315,36 @@
     refreshTimes();
     document.querySelectorAll(".flash").forEach(function (flash) { dismissLater(flash); });
   }
+  /* show_if (catalog questions, on the deploy and Edit forms): a field is shown only
+     while every named answer of its form has one of the listed values. */
+  function showIf(form) {
+    function valueOf(name) {
+      var input = form.elements[name];
+      if (!input) return null;
+      return input.type === "checkbox" ? input.checked : input.value;
+    }
+    form.querySelectorAll("[data-show-if]").forEach(function (input) {
+      var rules = JSON.parse(input.dataset.showIf), shown = true;
+      Object.keys(rules).forEach(function (name) {
+        var value = valueOf(name);
+        if (!rules[name].some(function (w) { return String(w) === String(value); })) shown = false;
+      });
+      (input.closest(".field") || input).hidden = !shown;
+    });
+  }
+  function watchShowIf(root) {
+    (root || document).querySelectorAll("form").forEach(function (form) {
+      if (form.dataset.showIfWatched || !form.querySelector("[data-show-if]")) return;
+      form.dataset.showIfWatched = "1";
+      form.addEventListener("change", function () { showIf(form); });
+      form.addEventListener("input", function () { showIf(form); });
+      showIf(form);
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () { watchShowIf(); });
+  document.addEventListener("htmx:load", function (event) { watchShowIf(event.target); });
+  if (document.readyState !== "loading") watchShowIf();
+
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
   else start();
   setInterval(function () { refreshTimes(); }, 30000);
