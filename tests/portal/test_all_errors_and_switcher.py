@@ -12,7 +12,6 @@ from django.urls import reverse
 
 from apps.accounts import services as account_services
 from apps.catalog.models import Template
-from apps.catalog.services import check_version
 from apps.deployments import services as deploy_services
 from apps.deployments.models import Stack
 from apps.hosts.models import Host
@@ -21,6 +20,7 @@ from apps.tenants.middleware import SESSION_ENVIRONMENT, SESSION_TENANT
 from apps.tenants.models import Membership, Tenant
 from apps.traffic import certificates
 from tests.conftest import login
+from tests.fixtures.catalog import public_template
 
 pytestmark = pytest.mark.django_db
 
@@ -42,23 +42,7 @@ BAD_COMPOSE = "services: {web: {image: x, privileged: true}}"
 
 @pytest.fixture
 def site_template(db) -> Template:
-    template = Template.objects.create(
-        slug="site",
-        name="Site",
-        category="web",
-        description="A site",
-        visibility="public",
-        approval="approved",
-    )
-    checked = check_version("1.0.0", COMPOSE, BERTH)
-    template.versions.create(
-        version="1.0.0",
-        compose=COMPOSE,
-        config=checked.config.to_dict(),
-        questions=[q.to_dict() for q in checked.config.questions],
-        content_hash=checked.content_hash,
-    )
-    return template
+    return public_template("site", "Site", "A site", COMPOSE, BERTH)
 
 
 def in_context(user, tenant) -> Client:

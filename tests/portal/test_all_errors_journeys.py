@@ -10,6 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.fixtures.browser import RUN_ID
+from tests.fixtures.catalog import public_template
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -30,26 +31,9 @@ BERTH = """questions:
 
 
 def site_template():
-    from apps.catalog.models import Template
-    from apps.catalog.services import check_version
-
-    template = Template.objects.create(
-        slug=f"site{RUN_ID}",
-        name="Site",
-        category="web",
-        description="A site with one required answer.",
-        visibility="public",
-        approval="approved",
+    return public_template(
+        f"site{RUN_ID}", "Site", "A site with one required answer.", COMPOSE, BERTH
     )
-    checked = check_version("1.0.0", COMPOSE, BERTH)
-    template.versions.create(
-        version="1.0.0",
-        compose=COMPOSE,
-        config=checked.config.to_dict(),
-        questions=[q.to_dict() for q in checked.config.questions],
-        content_hash=checked.content_hash,
-    )
-    return template
 
 
 @pytest.mark.parametrize("device", ["desktop", "phone"])

@@ -8,6 +8,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.fixtures.browser import RUN_ID
+from tests.fixtures.catalog import public_template
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -25,26 +26,13 @@ BERTH = """questions:
 
 
 def routed_template():
-    from apps.catalog.models import Template
-    from apps.catalog.services import check_version
-
-    template = Template.objects.create(
-        slug=f"routed{RUN_ID}",
-        name="Routed",
-        category="web",
-        description="A question shown only when another is ticked.",
-        visibility="public",
-        approval="approved",
+    return public_template(
+        f"routed{RUN_ID}",
+        "Routed",
+        "A question shown only when another is ticked.",
+        COMPOSE,
+        BERTH,
     )
-    checked = check_version("1.0.0", COMPOSE, BERTH)
-    template.versions.create(
-        version="1.0.0",
-        compose=COMPOSE,
-        config=checked.config.to_dict(),
-        questions=[q.to_dict() for q in checked.config.questions],
-        content_hash=checked.content_hash,
-    )
-    return template
 
 
 def test_a_question_shows_when_its_condition_holds(visitor_factory, verified_user):
