@@ -28,6 +28,24 @@ PASSWORD = "correct-horse-battery-9"
 
 
 @pytest.fixture(autouse=True)
+def _celery_app_stays_current():
+    """Berth's tasks are `shared_task` proxies: they send through whichever Celery app is
+    current in the thread. A test that makes another app current (`Celery(...)` does by
+    default) silently reroutes every later task of this process to that app's broker, and
+    tests much later in the run (the browser tests' worker) wait for tasks that never
+    come. Put Berth's app back and fail the test that changed it."""
+    from celery import current_app
+
+    from paas.celery import app
+
+    yield
+    if current_app._get_current_object() is not app:
+        stray = current_app.main
+        app.set_current()
+        pytest.fail(f"the test made Celery app {stray!r} current; pass set_as_current=False")
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     """PBKDF2 costs about a second per user on this machine; tests need no strong hashes."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -19,7 +19,11 @@ def closed_port() -> int:
 
 
 def app_with_broker(url: str) -> Celery:
-    app = Celery("berth-test", broker=url)
+    """A Celery app of the test's own that never becomes the current app: the project's
+    tasks (`shared_task` proxies) follow the current app, so a current test app would
+    send every later task of this process to its broker (the browser tests' worker then
+    never saw the stacks they created)."""
+    app = Celery("berth-test", broker=url, set_as_current=False)
     app.conf.broker_connection_timeout = 1
     app.conf.broker_transport_options = {"socket_connect_timeout": 1, "max_retries": 1}
     return app
