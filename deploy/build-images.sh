@@ -151,6 +151,11 @@ main() {
     "$DOCKER" version --format '{{.Server.Version}}' >/dev/null 2>&1 ||
         berth_die "no Docker engine answers at $DOCKER_HOST (start one: source deploy/lib.sh && berth_engine_start)"
     export DOCKER_BUILDKIT="${DOCKER_BUILDKIT:-$(buildkit_default)}"
+    # One build at a time (two test runs side by side share the tags and the build logs):
+    # the second waits, then finds the images up to date.
+    local lock
+    exec {lock}>"$BERTH_STATE_DIR/run/build-images.lock"
+    flock "$lock"
     start="$EPOCHREALTIME"
     berth_log "demo images (engine $DOCKER_HOST, busybox $BUSYBOX, BuildKit $DOCKER_BUILDKIT):"
     build_all "$force" "${refs[@]}"
