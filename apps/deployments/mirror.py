@@ -124,7 +124,8 @@ def mirror_many(
     for row in Service.objects.filter(stack_id__in=ids).order_by():
         service_rows.setdefault(row.stack_id, []).append(row)
     container_rows: dict[int, dict[str, Container]] = {}
-    for row in Container.objects.filter(host=host, stack_id__in=ids).order_by():
+    # By ids, not instances: Django would set `host` on each of thousands of rows.
+    for row in Container.objects.filter(host_id=host.pk, stack_id__in=ids).order_by():
         container_rows.setdefault(row.stack_id, {})[row.engine_id] = row
     probed = _probed(stacks)
     writes = _Writes()

@@ -216,19 +216,27 @@ def main() -> None:
     parser.add_argument(
         "--reuse", metavar="FILE", help="measure what a --keep run left, then remove it"
     )
+    parser.add_argument(
+        "--synthetic",
+        action="store_true",
+        help="no engine: time the pass after its list call, fed the containers as listed",
+    )
     args = parser.parse_args()
 
     bench.install_cleanup()
+    if args.synthetic:
+        synthetic(args)
+        return
     bench.require_engine()
     use_spare_redis(args.redis_db)
     if args.reuse:
-        host, environment, stack_ids, total = reattach(args.reuse)
+        host, environment, stack_ids, total, image = reattach(args.reuse)
     else:
-        host, environment, stack_ids, total = build(args)
+        host, environment, stack_ids, total, image = build(args)
     measure(host, environment, stack_ids, total, args.repeat, args.profile)
     restore_killed(host, environment)
     if args.keep:
-        keep(args.keep, args.database, environment, stack_ids, total)
+        keep(args.keep, environment, stack_ids, total, image)
 
 
 def build(args) -> tuple:
@@ -244,20 +252,22 @@ def build(args) -> tuple:
     began = time.perf_counter()
     stack_ids = deploy_stacks(user, environment, image, args)
     say(f"deployed in {time.perf_counter() - began:.1f}s")
-    return host, environment, stack_ids, total
+    return host, environment, stack_ids, total, image
 
 
-def keep(path: str, database: str, environment, stack_ids: list[int], total: int) -> None:
+def keep(path: str, environment, stack_ids: list[int], total: int, image: str) -> None:
     """Leave the containers and the database for a later `--reuse` (which removes them):
     building thousands of containers takes longer than measuring them."""
     import json
     import os
 
+    from django.db import connection
+
     state = {
-        "database": database,
+        "database": connection.settings_dict["NAME"],
         "installation": os.environ["BERTH_INSTALLATION_ID"],
         "tenant": environment.tenant.slug,
-        "image": f"berth-bench/worker:{bench.RUN_ID}",
+        "image": image,
         "stacks": stack_ids,
         "total": total,
     }
@@ -286,7 +296,8 @@ def reattach(path: str) -> tuple:
 
     environment = Environment.objects.filter(tenant__slug=state["tenant"]).order_by("pk").first()
     say(f"reusing {state['total']} containers of tenant {state['tenant']} ({path})")
-    return Host.objects.get(name="local"), environment, state["stacks"], state["total"]
+    host = Host.objects.get(name="local")
+    return host, environment, state["stacks"], state["total"], state["image"]
 
 
 def profile_pass(host) -> None:
@@ -391,6 +402,101 @@ def restore_killed(host, environment) -> None:
         f"{queries[0]} queries, counters {counters}"
     )
     say(f"RESULT killed container {verdict} by the next pass{same}: {seconds[0]:.3f}s")
+
+
+# --- without the engine: the pass after its list call -----------------------------------
+
+
+def synthetic(args) -> None:
+    """The stacks in the database only; `reconcile_listed` (everything the pass does
+    after its one list call) fed their containers as the engine lists them, labelled as
+    the reconciler labels what it creates. With nothing to do it never calls the engine,
+    so this measures Berth's own share of a pass at any size, on any machine."""
+    bench.setup_django(args.database)
+    from apps.deployments import reconciler
+    from apps.deployments.models import Container, Stack
+
+    user, tenant, environment, host = bench.make_tenant("br")
+    total = args.stacks * args.services * args.replicas
+    stack_ids = synthetic_stacks(user, environment, args, total)
+    listed = [c for stack in Stack.objects.filter(pk__in=stack_ids) for c in as_listed(stack)]
+    say(f"{len(stack_ids)} stacks, {len(listed)} containers as listed (no engine)")
+
+    def one_pass() -> dict:
+        return reconciler.reconcile_listed(host, None, reconciler._stacks_on(host), listed)
+
+    one_pass()  # the first mirror writes every row
+    say(f"container rows after the first pass: {Container.objects.count()}")
+    seconds, _calls, queries, counters = timed(one_pass, args.repeat)
+    header = f"{'pass (engine-free)':<30} {'containers':>10} {'queries':>8} {'median s':>9}"
+    say(f"\n{header} {'p95 s':>8}")
+    say(
+        f"{'reconcile_listed':<30} {len(listed):>10} {max(queries):>8} "
+        f"{bench.median(seconds):>9.3f} {bench.p95(seconds):>8.3f}"
+    )
+    say(f"counters (last run): {counters}")
+    if args.profile:
+        import cProfile
+        import pstats
+
+        profiler = cProfile.Profile()
+        profiler.runcall(one_pass)
+        pstats.Stats(profiler, stream=sys.stdout).sort_stats("cumulative").print_stats(25)
+    say(
+        f"\nRESULT engine-free pass over {len(listed)} containers in {len(stack_ids)} stacks: "
+        f"{max(queries)} queries, {bench.median(seconds):.3f}s median, "
+        f"{bench.p95(seconds):.3f}s p95"
+    )
+
+
+def synthetic_stacks(user, environment, args, total: int) -> list[int]:
+    from apps.deployments import services
+    from apps.deployments.models import Stack
+
+    environments = environments_for(user, environment, total)
+    text = compose_text(args.replicas, IMAGE, args.services)
+    ids = [
+        services.create_stack(
+            user, environments[i % len(environments)], f"load{i:02d}", compose=text
+        ).pk
+        for i in range(1, args.stacks + 1)
+    ]
+    # As if deployed: the operation is over.
+    Stack.objects.filter(pk__in=ids).update(operation="", operation_deadline=None)
+    return ids
+
+
+def as_listed(stack) -> list:
+    """Every replica of the stack as the engine lists it, running its current revision."""
+    from apps.deployments import containers as naming
+    from apps.deployments.spec import project_from_spec
+    from apps.hosts.engine import ManagedContainer
+
+    spec = stack.current_revision.spec
+    network = naming.network_name(stack)
+    listed = []
+    for name, service in project_from_spec(spec).services.items():
+        for replica in range(1, service.replicas + 1):
+            labels = {
+                **naming.stack_labels(stack),
+                naming.SERVICE: name,
+                naming.REPLICA: str(replica),
+                naming.REVISION: str(stack.current_revision.number),
+                naming.SPEC_HASH: naming.service_hash(spec, name),
+            }
+            listed.append(
+                ManagedContainer(
+                    id=f"{stack.pk:08d}{name}{replica:04d}".ljust(64, "0"),
+                    name=naming.container_name(stack, name, replica),
+                    image=service.image,
+                    state="running",
+                    status="Up 3 minutes",
+                    labels=labels,
+                    created=time.time() - 60,
+                    addresses={network: f"10.0.{len(listed) // 250}.{len(listed) % 250 + 2}"},
+                )
+            )
+    return listed
 
 
 if __name__ == "__main__":
