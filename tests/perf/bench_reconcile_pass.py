@@ -224,11 +224,11 @@ def main() -> None:
     args = parser.parse_args()
 
     bench.install_cleanup()
+    use_spare_redis(args.redis_db)
     if args.synthetic:
         synthetic(args)
         return
     bench.require_engine()
-    use_spare_redis(args.redis_db)
     if args.reuse:
         host, environment, stack_ids, total, image = reattach(args.reuse)
     else:
@@ -417,6 +417,7 @@ def synthetic(args) -> None:
     from apps.deployments.models import Container, Stack
 
     user, tenant, environment, host = bench.make_tenant("br")
+    bench._cleanups.pop()  # the tenant's engine objects: it has none, and the engine may be busy
     total = args.stacks * args.services * args.replicas
     stack_ids = synthetic_stacks(user, environment, args, total)
     listed = [c for stack in Stack.objects.filter(pk__in=stack_ids) for c in as_listed(stack)]
