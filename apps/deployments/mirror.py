@@ -7,7 +7,7 @@ match), never a source of truth, so a restored database simply catches up; only
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from django.utils import timezone
@@ -38,6 +38,56 @@ _MIRRORED = (
 _WRITTEN = [name.removesuffix("_id") for name in _MIRRORED] + ["last_seen_at"]
 
 
+@dataclass
+class Observed:
+    """One stack's share of a pass, to mirror: the containers listed for it and its
+    revision's spec; `routed` names the services the frontier serves."""
+
+    stack: Stack
+    listed: list[ManagedContainer]
+    spec: dict
+    project: ComposeProject | None
+    routed: frozenset[str] = frozenset()
+
+
+@dataclass
+class Mirrored:
+    """What mirroring one stack found: its services' health, and whether what the
+    frontier serves of it (its routed services' rows) changed."""
+
+    health: Health
+    membership_changed: bool = False
+
+
+@dataclass
+class _Writes:
+    """The rows a mirror of one stack or of many writes, in a fixed number of queries."""
+
+    created: list[Container] = field(default_factory=list)
+    changed: list[Container] = field(default_factory=list)
+    gone: list[int] = field(default_factory=list)
+    services: list[Service] = field(default_factory=list)
+
+    def flush(self, host: Any, end_of_pass: bool) -> None:
+        if self.created:
+            # As update_or_create on (host, engine_id) did: a row written meanwhile is
+            # updated.
+            Container.objects.bulk_create(
+                self.created,
+                update_conflicts=True,
+                unique_fields=["host", "engine_id"],
+                update_fields=[*_WRITTEN, "stack"],
+            )
+        if self.changed:
+            # `draining` only at the end of a pass: mid-pass another thread may set it.
+            written = [*_WRITTEN, "draining"] if end_of_pass else _WRITTEN
+            Container.objects.bulk_update(self.changed, written)
+        if self.gone:
+            Container.objects.filter(host=host, pk__in=self.gone).delete()
+        if self.services:
+            Service.objects.bulk_update(self.services, ["health", "health_reason", "updated_at"])
+
+
 def mirror(
     stack: Stack,
     host: Any,
@@ -50,74 +100,129 @@ def mirror(
 ) -> Health:
     """Write Service and Container rows from `listed`; return each service's health.
 
-    A few queries whatever the number of containers: one read of the rows, then at most
-    one insert, one update (of the rows that changed) and one delete. At the end of a
-    pass (`end_of_pass`, under the stack's lease, no drain under way) a container still
-    marked draining is one whose stop failed or was cut short: it is cleared, so it is
-    not left out of the frontier and the health pass for ever.
+    A few queries whatever the number of containers: one read of the services and one of
+    the rows, then at most one insert, one update (of the rows that changed), one delete
+    and one update of the services whose health changed. At the end of a pass
+    (`end_of_pass`, under the stack's lease, no drain under way) a container still marked
+    draining is one whose stop failed or was cut short: it is cleared, so it is not left
+    out of the frontier and the health pass for ever.
     """
-    services = _sync_services(stack, project)
-    probed = _probed(spec, listed)
+    observed = Observed(stack, listed, spec, project)
+    return mirror_many(host, [observed], engine, end_of_pass=end_of_pass)[stack.pk].health
+
+
+def mirror_many(
+    host: Any, stacks: list[Observed], engine: EngineDriver, *, end_of_pass: bool = False
+) -> dict[int, Mirrored]:
+    """`mirror` for many stacks of one host at once (the periodic pass), in the same
+    number of queries as one: the services and rows of all of them read together, and
+    written together."""
+    if not stacks:
+        return {}
+    ids = [item.stack.pk for item in stacks]
+    service_rows: dict[int, list[Service]] = {}
+    for row in Service.objects.filter(stack_id__in=ids).order_by():
+        service_rows.setdefault(row.stack_id, []).append(row)
+    container_rows: dict[int, dict[str, Container]] = {}
+    # By ids, not instances: Django would set `host` on each of thousands of rows.
+    for row in Container.objects.filter(host_id=host.pk, stack_id__in=ids).order_by():
+        container_rows.setdefault(row.stack_id, {})[row.engine_id] = row
+    probed = _probed(stacks)
+    writes = _Writes()
+    result = {}
+    for item in stacks:
+        services = _sync_services(item.stack, item.project, service_rows.get(item.stack.pk, []))
+        existing = container_rows.get(item.stack.pk, {})
+        result[item.stack.pk] = _mirror_one(
+            item, host, engine, services, existing, probed, writes, end_of_pass
+        )
+    writes.flush(host, end_of_pass)
+    return result
+
+
+def _mirror_one(
+    item: Observed,
+    host: Any,
+    engine: EngineDriver,
+    services: dict[str, Service],
+    existing: dict[str, Container],
+    probed: dict[str, checks.ProbeState],
+    writes: _Writes,
+    end_of_pass: bool,
+) -> Mirrored:
+    """One stack's rows into `writes` (nothing written yet); its services' health."""
+    stack, spec = item.stack, item.spec
     wanted_hash = {name: naming.service_hash(spec, name) for name in services} if spec else {}
-    existing = {c.engine_id: c for c in Container.objects.filter(stack=stack, host=host).order_by()}
+    routed_ids = {services[name].pk for name in item.routed if name in services}
+    before = _membership(existing.values(), routed_ids)
     network = naming.network_name(stack)
     now = timezone.now()
-    seen = set()
-    created: list[Container] = []
-    changed: list[Container] = []
-    for item in listed:
-        service = services.get(item.labels.get(naming.SERVICE, ""))
+    seen: dict[str, Container] = {}
+    for listed in item.listed:
+        service = services.get(listed.labels.get(naming.SERVICE, ""))
         if service is None:
             continue
-        seen.add(item.id)
-        row = existing.get(item.id)
-        values = _values(item, service, row, engine, network)
+        row = existing.get(listed.id)
+        values = _values(listed, service, row, engine, network)
         if end_of_pass:
             values["draining"] = False
-        if item.id in probed:
-            values.update(health=probed[item.id].health, health_reason=probed[item.id].reason)
+        if listed.id in probed:
+            state = probed[listed.id]
+            values.update(health=state.health, health_reason=state.reason)
         if row is None:
-            row = Container(host=host, engine_id=item.id, stack=stack, last_seen_at=now, **values)
-            created.append(row)
+            row = Container(host=host, engine_id=listed.id, stack=stack, last_seen_at=now, **values)
+            writes.created.append(row)
         elif any(getattr(row, k) != v for k, v in values.items()):
             for key, value in values.items():
                 setattr(row, key, value)
             row.last_seen_at = now
-            changed.append(row)
-    if created:
-        # As update_or_create on (host, engine_id) did: a row written meanwhile is updated.
-        Container.objects.bulk_create(
-            created,
-            update_conflicts=True,
-            unique_fields=["host", "engine_id"],
-            update_fields=[*_WRITTEN, "stack"],
-        )
-    if changed:
-        # `draining` only at the end of a pass: mid-pass another thread may be setting it.
-        Container.objects.bulk_update(changed, [*_WRITTEN, "draining"] if end_of_pass else _WRITTEN)
-    gone = [row.pk for engine_id, row in existing.items() if engine_id not in seen]
-    if gone:
-        Container.objects.filter(stack=stack, host=host, pk__in=gone).delete()
+            writes.changed.append(row)
+        seen[listed.id] = row
+    writes.gone += [row.pk for engine_id, row in existing.items() if engine_id not in seen]
     # The database's own flag, as read with the rows (this host's ids are the listed ones).
     stopped_ids = {engine_id for engine_id, row in existing.items() if row.user_stopped}
     healths = {engine_id: state.health for engine_id, state in probed.items()}
-    return _health(stack, services, project, listed, wanted_hash, stopped_ids, healths)
+    health = _health(
+        stack, services, item.project, item.listed, wanted_hash, stopped_ids, healths, writes
+    )
+    return Mirrored(health, before != _membership(seen.values(), routed_ids))
 
 
-def _probed(spec: dict, listed: list[ManagedContainer]) -> dict[str, checks.ProbeState]:
+def _membership(rows: Any, service_ids: set[int]) -> tuple:
+    """What the frontier serves of these rows (as `RolloutSteps.membership` reads it)."""
+    if not service_ids:
+        return ()
+    columns = ("engine_id", "state", "health", "draining", "address")
+    chosen = [r for r in rows if r.service_id in service_ids]
+    return tuple(sorted(tuple(getattr(r, c) for c in columns) for r in chosen))
+
+
+def _probed(stacks: list[Observed]) -> dict[str, checks.ProbeState]:
     """Engine id -> what Berth's probe found, for the containers of services it probes
     (Docker runs no check there: its listed health says nothing). Not probed yet:
-    starting."""
-    names = checks.probed_services(spec)
-    ids = [c.id for c in listed if c.labels.get(naming.SERVICE) in names and c.state == "running"]
+    starting. One read of the probe store for every stack."""
+    ids = []
+    for item in stacks:
+        names = checks.probed_services(item.spec)
+        if names:
+            ids += [
+                c.id
+                for c in item.listed
+                if c.labels.get(naming.SERVICE) in names and c.state == "running"
+            ]
     if not ids:
         return {}
     found = ProbeStore().get_many(ids)
     return {engine_id: found.get(engine_id) or checks.ProbeState() for engine_id in ids}
 
 
-def _sync_services(stack: Stack, project: ComposeProject | None) -> dict[str, Service]:
-    rows = {s.name: s for s in Service.objects.filter(stack=stack).order_by()}
+def _sync_services(
+    stack: Stack, project: ComposeProject | None, found: list[Service]
+) -> dict[str, Service]:
+    """The stack's Service rows (`found`, read by the caller), made to match the
+    project: a new service's row is created, a changed image or scale saved (rare: after
+    a new revision, so one query each is fine)."""
+    rows = {s.name: s for s in found}
     if project is None:
         return rows
     for name, spec in project.services.items():
@@ -189,6 +294,7 @@ def _health(
     wanted_hash: dict[str, str],
     stopped_ids: set[str],
     healths: dict[str, str],
+    writes: _Writes,
 ) -> Health:
     by_service: dict[str, list[ManagedContainer]] = {}
     for c in listed:
@@ -209,8 +315,10 @@ def _health(
             health, reason = _flapping(row, health, reason)
         result[name] = (health, reason)
         if (row.health, row.health_reason) != (health, reason):
+            # Written by the caller, with the other services whose health changed.
             row.health, row.health_reason = health, reason
-            row.save(update_fields=["health", "health_reason", "updated_at"])
+            row.updated_at = timezone.now()
+            writes.services.append(row)
     return result
 
 

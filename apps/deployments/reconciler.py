@@ -34,7 +34,7 @@ from apps.activity.services import record_event
 from apps.compose.spec import ComposeProject
 from apps.core.queue import tenant_slot
 from apps.deployments import containers as naming
-from apps.deployments import live, probes
+from apps.deployments import hostpass, live, probes
 from apps.deployments.mirror import mirror, stack_state
 from apps.deployments.models import Container, Rollout, Route, Stack
 from apps.deployments.planner import (
@@ -252,10 +252,30 @@ def reconcile_host(host_id: int) -> dict[str, int]:
 def reconcile_listed(
     host: Host, engine: EngineDriver, stacks: list[Stack], listed: list[ManagedContainer]
 ) -> dict[str, int]:
-    """The host pass after its list call: each stack in turn under its lease, fed its
-    share of `listed`, then orphans. The database work is a few queries per stack and
-    none per container; the engine is only called for work to do (or troubled containers).
+    """The host pass after its list call: each stack is fed its share of `listed` and
+    planned; the stacks with nothing to do are mirrored together in a fixed number of
+    queries (hostpass.py), then each stack with work to do is reconciled in turn under
+    its lease, then orphans are looked for. The database work does not grow with the
+    number of quiet stacks or containers; the engine is only called for work to do (or
+    troubled containers).
     """
+    by_stack = _by_stack(stacks, listed)
+    # Read after the list call: a user's stop marks the row before it stops the container,
+    # so every container listed as stopped by a user is already marked here.
+    stopped = _user_stopped(host, stacks)
+    runs, quiet = [], []
+    for stack in stacks:
+        run = _prepared(stack, host, engine, by_stack.pop(str(stack.pk), []), stopped)
+        if run is not None:
+            (quiet if _is_quiet(run) else runs).append(run)
+    done = hostpass.settle_quiet(host, engine, quiet, lease_seconds())
+    done += sum(_reconcile_one(run) for run in runs)
+    orphans = _remove_orphans(engine, by_stack, {str(s.pk) for s in stacks})
+    return {"stacks": done, "orphans": orphans}
+
+
+def _by_stack(stacks: list[Stack], listed: list[ManagedContainer]) -> dict:
+    """Listed containers by the stack id on their labels."""
     by_stack: dict[str, list[ManagedContainer]] = {}
     tenants = {str(s.pk): str(s.tenant_id) for s in stacks}
     for container in listed:  # all this installation's: the list call filtered on it
@@ -263,39 +283,56 @@ def reconcile_listed(
         if stack_id in tenants and container.labels.get(naming.TENANT_ID) != tenants[stack_id]:
             continue  # says it is our stack's but another tenant's: neither adopted nor removed
         by_stack.setdefault(stack_id, []).append(container)
-    # Read after the list call: a user's stop marks the row before it stops the container,
-    # so every container listed as stopped by a user is already marked here.
-    stopped = _user_stopped(host, stacks)
-    done = 0
-    for stack in stacks:
-        listed_here = by_stack.pop(str(stack.pk), [])
-        # Inside one of the tenant's worker slots, like the stack's own task: a tenant's
-        # slow stops never hold the worker another tenant's deploy needs. A tenant at its
-        # bound is skipped this pass (its own tasks are converging it).
-        with tenant_slot(stack.tenant_id, ttl=lease_seconds()) as held:
-            if not held:
-                continue
-            token = claim(stack.pk)
-            if token is None:
-                continue
-            try:
-                Run(
-                    stack,
-                    host,
-                    engine,
-                    token,
-                    listed=listed_here,
-                    user_stopped=stopped.get(stack.pk, set()),
-                ).execute()
-                done += 1
-            except SoftTimeLimitExceeded:
-                raise
-            except Exception:  # one broken stack must not stop the others
-                log.exception("reconcile of stack %s failed", stack.pk)
-            finally:
-                release(stack.pk, token)
-    orphans = _remove_orphans(engine, by_stack, set(tenants))
-    return {"stacks": done, "orphans": orphans}
+    return by_stack
+
+
+def _prepared(
+    stack: Stack,
+    host: Host,
+    engine: EngineDriver,
+    listed: list[ManagedContainer],
+    stopped: dict[int, set[str]],
+) -> Run | None:
+    """A run of `stack` fed its listed containers (its lease is taken later)."""
+    try:
+        mine = stopped.get(stack.pk, set())
+        return Run(stack, host, engine, "", listed=listed, user_stopped=mine)
+    except Exception:  # one broken stack must not stop the others
+        log.exception("reconcile of stack %s failed", stack.pk)
+        return None
+
+
+def _is_quiet(run: Run) -> bool:
+    try:
+        return hostpass.is_quiet(run)
+    except Exception:  # the stack's own run (the one-stack path) will meet it too
+        log.exception("planning stack %s failed", run.stack.pk)
+        return False
+
+
+def _reconcile_one(run: Run) -> int:
+    """A stack with work to do, under its lease; 1 when it was reconciled."""
+    stack = run.stack
+    # Inside one of the tenant's worker slots, like the stack's own task: a tenant's
+    # slow stops never hold the worker another tenant's deploy needs. A tenant at its
+    # bound is skipped this pass (its own tasks are converging it).
+    with tenant_slot(stack.tenant_id, ttl=lease_seconds()) as held:
+        if not held:
+            return 0
+        token = claim(stack.pk)
+        if token is None:
+            return 0
+        run.token = token
+        try:
+            run.execute()
+            return 1
+        except SoftTimeLimitExceeded:
+            raise
+        except Exception:  # one broken stack must not stop the others
+            log.exception("reconcile of stack %s failed", stack.pk)
+            return 0
+        finally:
+            release(stack.pk, token)
 
 
 def _stacks_on(host: Host) -> list[Stack]:

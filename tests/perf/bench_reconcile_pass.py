@@ -1,11 +1,15 @@
-"""One periodic reconcile pass over a host with 300 managed containers, nothing to do.
+"""One periodic reconcile pass over a host with many managed containers, nothing to do.
 
-Deploys 10 stacks x 3 services x 10 replicas (berth-demo/worker running `sleep`, health
-check off) through the service layer and the reconciler itself, then times, over
-several repetitions: `reconcile_host` (the beat's pass: one filtered list call for the
-whole host, then every stack planned and mirrored) and `reconcile_stack` on one
-30-container stack. Prints containers, Docker API calls (Engine.api_calls), database
-queries and seconds (median and p95). Removes everything it created at the end.
+Deploys `--stacks` stacks x `--services` services x `--replicas` replicas (default 10 x 3
+x 10 = 300; `--stacks 50 --services 2 --replicas 50` for 5,000) of berth-demo/worker
+running `sleep` (health check off, 16 MiB limit) through the service layer and the
+reconciler itself, spread over enough environments (one /24 network each), then times,
+over several repetitions: `reconcile_host` (the beat's pass: one filtered list call for
+the whole host, then every stack planned and mirrored) and `reconcile_stack` on one
+stack. Prints containers, Docker API calls (Engine.api_calls), database queries and
+seconds (median and p95). Then the pass must stay correct: one container is killed
+(`docker kill`) and one more pass must bring it back (timed). Removes everything it
+created at the end, also after a failure or Ctrl-C.
 
 Run from the repo root:  .venv/bin/python tests/perf/bench_reconcile_pass.py [--repeat 20]
 Needs: the engine at /var/run/docker.sock, PostgreSQL and Redis on 127.0.0.1.
@@ -27,10 +31,13 @@ from tests.perf._setup import say  # noqa: E402
 
 DATABASE = "berth_bench_reconcile"
 IMAGE = "berth-demo/worker:1.0"
-SERVICE_NAMES = ("alpha", "beta", "gamma")
+SERVICE_NAMES = ("alpha", "beta", "gamma", "delta", "epsilon")
+# An environment's network is one /24 of the engine's address pool (deploy/lib.sh); Berth
+# does not choose subnets, so the containers are spread to leave room in each.
+PER_ENVIRONMENT = 200
 
 
-def compose_text(replicas: int, image: str) -> str:
+def compose_text(replicas: int, image: str, services: int = 3) -> str:
     service = textwrap.dedent(
         f"""\
           {{name}}:
@@ -46,7 +53,8 @@ def compose_text(replicas: int, image: str) -> str:
                   memory: 16M
         """
     )
-    body = "".join(textwrap.indent(service.format(name=n), "  ") for n in SERVICE_NAMES)
+    names = SERVICE_NAMES[:services]
+    body = "".join(textwrap.indent(service.format(name=n), "  ") for n in names)
     return "services:\n" + body
 
 
@@ -67,24 +75,33 @@ def use_spare_redis(db: int) -> None:
 # --- creating the containers ---------------------------------------------------------------
 
 
-def deploy_stacks(
-    user, environment, image: str, stacks: int, replicas: int, parallel: int
-) -> list[int]:
+def environments_for(user, environment, total: int) -> list:
+    """The tenant's environments, more made (through the service layer) until each holds
+    at most PER_ENVIRONMENT of the `total` containers."""
+    from apps.tenants import services as tenant_services
+
+    tenant = environment.tenant
+    wanted = max(1, -(-total // PER_ENVIRONMENT))
+    have = list(tenant.environments.order_by("pk"))
+    for i in range(len(have), wanted):
+        tenant_services.create_environment(actor=user, tenant=tenant, slug=f"load{i:02d}")
+    return list(tenant.environments.order_by("pk"))
+
+
+def deploy_stacks(user, environment, image: str, args) -> list[int]:
     from django.db import connections
 
     from apps.deployments import reconciler, services
 
-    # Spread over the tenant's environments: each environment's network is one /24 of
-    # the engine's address pool (deploy/lib.sh), room for about 250 containers.
-    environments = list(environment.tenant.environments.order_by("pk"))
+    total = args.stacks * args.services * args.replicas
+    environments = environments_for(user, environment, total)
+    say(f"  {len(environments)} environments (at most {PER_ENVIRONMENT} containers each)")
+    text = compose_text(args.replicas, image, args.services)
     ids = [
         services.create_stack(
-            user,
-            environments[i % len(environments)],
-            f"load{i:02d}",
-            compose=compose_text(replicas, image),
+            user, environments[i % len(environments)], f"load{i:02d}", compose=text
         ).pk
-        for i in range(1, stacks + 1)
+        for i in range(1, args.stacks + 1)
     ]
 
     def converge(stack_id: int) -> int:
@@ -95,17 +112,28 @@ def deploy_stacks(
             connections.close_all()  # this thread's connection only
 
     began = time.perf_counter()
-    total = stacks * len(SERVICE_NAMES) * replicas
-    with ThreadPoolExecutor(max_workers=parallel) as pool:
+    with ThreadPoolExecutor(max_workers=args.parallel) as pool:
         futures = [pool.submit(converge, pk) for pk in ids]
-        for done, future in enumerate(as_completed(futures), 1):
-            future.result()
-            running = len(bench.docker("ps", "-q", "--filter", tenant_label(environment)).split())
-            say(
-                f"  {done:>2}/{stacks} stacks converged, {running}/{total} containers running "
-                f"({time.perf_counter() - began:.0f}s)"
-            )
+        try:
+            for done, future in enumerate(as_completed(futures), 1):
+                future.result()
+                progress(done, args.stacks, total, environment, began)
+        except BaseException:
+            # Ctrl-C or a failure: the stacks not started yet are not deployed before
+            # the cleanup (leaving the block waits only for those under way).
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
     return ids
+
+
+def progress(done: int, stacks: int, total: int, environment, began: float) -> None:
+    if done % max(1, stacks // 10) and done != stacks:
+        return
+    running = len(bench.docker("ps", "-q", "--filter", tenant_label(environment)).split())
+    say(
+        f"  {done:>2}/{stacks} stacks converged, {running}/{total} containers running "
+        f"({time.perf_counter() - began:.0f}s)"
+    )
 
 
 def tenant_label(environment) -> str:
@@ -175,29 +203,101 @@ def snapshot(environment) -> set[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stacks", type=int, default=10)
-    parser.add_argument("--replicas", type=int, default=10, help="per service (3 services)")
+    parser.add_argument("--services", type=int, default=3, choices=range(1, 6))
+    parser.add_argument("--replicas", type=int, default=10, help="per service")
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--parallel", type=int, default=2, help="stacks deployed at once")
     parser.add_argument("--profile", action="store_true", help="cProfile one reconcile_host")
     parser.add_argument("--redis-db", type=int, default=12, help="a Redis db nothing else uses")
+    parser.add_argument("--database", default=DATABASE, help="created and dropped by the run")
+    parser.add_argument(
+        "--keep", metavar="FILE", help="leave everything in place, described in FILE (JSON)"
+    )
+    parser.add_argument(
+        "--reuse", metavar="FILE", help="measure what a --keep run left, then remove it"
+    )
+    parser.add_argument(
+        "--synthetic",
+        action="store_true",
+        help="no engine: time the pass after its list call, fed the containers as listed",
+    )
     args = parser.parse_args()
 
     bench.install_cleanup()
+    use_spare_redis(args.redis_db)
+    if args.synthetic:
+        synthetic(args)
+        return
     bench.require_engine()
+    if args.reuse:
+        host, environment, stack_ids, total, image = reattach(args.reuse)
+    else:
+        host, environment, stack_ids, total, image = build(args)
+    measure(host, environment, stack_ids, total, args.repeat, args.profile)
+    restore_killed(host, environment)
+    if args.keep:
+        keep(args.keep, environment, stack_ids, total, image)
+
+
+def build(args) -> tuple:
     bench.require_images([IMAGE])
     image = bench.unpublished_copy(IMAGE)
-    use_spare_redis(args.redis_db)
-    bench.setup_django(DATABASE)
+    bench.setup_django(args.database)
     user, tenant, environment, host = bench.make_tenant("br")
-    total = args.stacks * len(SERVICE_NAMES) * args.replicas
+    total = args.stacks * args.services * args.replicas
     say(
-        f"deploying {args.stacks} stacks x {len(SERVICE_NAMES)} services x {args.replicas} "
+        f"deploying {args.stacks} stacks x {args.services} services x {args.replicas} "
         f"replicas = {total} containers through the reconciler ({args.parallel} at once) ..."
     )
     began = time.perf_counter()
-    stack_ids = deploy_stacks(user, environment, image, args.stacks, args.replicas, args.parallel)
+    stack_ids = deploy_stacks(user, environment, image, args)
     say(f"deployed in {time.perf_counter() - began:.1f}s")
-    measure(host, environment, stack_ids, total, args.repeat, args.profile)
+    return host, environment, stack_ids, total, image
+
+
+def keep(path: str, environment, stack_ids: list[int], total: int, image: str) -> None:
+    """Leave the containers and the database for a later `--reuse` (which removes them):
+    building thousands of containers takes longer than measuring them."""
+    import json
+    import os
+
+    from django.db import connection
+
+    state = {
+        "database": connection.settings_dict["NAME"],
+        "installation": os.environ["BERTH_INSTALLATION_ID"],
+        "tenant": environment.tenant.slug,
+        "image": image,
+        "stacks": stack_ids,
+        "total": total,
+    }
+    Path(path).write_text(json.dumps(state))
+    bench._cleanups[:] = [bench._cleanups[0]]  # only the Redis flush; the rest is kept
+    say(f"kept: {state['total']} containers of tenant {state['tenant']}, state in {path}")
+
+
+def reattach(path: str) -> tuple:
+    """Django on a kept run's database and installation; its removal registered."""
+    import json
+    import os
+
+    state = json.loads(Path(path).read_text())
+    os.environ["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{state['database']}"
+    os.environ["BERTH_INSTALLATION_ID"] = state["installation"]
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "paas.settings")
+    bench.on_cleanup(lambda: bench.docker("rmi", "-f", state["image"], check=False))
+    bench.on_cleanup(lambda: bench.drop_database(state["database"]))
+    bench.on_cleanup(lambda: bench.remove_labelled(f"io.berth.tenant={state['tenant']}"))
+    import django
+
+    django.setup()
+    from apps.hosts.models import Host
+    from apps.tenants.models import Environment
+
+    environment = Environment.objects.filter(tenant__slug=state["tenant"]).order_by("pk").first()
+    say(f"reusing {state['total']} containers of tenant {state['tenant']} ({path})")
+    host = Host.objects.get(name="local")
+    return host, environment, state["stacks"], state["total"], state["image"]
 
 
 def profile_pass(host) -> None:
@@ -261,7 +361,8 @@ def measure(
         profile_pass(host)
     say(
         f"\nRESULT one reconcile pass over {total} managed containers: "
-        f"{max(host_calls)} Docker API calls, {bench.median(host_seconds):.3f}s median, "
+        f"{max(host_calls)} Docker API calls, {max(host_queries)} queries, "
+        f"{bench.median(host_seconds):.3f}s median, "
         f"{bench.p95(host_seconds):.3f}s p95"
     )
 
@@ -271,6 +372,132 @@ def _list_once(host) -> int:
 
     with reconciler.get_engine(host) as engine:
         return len(engine.list_managed())
+
+
+def restore_killed(host, environment) -> None:
+    """Correctness at scale: `docker kill` one container, then one pass must bring its
+    slot (stack, service, replica) back to running."""
+    from apps.deployments import reconciler
+
+    ids = bench.docker("ps", "-q", "--no-trunc", "--filter", tenant_label(environment)).split()
+    victim = ids[len(ids) // 2]
+    fmt = '{{index .Config.Labels "io.berth.stack"}} {{index .Config.Labels "io.berth.service"}}'
+    fmt += ' {{index .Config.Labels "io.berth.replica"}}'
+    stack, service, replica = bench.docker("inspect", "--format", fmt, victim).split()
+    bench.docker("kill", victim)
+    state = bench.inspect_states([victim])
+    seconds, calls, queries, counters = timed(lambda: reconciler.reconcile_host(host.pk), 1)
+    slot = [
+        f"label=io.berth.stack={stack}",
+        f"label=io.berth.service={service}",
+        f"label=io.berth.replica={replica}",
+    ]
+    filters = [arg for label in slot for arg in ("--filter", label)]
+    running = bench.docker("ps", "-q", "--no-trunc", *filters).split()
+    verdict = "RESTORED" if running else "NOT RESTORED"
+    same = " (same container started again)" if running == [victim] else ""
+    say(
+        f"\nkilled {victim[:12]} (stack {stack}, {service} #{replica}, then {state[0][0]}); "
+        f"one reconcile_host pass: {seconds[0]:.3f}s, {calls[0]} Docker API calls, "
+        f"{queries[0]} queries, counters {counters}"
+    )
+    say(f"RESULT killed container {verdict} by the next pass{same}: {seconds[0]:.3f}s")
+
+
+# --- without the engine: the pass after its list call -----------------------------------
+
+
+def synthetic(args) -> None:
+    """The stacks in the database only; `reconcile_listed` (everything the pass does
+    after its one list call) fed their containers as the engine lists them, labelled as
+    the reconciler labels what it creates. With nothing to do it never calls the engine,
+    so this measures Berth's own share of a pass at any size, on any machine."""
+    bench.setup_django(args.database)
+    from apps.deployments import reconciler
+    from apps.deployments.models import Container, Stack
+
+    user, tenant, environment, host = bench.make_tenant("br")
+    bench._cleanups.pop()  # the tenant's engine objects: it has none, and the engine may be busy
+    total = args.stacks * args.services * args.replicas
+    stack_ids = synthetic_stacks(user, environment, args, total)
+    listed = [c for stack in Stack.objects.filter(pk__in=stack_ids) for c in as_listed(stack)]
+    say(f"{len(stack_ids)} stacks, {len(listed)} containers as listed (no engine)")
+
+    def one_pass() -> dict:
+        return reconciler.reconcile_listed(host, None, reconciler._stacks_on(host), listed)
+
+    one_pass()  # the first mirror writes every row
+    say(f"container rows after the first pass: {Container.objects.count()}")
+    seconds, _calls, queries, counters = timed(one_pass, args.repeat)
+    header = f"{'pass (engine-free)':<30} {'containers':>10} {'queries':>8} {'median s':>9}"
+    say(f"\n{header} {'p95 s':>8}")
+    say(
+        f"{'reconcile_listed':<30} {len(listed):>10} {max(queries):>8} "
+        f"{bench.median(seconds):>9.3f} {bench.p95(seconds):>8.3f}"
+    )
+    say(f"counters (last run): {counters}")
+    if args.profile:
+        import cProfile
+        import pstats
+
+        profiler = cProfile.Profile()
+        profiler.runcall(one_pass)
+        pstats.Stats(profiler, stream=sys.stdout).sort_stats("cumulative").print_stats(25)
+    say(
+        f"\nRESULT engine-free pass over {len(listed)} containers in {len(stack_ids)} stacks: "
+        f"{max(queries)} queries, {bench.median(seconds):.3f}s median, "
+        f"{bench.p95(seconds):.3f}s p95"
+    )
+
+
+def synthetic_stacks(user, environment, args, total: int) -> list[int]:
+    from apps.deployments import services
+    from apps.deployments.models import Stack
+
+    environments = environments_for(user, environment, total)
+    text = compose_text(args.replicas, IMAGE, args.services)
+    ids = [
+        services.create_stack(
+            user, environments[i % len(environments)], f"load{i:02d}", compose=text
+        ).pk
+        for i in range(1, args.stacks + 1)
+    ]
+    # As if deployed: the operation is over.
+    Stack.objects.filter(pk__in=ids).update(operation="", operation_deadline=None)
+    return ids
+
+
+def as_listed(stack) -> list:
+    """Every replica of the stack as the engine lists it, running its current revision."""
+    from apps.deployments import containers as naming
+    from apps.deployments.spec import project_from_spec
+    from apps.hosts.engine import ManagedContainer
+
+    spec = stack.current_revision.spec
+    network = naming.network_name(stack)
+    listed = []
+    for name, service in project_from_spec(spec).services.items():
+        for replica in range(1, service.replicas + 1):
+            labels = {
+                **naming.stack_labels(stack),
+                naming.SERVICE: name,
+                naming.REPLICA: str(replica),
+                naming.REVISION: str(stack.current_revision.number),
+                naming.SPEC_HASH: naming.service_hash(spec, name),
+            }
+            listed.append(
+                ManagedContainer(
+                    id=f"{stack.pk:08d}{name}{replica:04d}".ljust(64, "0"),
+                    name=naming.container_name(stack, name, replica),
+                    image=service.image,
+                    state="running",
+                    status="Up 3 minutes",
+                    labels=labels,
+                    created=time.time() - 60,
+                    addresses={network: f"10.0.{len(listed) // 250}.{len(listed) % 250 + 2}"},
+                )
+            )
+    return listed
 
 
 if __name__ == "__main__":
