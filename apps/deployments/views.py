@@ -58,11 +58,12 @@ def can(user, tenant, role: str) -> bool:
 
 
 class StackListView(TenantScopedMixin, ListView):
-    """The stacks of the current environment (or of the current tenant)."""
+    """The stacks of the current environment (or of the current tenant), a page at a time."""
 
     model = Stack
     template_name = "deployments/stack_list.html"
     context_object_name = "stacks"
+    paginate_by = 50
 
     def get_queryset(self):
         queryset = (
@@ -121,18 +122,20 @@ def stack_context(request, stack: Stack) -> dict:
         (service, forms.ScaleForm(initial={"replicas": service.scale}))
         for service in stack.services.order_by("name")
     ]
+    # Newest first by id (the order they were written): read from the (object_type,
+    # object_id, id) index whatever the size of the events table.
     events = Event.objects.visible_to(request.user).filter(
         object_type="stack", object_id=str(stack.pk)
     )
-    newest = events.order_by("-pk").values_list("pk", flat=True).first()
+    recent = list(events.order_by("-pk")[:12])
     return {
         "stack": stack,
-        "last_event_id": newest or 0,
+        "last_event_id": recent[0].pk if recent else 0,
         "service_rows": service_rows,
         "containers": stack.containers.select_related("service", "host").order_by(
             "service__name", "replica"
         ),
-        "events": events.order_by("-created_at")[:12],
+        "events": recent,
         "busy": stack.state in BUSY_STATES or bool(stack.operation),
         "can_act": can(request.user, stack.tenant, Role.MEMBER),
         "can_remove": can(request.user, stack.tenant, Role.ADMIN),
