@@ -132,8 +132,8 @@ def stack_context(request, stack: Stack) -> dict:
         "stack": stack,
         "last_event_id": recent[0].pk if recent else 0,
         "service_rows": service_rows,
-        "containers": stack.containers.select_related("service", "host").order_by(
-            "service__name", "replica"
+        "containers": with_links(
+            stack.containers.select_related("service", "host").order_by("service__name", "replica")
         ),
         "events": recent,
         "busy": stack.state in BUSY_STATES or bool(stack.operation),
@@ -142,6 +142,33 @@ def stack_context(request, stack: Stack) -> dict:
         "upgrades": upgrade_targets(stack.template_version, request.user),
         **routes_context(stack),
     }
+
+
+# The links of each container row, by route name (one pk argument each).
+CONTAINER_LINKS = {
+    "inspect": "resources:container_inspect",
+    "logs": "stacks:container_logs",
+    "shell": "stacks:shell",
+    "start": "stacks:container_start",
+    "stop": "stacks:container_stop",
+    "restart": "stacks:container_restart",
+    "remove": "stacks:container_remove",
+}
+_MARKER = 987654321
+
+
+def with_links(containers) -> list[Container]:
+    """The containers, each with `links` (name -> URL) for its row.
+
+    Each route is reversed once for the whole table, not once per row: on a stack of a
+    hundred containers, `{% url %}` for every link was a third of the page's time.
+    """
+    patterns = {key: reverse(name, args=[_MARKER]) for key, name in CONTAINER_LINKS.items()}
+    rows = list(containers)
+    for container in rows:
+        pk = str(container.pk)
+        container.links = {key: url.replace(str(_MARKER), pk) for key, url in patterns.items()}
+    return rows
 
 
 def routes_context(stack: Stack, health: dict | None = None) -> dict:

@@ -437,10 +437,10 @@ def main() -> None:
 
     cookies = {who: session_cookie(ids[who]) for who in ("member", "admin")}
     connections.close_all()
-    from bench_asgi_requests import free_port
+    from bench_asgi_requests import cpu_seconds, free_port
 
     port = free_port()
-    start_daphne(port)
+    daphne = start_daphne(port)
     base = f"http://127.0.0.1:{port}"
     wait_for(base + "/accounts/login/")
     bench.say(f"daphne on 127.0.0.1:{port} (DEBUG off); {args.requests} requests per URL")
@@ -452,13 +452,15 @@ def main() -> None:
         else:
             headers = {"Authorization": f"Bearer {ids[who + '_token']}"}
         timed(session, base + path, headers, 2)
+        cpu = cpu_seconds(daphne.pid)
         latencies = timed(session, base + path, headers, args.requests)
+        cpu = (cpu_seconds(daphne.pid) - cpu) / args.requests * 1000
         count, status = queries[who, path]
         p95 = bench.p95(latencies) * 1000
         worst = max(worst, p95)
         bench.say(
             f"RESULT {who:6} {path:60} p50 {bench.median(latencies) * 1000:6.1f} ms  "
-            f"p95 {p95:6.1f} ms  {count:3} queries (status {status})"
+            f"p95 {p95:6.1f} ms  daphne CPU {cpu:5.1f} ms  {count:3} queries (status {status})"
         )
     bench.say(f"RESULT worst p95 {worst:.1f} ms over {len(targets)} URLs")
 
