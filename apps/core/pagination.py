@@ -78,4 +78,5 @@ class CappedCountPagination(CappedLimitOffsetPagination):
     def get_count(self, queryset) -> int:
         offset = self.get_offset(self.request)
         bound = max(self.max_count, offset + self.get_limit(self.request) + 1)
-        return queryset[:bound].count()
+        # Unordered: how many rows there are up to the bound does not depend on which.
+        return queryset.order_by()[:bound].count()

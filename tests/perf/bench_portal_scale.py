@@ -272,7 +272,7 @@ def pages(ids: dict) -> list[tuple[str, str, str]]:
     member = [
         ("member", "page", "/"),
         ("member", "page", "/stacks/"),
-        ("member", "page", "/stacks/?page=5"),
+        ("member", "page", "/stacks/?page=3"),
         ("member", "page", f"/stacks/{big}/"),
         ("member", "page", "/activity/"),
         ("member", "page", "/activity/?action=stack.deploy"),
