@@ -99,14 +99,10 @@ def test_activity_dropdowns_offer_every_value_present(member_client, tenant_a, m
     offered = {value for value, _ in form.fields["action"].widget.choices if value}
     assert offered == present
     actors = {value for value, _ in form.fields["actor"].widget.choices if value}
-    assert actors == set(
-        Event.objects.filter(tenant=tenant_a).values_list("actor_name", flat=True)
-    )
+    assert actors == set(Event.objects.filter(tenant=tenant_a).values_list("actor_name", flat=True))
 
 
-def test_all_activity_for_platform_admins(
-    superuser, tenant_a, tenant_b, env_a, member, client_for
-):
+def test_all_activity_for_platform_admins(superuser, tenant_a, tenant_b, env_a, member, client_for):
     growth.add_events(tenant_a, 3, actor=member)
     growth.add_events(tenant_b, 3)
 
