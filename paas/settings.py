@@ -268,6 +268,10 @@ BERTH_VERSION = "0.1.0"
 # activity app, which every app uses, calls no app above it: the stack's live stream
 # learns of its events through this list. Not an operator setting.
 BERTH_EVENT_HOOKS = ["apps.deployments.live.broadcast_event"]
+# How long the activity log keeps an event (days; 0 keeps them all), and how often beat
+# deletes older ones (apps/activity/services.py: prune_events, in batches).
+BERTH_EVENT_RETENTION_DAYS = int(os.environ.get("BERTH_EVENT_RETENTION_DAYS", "365"))
+BERTH_EVENT_PRUNE_SECONDS = int(os.environ.get("BERTH_EVENT_PRUNE_SECONDS", "3600"))
 # Live streams (apps/deployments/consumers/).
 BERTH_LIVE_RECHECK_SECONDS = int(os.environ.get("BERTH_LIVE_RECHECK_SECONDS", "2"))
 BERTH_SHELL_IDLE_SECONDS = int(os.environ.get("BERTH_SHELL_IDLE_SECONDS", "900"))
@@ -291,6 +295,10 @@ CELERY_BEAT_SCHEDULE = {
     "deployments.retire_tenants": {
         "task": "deployments.retire_tenants",
         "schedule": BERTH_RECONCILE_SECONDS,
+    },
+    "activity.prune_events": {
+        "task": "activity.prune_events",
+        "schedule": BERTH_EVENT_PRUNE_SECONDS,
     },
 }
 # Fairness. Worker processes (`celery worker` reads this unless given --concurrency), and

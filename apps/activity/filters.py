@@ -21,11 +21,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
 from datetime import date, datetime, time, timedelta
+from functools import partial
 
 import django_filters
 from django import forms
 from django.core.exceptions import ValidationError
+from django.db import connections, models
 from django.db.models import QuerySet
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from apps.activity.models import Event
@@ -72,13 +75,39 @@ class InstantField(forms.Field):
             raise ValidationError(self.error_messages["invalid"], code="invalid") from None
 
 
-def _offered(queryset: QuerySet, value: str, label: str, current: str) -> Callable:
-    """The choices of a page dropdown: the values present in `queryset`, read only when
-    the page renders (the API never asks), plus the requested value if it is not there."""
+def distinct_values(queryset: QuerySet, field: str) -> list:
+    """The distinct non-empty values of `field` in `queryset`, in order, in one query.
+
+    A skip scan (a recursive CTE asking the index for the next value above the last one)
+    instead of `SELECT DISTINCT`: with an index led by the queryset's equality filters and
+    `field` (Event's Meta), it reads one index entry per distinct value, so a million
+    events cost what a hundred do. Works on SQLite too.
+    """
+    base = queryset.order_by(field).values_list(field, flat=True)
+    present = base.exclude(**{f"{field}__isnull": True})
+    if isinstance(queryset.model._meta.get_field(field), models.CharField):
+        present = present.exclude(**{field: ""})
+    first_sql, first_params = present[:1].query.sql_with_params()
+    above = base.filter(**{f"{field}__gt": RawSQL("skip.value", ())})
+    next_sql, next_params = above[:1].query.sql_with_params()
+    # Both parts are the ORM's own SQL; every value goes as a parameter.
+    sql = (
+        f"WITH RECURSIVE skip(value) AS (SELECT ({first_sql}) "  # noqa: S608
+        f"UNION ALL SELECT ({next_sql}) FROM skip WHERE skip.value IS NOT NULL) "
+        "SELECT value FROM skip WHERE value IS NOT NULL"
+    )
+    with connections[queryset.db].cursor() as cursor:
+        cursor.execute(sql, (*first_params, *next_params))
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _offered(values: Callable[[], list], current: str) -> Callable:
+    """The choices of a page dropdown: the values present (`values()`: (value, label)
+    pairs, read only when the page renders: the API never asks), plus the requested value
+    if it is not there."""
 
     def choices() -> list[tuple[str, str]]:
-        rows = queryset.order_by(value).values_list(value, label).distinct()
-        options = [(v, text) for v, text in rows if v]
+        options = [(v, text) for v, text in values() if v]
         if current and current not in {v for v, _ in options}:
             options.append((current, current))
         return [ANY, *options]
@@ -117,7 +146,9 @@ class EventFilterSet(django_filters.FilterSet):
     With invalid input `.qs` applies only the valid fields.
     """
 
-    tenant = _exact("tenant__slug", "Tenant")
+    tenant = django_filters.CharFilter(
+        field_name="tenant__slug", method="filter_tenant", label="Tenant", widget=forms.Select
+    )
     action = _exact("action", "Action")
     outcome = django_filters.ChoiceFilter(
         field_name="outcome", label="Outcome", choices=Event.Outcome.choices, empty_label=ANY[1]
@@ -142,8 +173,6 @@ class EventFilterSet(django_filters.FilterSet):
         "until": "Events up to: a day (YYYY-MM-DD, that day included) "
         "or an ISO 8601 date and time (excluded).",
     }
-    # The dropdowns' option labels, where they differ from the value.
-    LABELS = {"tenant": "tenant__name"}
 
     def __init__(
         self,
@@ -177,10 +206,23 @@ class EventFilterSet(django_filters.FilterSet):
         for name, field in form.fields.items():
             if not isinstance(self.filters[name], django_filters.CharFilter):
                 continue
-            lookup = self.filters[name].field_name
             current = (self.data.get(name) or "").strip() if self.is_bound else ""
-            label = self.LABELS.get(name, lookup)
-            field.widget.choices = _offered(base, lookup, label, current)
+            field.widget.choices = _offered(partial(self._present, base, name), current)
+
+    def _present(self, base: QuerySet, name: str) -> list[tuple[str, str]]:
+        """(value, label) of each distinct value of filter `name` in `base`."""
+        if name == "tenant":  # skip over the tenant ids, then name them in one query
+            ids = distinct_values(base, "tenant_id")
+            tenants = Event.tenant.field.related_model.objects  # tenants sit above activity
+            return list(tenants.filter(pk__in=ids).order_by("slug").values_list("slug", "name"))
+        return [(value, value) for value in distinct_values(base, self.filters[name].field_name)]
+
+    def filter_tenant(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        """The slug is looked up first: PostgreSQL then plans for that one tenant's share
+        of the events (through a join it assumed an average tenant's, and sorted them)."""
+        tenants = Event.tenant.field.related_model.objects  # tenants sit above activity
+        ids = list(tenants.filter(slug=value).values_list("pk", flat=True))
+        return queryset.filter(tenant_id__in=ids)
 
     def is_valid(self) -> bool:
         return not self.unknown and (not self.is_bound or self.form.is_valid())

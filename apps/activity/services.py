@@ -2,11 +2,13 @@
 
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 from functools import cache
 from typing import Any
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from apps.activity.models import Event
@@ -62,3 +64,28 @@ def _broadcast(event: Event, obj: models.Model | None) -> None:
             _hook(path)(event, obj)
         except Exception:  # noqa: BLE001
             logging.getLogger(__name__).warning("event hook %s failed for %s", path, event.pk)
+
+
+def prune_events(
+    older_than_days: int | None = None, batch_size: int = 5000, max_batches: int | None = None
+) -> int:
+    """Delete events older than the retention (BERTH_EVENT_RETENTION_DAYS; 0 keeps all).
+
+    Every tenant's and the platform's alike, oldest first, in batches of `batch_size`
+    rows, each its own short transaction: a million old rows never lock the table or
+    bloat one transaction while pages keep writing events. `max_batches` bounds one run
+    (the next beat carries on). Returns how many rows went.
+    """
+    days = settings.BERTH_EVENT_RETENTION_DAYS if older_than_days is None else older_than_days
+    if days <= 0:
+        return 0
+    cutoff = timezone.now() - timedelta(days=days)
+    old = Event.objects.filter(created_at__lt=cutoff).order_by("created_at", "pk")
+    removed, batches = 0, 0
+    while max_batches is None or batches < max_batches:
+        ids = list(old.values_list("pk", flat=True)[:batch_size])
+        if not ids:
+            break
+        removed += Event.objects.filter(pk__in=ids).delete()[0]
+        batches += 1
+    return removed

@@ -9,6 +9,7 @@ from django.views.generic import ListView
 from apps.activity.filters import EventFilterSet
 from apps.activity.models import Event
 from apps.core.mixins import PlatformAdminMixin, TenantScopedMixin
+from apps.core.pagination import UncountedPaginator
 
 
 @method_decorator(vary_on_headers("HX-Request"), name="dispatch")
@@ -22,6 +23,7 @@ class EventListView(TenantScopedMixin, ListView):
     template_name = "activity/event_list.html"
     context_object_name = "events"
     paginate_by = 25
+    paginator_class = UncountedPaginator  # a tenant may have millions of events
     all_tenants = False
 
     def base_queryset(self):

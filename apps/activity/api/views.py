@@ -8,6 +8,7 @@ from apps.activity.api.serializers import EventSerializer
 from apps.activity.filters import EventFilterSet
 from apps.activity.models import Event
 from apps.core.api import TenantScopedViewSet
+from apps.core.pagination import CappedCountPagination
 
 # Pagination parameters pass through; every other query parameter must be a filter.
 PAGINATION_PARAMS = {"limit", "offset", "format"}
@@ -39,6 +40,7 @@ class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScope
 
     model = Event
     serializer_class = EventSerializer
+    pagination_class = CappedCountPagination  # `count` stops early: millions of events
 
     def get_queryset(self):
         return super().get_queryset().select_related("tenant").order_by("-created_at", "-id")

@@ -82,18 +82,19 @@ class StackViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScope
 
     def get_queryset(self):
         services_qs = Service.objects.order_by("name")
-        containers = Container.objects.select_related("service", "host")
-        return (
+        stacks = (
             super()
             .get_queryset()
             .select_related(
                 "tenant", "environment", "template_version__template", "current_revision"
             )
-            .prefetch_related(
-                Prefetch("services", queryset=services_qs),
-                Prefetch("containers", queryset=containers),
-            )
+            .prefetch_related(Prefetch("services", queryset=services_qs))
         )
+        if self.action == "list":
+            # A list shows each stack's revision number, not its spec, and no containers.
+            return stacks.defer("current_revision__spec", "current_revision__compose")
+        containers = Container.objects.select_related("service", "host")
+        return stacks.prefetch_related(Prefetch("containers", queryset=containers))
 
     def get_serializer_class(self):
         return {
