@@ -208,7 +208,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--parallel", type=int, default=2, help="stacks deployed at once")
     parser.add_argument("--profile", action="store_true", help="cProfile one reconcile_host")
-    parser.add_argument("--redis-db", type=int, default=12, help="a Redis db nothing else uses")
+    parser.add_argument("--redis-db", type=int, default=9, help="a Redis db nothing else uses")
     parser.add_argument("--database", default=DATABASE, help="created and dropped by the run")
     parser.add_argument(
         "--keep", metavar="FILE", help="leave everything in place, described in FILE (JSON)"

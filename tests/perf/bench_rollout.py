@@ -160,7 +160,7 @@ def main() -> None:
     os.environ["BERTH_FRONTIER_TLS_ADDR"] = f"127.0.0.1:{free_port()}"
     # promote() queues the reconcile: run it here, in this process, when it commits.
     os.environ["CELERY_TASK_ALWAYS_EAGER"] = "true"
-    os.environ["REDIS_URL"] = "redis://127.0.0.1:6379/12"
+    os.environ["REDIS_URL"] = "redis://127.0.0.1:6379/9"
     # The demo images may also be in a running Berth's registry (make run publishes
     # them): with that registry's address this run would rightly refuse the engine's
     # copy as a private image it knows nothing of. Its own, unused address instead.
