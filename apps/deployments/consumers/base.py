@@ -15,14 +15,14 @@ from importlib import import_module
 from typing import Any
 from urllib.parse import parse_qs
 
-from channels.db import database_sync_to_async
+from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.db import models
 from django.utils.crypto import constant_time_compare
 
-from apps.accounts.channels_auth import NO_CHANNEL_LAYER
+from apps.accounts.channels_auth import NO_CHANNEL_LAYER, socket_db
 from apps.accounts.models import ApiToken
 from apps.core.roles import Role
 from apps.deployments import live_limits
@@ -133,9 +133,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.closed = False
         self.pk = int(self.scope["url_route"]["kwargs"]["pk"])
         await self.accept()
-        code, obj = await database_sync_to_async(authorize)(
-            self.scope, self.model, self.pk, self.role
-        )
+        code, obj = await socket_db(authorize)(self.scope, self.model, self.pk, self.role)
         if code is not None:
             await self.shutdown(code)
             return
@@ -160,6 +158,21 @@ class LiveConsumer(AsyncWebsocketConsumer):
     def parse(self, query: dict[str, str]) -> dict[str, Any]:
         return {}
 
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Channels' dispatch without its `close_old_connections` before every message.
+
+        Channels runs that in the process's one thread-sensitive thread before each
+        handler: every ack, every channel-layer event of every socket queued behind every
+        other socket's database work there (200 sockets: a stack event reached the last
+        of its sockets after a hundred hops). The consumers here touch the database only
+        through `socket_db`, which closes connections before and after each call, so
+        there is never a connection of theirs to close in the loop's thread.
+        """
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
     async def begin(self) -> None:
         raise NotImplementedError
 
@@ -183,9 +196,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         while not self.closed:
             await asyncio.sleep(interval)
             try:
-                code, _ = await database_sync_to_async(authorize)(
-                    self.scope, self.model, self.pk, self.role
-                )
+                code, _ = await socket_db(authorize)(self.scope, self.model, self.pk, self.role)
             except Exception:  # noqa: BLE001 - the database blinking must not end a stream
                 log.warning("re-checking access of a live stream failed", exc_info=True)
                 continue
