@@ -362,6 +362,13 @@ async def scenario(args, targets: list[Target], server) -> None:
     say(spread("delivered", line_delays, len(log_socks) * args.lines))
     say(f"   daphne CPU during the lines: {cpu_seconds(pid) - cpu0:.1f} s")
 
+    late: dict[str, int] = {}
+    for s in socks:
+        if (s.close_code is not None or s.error) and s not in refused:
+            key = f"{s.kind} {s.close_code} {s.error[:70]}"
+            late[key] = late.get(key, 0) + 1
+    for key, n in sorted(late.items()):
+        say(f"   closed during the run: {n} x {key}")
     end = proc_status(pid)
     show("daphne after the traffic", end)
     for s in socks:
