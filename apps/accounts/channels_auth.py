@@ -13,6 +13,7 @@ origin (scheme, host and port) with the portal's own origins; Channels'
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
@@ -31,19 +32,25 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 NO_CHANNEL_LAYER = "berth-none"
 
 
+#: The threads where websockets do their database work (BERTH_LIVE_DB_THREADS), kept
+#: for the process's life like the one thread they replace: each keeps at most one
+#: database connection, so they never hold more than this many of the pool's.
+_DB_THREADS = ThreadPoolExecutor(
+    max_workers=settings.BERTH_LIVE_DB_THREADS, thread_name_prefix="berth-live-db"
+)
+
+
 def socket_db(func: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
-    """`database_sync_to_async` for websocket code: any thread of the loop's pool.
+    """`database_sync_to_async` for websocket code, on `_DB_THREADS`.
 
     Channels' own helper is thread-sensitive: outside an HTTP request (a websocket's
     whole life) every call of every socket of the process runs in ONE shared thread.
     With 200 sockets opening at once (a session or token lookup, then an access check
-    each) the last waited more than daphne's 5 s handshake timeout and all were dropped;
-    every socket's periodic re-check queues there too. These helpers hold no connection
-    between calls (closed before and after each, as `DatabaseSyncToAsync` does) and no
-    thread-bound state, so they may run in any thread of the loop's default executor
-    (`ASGI_THREADS` threads under daphne).
+    each) the last waited more than daphne's 5 s handshake timeout and all were dropped.
+    These helpers hold no thread-bound state and close their connection after each call
+    (as `DatabaseSyncToAsync` does), so any of a few threads may run them.
     """
-    return DatabaseSyncToAsync(func, thread_sensitive=False)
+    return DatabaseSyncToAsync(func, thread_sensitive=False, executor=_DB_THREADS)
 
 
 class SessionAuthMiddleware(AuthMiddleware):
