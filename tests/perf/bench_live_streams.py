@@ -121,7 +121,7 @@ def start_container(slug: str, lines: int, gap: float, index: int) -> str:
     return bench.docker(
         "run", "-d", "--name", f"berth-bench-live-{bench.RUN_ID}-{index}",
         "--label", f"io.berth.tenant={slug}", "--label", "io.berth.managed=true",
-        "--label", f"io.berth.bench={bench.RUN_ID}", "--memory", "16m",
+        "--label", f"io.berth.bench={bench.RUN_ID}", "--memory", "16m", "--network", "none",
         "-e", f"LINES={lines}", "-e", f"GAP={gap}",
         "--entrypoint", "/bin/sh", IMAGE, "-c", SCRIPT,
     )  # fmt: skip
