@@ -280,6 +280,9 @@ BERTH_SHELL_IDLE_SECONDS = int(os.environ.get("BERTH_SHELL_IDLE_SECONDS", "900")
 BERTH_SHELL_WINDOW_BYTES = int(os.environ.get("BERTH_SHELL_WINDOW_BYTES", str(1024 * 1024)))
 BERTH_SHELL_ACK_SECONDS = int(os.environ.get("BERTH_SHELL_ACK_SECONDS", "120"))
 BERTH_LIVE_STREAM_THREADS = int(os.environ.get("BERTH_LIVE_STREAM_THREADS", "64"))
+# Threads for the websockets' database work (sign-in, access checks, catch-up): each
+# holds at most one connection, so keep it below BERTH_DB_POOL_MAX_SIZE.
+BERTH_LIVE_DB_THREADS = int(os.environ.get("BERTH_LIVE_DB_THREADS", "4"))
 # Each user's share of them, and of open websockets (apps/deployments/live_limits.py).
 BERTH_LIVE_STREAMS_PER_USER = int(os.environ.get("BERTH_LIVE_STREAMS_PER_USER", "16"))
 BERTH_LIVE_SOCKETS_PER_USER = int(os.environ.get("BERTH_LIVE_SOCKETS_PER_USER", "20"))

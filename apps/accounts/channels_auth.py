@@ -12,13 +12,16 @@ origin (scheme, host and port) with the portal's own origins; Channels'
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
-from channels.auth import AuthMiddlewareStack
-from channels.db import database_sync_to_async
+from channels.auth import AuthMiddleware, get_user
+from channels.db import DatabaseSyncToAsync
 from channels.middleware import BaseMiddleware
 from channels.security.websocket import WebsocketDenier
+from channels.sessions import CookieMiddleware, SessionMiddleware
 from django.conf import settings
 from django.http.request import is_same_domain, split_domain_port, validate_host
 
@@ -29,7 +32,35 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 NO_CHANNEL_LAYER = "berth-none"
 
 
-@database_sync_to_async
+#: The threads where websockets do their database work (BERTH_LIVE_DB_THREADS), kept
+#: for the process's life like the one thread they replace: each keeps at most one
+#: database connection, so they never hold more than this many of the pool's.
+_DB_THREADS = ThreadPoolExecutor(
+    max_workers=settings.BERTH_LIVE_DB_THREADS, thread_name_prefix="berth-live-db"
+)
+
+
+def socket_db(func: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+    """`database_sync_to_async` for websocket code, on `_DB_THREADS`.
+
+    Channels' own helper is thread-sensitive: outside an HTTP request (a websocket's
+    whole life) every call of every socket of the process runs in ONE shared thread.
+    With 200 sockets opening at once (a session or token lookup, then an access check
+    each) the last waited more than daphne's 5 s handshake timeout and all were dropped.
+    These helpers hold no thread-bound state and close their connection after each call
+    (as `DatabaseSyncToAsync` does), so any of a few threads may run them.
+    """
+    return DatabaseSyncToAsync(func, thread_sensitive=False, executor=_DB_THREADS)
+
+
+class SessionAuthMiddleware(AuthMiddleware):
+    """Channels' session `AuthMiddleware`, its user looked up through `socket_db`."""
+
+    async def resolve_scope(self, scope: dict[str, Any]) -> None:
+        scope["user"]._wrapped = await socket_db(get_user.func)(scope)
+
+
+@socket_db
 def _token_user(raw_key: str):
     token = find_token(raw_key)
     if token is None:
@@ -183,4 +214,5 @@ class PortalOriginValidator:
 
 def TokenOrSessionAuthMiddlewareStack(inner):  # noqa: N802 - mirrors Channels' naming
     """Session, then token, then the origin check, then `inner` (the routes)."""
-    return AuthMiddlewareStack(TokenAuthMiddleware(PortalOriginValidator(inner)))
+    inner = TokenAuthMiddleware(PortalOriginValidator(inner))
+    return CookieMiddleware(SessionMiddleware(SessionAuthMiddleware(inner)))

@@ -12,6 +12,7 @@ from apps.activity.services import record_event
 from apps.deployments import live
 from apps.deployments.models import Container, Service, Stack
 from apps.hosts.models import Host
+from apps.tenants.models import Membership
 from tests.fixtures.live import close_code, open_socket, run, session_headers, until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("live_settings")]
@@ -129,3 +130,27 @@ def test_bad_after_is_refused(shop_stack, owner):
         return await close_code(comm)
 
     assert run(scenario()) == 4400
+
+
+def test_a_removed_member_loses_the_socket_and_the_others_keep_theirs(shop_stack, owner, member):
+    """All open sockets are re-checked together: the verdict is still each socket's own."""
+    path = f"/ws/stacks/{shop_stack.pk}/events/"
+    owners = session_headers(owner)
+    members = session_headers(member)
+
+    async def scenario():
+        kept = [await open_socket(path, owners) for _ in range(2)]
+        lost = await open_socket(path, members)
+        for comm in [*kept, lost]:
+            await until(comm, lambda m: m["type"] == "caught_up")
+        await database_sync_to_async(
+            Membership.objects.filter(user=member, tenant=shop_stack.tenant).delete
+        )()
+        assert await close_code(lost) == 4403
+        event = await happen(shop_stack, "stack.after_removal")
+        for comm in kept:
+            got = await until(comm, lambda m: m["type"] == "event")
+            assert got[-1]["event"]["id"] == event
+            await comm.disconnect(timeout=5)
+
+    run(scenario())

@@ -136,3 +136,25 @@ def test_a_flood_to_a_client_that_does_not_read_stays_bounded(environment, image
         await comm.disconnect(timeout=5)
 
     run(scenario())
+
+
+def test_a_quiet_container_keeps_its_log_stream_past_the_engine_timeout(
+    environment, image, owner, settings
+):
+    """The engine's read timeout (BERTH_ENGINE_TIMEOUT) is for requests, not for a
+    followed log: a container silent for longer still gets its next line through."""
+    settings.BERTH_ENGINE_TIMEOUT = 1
+    (web,) = deploy(environment, "quiet", SLEEPER, IMAGE=image)
+    headers = session_headers(owner)
+
+    async def scenario():
+        comm = await open_socket(f"/ws/containers/{web.pk}/logs/?tail=0", headers)
+        assert await comm.receive_nothing(timeout=3, interval=0.1)
+        await asyncio.to_thread(say, web, "after-the-silence")
+        seen = await until(
+            comm, lambda m: any(x["line"] == "after-the-silence" for x in m.get("lines", []))
+        )
+        assert all(m["type"] == "logs" for m in seen)
+        await comm.disconnect(timeout=5)
+
+    run(scenario())

@@ -2,15 +2,36 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import weakref
 from typing import Any
 
 from channels import DEFAULT_CHANNEL_LAYER
-from channels.db import database_sync_to_async
 
+from apps.accounts.channels_auth import socket_db
 from apps.deployments import live
 from apps.deployments.consumers.base import BadRequestError, LiveConsumer
 from apps.deployments.models import Stack
+
+#: Channel-layer calls (group add, group discard) this process's sockets make at once.
+#: Each takes a connection from channels_redis' pool for the loop, which refuses
+#: (MaxConnectionsError, the socket closed with 1011) rather than waits beyond 100 in use:
+#: 200 event sockets opening together lost 88. Beyond the gate a call waits its turn.
+LAYER_CALLS = 20
+_gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def layer_gate() -> asyncio.Semaphore:
+    """The running loop's bound on concurrent channel-layer calls (one per loop: the
+    tests run each scenario in a loop of its own)."""
+    loop = asyncio.get_running_loop()
+    gate = _gates.get(loop)
+    if gate is None:
+        gate = _gates[loop] = asyncio.Semaphore(LAYER_CALLS)
+    return gate
 
 
 def _events_after(stack: Stack, after: int, limit: int) -> list[dict[str, Any]]:
@@ -38,19 +59,18 @@ class StackEventsConsumer(LiveConsumer):
     async def begin(self) -> None:
         self.sent: set[int] = set()
         self.group = live.stack_group(self.pk)
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        async with layer_gate():
+            await self.channel_layer.group_add(self.group, self.channel_name)
         await self.catch_up(self.params["after"])
 
     async def catch_up(self, after: int | None) -> None:
         if after is None:
-            last = await database_sync_to_async(_last_event_id)(self.obj)
+            last = await socket_db(_last_event_id)(self.obj)
             await self.send_json({"type": "caught_up", "last_id": last})
             return
         last = after
         while True:
-            events = await database_sync_to_async(_events_after)(
-                self.obj, last, live.CATCH_UP_LIMIT
-            )
+            events = await socket_db(_events_after)(self.obj, last, live.CATCH_UP_LIMIT)
             for event in events:
                 await self.send_event(event)
                 last = event["id"]
@@ -79,5 +99,6 @@ class StackEventsConsumer(LiveConsumer):
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "group"):
             with contextlib.suppress(Exception):
-                await self.channel_layer.group_discard(self.group, self.channel_name)
+                async with layer_gate():
+                    await self.channel_layer.group_discard(self.group, self.channel_name)
         await super().disconnect(code)

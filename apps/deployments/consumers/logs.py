@@ -15,9 +15,9 @@ import time
 from datetime import datetime
 from typing import Any
 
-from channels.db import database_sync_to_async
 from django.utils import timezone
 
+from apps.accounts.channels_auth import socket_db
 from apps.deployments.consumers.base import CLOSE_ENGINE, BadRequestError, LiveConsumer
 from apps.deployments.consumers.buffering import LineBuffer
 from apps.deployments.models import Container, Service
@@ -252,7 +252,7 @@ class ServiceLogsConsumer(LogsConsumer):
     model = Service
 
     async def targets(self) -> list[LogTarget]:
-        return await database_sync_to_async(_service_targets)(self.obj)
+        return await socket_db(_service_targets)(self.obj)
 
     async def begin(self) -> None:
         self.held: list[tuple[str, float, int, dict[str, Any]]] = []

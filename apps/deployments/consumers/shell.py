@@ -7,10 +7,10 @@ import time
 import uuid
 from typing import Any
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 from django.utils import timezone
 
+from apps.accounts.channels_auth import socket_db
 from apps.core.roles import Role
 from apps.deployments.consumers.base import (
     CLOSE_ACK_TIMEOUT,
@@ -81,7 +81,7 @@ class ShellConsumer(LiveConsumer):
         self.session = session
         await asyncio.to_thread(session.start)
         self.started = timezone.now()
-        self.start_event = await database_sync_to_async(record_shell)(
+        self.start_event = await socket_db(record_shell)(
             self.obj, self.scope["user"], "container.shell_start", {"shell": self.params["shell"]}
         )
         await self.send_json(
@@ -201,13 +201,11 @@ class ShellConsumer(LiveConsumer):
             "start_event": self.start_event,
         }
         if self.record:
-            data["transcript"] = await database_sync_to_async(save_transcript)(
+            data["transcript"] = await socket_db(save_transcript)(
                 self.obj, self.start_event, bytes(self.output)
             )
             data["transcript_bytes"] = len(self.output)
-        await database_sync_to_async(record_shell)(
-            self.obj, self.scope["user"], "container.shell_end", data
-        )
+        await socket_db(record_shell)(self.obj, self.scope["user"], "container.shell_end", data)
 
 
 def _exit_code_soon(session: ShellSession) -> int | None:

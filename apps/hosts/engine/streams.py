@@ -107,6 +107,16 @@ def _close_response(response: Any) -> None:
         response.close()
 
 
+def _wait_forever(api: Any, response: Any) -> None:
+    """No read timeout on a streamed response's socket: a quiet container is not an error.
+
+    docker-py's `_disable_socket_timeout` takes the socket, not the response: handed the
+    response it changed nothing, so a following log or stats stream ended silently
+    (close 1000, "end") after BERTH_ENGINE_TIMEOUT seconds without a line.
+    """
+    api._disable_socket_timeout(api._get_raw_response_socket(response))
+
+
 def _socket_of(response: Any) -> Any:
     try:
         return response.raw._fp.fp.raw
@@ -151,7 +161,7 @@ class LogStream:
                 api._url("/containers/{0}/logs", self.container_id), params=params, stream=True
             )
             api._raise_for_status(response)
-            api._disable_socket_timeout(response)
+            _wait_forever(api, response)
         return response, tty
 
     def lines(self) -> Iterator[LogLine]:
@@ -449,7 +459,7 @@ class StatsStream:
                 stream=True,
             )
             api._raise_for_status(response)
-            api._disable_socket_timeout(response)
+            _wait_forever(api, response)
         self._response = response
         try:
             for line in response.iter_lines():
