@@ -34,7 +34,7 @@ from apps.activity.services import record_event
 from apps.compose.spec import ComposeProject
 from apps.core.queue import tenant_slot
 from apps.deployments import containers as naming
-from apps.deployments import live, probes
+from apps.deployments import live, probes, readiness
 from apps.deployments.mirror import mirror, stack_state
 from apps.deployments.models import Container, Rollout, Route, Stack
 from apps.deployments.planner import (
@@ -67,8 +67,8 @@ from apps.registry.deploy import authorise_image
 from apps.tenants.models import RetiredTenant
 
 log = logging.getLogger(__name__)
-# While waiting for health: one filtered list call per poll, cheap for the engine; a
-# shorter poll starts dependents and reports "healthy" sooner (tests/perf/).
+# While waiting on Berth's own http/tcp probes: one filtered list call per poll. Waits on
+# Docker's health react to the engine's events instead (readiness.py).
 POLL_SECONDS = 0.1
 
 
@@ -765,15 +765,21 @@ class Run(RolloutSteps):
         cannot (unhealthy, exited); bounded by the deadline and cancellable."""
         replicas = self.project.services[service].replicas if self.project else 0
         waiter = probes.Waiter(self.spec, service, naming.network_name(self.stack))
-        while True:
-            listed = self.engine.list_managed(self.filters(service=service))
-            verdict = _condition_met(listed, replicas, condition, service, waiter.health)
-            if verdict is True:
-                return
-            if isinstance(verdict, str):
-                raise WaitFailedError(verdict)
-            self.check_time()
-            time.sleep(POLL_SECONDS)
+        # Docker's health, or "healthy" once Berth's own run of the test passed
+        # (readiness.py); a berth.yml http/tcp check is Berth's probe either way.
+        early = None if waiter.active else readiness.EarlyProbe(self.engine)
+        judge = waiter.health if early is None else early.health
+        fallback = POLL_SECONDS if waiter.active else readiness.FALLBACK_POLL
+        with readiness.watch(self.engine, self.filters(service=service)) as events:
+            while True:
+                listed = self.engine.list_managed(self.filters(service=service))
+                verdict = _condition_met(listed, replicas, condition, service, judge)
+                if verdict is True:
+                    return
+                if isinstance(verdict, str):
+                    raise WaitFailedError(verdict)
+                self.check_time()
+                readiness.pause(events, early, fallback)
 
     def wait_container(self, container_id: str, service: str) -> None:
         """Until the new container is healthy: Docker's check, or Berth's own probe for a
@@ -799,18 +805,19 @@ class Run(RolloutSteps):
         """After changes, wait while health checks are still starting (bounded)."""
         if self.stack.desired_state != Stack.Desired.RUNNING:
             return
-        while True:
-            listed = self.observe()
-            if not any(c.health == "starting" for c in listed):
-                return
-            before = self.membership()
-            mirror(self.stack, self.host, listed, self.spec, self.project, self.engine)
-            if self.membership() != before:
-                # A routed service healthy while another still starts serves at once;
-                # finish() would see these rows unchanged and never tell the frontier.
-                self.tell_frontier("healthy")
-            self.check_time()
-            time.sleep(POLL_SECONDS)
+        with readiness.watch(self.engine, self.filters()) as events:
+            while True:
+                listed = self.observe()
+                if not any(c.health == "starting" for c in listed):
+                    return
+                before = self.membership()
+                mirror(self.stack, self.host, listed, self.spec, self.project, self.engine)
+                if self.membership() != before:
+                    # A routed service healthy while another still starts serves at once;
+                    # finish() would see these rows unchanged and never tell the frontier.
+                    self.tell_frontier("healthy")
+                self.check_time()
+                events.wait(readiness.FALLBACK_POLL)  # woken by the health_status event
 
     # recording ---------------------------------------------------------------------------
 
