@@ -413,9 +413,9 @@ def report(berth: list[Timeline], composed: list[Timeline], teardown: dict) -> N
     say(f"\nRESULT berth/compose = {mb / mc:.2f} (median {mb:.2f}s vs {mc:.2f}s; goal < 1.0)")
 
 
-def prepare():
+def prepare(database: str = DATABASE):
     """Database, catalog, tenant and an API token (raw key)."""
-    bench.setup_django(DATABASE)
+    bench.setup_django(database)
     from django.core.management import call_command
 
     from apps.accounts.services import create_token
@@ -477,6 +477,7 @@ def main() -> None:
     parser.add_argument("--poll", type=float, default=0.1, help="client poll interval (s)")
     parser.add_argument("--redis-db", type=int, default=11, help="a Redis db nothing else uses")
     parser.add_argument("--keep-logs", action="store_true", help="keep daphne/Celery logs")
+    parser.add_argument("--database", default=DATABASE, help="PostgreSQL database (dropped)")
     args = parser.parse_args()
 
     bench.install_cleanup()
@@ -486,7 +487,7 @@ def main() -> None:
     bench.require_images(IMAGES)
     redis_url = redis_env(args.redis_db)
     logs = Path(tempfile.mkdtemp(prefix="berth-bench-"))
-    tenant, environment, raw_token = prepare()
+    tenant, environment, raw_token = prepare(args.database)
     port = free_port()
     start_registry(port, logs)
     env = {
