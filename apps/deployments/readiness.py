@@ -19,7 +19,10 @@ case an event was missed or the stream broke.
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 from apps.hosts.engine import EngineDriver, EngineError, HealthTest, ManagedContainer
@@ -107,6 +110,7 @@ class EarlyProbe:
         except EngineError as exc:  # not running any more, or the engine hiccupped
             state.last = str(exc)
         state.runs += 1
+        log.debug("early run %d of %s: %s", state.runs, container_id[:12], state.passed)
         delay = None if state.passed else next_delay(state.runs, test.interval)
         if delay is None:
             state.finished = True
@@ -151,3 +155,30 @@ def watch(engine: EngineDriver, labels: dict[str, str]) -> ContainerEvents | _Sl
     except EngineError as exc:
         log.info("no engine events, polling instead: %s", exc)
         return _Sleeper()
+
+
+class SharedWaits:
+    """Waits for dependencies shared by the threads of one wave: each (service,
+    condition) is waited for once, by the first thread that needs it; the others block on
+    its result (or its error), so no dependency is listed and probed twice at once."""
+
+    def __init__(self, wait_for: Callable[[str, str], None]) -> None:
+        self.wait_for = wait_for
+        self.lock = threading.Lock()
+        self.results: dict[tuple[str, str], Future] = {}
+
+    def wait(self, service: str, condition: str) -> None:
+        with self.lock:
+            result = self.results.get((service, condition))
+            mine = result is None
+            if result is None:
+                result = self.results[(service, condition)] = Future()
+        if not mine:
+            result.result()
+            return
+        try:
+            self.wait_for(service, condition)
+        except BaseException as exc:
+            result.set_exception(exc)
+            raise
+        result.set_result(None)

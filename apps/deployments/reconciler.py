@@ -549,9 +549,14 @@ class Run(RolloutSteps):
 
     def apply(self, wave: Wave) -> None:
         self.check_time()
-        for dependency, condition in wave.wait_for.items():
-            self.wait_for(dependency, condition)
         groups = wave.by_service()
+        needs = {name: self.needs(name, wave) for name in groups}
+        # Services of the wave waiting on different dependencies each start once their
+        # own are met (in their threads); otherwise wait once, then start them all.
+        waits = readiness.SharedWaits(self.wait_for) if len(set(needs.values())) > 1 else None
+        if waits is None:
+            for dependency, condition in wave.wait_for.items():
+                self.wait_for(dependency, condition)
         if not groups:
             return
         self.changed = True
@@ -560,16 +565,34 @@ class Run(RolloutSteps):
         else:
             workers = min(8, len(groups))
             with ThreadPoolExecutor(max_workers=workers) as pool:
-                outcomes = list(pool.map(self.run_group_in_thread, groups.values()))
+                jobs = [(groups[name], needs[name] if waits else (), waits) for name in groups]
+                outcomes = list(pool.map(lambda job: self.run_group_in_thread(*job), jobs))
         for outcome in outcomes:
             for action, message, result, data in outcome.events:
                 self.event(action, message, outcome=result, data=data)
-        errors = [o.error for o in outcomes if o.error]
+        errors = list(dict.fromkeys(o.error for o in outcomes if o.error))  # one per cause
         if errors:
             raise EngineError("; ".join(errors), retryable=False)
 
-    def run_group_in_thread(self, actions: list[Action]) -> Outcome:
+    def needs(self, service: str, wave: Wave) -> tuple[tuple[str, str], ...]:
+        """The wave's waits that `service` itself depends on."""
+        spec = self.project.services.get(service) if self.project else None
+        own = spec.depends_on if spec else {}
+        return tuple(sorted((d, c) for d, c in wave.wait_for.items() if d in own))
+
+    def run_group_in_thread(
+        self,
+        actions: list[Action],
+        needs: tuple[tuple[str, str], ...] = (),
+        waits: readiness.SharedWaits | None = None,
+    ) -> Outcome:
         try:
+            if waits is not None:
+                try:
+                    for dependency, condition in needs:
+                        waits.wait(dependency, condition)
+                except (WaitFailedError, CancelledError, EngineError) as exc:
+                    return Outcome(error=str(exc))
             return self.run_group(actions)
         finally:
             close_thread_connection()

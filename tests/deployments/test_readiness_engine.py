@@ -127,3 +127,41 @@ def test_early_probe_judges_only_starting_containers_with_a_test(environment, im
         failed = engine.run_check(listed.id, ("sh", "-c", "echo no; exit 3"), 5)
         assert (failed.exit_code, failed.output) == (3, "no")
         assert engine.run_check(listed.id, ("true",), 5).passed
+
+
+# Two dependents in the same start wave, each waiting on a different dependency: `quick`
+# is ready at once, `broken` never is. The one whose dependency is met starts anyway.
+SPLIT = """
+services:
+  quick:
+    image: ${IMAGE}
+    command: ["sleep", "3600"]
+    healthcheck: {test: ["CMD", "true"], interval: 1s}
+    stop_grace_period: 1s
+  broken:
+    image: ${IMAGE}
+    command: ["sleep", "3600"]
+    healthcheck: {test: ["CMD", "false"], interval: 1s, retries: 2}
+    stop_grace_period: 1s
+  a:
+    image: ${IMAGE}
+    command: ["sleep", "3600"]
+    depends_on: {quick: {condition: service_healthy}}
+    stop_grace_period: 1s
+  b:
+    image: ${IMAGE}
+    command: ["sleep", "3600"]
+    depends_on: {broken: {condition: service_healthy}}
+    stop_grace_period: 1s
+"""
+
+
+def test_each_service_starts_once_its_own_dependencies_are_met(environment, image):
+    stack = make_stack(environment, "split", SPLIT, {"IMAGE": image})
+    reconciler.reconcile_stack(stack.pk)
+
+    stack = Stack.objects.get(pk=stack.pk)
+    assert stack.state == Stack.State.FAILED
+    assert stack.state_reason.count("broken is unhealthy") == 1, stack.state_reason
+    # `a` did not wait for `broken`, which `b` needs: b was never created.
+    assert slots(stack) == [("a", "1"), ("broken", "1"), ("quick", "1")]
