@@ -107,11 +107,14 @@ class EarlyProbe:
                 container_id, test.argv, min(test.timeout, MAX_RUN_SECONDS)
             )
             state.passed, state.last = result.passed, result.output
+            timed_out = result.exit_code is None
         except EngineError as exc:  # not running any more, or the engine hiccupped
-            state.last = str(exc)
+            state.last, timed_out = str(exc), False
         state.runs += 1
-        log.debug("early run %d of %s: %s", state.runs, container_id[:12], state.passed)
-        delay = None if state.passed else next_delay(state.runs, test.interval)
+        log.debug("early run %d of %s: %s", state.runs, container_id[:12], state.last)
+        # A run past its timeout may still be running in the container (exec has no
+        # kill): never start another beside it, let Docker's probes decide.
+        delay = None if state.passed or timed_out else next_delay(state.runs, test.interval)
         if delay is None:
             state.finished = True
         else:
