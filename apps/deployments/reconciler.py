@@ -793,7 +793,8 @@ class Run(RolloutSteps):
         early = None if waiter.active else readiness.EarlyProbe(self.engine)
         judge = waiter.health if early is None else early.health
         fallback = POLL_SECONDS if waiter.active else readiness.FALLBACK_POLL
-        with readiness.watch(self.engine, self.filters(service=service)) as events:
+        events = None  # subscribed only when there is something to wait for
+        try:
             while True:
                 listed = self.engine.list_managed(self.filters(service=service))
                 verdict = _condition_met(listed, replicas, condition, service, judge)
@@ -802,7 +803,13 @@ class Run(RolloutSteps):
                 if isinstance(verdict, str):
                     raise WaitFailedError(verdict)
                 self.check_time()
+                if events is None:  # an event from now on is not missed: look again first
+                    events = readiness.watch(self.engine, self.filters(service=service))
+                    continue
                 readiness.pause(events, early, fallback)
+        finally:
+            if events is not None:
+                events.close()
 
     def wait_container(self, container_id: str, service: str) -> None:
         """Until the new container is healthy: Docker's check, or Berth's own probe for a
@@ -828,11 +835,11 @@ class Run(RolloutSteps):
         """After changes, wait while health checks are still starting (bounded)."""
         if self.stack.desired_state != Stack.Desired.RUNNING:
             return
+        listed = self.observe()
+        if not any(c.health == "starting" for c in listed):
+            return  # no engine events subscribed for nothing
         with readiness.watch(self.engine, self.filters()) as events:
             while True:
-                listed = self.observe()
-                if not any(c.health == "starting" for c in listed):
-                    return
                 before = self.membership()
                 mirror(self.stack, self.host, listed, self.spec, self.project, self.engine)
                 if self.membership() != before:
@@ -841,6 +848,9 @@ class Run(RolloutSteps):
                     self.tell_frontier("healthy")
                 self.check_time()
                 events.wait(readiness.FALLBACK_POLL)  # woken by the health_status event
+                listed = self.observe()
+                if not any(c.health == "starting" for c in listed):
+                    return
 
     # recording ---------------------------------------------------------------------------
 
