@@ -34,7 +34,7 @@ from apps.activity.services import record_event
 from apps.compose.spec import ComposeProject
 from apps.core.queue import tenant_slot
 from apps.deployments import containers as naming
-from apps.deployments import hostpass, live, probes
+from apps.deployments import hostpass, live, probes, readiness
 from apps.deployments.mirror import mirror, stack_state
 from apps.deployments.models import Container, Rollout, Route, Stack
 from apps.deployments.planner import (
@@ -67,8 +67,8 @@ from apps.registry.deploy import authorise_image
 from apps.tenants.models import RetiredTenant
 
 log = logging.getLogger(__name__)
-# While waiting for health: one filtered list call per poll, cheap for the engine; a
-# shorter poll starts dependents and reports "healthy" sooner (tests/perf/).
+# While waiting on Berth's own http/tcp probes: one filtered list call per poll. Waits on
+# Docker's health react to the engine's events instead (readiness.py).
 POLL_SECONDS = 0.1
 
 
@@ -586,9 +586,14 @@ class Run(RolloutSteps):
 
     def apply(self, wave: Wave) -> None:
         self.check_time()
-        for dependency, condition in wave.wait_for.items():
-            self.wait_for(dependency, condition)
         groups = wave.by_service()
+        needs = {name: self.needs(name, wave) for name in groups}
+        # Services of the wave waiting on different dependencies each start once their
+        # own are met (in their threads); otherwise wait once, then start them all.
+        waits = readiness.SharedWaits(self.wait_for) if len(set(needs.values())) > 1 else None
+        if waits is None:
+            for dependency, condition in wave.wait_for.items():
+                self.wait_for(dependency, condition)
         if not groups:
             return
         self.changed = True
@@ -597,16 +602,34 @@ class Run(RolloutSteps):
         else:
             workers = min(8, len(groups))
             with ThreadPoolExecutor(max_workers=workers) as pool:
-                outcomes = list(pool.map(self.run_group_in_thread, groups.values()))
+                jobs = [(groups[name], needs[name] if waits else (), waits) for name in groups]
+                outcomes = list(pool.map(lambda job: self.run_group_in_thread(*job), jobs))
         for outcome in outcomes:
             for action, message, result, data in outcome.events:
                 self.event(action, message, outcome=result, data=data)
-        errors = [o.error for o in outcomes if o.error]
+        errors = list(dict.fromkeys(o.error for o in outcomes if o.error))  # one per cause
         if errors:
             raise EngineError("; ".join(errors), retryable=False)
 
-    def run_group_in_thread(self, actions: list[Action]) -> Outcome:
+    def needs(self, service: str, wave: Wave) -> tuple[tuple[str, str], ...]:
+        """The wave's waits that `service` itself depends on."""
+        spec = self.project.services.get(service) if self.project else None
+        own = spec.depends_on if spec else {}
+        return tuple(sorted((d, c) for d, c in wave.wait_for.items() if d in own))
+
+    def run_group_in_thread(
+        self,
+        actions: list[Action],
+        needs: tuple[tuple[str, str], ...] = (),
+        waits: readiness.SharedWaits | None = None,
+    ) -> Outcome:
         try:
+            if waits is not None:
+                try:
+                    for dependency, condition in needs:
+                        waits.wait(dependency, condition)
+                except (WaitFailedError, CancelledError, EngineError) as exc:
+                    return Outcome(error=str(exc))
             return self.run_group(actions)
         finally:
             close_thread_connection()
@@ -802,15 +825,28 @@ class Run(RolloutSteps):
         cannot (unhealthy, exited); bounded by the deadline and cancellable."""
         replicas = self.project.services[service].replicas if self.project else 0
         waiter = probes.Waiter(self.spec, service, naming.network_name(self.stack))
-        while True:
-            listed = self.engine.list_managed(self.filters(service=service))
-            verdict = _condition_met(listed, replicas, condition, service, waiter.health)
-            if verdict is True:
-                return
-            if isinstance(verdict, str):
-                raise WaitFailedError(verdict)
-            self.check_time()
-            time.sleep(POLL_SECONDS)
+        # Docker's health, or "healthy" once Berth's own run of the test passed
+        # (readiness.py); a berth.yml http/tcp check is Berth's probe either way.
+        early = None if waiter.active else readiness.EarlyProbe(self.engine)
+        judge = waiter.health if early is None else early.health
+        fallback = POLL_SECONDS if waiter.active else readiness.FALLBACK_POLL
+        events = None  # subscribed only when there is something to wait for
+        try:
+            while True:
+                listed = self.engine.list_managed(self.filters(service=service))
+                verdict = _condition_met(listed, replicas, condition, service, judge)
+                if verdict is True:
+                    return
+                if isinstance(verdict, str):
+                    raise WaitFailedError(verdict)
+                self.check_time()
+                if events is None:  # an event from now on is not missed: look again first
+                    events = readiness.watch(self.engine, self.filters(service=service))
+                    continue
+                readiness.pause(events, early, fallback)
+        finally:
+            if events is not None:
+                events.close()
 
     def wait_container(self, container_id: str, service: str) -> None:
         """Until the new container is healthy: Docker's check, or Berth's own probe for a
@@ -836,18 +872,22 @@ class Run(RolloutSteps):
         """After changes, wait while health checks are still starting (bounded)."""
         if self.stack.desired_state != Stack.Desired.RUNNING:
             return
-        while True:
-            listed = self.observe()
-            if not any(c.health == "starting" for c in listed):
-                return
-            before = self.membership()
-            mirror(self.stack, self.host, listed, self.spec, self.project, self.engine)
-            if self.membership() != before:
-                # A routed service healthy while another still starts serves at once;
-                # finish() would see these rows unchanged and never tell the frontier.
-                self.tell_frontier("healthy")
-            self.check_time()
-            time.sleep(POLL_SECONDS)
+        listed = self.observe()
+        if not any(c.health == "starting" for c in listed):
+            return  # no engine events subscribed for nothing
+        with readiness.watch(self.engine, self.filters()) as events:
+            while True:
+                before = self.membership()
+                mirror(self.stack, self.host, listed, self.spec, self.project, self.engine)
+                if self.membership() != before:
+                    # A routed service healthy while another still starts serves at once;
+                    # finish() would see these rows unchanged and never tell the frontier.
+                    self.tell_frontier("healthy")
+                self.check_time()
+                events.wait(readiness.FALLBACK_POLL)  # woken by the health_status event
+                listed = self.observe()
+                if not any(c.health == "starting" for c in listed):
+                    return
 
     # recording ---------------------------------------------------------------------------
 

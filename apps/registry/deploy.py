@@ -10,10 +10,13 @@ created, `authorise_image` decides how its image may be used:
   address that provably reaches it without DNS (`127.0.0.1:5000`, `LOCALHOST:5000`,
   `127.1:5000`, `0.0.0.0:5000`, `2130706433:5000`), by tag or by `@sha256:` digest:
   Berth checks itself that the tenant may pull the repository (the token service's
-  rule) and, for a digest, that the repository holds it; then the engine pulls, cached
-  or not, with the tenant's five-minute credential. Berth checks rather than trusting
-  the pull because engine 20.10 answers a pull by digest from its own content store
-  (whatever repository the manifest came from) without asking the registry;
+  rule) and, for a digest, that the repository holds it; then the engine pulls with the
+  tenant's five-minute credential, unless it already holds exactly the image the
+  registry's tag (or digest) names now (its `RepoDigests` for that repository list
+  the registry's current digest: pulling would change nothing). Berth checks rather
+  than trusting the pull because engine 20.10 answers a pull by digest from its own
+  content store (whatever repository the manifest came from) without asking the
+  registry;
 - any other registry, including spellings of Berth's registry we do not recognise:
   always pulled, with no credential (Berth never hands one to a registry it does not
   own); Docker Hub names are used from the cache when present;
@@ -181,6 +184,9 @@ def authorise_image(
     ref = checked_reference(image)
     if is_berth_registry(ref.domain):
         _check_berth_image(image, ref.path, ref.digest, tenant_slug)
+        current = _current_copy(engine, image, ref)
+        if current:
+            return ImageAccess(image, False, current)
         auth = registry_pull_auth(image, tenant_slug)
         return ImageAccess(image, True, _pull(engine, image, auth, progress))
     access = ImageAccess(image, False)
@@ -204,6 +210,28 @@ def _check_berth_image(image: str, path: str, digest: str | None, tenant_slug: s
             f"Refused image {image!r}: {path} has no manifest {digest} in Berth's registry.",
             retryable=False,
         )
+
+
+def _current_copy(engine: Any, image: str, ref: ImageRef) -> str:
+    """The manifest digest `image` names in Berth's registry now, when the engine already
+    holds exactly that image (it was pulled from, or pushed to, this repository with this
+    digest); "" otherwise, and the engine pulls. Asked after the tenant's right was
+    checked: a pull would only have fetched the same manifest again (a token round trip
+    through the gate for each image of each deployment)."""
+    local = set()
+    for name in engine.repo_digests(image):
+        known = _parsed(name)
+        if known and known.digest and known.path == ref.path and is_berth_registry(known.domain):
+            local.add(known.digest)
+    if not local:
+        return ""
+    wanted = ref.digest
+    if not wanted:
+        try:
+            wanted = RegistryClient().manifest(ref.path, ref.tag or "latest").digest
+        except RegistryError:
+            return ""  # the engine's pull will say what is wrong
+    return wanted if wanted in local else ""
 
 
 def _manifest_in(path: str, digest: str) -> bool:

@@ -85,6 +85,21 @@ def test_list_managed_includes_stopped_containers(engine, run_container):
     assert container.state == "exited"
 
 
+@pytest.mark.engine
+def test_watch_hears_the_start_and_death_of_matching_containers_only(engine, run_container):
+    tenant = f"w-{RUN_ID}"
+    with engine.watch({"tenant": tenant}) as events:
+        assert not events.wait(0)  # subscribed, nothing yet
+        run_container("unwatched", {**managed_labels({"tenant": f"x-{RUN_ID}"}), RUN_LABEL: RUN_ID})
+        cid = run_container("watched", {**managed_labels({"tenant": tenant}), RUN_LABEL: RUN_ID})
+        docker_cli("kill", cid)
+        docker_cli("wait", cid)
+        seen: list[tuple[str, str]] = []
+        while len(seen) < 2 and events.wait(60):
+            seen = [(e["id"], e["Action"]) for e in events.seen]
+    assert seen == [(cid, "start"), (cid, "die")]
+
+
 def test_missing_socket_is_a_retryable_error(tmp_path):
     endpoint = missing_socket(tmp_path)
     error = failure(fake_host(endpoint))

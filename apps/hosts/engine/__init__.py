@@ -5,6 +5,7 @@ interface in `driver.py`; the driver itself is chosen by the host's kind in `kin
 and catches `EngineError`.
 """
 
+from apps.hosts.engine.checks import CheckResult, HealthTest
 from apps.hosts.engine.client import DockerEngine
 from apps.hosts.engine.containers import (
     ContainerRequest,
@@ -34,8 +35,10 @@ __all__ = [
     "INSTALLATION_LABEL",
     "LABEL_PREFIX",
     "MANAGED_LABEL",
+    "CheckResult",
     "ContainerRequest",
     "ContainerStatus",
+    "HealthTest",
     "HealthcheckRequest",
     "HostPolicy",
     "Mount",

@@ -18,6 +18,13 @@ from django.conf import settings
 from docker.constants import DEFAULT_DOCKER_API_VERSION, MINIMUM_DOCKER_API_VERSION
 from docker.utils import version_lt
 
+from apps.hosts.engine.checks import (
+    CheckResult,
+    ContainerWatch,
+    HealthTest,
+    health_test_of,
+    run_exec,
+)
 from apps.hosts.engine.driver import EngineDriver, EngineInfo, ManagedContainer
 from apps.hosts.engine.errors import EngineError, engine_errors
 from apps.hosts.engine.labels import INSTALLATION_LABEL, MANAGED_LABEL, label_filters, label_key
@@ -146,6 +153,15 @@ class DockerEngine(Operations, EngineDriver):
             found = client.containers.list(all=True, sparse=True, filters=filters)
         listed = [_managed_container(c.attrs) for c in found]
         return [c for c in listed if INSTALLATION_LABEL not in c.labels]
+
+    def health_test(self, container_id: str) -> HealthTest | None:
+        return health_test_of(self.inspect_container_raw(container_id))
+
+    def run_check(self, container_id: str, argv: tuple[str, ...], timeout: float) -> CheckResult:
+        return run_exec(self, container_id, argv, timeout)
+
+    def watch(self, labels: Mapping[str, str | None]) -> ContainerWatch:
+        return ContainerWatch(self, labels).open()
 
     def logs(
         self,

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from apps.hosts.engine.checks import CheckResult, HealthTest
 from apps.hosts.engine.containers import (
     ContainerRequest,
     ContainerStatus,
@@ -100,6 +101,19 @@ class ShellSession(Protocol):
     def running(self) -> bool: ...
 
     def close(self) -> None: ...
+
+
+class ContainerEvents(Protocol):
+    """Container events read in a thread; `wait` returns True once one arrived since the
+    previous wait, False after `timeout` (or at once forever after the stream broke)."""
+
+    def wait(self, timeout: float) -> bool: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> ContainerEvents: ...
+
+    def __exit__(self, *exc_info: object) -> None: ...
 
 
 class StatsReader(Protocol):
@@ -270,6 +284,22 @@ class EngineDriver(ABC):
         """The engine's whole inspect document of a container (Config, State with its
         health log, Mounts, NetworkSettings ...), for a person to read; callers mask
         secrets before showing it. EngineError(not_found) when gone."""
+
+    @abstractmethod
+    def health_test(self, container_id: str) -> HealthTest | None:
+        """The container's health test as the engine runs it (compose's or the image's,
+        CMD-SHELL through the container's shell); None without one or when disabled."""
+
+    @abstractmethod
+    def run_check(self, container_id: str, argv: tuple[str, ...], timeout: float) -> CheckResult:
+        """Run `argv` once in the running container (exec, as its own user, never
+        privileged); its exit code, or None when it did not finish within `timeout`."""
+
+    @abstractmethod
+    def watch(self, labels: Mapping[str, str | None]) -> ContainerEvents:
+        """A subscription (made before returning) to the start, die, destroy and
+        health_status events of this installation's containers matching `labels`; a
+        context manager whose `wait(timeout)` says whether one arrived since the last."""
 
     # live streams ------------------------------------------------------------------------
 
