@@ -249,3 +249,42 @@ def wake_parked() -> int:
     except redis.RedisError as exc:
         logger.warning("could not wake parked tasks: %s", exc)
     return sent
+
+
+# --- one at a time: a periodic pass that is already running is not started twice --------
+
+_RELEASE_IF_MINE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+@contextmanager
+def single_flight(name: str, *, ttl: float) -> Iterator[bool]:
+    """Yields True for the one caller (in any worker) running `name` now, False to the
+    others while it runs. For periodic passes over a whole host: a second pass started
+    while the first still runs (behind busy workers beat's triggers bunch up) would only
+    repeat it, holding another worker. `ttl`: the pass's hard time limit, after which a
+    killed worker's claim lapses. Redis unreachable: True (run, as without the bound).
+    """
+    import redis
+    from django.conf import settings
+
+    key = f"berth:{settings.BERTH_INSTALLATION_ID}:running:{name}"
+    token = uuid.uuid4().hex
+    client = _redis()
+    try:
+        mine = bool(client.set(key, token, nx=True, px=int(ttl * 1000)))
+    except redis.RedisError as exc:
+        logger.warning("single-flight unavailable, running %s anyway: %s", name, exc)
+        mine = None
+    try:
+        yield mine is not False
+    finally:
+        if mine:
+            try:
+                client.eval(_RELEASE_IF_MINE, 1, key, token)
+            except redis.RedisError as exc:  # it lapses after `ttl`
+                logger.warning("could not end %s: %s", name, exc)

@@ -13,7 +13,7 @@ from celery import shared_task
 from django.conf import settings
 
 from apps.activity.services import record_event
-from apps.core.queue import enqueue, parked, tenant_slot, wake_parked
+from apps.core.queue import enqueue, parked, single_flight, tenant_slot, wake_parked
 from apps.deployments import (
     probes,
     reconciler,
@@ -135,7 +135,19 @@ def _engine_action(container, action: str) -> tuple[str, str]:
 
 @shared_task(name="deployments.reconcile_host", acks_late=True, ignore_result=True)
 def reconcile_host(host_id: int) -> None:
-    reconciler.reconcile_host(host_id)
+    """The periodic pass over one host, one at a time: during a burst of deployments a
+    pass deploys the stacks it finds not yet deployed, one after another, for minutes; a
+    second pass over the same host meanwhile would only hold a second worker for the
+    same stacks (each one's lease lets only one of them act), away from the tenants' own
+    tasks."""
+    with single_flight(f"reconcile-host:{host_id}", ttl=_host_pass_ttl()) as mine:
+        if mine:
+            reconciler.reconcile_host(host_id)
+
+
+def _host_pass_ttl() -> float:
+    limits = settings.CELERY_TASK_ANNOTATIONS.get("deployments.reconcile_host", {})
+    return float(limits.get("time_limit", settings.CELERY_TASK_TIME_LIMIT)) + 5
 
 
 @shared_task(name="deployments.reconcile_all", acks_late=True, ignore_result=True)

@@ -216,3 +216,38 @@ def test_the_sweep_wakes_what_a_killed_holder_left_parked(settings, own_queue):
     # `other`'s holder gave its slot back: its parked task was sent then.
     assert sent(settings, own_queue)[-1] == ("berth.test.work", "[8]")
     assert wake_parked() == 0
+
+
+def test_a_pass_already_running_is_not_started_twice(settings, own_queue):
+    from apps.core.queue import single_flight
+
+    with single_flight("pass:1", ttl=30) as first:
+        assert first
+        with single_flight("pass:1", ttl=30) as second:
+            assert second is False  # the same pass, elsewhere: skipped
+        with single_flight("pass:2", ttl=30) as other:
+            assert other  # another host's pass is not bound by this one
+    with single_flight("pass:1", ttl=30) as again:
+        assert again  # ended: the next one runs
+
+
+def test_a_killed_passes_claim_lapses_after_its_ttl(settings, own_queue):
+    import time
+
+    from apps.core.queue import single_flight
+
+    killed = single_flight("pass:1", ttl=0.5)
+    assert killed.__enter__() is True  # never exited: the worker was killed
+    with single_flight("pass:1", ttl=30) as held:
+        assert held is False
+    time.sleep(0.7)
+    with single_flight("pass:1", ttl=30) as held:
+        assert held is True
+
+
+def test_without_redis_a_pass_runs(settings):
+    from apps.core.queue import single_flight
+
+    settings.REDIS_URL = f"redis://127.0.0.1:{closed_port()}/0"
+    with single_flight("pass:1", ttl=30) as held:
+        assert held is True

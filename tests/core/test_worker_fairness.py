@@ -175,7 +175,7 @@ def test_a_tenants_slow_stops_leave_a_worker_for_another_tenants_deploy(
         f"the deploy took {took:.1f}s: it waited for tenant A's stops"
     )
     assert time.monotonic() - started < GRACE - 3
-    # A's second stop was not lost: queued again until A had a slot, then done.
+    # A's second stop was not lost: parked until A had a slot, then done.
     for stack in slow:
         wait_for_state(stack, Stack.State.STOPPED, timeout=3 * GRACE + 10)
     assert not any(c["State"]["Running"] for s in slow for c in engine_containers(s))
