@@ -15,7 +15,8 @@ Two scenarios, each with fresh tenants (one user, tenant and API token each):
           are queued first: the others must not wait behind it.
 
 Each stack is one container: a copy of the demo web image (`berth-demo/web:1.0`, busybox
-httpd, 16 MiB, 0.25 CPU) with its Docker health check (every 2 s). The clock of a stack
+httpd, 16 MiB) with its Docker health check (every 2 s; 5 s timeout, 5 retries: on a
+busy machine a probe's `wget` may take seconds). The clock of a stack
 runs from its POST until a poll of its tenant's stack list says `healthy` (one poller
 thread, every `--poll` s). It prints each tenant's median time-to-healthy, the wall time,
 the fairness ratio (slowest tenant's median / fastest's), and what the engine holds:
@@ -26,6 +27,8 @@ after a failure or Ctrl-C.
 
 Run from the repo root:  .venv/bin/python tests/perf/bench_concurrent_deploys.py \
     [--scenario both] [--tenants 10] [--stacks 50] [--heavy 40] [--redis-db 13]
+
+Run one at a time: the Redis db is flushed at the start and the end.
 """
 
 from __future__ import annotations
@@ -55,7 +58,9 @@ from tests.perf.bench_deploy_vs_compose import (  # noqa: E402
     wait_for,
 )
 
-DATABASE = "berth_bench_concurrent"
+# One database per run: a second run beside this one (a Ctrl-C'd one still cleaning up)
+# must not drop it under this run's server and worker.
+DATABASE = f"berth_bench_concurrent_{bench.RUN_ID}"
 IMAGE = "berth-demo/web:1.0"
 TIMEOUT = 600.0
 COMPOSE = """\
@@ -65,13 +70,12 @@ services:
     healthcheck:
       test: ["CMD-SHELL", "wget -q -O /dev/null http://127.0.0.1:8080/health || exit 1"]
       interval: 2s
-      timeout: 2s
-      retries: 3
+      timeout: 5s
+      retries: 5
     stop_grace_period: 2s
     deploy:
       resources:
         limits:
-          cpus: "0.25"
           memory: 16M
 """
 
@@ -136,8 +140,7 @@ def make_tenants(base: str, prefix: str, counts: list[int]) -> list[Tenant]:
     ensure_local_host()
     tenants = []
     for number, count in enumerate(counts):
-        slug = f"{prefix}{number:02d}-{bench.RUN_ID}"
-        bench.on_cleanup(lambda slug=slug: bench.remove_labelled(f"io.berth.tenant={slug}"))
+        slug = f"{prefix}{number:02d}-{bench.RUN_ID}"  # removed with the installation's label
         user = get_user_model().objects.create_user(
             username=f"bench-{slug}", email=f"{slug}@example.com", password=bench.RUN_ID * 6
         )
@@ -384,9 +387,12 @@ def main() -> None:
     redis_url = redis_env(args.redis_db)
     logs = Path(tempfile.mkdtemp(prefix="berth-bench-"))
     bench.setup_django(DATABASE)
+    compose = COMPOSE.format(image=bench.unpublished_copy(IMAGE))
+    # At exit, in this order: the server, worker and beat stopped (registered below), so
+    # nothing recreates what is removed; everything with the run's installation label
+    # removed; then the image copy, the database and the Redis db.
     installation = os.environ["BERTH_INSTALLATION_ID"]
     bench.on_cleanup(lambda: bench.remove_labelled(f"io.berth.installation={installation}"))
-    compose = COMPOSE.format(image=bench.unpublished_copy(IMAGE))
     port = free_port()
     env = {
         **os.environ,
