@@ -368,6 +368,7 @@ def teardown(tenants: list[Tenant]) -> None:
 
 
 def main() -> None:
+    global TIMEOUT
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenario", choices=["even", "skewed", "both"], default="both")
     parser.add_argument("--tenants", type=int, default=10)
@@ -378,7 +379,6 @@ def main() -> None:
     parser.add_argument("--keep-logs", action="store_true", help="keep daphne/Celery logs")
     parser.add_argument("--timeout", type=float, default=TIMEOUT, help="per scenario (s)")
     args = parser.parse_args()
-    global TIMEOUT
     TIMEOUT = args.timeout
 
     bench.install_cleanup()
