@@ -566,3 +566,9 @@ CELERY_BEAT_SCHEDULE["deployments.check_health"] = {
 CELERY_TASK_ANNOTATIONS["deployments.check_health"] = _RECONCILE_LIMITS
 # Lines added to the frontier's `global` section as they are (tuning, logging), one a line.
 BERTH_FRONTIER_EXTRA_GLOBAL = os.environ.get("BERTH_FRONTIER_EXTRA_GLOBAL", "")
+
+# A periodic trigger still queued when the next one is due is skipped (it expires after
+# one interval): behind busy workers (fifty deploys at once) beat's triggers would
+# otherwise pile up in front of the tenants' work and all run, stale, once a worker frees.
+for _entry in CELERY_BEAT_SCHEDULE.values():
+    _entry.setdefault("options", {}).setdefault("expires", float(_entry["schedule"]))

@@ -1,18 +1,19 @@
 """Celery tasks for deployments: thin, id-carrying, safe to run twice (acks_late).
 
 The tasks that act for one tenant run inside one of the tenant's worker slots
-(`apps.core.queue.tenant_slot`): a tenant at its bound has the task sent again a little
-later, so its slow engine calls never hold every worker.
+(`apps.core.queue.tenant_slot`): a tenant at its bound has the task parked, and sent
+again when one of its slots is given back, so its slow engine calls (or its forty
+deployments at once) never hold every worker, and the worker moves on to other tenants'
+work at once instead of re-sending the task every few seconds.
 """
 
-import random
 import time
 
 from celery import shared_task
 from django.conf import settings
 
 from apps.activity.services import record_event
-from apps.core.queue import enqueue, tenant_slot
+from apps.core.queue import enqueue, parked, single_flight, tenant_slot, wake_parked
 from apps.deployments import (
     probes,
     reconciler,
@@ -22,9 +23,6 @@ from apps.deployments.models import Container, Rollout, Route, Stack
 from apps.deployments.signals import frontier_changed
 from apps.hosts.engine import EngineError, get_engine
 from apps.hosts.models import Host
-
-# How long a task of a tenant at its bound waits before it is tried again (plus jitter).
-BUSY_COUNTDOWN_SECONDS = 2.0
 
 
 def _tenant_of_stack(stack_id: int) -> int | None:
@@ -37,11 +35,11 @@ def _slot_ttl(task) -> float:
     return float(task.time_limit or settings.CELERY_TASK_TIME_LIMIT) + 5
 
 
-def _later(task) -> None:
-    """Send the same work again, to the same queue, after a short wait (not a retry: no
-    retry budget is used up by waiting for a slot)."""
-    countdown = BUSY_COUNTDOWN_SECONDS + random.uniform(0, 1)  # noqa: S311 - jitter only
-    task.signature_from_request().apply_async(countdown=countdown)
+def _parked(task, *args) -> str:
+    """This call, to wait in its tenant's list for a slot, for the queue it came from (not
+    a retry: no retry budget is used up by waiting)."""
+    queue = (task.request.delivery_info or {}).get("routing_key")
+    return parked(task.name, args, queue=queue)
 
 
 @shared_task(name="deployments.reconcile_stack", bind=True, acks_late=True, ignore_result=True)
@@ -51,10 +49,9 @@ def reconcile_stack(self, stack_id: int) -> None:
     tenant_id = _tenant_of_stack(stack_id)
     if tenant_id is None:
         return
-    with tenant_slot(tenant_id, ttl=_slot_ttl(self)) as held:
+    with tenant_slot(tenant_id, ttl=_slot_ttl(self), park=_parked(self, stack_id)) as held:
         if not held:
-            _later(self)
-            return
+            return  # parked: sent again when one of the tenant's slots is given back
         reconciler.reconcile_stack(stack_id)
 
 
@@ -75,10 +72,13 @@ def container_action(self, container_id: int, action: str) -> None:
     )
     if container is None:
         return
-    with tenant_slot(container.stack.tenant_id, ttl=_slot_ttl(self)) as held:
+    with tenant_slot(
+        container.stack.tenant_id,
+        ttl=_slot_ttl(self),
+        park=_parked(self, container_id, action),
+    ) as held:
         if not held:
-            _later(self)
-            return
+            return  # parked: sent again when one of the tenant's slots is given back
         _container_action(self, container, action)
 
 
@@ -135,7 +135,19 @@ def _engine_action(container, action: str) -> tuple[str, str]:
 
 @shared_task(name="deployments.reconcile_host", acks_late=True, ignore_result=True)
 def reconcile_host(host_id: int) -> None:
-    reconciler.reconcile_host(host_id)
+    """The periodic pass over one host, one at a time: during a burst of deployments a
+    pass deploys the stacks it finds not yet deployed, one after another, for minutes; a
+    second pass over the same host meanwhile would only hold a second worker for the
+    same stacks (each one's lease lets only one of them act), away from the tenants' own
+    tasks."""
+    with single_flight(f"reconcile-host:{host_id}", ttl=_host_pass_ttl()) as mine:
+        if mine:
+            reconciler.reconcile_host(host_id)
+
+
+def _host_pass_ttl() -> float:
+    limits = settings.CELERY_TASK_ANNOTATIONS.get("deployments.reconcile_host", {})
+    return float(limits.get("time_limit", settings.CELERY_TASK_TIME_LIMIT)) + 5
 
 
 @shared_task(name="deployments.reconcile_all", acks_late=True, ignore_result=True)
@@ -146,6 +158,7 @@ def reconcile_all() -> int:
     ids = list(Host.objects.order_by("pk").values_list("pk", flat=True))
     for host_id in ids:
         reconcile_host.apply_async((host_id,), expires=settings.BERTH_RECONCILE_SECONDS)
+    wake_parked()  # what a killed worker's slot, or a failed send, left parked
     return len(ids)
 
 

@@ -6,7 +6,11 @@ Tenant A stops two stacks whose process ignores SIGTERM, so each stop waits out 
 grace period; right after, tenant B deploys. Without the per-tenant bound both workers
 sit in A's stops and B's deploy waits for them; with it, B's deploy is done while A's
 containers are still waiting to be killed, and A's second stop still happens (its task is
-queued again until A has a slot).
+parked until A has a slot).
+
+Tenant A deploys several stacks while its only slot is taken: each task is parked once
+(not re-sent every few seconds), tenant B's deploy goes ahead, and A's stacks then deploy
+one after another in the order they were asked for, each with exactly one container.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from urllib.parse import quote
 import pytest
 from django.conf import settings
 
-from apps.core.queue import slots_key
+from apps.core.queue import slots_key, tenant_slot, waiting_key
 from apps.deployments import reconciler, services
 from apps.deployments.models import Stack
 from apps.tenants import services as tenant_services
@@ -171,7 +175,7 @@ def test_a_tenants_slow_stops_leave_a_worker_for_another_tenants_deploy(
         f"the deploy took {took:.1f}s: it waited for tenant A's stops"
     )
     assert time.monotonic() - started < GRACE - 3
-    # A's second stop was not lost: queued again until A had a slot, then done.
+    # A's second stop was not lost: parked until A had a slot, then done.
     for stack in slow:
         wait_for_state(stack, Stack.State.STOPPED, timeout=3 * GRACE + 10)
     assert not any(c["State"]["Running"] for s in slow for c in engine_containers(s))
@@ -179,3 +183,55 @@ def test_a_tenants_slow_stops_leave_a_worker_for_another_tenants_deploy(
 
     client = redis.Redis.from_url(settings.REDIS_URL)
     assert client.zcard(slots_key(slow_env.tenant_id)) == 0  # every slot given back
+
+
+def parked_args(tenant_id: int) -> list[list]:
+    import json
+
+    import redis
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    return [json.loads(raw)["args"] for raw in client.lrange(waiting_key(tenant_id), 0, -1)]
+
+
+def test_a_tenants_deploys_wait_parked_in_order_while_another_tenant_deploys(
+    fairness_worker, two_tenants, image
+):
+    (busy_owner, busy_env), (other_owner, other_env) = two_tenants
+    compose, answers = textwrap.dedent(QUICK), {"IMAGE": image}
+    # This test holds tenant A's only worker slot (BERTH_TENANT_WORKER_SLOTS is 1 with the
+    # default two worker processes), as a long task of A's would.
+    with tenant_slot(busy_env.tenant_id, ttl=300) as held:
+        assert held
+        busy = [
+            services.create_stack(
+                busy_owner, busy_env, f"many{i}", compose=compose, answers=answers
+            )
+            for i in range(4)
+        ]
+        deadline = time.monotonic() + 60
+        while len(parked_args(busy_env.tenant_id)) < len(busy) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert parked_args(busy_env.tenant_id) == [[s.pk] for s in busy]  # in order asked
+        other = services.create_stack(
+            other_owner, other_env, "other", compose=compose, answers=answers
+        )
+        wait_for_state(other, Stack.State.HEALTHY, timeout=120)
+        assert len(engine_containers(other)) == 1
+        assert not any(engine_containers(s) for s in busy)  # still parked, not run
+        assert parked_args(busy_env.tenant_id) == [[s.pk] for s in busy]
+    # The slot given back wakes A's first parked deploy; each one's end wakes the next.
+    for stack in busy:
+        wait_for_state(stack, Stack.State.HEALTHY, timeout=180)
+    containers = [engine_containers(s) for s in busy]
+    assert [len(c) for c in containers] == [1] * len(busy)  # none lost, none duplicated
+    created = [c[0]["Created"] for c in containers]
+    assert created == sorted(created)  # in the order they were asked for
+    assert parked_args(busy_env.tenant_id) == []
+    # Parked once and sent once more each: no task re-sent while it waited.
+    received = [
+        line
+        for line in fairness_worker.read_text().splitlines()
+        if "deployments.reconcile_stack[" in line and line.endswith("received")
+    ]
+    assert len(busy) + 1 <= len(received) <= 2 * len(busy) + 1, received

@@ -361,6 +361,11 @@ def test_flapping_clears_after_a_window_without_replacement(stack):
 
 def test_beat_runs_the_health_pass_with_time_limits(settings):
     entry = settings.CELERY_BEAT_SCHEDULE["deployments.check_health"]
-    assert entry == {"task": tasks.check_health_all.name, "schedule": settings.BERTH_HEALTH_SECONDS}
+    assert entry == {
+        "task": tasks.check_health_all.name,
+        "schedule": settings.BERTH_HEALTH_SECONDS,
+        # Still queued when the next one is due (busy workers): skipped, not run stale.
+        "options": {"expires": settings.BERTH_HEALTH_SECONDS},
+    }
     limits = settings.CELERY_TASK_ANNOTATIONS[tasks.check_health.name]
     assert limits["soft_time_limit"] < limits["time_limit"]
