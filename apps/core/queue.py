@@ -142,8 +142,10 @@ def parked(
 def send_parked(item: bytes | str) -> bool:
     """Send a parked task to the broker again; False (logged) when that fails, which
     loses no desired state: the periodic reconcile converges its stack."""
-    # Berth's own app by name: `celery.current_app` is a default app outside a worker.
-    from paas.celery import app
+    # The current app is Berth's wherever Django runs (paas/__init__.py loads it first;
+    # the tests fail any test that makes another app current). apps.core may not import
+    # paas.celery (the import layers).
+    from celery import current_app as app
 
     try:
         call = json.loads(item)

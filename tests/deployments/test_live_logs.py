@@ -149,7 +149,9 @@ def test_a_quiet_container_keeps_its_log_stream_past_the_engine_timeout(
 
     async def scenario():
         comm = await open_socket(f"/ws/containers/{web.pk}/logs/?tail=0", headers)
-        assert await comm.receive_nothing(timeout=3, interval=0.1)
+        # Longer than the engine timeout; whatever the container printed at its start
+        # may arrive meanwhile, and is read below with the rest.
+        await asyncio.sleep(3)
         await asyncio.to_thread(say, web, "after-the-silence")
         seen = await until(
             comm, lambda m: any(x["line"] == "after-the-silence" for x in m.get("lines", []))
