@@ -232,3 +232,42 @@ def p95(values: list[float]) -> float:
     ordered = sorted(values)
     rank = max(1, -(-95 * len(ordered) // 100))
     return ordered[rank - 1]
+
+
+def start_daphne(port: int, log_path: Path, **env: str) -> subprocess.Popen:
+    """The production ASGI app under a real daphne on 127.0.0.1:`port`, its output in
+    `log_path`, with this environment plus `env`; stopped by the cleanup."""
+    handle = log_path.open("wb")
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "daphne"), "-b", "127.0.0.1", "-p", str(port),
+         "paas.asgi:application"],
+        cwd=REPO,
+        env={**os.environ, "BERTH_LOG_LEVEL": "WARNING", **env},
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+
+    def stop() -> None:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(15)
+        handle.close()
+
+    on_cleanup(stop)
+    return proc
+
+
+def wait_http(url: str, timeout: float = 120) -> None:
+    """Until `url` answers at all (any status), or raise after `timeout` seconds."""
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            requests.get(url, timeout=10)
+            return
+        except requests.RequestException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)

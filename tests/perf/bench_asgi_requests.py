@@ -28,7 +28,6 @@ import argparse
 import asyncio
 import os
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -133,41 +132,6 @@ def chain_mode() -> str:
     return "sync" if isinstance(chain, SyncToAsync) else "async"
 
 
-def start_daphne(port: int, logs: Path) -> subprocess.Popen:
-    venv = bench.REPO / ".venv" / "bin"
-    handle = (logs / "bench-asgi-daphne.log").open("wb")
-    proc = subprocess.Popen(
-        [str(venv / "daphne"), "-b", "127.0.0.1", "-p", str(port), "paas.asgi:application"],
-        cwd=bench.REPO,
-        env={**os.environ, "BERTH_LOG_LEVEL": "WARNING"},
-        stdout=handle,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-    def stop() -> None:
-        if proc.poll() is None:
-            os.killpg(proc.pid, 15)
-            proc.wait(15)
-
-    bench.on_cleanup(stop)
-    return proc
-
-
-def wait_for(url: str, timeout: float = 60) -> None:
-    import requests
-
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            requests.get(url, timeout=2)
-            return
-        except requests.ConnectionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-
-
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of process `pid` so far: less noisy than latency on a busy
     machine."""
@@ -222,9 +186,9 @@ def main() -> None:
     logs = bench.REPO / "var" / "log"
     logs.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    daphne = start_daphne(port, logs)
+    daphne = bench.start_daphne(port, logs / "bench-asgi-daphne.log")
     base = f"http://127.0.0.1:{port}"
-    wait_for(base + "/accounts/login/")
+    bench.wait_http(base + "/accounts/login/")
     pool = settings.DATABASES["default"].get("OPTIONS", {}).get("pool")
     bench.say(
         f"daphne on 127.0.0.1:{port}; DEBUG={settings.DEBUG}; database connections: "

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -333,45 +332,6 @@ def session_cookie(user) -> str:
     return client.cookies["sessionid"].value
 
 
-def start_daphne(port: int) -> subprocess.Popen:
-    venv = Path(sys.executable).parent
-    logs = bench.REPO / "var" / "log"
-    logs.mkdir(parents=True, exist_ok=True)
-    handle = (logs / "bench-portal-scale-daphne.log").open("wb")
-    env = {**os.environ, "BERTH_LOG_LEVEL": "WARNING", "DJANGO_DEBUG": "false",
-           "DJANGO_SECURE_SSL_REDIRECT": "false"}  # fmt: skip
-    proc = subprocess.Popen(
-        [str(venv / "daphne"), "-b", "127.0.0.1", "-p", str(port), "paas.asgi:application"],
-        cwd=bench.REPO,
-        env=env,
-        stdout=handle,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-    def stop() -> None:
-        if proc.poll() is None:
-            os.killpg(proc.pid, 15)
-            proc.wait(15)
-
-    bench.on_cleanup(stop)
-    return proc
-
-
-def wait_for(url: str, timeout: float = 120) -> None:
-    import requests
-
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            requests.get(url, timeout=10)
-            return
-        except requests.RequestException:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
-
-
 def timed(session, url: str, headers: dict, total: int) -> list[float]:
     latencies = []
     for _ in range(total):
@@ -440,9 +400,16 @@ def main() -> None:
     from bench_asgi_requests import cpu_seconds, free_port
 
     port = free_port()
-    daphne = start_daphne(port)
+    logs = bench.REPO / "var" / "log"
+    logs.mkdir(parents=True, exist_ok=True)
+    daphne = bench.start_daphne(
+        port,
+        logs / "bench-portal-scale-daphne.log",
+        DJANGO_DEBUG="false",
+        DJANGO_SECURE_SSL_REDIRECT="false",
+    )
     base = f"http://127.0.0.1:{port}"
-    wait_for(base + "/accounts/login/")
+    bench.wait_http(base + "/accounts/login/")
     bench.say(f"daphne on 127.0.0.1:{port} (DEBUG off); {args.requests} requests per URL")
     session = requests.Session()
     worst = 0.0

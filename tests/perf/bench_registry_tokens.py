@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import argparse
 import base64
-import os
 import socket
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -58,27 +56,6 @@ def make_credentials() -> dict[str, tuple[str, str]]:
         "password": (user.username, password),
         "_tenant": (tenant.slug, ""),
     }
-
-
-def start_daphne(port: int, logs: Path) -> subprocess.Popen:
-    venv = bench.REPO / ".venv" / "bin"
-    handle = (logs / "daphne.log").open("wb")
-    proc = subprocess.Popen(
-        [str(venv / "daphne"), "-b", "127.0.0.1", "-p", str(port), "paas.asgi:application"],
-        cwd=bench.REPO,
-        env={**os.environ, "BERTH_LOG_LEVEL": "WARNING"},
-        stdout=handle,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-    def stop() -> None:
-        if proc.poll() is None:
-            os.killpg(proc.pid, 15)
-            proc.wait(15)
-
-    bench.on_cleanup(stop)
-    return proc
 
 
 def queries_per_request(creds: tuple[str, str], scope: str) -> int:
@@ -139,7 +116,7 @@ def main() -> None:
     logs = bench.REPO / "var" / "log"
     logs.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    start_daphne(port, logs)
+    bench.start_daphne(port, logs / "daphne.log")
     url = f"http://127.0.0.1:{port}/registry/token/"
     import requests
 
