@@ -468,36 +468,18 @@ def synthetic_stacks(user, environment, args, total: int) -> list[int]:
 
 
 def as_listed(stack) -> list:
-    """Every replica of the stack as the engine lists it, running its current revision."""
-    from apps.deployments import containers as naming
-    from apps.deployments.spec import project_from_spec
-    from apps.hosts.engine import ManagedContainer
+    """Every replica of the stack as the engine lists it, running its current revision,
+    each with an address on the stack's network (the test's `engine_view` has none)."""
+    from dataclasses import replace
 
-    spec = stack.current_revision.spec
+    from apps.deployments import containers as naming
+    from tests.deployments.test_reconcile_queries import engine_view
+
     network = naming.network_name(stack)
-    listed = []
-    for name, service in project_from_spec(spec).services.items():
-        for replica in range(1, service.replicas + 1):
-            labels = {
-                **naming.stack_labels(stack),
-                naming.SERVICE: name,
-                naming.REPLICA: str(replica),
-                naming.REVISION: str(stack.current_revision.number),
-                naming.SPEC_HASH: naming.service_hash(spec, name),
-            }
-            listed.append(
-                ManagedContainer(
-                    id=f"{stack.pk:08d}{name}{replica:04d}".ljust(64, "0"),
-                    name=naming.container_name(stack, name, replica),
-                    image=service.image,
-                    state="running",
-                    status="Up 3 minutes",
-                    labels=labels,
-                    created=time.time() - 60,
-                    addresses={network: f"10.0.{len(listed) // 250}.{len(listed) % 250 + 2}"},
-                )
-            )
-    return listed
+    return [
+        replace(c, addresses={network: f"10.0.{i // 250}.{i % 250 + 2}"})
+        for i, c in enumerate(engine_view(stack))
+    ]
 
 
 if __name__ == "__main__":
