@@ -47,7 +47,8 @@ BROWSER_LOG="test-artifacts/pytest-browser.log"
 BROWSER_PID=""
 
 # The whole suite is two pytest runs at once: the browser tests, which mostly wait for
-# Chromium, the worker and the engine, beside everything else. Each is its own
+# Chromium, the worker and the engine, and the `second_run` modules (long engine tests
+# chosen in tests/conftest.py to even the two out) beside everything else. Each is its own
 # installation on the engine with its own test database and Redis db, as two runs
 # beside each other always may be. Their output: the main run's as it goes, the browser
 # run's when both are done. Exit status: the first failing run's.
@@ -58,16 +59,16 @@ berth_run_whole_suite() {
         berth_ensure_pg_database berth_browser
     fi
     mkdir -p "$(dirname "$BROWSER_LOG")"
-    berth_log "pytest -m browser (in the background, output in $BROWSER_LOG)"
+    berth_log "pytest -m 'browser or second_run' (in the background, output in $BROWSER_LOG)"
     DATABASE_URL="$browser_db_url" REDIS_URL="${BERTH_TEST_BROWSER_REDIS_URL:-redis://127.0.0.1:6379/1}" \
-        "$BERTH_VENV/bin/pytest" -m browser >"$BROWSER_LOG" 2>&1 &
+        "$BERTH_VENV/bin/pytest" -m "browser or second_run" >"$BROWSER_LOG" 2>&1 &
     BROWSER_PID=$!
-    berth_log "pytest -m 'not browser'"
-    "$BERTH_VENV/bin/pytest" -m "not browser" || main_rc=$?
+    berth_log "pytest -m 'not browser and not second_run'"
+    "$BERTH_VENV/bin/pytest" -m "not browser and not second_run" || main_rc=$?
     berth_log "waiting for the browser tests"
     wait "$BROWSER_PID" || browser_rc=$?
     BROWSER_PID=""
-    berth_log "browser tests (pytest -m browser), exit $browser_rc:"
+    berth_log "browser tests and second_run (pytest -m 'browser or second_run'), exit $browser_rc:"
     cat "$BROWSER_LOG"
     local rc
     for rc in "$main_rc" "$browser_rc"; do

@@ -115,11 +115,28 @@ def outsider_client(outsider):
     return login(Client(), outsider)
 
 
+#: Modules that `make test` runs in its second pytest process, beside the browser tests
+#: (deploy/test.sh), so that the two processes take about as long. Chosen by measured
+#: time (`--durations`, 2026-12-06: the main process 27 min, the browser one 8 before
+#: these moved): long engine modules that wait on the engine more than they use the CPU.
+SECOND_RUN = frozenset(
+    {
+        "tests/deployments/test_rollout_engine.py",  # ~240 s
+        "tests/registry/test_docker_client.py",  # ~205 s
+        "tests/deployments/test_reconcile_engine.py",  # ~85 s
+        "tests/registry/test_foreign_images.py",  # ~70 s
+    }
+)
+
+
 def pytest_collection_modifyitems(config, items):
     """Every test using a kind's fixtures carries the kind's marker, so `-m "not engine"`
-    deselects every engine test; then browser tests go last: Playwright's sync API leaves
-    an event loop on the main thread, and the Channels tests after it need `asyncio.run`
-    there."""
+    deselects every engine test; the SECOND_RUN modules carry `second_run`; then browser
+    tests go last: Playwright's sync API leaves an event loop on the main thread, and the
+    Channels tests after it need `asyncio.run` there."""
+    for item in items:
+        if item.nodeid.split("::", 1)[0] in SECOND_RUN:
+            item.add_marker(pytest.mark.second_run)
     unmarked = [
         f"{item.nodeid}: uses {fixture} (needs @pytest.mark.{kind})"
         for item in items

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# A Docker engine of the benchmarks' own, beside the one `make run` and `make test` use.
+#
+#   bash tests/perf/bench_engine.sh start   # prints the BERTH_DOCKER_HOST to export
+#   bash tests/perf/bench_engine.sh stop    # removes its containers, stops it, wipes it
+#
+# Why: the 5,000-container reconcile benchmark holds thousands of containers for a long
+# time. On an engine of its own they never show in another installation's listings, a
+# libnetwork hang under mass create/remove (seen once on engine 20.10) stops only this
+# engine, and `stop` can throw the whole data root away instead of waiting on thousands
+# of removals. It has its own socket, pidfile, data and exec roots, its own default
+# bridge (created here: a second engine must never use `--bridge none`, which deletes
+# docker0) and its own address pool, apart from deploy/lib.sh's 10.213.0.0/16.
+# The demo images are copied from the main engine (`docker save | docker load`).
+set -euo pipefail
+
+NAME="${BERTH_BENCH_ENGINE_NAME:-berthbench}"
+ROOT="${BERTH_BENCH_ENGINE_ROOT:-/var/lib/$NAME}"
+SOCK="/run/$NAME.sock"
+PIDFILE="/run/$NAME.pid"
+BRIDGE="${NAME:0:12}0"
+BRIDGE_CIDR="${BERTH_BENCH_BRIDGE_CIDR:-10.214.255.1/24}"
+POOL="${BERTH_BENCH_ADDRESS_POOL:-base=10.216.0.0/16,size=24}"
+MAIN="${BERTH_MAIN_DOCKER_HOST:-unix:///var/run/docker.sock}"
+IMAGES=(berth-demo/worker:1.0)
+
+bench() { docker -H "unix://$SOCK" "$@"; }
+
+start() {
+    if bench version >/dev/null 2>&1; then
+        echo "export BERTH_DOCKER_HOST=unix://$SOCK"
+        return 0
+    fi
+    mkdir -p "$ROOT/data" "$ROOT/exec"
+    if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
+        ip link add "$BRIDGE" type bridge
+        ip addr add "$BRIDGE_CIDR" dev "$BRIDGE"
+        ip link set "$BRIDGE" up
+    fi
+    PATH="$PATH:/usr/sbin:/sbin" setsid nohup dockerd -H "unix://$SOCK" --pidfile "$PIDFILE" \
+        --data-root "$ROOT/data" --exec-root "$ROOT/exec" --bridge "$BRIDGE" \
+        --default-address-pool "$POOL" >>"$ROOT/dockerd.log" 2>&1 </dev/null &
+    for _ in $(seq 1 60); do
+        bench version >/dev/null 2>&1 && break
+        sleep 0.5
+    done
+    bench version >/dev/null 2>&1 || {
+        echo "the bench engine did not start; see $ROOT/dockerd.log" >&2
+        exit 1
+    }
+    for image in "${IMAGES[@]}"; do
+        bench image inspect "$image" >/dev/null 2>&1 ||
+            docker -H "$MAIN" save "$image" | bench load -q >&2
+    done
+    echo "export BERTH_DOCKER_HOST=unix://$SOCK"
+}
+
+stop() {
+    local pid
+    if bench version >/dev/null 2>&1; then
+        # Removing first lets the engine release its networks and iptables rules.
+        bench ps -aq | xargs -r -n 50 -P 4 docker -H "unix://$SOCK" rm -f >/dev/null 2>&1 || true
+        bench network prune -f >/dev/null 2>&1 || true
+    fi
+    pid="$(cat "$PIDFILE" 2>/dev/null || true)"
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid"
+        for _ in $(seq 1 120); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.5
+        done
+    fi
+    ip link del "$BRIDGE" 2>/dev/null || true
+    umount -R "$ROOT/exec" 2>/dev/null || true
+    rm -rf "$ROOT"
+}
+
+case "${1:-}" in
+start) start ;;
+stop) stop ;;
+*)
+    echo "usage: $0 start|stop" >&2
+    exit 2
+    ;;
+esac
