@@ -219,11 +219,16 @@ class LogSubscriber:
         return [(line.sort_key, now, self.target.entry(line, True)) for line in lines]
 
     def feed(self, items: list[streams.LogLine]) -> None:
+        # Under the lock, so no live line overtakes the held ones `go_live` hands on.
         with self.lock:
             if self.pending is not None:
+                overflow = len(self.pending) + len(items) - (self.pending.maxlen or 0)
+                if overflow > 0:  # the oldest held lines go, counted as the buffer's
+                    with self.buffer.cond:
+                        self.buffer.dropped += overflow
                 self.pending.extend(items)
-                return
-        self.buffer.put_many(self.entries(items))
+            else:
+                self.buffer.put_many(self.entries(items))
 
     def end(self, error: str) -> None:
         with self.lock:
@@ -272,19 +277,19 @@ class LogSubscriber:
     def go_live(self, last: str, same: Counter, since: float | None, error: str) -> None:
         floor = _since_key(since)
         with self.lock:
-            held, self.pending = list(self.pending or ()), None
+            fresh = []
+            for line in self.pending or ():
+                key = line.sort_key
+                if key < last or (floor and key < floor):
+                    continue
+                if key == last and same[(line.stream, line.text)] > 0:
+                    same[(line.stream, line.text)] -= 1
+                    continue
+                fresh.append(line)
+            if fresh:
+                self.buffer.put_many(self.entries(fresh))
+            self.pending = None
             ended = self.ended
-        fresh = []
-        for line in held:
-            key = line.sort_key
-            if key < last or (floor and key < floor):
-                continue
-            if key == last and same[(line.stream, line.text)] > 0:
-                same[(line.stream, line.text)] -= 1
-                continue
-            fresh.append(line)
-        if fresh:
-            self.buffer.put_many(self.entries(fresh))
         if error:
             self.finish(error)
         elif ended is not None:
