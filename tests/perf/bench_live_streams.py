@@ -6,6 +6,8 @@ at once on one real daphne process (free loopback port, Redis channel layer on
 with a stack and a running container (`berth-demo/worker:1.0` running a small script).
 It prints, without asserting anything:
 
+0. Handshake cost: daphne's CPU per handshake of each kind, `--sequential` sockets
+   opened one after another (no contention), then closed.
 1. Opening: how long until every socket is accepted (events: until `caught_up`), and
    how many were refused (close code).
 2. Cost at rest: daphne's RSS, threads and file descriptors before and after (and per
