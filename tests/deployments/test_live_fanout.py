@@ -16,6 +16,7 @@ import pytest
 from apps.deployments.consumers import fanout
 from apps.deployments.models import Container
 from apps.hosts.engine import streams
+from tests.fixtures.engine import docker
 from tests.fixtures.live import (
     close_code,
     deploy,
@@ -176,5 +177,23 @@ def test_stats_sockets_share_one_engine_stream(environment, image, owner):
         for comm in sockets:
             await comm.disconnect(timeout=5)
         assert await asyncio.to_thread(settled, lambda: fanout.STATS.open_count() == 0)
+
+    run(scenario())
+
+
+def test_a_container_stopping_ends_every_socket_following_it(environment, image, owner):
+    (web,) = deploy(environment, "fanout-stop", SLEEPER, IMAGE=image)
+    headers = session_headers(owner)
+
+    async def scenario():
+        sockets = [
+            await open_socket(f"/ws/containers/{web.pk}/logs/?tail=0", headers) for _ in range(2)
+        ]
+        await asyncio.sleep(0.5)
+        await asyncio.to_thread(docker, "stop", "-t", "1", web.engine_id)
+        for comm in sockets:
+            await until(comm, lambda m: m["type"] == "end")
+            assert await close_code(comm) == 1000
+        assert await asyncio.to_thread(settled, lambda: fanout.LOGS.open_count() == 0)
 
     run(scenario())
