@@ -164,12 +164,14 @@ def find_token(raw_key: str) -> ApiToken | None:
     """
     if not raw_key or not raw_key.startswith(TOKEN_PREFIX) or len(raw_key) > 200:
         return None
-    token = (
+    # The hash is unique: no ordering to compile (`first()` would add one), one row.
+    found = list(
         ApiToken.objects.usable()
         .select_related("user", "tenant")
         .filter(key_hash=hash_secret(raw_key))
-        .first()
+        .order_by()[:1]
     )
+    token = found[0] if found else None
     if token is None or not _parents_usable(token):
         return None
     token.user = acting_user(token)

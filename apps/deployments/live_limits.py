@@ -7,7 +7,9 @@ gets a share:
 
 - BERTH_LIVE_STREAMS_PER_USER: engine streams a user holds at once. A container's log,
   stats or shell socket holds one, a following service-log socket one per container,
-  a log download one.
+  a log download one. A followed log or stats stream is shared by every socket of the
+  process watching the container (`consumers/fanout.py`), but counts for each of their
+  users: the bound is what a user may ask for, whoever else watches.
 - BERTH_LIVE_SOCKETS_PER_USER: open websockets of a user, of any route (the events
   socket holds no engine stream, but re-checks access every few seconds and listens on
   the channel layer).
@@ -62,37 +64,42 @@ STREAMS = PerUser("BERTH_LIVE_STREAMS_PER_USER")
 
 
 class StreamLease:
-    """Engine streams held for one socket or download: server slots and the user's share.
+    """Engine streams held for one socket or download: the user's share, and server slots
+    unless the streams are shared (`server=False`: the fan-out takes a server slot per
+    engine stream it opens, however many sockets it feeds).
 
     Taken together, given back one by one (each reader thread gives its own back when
     it ends) or all at once; never more than was taken, from any thread.
     """
 
-    def __init__(self, user_id: int, count: int) -> None:
+    def __init__(self, user_id: int, count: int, server: bool = True) -> None:
         self.user_id = user_id
         self.left = count
+        self.server = server
         self.lock = threading.Lock()
 
     @classmethod
-    def take(cls, user_id: int, count: int = 1) -> tuple[StreamLease | None, str]:
+    def take(
+        cls, user_id: int, count: int = 1, server: bool = True
+    ) -> tuple[StreamLease | None, str]:
         """(the lease, "") or (None, the reason to show: the user's or the server's bound)."""
         if not STREAMS.take(user_id, count):
             return None, USER_BUSY.format(limit=STREAMS.limit)
         taken = 0
-        while taken < count and streams.reserve_slot():
+        while server and taken < count and streams.reserve_slot():
             taken += 1
-        if taken < count:
+        if server and taken < count:
             for _ in range(taken):
                 streams.release_slot()
             STREAMS.give(user_id, count)
             return None, SERVER_BUSY
-        return cls(user_id, count), ""
+        return cls(user_id, count, server), ""
 
     def give(self, count: int = 1) -> None:
         with self.lock:
             count = min(count, self.left)
             self.left -= count
-        for _ in range(count):
+        for _ in range(count if self.server else 0):
             streams.release_slot()
         if count:
             STREAMS.give(self.user_id, count)

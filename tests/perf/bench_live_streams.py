@@ -6,6 +6,8 @@ at once on one real daphne process (free loopback port, Redis channel layer on
 with a stack and a running container (`berth-demo/worker:1.0` running a small script).
 It prints, without asserting anything:
 
+0. Handshake cost: daphne's CPU per handshake of each kind, `--sequential` sockets
+   opened one after another (no contention), then closed.
 1. Opening: how long until every socket is accepted (events: until `caught_up`), and
    how many were refused (close code).
 2. Cost at rest: daphne's RSS, threads and file descriptors before and after (and per
@@ -173,20 +175,23 @@ def make_targets(tenants: int, users: int, lines: int, gap: float) -> list[Targe
 def plan_sockets(
     targets: list[Target], sockets: int, ws_base: str, logs: float = 0.5
 ) -> list[Sock]:
-    """`logs` of them log sockets, the rest events; user after user, each user's sockets
-    on its own tenant."""
+    """`logs` of them log sockets, the rest events; each kind dealt round-robin over the
+    users (so every user gets its share of both, within the per-user bounds), each
+    user's sockets on its own tenant."""
     pairs = [(t, token) for t in targets for token in t.tokens]
-    plan = []
+    plan: list[Sock] = []
+    dealt = {"events": 0, "logs": 0}
     for index in range(sockets):
-        target, token = pairs[index % len(pairs)]
+        kind = "events" if int((index + 1) * logs) == int(index * logs) else "logs"
+        target, token = pairs[dealt[kind] % len(pairs)]
+        dealt[kind] += 1
         number = targets.index(target)
-        if int((index + 1) * logs) == int(index * logs):
+        if kind == "events":
             url = f"{ws_base}/ws/stacks/{target.stack_id}/events/?token={token}"
-            plan.append(Sock("events", number, url))
         else:
             url = (f"{ws_base}/ws/containers/{target.container_pk}/logs/?tail=0&follow=1"
                    f"&timestamps=0&token={token}")  # fmt: skip
-            plan.append(Sock("logs", number, url))
+        plan.append(Sock(kind, number, url))
     return plan
 
 
@@ -277,6 +282,37 @@ def spread(label: str, delays_ms: list[float], expected: int) -> str:
             f"ms, p95 {bench.p95(delays_ms):.1f} ms, max {max(delays_ms):.1f} ms")  # fmt: skip
 
 
+async def handshake_cost(targets: list[Target], ws_base: str, pid: int, count: int) -> None:
+    """Daphne's CPU per handshake, without contention: `count` sockets of each kind
+    opened one after another (each until ready: events `caught_up`, logs accepted and
+    a moment for its stream), kept open, then all closed."""
+    say(f"\n0. Handshake cost: {count} sockets of each kind, one after another")
+    for kind, share in (("events", 0.0), ("logs", 1.0)):
+        socks = plan_sockets(targets, count, ws_base, share)
+        tasks = []
+        cpu0, started = cpu_seconds(pid), time.monotonic()
+        for sock in socks:
+            tasks.append(asyncio.ensure_future(run_socket(sock, time.monotonic())))
+            if kind == "events":
+                await sock.caught_up.wait()
+            else:
+                while sock.ws is None and not sock.error:
+                    await asyncio.sleep(0.002)
+                await asyncio.sleep(0.02)
+        await asyncio.sleep(0.3)
+        cpu, wall = cpu_seconds(pid) - cpu0, time.monotonic() - started
+        failed = sum(1 for s in socks if s.error or s.close_code is not None)
+        threads = proc_status(pid)["threads"]
+        say(f"   {kind:<6}: daphne CPU {cpu * 1000 / count:5.1f} ms per handshake "
+            f"({wall * 1000 / count:.0f} ms wall each; {failed} failed; daphne "
+            f"{threads:.0f} threads with them open)")  # fmt: skip
+        for sock in socks:
+            if sock.ws is not None:
+                await sock.ws.close()
+        await asyncio.wait(tasks, timeout=30)
+        await asyncio.sleep(1)
+
+
 async def scenario(args, targets: list[Target], server) -> None:
     pid = server.pid
     ws_base = server.url.replace("http://", "ws://")
@@ -292,6 +328,8 @@ async def scenario(args, targets: list[Target], server) -> None:
             await s.ws.close()
     await asyncio.gather(*warm_tasks)
     await asyncio.sleep(2)
+    if args.sequential:
+        await handshake_cost(targets, ws_base, pid, args.sequential)
     before = proc_status(pid)
     say(f"\n1. Opening {len(socks)} sockets at once "
         f"({sum(s.kind == 'events' for s in socks)} events, "
@@ -305,7 +343,9 @@ async def scenario(args, targets: list[Target], server) -> None:
     except TimeoutError:
         say("   (not every events socket was caught up within 120 s)")
     took = time.monotonic() - started
-    say(f"   all answered in {took:.2f} s (daphne CPU {cpu_seconds(pid) - cpu0:.1f} s)")
+    burst_cpu = cpu_seconds(pid) - cpu0
+    say(f"   all answered in {took:.2f} s (daphne CPU {burst_cpu:.1f} s, "
+        f"{burst_cpu * 1000 / len(socks):.1f} ms per socket)")  # fmt: skip
     ready = [s.ready for s in socks if s.ready]
     if ready:
         say(f"   ready (events: caught_up; logs: accepted): p50 {bench.median(ready):.2f} s, "
@@ -377,7 +417,9 @@ async def scenario(args, targets: list[Target], server) -> None:
     await asyncio.wait(tasks, timeout=30)
     await asyncio.sleep(3)
     show("daphne after closing all", proc_status(pid))
-    say(f"\nRESULT {len(socks)} sockets ({len(refused)} refused), "
+    say(f"\nRESULT {len(socks) - len(refused)}/{len(socks)} sockets open, "
+        f"burst CPU {burst_cpu * 1000 / len(socks):.1f} ms per socket, "
+        f"{after['threads']:.0f} daphne threads with them, "
         f"{(after['rss'] - before['rss']) * 1024 / open_count:.0f} KiB per socket, "
         f"idle CPU {cpu / args.idle * 100:.1f} %, {tx / args.idle:.0f} db tx/s; "
         f"event p95 {bench.p95(delays):.1f} ms ({len(delays)}/{expected}), "
@@ -386,6 +428,7 @@ async def scenario(args, targets: list[Target], server) -> None:
 
 
 def main() -> None:
+    global DATABASE  # noqa: PLW0603 - the figures' queries read it
     parser = argparse.ArgumentParser()
     parser.add_argument("--sockets", type=int, default=200)
     parser.add_argument("--logs", type=float, default=0.5, help="share of log sockets")
@@ -396,6 +439,11 @@ def main() -> None:
     parser.add_argument("--gap", type=float, default=0.2)
     parser.add_argument("--idle", type=int, default=10)
     parser.add_argument("--redis-db", type=int, default=7)
+    parser.add_argument("--database", default="berth_bench_live_e")
+    parser.add_argument(
+        "--sequential", type=int, default=40,
+        help="sockets of each kind opened one at a time first, for the CPU per handshake",
+    )  # fmt: skip
     parser.add_argument(
         "--server-env", action="append", default=[], metavar="NAME=VALUE",
         help="extra environment for daphne (e.g. BERTH_LIVE_STREAM_THREADS=128)",
@@ -407,6 +455,7 @@ def main() -> None:
     bench.install_cleanup()
     bench.require_engine()
     bench.require_images([IMAGE])
+    DATABASE = args.database
     bench.setup_django(DATABASE)
     from django.conf import settings
 

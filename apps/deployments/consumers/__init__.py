@@ -3,7 +3,8 @@
 The protocol is documented in apps/deployments/WEBSOCKETS.md. One module per stream
 (`events`, `logs`, `shell`, `stats`), all on `base.LiveConsumer`, which accepts,
 authorizes through `visible_to` and keeps re-checking; `buffering` bounds what a socket
-holds and `transcripts` records shell sessions. Docker is reached only through
+holds, `fanout` shares one engine stream per container among the log and stats
+sockets, and `transcripts` records shell sessions. Docker is reached only through
 apps.hosts.engine.streams, read in its bounded thread pool. A new stream is a new
 module here with a `LiveConsumer` subclass, exported below and routed in paas/routing.py.
 """

@@ -19,11 +19,10 @@ from urllib.parse import parse_qs
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
-from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
+from django.contrib.auth import SESSION_KEY, get_user_model
 from django.db import models
-from django.utils.crypto import constant_time_compare
 
-from apps.accounts.channels_auth import NO_CHANNEL_LAYER, socket_db
+from apps.accounts.channels_auth import NO_CHANNEL_LAYER, authenticate, hash_matches, socket_db
 from apps.accounts.models import ApiToken
 from apps.core.roles import Role
 from apps.deployments import live_limits
@@ -71,36 +70,33 @@ def _session_valid(scope: dict[str, Any], user: Any) -> bool:
     store = import_module(settings.SESSION_ENGINE).SessionStore(session_key=key)
     if str(store.get(SESSION_KEY)) != str(user.pk):
         return False
-    signed = store.get(HASH_SESSION_KEY) or ""
-    hashes = [user.get_session_auth_hash(), *user.get_session_auth_fallback_hash()]
-    return bool(signed) and any(constant_time_compare(signed, h) for h in hashes)
+    return hash_matches(store, user)
 
 
 def authorize(
     scope: dict[str, Any], model: type[models.Model], pk: int, role: str
 ) -> tuple[int | None, Any]:
-    """(close code or None, the object) for the socket's user, token and session now."""
-    user, token = scope.get("user"), scope.get("token")
-    if user is None or not user.is_authenticated:
+    """(close code or None, the object) for the handshake's credentials, read now.
+
+    Authentication happens here, in the same database call as the access check: the
+    session or token and its user are read once (`authenticate`), and the socket's
+    `user` and `token` are set in the scope for the re-checks and the audit.
+    """
+    user, token = authenticate(scope)
+    if user is None or not user.is_active:
         return CLOSE_UNAUTHENTICATED, None
-    user = get_user_model().objects.filter(pk=user.pk, is_active=True).first()
-    if user is None:
-        return CLOSE_UNAUTHENTICATED, None
-    if token is not None:
-        token = ApiToken.objects.usable().filter(pk=token.pk).first()
-        if token is None:
-            return CLOSE_UNAUTHENTICATED, None
-    elif not _session_valid(scope, user):
-        return CLOSE_UNAUTHENTICATED, None
+    scope["user"], scope["token"] = user, token
     visible = model.objects.visible_to(user, Role.VIEWER, token=token)
-    obj = _with_relations(visible, model).filter(pk=pk).first()
-    if obj is None:
+    # No ordering: the models' default ones span relations, and compiling them cost
+    # more CPU than the query itself (a container's reached its tenant's environment).
+    found = list(_with_relations(visible, model).filter(pk=pk).order_by()[:1])
+    if not found:
         return CLOSE_NOT_FOUND, None
     if role != Role.VIEWER:
         allowed = model.objects.visible_to(user, role, token=token).filter(pk=pk).exists()
         if not allowed:
             return CLOSE_FORBIDDEN, None
-    return None, obj
+    return None, found[0]
 
 
 class Access(NamedTuple):
@@ -247,7 +243,13 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.closed = False
         self.pk = int(self.scope["url_route"]["kwargs"]["pk"])
         await self.accept()
-        code, obj = await socket_db(authorize)(self.scope, self.model, self.pk, self.role)
+        try:
+            self.params: dict[str, Any] = self.parse(_query(self.scope))
+            bad = ""
+        except BadRequestError as exc:
+            self.params, bad = {}, str(exc)
+        await self.before_access()
+        code, obj, self.prepared = await socket_db(self.open_access)(bool(bad))
         if code is not None:
             await self.shutdown(code)
             return
@@ -262,16 +264,31 @@ class LiveConsumer(AsyncWebsocketConsumer):
             await self.fail(CLOSE_USER_BUSY, live_limits.SOCKETS_BUSY.format(limit=limit))
             return
         self.counted = True
-        try:
-            self.params = self.parse(_query(self.scope))
-        except BadRequestError as exc:
-            await self.fail(CLOSE_BAD_REQUEST, str(exc))
+        if bad:
+            await self.fail(CLOSE_BAD_REQUEST, bad)
             return
         watch().add(self)
         try:
             await self.begin()
         except EngineError as exc:
             await self.fail(CLOSE_ENGINE, str(exc))
+
+    def open_access(self, bad_request: bool) -> tuple[int | None, Any, Any]:
+        """In one database call (one thread hop, one pooled connection): authentication,
+        the access check, and the stream's own first reads (`prepare`)."""
+        code, obj = authorize(self.scope, self.model, self.pk, self.role)
+        if code is not None or bad_request:
+            return code, obj, None
+        return None, obj, self.prepare(obj)
+
+    async def before_access(self) -> None:
+        """Work that must precede the stream's first reads (the events socket joins its
+        group first, so no event falls between its catch-up and the live ones)."""
+
+    def prepare(self, obj: Any) -> Any:
+        """Sync, in the access check's database call: what `begin` needs from the
+        database (`self.prepared`)."""
+        return None
 
     def parse(self, query: dict[str, str]) -> dict[str, Any]:
         return {}
@@ -294,10 +311,11 @@ class LiveConsumer(AsyncWebsocketConsumer):
     async def begin(self) -> None:
         raise NotImplementedError
 
-    async def lease(self, count: int = 1) -> live_limits.StreamLease | None:
-        """Engine streams for this socket under the user's and the server's bounds; on
-        refusal the socket is closed (4430 for the user's bound, 4503 for the server's)."""
-        lease, reason = live_limits.StreamLease.take(self.user_id, count)
+    async def lease(self, count: int = 1, server: bool = True) -> live_limits.StreamLease | None:
+        """Engine streams for this socket under the user's and (unless shared, `server`
+        False) the server's bounds; on refusal the socket is closed (4430 for the user's
+        bound, 4503 for the server's)."""
+        lease, reason = live_limits.StreamLease.take(self.user_id, count, server)
         if lease is None:
             code = CLOSE_BUSY if reason == live_limits.SERVER_BUSY else CLOSE_USER_BUSY
             await self.fail(code, reason)

@@ -40,8 +40,8 @@ def _events_after(stack: Stack, after: int, limit: int) -> list[dict[str, Any]]:
 
 
 def _last_event_id(stack: Stack) -> int:
-    last = live.stack_events(stack.pk, stack.tenant_id).order_by("-id").first()
-    return last.pk if last else 0
+    last = live.stack_events(stack.pk, stack.tenant_id).order_by("-id").values_list("id")
+    return next(iter(last[:1]), (0,))[0]
 
 
 class StackEventsConsumer(LiveConsumer):
@@ -56,21 +56,44 @@ class StackEventsConsumer(LiveConsumer):
             raise BadRequestError("after must be an event id (a whole number).")
         return {"after": int(after) if after is not None else None}
 
-    async def begin(self) -> None:
+    async def before_access(self) -> None:
+        """Join the stack's group before the catch-up is read (in the access check's
+        database call), so an event committed meanwhile comes live. A handshake without
+        credentials is refused anyway and joins nothing; one refused later leaves the
+        group on disconnect, and nothing reaches it meanwhile (its handlers run only
+        after `connect`, and a closed socket sends nothing)."""
         self.sent: set[int] = set()
+        if self.scope.get("session") is None and not self.scope.get("raw_token"):
+            return
         self.group = live.stack_group(self.pk)
         async with layer_gate():
             await self.channel_layer.group_add(self.group, self.channel_name)
-        await self.catch_up(self.params["after"])
 
-    async def catch_up(self, after: int | None) -> None:
+    def prepare(self, obj: Stack) -> tuple[int | None, list[dict[str, Any]] | int]:
+        """The catch-up's first read: the last event's id, or the first page after `after`."""
+        after = self.params["after"]
+        if after is None:
+            return None, _last_event_id(obj)
+        return after, _events_after(obj, after, live.CATCH_UP_LIMIT)
+
+    async def begin(self) -> None:
+        after, first = self.prepared
+        if after is None:
+            await self.send_json({"type": "caught_up", "last_id": first})
+            return
+        await self.catch_up(after, first)
+
+    async def catch_up(self, after: int | None, first: list[dict[str, Any]] | None = None) -> None:
         if after is None:
             last = await socket_db(_last_event_id)(self.obj)
             await self.send_json({"type": "caught_up", "last_id": last})
             return
         last = after
         while True:
-            events = await socket_db(_events_after)(self.obj, last, live.CATCH_UP_LIMIT)
+            if first is None:
+                events = await socket_db(_events_after)(self.obj, last, live.CATCH_UP_LIMIT)
+            else:
+                events, first = first, None
             for event in events:
                 await self.send_event(event)
                 last = event["id"]
@@ -79,7 +102,7 @@ class StackEventsConsumer(LiveConsumer):
         await self.send_json({"type": "caught_up", "last_id": last})
 
     async def send_event(self, event: dict[str, Any]) -> None:
-        if event["id"] in self.sent:
+        if self.closed or event["id"] in self.sent:
             return
         self.sent.add(event["id"])
         await self.send_json({"type": "event", "event": event})

@@ -1,8 +1,11 @@
 """Log sockets: one container's log, or a service's containers merged in time order.
 
-Reader threads in the engine's stream pool put lines into a `LineBuffer`; the socket
-side sends them in batches under the client's ack window (LOG_WINDOW batches). Lines
-are ordered by `LogLine.sort_key`, the order the log download uses too.
+Following, each container's lines come from the process's one shared engine stream of
+that container (`fanout.LOGS`), after the socket's own tail; not following, a reader
+thread of the socket's own merges them. Either way they go into the socket's
+`LineBuffer`, and the socket side sends them in batches under the client's ack window
+(LOG_WINDOW batches). Lines are ordered by `LogLine.sort_key`, the order the log
+download uses too.
 """
 
 from __future__ import annotations
@@ -17,8 +20,14 @@ from typing import Any
 
 from django.utils import timezone
 
-from apps.accounts.channels_auth import socket_db
-from apps.deployments.consumers.base import CLOSE_ENGINE, BadRequestError, LiveConsumer
+from apps.deployments import live_limits
+from apps.deployments.consumers import fanout
+from apps.deployments.consumers.base import (
+    CLOSE_BUSY,
+    CLOSE_ENGINE,
+    BadRequestError,
+    LiveConsumer,
+)
 from apps.deployments.consumers.buffering import LineBuffer
 from apps.deployments.models import Container, Service
 from apps.hosts.engine import EngineError, get_engine, streams
@@ -95,17 +104,44 @@ class LogsConsumer(LiveConsumer):
         self.window = asyncio.Event()
         self.window.set()
         self.opened: list[LogReader] = []
+        self.subscriptions: list[tuple[fanout.Shared, fanout.LogSubscriber]] = []
         self.lock = threading.Lock()
         follow = self.params["follow"]
         self.buffer = LineBuffer(LOG_BUFFER, asyncio.get_running_loop(), lossy=follow)
         targets = await self.targets()
-        # Following, each container is read by a thread of its own; else one thread merges.
-        self.lease_held = await self.lease(max(len(targets), 1) if follow else 1)
+        if follow:
+            await self.subscribe(targets)
+            return
+        self.lease_held = await self.lease()
         if self.lease_held is None:
             return
         self.buffer.writers = 1
-        reader = self.read_merged if not follow else self.read_each
-        streams.POOL.submit(reader, targets)
+        streams.POOL.submit(self.read_merged, targets)
+        self.spawn(self.pump())
+
+    async def subscribe(self, targets: list[LogTarget]) -> None:
+        """Following: each container's shared stream, after this socket's own tail.
+
+        The user's share counts one stream per container (BERTH_LIVE_STREAMS_PER_USER);
+        the server's bound counts the engine streams the fan-out opens, not the sockets.
+        """
+        self.lease_held = await self.lease(max(len(targets), 1), server=False)
+        if self.lease_held is None:
+            return
+        self.buffer.writers = max(len(targets), 1)
+        if not targets:
+            self.buffer.writer_done("")
+        tail, since = self.params["tail"], self.params["since"]
+        own_tail = tail != "0"
+        for target in targets:
+            subscriber = fanout.LogSubscriber(self.buffer, target, own_tail, LOG_BUFFER)
+            shared = fanout.LOGS.subscribe(target.host, target.engine_id, subscriber)
+            if shared is None:
+                await self.fail(CLOSE_BUSY, live_limits.SERVER_BUSY)
+                return
+            self.subscriptions.append((shared, subscriber))
+            if own_tail:
+                fanout.submit_catch_up(subscriber.catch_up, shared, tail, since)
         self.spawn(self.pump())
 
     # reader side (worker threads) --------------------------------------------------------
@@ -135,34 +171,6 @@ class LogsConsumer(LiveConsumer):
             error = str(exc)
         finally:
             _close_streams(opened)
-            self.finish_reading(error)
-
-    def read_each(self, targets: list[LogTarget]) -> None:
-        """Following: one thread per container (the first one is this thread)."""
-        extra = targets[1:]
-        with self.buffer.cond:
-            self.buffer.writers += len(extra)
-        for target in extra:
-            streams.POOL.submit(self.read_one, target)
-        if targets:
-            self.read_one(targets[0])
-        else:
-            self.finish_reading("", release=True)
-
-    def read_one(self, target: LogTarget) -> None:
-        error = ""
-        stream = None
-        try:
-            stream = self.open_stream(target)
-            for batch in stream.batches():
-                now = time.monotonic()
-                self.buffer.put_many(
-                    [(line.sort_key, now, target.entry(line, True)) for line in batch]
-                )
-        except EngineError as exc:
-            error = str(exc)
-        finally:
-            _close_streams([stream] if stream else [])
             self.finish_reading(error)
 
     def finish_reading(self, error: str, release: bool = True) -> None:
@@ -228,6 +236,11 @@ class LogsConsumer(LiveConsumer):
         if not hasattr(self, "buffer"):
             return
         self.buffer.close()
+        subscriptions, self.subscriptions = self.subscriptions, []
+        if subscriptions:
+            await asyncio.to_thread(fanout.detach_all, fanout.LOGS, subscriptions)
+        if self.params["follow"] and getattr(self, "lease_held", None) is not None:
+            self.lease_held.give_all()
         with self.lock:
             opened = list(self.opened)
         for stream in opened:
@@ -251,8 +264,11 @@ class ServiceLogsConsumer(LogsConsumer):
 
     model = Service
 
+    def prepare(self, obj: Service) -> list[LogTarget]:
+        return _service_targets(obj)
+
     async def targets(self) -> list[LogTarget]:
-        return await socket_db(_service_targets)(self.obj)
+        return self.prepared
 
     async def begin(self) -> None:
         self.held: list[tuple[str, float, int, dict[str, Any]]] = []

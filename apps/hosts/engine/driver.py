@@ -14,6 +14,7 @@ closes itself.
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -78,7 +79,7 @@ class LogReader(Protocol):
 
     def lines(self) -> Iterator[Any]: ...
 
-    def batches(self) -> Iterator[list[Any]]: ...
+    def batches(self, opened: threading.Event | None = None) -> Iterator[list[Any]]: ...
 
     def close(self) -> None: ...
 

@@ -51,6 +51,11 @@ def release_slot() -> None:
     _slots.release()
 
 
+def slots_in_use() -> int:
+    """Long-lived engine streams open in this process now (for tests and benchmarks)."""
+    return MAX_STREAMS - _slots._value
+
+
 @dataclass(frozen=True, slots=True)
 class LogLine:
     """One line of a container's log: its stream, the engine's timestamp (RFC 3339, the
@@ -169,13 +174,18 @@ class LogStream:
         for batch in self.batches():
             yield from batch
 
-    def batches(self) -> Iterator[list[LogLine]]:
+    def batches(self, opened: threading.Event | None = None) -> Iterator[list[LogLine]]:
         """Blocking: the lines of each chunk read from the engine, as one list.
 
         A flooding container delivers thousands of lines per read; handing them on per
-        chunk keeps the per-line cost (locks, wake-ups) off the hot path.
+        chunk keeps the per-line cost (locks, wake-ups) off the hot path. `opened` is set
+        once the engine answered: a following stream sees every line written after it.
         """
-        response, tty = self._open()
+        try:
+            response, tty = self._open()
+        finally:
+            if opened is not None:
+                opened.set()
         self._response = response
         if self._closed.is_set():
             self.close()
