@@ -22,6 +22,7 @@ pytest_plugins = [
     "tests.fixtures.live",
     "tests.fixtures.pages",
     "tests.fixtures.pebble",
+    "tests.fixtures.swarm",
 ]
 
 PASSWORD = "correct-horse-battery-9"
