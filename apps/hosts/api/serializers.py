@@ -3,7 +3,6 @@
 from rest_framework import serializers
 
 from apps.core.api import RejectUnknownFieldsMixin
-from apps.hosts.engine import AVAILABILITIES
 from apps.hosts.models import Host, SwarmNode
 
 WRITABLE = [
@@ -80,6 +79,8 @@ class SwarmNodeSerializer(serializers.ModelSerializer):
     `state` is "gone" once the manager no longer lists it."""
 
     state = serializers.CharField(source="shown_state", read_only=True)
+    # Swarm's words, as text: a "role" enum would collide with tenant roles in the schema
+    role = serializers.CharField(read_only=True, help_text="manager or worker")
     swarm_state = serializers.CharField(source="state", read_only=True)
     tasks = SwarmTaskSerializer(many=True, read_only=True)
 
@@ -108,4 +109,4 @@ class SwarmNodeSerializer(serializers.ModelSerializer):
 
 
 class NodeAvailabilitySerializer(RejectUnknownFieldsMixin, serializers.Serializer):
-    availability = serializers.ChoiceField(choices=list(AVAILABILITIES))
+    availability = serializers.ChoiceField(choices=SwarmNode.Availability.choices)

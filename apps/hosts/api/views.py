@@ -91,7 +91,7 @@ class HostViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScoped
         return host
 
     @extend_schema(request=None, responses={200: SwarmNodeSerializer(many=True)})
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None)
     def nodes(self, request, pk=None):
         """A Swarm cluster's nodes and the tasks on each, as of the last heartbeat."""
         host = self._swarm_host()
