@@ -253,3 +253,15 @@ def test_page_shows_nodes_and_turns_an_engine_failure_into_a_message(admin_clien
 def test_node_routes_are_404_for_non_admins(owner_client, swarm_host):
     url = reverse("hosts:node_availability", args=[swarm_host.pk, "m1"])
     assert owner_client.post(url, {"availability": "drain"}).status_code == 404
+
+
+def test_add_page_registers_a_swarm_cluster(admin_client):
+    page = admin_client.get(reverse("hosts:create")).content.decode()
+    assert 'name="kind"' in page and "Swarm cluster" in page
+    response = admin_client.post(
+        reverse("hosts:create"),
+        {"name": "cluster-9", "kind": "swarm", "endpoint": "unix:///nonexistent/swarm.sock"},
+    )
+    assert response.status_code == 302
+    host = Host.objects.get(name="cluster-9")
+    assert host.is_swarm and host.state == Host.State.UNREACHABLE  # no manager there
