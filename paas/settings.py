@@ -435,6 +435,9 @@ SPECTACULAR_SETTINGS = {
     # Hosts and stacks both have a `state` with different choices: name each enum.
     "ENUM_NAME_OVERRIDES": {
         "HostStateEnum": "apps.hosts.models.Host.State",
+        "HostKindEnum": "apps.hosts.models.Host.Kind",
+        "KindEnum": "apps.traffic.models.Certificate.Kind",  # its name before Host.Kind
+        "SwarmNodeAvailabilityEnum": "apps.hosts.models.SwarmNode.Availability",
         "StackStateEnum": "apps.deployments.models.Stack.State",
         "TemplateVisibilityEnum": "apps.catalog.models.Template.Visibility",
         "RepositoryVisibilityEnum": "apps.registry.models.Repository.Visibility",

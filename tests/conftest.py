@@ -22,6 +22,7 @@ pytest_plugins = [
     "tests.fixtures.live",
     "tests.fixtures.pages",
     "tests.fixtures.pebble",
+    "tests.fixtures.swarm",
 ]
 
 PASSWORD = "correct-horse-battery-9"
@@ -125,6 +126,7 @@ SECOND_RUN = frozenset(
         "tests/registry/test_docker_client.py",  # ~205 s
         "tests/deployments/test_reconcile_engine.py",  # ~85 s
         "tests/registry/test_foreign_images.py",  # ~70 s
+        "tests/swarm/test_swarm_host.py",  # ~45 s, a 3-node swarm of its own
     }
 )
 

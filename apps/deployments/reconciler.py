@@ -62,7 +62,7 @@ from apps.deployments.rolling import (
 )
 from apps.deployments.spec import project_from_spec
 from apps.hosts.engine import EngineDriver, EngineError, ManagedContainer, get_engine
-from apps.hosts.models import Host
+from apps.hosts.models import SWARM_STACKS_NOT_AVAILABLE, Host
 from apps.registry.deploy import authorise_image
 from apps.tenants.models import RetiredTenant
 
@@ -127,16 +127,23 @@ def release(stack_id: int, token: str) -> None:
 
 
 def target_host(stack: Stack) -> Host | None:
-    """The environment's first host not draining, else "local", else the first active host."""
-    hosts = stack.environment.hosts.filter(draining=False).order_by("pk")
+    """The environment's first single engine not draining, else "local", else the first
+    active engine. Swarm cluster hosts are never picked (stacks on them are not
+    deployable yet: `reconcile_stack` says so instead)."""
+    hosts = stack.environment.hosts.filter(draining=False, kind=Host.Kind.ENGINE).order_by("pk")
     return hosts.first() or _fallback_host()
+
+
+def targets_swarm(stack: Stack) -> bool:
+    return stack.environment.hosts.filter(kind=Host.Kind.SWARM).exists()
 
 
 def _fallback_host() -> Host | None:
     """Where a stack whose environment has no usable host runs."""
+    engines = Host.objects.filter(kind=Host.Kind.ENGINE)
     return (
-        Host.objects.filter(name="local").order_by("pk").first()
-        or Host.objects.filter(state=Host.State.ACTIVE).order_by("pk").first()
+        engines.filter(name="local").order_by("pk").first()
+        or engines.filter(state=Host.State.ACTIVE).order_by("pk").first()
     )
 
 
@@ -179,6 +186,9 @@ def reconcile_stack(stack_id: int) -> None:
         for _ in range(MAX_PASSES):
             stack = _load(stack_id)
             if stack is None:
+                return
+            if targets_swarm(stack):
+                _set_state(stack, Stack.State.FAILED, SWARM_STACKS_NOT_AVAILABLE)
                 return
             host = target_host(stack)
             if host is None:

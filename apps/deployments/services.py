@@ -61,6 +61,7 @@ from apps.deployments.spec import (
     with_strategy,
 )
 from apps.deployments.tasks import container_action, reconcile_stack
+from apps.hosts.models import SWARM_STACKS_NOT_AVAILABLE, Host
 from apps.tenants.models import Environment
 
 MAX_REPLICAS = 50
@@ -446,6 +447,9 @@ def _prepare_stack(
     compose file's own problems are found in the same pass. `compose` None (a form
     whose compose field was refused) skips the render."""
     errors: dict[str, list[str]] = {}
+    if environment.hosts.filter(kind=Host.Kind.SWARM).exists():
+        # Refused up front rather than half-deployed on a manager's engine (issue 14).
+        raise ValidationError(SWARM_STACKS_NOT_AVAILABLE)
     try:
         _check_name(environment, name)
     except ValidationError as exc:

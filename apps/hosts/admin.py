@@ -9,9 +9,9 @@ from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
 
-from apps.core.admin import run_for_each
+from apps.core.admin import ReadOnlyAdmin, run_for_each
 from apps.hosts import services
-from apps.hosts.models import Host
+from apps.hosts.models import Host, SwarmNode
 
 ENGINE_FIELDS = [
     "state",
@@ -44,6 +44,7 @@ class HostAdminForm(forms.ModelForm):
         model = Host
         fields = [
             "name",
+            "kind",
             "endpoint",
             "tls_ca_cert",
             "tls_client_cert",
@@ -55,6 +56,11 @@ class HostAdminForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.initial["tls_client_key"] = ""
+        if "kind" in self.fields:  # left out: a single engine, as before Swarm hosts
+            self.fields["kind"].required = False
+
+    def clean_kind(self) -> str:
+        return self.cleaned_data.get("kind") or Host.Kind.ENGINE
 
     def clean(self):
         data = super().clean()
@@ -80,6 +86,7 @@ class HostAdmin(admin.ModelAdmin):
     form = HostAdminForm
     list_display = [
         "name",
+        "kind",
         "endpoint",
         "state",
         "draining",
@@ -93,7 +100,7 @@ class HostAdmin(admin.ModelAdmin):
     readonly_fields = ["draining", *ENGINE_FIELDS]
     actions = ["heartbeat", "drain", "undrain"]
     fieldsets = [
-        (None, {"fields": ["name", "endpoint", "labels"]}),
+        (None, {"fields": ["name", "kind", "endpoint", "labels"]}),
         (
             "TLS (tcp:// endpoints)",
             {
@@ -109,12 +116,17 @@ class HostAdmin(admin.ModelAdmin):
         ("Last heartbeat", {"fields": ["draining", *ENGINE_FIELDS]}),
     ]
 
+    def get_readonly_fields(self, request, obj=None):
+        """The kind is chosen when the host is added, never changed afterwards."""
+        fixed = ["kind"] if obj is not None else []
+        return [*fixed, *self.readonly_fields]
+
     def save_model(self, request, obj, form, change) -> None:
         fields = {f: getattr(obj, f) for f in services.EDITABLE_FIELDS}
         if change:
             services.update_host(actor=request.user, host=obj, **fields)
             return
-        host = services.register_host(actor=request.user, **fields)
+        host = services.register_host(actor=request.user, kind=obj.kind, **fields)
         obj.pk, obj.created_at = host.pk, host.created_at
 
     def delete_model(self, request, obj) -> None:
@@ -151,3 +163,14 @@ class HostAdmin(admin.ModelAdmin):
             lambda h: services.set_draining(actor=request.user, host=h, draining=False),
             "{count} host(s) back in use.",
         )
+
+
+@admin.register(SwarmNode)
+class SwarmNodeAdmin(ReadOnlyAdmin):
+    """Nodes of Swarm cluster hosts, as their heartbeats recorded them (drain and
+    activate them from the host's page)."""
+
+    list_display = ["hostname", "host", "role", "availability", "state", "address", "gone_at"]
+    list_filter = ["role", "availability", "state", "host"]
+    search_fields = ["hostname", "node_id", "address"]
+    list_select_related = ["host"]

@@ -3,6 +3,8 @@
 from django import forms
 from django.core.exceptions import ValidationError
 
+from apps.hosts.models import Host
+
 PEM_ATTRS = {"rows": 4, "spellcheck": "false", "class": "mono"}
 
 
@@ -50,3 +52,20 @@ class HostForm(forms.Form):
 
     def clean_labels(self) -> dict[str, str]:
         return parse_labels(self.cleaned_data.get("labels") or "")
+
+
+class HostCreateForm(HostForm):
+    """Adding a host also says what it is: one engine, or a Swarm cluster through one
+    of its managers (the kind is fixed once added)."""
+
+    kind = forms.ChoiceField(
+        choices=Host.Kind.choices,
+        initial=Host.Kind.ENGINE,
+        required=False,
+        help_text="A Swarm cluster is registered by one manager's engine endpoint.",
+    )
+
+    field_order = ["name", "kind", "endpoint"]
+
+    def clean_kind(self) -> str:
+        return self.cleaned_data.get("kind") or Host.Kind.ENGINE

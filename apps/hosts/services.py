@@ -22,8 +22,17 @@ from django.utils import timezone
 
 from apps.activity.models import Event
 from apps.activity.services import record_event
-from apps.hosts.engine import EngineError, EngineInfo, forget_tls_files, get_engine
-from apps.hosts.models import Host
+from apps.hosts.engine import (
+    AVAILABILITIES,
+    ClusterState,
+    EngineError,
+    EngineInfo,
+    SwarmCluster,
+    SwarmNodeInfo,
+    forget_tls_files,
+    get_engine,
+)
+from apps.hosts.models import Host, SwarmNode
 
 logger = logging.getLogger(__name__)
 
@@ -135,6 +144,9 @@ def _field_errors(host: Host) -> dict[str, str]:
         errors.update(_tls_errors(host))
     if msg := _labels_error(host.labels):
         errors["labels"] = msg
+    if host.kind not in Host.Kind.values:
+        kinds = ", ".join(Host.Kind.values)
+        errors["kind"] = f"Unknown kind {host.kind!r}: use one of {kinds}."
     return errors
 
 
@@ -163,11 +175,14 @@ def register_host(
     tls_client_key: str = "",
     tls_verify: bool = True,
     labels: dict | None = None,
+    kind: str = Host.Kind.ENGINE,
 ) -> Host:
-    """Add an engine; its state stays `pending` until the first heartbeat."""
+    """Add an engine, or a Swarm cluster by a manager's endpoint (`kind` "swarm");
+    its state stays `pending` until the first heartbeat."""
     _require_operator(actor)
     host = Host(
         name=name,
+        kind=kind,
         endpoint=endpoint,
         tls_ca_cert=tls_ca_cert,
         tls_client_cert=tls_client_cert,
@@ -177,7 +192,10 @@ def register_host(
     )
     validate_host(host)
     host.save()
-    record_event("host.register", actor=actor, obj=host, message=f"{host.name} at {host.endpoint}")
+    what = "Swarm cluster " if host.is_swarm else ""
+    record_event(
+        "host.register", actor=actor, obj=host, message=f"{what}{host.name} at {host.endpoint}"
+    )
     return host
 
 
@@ -234,11 +252,14 @@ def set_draining(*, actor: Any, host: Host, draining: bool) -> Host:
 # --- heartbeats -----------------------------------------------------------------------
 
 
-def _probe(host: Host) -> EngineInfo | EngineError:
-    """Ask the engine for its info; any failure comes back as the error, never raised."""
+def _probe(host: Host) -> EngineInfo | ClusterState | EngineError:
+    """Ask the engine for its info (a Swarm cluster: for its nodes and tasks too, in one
+    pass); any failure comes back as the error, never raised."""
     engine = None
     try:
         engine = get_engine(host)
+        if isinstance(engine, SwarmCluster):
+            return engine.cluster_state()
         return engine.info()
     except EngineError as exc:
         return exc
@@ -263,8 +284,10 @@ def _transition_event(host: Host, old_state: str) -> None:
         record_event("host.connected", obj=host, message=f"Engine {host.engine_version}")
 
 
-def _apply(host: Host, result: EngineInfo | EngineError) -> None:
+def _apply(host: Host, result: EngineInfo | ClusterState | EngineError) -> None:
     now = timezone.now()
+    if isinstance(result, ClusterState):
+        result = result.info
     host.last_heartbeat_at = now
     if isinstance(result, EngineError):
         host.state = Host.State.UNREACHABLE
@@ -295,6 +318,8 @@ def heartbeat(host_id: int) -> Host | None:
         _apply(host, result)
         host.save()
         _transition_event(host, old_state)
+        if isinstance(result, ClusterState) and host.is_swarm:
+            record_cluster(host, result)
     return host
 
 
@@ -323,3 +348,130 @@ def ensure_local_host() -> tuple[Host, bool]:
             name = f"{LOCAL_HOST_NAME}-{suffix}"
         host = register_host(actor=None, name=name, endpoint=endpoint)
     return heartbeat(host.pk) or host, created
+
+
+# --- Swarm clusters -------------------------------------------------------------------
+
+NODE_FIELDS = (
+    "hostname",
+    "role",
+    "availability",
+    "state",
+    "manager_status",
+    "message",
+    "address",
+    "labels",
+    "engine_version",
+    "cpus",
+    "memory_bytes",
+)
+
+
+def _node_event(host: Host, action: str, node: SwarmNode, message: str, failure: bool = False):
+    record_event(
+        action,
+        obj=host,
+        outcome=Event.Outcome.FAILURE if failure else Event.Outcome.SUCCESS,
+        message=f"{node.hostname or node.node_id[:12]}: {message}",
+        data={"node": node.node_id, "hostname": node.hostname},
+    )
+
+
+def _task_rows(state: ClusterState, node_id: str) -> list[dict[str, Any]]:
+    """The tasks shown under a node: those Swarm still wants running there, and the
+    latest finished one of each slot that is not (why a replica left, at a glance)."""
+    rows = []
+    for task in state.tasks_on(node_id):
+        if task.desired_state == "shutdown" and task.state in ("shutdown", "complete"):
+            continue
+        rows.append(asdict(task))
+    return rows
+
+
+def _node_changes(node: SwarmNode, seen: SwarmNodeInfo) -> list[tuple[str, str, bool]]:
+    """(action, message, failure) events for what changed between two readings."""
+    changes = []
+    if node.state != seen.state:
+        if seen.state == "ready":
+            changes.append(("host.node.ready", f"ready (was {node.state})", False))
+        else:
+            changes.append(("host.node.down", f"{seen.state} (was {node.state})", True))
+    if node.availability != seen.availability:
+        changes.append(("host.node.availability", f"availability {seen.availability}", False))
+    if node.role != seen.role:
+        changes.append(("host.node.role", f"now a {seen.role}", False))
+    return changes
+
+
+def record_cluster(host: Host, state: ClusterState) -> None:
+    """Write what the manager said of its nodes (inside the heartbeat's transaction).
+
+    New nodes are added ("host.node.join"), changed ones updated with one Event per change
+    of state, availability or role, and nodes the manager no longer lists are marked
+    gone ("host.node.gone"), never deleted: the row and its history stay for a person
+    to look at, and come back to life if the node rejoins with the same id."""
+    now = timezone.now()
+    known = {n.node_id: n for n in SwarmNode.objects.select_for_update().filter(host=host)}
+    for seen in state.nodes:
+        node = known.pop(seen.node_id, None)
+        values = {f: getattr(seen, f) for f in NODE_FIELDS}
+        tasks = _task_rows(state, seen.node_id)
+        if node is None:
+            node = SwarmNode.objects.create(host=host, node_id=seen.node_id, tasks=tasks, **values)
+            _node_event(host, "host.node.join", node, f"joined as {seen.role}, {seen.state}")
+            continue
+        changes = _node_changes(node, seen)
+        if node.gone_at is not None:
+            changes.insert(0, ("host.node.join", f"back, as {seen.role}, {seen.state}", False))
+        for key, value in values.items():
+            setattr(node, key, value)
+        node.tasks = tasks
+        node.gone_at = None
+        node.save()
+        for action, message, failure in changes:
+            _node_event(host, action, node, message, failure)
+    for node in known.values():
+        if node.gone_at is None:
+            node.gone_at = now
+            node.tasks = []
+            node.save(update_fields=["gone_at", "tasks", "updated_at"])
+            _node_event(host, "host.node.gone", node, "no longer in the swarm", failure=True)
+
+
+def set_node_availability(*, actor: Any, host: Host, node_id: str, availability: str) -> SwarmNode:
+    """Drain, pause or activate a node of a Swarm cluster host (Swarm itself moves a
+    drained node's tasks to other nodes). Bad input is a ValidationError naming the
+    field; an engine failure is raised as the EngineError for the caller to show."""
+    _require_operator(actor)
+    if not host.is_swarm:
+        raise ValidationError({"host": "This host is a single engine, not a Swarm cluster."})
+    if availability not in AVAILABILITIES:
+        raise ValidationError(
+            {"availability": f"Use one of {', '.join(AVAILABILITIES)}, not {availability!r}."}
+        )
+    node = SwarmNode.objects.filter(host=host, node_id=node_id, gone_at__isnull=True).first()
+    if node is None:
+        raise ValidationError({"node": "This cluster has no such node (it may have left)."})
+    with get_engine(host) as engine:
+        if not isinstance(engine, SwarmCluster):  # pragma: no cover - kind says swarm
+            raise ValidationError({"host": "This host is not driven as a Swarm cluster."})
+        seen = engine.set_node_availability(node_id, availability)
+    with transaction.atomic():
+        node = SwarmNode.objects.select_for_update().get(pk=node.pk)
+        before = node.availability
+        for key in NODE_FIELDS:
+            setattr(node, key, getattr(seen, key))
+        node.save()
+        record_event(
+            "host.node.availability",
+            actor=actor,
+            obj=host,
+            message=f"{node.hostname}: {before} -> {node.availability}",
+            data={"node": node.node_id, "hostname": node.hostname, "availability": availability},
+        )
+    return node
+
+
+def swarm_nodes(host: Host) -> list[SwarmNode]:
+    """The cluster's nodes as last recorded: present ones first, gone ones after."""
+    return sorted(host.swarm_nodes.all(), key=lambda n: (n.gone, n.role != "manager", n.hostname))

@@ -13,4 +13,9 @@ urlpatterns = [
     path("<int:pk>/delete/", views.HostDeleteView.as_view(), name="delete"),
     path("<int:pk>/check/", views.HostCheckView.as_view(), name="check"),
     path("<int:pk>/drain/", views.HostDrainView.as_view(), name="drain"),
+    path(
+        "<int:pk>/nodes/<str:node_id>/availability/",
+        views.SwarmNodeAvailabilityView.as_view(),
+        name="node_availability",
+    ),
 ]

@@ -7,15 +7,19 @@ under htmx, answers with the host's row partial (the list includes the same part
 from __future__ import annotations
 
 from django.contrib import messages
-from django.shortcuts import redirect, render
+from django.core.exceptions import ValidationError
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.decorators import method_decorator
+from django.views import View
 from django.views.decorators.vary import vary_on_headers
 from django.views.generic import ListView
 
 from apps.core.generic import CreateFormView, ObjectDetailView, ObjectFormView
 from apps.core.mixins import PlatformAdminMixin
 from apps.hosts import services
-from apps.hosts.forms import HostForm, format_labels
+from apps.hosts.engine import EngineError
+from apps.hosts.forms import HostCreateForm, HostForm, format_labels
 from apps.hosts.models import Host
 
 
@@ -40,6 +44,8 @@ class HostDetailView(HostScopedMixin, ObjectDetailView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         context["environments"] = self.object.environments.select_related("tenant")
+        if self.object.is_swarm:
+            context["nodes"] = services.swarm_nodes(self.object)
         return context
 
 
@@ -60,7 +66,7 @@ HOST_FIELDS = ("name", "endpoint", "tls_ca_cert", "tls_client_cert", "tls_client
 
 class HostCreateView(PlatformAdminMixin, CreateFormView):
     template_name = "hosts/host_form.html"
-    form_class = HostForm
+    form_class = HostCreateForm
 
     def check(self, form):
         check_host_form(form)
@@ -138,3 +144,28 @@ class HostDrainView(HostScopedMixin, ObjectFormView):
         host = services.set_draining(actor=self.request.user, host=self.object, draining=draining)
         verb = "draining" if draining else "active again"
         return host_response(self.request, host, f"Host {host.name} is {verb}.")
+
+
+class SwarmNodeAvailabilityView(HostScopedMixin, View):
+    """Drain, pause or activate one node of a Swarm cluster host (POST `availability`).
+
+    Refusals (bad input, a node that left, an engine that does not answer) come back
+    as a message on the host page, never as an error page."""
+
+    http_method_names = ["post"]
+
+    def post(self, request, pk: int, node_id: str):
+        host = get_object_or_404(self.get_queryset(), pk=pk)
+        availability = request.POST.get("availability", "")
+        try:
+            node = services.set_node_availability(
+                actor=request.user, host=host, node_id=node_id, availability=availability
+            )
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+        except EngineError as exc:
+            messages.error(request, f"Swarm did not change the node: {exc.message}")
+        else:
+            shown = node.get_availability_display().lower()
+            messages.success(request, f"Node {node.hostname} is {shown}.")
+        return redirect(reverse("hosts:detail", args=[host.pk]) + "#nodes")

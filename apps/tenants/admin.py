@@ -92,8 +92,28 @@ class MembershipAdmin(ReadOnlyAdmin):
         )
 
 
+class EnvironmentAdminForm(forms.ModelForm):
+    class Meta:
+        model = Environment
+        fields = ["tenant", "slug", "name", "description", "hosts"]
+
+    def clean_hosts(self):
+        """A Swarm cluster cannot be an environment's target yet (issue 14): refused
+        here with a reason, rather than stacks failing later. The kind is compared by
+        its stored value: tenants sit below hosts and do not import it."""
+        hosts = self.cleaned_data.get("hosts")
+        swarms = [h.name for h in hosts or () if getattr(h, "kind", "") == "swarm"]
+        if swarms:
+            raise ValidationError(
+                f"{', '.join(swarms)}: deploying stacks to a Swarm cluster is not available "
+                "yet; choose single-engine hosts only."
+            )
+        return hosts
+
+
 @admin.register(Environment)
 class EnvironmentAdmin(admin.ModelAdmin):
+    form = EnvironmentAdminForm
     list_display = ["slug", "tenant", "name", "created_at"]
     list_filter = ["tenant"]
     search_fields = ["slug", "name", "tenant__slug"]

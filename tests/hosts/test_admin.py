@@ -37,6 +37,14 @@ def objects(tenant_a, owner, superuser, make_user):
     set_time_zone(owner, "Europe/Paris")
     invite(actor=owner, tenant=tenant_a, email="new@example.test")
     services.register_host(actor=None, name="node-1", endpoint="tcp://127.0.0.1:2376")
+    swarm = services.register_host(
+        actor=None, name="swarm-1", endpoint="tcp://127.0.0.1:2377", kind="swarm"
+    )
+    from apps.hosts.models import SwarmNode
+
+    SwarmNode.objects.create(
+        host=swarm, node_id="n1", hostname="w1", role="worker", availability="active", state="ready"
+    )
     from apps.tenants.services import create_tenant, delete_tenant
 
     delete_tenant(actor=owner, tenant=create_tenant(actor=owner, slug="gone", name="Gone"))

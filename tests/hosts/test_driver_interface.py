@@ -49,7 +49,7 @@ def test_a_host_of_kind_engine_gets_the_single_engine_driver():
 
 
 def test_get_engine_refuses_an_unknown_kind():
-    host = SimpleNamespace(pk=None, kind="swarm", endpoint="tcp://manager:2376")
-    with pytest.raises(EngineError, match="kind 'swarm'") as caught:
+    host = SimpleNamespace(pk=None, kind="kubernetes", endpoint="tcp://manager:2376")
+    with pytest.raises(EngineError, match="kind 'kubernetes'") as caught:
         get_engine(host)
     assert not caught.value.retryable

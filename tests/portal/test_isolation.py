@@ -51,7 +51,7 @@ from apps.deployments import routes as route_services
 from apps.deployments import services as stack_services
 from apps.deployments.models import Container, HostnameClaim, Revision, Rollout, Service, Stack
 from apps.deployments.models import Route as RouteModel  # `Route` is the walker's URL route
-from apps.hosts.models import Host
+from apps.hosts.models import Host, SwarmNode
 from apps.registry.models import RegistryEvent, Repository, RobotAccount, TenantRegistryQuota
 from apps.registry.services import create_robot
 from apps.tenants import services as tenant_services
@@ -265,6 +265,21 @@ def world(db, make_user, outsider, tenant_b, superuser) -> World:
         last_error="acme-secret-error",
     )
     environment.hosts.add(host)
+    # A Swarm cluster and its node: the node routes (HTML and API) must hide them too.
+    swarm_host = Host.objects.create(
+        name="acme-secret-swarm",
+        kind=Host.Kind.SWARM,
+        endpoint="tcp://acme-secret-swarm.invalid:2377",
+    )
+    SwarmNode.objects.create(
+        host=swarm_host,
+        node_id="acmesecretnode",
+        hostname="acme-secret-node",
+        role="worker",
+        availability="active",
+        state="ready",
+        labels={"acme-secret-zone": "a"},
+    )
     stack = stack_services.create_stack(
         olivia,
         environment,
@@ -384,6 +399,7 @@ def snapshot(world: World) -> dict[str, Any]:
     state: dict[str, Any] = {
         "tenant": list(Tenant.objects.filter(pk=world.tenant.pk).values()),
         "hosts": list(Host.objects.order_by("pk").values()),
+        "swarm nodes": list(SwarmNode.objects.order_by("pk").values()),
         "host links": sorted(world.environment.hosts.values_list("pk", flat=True)),
         "people": list(
             user_model.objects.filter(pk__in=people)

@@ -3,9 +3,17 @@
 from rest_framework import serializers
 
 from apps.core.api import RejectUnknownFieldsMixin
-from apps.hosts.models import Host
+from apps.hosts.models import Host, SwarmNode
 
-WRITABLE = ["name", "endpoint", "tls_ca_cert", "tls_client_cert", "tls_client_key", "labels"]
+WRITABLE = [
+    "name",
+    "kind",
+    "endpoint",
+    "tls_ca_cert",
+    "tls_client_cert",
+    "tls_client_key",
+    "labels",
+]
 
 
 class HostSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
@@ -43,7 +51,62 @@ class HostSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
 
 
 class HostUpdateSerializer(HostSerializer):
-    """Changing a host may also turn TLS verification off (for self-signed test engines)."""
+    """Changing a host may also turn TLS verification off (for self-signed test engines);
+    its kind is fixed once added."""
 
     class Meta(HostSerializer.Meta):
-        read_only_fields = [f for f in HostSerializer.Meta.read_only_fields if f != "tls_verify"]
+        read_only_fields = [
+            *(f for f in HostSerializer.Meta.read_only_fields if f != "tls_verify"),
+            "kind",
+        ]
+
+
+class SwarmTaskSerializer(serializers.Serializer):
+    """A task on a node, as recorded by the last heartbeat."""
+
+    task_id = serializers.CharField()
+    service = serializers.CharField()
+    slot = serializers.IntegerField(allow_null=True)
+    state = serializers.CharField()
+    desired_state = serializers.CharField()
+    container_id = serializers.CharField()
+    image = serializers.CharField()
+    error = serializers.CharField()
+
+
+class SwarmNodeSerializer(serializers.ModelSerializer):
+    """A node of a Swarm cluster host, as its manager described it at the last heartbeat;
+    `state` is "gone" once the manager no longer lists it."""
+
+    state = serializers.CharField(source="shown_state", read_only=True)
+    # Swarm's words, as text: a "role" enum would collide with tenant roles in the schema
+    role = serializers.CharField(read_only=True, help_text="manager or worker")
+    swarm_state = serializers.CharField(source="state", read_only=True)
+    tasks = SwarmTaskSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = SwarmNode
+        fields = [
+            "node_id",
+            "hostname",
+            "role",
+            "availability",
+            "state",
+            "swarm_state",
+            "manager_status",
+            "message",
+            "address",
+            "labels",
+            "engine_version",
+            "cpus",
+            "memory_bytes",
+            "tasks",
+            "first_seen_at",
+            "updated_at",
+            "gone_at",
+        ]
+        read_only_fields = fields
+
+
+class NodeAvailabilitySerializer(RejectUnknownFieldsMixin, serializers.Serializer):
+    availability = serializers.ChoiceField(choices=SwarmNode.Availability.choices)

@@ -3,7 +3,7 @@
 Every change is one call to apps.hosts.services, which validates and records the Event.
 """
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, mixins, permissions, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -11,7 +11,13 @@ from rest_framework.response import Response
 from apps.core.api import TenantScopedViewSet, TokenScopePermission, api_token
 from apps.core.tenancy import is_platform_admin
 from apps.hosts import services
-from apps.hosts.api.serializers import HostSerializer, HostUpdateSerializer
+from apps.hosts.api.serializers import (
+    HostSerializer,
+    HostUpdateSerializer,
+    NodeAvailabilitySerializer,
+    SwarmNodeSerializer,
+)
+from apps.hosts.engine import EngineError
 from apps.hosts.models import Host
 
 
@@ -75,3 +81,52 @@ class HostViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScoped
         """Take the host back into use after draining."""
         host = services.set_draining(actor=request.user, host=self.get_object(), draining=False)
         return Response(self.get_serializer(host).data)
+
+    def _swarm_host(self) -> Host:
+        host = self.get_object()
+        if not host.is_swarm:
+            raise exceptions.ValidationError(
+                {"kind": ["This host is a single engine, not a Swarm cluster: it has no nodes."]}
+            )
+        return host
+
+    @extend_schema(request=None, responses={200: SwarmNodeSerializer(many=True)})
+    @action(detail=True, methods=["get"], pagination_class=None)
+    def nodes(self, request, pk=None):
+        """A Swarm cluster's nodes and the tasks on each, as of the last heartbeat."""
+        host = self._swarm_host()
+        return Response(SwarmNodeSerializer(services.swarm_nodes(host), many=True).data)
+
+    @extend_schema(
+        request=NodeAvailabilitySerializer,
+        responses={
+            200: SwarmNodeSerializer,
+            400: OpenApiResponse(description="Bad availability, or no such node"),
+            503: OpenApiResponse(description="The manager did not answer"),
+        },
+    )
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path=r"nodes/(?P<node_id>[A-Za-z0-9]+)/availability",
+        url_name="node-availability",
+    )
+    def node_availability(self, request, pk=None, node_id=None):
+        """Drain, pause or activate one node (`{"availability": "drain"}`); Swarm moves a
+        drained node's tasks to other nodes."""
+        host = self._swarm_host()
+        serializer = NodeAvailabilitySerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            node = services.set_node_availability(
+                actor=request.user,
+                host=host,
+                node_id=node_id,
+                availability=serializer.validated_data["availability"],
+            )
+        except EngineError as exc:
+            code = (
+                status.HTTP_503_SERVICE_UNAVAILABLE if exc.retryable else status.HTTP_409_CONFLICT
+            )
+            return Response({"detail": f"Swarm did not change the node: {exc.message}"}, code)
+        return Response(SwarmNodeSerializer(node).data)

@@ -19,7 +19,7 @@ from apps.hosts.engine.containers import (
 )
 from apps.hosts.engine.driver import EngineDriver, EngineInfo, ManagedContainer
 from apps.hosts.engine.errors import EngineError
-from apps.hosts.engine.kinds import DRIVERS, SINGLE_ENGINE, get_engine
+from apps.hosts.engine.kinds import DRIVERS, SINGLE_ENGINE, SWARM, get_engine
 from apps.hosts.engine.labels import (
     INSTALLATION_LABEL,
     LABEL_PREFIX,
@@ -29,9 +29,24 @@ from apps.hosts.engine.labels import (
     label_key,
     managed_labels,
 )
+from apps.hosts.engine.swarm import (
+    AVAILABILITIES,
+    ClusterState,
+    SwarmCluster,
+    SwarmInfo,
+    SwarmNodeInfo,
+    SwarmTaskInfo,
+)
 from apps.hosts.engine.tls import forget_tls_files
 
 __all__ = [
+    "AVAILABILITIES",
+    "SWARM",
+    "ClusterState",
+    "SwarmCluster",
+    "SwarmInfo",
+    "SwarmNodeInfo",
+    "SwarmTaskInfo",
     "INSTALLATION_LABEL",
     "LABEL_PREFIX",
     "MANAGED_LABEL",

@@ -117,6 +117,10 @@ class DockerEngine(Operations, EngineDriver):
         client = self._docker
         with self._errors():
             data = client.info()
+        return self._info_from(data)
+
+    def _info_from(self, data: Mapping[str, Any]) -> EngineInfo:
+        """EngineInfo from an info document and the version negotiated at connect."""
         version = self._version or {}
         return EngineInfo(
             engine_version=str(version.get("Version") or data.get("ServerVersion") or ""),

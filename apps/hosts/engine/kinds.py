@@ -12,13 +12,17 @@ from typing import Any
 from apps.hosts.engine.client import single_engine
 from apps.hosts.engine.driver import EngineDriver
 from apps.hosts.engine.errors import EngineError
+from apps.hosts.engine.swarm import swarm_cluster
 
 #: The kind of host that the model's default names: one Docker engine.
 SINGLE_ENGINE = "engine"
+#: A Docker Swarm cluster, reached through a manager's engine (engine/swarm.py).
+SWARM = "swarm"
 
 #: Host kind -> factory making that host's driver (no I/O until its first call).
 DRIVERS: dict[str, Callable[[Any], EngineDriver]] = {
     SINGLE_ENGINE: single_engine,
+    SWARM: swarm_cluster,
 }
 
 

@@ -18,6 +18,7 @@ OPTION_NAMES = {
     "tls_client_cert": "--tls-cert",
     "tls_client_key": "--tls-key",
     "labels": "--label",
+    "kind": "--swarm",
 }
 
 
@@ -46,6 +47,14 @@ def _summary(host: Host) -> str:
     if host.state == Host.State.UNREACHABLE:
         return f"unreachable: {host.last_error}"
     memory = f"{host.memory_bytes / 2**30:.1f} GiB" if host.memory_bytes else "? GiB"
+    if host.is_swarm:
+        nodes = list(host.swarm_nodes.filter(gone_at__isnull=True))
+        ready = sum(1 for n in nodes if n.state == "ready")
+        return (
+            f"{host.state}, Swarm cluster of {len(nodes)} nodes ({ready} ready), manager "
+            f"engine {host.engine_version}, {host.cpus} CPUs, {memory} on usable nodes, "
+            f"{host.containers_running} tasks running"
+        )
     return (
         f"{host.state}, Docker engine {host.engine_version} (API {host.api_version}), "
         f"{host.cpus} CPUs, {memory}, "
@@ -68,6 +77,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--label", action="append", default=[], metavar="KEY=VALUE", help="repeatable"
         )
+        parser.add_argument(
+            "--swarm",
+            action="store_true",
+            help="ENDPOINT is a Swarm manager's engine: register the cluster (its nodes)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         with command_errors(OPTION_NAMES):
@@ -75,6 +89,7 @@ class Command(BaseCommand):
                 actor=None,
                 name=options["name"],
                 endpoint=options["endpoint"],
+                kind=Host.Kind.SWARM if options["swarm"] else Host.Kind.ENGINE,
                 tls_ca_cert=_read_pem("--tls-ca", options["tls_ca"]),
                 tls_client_cert=_read_pem("--tls-cert", options["tls_cert"]),
                 tls_client_key=_read_pem("--tls-key", options["tls_key"]),

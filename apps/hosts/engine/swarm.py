@@ -1,0 +1,294 @@
+"""The Swarm driver: a Docker Swarm cluster reached through one of its managers' engines.
+
+What runs today: the cluster's identity and size (`info`, `cluster_state`), its nodes,
+setting a node's availability (drain, pause, active) and the tasks on each node.
+Deploying stacks to a swarm is the next step (issue 14): until then every operation that
+would create or change a stack's objects raises a non-retryable EngineError saying so,
+rather than doing it on the manager's own engine as if it were a single host. Reads
+(`list_managed`, `list_networks` ...) answer for the manager's engine, where Berth has
+created nothing, so inventory pages and sweeps asking every host see an empty host.
+
+The parsing of the engine's node and task documents is plain functions over dicts
+(`parse_node`, `parse_task`, `parse_swarm`), tested without an engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+from django.conf import settings
+
+from apps.hosts.engine.client import DockerEngine
+from apps.hosts.engine.driver import EngineInfo
+from apps.hosts.engine.errors import EngineError
+from apps.hosts.engine.tls import write_tls_files
+
+#: The availabilities Swarm knows, as Berth offers them.
+AVAILABILITIES = ("active", "pause", "drain")
+NOT_DEPLOYABLE = (
+    "Stacks cannot be deployed to a Swarm cluster yet: this host ({endpoint}) is a "
+    "Swarm manager, and Berth only reads its nodes and sets their availability for now."
+)
+
+
+@dataclass(frozen=True)
+class SwarmNodeInfo:
+    """One node as the manager describes it (field names match the SwarmNode model)."""
+
+    node_id: str
+    hostname: str
+    role: str  # manager, worker
+    availability: str  # active, pause, drain
+    state: str  # ready, down, unknown, disconnected
+    address: str
+    engine_version: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    cpus: float = 0.0
+    memory_bytes: int = 0
+    manager_status: str = ""  # leader, reachable, unreachable; "" for a worker
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class SwarmTaskInfo:
+    """One task (a service's replica on a node) as the manager lists it."""
+
+    task_id: str
+    service: str
+    slot: int | None
+    node_id: str
+    state: str  # new, pending, assigned, preparing, starting, running, complete, failed ...
+    desired_state: str
+    container_id: str = ""
+    image: str = ""
+    message: str = ""
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class SwarmInfo:
+    """The cluster as a whole, from the manager's `info`."""
+
+    cluster_id: str
+    node_id: str  # the manager's own node
+    managers: int
+    nodes: int
+
+
+@dataclass(frozen=True)
+class ClusterState:
+    """Everything a heartbeat records of a cluster, read in one pass (four engine calls
+    whatever the number of nodes and tasks)."""
+
+    info: EngineInfo
+    swarm: SwarmInfo
+    nodes: list[SwarmNodeInfo]
+    tasks: list[SwarmTaskInfo]
+
+    def tasks_on(self, node_id: str) -> list[SwarmTaskInfo]:
+        return [t for t in self.tasks if t.node_id == node_id]
+
+
+# --- parsing (pure) ------------------------------------------------------------------------
+
+
+def _host_part(addr: str) -> str:
+    host, sep, port = addr.rpartition(":")
+    return host.strip("[]") if sep and port.isdigit() else addr
+
+
+def parse_node(doc: Mapping[str, Any]) -> SwarmNodeInfo:
+    """A node document of `GET /nodes` as Berth keeps it. A manager may report its
+    status address as 0.0.0.0 (engine 20.10 with a wildcard listen address); its
+    manager address says where it really is."""
+    spec = doc.get("Spec") or {}
+    desc = doc.get("Description") or {}
+    status = doc.get("Status") or {}
+    manager = doc.get("ManagerStatus") or {}
+    resources = desc.get("Resources") or {}
+    address = str(status.get("Addr") or "")
+    if address in ("", "0.0.0.0") and manager.get("Addr"):  # noqa: S104 - a reading
+        address = _host_part(str(manager["Addr"]))
+    manager_status = ""
+    if manager:
+        manager_status = "leader" if manager.get("Leader") else str(manager.get("Reachability", ""))
+    return SwarmNodeInfo(
+        node_id=str(doc.get("ID") or ""),
+        hostname=str(desc.get("Hostname") or spec.get("Name") or ""),
+        role=str(spec.get("Role") or ""),
+        availability=str(spec.get("Availability") or ""),
+        state=str(status.get("State") or "unknown"),
+        address=address,
+        engine_version=str((desc.get("Engine") or {}).get("EngineVersion") or ""),
+        labels={str(k): str(v) for k, v in (spec.get("Labels") or {}).items()},
+        cpus=round(int(resources.get("NanoCPUs") or 0) / 1e9, 3),
+        memory_bytes=int(resources.get("MemoryBytes") or 0),
+        manager_status=manager_status,
+        message=str(status.get("Message") or ""),
+    )
+
+
+def parse_task(doc: Mapping[str, Any], service_names: Mapping[str, str]) -> SwarmTaskInfo:
+    """A task document of `GET /tasks`; `service_names` maps service ids to names (a task
+    names only its service's id)."""
+    status = doc.get("Status") or {}
+    container = (doc.get("Spec") or {}).get("ContainerSpec") or {}
+    slot = doc.get("Slot")
+    service_id = str(doc.get("ServiceID") or "")
+    return SwarmTaskInfo(
+        task_id=str(doc.get("ID") or ""),
+        service=service_names.get(service_id, service_id[:12]),
+        slot=int(slot) if slot is not None else None,
+        node_id=str(doc.get("NodeID") or ""),
+        state=str(status.get("State") or ""),
+        desired_state=str(doc.get("DesiredState") or ""),
+        container_id=str((status.get("ContainerStatus") or {}).get("ContainerID") or ""),
+        image=str(container.get("Image") or "").split("@", 1)[0],
+        message=str(status.get("Message") or ""),
+        error=str(status.get("Err") or ""),
+    )
+
+
+def parse_swarm(info: Mapping[str, Any], endpoint: str) -> SwarmInfo:
+    """The `Swarm` part of an engine's info, refused unless the engine is an active
+    manager: a worker cannot list nodes or change them, and a lone engine is no cluster."""
+    swarm = info.get("Swarm") or {}
+    state = swarm.get("LocalNodeState") or "inactive"
+    if state != "active":
+        raise EngineError(
+            f"The engine at {endpoint} is not part of an active swarm (its state: {state}); "
+            "register it as a single engine, or run `docker swarm init` on it first.",
+            retryable=state in ("pending", "locked"),
+        )
+    if not swarm.get("ControlAvailable"):
+        raise EngineError(
+            f"The engine at {endpoint} is a swarm worker, not a manager: register a "
+            "manager's endpoint for a Swarm cluster.",
+            retryable=False,
+        )
+    return SwarmInfo(
+        cluster_id=str((swarm.get("Cluster") or {}).get("ID") or ""),
+        node_id=str(swarm.get("NodeID") or ""),
+        managers=int(swarm.get("Managers") or 0),
+        nodes=int(swarm.get("Nodes") or 0),
+    )
+
+
+def cluster_info(
+    manager: EngineInfo, nodes: list[SwarmNodeInfo], tasks: list[SwarmTaskInfo]
+) -> EngineInfo:
+    """The Host row's figures for a cluster: the manager's engine version and OS, the
+    CPUs and memory of its usable nodes (ready, not drained), and its tasks as containers."""
+    usable = [n for n in nodes if n.state == "ready" and n.availability != "drain"]
+    return EngineInfo(
+        engine_version=manager.engine_version,
+        api_version=manager.api_version,
+        operating_system=manager.operating_system,
+        cpus=int(sum(n.cpus for n in usable)),
+        memory_bytes=sum(n.memory_bytes for n in usable),
+        containers_running=sum(1 for t in tasks if t.state == "running"),
+        containers_total=sum(1 for t in tasks if t.desired_state != "shutdown"),
+    )
+
+
+# --- the driver ----------------------------------------------------------------------------
+
+
+class SwarmCluster(DockerEngine):
+    """A Swarm cluster through one manager's engine (unix socket or TCP + TLS)."""
+
+    def __repr__(self) -> str:
+        return f"<SwarmCluster {self.endpoint}>"
+
+    def swarm(self) -> SwarmInfo:
+        client = self._docker
+        with self._errors():
+            data = client.info()
+        return parse_swarm(data, self.endpoint)
+
+    def info(self) -> EngineInfo:
+        """Cluster-level figures (see `cluster_info`); refused unless a manager answers."""
+        return self.cluster_state().info
+
+    def cluster_state(self) -> ClusterState:
+        """The cluster, its nodes and every task, in four calls to the manager."""
+        client = self._docker
+        with self._errors():
+            data = client.info()
+        swarm = parse_swarm(data, self.endpoint)
+        manager = self._info_from(data)
+        nodes = self.list_nodes()
+        tasks = self.list_tasks()
+        return ClusterState(
+            info=cluster_info(manager, nodes, tasks), swarm=swarm, nodes=nodes, tasks=tasks
+        )
+
+    def list_nodes(self) -> list[SwarmNodeInfo]:
+        api = self._docker.api
+        with self._errors():
+            found = api.nodes()
+        return sorted(
+            (parse_node(doc) for doc in found), key=lambda n: (n.role != "manager", n.hostname)
+        )
+
+    def list_tasks(self, node_id: str | None = None) -> list[SwarmTaskInfo]:
+        """Tasks (of every service, or on one node), newest state first per slot. One
+        call for the services' names, one for the tasks."""
+        api = self._docker.api
+        with self._errors():
+            names = {s["ID"]: s["Spec"]["Name"] for s in api.services()}
+            found = api.tasks(filters={"node": node_id} if node_id else None)
+        tasks = [parse_task(doc, names) for doc in found]
+        return sorted(tasks, key=lambda t: (t.service, t.slot or 0, t.desired_state != "running"))
+
+    def set_node_availability(self, node_id: str, availability: str) -> SwarmNodeInfo:
+        """Drain, pause or activate a node (Swarm moves a drained node's tasks away).
+        The node's spec is written back with its current version; a concurrent change
+        of the same node (409/version out of sequence) is retried once."""
+        if availability not in AVAILABILITIES:
+            raise EngineError(
+                f"Unknown availability {availability!r}: use one of {', '.join(AVAILABILITIES)}.",
+                retryable=False,
+            )
+        api = self._docker.api
+        for attempt in (1, 2):
+            with self._errors():
+                doc = api.inspect_node(node_id)
+            spec = dict(doc.get("Spec") or {})
+            if spec.get("Availability") == availability:
+                return parse_node(doc)
+            spec["Availability"] = availability
+            try:
+                with self._errors():
+                    api.update_node(node_id, doc["Version"]["Index"], spec)
+                break
+            except EngineError as exc:
+                if attempt == 2 or "out of sequence" not in exc.message:
+                    raise
+        with self._errors():
+            return parse_node(api.inspect_node(node_id))
+
+    # stacks are not deployable here yet -------------------------------------------------
+
+    def _not_deployable(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise EngineError(NOT_DEPLOYABLE.format(endpoint=self.endpoint), retryable=False)
+
+    ensure_network = remove_network = ensure_volume = remove_volume = _not_deployable
+    create_container = start = stop = restart = remove = _not_deployable
+    pull = push = tag_image = remove_image = _not_deployable
+    run_check = exec_shell = _not_deployable
+
+
+def swarm_cluster(host: Any) -> SwarmCluster:
+    """The driver for a host of kind "swarm" (a manager's endpoint and TLS); no I/O yet."""
+    tls = None
+    if host.endpoint.startswith("tcp://") and host.tls_client_cert:
+        tls = write_tls_files(host.pk, host.tls_ca_cert, host.tls_client_cert, host.tls_client_key)
+    return SwarmCluster(
+        host.endpoint,
+        timeout=settings.BERTH_ENGINE_TIMEOUT,
+        tls=tls,
+        tls_verify=getattr(host, "tls_verify", True),
+    )

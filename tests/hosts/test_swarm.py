@@ -1,0 +1,267 @@
+"""Swarm cluster hosts without an engine: parsing the manager's node and task documents,
+recording a cluster's nodes (events, gone nodes), refusing stacks on a swarm, and the
+pages' and API's answers to bad input. The real swarm is in tests/swarm/."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.urls import reverse
+
+from apps.activity.models import Event
+from apps.hosts import services
+from apps.hosts.engine import ClusterState, EngineError, EngineInfo, SwarmInfo
+from apps.hosts.engine.swarm import cluster_info, parse_node, parse_swarm, parse_task
+from apps.hosts.models import Host, SwarmNode
+
+NODE = {
+    "ID": "abc123",
+    "Version": {"Index": 9},
+    "Spec": {"Role": "worker", "Availability": "drain", "Labels": {"zone": "eu", "ssd": "1"}},
+    "Description": {
+        "Hostname": "node-2",
+        "Resources": {"NanoCPUs": 4_000_000_000, "MemoryBytes": 8 << 30},
+        "Engine": {"EngineVersion": "20.10.24"},
+    },
+    "Status": {"State": "down", "Addr": "10.0.0.3", "Message": "heartbeat failure"},
+}
+MANAGER = {
+    "ID": "m1",
+    "Spec": {"Role": "manager", "Availability": "active"},
+    "Description": {"Hostname": "node-1"},
+    "Status": {"State": "ready", "Addr": "0.0.0.0"},
+    "ManagerStatus": {"Leader": True, "Reachability": "reachable", "Addr": "10.0.0.2:2377"},
+}
+TASK = {
+    "ID": "t1",
+    "ServiceID": "s1",
+    "Slot": 2,
+    "NodeID": "abc123",
+    "DesiredState": "running",
+    "Spec": {"ContainerSpec": {"Image": "127.0.0.1:5000/library/web:1.0@sha256:00ff"}},
+    "Status": {"State": "running", "ContainerStatus": {"ContainerID": "c0ffee"}},
+}
+
+
+def test_parse_node_reads_role_availability_state_labels_resources():
+    node = parse_node(NODE)
+    assert (node.node_id, node.hostname, node.role) == ("abc123", "node-2", "worker")
+    assert (node.availability, node.state, node.address) == ("drain", "down", "10.0.0.3")
+    assert node.labels == {"zone": "eu", "ssd": "1"}
+    assert (node.cpus, node.memory_bytes, node.engine_version) == (4.0, 8 << 30, "20.10.24")
+    assert node.message == "heartbeat failure" and node.manager_status == ""
+
+
+def test_a_manager_on_a_wildcard_address_is_placed_by_its_manager_address():
+    node = parse_node(MANAGER)
+    assert (node.address, node.manager_status) == ("10.0.0.2", "leader")
+
+
+def test_parse_node_survives_a_sparse_document():
+    node = parse_node({"ID": "x"})
+    assert (node.node_id, node.state, node.labels, node.cpus) == ("x", "unknown", {}, 0.0)
+
+
+def test_parse_task_names_its_service_and_drops_the_digest():
+    task = parse_task(TASK, {"s1": "shop_web"})
+    assert (task.service, task.slot, task.node_id) == ("shop_web", 2, "abc123")
+    assert (task.state, task.desired_state, task.container_id) == ("running", "running", "c0ffee")
+    assert task.image == "127.0.0.1:5000/library/web:1.0"
+    assert parse_task({**TASK, "Slot": None}, {}).service == "s1"  # a global service's task
+
+
+@pytest.mark.parametrize(
+    "swarm, words, retryable",
+    [
+        ({"LocalNodeState": "inactive"}, "not part of an active swarm", False),
+        ({"LocalNodeState": "pending"}, "not part of an active swarm", True),
+        ({"LocalNodeState": "active", "ControlAvailable": False}, "worker, not a manager", False),
+    ],
+)
+def test_only_an_active_manager_is_a_cluster(swarm, words, retryable):
+    with pytest.raises(EngineError, match=words) as caught:
+        parse_swarm({"Swarm": swarm}, "unix:///x.sock")
+    assert caught.value.retryable is retryable
+
+
+def test_parse_swarm_counts_managers_and_nodes():
+    info = {
+        "Swarm": {
+            "LocalNodeState": "active",
+            "ControlAvailable": True,
+            "NodeID": "m1",
+            "Managers": 1,
+            "Nodes": 3,
+            "Cluster": {"ID": "cl"},
+        }
+    }
+    assert parse_swarm(info, "x") == SwarmInfo(cluster_id="cl", node_id="m1", managers=1, nodes=3)
+
+
+def test_cluster_figures_count_only_usable_nodes():
+    manager = EngineInfo("20.10", "1.41", "Debian", 2, 1, 0, 0)
+    nodes = [parse_node(MANAGER), parse_node(NODE)]  # NODE is down and drained
+    nodes[0] = type(nodes[0])(**{**nodes[0].__dict__, "cpus": 2.0, "memory_bytes": 100})
+    tasks = [parse_task(TASK, {}), parse_task({**TASK, "DesiredState": "shutdown"}, {})]
+    info = cluster_info(manager, nodes, tasks)
+    assert (info.cpus, info.memory_bytes) == (2, 100)
+    assert (info.containers_running, info.containers_total) == (2, 1)
+
+
+# --- recording a cluster ------------------------------------------------------------------
+
+
+def state_of(*nodes: dict, tasks: tuple[dict, ...] = ()) -> ClusterState:
+    parsed = [parse_node(n) for n in nodes]
+    return ClusterState(
+        info=EngineInfo("20.10", "1.41", "Debian", 2, 1, 0, 0),
+        swarm=SwarmInfo("cl", "m1", 1, len(parsed)),
+        nodes=parsed,
+        tasks=[parse_task(t, {"s1": "web"}) for t in tasks],
+    )
+
+
+@pytest.fixture
+def swarm_host(db) -> Host:
+    return services.register_host(
+        actor=None, name="cluster", endpoint="tcp://10.0.0.2:2376", kind="swarm"
+    )
+
+
+def node_actions(host: Host) -> list[str]:
+    return list(
+        Event.objects.filter(action__startswith="host.node.", object_id=str(host.pk))
+        .order_by("pk")
+        .values_list("action", flat=True)
+    )
+
+
+def test_recording_adds_changes_and_marks_gone_nodes_with_events(swarm_host):
+    ready = {
+        **NODE,
+        "Spec": {**NODE["Spec"], "Availability": "active"},
+        "Status": {"State": "ready", "Addr": "10.0.0.3"},
+    }
+    services.record_cluster(swarm_host, state_of(MANAGER, ready, tasks=(TASK,)))
+    assert node_actions(swarm_host) == ["host.node.join", "host.node.join"]
+    row = SwarmNode.objects.get(host=swarm_host, node_id="abc123")
+    assert [t["service"] for t in row.tasks] == ["web"]
+
+    services.record_cluster(swarm_host, state_of(MANAGER, ready, tasks=(TASK,)))
+    assert len(node_actions(swarm_host)) == 2  # nothing changed, nothing recorded
+
+    services.record_cluster(swarm_host, state_of(MANAGER, NODE))  # down, drained
+    assert node_actions(swarm_host)[2:] == ["host.node.down", "host.node.availability"]
+
+    services.record_cluster(swarm_host, state_of(MANAGER))  # the manager forgot it
+    row.refresh_from_db()
+    assert row.gone and row.shown_state == "gone" and row.tasks == []
+    assert node_actions(swarm_host)[-1] == "host.node.gone"
+    assert Event.objects.filter(action="host.node.gone").get().outcome == Event.Outcome.FAILURE
+
+    services.record_cluster(swarm_host, state_of(MANAGER, ready))  # it rejoined, same id
+    row.refresh_from_db()
+    assert not row.gone and row.state == "ready"
+    assert node_actions(swarm_host)[-3:] == [
+        "host.node.join",
+        "host.node.ready",
+        "host.node.availability",
+    ]
+
+
+def test_availability_input_is_checked_before_any_engine_call(swarm_host, superuser):
+    SwarmNode.objects.create(
+        host=swarm_host, node_id="n1", hostname="w", role="worker", availability="active",
+        state="ready",
+    )  # fmt: skip
+    with pytest.raises(ValidationError) as caught:
+        services.set_node_availability(
+            actor=superuser, host=swarm_host, node_id="n1", availability="off"
+        )
+    assert "availability" in caught.value.message_dict
+    with pytest.raises(ValidationError) as caught:
+        services.set_node_availability(
+            actor=superuser, host=swarm_host, node_id="nope", availability="drain"
+        )
+    assert "node" in caught.value.message_dict
+
+
+def test_an_unknown_kind_is_a_field_error(db):
+    with pytest.raises(ValidationError) as caught:
+        services.register_host(actor=None, name="k", endpoint="tcp://k:2376", kind="k8s")
+    assert "kind" in caught.value.message_dict
+
+
+# --- pages and API ---------------------------------------------------------------------------
+
+
+def test_api_registers_a_swarm_and_lists_its_nodes(admin_client, swarm_host):
+    response = admin_client.post(
+        reverse("api:host-list"),
+        {"name": "swarm-2", "endpoint": "tcp://10.0.0.9:2376", "kind": "swarm"},
+        content_type="application/json",
+    )
+    assert response.status_code == 201, response.content
+    assert response.json()["kind"] == "swarm"
+    services.record_cluster(swarm_host, state_of(MANAGER, NODE, tasks=(TASK,)))
+    nodes = admin_client.get(reverse("api:host-nodes", args=[swarm_host.pk])).json()
+    assert [(n["hostname"], n["role"], n["state"]) for n in nodes] == [
+        ("node-1", "manager", "ready"),
+        ("node-2", "worker", "down"),
+    ]
+    assert nodes[1]["tasks"][0]["service"] == "web"
+    changed = admin_client.patch(
+        reverse("api:host-detail", args=[swarm_host.pk]),
+        {"kind": "engine"},
+        content_type="application/json",
+    )
+    assert changed.status_code == 400 or Host.objects.get(pk=swarm_host.pk).is_swarm
+
+
+def test_api_refuses_bad_availability_and_engine_hosts_with_a_field(admin_client, swarm_host):
+    services.record_cluster(swarm_host, state_of(MANAGER))
+    url = reverse("api:host-node-availability", args=[swarm_host.pk, "m1"])
+    response = admin_client.post(url, {"availability": "sleep"}, content_type="application/json")
+    assert response.status_code == 400 and "availability" in response.json()
+    response = admin_client.post(url, {}, content_type="application/json")
+    assert response.status_code == 400 and "availability" in response.json()
+    engine = services.register_host(actor=None, name="one", endpoint="tcp://10.0.0.7:2376")
+    response = admin_client.get(reverse("api:host-nodes", args=[engine.pk]))
+    assert response.status_code == 400 and "kind" in response.json()
+
+
+def test_api_reports_an_unreachable_manager_as_503(admin_client, swarm_host):
+    services.record_cluster(swarm_host, state_of(MANAGER))
+    Host.objects.filter(pk=swarm_host.pk).update(endpoint="unix:///nonexistent/docker.sock")
+    url = reverse("api:host-node-availability", args=[swarm_host.pk, "m1"])
+    response = admin_client.post(url, {"availability": "drain"}, content_type="application/json")
+    assert response.status_code == 503
+    assert "Swarm did not change the node" in response.json()["detail"]
+
+
+def test_page_shows_nodes_and_turns_an_engine_failure_into_a_message(admin_client, swarm_host):
+    services.record_cluster(swarm_host, state_of(MANAGER, NODE, tasks=(TASK,)))
+    page = admin_client.get(reverse("hosts:detail", args=[swarm_host.pk])).content.decode()
+    assert "Swarm nodes" in page and "node-2" in page and "zone=eu" in page and "web.2" in page
+    Host.objects.filter(pk=swarm_host.pk).update(endpoint="unix:///nonexistent/docker.sock")
+    url = reverse("hosts:node_availability", args=[swarm_host.pk, "abc123"])
+    response = admin_client.post(url, {"availability": "active"}, follow=True)
+    assert response.status_code == 200
+    assert "Swarm did not change the node" in response.content.decode()
+
+
+def test_node_routes_are_404_for_non_admins(owner_client, swarm_host):
+    url = reverse("hosts:node_availability", args=[swarm_host.pk, "m1"])
+    assert owner_client.post(url, {"availability": "drain"}).status_code == 404
+
+
+def test_add_page_registers_a_swarm_cluster(admin_client):
+    page = admin_client.get(reverse("hosts:create")).content.decode()
+    assert 'name="kind"' in page and "Swarm cluster" in page
+    response = admin_client.post(
+        reverse("hosts:create"),
+        {"name": "cluster-9", "kind": "swarm", "endpoint": "unix:///nonexistent/swarm.sock"},
+    )
+    assert response.status_code == 302
+    host = Host.objects.get(name="cluster-9")
+    assert host.is_swarm and host.state == Host.State.UNREACHABLE  # no manager there
