@@ -283,8 +283,9 @@ def allowed_exceptions(environment: Any, spec: dict) -> frozenset[str]:
 
 
 def _capped_grace(seconds: float | None) -> int | None:
-    """Compose's stop_grace_period, capped (a revision stored before the cap may ask more)."""
-    if not seconds:
+    """Compose's stop_grace_period, capped (a revision stored before the cap may ask more);
+    0 stays 0 (stop means kill at once), only a missing value leaves Docker's default."""
+    if seconds is None:
         return None
     return min(int(seconds), int(settings.BERTH_MAX_STOP_GRACE_SECONDS))
 

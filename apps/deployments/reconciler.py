@@ -788,7 +788,8 @@ class Run(RolloutSteps):
         """The service's grace period, capped: a revision stored before the cap may
         still ask for days."""
         spec = self.project.services.get(service) if self.project else None
-        grace = spec.stop_grace_period if spec and spec.stop_grace_period else 10
+        # 0s is a choice (kill at once), not "unset": only a missing value means Docker's 10.
+        grace = spec.stop_grace_period if spec and spec.stop_grace_period is not None else 10
         return min(int(grace), max_stop_grace())
 
     def restart_all(self) -> None:

@@ -55,23 +55,45 @@ start() {
     echo "export BERTH_DOCKER_HOST=unix://$SOCK"
 }
 
-stop() {
+engine_pid() { cat "$PIDFILE" 2>/dev/null || true; }
+
+stop_engine() {
     local pid
-    if bench version >/dev/null 2>&1; then
-        # Removing first lets the engine release its networks and iptables rules.
-        bench ps -aq | xargs -r -n 50 -P 4 docker -H "unix://$SOCK" rm -f >/dev/null 2>&1 || true
-        bench network prune -f >/dev/null 2>&1 || true
-    fi
-    pid="$(cat "$PIDFILE" 2>/dev/null || true)"
-    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid"
-        for _ in $(seq 1 120); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.5
-        done
-    fi
+    pid="$(engine_pid)"
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
+    kill -TERM "$pid"
+    for _ in $(seq 1 120); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.5
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+}
+
+# Engine 20.10's libnetwork can deadlock under mass removal (seen here with four removals
+# at once: `docker network ls` never answers). A restart clears it; SIGTERM still stops
+# the containers cleanly in that state. So: one removal at a time, and a restart when the
+# engine stops answering.
+answers() { timeout 20 docker -H "unix://$SOCK" network ls >/dev/null 2>&1; }
+
+stop() {
+    local round
+    # A stopped engine with a data root still holds networks (bridges, iptables rules):
+    # start it again so that it removes them itself.
+    [ -d "$ROOT/data" ] && ! bench version >/dev/null 2>&1 && start >/dev/null
+    for round in 1 2 3; do
+        bench version >/dev/null 2>&1 || break
+        if ! answers; then
+            echo "the bench engine hangs (libnetwork): restarting it" >&2
+            stop_engine
+            start >/dev/null
+        fi
+        bench ps -aq | xargs -r -n 20 timeout 300 docker -H "unix://$SOCK" rm -f >/dev/null 2>&1 || true
+        answers && bench network prune -f >/dev/null 2>&1 && break
+    done
+    stop_engine
     ip link del "$BRIDGE" 2>/dev/null || true
-    umount -R "$ROOT/exec" 2>/dev/null || true
+    # Never delete under a live mount (a container's network namespace, a layer).
+    grep -F " $ROOT/" /proc/mounts | awk '{print $2}' | sort -r | xargs -r -n 1 umount -l
     rm -rf "$ROOT"
 }
 

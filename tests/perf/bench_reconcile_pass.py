@@ -45,7 +45,7 @@ def compose_text(replicas: int, image: str, services: int = 3) -> str:
             entrypoint: ["sleep", "86400"]
             healthcheck:
               disable: true
-            stop_grace_period: 1s
+            stop_grace_period: 0s
             deploy:
               replicas: {replicas}
               resources:
@@ -92,6 +92,7 @@ def deploy_stacks(user, environment, image: str, args) -> list[int]:
     from django.db import connections
 
     from apps.deployments import reconciler, services
+    from apps.deployments.models import Stack
 
     total = args.stacks * args.services * args.replicas
     environments = environments_for(user, environment, total)
@@ -104,9 +105,15 @@ def deploy_stacks(user, environment, image: str, args) -> list[int]:
         for i in range(1, args.stacks + 1)
     ]
 
+    stopped = set(ids[: args.stopped])
+
     def converge(stack_id: int) -> int:
         try:
             reconciler.reconcile_stack(stack_id)
+            if stack_id in stopped:
+                # Through the service layer, as a user's Stop: the containers stay.
+                services.stop(user, Stack.objects.get(pk=stack_id))
+                reconciler.reconcile_stack(stack_id)
             return stack_id
         finally:
             connections.close_all()  # this thread's connection only
@@ -207,6 +214,12 @@ def main() -> None:
     parser.add_argument("--replicas", type=int, default=10, help="per service")
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--parallel", type=int, default=2, help="stacks deployed at once")
+    parser.add_argument(
+        "--stopped",
+        type=int,
+        default=0,
+        help="stop the first N stacks once deployed (their containers stay, exited)",
+    )
     parser.add_argument("--profile", action="store_true", help="cProfile one reconcile_host")
     parser.add_argument("--redis-db", type=int, default=9, help="a Redis db nothing else uses")
     parser.add_argument("--database", default=DATABASE, help="created and dropped by the run")
@@ -320,14 +333,16 @@ def measure(
     from apps.deployments.models import Stack
     from apps.hosts.engine import get_engine
 
-    for stack in Stack.objects.filter(pk__in=stack_ids).exclude(state=Stack.State.HEALTHY)[:3]:
+    settled = [Stack.State.HEALTHY, Stack.State.STOPPED]
+    for stack in Stack.objects.filter(pk__in=stack_ids).exclude(state__in=settled)[:3]:
         say(f"  stack {stack.name} is {stack.state}: {stack.state_reason[:300]}")
     # Warm-up (the first mirror of every row), and the repair of anything the deployment
     # left undone (a create that timed out on a busy engine): measured passes have
     # nothing to do.
     for _ in range(5):
         reconciler.reconcile_host(host.pk)
-        if not Stack.objects.filter(pk__in=stack_ids).exclude(state="healthy").exists():
+        unsettled = Stack.objects.filter(pk__in=stack_ids).exclude(state__in=["healthy", "stopped"])
+        if not unsettled.exists():
             break
     states = sorted(set(Stack.objects.filter(pk__in=stack_ids).values_list("state", flat=True)))
     before = snapshot(environment)
@@ -342,7 +357,7 @@ def measure(
     host_seconds, host_calls, host_queries, counters = timed(
         lambda: reconciler.reconcile_host(host.pk), repeat
     )
-    one = stack_ids[0]
+    one = stack_ids[-1]  # a running one (--stopped stops the first ones)
     one_size = Stack.objects.get(pk=one).containers.count()
     stack_seconds, stack_calls, stack_queries, _r = timed(
         lambda: reconciler.reconcile_stack(one), repeat
