@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -89,6 +89,17 @@ def orphan_grace_seconds() -> int:
 
 def default_timeout() -> int:
     return settings.BERTH_OPERATION_TIMEOUT
+
+
+def pass_deadline(stack: Stack, now: datetime) -> datetime:
+    """When this pass gives up: the user's operation's deadline while one runs; for the
+    periodic repair of a stack with no operation, `default_timeout()` from now. The
+    start of an operation that ended long ago (it failed or expired) must not count:
+    every later pass would then give up at once and the stack never heal."""
+    if stack.operation:
+        started = stack.operation_started_at or now
+        return stack.operation_deadline or started + timedelta(seconds=default_timeout())
+    return now + timedelta(seconds=default_timeout())
 
 
 class CancelledError(Exception):
@@ -471,8 +482,7 @@ class Run(RolloutSteps):
         self.revision = stack.current_revision
         self.spec: dict = self.revision.spec if self.revision else {}
         self.project: ComposeProject | None = project_from_spec(self.spec) if self.spec else None
-        started = stack.operation_started_at or timezone.now()
-        self.deadline = stack.operation_deadline or started + timedelta(seconds=default_timeout())
+        self.deadline = pass_deadline(stack, timezone.now())
         self.failure = ""
         self.changed = False
         self.seen: dict[str, ObservedContainer] = {}  # this pass's containers by engine id

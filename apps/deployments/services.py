@@ -1049,6 +1049,7 @@ def expire_operation(stack: Stack) -> bool:
         reason = f"The {operation} did not finish within {operation_timeout()} seconds."
         Stack.objects.filter(pk=stack.pk).update(
             operation="",
+            operation_deadline=None,
             cancel_requested=False,
             state=Stack.State.FAILED,
             state_reason=reason,

@@ -98,29 +98,30 @@ def deploy_stacks(user, environment, image: str, args) -> list[int]:
     environments = environments_for(user, environment, total)
     say(f"  {len(environments)} environments (at most {PER_ENVIRONMENT} containers each)")
     text = compose_text(args.replicas, image, args.services)
-    ids = [
-        services.create_stack(
-            user, environments[i % len(environments)], f"load{i:02d}", compose=text
-        ).pk
-        for i in range(1, args.stacks + 1)
-    ]
+    names = [f"load{i:02d}" for i in range(1, args.stacks + 1)]
+    ids: list[int] = []
 
-    stopped = set(ids[: args.stopped])
-
-    def converge(stack_id: int) -> int:
+    def converge(index: int) -> int:
+        """Create the stack, then converge it, as a user's deploy and its worker would:
+        created all at once up front, the last stacks' operations would pass their
+        deadline before the reconciler reached them."""
         try:
-            reconciler.reconcile_stack(stack_id)
-            if stack_id in stopped:
+            stack = services.create_stack(
+                user, environments[index % len(environments)], names[index], compose=text
+            )
+            ids.append(stack.pk)
+            reconciler.reconcile_stack(stack.pk)
+            if index < args.stopped:
                 # Through the service layer, as a user's Stop: the containers stay.
-                services.stop(user, Stack.objects.get(pk=stack_id))
-                reconciler.reconcile_stack(stack_id)
-            return stack_id
+                services.stop(user, Stack.objects.get(pk=stack.pk))
+                reconciler.reconcile_stack(stack.pk)
+            return stack.pk
         finally:
             connections.close_all()  # this thread's connection only
 
     began = time.perf_counter()
     with ThreadPoolExecutor(max_workers=args.parallel) as pool:
-        futures = [pool.submit(converge, pk) for pk in ids]
+        futures = [pool.submit(converge, index) for index in range(args.stacks)]
         try:
             for done, future in enumerate(as_completed(futures), 1):
                 future.result()
@@ -130,7 +131,7 @@ def deploy_stacks(user, environment, image: str, args) -> list[int]:
             # the cleanup (leaving the block waits only for those under way).
             pool.shutdown(wait=False, cancel_futures=True)
             raise
-    return ids
+    return sorted(ids)
 
 
 def progress(done: int, stacks: int, total: int, environment, began: float) -> None:
