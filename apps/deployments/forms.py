@@ -135,10 +135,16 @@ class RouteForm(forms.Form):
     )
     redirect_https = forms.BooleanField(label="Redirect HTTP to HTTPS", required=False)
 
-    def __init__(self, *args: Any, stack: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, stack: Any, services: list | None = None, **kwargs: Any) -> None:
+        """`services`: the stack's services in name order when the caller has them: the
+        select offers those instead of reading them again (twice: once per rendering of
+        the choices); what is posted is still checked against the stack's services."""
         super().__init__(*args, **kwargs)
-        self.fields["service"].queryset = stack.services.order_by("name")
-        self.fields["service"].label_from_instance = lambda service: service.name
+        field = self.fields["service"]
+        field.queryset = stack.services.order_by("name")
+        field.label_from_instance = lambda service: service.name
+        if services is not None:
+            field.choices = [(service.pk, service.name) for service in services]
 
 
 class CanaryWeightForm(forms.Form):

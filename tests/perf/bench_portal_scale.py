@@ -273,6 +273,7 @@ def pages(ids: dict) -> list[tuple[str, str, str]]:
         ("member", "page", "/stacks/"),
         ("member", "page", "/stacks/?page=3"),
         ("member", "page", f"/stacks/{big}/"),
+        ("member", "page", f"/stacks/{big}/status/"),  # what the live page fetches on events
         ("member", "page", "/activity/"),
         ("member", "page", "/activity/?action=stack.deploy"),
         ("member", "page", "/activity/?object_type=container&outcome=failure"),

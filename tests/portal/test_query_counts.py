@@ -56,7 +56,9 @@ def test_stacks_list_is_paginated(member_client, env_a):
     assert len(second.context["stacks"]) == 10
 
 
-def test_stack_page_with_more_services_containers_and_events(member_client, tenant_a, env_a):
+# The page, and its status part that the live page fetches on every container event.
+@pytest.mark.parametrize("route", ["stacks:detail", "stacks:status"])
+def test_stack_page_with_more_services_containers_and_events(member_client, tenant_a, env_a, route):
     stack = growth.add_stacks(env_a, 1)[0]
     growth.add_events(tenant_a, 2, stack=stack)
 
@@ -64,10 +66,11 @@ def test_stack_page_with_more_services_containers_and_events(member_client, tena
         growth.add_services(stack, 8, containers_each=3)
         growth.add_events(tenant_a, 20, stack=stack)
 
-    url = reverse("stacks:detail", args=[stack.pk])
+    url = reverse(route, args=[stack.pk])
     before, after = growth.counts_before_and_after(member_client, url, grow)
     assert before == after
     assert stack.containers.count() == 26
+    assert member_client.get(url).content.decode().count("data-container-id=") == 26
 
 
 @pytest.mark.parametrize(

@@ -72,6 +72,9 @@ class ContainerSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+    #: The container's own columns among `fields` (the stack detail reads only these).
+    READ_COLUMNS = [f for f in Meta.fields if f not in ("service", "host")]
+
 
 class ServiceSerializer(serializers.ModelSerializer):
     stack = serializers.PrimaryKeyRelatedField(read_only=True)

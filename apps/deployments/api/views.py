@@ -94,6 +94,12 @@ class StackViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScope
             # A list shows each stack's revision number, not its spec, and no containers.
             return stacks.defer("current_revision__spec", "current_revision__compose")
         containers = Container.objects.select_related("service", "host")
+        if self.action == "retrieve":
+            # Only what the detail shows: the names of the service and host, not their
+            # JSON columns decoded again for each of a hundred containers.
+            containers = containers.only(
+                *s.ContainerSerializer.READ_COLUMNS, "stack", "service__name", "host__name"
+            )
         return stacks.prefetch_related(Prefetch("containers", queryset=containers))
 
     def get_serializer_class(self):
@@ -115,9 +121,12 @@ class StackViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScope
         return Response(s.StackDetailSerializer(stack).data, status=code)
 
     def retrieve(self, request, *args, **kwargs):
+        """The stack as read for the check (its services and containers prefetched),
+        not read a second time, unless an expired operation just changed it."""
         stack = self.get_object()
-        services.expire_operation(stack)
-        return self._detail(stack)
+        if services.expire_operation(stack):
+            return self._detail(stack)
+        return Response(s.StackDetailSerializer(stack).data)
 
     @extend_schema(responses={201: s.StackDetailSerializer})
     def create(self, request, *args, **kwargs):
