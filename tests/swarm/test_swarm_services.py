@@ -11,6 +11,7 @@ through the docker CLI afterwards, also when a test fails.
 from __future__ import annotations
 
 import re
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -173,6 +174,23 @@ def test_a_service_on_the_workers_resolves_updates_scales_and_goes(
     wait_for("the page through the alias", lambda: f"PAGE hello {run_id}" in probe_lines())
     timings["probe resolves"] = time.monotonic() - started
 
+    # following the merged log: new lines arrive, close() ends the reader
+    follower = engine.service_logs(probe_id, tail="1", follow=True)
+    followed: list[str] = []
+
+    def follow() -> None:
+        for line in follower.lines():
+            followed.append(line.text)
+            if len(followed) >= 3:
+                return
+
+    reader_thread = threading.Thread(target=follow, daemon=True)
+    reader_thread.start()
+    reader_thread.join(20)
+    follower.close()
+    reader_thread.join(5)
+    assert len(followed) >= 3 and not reader_thread.is_alive(), followed
+
     # a start-first rolling update: new image and environment
     mark = time.monotonic()
     old_tasks = {t.task_id for t in tasks}
@@ -276,3 +294,54 @@ def test_another_installations_service_is_never_seen_or_touched(
         )
     assert manager.docker("service", "inspect", "--format", "{{.ID}}", foreign_id) == foreign_id
     assert manager.docker("network", "inspect", "--format", "{{.Name}}", name) == name
+
+
+def test_an_update_racing_another_change_is_retried_with_the_new_version(
+    swarm: Cluster, engine: SwarmCluster, run_id: str
+):
+    """A real concurrent change between Berth's read and its write (the CLI adds a label
+    to the service just after the driver read its version): the engine answers "update
+    out of sequence", the driver reads again and its spec wins."""
+    labels = managed_labels({"test-run": run_id})
+    request = SwarmServiceRequest(
+        name=f"bsw2-race-{run_id}", image="busybox:latest", labels=labels, replicas=0
+    )
+    service_id = engine.create_service(request)
+    reads = []
+
+    class Racing(SwarmCluster):
+        def _own_service(self, ident: str) -> dict:
+            doc = super()._own_service(ident)
+            reads.append(doc["Version"]["Index"])
+            if len(reads) == 1:
+                swarm.manager.docker("service", "update", "--detach", "--label-add", "x=1", ident)
+            return doc
+
+    with Racing(swarm.manager.endpoint, timeout=30) as racing:
+        racing.update_service(service_id, replace(request, env={"A": "2"}))
+    assert len(reads) == 2 and reads[1] > reads[0]
+    env = swarm.manager.docker(
+        "service", "inspect", service_id, "--format", "{{.Spec.TaskTemplate.ContainerSpec.Env}}"
+    )
+    assert env == "[A=2]"
+    [listed] = engine.list_services({"test-run": run_id})
+    assert listed.replicas_desired == 0 and "x" not in listed.labels  # Berth's spec won
+
+    # a stale read twice in a row is an error, not a loop
+    reads.clear()
+
+    class AlwaysRacing(SwarmCluster):
+        def _own_service(self, ident: str) -> dict:
+            doc = super()._own_service(ident)
+            reads.append(doc["Version"]["Index"])
+            swarm.manager.docker("service", "update", "--detach", "--label-add", "y=1", ident)
+            return doc
+
+    with (
+        AlwaysRacing(swarm.manager.endpoint, timeout=30) as racing,
+        pytest.raises(EngineError, match="out of sequence"),
+    ):
+        racing.update_service(service_id, request)
+    assert len(reads) == 2
+    engine.remove_service(service_id)
+    assert engine.list_services({"test-run": run_id}) == []
