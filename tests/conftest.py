@@ -127,6 +127,7 @@ SECOND_RUN = frozenset(
         "tests/deployments/test_reconcile_engine.py",  # ~85 s
         "tests/registry/test_foreign_images.py",  # ~70 s
         "tests/swarm/test_swarm_host.py",  # ~45 s, a 3-node swarm of its own
+        "tests/swarm/test_swarm_services.py",  # on the same swarm
     }
 )
 

@@ -8,7 +8,6 @@ One swarm serves the whole session; each test leaves the nodes active and ready.
 
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 import time
@@ -18,14 +17,12 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.core.management import call_command
 from django.urls import reverse
 
 from apps.activity.models import Event
 from apps.hosts import services
 from apps.hosts.engine import EngineError, get_engine
 from apps.hosts.models import Host, SwarmNode
-from apps.registry.publish import platform_ref
 from tests.conftest import PASSWORD
 from tests.swarm.cluster import Cluster
 
@@ -108,26 +105,6 @@ def test_stack_operations_are_refused_clearly(swarm_host: Host):
 
 
 # --- drain and activate, with a real service ------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def demo_images_built() -> None:
-    """deploy/build-images.sh (idempotent; under a second when the images are current)."""
-    subprocess.run(
-        ["bash", str(REPO / "deploy" / "build-images.sh")],
-        check=True, capture_output=True, timeout=600,
-    )  # fmt: skip
-
-
-@pytest.fixture
-def published(settings, registry, swarm_registry, superuser, host, demo_images_built):
-    """The demo web image in Berth's registry (the `make run` way), pullable by every node."""
-    from apps.catalog.loader import load_catalog
-
-    settings.BERTH_REGISTRY_ADDR = registry.addr
-    load_catalog(REPO / "catalog")
-    call_command("publishimages", "--admin", superuser.username, stdout=io.StringIO())
-    return platform_ref("berth-demo/web:1.0")
 
 
 @pytest.fixture

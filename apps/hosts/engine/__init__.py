@@ -35,7 +35,16 @@ from apps.hosts.engine.swarm import (
     SwarmCluster,
     SwarmInfo,
     SwarmNodeInfo,
+    SwarmServiceInfo,
     SwarmTaskInfo,
+)
+from apps.hosts.engine.swarm_services import (
+    SPEC_HASH_LABEL,
+    RolloutConfig,
+    ServiceNetwork,
+    ServicePort,
+    SwarmServiceRequest,
+    service_spec,
 )
 from apps.hosts.engine.tls import forget_tls_files
 
@@ -47,6 +56,13 @@ __all__ = [
     "SwarmInfo",
     "SwarmNodeInfo",
     "SwarmTaskInfo",
+    "SwarmServiceInfo",
+    "SPEC_HASH_LABEL",
+    "RolloutConfig",
+    "ServiceNetwork",
+    "ServicePort",
+    "SwarmServiceRequest",
+    "service_spec",
     "INSTALLATION_LABEL",
     "LABEL_PREFIX",
     "MANAGED_LABEL",

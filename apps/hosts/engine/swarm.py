@@ -4,7 +4,12 @@ What runs today: the cluster's identity and size (`info`, `cluster_state`), its 
 setting a node's availability (drain, pause, active) and the tasks on each node.
 Deploying stacks to a swarm is the next step (issue 14): until then every operation that
 would create or change a stack's objects raises a non-retryable EngineError saying so,
-rather than doing it on the manager's own engine as if it were a single host. Reads
+rather than doing it on the manager's own engine as if it were a single host.
+
+The building blocks of that next step are here, not yet called by the reconciler:
+overlay networks (`ensure_overlay_network`), services from a `SwarmServiceRequest`
+(`create_service`, `update_service`, `remove_service`), one-call listings of this
+installation's services and their tasks, and a service's merged log. Reads
 (`list_managed`, `list_networks` ...) answer for the manager's engine, where Berth has
 created nothing, so inventory pages and sweeps asking every host see an empty host.
 
@@ -18,11 +23,26 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
+import docker
 from django.conf import settings
 
 from apps.hosts.engine.client import DockerEngine
 from apps.hosts.engine.driver import EngineInfo
 from apps.hosts.engine.errors import EngineError
+from apps.hosts.engine.labels import (
+    INSTALLATION_LABEL,
+    foreign_owner,
+    installation_id,
+    label_filters,
+    managed_labels,
+)
+from apps.hosts.engine.streams import LogStream, _wait_forever
+from apps.hosts.engine.swarm_services import (
+    SPEC_HASH_LABEL,
+    SwarmServiceRequest,
+    registry_auth_header,
+    service_spec,
+)
 from apps.hosts.engine.tls import write_tls_files
 
 #: The availabilities Swarm knows, as Berth offers them.
@@ -65,6 +85,23 @@ class SwarmTaskInfo:
     image: str = ""
     message: str = ""
     error: str = ""
+    service_id: str = ""
+
+
+@dataclass(frozen=True)
+class SwarmServiceInfo:
+    """One of Berth's services as the manager lists it (with its task counts)."""
+
+    service_id: str
+    name: str
+    labels: dict[str, str]
+    spec_hash: str
+    image: str
+    replicas_desired: int
+    replicas_running: int
+    version: int
+    update_state: str = ""  # updating, paused, completed, rollback_started ... ("" never updated)
+    update_message: str = ""
 
 
 @dataclass(frozen=True)
@@ -148,6 +185,29 @@ def parse_task(doc: Mapping[str, Any], service_names: Mapping[str, str]) -> Swar
         image=str(container.get("Image") or "").split("@", 1)[0],
         message=str(status.get("Message") or ""),
         error=str(status.get("Err") or ""),
+        service_id=service_id,
+    )
+
+
+def parse_service(doc: Mapping[str, Any]) -> SwarmServiceInfo:
+    """A service document of `GET /services?status=true`."""
+    spec = doc.get("Spec") or {}
+    labels = {str(k): str(v) for k, v in (spec.get("Labels") or {}).items()}
+    replicated = (spec.get("Mode") or {}).get("Replicated") or {}
+    status = doc.get("ServiceStatus") or {}
+    update = doc.get("UpdateStatus") or {}
+    container = (spec.get("TaskTemplate") or {}).get("ContainerSpec") or {}
+    return SwarmServiceInfo(
+        service_id=str(doc.get("ID") or ""),
+        name=str(spec.get("Name") or ""),
+        labels=labels,
+        spec_hash=labels.get(SPEC_HASH_LABEL, ""),
+        image=str(container.get("Image") or "").split("@", 1)[0],
+        replicas_desired=int(replicated.get("Replicas") or status.get("DesiredTasks") or 0),
+        replicas_running=int(status.get("RunningTasks") or 0),
+        version=int((doc.get("Version") or {}).get("Index") or 0),
+        update_state=str(update.get("State") or ""),
+        update_message=str(update.get("Message") or ""),
     )
 
 
@@ -270,6 +330,193 @@ class SwarmCluster(DockerEngine):
         with self._errors():
             return parse_node(api.inspect_node(node_id))
 
+    # services and overlay networks (the building blocks of stacks on a swarm) ----------
+    #
+    # Everything here is filtered by, or checked against, this installation's labels:
+    # a service or network another Berth (or a person) made is never listed, updated or
+    # removed. The reconciler does not call these yet (stacks are still refused above).
+
+    def ensure_overlay_network(
+        self,
+        name: str,
+        labels: Mapping[str, str] | None = None,
+        *,
+        attachable: bool = True,
+        encrypted: bool = False,
+        owner: Mapping[str, str] | None = None,
+    ) -> str:
+        """An overlay network with this name, created when missing; its id. One of that
+        name not matching `owner` (default: the labels) is refused, never joined.
+
+        `encrypted` is refused: this kernel cannot install the IPsec state, and the
+        engine would accept the network and leave every task on it in Preparing.
+        """
+        if encrypted:
+            raise EngineError(
+                f"Network {name}: encrypted overlay networks are not available on this "
+                "swarm (the nodes' kernel cannot install IPsec state: tasks would stay in "
+                "Preparing). Use a plain overlay network.",
+                retryable=False,
+            )
+        api = self._docker.api
+        wanted = {**managed_labels(), **dict(labels or {})}
+        with self._errors():
+            found = _swarm_networks_named(api, name)
+            if not found:
+                try:
+                    api.create_network(
+                        name,
+                        driver="overlay",
+                        attachable=attachable,
+                        check_duplicate=True,
+                        labels=wanted,
+                    )
+                except docker.errors.APIError as exc:  # created meanwhile by someone else
+                    if exc.status_code != 409:
+                        raise
+                found = _swarm_networks_named(api, name)
+        for network in found:
+            reason = foreign_owner(network.get("Labels"), owner or wanted)
+            # Driver is "" for a moment after create, until the manager allocated it
+            if reason is not None or network.get("Driver") not in ("overlay", ""):
+                raise EngineError(
+                    f"The network name {name} is taken on the swarm by a network Berth will "
+                    f"not use: {reason or 'it is not an overlay network'}.",
+                    retryable=False,
+                    status=409,
+                )
+        if not found:
+            raise EngineError(f"Network {name} vanished while it was created.", retryable=True)
+        return str(sorted(found, key=lambda n: str(n.get("Created") or ""))[0]["Id"])
+
+    def remove_overlay_network(self, name: str, owner: Mapping[str, str]) -> None:
+        """Remove the overlay network if it is `owner`'s; gone already, or not ours:
+        left alone. (Named apart from `remove_network`, which stays refused until stacks
+        deploy here.)"""
+        api = self._docker.api
+        with self._errors():
+            found = _swarm_networks_named(api, name)
+        for network in found:
+            if foreign_owner(network.get("Labels"), owner) is None:
+                self._remove(lambda api, ident=network["Id"]: api.remove_network(ident))
+
+    def list_overlay_networks(self, labels: Mapping[str, str | None] | None = None) -> list[str]:
+        """Names of this installation's swarm-scoped networks matching `labels` (one call)."""
+        api = self._docker.api
+        with self._errors():
+            found = api.networks(filters={"label": label_filters(labels), "scope": "swarm"})
+        return sorted(str(n.get("Name")) for n in found)
+
+    def create_service(self, request: SwarmServiceRequest) -> str:
+        """Create the service (its tasks start as Swarm schedules them); its id. The
+        registry credentials travel with the request so every node can pull."""
+        body = self._owned_spec(request)
+        api = self._docker.api
+        with self._errors():
+            response = api._post_json(
+                api._url("/services/create"), data=body, headers=_auth_headers(request)
+            )
+            return str(api._result(response, json=True)["ID"])
+
+    def update_service(self, service_id: str, request: SwarmServiceRequest) -> None:
+        """Replace the service's spec (Swarm then rolls its tasks per update_config),
+        written with the version just read; a concurrent change (update out of sequence)
+        is retried once. A service not this installation's is refused."""
+        body = self._owned_spec(request)
+        api = self._docker.api
+        for attempt in (1, 2):
+            current = self._own_service(service_id)
+            version = int(current["Version"]["Index"])
+            try:
+                with self._errors():
+                    response = api._post_json(
+                        api._url("/services/{0}/update", service_id),
+                        data=body,
+                        params={"version": version},
+                        headers=_auth_headers(request),
+                    )
+                    api._raise_for_status(response)
+                return
+            except EngineError as exc:
+                if attempt == 2 or "out of sequence" not in exc.message:
+                    raise
+
+    def remove_service(self, service_id: str) -> None:
+        """Remove the service (Swarm stops its tasks); gone already is fine, another
+        installation's is refused."""
+        try:
+            self._own_service(service_id)
+        except EngineError as exc:
+            if exc.not_found:
+                return
+            raise
+        self._remove(lambda api: api.remove_service(service_id))
+
+    def list_services(
+        self, labels: Mapping[str, str | None] | None = None
+    ) -> list[SwarmServiceInfo]:
+        """This installation's services matching `labels`, with their running and
+        desired task counts: one call, whatever the number of services."""
+        api = self._docker.api
+        with self._errors():
+            found = api.services(filters={"label": label_filters(labels)}, status=True)
+        return sorted((parse_service(doc) for doc in found), key=lambda s: s.name)
+
+    def list_service_tasks(
+        self,
+        labels: Mapping[str, str | None] | None = None,
+        service_ids: list[str] | None = None,
+    ) -> list[SwarmTaskInfo]:
+        """Tasks of this installation's services matching `labels`, or of the given
+        services (still only this installation's): one call. A task names its service
+        by id only (`service_id`; `service` holds its first 12 characters): join with
+        `list_services` for names."""
+        filters: dict[str, Any] = {"label": label_filters(labels)}
+        if service_ids is not None:
+            if not service_ids:
+                return []
+            filters["service"] = list(service_ids)
+        api = self._docker.api
+        with self._errors():
+            found = api.tasks(filters=filters)
+        tasks = [parse_task(doc, {}) for doc in found]
+        return sorted(
+            tasks, key=lambda t: (t.service_id, t.slot or 0, t.desired_state != "running")
+        )
+
+    def service_logs(
+        self, service_id: str, *, tail: str = "100", follow: bool = False
+    ) -> ServiceLogStream:
+        """The merged log of a service's tasks on every node, through the manager's
+        service logs endpoint (no I/O until read); a LogReader like a container's."""
+        self._own_service(service_id)
+        return ServiceLogStream(self, service_id, follow=follow, tail=tail)
+
+    def _owned_spec(self, request: SwarmServiceRequest) -> dict[str, Any]:
+        body = service_spec(request)
+        if body["Labels"].get(INSTALLATION_LABEL) != installation_id():
+            raise EngineError(
+                f"Service {request.name}: its installation label is not this Berth's.",
+                retryable=False,
+            )
+        return body
+
+    def _own_service(self, service_id: str) -> dict[str, Any]:
+        """The service's document, refused (as not found) unless it is this installation's."""
+        api = self._docker.api
+        with self._errors():
+            doc = api.inspect_service(service_id)
+        labels = (doc.get("Spec") or {}).get("Labels") or {}
+        owner = {INSTALLATION_LABEL: installation_id()}
+        reason = foreign_owner(labels, owner)
+        if reason is not None:
+            raise EngineError(
+                f"Service {service_id} is not Berth's to change: {reason}.",
+                retryable=False,
+                status=404,
+            )
+        return doc
+
     # stacks are not deployable here yet -------------------------------------------------
 
     def _not_deployable(self, *args: Any, **kwargs: Any) -> NoReturn:
@@ -279,6 +526,41 @@ class SwarmCluster(DockerEngine):
     create_container = start = stop = restart = remove = _not_deployable
     pull = push = tag_image = remove_image = _not_deployable
     run_check = exec_shell = _not_deployable
+
+
+class ServiceLogStream(LogStream):
+    """`docker service logs`: the tasks' lines from every node, read through the manager
+    (non-TTY, so multiplexed like a container's log)."""
+
+    def _open(self) -> tuple[Any, bool]:
+        api = self.engine._docker.api
+        params: dict[str, Any] = {
+            "stdout": 1,
+            "stderr": 1,
+            "timestamps": 1,
+            "follow": int(self.follow),
+            "tail": self.tail,
+        }
+        if self.since is not None:
+            params["since"] = f"{self.since:.9f}"
+        with self.engine._errors():
+            response = api._get(
+                api._url("/services/{0}/logs", self.container_id), params=params, stream=True
+            )
+            api._raise_for_status(response)
+            _wait_forever(api, response)
+        return response, False
+
+
+def _swarm_networks_named(api: Any, name: str) -> list[dict[str, Any]]:
+    """Swarm-scoped networks with exactly this name (the engine's filter matches substrings)."""
+    found = api.networks(names=[name], filters={"scope": "swarm"})
+    return [n for n in found if n.get("Name") == name]
+
+
+def _auth_headers(request: SwarmServiceRequest) -> dict[str, str]:
+    header = registry_auth_header(request.registry_auth)
+    return {"X-Registry-Auth": header} if header else {}
 
 
 def swarm_cluster(host: Any) -> SwarmCluster:
