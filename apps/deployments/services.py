@@ -227,7 +227,10 @@ def check_spec_policy(
     if problems:
         _explain_admin_exceptions(ComposeError(problems), revision)
         raise _compose_error(ComposeError(problems), set(), "compose")
-    check_deploy_settings(project)
+    on_swarm = targets_swarm(environment) is not None
+    check_deploy_settings(project, swarm=on_swarm)
+    if on_swarm:
+        check_swarm_spec(environment, spec)
 
 
 def _template_scale(spec: dict, version: TemplateVersion | None) -> dict:
