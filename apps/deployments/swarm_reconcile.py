@@ -412,11 +412,17 @@ class SwarmRun:
             while True:
                 try:
                     self.engine.remove_overlay_network(network, owner=naming.stack_owner(stack))
-                    break
                 except EngineError:  # in use until the tasks' containers are gone
                     if time.monotonic() > deadline:
                         raise
-                    time.sleep(1.0)
+                else:
+                    # Accepted while tasks still detach, the network is only marked for
+                    # deletion: listed (and so not gone) until the manager drops it.
+                    if network not in self.engine.list_overlay_networks(self.owner):
+                        break
+                    if time.monotonic() > deadline:
+                        raise EngineError(f"Network {network} is still there.", retryable=True)
+                time.sleep(1.0)
         except EngineError as exc:
             _state(stack, Stack.State.FAILED, f"Removing the stack failed: {exc}")
             return
