@@ -411,18 +411,14 @@ class SwarmRun:
             network = naming.stack_network_name(stack)
             while True:
                 try:
+                    # Accepted while tasks still detach: Swarm then deletes the network
+                    # once they have (it stays listed until then).
                     self.engine.remove_overlay_network(network, owner=naming.stack_owner(stack))
-                except EngineError:  # in use until the tasks' containers are gone
+                    break
+                except EngineError:  # refused while in use by a service's tasks
                     if time.monotonic() > deadline:
                         raise
-                else:
-                    # Accepted while tasks still detach, the network is only marked for
-                    # deletion: listed (and so not gone) until the manager drops it.
-                    if network not in self.engine.list_overlay_networks(self.owner):
-                        break
-                    if time.monotonic() > deadline:
-                        raise EngineError(f"Network {network} is still there.", retryable=True)
-                time.sleep(1.0)
+                    time.sleep(1.0)
         except EngineError as exc:
             _state(stack, Stack.State.FAILED, f"Removing the stack failed: {exc}")
             return

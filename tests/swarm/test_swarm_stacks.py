@@ -107,6 +107,7 @@ def converge(stack: Stack) -> Stack:
     return Stack.objects.filter(pk=stack.pk).first()
 
 
+@pytest.mark.timeout(900)
 def test_a_stack_runs_scales_updates_and_goes(
     swarm: Cluster,
     swarm_host: Host,
@@ -202,7 +203,9 @@ def test_a_stack_runs_scales_updates_and_goes(
     services.remove(owner, Stack.objects.get(pk=stack.pk))
     assert converge(stack) is None
     assert engine.list_services({"stack": str(stack.pk)}) == []
-    assert engine.list_overlay_networks({"stack": str(stack.pk)}) == []
+    wait_for("the overlay network gone",
+             lambda: engine.list_overlay_networks({"stack": str(stack.pk)}) == [],
+             timeout=120)  # fmt: skip
     assert not Container.objects.filter(host=swarm_host).exists()
     timings["remove"] = time.monotonic() - mark
     with capsys.disabled():
