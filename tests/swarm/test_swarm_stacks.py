@@ -36,7 +36,9 @@ services:
     deploy:
       replicas: 3
       placement: {{constraints: ["node.role==worker"]}}
-      update_config: {{parallelism: 1, order: start-first}}
+      # Swarm watches each updated task for `monitor` (Berth's default: 60 s) before
+      # the next: short here, so the test's steps are not a minute each.
+      update_config: {{parallelism: 1, order: start-first, monitor: 3s}}
     stop_grace_period: 1s
   client:
     image: {image}
