@@ -275,13 +275,14 @@ def _check_rendered(
         _check_routes(settings_, where, variables, berth)
 
 
-def deploy_refusals(project: Any) -> list[tuple[str, str]]:
+def deploy_refusals(project: Any, swarm: bool = False) -> list[tuple[str, str]]:
     """Compose deploy settings Berth cannot honour, as (location, message): refused at
-    publication and at deploy, never parsed and ignored."""
+    publication and at deploy, never parsed and ignored. On a Swarm cluster (`swarm`)
+    placement constraints are honoured by Swarm."""
     found = []
     for name, service in project.services.items():
         where = f"services.{name}.deploy"
-        if service.deploy.placement_constraints:
+        if service.deploy.placement_constraints and not swarm:
             found.append(
                 (
                     f"{where}.placement",

@@ -34,7 +34,7 @@ from apps.activity.services import record_event
 from apps.compose.spec import ComposeProject
 from apps.core.queue import tenant_slot
 from apps.deployments import containers as naming
-from apps.deployments import hostpass, live, probes, readiness
+from apps.deployments import hostpass, live, probes, readiness, swarm_reconcile
 from apps.deployments.mirror import mirror, stack_state
 from apps.deployments.models import Container, Rollout, Route, Stack
 from apps.deployments.planner import (
@@ -62,7 +62,7 @@ from apps.deployments.rolling import (
 )
 from apps.deployments.spec import project_from_spec
 from apps.hosts.engine import EngineDriver, EngineError, ManagedContainer, get_engine
-from apps.hosts.models import SWARM_STACKS_NOT_AVAILABLE, Host
+from apps.hosts.models import Host
 from apps.registry.deploy import authorise_image
 from apps.tenants.models import RetiredTenant
 
@@ -139,14 +139,10 @@ def release(stack_id: int, token: str) -> None:
 
 def target_host(stack: Stack) -> Host | None:
     """The environment's first single engine not draining, else "local", else the first
-    active engine. Swarm cluster hosts are never picked (stacks on them are not
-    deployable yet: `reconcile_stack` says so instead)."""
+    active engine. Swarm cluster hosts are never picked: a stack on a swarm is
+    reconciled by swarm_reconcile.py, not as containers on the manager's engine."""
     hosts = stack.environment.hosts.filter(draining=False, kind=Host.Kind.ENGINE).order_by("pk")
     return hosts.first() or _fallback_host()
-
-
-def targets_swarm(stack: Stack) -> bool:
-    return stack.environment.hosts.filter(kind=Host.Kind.SWARM).exists()
 
 
 def _fallback_host() -> Host | None:
@@ -198,9 +194,12 @@ def reconcile_stack(stack_id: int) -> None:
             stack = _load(stack_id)
             if stack is None:
                 return
-            if targets_swarm(stack):
-                _set_state(stack, Stack.State.FAILED, SWARM_STACKS_NOT_AVAILABLE)
-                return
+            swarm = swarm_reconcile.targets_swarm(stack.environment)
+            if swarm is not None:  # Swarm services, not containers (swarm_reconcile.py)
+                swarm_reconcile.reconcile_swarm_stack(stack, swarm)
+                if not _changed_since(stack):
+                    return
+                continue
             host = target_host(stack)
             if host is None:
                 _set_state(stack, Stack.State.UNKNOWN, "No Docker host is available.")
@@ -258,6 +257,8 @@ def reconcile_host(host_id: int) -> dict[str, int]:
     host = Host.objects.filter(pk=host_id).first()
     if host is None:
         return {}
+    if host.kind == Host.Kind.SWARM:
+        return swarm_reconcile.reconcile_cluster(host)
     stacks = _stacks_on(host)
     with get_engine(host) as engine:
         try:

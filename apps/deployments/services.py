@@ -60,8 +60,8 @@ from apps.deployments.spec import (
     service_hash,
     with_strategy,
 )
+from apps.deployments.swarm_reconcile import check_swarm_spec, targets_swarm
 from apps.deployments.tasks import container_action, reconcile_stack
-from apps.hosts.models import SWARM_STACKS_NOT_AVAILABLE, Host
 from apps.tenants.models import Environment
 
 MAX_REPLICAS = 50
@@ -126,7 +126,10 @@ def render_spec(
         _explain_admin_exceptions(exc, getattr(current, "current_revision", None))
         raise _compose_error(exc, question_names(version), "compose") from exc
     project = project_from_spec(spec)
-    check_deploy_settings(project)
+    on_swarm = targets_swarm(environment) is not None
+    check_deploy_settings(project, swarm=on_swarm)
+    if on_swarm:  # only a subset runs on a swarm: the rest is refused per field (issue 14)
+        check_swarm_spec(environment, spec)
     berth_services = config_of(version).services if version is not None else None
     spec["berth"] = berth_spec(project, berth_services, variables)
     spec = _template_scale(spec, version)
@@ -224,7 +227,10 @@ def check_spec_policy(
     if problems:
         _explain_admin_exceptions(ComposeError(problems), revision)
         raise _compose_error(ComposeError(problems), set(), "compose")
-    check_deploy_settings(project)
+    on_swarm = targets_swarm(environment) is not None
+    check_deploy_settings(project, swarm=on_swarm)
+    if on_swarm:
+        check_swarm_spec(environment, spec)
 
 
 def _template_scale(spec: dict, version: TemplateVersion | None) -> dict:
@@ -447,9 +453,6 @@ def _prepare_stack(
     compose file's own problems are found in the same pass. `compose` None (a form
     whose compose field was refused) skips the render."""
     errors: dict[str, list[str]] = {}
-    if environment.hosts.filter(kind=Host.Kind.SWARM).exists():
-        # Refused up front rather than half-deployed on a manager's engine (issue 14).
-        raise ValidationError(SWARM_STACKS_NOT_AVAILABLE)
     try:
         _check_name(environment, name)
     except ValidationError as exc:

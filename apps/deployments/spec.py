@@ -57,10 +57,10 @@ def build_spec(
     return json.loads(json.dumps(spec))  # tuples -> lists: equal to what the database returns
 
 
-def check_deploy_settings(project: ComposeProject) -> None:
+def check_deploy_settings(project: ComposeProject, swarm: bool = False) -> None:
     """Refuse what Berth would otherwise parse and ignore (placement on a single engine,
     update_config it cannot honour): a ValidationError on `compose` naming each key."""
-    refused = deploy_refusals(project)
+    refused = deploy_refusals(project, swarm=swarm)
     if refused:
         raise ValidationError({"compose": [f"{where}: {message}" for where, message in refused]})
 

@@ -4,13 +4,6 @@ from django.db import models
 
 from apps.core.tenancy import is_platform_admin
 
-#: Why nothing is deployed to an environment that targets a Swarm cluster (issue 14: the
-#: Swarm driver reads nodes and drains them; stacks on a swarm come next).
-SWARM_STACKS_NOT_AVAILABLE = (
-    "This environment targets a Swarm cluster: deploying stacks to a swarm is not "
-    "available yet. Remove the Swarm host from the environment's hosts to deploy on an engine."
-)
-
 
 class HostQuerySet(models.QuerySet):
     def visible_to(self, user, min_role: str = "viewer", token=None):

@@ -98,17 +98,27 @@ class EnvironmentAdminForm(forms.ModelForm):
         fields = ["tenant", "slug", "name", "description", "hosts"]
 
     def clean_hosts(self):
-        """A Swarm cluster cannot be an environment's target yet (issue 14): refused
-        here with a reason, rather than stacks failing later. The kind is compared by
-        its stored value: tenants sit below hosts and do not import it."""
-        hosts = self.cleaned_data.get("hosts")
-        swarms = [h.name for h in hosts or () if getattr(h, "kind", "") == "swarm"]
-        if swarms:
+        """A Swarm cluster is an environment's only host or none (issue 14): its stacks
+        are Swarm services, not containers on an engine, and a stack deployed on an
+        engine is not moved onto a swarm (nor back). The kind is compared by its stored
+        value: tenants sit below hosts and do not import it."""
+        hosts = list(self.cleaned_data.get("hosts") or ())
+        swarms = [h.name for h in hosts if getattr(h, "kind", "") == "swarm"]
+        if swarms and len(hosts) > 1:
             raise ValidationError(
-                f"{', '.join(swarms)}: deploying stacks to a Swarm cluster is not available "
-                "yet; choose single-engine hosts only."
+                f"{', '.join(swarms)}: a Swarm cluster must be the environment's only host "
+                "(its stacks run as Swarm services, not on single engines)."
             )
-        return hosts
+        before = {h.pk for h in self.instance.hosts.all()} if self.instance.pk else set()
+        changed = {h.pk for h in hosts} != before
+        if changed and self.instance.pk and self.instance.stacks.exists():
+            was_swarm = self.instance.hosts.filter(kind="swarm").exists()
+            if swarms or was_swarm:
+                raise ValidationError(
+                    "This environment has stacks: they cannot be moved between single "
+                    "engines and a Swarm cluster. Remove them first."
+                )
+        return self.cleaned_data.get("hosts")
 
 
 @admin.register(Environment)

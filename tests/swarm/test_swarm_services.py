@@ -2,7 +2,7 @@
 network, a 3-replica service of the demo web image placed on the workers, its dnsrr
 name resolved and answered from a task on another node, a start-first rolling update,
 scaling, the merged service log, removal; and another installation's service never
-seen or touched. The reconciler does not use these yet (stacks stay refused on swarms).
+seen or touched. The reconciler uses these for stacks: tests/swarm/test_swarm_stacks.py.
 
 Everything made here carries `io.berth.test-run=<run>` and is removed by that label
 through the docker CLI afterwards, also when a test fails.

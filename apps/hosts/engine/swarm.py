@@ -1,15 +1,15 @@
 """The Swarm driver: a Docker Swarm cluster reached through one of its managers' engines.
 
 What runs today: the cluster's identity and size (`info`, `cluster_state`), its nodes,
-setting a node's availability (drain, pause, active) and the tasks on each node.
-Deploying stacks to a swarm is the next step (issue 14): until then every operation that
-would create or change a stack's objects raises a non-retryable EngineError saying so,
-rather than doing it on the manager's own engine as if it were a single host.
+setting a node's availability (drain, pause, active) and the tasks on each node, and the
+Swarm services a stack is deployed as (apps/deployments/swarm_reconcile.py calls them).
+Every container-level operation (create, start, stop ... a container on the manager's own
+engine) raises a non-retryable EngineError rather than acting as if it were one host.
 
-The building blocks of that next step are here, not yet called by the reconciler:
-overlay networks (`ensure_overlay_network`), services from a `SwarmServiceRequest`
-(`create_service`, `update_service`, `remove_service`), one-call listings of this
-installation's services and their tasks, and a service's merged log. Reads
+The service building blocks: overlay networks (`ensure_overlay_network`), services
+from a `SwarmServiceRequest` (`create_service`, `update_service`, `remove_service`),
+one-call listings of this installation's services and their tasks, and a service's
+merged log. Reads
 (`list_managed`, `list_networks` ...) answer for the manager's engine, where Berth has
 created nothing, so inventory pages and sweeps asking every host see an empty host.
 
@@ -48,8 +48,9 @@ from apps.hosts.engine.tls import write_tls_files
 #: The availabilities Swarm knows, as Berth offers them.
 AVAILABILITIES = ("active", "pause", "drain")
 NOT_DEPLOYABLE = (
-    "Stacks cannot be deployed to a Swarm cluster yet: this host ({endpoint}) is a "
-    "Swarm manager, and Berth only reads its nodes and sets their availability for now."
+    "This host ({endpoint}) is a Swarm manager: a stack on it runs as Swarm services, "
+    "and single containers (start, stop, restart, logs, shells of one task) cannot be "
+    "acted on there yet."
 )
 
 
@@ -334,7 +335,7 @@ class SwarmCluster(DockerEngine):
     #
     # Everything here is filtered by, or checked against, this installation's labels:
     # a service or network another Berth (or a person) made is never listed, updated or
-    # removed. The reconciler does not call these yet (stacks are still refused above).
+    # removed.
 
     def ensure_overlay_network(
         self,

@@ -1,0 +1,599 @@
+"""Stacks on a Swarm cluster (issue 14, slice 3): what a stack may use there, its
+services as Swarm services, and the pass that converges and mirrors them.
+
+A stack on a swarm is a set of Swarm services, one per Compose service, on one overlay
+network of the stack's own (Berth creates it; a compose file cannot name a network).
+Swarm does the rolling, restarting and placing; Berth's pass only writes the specs it
+wants (create, update when the spec hash label differs, remove what is no longer
+wanted) and mirrors the tasks into Container rows, so the stack page, the API and
+scaling work as for a stack on an engine.
+
+The subset is deliberately small, and everything outside it is refused when the stack
+is created or edited (`swarm_problems`), never deployed half-working:
+
+- runs: image (Berth's registry only, the tenant's pull right checked as on an engine;
+  the nodes pull with the tenant's credential), command, entrypoint, environment, user,
+  working_dir, replicas, cpu/memory/pids limits and memory reservations, restart,
+  healthcheck, stop_grace_period, placement constraints, Berth's rolling settings (or
+  deploy.update_config) as Swarm's update_config, depends_on (started order is NOT
+  enforced: Swarm starts every service at once; a service must retry its dependencies),
+  discovery by service name on the stack's overlay (endpoint_mode dnsrr: no routing
+  mesh here).
+- refused: published ports (host mode would bind every interface of the node, outside
+  the frontier; routing into a swarm is a later slice), volumes and bind mounts,
+  networks other than the default one, network_mode/pid/ipc/uts/userns, privileged,
+  capabilities, devices, security_opt, sysctls, cgroup_parent, volumes_from, a
+  depends_on condition other than service_started, and constraints on `io.berth.` node
+  labels (reserved for Berth).
+
+Tenant isolation on the swarm: a node labelled `io.berth.tenant=<slug>` is reserved for
+that tenant; every service gets a `node.labels.io.berth.tenant!=<other>` constraint for
+each other tenant holding a reserved node (unlabelled nodes are shared), read from the
+node list on each pass, so reserving a node moves other tenants' tasks off it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from apps.activity.models import Event
+from apps.activity.services import record_event
+from apps.compose.spec import ComposeProject, ServiceSpec
+from apps.deployments import containers as naming
+from apps.deployments.models import Container, Service, Stack
+from apps.deployments.resources import service_resources
+from apps.deployments.spec import project_from_spec, upgrade_of
+from apps.hosts.engine import EngineError, get_engine
+from apps.hosts.engine.containers import HealthcheckRequest
+from apps.hosts.engine.swarm import SwarmCluster, SwarmNodeInfo, SwarmServiceInfo, SwarmTaskInfo
+from apps.hosts.engine.swarm_services import (
+    FAILURE_ACTIONS,
+    RolloutConfig,
+    ServiceNetwork,
+    SwarmServiceRequest,
+    service_spec,
+)
+from apps.hosts.models import Host
+from apps.registry.deploy import (
+    _check_berth_image,
+    checked_reference,
+    is_berth_registry,
+    registry_pull_auth,
+)
+
+log = logging.getLogger(__name__)
+
+#: The node label that reserves a node for one tenant (its slug).
+TENANT_NODE_LABEL = "io.berth.tenant"
+RESERVED_CONSTRAINT = "node.labels.io.berth."
+#: How long one pass waits for the services it changed to converge before mirroring.
+SETTLE_SECONDS = 90.0
+PORTS_REFUSED = (
+    "published ports are not available on a Swarm cluster yet: a task's port would be "
+    "published on every interface of its node, outside Berth's frontier (routing into "
+    "a swarm comes in a later step). Remove `ports`; services reach each other by name."
+)
+_REFUSED_FIELDS = (
+    ("volumes_from", "volumes_from"),
+    ("network_mode", "network_mode"),
+    ("pid", "pid"),
+    ("ipc", "ipc"),
+    ("uts", "uts"),
+    ("userns_mode", "userns_mode"),
+    ("privileged", "privileged"),
+    ("cap_add", "cap_add"),
+    ("cap_drop", "cap_drop"),
+    ("devices", "devices"),
+    ("device_cgroup_rules", "device_cgroup_rules"),
+    ("security_opt", "security_opt"),
+    ("sysctls", "sysctls"),
+    ("cgroup_parent", "cgroup_parent"),
+)
+_RUNNING_STATES = {"running"}
+_STARTING_STATES = {"new", "pending", "assigned", "accepted", "preparing", "ready", "starting"}
+_UPDATING = {"updating", "rollback_started", "paused", "rollback_paused"}
+
+
+def targets_swarm(environment: Any) -> Host | None:
+    """The environment's Swarm cluster host, if it targets one."""
+    return environment.hosts.filter(kind=Host.Kind.SWARM).order_by("pk").first()
+
+
+# --- what a stack may use on a swarm ---------------------------------------------------------
+
+
+def swarm_problems(project: ComposeProject) -> list[str]:
+    """Why this project cannot run on a swarm, one message per field (`services.<name>.
+    <field>: why`); empty when it can."""
+    problems: list[str] = []
+    if project.volumes:
+        problems.append(
+            "volumes: volumes are not available on a Swarm cluster yet (a task may run "
+            "on any node; no volume follows it)."
+        )
+    for key in project.networks:
+        if key != "default":
+            problems.append(
+                f"networks.{key}: a stack on a Swarm cluster has one overlay network, made "
+                "by Berth; it cannot declare or join other networks."
+            )
+    for name, service in project.services.items():
+        problems.extend(f"services.{name}.{msg}" for msg in service_problems(service))
+    return problems
+
+
+def service_problems(service: ServiceSpec) -> list[str]:
+    found: list[str] = []
+    if service.ports:
+        found.append(f"ports: {PORTS_REFUSED}")
+    if service.volumes:
+        found.append(
+            "volumes: volumes and bind mounts are not available on a Swarm cluster yet "
+            "(a task may run on any node)."
+        )
+    for attr, key in _REFUSED_FIELDS:
+        if getattr(service, attr):
+            found.append(f"{key}: not available on a Swarm cluster.")
+    for net in service.networks:
+        if net != "default":
+            found.append(
+                f"networks: {net}: a service on a Swarm cluster joins its stack's overlay "
+                "network only."
+            )
+    for dep, condition in service.depends_on.items():
+        if condition.condition != "service_started":
+            found.append(
+                f"depends_on.{dep}: condition {condition.condition} cannot be honoured on a "
+                "Swarm cluster (Swarm starts every service at once; only service_started)."
+            )
+    found.extend(_placement_problems(service))
+    found.extend(_image_problems(service))
+    return found
+
+
+def _placement_problems(service: ServiceSpec) -> list[str]:
+    found: list[str] = []
+    for constraint in service.deploy.placement_constraints:
+        text = constraint.replace(" ", "")
+        if text.startswith(RESERVED_CONSTRAINT):
+            found.append(
+                f"deploy.placement.constraints: {constraint!r}: node labels under io.berth. "
+                "are reserved for Berth."
+            )
+        elif "==" not in text and "!=" not in text:
+            found.append(
+                f"deploy.placement.constraints: {constraint!r} is not `attribute==value` or "
+                "`attribute!=value`."
+            )
+    return found
+
+
+def _image_problems(service: ServiceSpec) -> list[str]:
+    found: list[str] = []
+    try:
+        ref = checked_reference(service.image)
+        berth = is_berth_registry(ref.domain)
+    except EngineError:
+        berth = True  # the compose reader already said what is wrong with it
+    if not berth:
+        found.append(
+            f"image: {service.image} is not in Berth's registry: on a Swarm cluster every "
+            "node pulls the image, and only Berth's registry is reachable from them."
+        )
+    return found
+
+
+def check_swarm_spec(environment: Any, spec: Mapping[str, Any]) -> None:
+    """A ValidationError on `compose` naming each field a swarm cannot run, when the
+    environment targets a swarm; nothing otherwise."""
+    if targets_swarm(environment) is None:
+        return
+    problems = swarm_problems(project_from_spec(spec))
+    if problems:
+        raise ValidationError({"compose": problems})
+
+
+# --- the mapping -------------------------------------------------------------------------------
+
+
+def service_name(stack: Any, service: str) -> str:
+    """The Swarm service name: built from ids like a container's, so no other stack,
+    tenant or installation can produce it."""
+    return f"{naming._prefix()}-s{stack.pk}-{service}"
+
+
+def service_labels(stack: Any, service: str) -> dict[str, str]:
+    return {**naming.stack_labels(stack), naming.SERVICE: service}
+
+
+def tenant_constraints(stack: Any, nodes: list[SwarmNodeInfo]) -> tuple[str, ...]:
+    """Keep the stack's tasks off nodes reserved for other tenants."""
+    others = {n.labels.get(TENANT_NODE_LABEL, "") for n in nodes} - {"", stack.tenant.slug}
+    return tuple(f"node.labels.{TENANT_NODE_LABEL}!={slug}" for slug in sorted(others))
+
+
+def _restart(service: ServiceSpec) -> tuple[str, int | None]:
+    policy = service.restart
+    if policy is None or policy.name == "no":
+        return "none", None
+    if policy.name == "on-failure":
+        return "on-failure", policy.max_retries
+    return "any", None
+
+
+def _rollout(spec: Mapping[str, Any], project: ComposeProject, name: str) -> RolloutConfig:
+    upgrade = upgrade_of(spec, project, name)
+    action = str(upgrade.get("failure_action") or "rollback")
+    return RolloutConfig(
+        parallelism=int(upgrade.get("batch_size") or 0),
+        delay=float(upgrade.get("interval") or 0.0),
+        order=str(upgrade.get("order") or "stop-first"),
+        failure_action=action if action in FAILURE_ACTIONS else "rollback",
+        monitor=float(upgrade.get("monitor") or 0.0) or None,
+    )
+
+
+def swarm_request(
+    stack: Any,
+    spec: Mapping[str, Any],
+    project: ComposeProject,
+    name: str,
+    *,
+    nodes: list[SwarmNodeInfo] = (),  # type: ignore[assignment]
+    registry_auth: Mapping[str, str] | None = None,
+) -> SwarmServiceRequest:
+    """One Compose service of the stack's spec as a Swarm service (pure: no I/O)."""
+    service = project.services[name]
+    problems = service_problems(service)
+    if problems:
+        raise EngineError(f"Service {name}: {problems[0]}", retryable=False)
+    resources = service_resources(spec, project, name)
+    condition, attempts = _restart(service)
+    check = service.healthcheck
+    hardening = spec.get("hardening") or {}
+    replicas = service.replicas if stack.desired_state == Stack.Desired.RUNNING else 0
+    rollout = _rollout(spec, project, name)
+    return SwarmServiceRequest(
+        name=service_name(stack, name),
+        image=service.image,
+        labels={**service.labels, **service.deploy.labels, **service_labels(stack, name)},
+        replicas=replicas,
+        command=service.command,
+        entrypoint=service.entrypoint,
+        env=dict(service.environment),
+        user=service.user,
+        working_dir=service.working_dir,
+        nano_cpus=int(resources.cpus * 1_000_000_000) if resources.cpus else None,
+        memory=resources.memory,
+        memory_reservation=service.mem_reservation or naming.limits_reservation(service),
+        pids_limit=resources.pids,
+        restart_condition=condition,
+        restart_max_attempts=attempts,
+        healthcheck=HealthcheckRequest(
+            test=check.test,
+            interval=check.interval,
+            timeout=check.timeout,
+            start_period=check.start_period,
+            retries=check.retries,
+        )
+        if check is not None
+        else None,
+        constraints=(
+            *service.deploy.placement_constraints,
+            *tenant_constraints(stack, list(nodes)),
+        ),
+        networks=(
+            ServiceNetwork(naming.stack_network_name(stack), (name, *naming._aliases(service))),
+        ),
+        update=rollout,
+        rollback=RolloutConfig(parallelism=0, order=rollout.order, failure_action="pause"),
+        stop_grace_period=naming._capped_grace(service.stop_grace_period),
+        log_max_size=str(hardening.get("log_max_size") or "10m"),
+        log_max_files=int(hardening.get("log_max_files") or 3),
+        registry_auth=registry_auth,
+    )
+
+
+def _authorised(image: str, tenant_slug: str) -> Mapping[str, str] | None:
+    """The tenant's right to the image checked as on an engine; the nodes' pull credential."""
+    ref = checked_reference(image)
+    if not is_berth_registry(ref.domain):
+        raise EngineError(
+            f"Refused image {image!r}: only Berth's registry is reachable from a swarm's nodes.",
+            retryable=False,
+        )
+    _check_berth_image(image, ref.path, ref.digest, tenant_slug)
+    return registry_pull_auth(image, tenant_slug)
+
+
+# --- the pass ---------------------------------------------------------------------------------
+
+
+class SwarmRun:
+    """One stack's pass on a swarm: converge its services, then mirror their tasks."""
+
+    def __init__(self, stack: Stack, host: Host, engine: SwarmCluster) -> None:
+        self.stack, self.host, self.engine = stack, host, engine
+        revision = stack.current_revision
+        self.spec: dict | None = revision.spec if revision is not None else None
+        self.project = project_from_spec(self.spec) if self.spec else None
+        self.owner = {naming.STACK: str(stack.pk), naming.TENANT_ID: str(stack.tenant_id)}
+        self.failure = ""
+
+    def execute(self) -> None:
+        stack = self.stack
+        try:
+            services = self.engine.list_services(self.owner)
+        except EngineError as exc:
+            _state(stack, Stack.State.UNKNOWN, f"The swarm is unreachable: {exc}")
+            return
+        if stack.desired_state == Stack.Desired.REMOVED or self.project is None:
+            if stack.desired_state == Stack.Desired.REMOVED:
+                self.remove(services)
+            return
+        try:
+            changed = self.converge(services)
+            if changed:
+                self.event("stack.reconcile", f"Swarm services changed: {', '.join(changed)}")
+                self.wait_until_settled()
+            services = self.engine.list_services(self.owner)
+            tasks = self.engine.list_service_tasks(self.owner)
+        except EngineError as exc:
+            self.failure = str(exc)
+            self.event("stack.reconcile", self.failure, outcome=Event.Outcome.FAILURE)
+            try:
+                services = self.engine.list_services(self.owner)
+                tasks = self.engine.list_service_tasks(self.owner)
+            except EngineError:
+                _state(stack, Stack.State.FAILED, self.failure)
+                return
+        self.mirror(services, tasks)
+
+    # converge -------------------------------------------------------------------------------
+
+    def converge(self, services: list[SwarmServiceInfo]) -> list[str]:
+        """Create, update (spec hash differs) and remove services; the names changed."""
+        assert self.project is not None and self.spec is not None
+        stack = self.stack
+        nodes = self.engine.list_nodes()
+        self.engine.ensure_overlay_network(
+            naming.stack_network_name(stack),
+            naming.stack_labels(stack),
+            owner=naming.stack_owner(stack),
+        )
+        existing = {s.labels.get(naming.SERVICE, ""): s for s in services}
+        changed = []
+        auths: dict[str, Mapping[str, str] | None] = {}
+        for name, service in self.project.services.items():
+            if service.image not in auths:
+                auths[service.image] = _authorised(service.image, stack.tenant.slug)
+            request = swarm_request(
+                stack, self.spec, self.project, name, nodes=nodes,
+                registry_auth=auths[service.image],
+            )  # fmt: skip
+            wanted = service_spec(request)["Labels"][naming.SPEC_HASH]
+            found = existing.pop(name, None)
+            if found is None:
+                self.engine.create_service(request)
+                changed.append(name)
+            elif found.spec_hash != wanted:
+                self.engine.update_service(found.service_id, request)
+                changed.append(name)
+        for name, found in existing.items():
+            self.engine.remove_service(found.service_id)
+            changed.append(name)
+        return changed
+
+    def wait_until_settled(self) -> None:
+        """Until every service runs its replicas with no update in progress (bounded:
+        the next pass mirrors what this one did not wait for)."""
+        deadline = time.monotonic() + SETTLE_SECONDS
+        while time.monotonic() < deadline:
+            services = self.engine.list_services(self.owner)
+            if all(_settled(s) for s in services):
+                return
+            time.sleep(1.0)
+
+    def remove(self, services: list[SwarmServiceInfo]) -> None:
+        """Services first, then the overlay network once their tasks are gone."""
+        stack = self.stack
+        try:
+            for found in services:
+                self.engine.remove_service(found.service_id)
+            deadline = time.monotonic() + SETTLE_SECONDS
+            network = naming.stack_network_name(stack)
+            while True:
+                try:
+                    # Accepted while tasks still detach: Swarm then deletes the network
+                    # once they have (it stays listed until then).
+                    self.engine.remove_overlay_network(network, owner=naming.stack_owner(stack))
+                    break
+                except EngineError:  # refused while in use by a service's tasks
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(1.0)
+        except EngineError as exc:
+            _state(stack, Stack.State.FAILED, f"Removing the stack failed: {exc}")
+            return
+        self.event("stack.removed", f"Removed {stack.name}")
+        Stack.objects.filter(pk=stack.pk).delete()
+
+    # mirror ---------------------------------------------------------------------------------
+
+    @transaction.atomic
+    def mirror(self, services: list[SwarmServiceInfo], tasks: list[SwarmTaskInfo]) -> None:
+        """Service rows, Container rows (one per current task: engine id the task's
+        container id, or the task id before it has one; replica its slot) and the
+        stack's state."""
+        assert self.project is not None
+        stack = self.stack
+        by_id = {s.service_id: s for s in services}
+        by_name = {s.labels.get(naming.SERVICE, ""): s for s in services}
+        rows = _service_rows(stack, self.project)
+        revision = stack.current_revision.number if stack.current_revision else 0
+        now = timezone.now()
+        seen: set[str] = set()
+        for task in tasks:
+            owner = by_id.get(task.service_id)
+            if owner is None or task.desired_state != "running":
+                continue
+            name = owner.labels.get(naming.SERVICE, "")
+            if name not in rows:
+                continue
+            engine_id = task.container_id or task.task_id
+            seen.add(engine_id)
+            state, health = _task_state(task)
+            Container.objects.update_or_create(
+                host=self.host,
+                engine_id=engine_id,
+                defaults={
+                    "stack": stack,
+                    "service": rows[name],
+                    "name": f"{name}.{task.slot or 0}",
+                    "replica": task.slot or 0,
+                    "revision": revision,
+                    "image": task.image,
+                    "state": state,
+                    "health": health,
+                    "health_reason": (task.error or "")[:1000],
+                    "last_seen_at": now,
+                },
+            )
+        Container.objects.filter(stack=stack).exclude(engine_id__in=seen).delete()
+        unsettled = []
+        for name, row in rows.items():
+            found = by_name.get(name)
+            health, reason = _service_health(found, self.project.services.get(name), stack)
+            if (row.health, row.health_reason) != (health, reason):
+                row.health, row.health_reason = health, reason
+                row.save(update_fields=["health", "health_reason", "updated_at"])
+            if health not in (Service.Health.HEALTHY, Service.Health.STOPPED):
+                unsettled.append(f"{name}: {reason}")
+        self.finish(unsettled, now)
+
+    def finish(self, unsettled: list[str], now: Any) -> None:
+        stack = self.stack
+        if self.failure:
+            state, reason = Stack.State.FAILED, self.failure
+        elif not unsettled:
+            stopped = stack.desired_state == Stack.Desired.STOPPED
+            state = Stack.State.STOPPED if stopped else Stack.State.HEALTHY
+            reason = ""
+        else:
+            state, reason = Stack.State.DEPLOYING, "; ".join(unsettled)[:1000]
+        fields: dict[str, Any] = {
+            "state": state,
+            "state_reason": reason,
+            "last_reconciled_at": now,
+        }
+        if stack.operation and (state != Stack.State.DEPLOYING or _expired(stack)):
+            fields.update(operation="", operation_deadline=None, cancel_requested=False)
+        Stack.objects.filter(pk=stack.pk).update(**fields)
+        for key, value in fields.items():
+            setattr(stack, key, value)
+
+    def event(self, action: str, message: str, *, outcome: str = Event.Outcome.SUCCESS) -> None:
+        record_event(
+            action,
+            tenant=self.stack.tenant,
+            obj=self.stack,
+            outcome=outcome,
+            message=message,
+            data={"stack": self.stack.pk},
+        )
+
+
+def _service_rows(stack: Stack, project: ComposeProject) -> dict[str, Service]:
+    """The stack's Service rows, made to match the project (as mirror.py does)."""
+    rows = {s.name: s for s in Service.objects.filter(stack=stack)}
+    for name, spec in project.services.items():
+        row = rows.get(name)
+        if row is None:
+            rows[name] = Service.objects.create(
+                stack=stack, name=name, image=spec.image, scale=spec.replicas
+            )
+        elif (row.image, row.scale) != (spec.image, spec.replicas):
+            row.image, row.scale = spec.image, spec.replicas
+            row.save(update_fields=["image", "scale", "updated_at"])
+    return rows
+
+
+def _settled(service: SwarmServiceInfo) -> bool:
+    return (
+        service.replicas_running == service.replicas_desired
+        and service.update_state not in _UPDATING
+    )
+
+
+def _expired(stack: Stack) -> bool:
+    deadline = getattr(stack, "operation_deadline", None)
+    return deadline is not None and timezone.now() > deadline
+
+
+def _task_state(task: SwarmTaskInfo) -> tuple[str, str]:
+    """(container state, health) of a task, as the stack page shows a container's."""
+    if task.state in _RUNNING_STATES:
+        return "running", "healthy"
+    if task.state in _STARTING_STATES:
+        return "created", "starting"
+    return "exited", "unhealthy"
+
+
+def _service_health(
+    found: SwarmServiceInfo | None, spec: ServiceSpec | None, stack: Stack
+) -> tuple[str, str]:
+    if found is None:
+        return Service.Health.UNKNOWN, "not created on the swarm yet"
+    if found.replicas_desired == 0:
+        return Service.Health.STOPPED, ""
+    if found.update_state in _UPDATING:
+        message = found.update_message or found.update_state
+        return Service.Health.STARTING, f"update {found.update_state}: {message}"
+    if found.replicas_running < found.replicas_desired:
+        return (
+            Service.Health.STARTING,
+            f"{found.replicas_running} of {found.replicas_desired} tasks running",
+        )
+    return Service.Health.HEALTHY, ""
+
+
+def _state(stack: Stack, state: str, reason: str) -> None:
+    Stack.objects.filter(pk=stack.pk).update(state=state, state_reason=reason)
+    stack.state, stack.state_reason = state, reason
+
+
+def reconcile_cluster(host: Host) -> dict[str, int]:
+    """The periodic pass over a swarm: each stack of the environments targeting it,
+    under its lease, one after another (a stack another worker holds is skipped)."""
+    from apps.deployments.reconciler import claim, release  # the engine path's leases
+
+    stacks = Stack.objects.filter(environment__hosts=host).select_related(
+        "tenant", "environment", "current_revision"
+    )
+    done = 0
+    with get_engine(host) as engine:
+        for stack in stacks.order_by("pk"):
+            token = claim(stack.pk)
+            if token is None:
+                continue
+            try:
+                SwarmRun(stack, host, engine).execute()
+                done += 1
+            except Exception:  # one broken stack must not stop the others
+                log.exception("swarm reconcile of stack %s failed", stack.pk)
+            finally:
+                release(stack.pk, token)
+        return {"stacks": done, "orphans": 0, "api_calls": getattr(engine, "api_calls", 0)}
+
+
+def reconcile_swarm_stack(stack: Stack, host: Host) -> None:
+    """The swarm branch of `reconciler.reconcile_stack` (the caller holds the lease)."""
+    with get_engine(host) as engine:
+        SwarmRun(stack, host, engine).execute()

@@ -1,0 +1,162 @@
+"""Stacks on a Swarm cluster without a swarm (issue 14, slice 3): what the service layer
+refuses on an environment targeting a swarm (per field, at create and edit), the
+mapping of a Compose service to a SwarmServiceRequest, tenant reservations of nodes,
+and the environment admin's rules. The real deployment is tests/swarm/test_swarm_stacks.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.conf import settings
+from django.core.exceptions import ValidationError
+
+from apps.deployments import reconciler, services, swarm_reconcile
+from apps.deployments.models import Stack
+from apps.deployments.spec import project_from_spec
+from apps.hosts import services as host_services
+from apps.hosts.engine.swarm import SwarmNodeInfo
+from apps.hosts.models import Host
+from apps.tenants.admin import EnvironmentAdminForm
+
+pytestmark = pytest.mark.django_db
+
+GOOD = """
+services:
+  web:
+    image: ${BERTH_REGISTRY}/berth-demo/web:1.0
+    command: ["serve", "--port", "8080"]
+    environment: {MESSAGE: hi}
+    deploy:
+      replicas: 3
+      placement: {constraints: ["node.role==worker"]}
+      resources:
+        limits: {memory: 64M, cpus: "0.25"}
+        reservations: {memory: 8M}
+      update_config: {parallelism: 2, order: start-first}
+    healthcheck:
+      test: ["CMD-SHELL", "true"]
+      interval: 2s
+    restart: on-failure:3
+    stop_grace_period: 1s
+  client:
+    image: ${BERTH_REGISTRY}/berth-demo/web:1.0
+    depends_on: [web]
+"""
+
+PLAIN = "services:\n  web:\n    image: berth-demo/web:1.0\n"
+
+
+@pytest.fixture
+def swarm(db) -> Host:
+    return host_services.register_host(
+        actor=None, name="cluster", endpoint="tcp://10.0.0.2:2376", kind="swarm"
+    )
+
+
+def _messages(exc: pytest.ExceptionInfo) -> list[str]:
+    return exc.value.message_dict["compose"]
+
+
+def test_the_subset_is_accepted_and_mapped(member, env_a, swarm):
+    env_a.hosts.add(swarm)
+    stack = services.create_stack(member, env_a, "shop", compose=GOOD)
+    spec = stack.current_revision.spec
+    project = project_from_spec(spec)
+    nodes = [
+        SwarmNodeInfo("n1", "a", "worker", "active", "ready", "", labels={}),
+        SwarmNodeInfo("n2", "b", "worker", "active", "ready", "", labels={"io.berth.tenant": "zz"}),
+        SwarmNodeInfo(
+            "n3", "c", "worker", "active", "ready", "",
+            labels={"io.berth.tenant": stack.tenant.slug},
+        ),
+    ]  # fmt: skip
+    web = swarm_reconcile.swarm_request(stack, spec, project, "web", nodes=nodes)
+    assert web.name == f"berth-{settings.BERTH_INSTALLATION_ID}-s{stack.pk}-web"
+    assert web.replicas == 3 and web.command == ("serve", "--port", "8080")
+    assert web.env == {"MESSAGE": "hi"}
+    assert (web.memory, web.memory_reservation, web.nano_cpus) == (64 << 20, 8 << 20, 250_000_000)
+    assert (web.restart_condition, web.restart_max_attempts) == ("on-failure", 3)
+    assert web.healthcheck is not None and web.healthcheck.interval == 2
+    # the user's constraint, then the other tenant's reserved node kept out
+    assert web.constraints == ("node.role==worker", "node.labels.io.berth.tenant!=zz")
+    assert (web.update.parallelism, web.update.order) == (2, "start-first")
+    [network] = web.networks
+    assert network.name == f"berth-{settings.BERTH_INSTALLATION_ID}-s{stack.pk}"
+    assert network.aliases == ("web",)
+    assert web.labels["io.berth.stack"] == str(stack.pk)
+    assert web.labels["io.berth.tenant"] == stack.tenant.slug
+    assert web.labels["io.berth.service"] == "web" and web.stop_grace_period == 1
+    client = swarm_reconcile.swarm_request(stack, spec, project, "client", nodes=[])
+    assert client.constraints == () and client.replicas == 1
+    # stopped: every service at 0
+    stack.desired_state = Stack.Desired.STOPPED
+    assert swarm_reconcile.swarm_request(stack, spec, project, "web").replicas == 0
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ('    ports: ["8080:80"]\n', "services.web.ports"),
+        ("    volumes: [data:/data]\nvolumes: {data: {}}\n", "services.web.volumes"),
+        ("    cap_drop: [ALL]\n", "services.web.cap_drop"),
+        ("    depends_on: {db: {condition: service_healthy}}\n  db:\n"
+         "    image: ${BERTH_REGISTRY}/berth-demo/web:1.0\n", "services.web.depends_on.db"),
+        ("    deploy: {placement: {constraints: [node.labels.io.berth.tenant==x]}}\n",
+         "services.web.deploy.placement.constraints"),
+    ],
+)  # fmt: skip
+def test_what_a_swarm_cannot_run_is_refused_by_field(member, env_a, swarm, extra, field):
+    env_a.hosts.add(swarm)
+    compose = "services:\n  web:\n    image: ${BERTH_REGISTRY}/berth-demo/web:1.0\n" + extra
+    with pytest.raises(ValidationError) as caught:
+        services.create_stack(member, env_a, "shop", compose=compose)
+    assert any(m.startswith(field + ":") for m in _messages(caught)), _messages(caught)
+    assert not Stack.objects.exists()
+
+
+def test_ports_point_at_the_frontier_and_images_at_the_registry(member, env_a, swarm):
+    env_a.hosts.add(swarm)
+    compose = 'services:\n  web:\n    image: nginx:alpine\n    ports: ["8080:80"]\n'
+    with pytest.raises(ValidationError) as caught:
+        services.check_stack(member, env_a, "shop", compose=compose)
+    ports, image = _messages(caught)
+    assert "frontier" in ports and "services.web.image:" in image
+
+
+def test_an_edit_is_checked_too(member, env_a, swarm):
+    env_a.hosts.add(swarm)
+    stack = services.create_stack(member, env_a, "shop", compose=GOOD)
+    with pytest.raises(ValidationError) as caught:
+        services.redeploy(
+            member, stack, compose=GOOD.replace("    depends_on: [web]", '    ports: ["80:80"]')
+        )
+    assert any(m.startswith("services.client.ports:") for m in _messages(caught))
+
+
+def test_the_same_compose_runs_on_an_engine(member, env_a):
+    compose = 'services:\n  web:\n    image: nginx:alpine\n    ports: ["8080:80"]\n'
+    assert services.create_stack(member, env_a, "shop", compose=compose).pk
+
+
+def test_a_swarm_is_never_the_fallback_host(member, env_a, swarm):
+    Host.objects.filter(pk=swarm.pk).update(state=Host.State.ACTIVE, name="local")
+    stack = services.create_stack(member, env_a, "shop", compose=PLAIN)
+    assert reconciler.target_host(stack) is None
+
+
+def _form(env, hosts):
+    data = {"tenant": env.tenant.pk, "slug": env.slug, "name": env.name, "hosts": hosts}
+    return EnvironmentAdminForm(instance=env, data=data)
+
+
+def test_the_environment_admin_takes_a_swarm_alone(env_a, swarm):
+    host = Host.objects.create(name="engine", endpoint="tcp://10.0.0.3:2376")
+    assert _form(env_a, [swarm.pk]).is_valid()
+    form = _form(env_a, [swarm.pk, host.pk])
+    assert not form.is_valid() and "only host" in form.errors["hosts"][0]
+
+
+def test_stacks_are_not_moved_onto_a_swarm(member, env_a, swarm):
+    services.create_stack(member, env_a, "shop", compose=PLAIN)
+    form = _form(env_a, [swarm.pk])
+    assert not form.is_valid() and "cannot be moved" in form.errors["hosts"][0]
