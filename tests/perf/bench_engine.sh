@@ -58,15 +58,23 @@ start() {
 engine_pid() { cat "$PIDFILE" 2>/dev/null || true; }
 
 stop_engine() {
-    local pid
+    local pid shim
     pid="$(engine_pid)"
-    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid"
-    for _ in $(seq 1 120); do
-        kill -0 "$pid" 2>/dev/null || return 0
-        sleep 0.5
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid"
+        # Stopping thousands of containers takes minutes: give it ten.
+        for _ in $(seq 1 1200); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.5
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    # Containers the engine did not stop in time outlive it (their shims are their
+    # parents): end them, so their processes, network namespaces and veths go too.
+    for shim in $(pgrep -f "containerd-shim.*$ROOT" || true); do
+        pkill -KILL -P "$shim" 2>/dev/null || true
+        kill -KILL "$shim" 2>/dev/null || true
     done
-    kill -KILL "$pid" 2>/dev/null || true
 }
 
 # Removing thousands of containers one by one takes longer than creating them, and
