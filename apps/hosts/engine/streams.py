@@ -149,8 +149,8 @@ class LogStream:
         self._response: Any = None
         self._closed = threading.Event()
 
-    def _open(self) -> tuple[Any, bool]:
-        api = self.engine._docker.api
+    def _params(self) -> dict[str, Any]:
+        """The logs endpoint's query, the same for a container and a Swarm service."""
         params: dict[str, Any] = {
             "stdout": 1,
             "stderr": 1,
@@ -160,6 +160,11 @@ class LogStream:
         }
         if self.since is not None:
             params["since"] = f"{self.since:.9f}"
+        return params
+
+    def _open(self) -> tuple[Any, bool]:
+        api = self.engine._docker.api
+        params = self._params()
         with self.engine._errors():
             tty = bool(api.inspect_container(self.container_id)["Config"].get("Tty"))
             response = api._get(

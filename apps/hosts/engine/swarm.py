@@ -535,18 +535,11 @@ class ServiceLogStream(LogStream):
 
     def _open(self) -> tuple[Any, bool]:
         api = self.engine._docker.api
-        params: dict[str, Any] = {
-            "stdout": 1,
-            "stderr": 1,
-            "timestamps": 1,
-            "follow": int(self.follow),
-            "tail": self.tail,
-        }
-        if self.since is not None:
-            params["since"] = f"{self.since:.9f}"
         with self.engine._errors():
             response = api._get(
-                api._url("/services/{0}/logs", self.container_id), params=params, stream=True
+                api._url("/services/{0}/logs", self.container_id),
+                params=self._params(),
+                stream=True,
             )
             api._raise_for_status(response)
             _wait_forever(api, response)
