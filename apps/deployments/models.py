@@ -82,6 +82,9 @@ class Stack(models.Model):
     # under the new names by the reconciler, which clears `legacy_containers` when done.
     legacy_volumes = models.JSONField(default=dict, blank=True, editable=False)
     legacy_containers = models.BooleanField(default=False, editable=False)
+    # On a Swarm cluster: the node (its Swarm id) holding the stack's named volumes, chosen
+    # at the first deploy; the services mounting them run there and are never moved.
+    swarm_volume_node = models.CharField(max_length=64, blank=True, editable=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )

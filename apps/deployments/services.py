@@ -974,6 +974,15 @@ def restart(actor: Any, stack: Stack) -> Stack:
 def remove(actor: Any, stack: Stack, volumes: bool = False) -> Stack:
     """Remove the stack's containers (and its volumes only when asked); the reconciler
     deletes the row once the engine is clean."""
+    if volumes and stack.swarm_volume_node and targets_swarm(stack.environment) is not None:
+        raise ValidationError(
+            {
+                "volumes": "Berth cannot remove volumes on a Swarm node: it reaches the "
+                "cluster through its manager only, and a volume lives on its node's engine. "
+                "Remove the stack keeping its volumes, then run `docker volume rm` on that "
+                "node (the stack's events name it)."
+            }
+        )
     kept = "and its volumes" if volumes else "keeping its volumes"
     return _set_desired(
         actor,

@@ -13,7 +13,8 @@ is created or edited (`swarm_problems`), never deployed half-working:
 
 - runs: image (Berth's registry only, the tenant's pull right checked as on an engine;
   the nodes pull with the tenant's credential), command, entrypoint, environment, user,
-  working_dir, replicas, cpu/memory/pids limits and memory reservations, restart,
+  working_dir, replicas, cpu/memory/pids limits and memory reservations, restart (left
+  out: Swarm's `any`, so tasks are replaced after a drain or a node loss),
   healthcheck, stop_grace_period, placement constraints, Berth's rolling settings (or
   deploy.update_config) as Swarm's update_config, depends_on (started order is NOT
   enforced: Swarm starts every service at once; a service must retry its dependencies),
@@ -54,7 +55,7 @@ from django.utils import timezone
 
 from apps.activity.models import Event
 from apps.activity.services import record_event
-from apps.compose.spec import ComposeProject, ServiceSpec
+from apps.compose.spec import ComposeProject, ServiceSpec, VolumeSpec
 from apps.deployments import containers as naming
 from apps.deployments.models import Container, Route, Service, Stack
 from apps.deployments.resources import service_resources
@@ -66,6 +67,7 @@ from apps.hosts.engine.swarm import SwarmCluster, SwarmNodeInfo, SwarmServiceInf
 from apps.hosts.engine.swarm_services import (
     FAILURE_ACTIONS,
     RolloutConfig,
+    ServiceMount,
     ServiceNetwork,
     ServicePort,
     SwarmServiceRequest,
@@ -126,11 +128,8 @@ def swarm_problems(project: ComposeProject) -> list[str]:
     """Why this project cannot run on a swarm, one message per field (`services.<name>.
     <field>: why`); empty when it can."""
     problems: list[str] = []
-    if project.volumes:
-        problems.append(
-            "volumes: volumes are not available on a Swarm cluster yet (a task may run "
-            "on any node; no volume follows it)."
-        )
+    for key, volume in project.volumes.items():
+        problems.extend(f"volumes.{key}: {msg}" for msg in _volume_problems(volume))
     for key in project.networks:
         if key != "default":
             problems.append(
@@ -146,11 +145,19 @@ def service_problems(service: ServiceSpec) -> list[str]:
     found: list[str] = []
     if service.ports:
         found.append(f"ports: {PORTS_REFUSED}")
-    if service.volumes:
-        found.append(
-            "volumes: volumes and bind mounts are not available on a Swarm cluster yet "
-            "(a task may run on any node)."
-        )
+    for mount in service.volumes:
+        if mount.type == "bind":
+            found.append(
+                f"volumes: {mount.source}:{mount.target}: bind mounts are not available on "
+                "a Swarm cluster (a host path of whichever node runs the task)."
+            )
+        elif mount.type == "volume" and not mount.source:
+            found.append(
+                f"volumes: {mount.target}: anonymous volumes are not available on a Swarm "
+                "cluster (lost whenever Swarm moves the task): name the volume."
+            )
+        elif mount.type not in ("volume", "tmpfs"):
+            found.append(f"volumes: {mount.target}: {mount.type} mounts are not available.")
     for attr, key in _REFUSED_FIELDS:
         if getattr(service, attr):
             found.append(f"{key}: not available on a Swarm cluster.")
@@ -168,6 +175,20 @@ def service_problems(service: ServiceSpec) -> list[str]:
             )
     found.extend(_placement_problems(service))
     found.extend(_image_problems(service))
+    return found
+
+
+def _volume_problems(volume: VolumeSpec) -> list[str]:
+    if volume.external or volume.name:
+        return [
+            "external or explicitly named volumes are not available on a Swarm cluster: a "
+            "stack's volumes are made by Berth, on the node it pins them to."
+        ]
+    found = []
+    if volume.driver not in (None, "local"):
+        found.append(f"driver {volume.driver!r}: only local volumes on a Swarm cluster.")
+    if volume.driver_opts:
+        found.append("driver_opts: not available on a Swarm cluster.")
     return found
 
 
@@ -251,8 +272,13 @@ def tenant_constraints(stack: Any, nodes: list[SwarmNodeInfo]) -> tuple[str, ...
 
 
 def _restart(service: ServiceSpec) -> tuple[str, int | None]:
+    """Compose's `restart` as Swarm's restart condition. Left out, Swarm's own default
+    (any), as `docker stack deploy` does: with `none`, a task shut down by a drain or a
+    node loss is never replaced, and the service stays at 0 when the node comes back."""
     policy = service.restart
-    if policy is None or policy.name == "no":
+    if policy is None:
+        return "any", None
+    if policy.name == "no":
         return "none", None
     if policy.name == "on-failure":
         return "on-failure", policy.max_retries
@@ -280,12 +306,14 @@ def swarm_request(
     nodes: list[SwarmNodeInfo] = (),  # type: ignore[assignment]
     registry_auth: Mapping[str, str] | None = None,
     routed_ports: Collection[int] = (),
+    volume_node: str = "",
 ) -> SwarmServiceRequest:
     """One Compose service of the stack's spec as a Swarm service (pure: no I/O).
 
     `routed_ports` are the container ports the frontier's routes send to: each is
     published in host mode on a port the task's node picks (no routing mesh here), which
-    the frontier reads back from the task (`SwarmTaskInfo.ports`)."""
+    the frontier reads back from the task (`SwarmTaskInfo.ports`). A service mounting a
+    named volume is pinned to `volume_node` (the stack's volumes live there)."""
     service = project.services[name]
     problems = service_problems(service)
     if problems:
@@ -324,7 +352,9 @@ def swarm_request(
         constraints=(
             *service.deploy.placement_constraints,
             *tenant_constraints(stack, list(nodes)),
+            *((f"node.id=={volume_node}",) if volume_node and uses_volumes(service) else ()),
         ),
+        mounts=_mounts(stack, service),
         networks=(
             ServiceNetwork(naming.stack_network_name(stack), (name, *naming._aliases(service))),
         ),
@@ -336,6 +366,73 @@ def swarm_request(
         registry_auth=registry_auth,
         ports=tuple(ServicePort(target=port) for port in sorted(set(routed_ports))),
     )
+
+
+def uses_volumes(service: ServiceSpec) -> bool:
+    return any(m.type == "volume" and m.source for m in service.volumes)
+
+
+def _mounts(stack: Any, service: ServiceSpec) -> tuple[ServiceMount, ...]:
+    mounts = []
+    for mount in service.volumes:
+        if mount.type == "tmpfs":
+            mounts.append(ServiceMount(mount.target, kind="tmpfs", size=mount.tmpfs_size))
+        elif mount.type == "volume" and mount.source:
+            mounts.append(
+                ServiceMount(
+                    mount.target,
+                    source=naming.volume_name(stack, mount.source),
+                    read_only=mount.read_only,
+                    labels=naming.stack_labels(stack),
+                )
+            )
+    return tuple(mounts)
+
+
+def choose_volume_node(
+    stack: Any,
+    project: ComposeProject,
+    nodes: list[SwarmNodeInfo],
+    tasks: list[SwarmTaskInfo] = (),  # type: ignore[assignment]
+) -> SwarmNodeInfo | None:
+    """The node to hold a stack's volumes: ready and active, not reserved for another
+    tenant, meeting the simple constraints (`node.id`, `node.hostname`, `node.role`,
+    `node.labels.*`) of every service mounting one; the least busy (tasks), then by name."""
+    constraints = [
+        c
+        for service in project.services.values()
+        if uses_volumes(service)
+        for c in service.deploy.placement_constraints
+    ]
+    busy: dict[str, int] = {}
+    for task in tasks:
+        if task.desired_state == "running":
+            busy[task.node_id] = busy.get(task.node_id, 0) + 1
+    fit = [
+        n
+        for n in nodes
+        if n.state == "ready"
+        and n.availability == "active"
+        and n.labels.get(TENANT_NODE_LABEL, stack.tenant.slug) == stack.tenant.slug
+        and all(_meets(n, c) for c in constraints)
+    ]
+    return min(fit, key=lambda n: (busy.get(n.node_id, 0), n.hostname), default=None)
+
+
+def _meets(node: SwarmNodeInfo, constraint: str) -> bool:
+    """Whether `node` meets `attribute==value` / `attribute!=value`; an attribute this
+    does not know (engine labels, platform) is left to Swarm (True)."""
+    text = constraint.replace(" ", "")
+    negate = "!=" in text
+    attribute, _, value = text.partition("!=" if negate else "==")
+    known = {"node.id": node.node_id, "node.hostname": node.hostname, "node.role": node.role}
+    if attribute.startswith("node.labels."):
+        actual = node.labels.get(attribute.removeprefix("node.labels."))
+    elif attribute in known:
+        actual = known[attribute]
+    else:
+        return True
+    return (actual != value) if negate else (actual == value)
 
 
 def _authorised(image: str, tenant_slug: str) -> Mapping[str, str] | None:
@@ -453,6 +550,7 @@ class SwarmRun:
             "service__name", "port"
         ):
             routed.setdefault(service_name_, set()).add(port)
+        volume_node = self.volume_node(nodes)
         changed = []
         auths: dict[str, Mapping[str, str] | None] = {}
         for name, service in self.project.services.items():
@@ -461,6 +559,7 @@ class SwarmRun:
             request = swarm_request(
                 stack, self.spec, self.project, name, nodes=nodes,
                 registry_auth=auths[service.image], routed_ports=routed.get(name, ()),
+                volume_node=volume_node,
             )  # fmt: skip
             wanted = service_spec(request)["Labels"][naming.SPEC_HASH]
             found = existing.pop(name, None)
@@ -474,6 +573,33 @@ class SwarmRun:
             self.engine.remove_service(found.service_id)
             changed.append(name)
         return changed
+
+    def volume_node(self, nodes: list[SwarmNodeInfo]) -> str:
+        """The node holding the stack's volumes: pinned at the first deploy and kept,
+        whatever becomes of the node (its services wait for it rather than start empty
+        elsewhere); "" for a stack without volumes."""
+        assert self.project is not None
+        stack = self.stack
+        if stack.swarm_volume_node or not any(
+            uses_volumes(s) for s in self.project.services.values()
+        ):
+            return stack.swarm_volume_node
+        tasks = self.listed.tasks if self.listed else []
+        chosen = choose_volume_node(stack, self.project, nodes, tasks)
+        if chosen is None:
+            raise EngineError(
+                "No ready, active node meets the placement of the services with volumes: "
+                "the stack's volumes need one node to live on.",
+                retryable=True,
+            )
+        Stack.objects.filter(pk=stack.pk).update(swarm_volume_node=chosen.node_id)
+        stack.swarm_volume_node = chosen.node_id
+        self.event(
+            "stack.volume_node",
+            f"The volumes of {stack.name} live on node {chosen.hostname}: the services "
+            "mounting them run there.",
+        )
+        return chosen.node_id
 
     def wait_until_settled(self) -> None:
         """Until every service runs its replicas with no update in progress (bounded:
@@ -575,6 +701,9 @@ class SwarmRun:
         for name, row in rows.items():
             found = by_name.get(name)
             health, reason = _service_health(found, self.project.services.get(name), stack)
+            spec = self.project.services.get(name)
+            if health == Service.Health.STARTING and spec is not None and uses_volumes(spec):
+                reason = _waiting_for_volume_node(stack, nodes) or reason
             if (row.health, row.health_reason) != (health, reason):
                 row.health, row.health_reason = health, reason
                 row.save(update_fields=["health", "health_reason", "updated_at"])
@@ -680,6 +809,25 @@ def _service_health(
             f"{found.replicas_running} of {found.replicas_desired} tasks running",
         )
     return Service.Health.HEALTHY, ""
+
+
+def _waiting_for_volume_node(stack: Stack, nodes: list[SwarmNodeInfo]) -> str:
+    """Why a service with volumes does not run, when its node cannot take it."""
+    pinned = stack.swarm_volume_node
+    if not pinned or not nodes:
+        return ""
+    node = next((n for n in nodes if n.node_id == pinned), None)
+    if node is None:
+        return (
+            f"waiting for node {pinned[:12]}, which held the stack's volumes and has left "
+            "the swarm: Berth does not start the service elsewhere without its data."
+        )
+    if node.state != "ready" or node.availability != "active":
+        return (
+            f"waiting for node {node.hostname} ({node.state}, {node.availability}), which "
+            "holds the stack's volumes: Berth does not move the service away from its data."
+        )
+    return ""
 
 
 def _state(stack: Stack, state: str, reason: str) -> None:

@@ -33,6 +33,7 @@ RESTART_CONDITIONS = ("none", "on-failure", "any")
 ORDERS = ("stop-first", "start-first")
 FAILURE_ACTIONS = ("continue", "pause", "rollback")
 PROTOCOLS = ("tcp", "udp", "sctp")
+MOUNT_KINDS = ("volume", "tmpfs")
 _NS = 1_000_000_000
 
 
@@ -52,6 +53,19 @@ class ServicePort:
     target: int
     published: int | None = None
     protocol: str = "tcp"
+
+
+@dataclass(frozen=True)
+class ServiceMount:
+    """A mount of a service's tasks: a named local volume (created by the node's engine
+    on first use, with `labels`) or a tmpfs (`size` bytes, None: the engine's default)."""
+
+    target: str
+    kind: str = "volume"  # volume, tmpfs
+    source: str = ""
+    read_only: bool = False
+    labels: Mapping[str, str] = field(default_factory=dict)
+    size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -104,6 +118,7 @@ class SwarmServiceRequest:
     max_replicas_per_node: int | None = None
     networks: tuple[ServiceNetwork, ...] = ()
     ports: tuple[ServicePort, ...] = ()
+    mounts: tuple[ServiceMount, ...] = ()
     update: RolloutConfig | None = None
     rollback: RolloutConfig | None = None
     stop_grace_period: float | None = None  # seconds; 0 kills at once
@@ -176,6 +191,19 @@ def _endpoint(request: SwarmServiceRequest) -> types.EndpointSpec:
     return types.EndpointSpec(mode="dnsrr", ports=ports or None)
 
 
+def _mount(mount: ServiceMount, name: str) -> types.Mount:
+    kind = _choice(mount.kind, MOUNT_KINDS, "mount type", name)
+    if kind == "tmpfs":
+        return types.Mount(mount.target, None, type="tmpfs", tmpfs_size=mount.size)
+    return types.Mount(
+        mount.target,
+        mount.source,
+        type="volume",
+        read_only=mount.read_only,
+        labels=dict(mount.labels) or None,
+    )
+
+
 def _owner_labels(request: SwarmServiceRequest) -> dict[str, str]:
     labels = {str(k): str(v) for k, v in request.labels.items()}
     if labels.get(MANAGED_LABEL) != "true" or not labels.get(INSTALLATION_LABEL):
@@ -208,6 +236,7 @@ def service_spec(request: SwarmServiceRequest) -> dict[str, Any]:
         labels=dict(labels),
         stop_grace_period=_ns(request.stop_grace_period),
         healthcheck=types.Healthcheck(**healthcheck) if healthcheck else None,
+        mounts=[_mount(m, request.name) for m in request.mounts] or None,
     )
     placement = None
     if request.constraints or request.preferences or request.max_replicas_per_node:
