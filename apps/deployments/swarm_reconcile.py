@@ -60,7 +60,7 @@ from apps.hosts.engine.swarm_services import (
     SwarmServiceRequest,
     service_spec,
 )
-from apps.hosts.models import Host
+from apps.hosts.models import Host, SwarmNode
 from apps.registry.deploy import (
     _check_berth_image,
     checked_reference,
@@ -429,9 +429,9 @@ class SwarmRun:
 
     @transaction.atomic
     def mirror(self, services: list[SwarmServiceInfo], tasks: list[SwarmTaskInfo]) -> None:
-        """Service rows, Container rows (one per current task: engine id the task's
-        container id, or the task id before it has one; replica its slot) and the
-        stack's state."""
+        """Service rows, Container rows (one per current task: engine id the task id,
+        which the driver addresses it by; replica its slot; node the SwarmNode row Swarm
+        placed it on, once the host's heartbeat recorded it) and the stack's state."""
         assert self.project is not None
         stack = self.stack
         by_id = {s.service_id: s for s in services}
@@ -439,6 +439,7 @@ class SwarmRun:
         rows = _service_rows(stack, self.project)
         revision = stack.current_revision.number if stack.current_revision else 0
         now = timezone.now()
+        nodes = {n.node_id: n for n in SwarmNode.objects.filter(host=self.host)}
         seen: set[str] = set()
         for task in tasks:
             owner = by_id.get(task.service_id)
@@ -447,7 +448,7 @@ class SwarmRun:
             name = owner.labels.get(naming.SERVICE, "")
             if name not in rows:
                 continue
-            engine_id = task.container_id or task.task_id
+            engine_id = task.task_id
             seen.add(engine_id)
             state, health = _task_state(task)
             Container.objects.update_or_create(
@@ -463,6 +464,7 @@ class SwarmRun:
                     "state": state,
                     "health": health,
                     "health_reason": (task.error or "")[:1000],
+                    "node": nodes.get(task.node_id),
                     "last_seen_at": now,
                 },
             )
