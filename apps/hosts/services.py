@@ -473,16 +473,24 @@ def set_node_availability(*, actor: Any, host: Host, node_id: str, availability:
     return node
 
 
+#: What `with_task_rows` reads of a node (prefetch them for many nodes).
+TASK_ROWS = ("containers__stack__tenant", "containers__service")
+
+
 def swarm_nodes(host: Host) -> list[SwarmNode]:
     """The cluster's nodes as last recorded: present ones first, gone ones after. Each
     has `task_rows`: its tasks at the last heartbeat, each with the Berth stack row
     mirroring it (`berth`: a Container, or None for a task Berth did not deploy), so
     the page names the tenant and stack of every task without asking the engine."""
-    nodes = host.swarm_nodes.prefetch_related("containers__stack__tenant", "containers__service")
+    nodes = host.swarm_nodes.prefetch_related(*TASK_ROWS)
     found = sorted(nodes, key=lambda n: (n.gone, n.role != "manager", n.hostname))
-    for node in found:
-        mirrored = {c.engine_id: c for c in node.containers.all()}
-        node.task_rows = [
-            {**task, "berth": mirrored.get(str(task.get("task_id") or ""))} for task in node.tasks
-        ]
-    return found
+    return [with_task_rows(node) for node in found]
+
+
+def with_task_rows(node: SwarmNode) -> SwarmNode:
+    """The node with `task_rows` (see `swarm_nodes`) set."""
+    mirrored = {c.engine_id: c for c in node.containers.all()}
+    node.task_rows = [
+        {**task, "berth": mirrored.get(str(task.get("task_id") or ""))} for task in node.tasks
+    ]
+    return node

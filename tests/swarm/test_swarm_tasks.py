@@ -20,6 +20,8 @@ from django.urls import reverse
 from apps.deployments import services
 from apps.deployments.models import Container, Service, Stack
 from apps.hosts import services as host_services
+from apps.hosts.engine import EngineError
+from apps.hosts.engine.swarm import SwarmCluster
 from apps.hosts.models import Host, SwarmNode
 from tests.fixtures.live import close_code, open_socket, receive_json, run, session_headers, until
 from tests.swarm.cluster import Cluster
@@ -92,6 +94,7 @@ def shop(swarm_host: Host, published: str, member, owner, env_a):
 def test_a_task_on_any_node(
     swarm: Cluster,
     swarm_host: Host,
+    engine: SwarmCluster,
     shop: Stack,
     member,
     viewer,
@@ -192,6 +195,19 @@ def test_a_task_on_any_node(
     for row in rows.values():
         assert f'data-task="{row.engine_id}"' in html
     assert f"acme/{shop.name}" in html and "data-endpoint-node" in html
+    nodes = session_api(superuser).get(f"/api/v1/hosts/{swarm_host.pk}/nodes/").json()
+    listed = {t["task_id"]: t["berth"] for n in nodes for t in n["tasks"]}
+    assert listed[work.engine_id] == {
+        "tenant": "acme", "stack": shop.pk, "stack_name": shop.name, "container": work.pk
+    }  # fmt: skip
+    assert [n["hostname"] for n in nodes if n["is_endpoint"]] == [web.node.hostname]
+
+    # the driver checks the node itself: the pages' rule is not the only guard
+    assert engine.inspect_container(work.engine_id).state == "running"
+    with pytest.raises(EngineError, match="^The shell needs the node's engine") as refused:
+        engine.task_container(work.engine_id, "shell")
+    assert refused.value.status == 409 and not refused.value.retryable
+    assert engine.task_container(web.engine_id, "shell")  # the manager's own container
 
     # another tenant: nothing of it, on any socket or page
     stranger, reader = session_headers(outsider), session_headers(viewer)
@@ -211,6 +227,7 @@ def test_a_task_on_any_node(
 
     run(cross_tenant())
     outside = client_for(outsider)
+    assert session_api(member).get(f"/api/v1/hosts/{swarm_host.pk}/nodes/").status_code == 404
     assert outside.get(reverse("hosts:detail", args=[swarm_host.pk])).status_code == 404
     assert client_for(member).get(reverse("hosts:detail", args=[swarm_host.pk])).status_code == 404
     for name in ("stacks:container_logs", "stacks:shell", "stacks:container_logs_download"):
