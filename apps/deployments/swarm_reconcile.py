@@ -19,8 +19,16 @@ is created or edited (`swarm_problems`), never deployed half-working:
   enforced: Swarm starts every service at once; a service must retry its dependencies),
   discovery by service name on the stack's overlay (endpoint_mode dnsrr: no routing
   mesh here).
-- refused: published ports (host mode would bind every interface of the node, outside
-  the frontier; routing into a swarm is a later slice), volumes and bind mounts,
+- traffic: a route to a service publishes the route's container port in host mode on
+  each task's node, at a port the node picks; the mirrored task carries its node's
+  address and that port, and the frontier (HAProxy on Berth's host) sends the route
+  there. Swarm replaces tasks during an update; the pass waiting for it mirrors every
+  half second, so a new task joins the frontier before the next batch (`delay`).
+  That port answers whoever reaches the node: firewall the nodes so that only Berth's
+  host reaches their ephemeral ports. Canary upgrades are refused (Swarm's rolling
+  update only).
+- refused: published ports (`ports`: they would bypass the frontier; a route
+  publishes what the frontier needs), volumes and bind mounts,
   networks other than the default one, network_mode/pid/ipc/uts/userns, privileged,
   capabilities, devices, security_opt, sysctls, cgroup_parent, volumes_from, a
   depends_on condition other than service_started, and constraints on `io.berth.` node
@@ -36,7 +44,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -47,8 +56,9 @@ from apps.activity.models import Event
 from apps.activity.services import record_event
 from apps.compose.spec import ComposeProject, ServiceSpec
 from apps.deployments import containers as naming
-from apps.deployments.models import Container, Service, Stack
+from apps.deployments.models import Container, Route, Service, Stack
 from apps.deployments.resources import service_resources
+from apps.deployments.signals import frontier_changed
 from apps.deployments.spec import project_from_spec, upgrade_of
 from apps.hosts.engine import EngineError, get_engine
 from apps.hosts.engine.containers import HealthcheckRequest
@@ -57,6 +67,7 @@ from apps.hosts.engine.swarm_services import (
     FAILURE_ACTIONS,
     RolloutConfig,
     ServiceNetwork,
+    ServicePort,
     SwarmServiceRequest,
     service_spec,
 )
@@ -75,10 +86,12 @@ TENANT_NODE_LABEL = "io.berth.tenant"
 RESERVED_CONSTRAINT = "node.labels.io.berth."
 #: How long one pass waits for the services it changed to converge before mirroring.
 SETTLE_SECONDS = 90.0
+#: How often a pass waiting for its services looks at their tasks again (and mirrors them).
+SETTLE_POLL_SECONDS = 0.5
 PORTS_REFUSED = (
-    "published ports are not available on a Swarm cluster yet: a task's port would be "
-    "published on every interface of its node, outside Berth's frontier (routing into "
-    "a swarm comes in a later step). Remove `ports`; services reach each other by name."
+    "published ports are not available on a Swarm cluster: reach a service through the "
+    "frontier instead (add a route to it: Berth publishes the route's port on each "
+    "task's node for the frontier). Remove `ports`; services reach each other by name."
 )
 _REFUSED_FIELDS = (
     ("volumes_from", "volumes_from"),
@@ -190,6 +203,24 @@ def _image_problems(service: ServiceSpec) -> list[str]:
     return found
 
 
+SWARM_CANARY_REFUSED = (
+    "Canary upgrades are not available on a Swarm cluster yet: a stack there is upgraded "
+    "by Swarm's rolling update (its update_config), through the frontier. Choose rolling."
+)
+
+
+def check_swarm_upgrades(spec: Mapping[str, Any]) -> None:
+    """A ValidationError naming each service whose berth.yml upgrade is a canary."""
+    services = (spec.get("berth") or {}).get("services") or {}
+    problems = [
+        f"services.{name}.upgrade.strategy: {SWARM_CANARY_REFUSED}"
+        for name, conf in services.items()
+        if ((conf or {}).get("upgrade") or {}).get("strategy") == "canary"
+    ]
+    if problems:
+        raise ValidationError({"compose": problems})
+
+
 def check_swarm_spec(environment: Any, spec: Mapping[str, Any]) -> None:
     """A ValidationError on `compose` naming each field a swarm cannot run, when the
     environment targets a swarm; nothing otherwise."""
@@ -248,8 +279,13 @@ def swarm_request(
     *,
     nodes: list[SwarmNodeInfo] = (),  # type: ignore[assignment]
     registry_auth: Mapping[str, str] | None = None,
+    routed_ports: Collection[int] = (),
 ) -> SwarmServiceRequest:
-    """One Compose service of the stack's spec as a Swarm service (pure: no I/O)."""
+    """One Compose service of the stack's spec as a Swarm service (pure: no I/O).
+
+    `routed_ports` are the container ports the frontier's routes send to: each is
+    published in host mode on a port the task's node picks (no routing mesh here), which
+    the frontier reads back from the task (`SwarmTaskInfo.ports`)."""
     service = project.services[name]
     problems = service_problems(service)
     if problems:
@@ -298,6 +334,7 @@ def swarm_request(
         log_max_size=str(hardening.get("log_max_size") or "10m"),
         log_max_files=int(hardening.get("log_max_files") or 3),
         registry_auth=registry_auth,
+        ports=tuple(ServicePort(target=port) for port in sorted(set(routed_ports))),
     )
 
 
@@ -316,11 +353,43 @@ def _authorised(image: str, tenant_slug: str) -> Mapping[str, str] | None:
 # --- the pass ---------------------------------------------------------------------------------
 
 
-class SwarmRun:
-    """One stack's pass on a swarm: converge its services, then mirror their tasks."""
+@dataclass(frozen=True)
+class ClusterListing:
+    """Everything of this installation on a swarm, listed once for the periodic pass
+    (four calls, whatever the number of stacks, services and tasks)."""
 
-    def __init__(self, stack: Stack, host: Host, engine: SwarmCluster) -> None:
-        self.stack, self.host, self.engine = stack, host, engine
+    services: list[SwarmServiceInfo]
+    tasks: list[SwarmTaskInfo]
+    nodes: list[SwarmNodeInfo]
+    networks: frozenset[str]  # this installation's overlay networks (made by Berth)
+
+    @classmethod
+    def of_cluster(cls, engine: SwarmCluster) -> ClusterListing:
+        return cls(
+            engine.list_services(),
+            engine.list_service_tasks(),
+            engine.list_nodes(),
+            frozenset(engine.list_overlay_networks()),
+        )
+
+    def of(self, stack: Stack) -> tuple[list[SwarmServiceInfo], list[SwarmTaskInfo]]:
+        """The stack's services (its id and its tenant's on their labels) and their tasks."""
+        owner = {naming.STACK: str(stack.pk), naming.TENANT_ID: str(stack.tenant_id)}
+        services = [s for s in self.services if all(s.labels.get(k) == v for k, v in owner.items())]
+        ids = {s.service_id for s in services}
+        return services, [t for t in self.tasks if t.service_id in ids]
+
+
+class SwarmRun:
+    """One stack's pass on a swarm: converge its services, then mirror their tasks.
+
+    Fed the cluster's listing (the periodic pass), a stack whose services need no change
+    asks the swarm nothing more; on its own (a stack's task) it lists its services."""
+
+    def __init__(
+        self, stack: Stack, host: Host, engine: SwarmCluster, listed: ClusterListing | None = None
+    ) -> None:
+        self.stack, self.host, self.engine, self.listed = stack, host, engine, listed
         revision = stack.current_revision
         self.spec: dict | None = revision.spec if revision is not None else None
         self.project = project_from_spec(self.spec) if self.spec else None
@@ -330,7 +399,9 @@ class SwarmRun:
     def execute(self) -> None:
         stack = self.stack
         try:
-            services = self.engine.list_services(self.owner)
+            services = (
+                self.listed.of(stack)[0] if self.listed else self.engine.list_services(self.owner)
+            )
         except EngineError as exc:
             _state(stack, Stack.State.UNKNOWN, f"The swarm is unreachable: {exc}")
             return
@@ -343,18 +414,26 @@ class SwarmRun:
             if changed:
                 self.event("stack.reconcile", f"Swarm services changed: {', '.join(changed)}")
                 self.wait_until_settled()
-            services = self.engine.list_services(self.owner)
-            tasks = self.engine.list_service_tasks(self.owner)
+            if self.listed and not changed:
+                observed = (*self.listed.of(stack), self.listed.nodes)
+            else:
+                observed = self.observe()
         except EngineError as exc:
             self.failure = str(exc)
             self.event("stack.reconcile", self.failure, outcome=Event.Outcome.FAILURE)
             try:
-                services = self.engine.list_services(self.owner)
-                tasks = self.engine.list_service_tasks(self.owner)
+                observed = self.observe()
             except EngineError:
                 _state(stack, Stack.State.FAILED, self.failure)
                 return
-        self.mirror(services, tasks)
+        self.mirror(*observed)
+
+    def observe(self) -> tuple[list[SwarmServiceInfo], list[SwarmTaskInfo], list[SwarmNodeInfo]]:
+        """The stack's services and their tasks, and the nodes (their addresses): three
+        calls, whatever the number of tasks."""
+        services = self.engine.list_services(self.owner)
+        tasks = self.engine.list_service_tasks(self.owner)
+        return services, tasks, self.engine.list_nodes()
 
     # converge -------------------------------------------------------------------------------
 
@@ -362,13 +441,18 @@ class SwarmRun:
         """Create, update (spec hash differs) and remove services; the names changed."""
         assert self.project is not None and self.spec is not None
         stack = self.stack
-        nodes = self.engine.list_nodes()
-        self.engine.ensure_overlay_network(
-            naming.stack_network_name(stack),
-            naming.stack_labels(stack),
-            owner=naming.stack_owner(stack),
-        )
+        nodes = self.listed.nodes if self.listed else self.engine.list_nodes()
+        network = naming.stack_network_name(stack)
+        if not self.listed or network not in self.listed.networks:
+            self.engine.ensure_overlay_network(
+                network, naming.stack_labels(stack), owner=naming.stack_owner(stack)
+            )
         existing = {s.labels.get(naming.SERVICE, ""): s for s in services}
+        routed: dict[str, set[int]] = {}
+        for service_name_, port in Route.objects.filter(stack=stack).values_list(
+            "service__name", "port"
+        ):
+            routed.setdefault(service_name_, set()).add(port)
         changed = []
         auths: dict[str, Mapping[str, str] | None] = {}
         for name, service in self.project.services.items():
@@ -376,7 +460,7 @@ class SwarmRun:
                 auths[service.image] = _authorised(service.image, stack.tenant.slug)
             request = swarm_request(
                 stack, self.spec, self.project, name, nodes=nodes,
-                registry_auth=auths[service.image],
+                registry_auth=auths[service.image], routed_ports=routed.get(name, ()),
             )  # fmt: skip
             wanted = service_spec(request)["Labels"][naming.SPEC_HASH]
             found = existing.pop(name, None)
@@ -396,10 +480,14 @@ class SwarmRun:
         the next pass mirrors what this one did not wait for)."""
         deadline = time.monotonic() + SETTLE_SECONDS
         while time.monotonic() < deadline:
-            services = self.engine.list_services(self.owner)
+            services, tasks, nodes = self.observe()
+            # Mirrored as it goes: the frontier follows tasks as Swarm replaces them (a
+            # rolling update's next batch waits its `delay`; a new task joins the routes
+            # within about a second of running).
+            self.mirror(services, tasks, nodes)
             if all(_settled(s) for s in services):
                 return
-            time.sleep(1.0)
+            time.sleep(SETTLE_POLL_SECONDS)
 
     def remove(self, services: list[SwarmServiceInfo]) -> None:
         """Services first, then the overlay network once their tasks are gone."""
@@ -428,18 +516,27 @@ class SwarmRun:
     # mirror ---------------------------------------------------------------------------------
 
     @transaction.atomic
-    def mirror(self, services: list[SwarmServiceInfo], tasks: list[SwarmTaskInfo]) -> None:
+    def mirror(
+        self,
+        services: list[SwarmServiceInfo],
+        tasks: list[SwarmTaskInfo],
+        nodes: list[SwarmNodeInfo] = (),  # type: ignore[assignment]
+    ) -> None:
         """Service rows, Container rows (one per current task: engine id the task id,
         which the driver addresses it by; replica its slot; node the SwarmNode row Swarm
-        placed it on, once the host's heartbeat recorded it) and the stack's state."""
+        placed it on, once the host's heartbeat recorded it; address its node's, with the
+        host-mode ports published there) and the stack's state; the frontier is told
+        when the tasks it may route to changed."""
         assert self.project is not None
         stack = self.stack
+        before = _frontier_view(stack)
+        addresses = {n.node_id: n.address for n in nodes}
         by_id = {s.service_id: s for s in services}
         by_name = {s.labels.get(naming.SERVICE, ""): s for s in services}
         rows = _service_rows(stack, self.project)
         revision = stack.current_revision.number if stack.current_revision else 0
         now = timezone.now()
-        nodes = {n.node_id: n for n in SwarmNode.objects.filter(host=self.host)}
+        node_rows = {n.node_id: n for n in SwarmNode.objects.filter(host=self.host)}
         seen: set[str] = set()
         for task in tasks:
             owner = by_id.get(task.service_id)
@@ -464,11 +561,19 @@ class SwarmRun:
                     "state": state,
                     "health": health,
                     "health_reason": (task.error or "")[:1000],
-                    "node": nodes.get(task.node_id),
+                    "node": node_rows.get(task.node_id),
+                    "address": addresses.get(task.node_id, "") if state == "running" else "",
+                    "ports": _published(task, addresses.get(task.node_id, "")),
                     "last_seen_at": now,
                 },
             )
         Container.objects.filter(stack=stack).exclude(engine_id__in=seen).delete()
+        if _frontier_view(stack) != before:
+            transaction.on_commit(
+                lambda: frontier_changed.send_robust(
+                    sender=Stack, stack_id=stack.pk, reason="swarm tasks"
+                )
+            )
         unsettled = []
         for name, row in rows.items():
             found = by_name.get(name)
@@ -527,6 +632,20 @@ def _service_rows(stack: Stack, project: ComposeProject) -> dict[str, Service]:
     return rows
 
 
+def _published(task: SwarmTaskInfo, node_address: str) -> list[dict[str, Any]]:
+    """A task's host-mode ports as a container's `ports` are mirrored."""
+    return [
+        {"container_port": target, "protocol": "tcp", "host_ip": node_address, "host_port": port}
+        for target, port in task.ports
+    ]
+
+
+def _frontier_view(stack: Stack) -> list[tuple]:
+    """What the frontier reads of the stack's tasks (frontier.snapshot)."""
+    rows = Container.objects.filter(stack=stack).order_by("pk")
+    return list(rows.values_list("pk", "state", "health", "draining", "address", "ports"))
+
+
 def _settled(service: SwarmServiceInfo) -> bool:
     return (
         service.replicas_running == service.replicas_desired
@@ -572,8 +691,9 @@ def _state(stack: Stack, state: str, reason: str) -> None:
 
 
 def reconcile_cluster(host: Host) -> dict[str, int]:
-    """The periodic pass over a swarm: each stack of the environments targeting it,
-    under its lease, one after another (a stack another worker holds is skipped)."""
+    """The periodic pass over a swarm: its services, tasks and nodes listed once, then
+    each stack of the environments targeting it, under its lease, one after another (a
+    stack another worker holds is skipped)."""
     from apps.deployments.reconciler import claim, release  # the engine path's leases
 
     stacks = Stack.objects.filter(environment__hosts=host).select_related(
@@ -581,12 +701,18 @@ def reconcile_cluster(host: Host) -> dict[str, int]:
     )
     done = 0
     with get_engine(host) as engine:
+        try:
+            listed = ClusterListing.of_cluster(engine)
+        except EngineError as exc:
+            for stack in stacks:
+                _state(stack, Stack.State.UNKNOWN, f"The swarm is unreachable: {exc}")
+            return {"stacks": 0, "orphans": 0, "api_calls": getattr(engine, "api_calls", 0)}
         for stack in stacks.order_by("pk"):
             token = claim(stack.pk)
             if token is None:
                 continue
             try:
-                SwarmRun(stack, host, engine).execute()
+                SwarmRun(stack, host, engine, listed).execute()
                 done += 1
             except Exception:  # one broken stack must not stop the others
                 log.exception("swarm reconcile of stack %s failed", stack.pk)
