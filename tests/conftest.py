@@ -144,6 +144,7 @@ SECOND_RUN = frozenset(
         "tests/swarm/test_swarm_stacks.py",  # on the same swarm
         "tests/swarm/test_swarm_routes.py",  # on the same swarm, with a frontier
         "tests/swarm/test_swarm_volumes.py",  # on the same swarm
+        "tests/swarm/test_swarm_tasks.py",  # on the same swarm
     }
 )
 

@@ -179,7 +179,13 @@ class Service(models.Model):
 
 
 class Container(models.Model):
-    """A container the reconciler saw on an engine, mirrored for pages and the API."""
+    """A container the reconciler saw on an engine, mirrored for pages and the API.
+
+    On a Swarm cluster host a row is one task of a Swarm service: `engine_id` is the
+    task's id (stable from scheduling to shutdown, unlike its container's) and `node`
+    the node Swarm placed it on (apps/deployments/swarm_tasks.py says what may be done
+    with it).
+    """
 
     stack = models.ForeignKey(Stack, on_delete=models.CASCADE, related_name="containers")
     service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="containers")
@@ -202,6 +208,14 @@ class Container(models.Model):
     draining = models.BooleanField(default=False)
     started_at = models.DateTimeField(null=True, blank=True)
     last_seen_at = models.DateTimeField(null=True, blank=True)
+    node = models.ForeignKey(
+        "hosts.SwarmNode",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="containers",
+        help_text="The Swarm node a task runs on (empty on a single engine)",
+    )
 
     objects = StackChildQuerySet.as_manager()
 

@@ -66,6 +66,7 @@ from apps.deployments.swarm_reconcile import (
     check_swarm_upgrades,
     targets_swarm,
 )
+from apps.deployments.swarm_tasks import action_problem
 from apps.deployments.tasks import container_action, reconcile_stack
 from apps.tenants.models import Environment
 
@@ -1027,6 +1028,9 @@ def _container_action(actor: Any, container: Container, action: str) -> Containe
     replica is created afresh by the reconciler (a clean recreate)."""
     stack = container.stack
     require_role(actor, stack.tenant, Role.MEMBER)
+    refused = action_problem(container, action)
+    if refused:  # a Swarm task: Swarm keeps its tasks
+        raise ValidationError(refused)
     stack = _locked(stack)
     _require_not_removed(stack)
     container.user_stopped = action == "stop"

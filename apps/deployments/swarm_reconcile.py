@@ -73,7 +73,7 @@ from apps.hosts.engine.swarm_services import (
     SwarmServiceRequest,
     service_spec,
 )
-from apps.hosts.models import Host
+from apps.hosts.models import Host, SwarmNode
 from apps.registry.deploy import (
     _check_berth_image,
     checked_reference,
@@ -648,10 +648,11 @@ class SwarmRun:
         tasks: list[SwarmTaskInfo],
         nodes: list[SwarmNodeInfo] = (),  # type: ignore[assignment]
     ) -> None:
-        """Service rows, Container rows (one per current task: engine id the task's
-        container id, or the task id before it has one; replica its slot; address its
-        node's, with the host-mode ports published there) and the stack's state; the
-        frontier is told when the tasks it may route to changed."""
+        """Service rows, Container rows (one per current task: engine id the task id,
+        which the driver addresses it by; replica its slot; node the SwarmNode row Swarm
+        placed it on, once the host's heartbeat recorded it; address its node's, with the
+        host-mode ports published there) and the stack's state; the frontier is told
+        when the tasks it may route to changed."""
         assert self.project is not None
         stack = self.stack
         before = _frontier_view(stack)
@@ -661,6 +662,7 @@ class SwarmRun:
         rows = _service_rows(stack, self.project)
         revision = stack.current_revision.number if stack.current_revision else 0
         now = timezone.now()
+        node_rows = {n.node_id: n for n in SwarmNode.objects.filter(host=self.host)}
         seen: set[str] = set()
         for task in tasks:
             owner = by_id.get(task.service_id)
@@ -669,7 +671,7 @@ class SwarmRun:
             name = owner.labels.get(naming.SERVICE, "")
             if name not in rows:
                 continue
-            engine_id = task.container_id or task.task_id
+            engine_id = task.task_id
             seen.add(engine_id)
             state, health = _task_state(task)
             Container.objects.update_or_create(
@@ -685,6 +687,7 @@ class SwarmRun:
                     "state": state,
                     "health": health,
                     "health_reason": (task.error or "")[:1000],
+                    "node": node_rows.get(task.node_id),
                     "address": addresses.get(task.node_id, "") if state == "running" else "",
                     "ports": _published(task, addresses.get(task.node_id, "")),
                     "last_seen_at": now,
