@@ -40,7 +40,7 @@ from apps.compose.policy import RULES, check_policy
 from apps.core.queue import enqueue_on_commit
 from apps.core.roles import Role
 from apps.core.tenancy import require_role
-from apps.deployments import exceptions, quotas, revisions, routes
+from apps.deployments import exceptions, quotas, revisions, routes, secret_store
 from apps.deployments.health import apply_health_checks
 from apps.deployments.models import (
     Container,
@@ -130,6 +130,7 @@ def render_spec(
     check_deploy_settings(project, swarm=on_swarm)
     if on_swarm:  # only a subset runs on a swarm: the rest is refused per field (issue 14)
         check_swarm_spec(environment, spec)
+    secret_store.check_references(environment, spec, swarm=on_swarm)
     berth_services = config_of(version).services if version is not None else None
     spec["berth"] = berth_spec(project, berth_services, variables)
     spec = _template_scale(spec, version)
@@ -231,6 +232,7 @@ def check_spec_policy(
     check_deploy_settings(project, swarm=on_swarm)
     if on_swarm:
         check_swarm_spec(environment, spec)
+    secret_store.check_references(environment, spec, swarm=on_swarm)
 
 
 def _template_scale(spec: dict, version: TemplateVersion | None) -> dict:
