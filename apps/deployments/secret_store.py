@@ -16,8 +16,11 @@ entries' current values: a rotation reaches every stack that uses the entry, and
 replace (engine) or update (Swarm) exactly the services that mount them.
 
 Delivery: on a Swarm cluster as Swarm secrets and configs (apps/deployments/
-swarm_reconcile.py). A stack on a single engine that names any is refused when it is
-created or edited (`ENGINE_REFUSED`): delivery there is not built yet.
+swarm_reconcile.py); on a single engine as files written into each container after it
+is created and before it starts (`ContainerRequest.files`, apps/hosts/engine), owned
+uid:gid with the mode the compose file gives (a secret 0400, a config 0444 by default),
+the same paths and defaults as on a swarm. There they live in the container's writable
+layer on the host's disk (Swarm keeps them in memory): the engine host is trusted.
 """
 
 from __future__ import annotations
@@ -242,22 +245,12 @@ def stacks_using(entry: Secret) -> list[Stack]:
     ]
 
 
-ENGINE_REFUSED = (
-    "secrets and configs are delivered on Swarm environments only for now: this "
-    "environment runs on a single engine"
-)
-
-
-def check_references(environment: Any, spec: Mapping[str, Any], *, swarm: bool) -> None:
+def check_references(environment: Any, spec: Mapping[str, Any]) -> None:
     """A ValidationError on `compose` for each entry the spec names that the
     environment's store does not hold (refused at create and edit, not at deploy)."""
     wanted = referenced(spec)
     if not any(wanted.values()):
         return
-    if not swarm:
-        raise ValidationError(
-            {"compose": [f"{_SECTIONS[k]}: {ENGINE_REFUSED}" for k, v in wanted.items() if v]}
-        )
     held = set(Secret.objects.filter(environment=environment).values_list("kind", "name"))
     problems = [
         f"{_SECTIONS[kind]}.{key}: there is no {kind} named '{name}' in the environment "

@@ -130,7 +130,7 @@ def render_spec(
     check_deploy_settings(project, swarm=on_swarm)
     if on_swarm:  # only a subset runs on a swarm: the rest is refused per field (issue 14)
         check_swarm_spec(environment, spec)
-    secret_store.check_references(environment, spec, swarm=on_swarm)
+    secret_store.check_references(environment, spec)
     berth_services = config_of(version).services if version is not None else None
     spec["berth"] = berth_spec(project, berth_services, variables)
     spec = _template_scale(spec, version)
@@ -232,7 +232,7 @@ def check_spec_policy(
     check_deploy_settings(project, swarm=on_swarm)
     if on_swarm:
         check_swarm_spec(environment, spec)
-    secret_store.check_references(environment, spec, swarm=on_swarm)
+    secret_store.check_references(environment, spec)
 
 
 def _template_scale(spec: dict, version: TemplateVersion | None) -> dict:
