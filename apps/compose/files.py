@@ -89,10 +89,18 @@ def service_files(kind: str) -> Any:
     def read(value: Any, limits: Limits) -> tuple[FileReference, ...]:
         found = tuple(each(sequence(value, limits), lambda item: _reference(kind, item, limits)))
         targets: set[str] = set()
+        owners: dict[str, tuple] = {}
         for index, ref in enumerate(found):
             if ref.target in targets:
                 raise FieldError(f"target {ref.target} is used twice", at=f"[{index}]")
             targets.add(ref.target)
+            owner = owners.setdefault(ref.source, (ref.uid, ref.gid, ref.mode))
+            if owner != (ref.uid, ref.gid, ref.mode):
+                raise FieldError(
+                    f"{ref.source} is mounted twice with another uid, gid or mode: on a swarm "
+                    f"a {kind} has one owner and mode in a container (give both the same)",
+                    at=f"[{index}]",
+                )
         return found
 
     return read

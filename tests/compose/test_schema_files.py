@@ -55,17 +55,17 @@ def test_long_syntax_with_owner_and_octal_mode():
             image: nginx
             secrets:
               - {source: db, target: password.txt, uid: "1000", gid: 1000, mode: 0440}
-              - {source: db, target: /run/secrets/again, mode: "0400"}
+              - {source: other, target: /run/secrets/again, mode: "0400"}
             configs:
               - {source: site, target: /etc/nginx/conf.d/site.conf, mode: 0444}
-        secrets: {db: {external: true}}
+        secrets: {db: {external: true}, other: {external: true}}
         configs: {site: {external: true}}
         """
     )
     web = project.services["web"]
     assert web.secrets == (
         FileReference("db", "/run/secrets/password.txt", "1000", "1000", 0o440),
-        FileReference("db", "/run/secrets/again", None, None, 0o400),
+        FileReference("other", "/run/secrets/again", None, None, 0o400),
     )
     assert web.configs == (FileReference("site", "/etc/nginx/conf.d/site.conf", mode=0o444),)
 
@@ -137,3 +137,18 @@ def test_one_target_twice_is_refused():
         "secrets: {db: {external: true}, other: {external: true}}\n"
     )
     assert "target /run/secrets/db is used twice" in message
+
+
+def test_one_source_twice_needs_one_owner_and_mode():
+    [message] = refused(
+        "services:\n  web: {image: x, secrets: [db, {source: db, target: again, mode: 0444}]}\n"
+        "secrets: {db: {external: true}}\n"
+    )
+    assert message.startswith("service 'web': secrets[1]: db is mounted twice")
+    load(
+        """
+        services:
+          web: {image: x, secrets: [db, {source: db, target: again}]}
+        secrets: {db: {external: true}}
+        """
+    )

@@ -45,7 +45,7 @@ def everything_recorded() -> str:
     return json.dumps(list(Event.objects.values("message", "data")))
 
 
-# --- service functions ---------------------------------------------------------------------------
+# --- service functions ---------------------------------------------------------------------
 
 
 def test_member_creates_a_secret_encrypted_at_rest(member, env_a, db_secret):
@@ -127,7 +127,7 @@ def test_config_values_are_shown_to_members_only(member, viewer, db_secret, site
     assert secret_store.config_value(member, db_secret) is None
 
 
-# --- stacks and the store -------------------------------------------------------------------------
+# --- stacks and the store --------------------------------------------------------------------
 
 
 def test_a_stack_naming_a_missing_entry_is_refused_at_create(member, env_a, db_secret):
@@ -162,7 +162,7 @@ def test_spec_hash_follows_store_versions_and_ignores_empty_lists(
     assert service_hash(plain, "web") == service_hash(empty, "web")
 
 
-# --- the API ---------------------------------------------------------------------------------------
+# --- the API -------------------------------------------------------------------------------
 
 
 def test_api_creates_and_never_returns_a_secret_value(api_as, member, env_a):
@@ -243,7 +243,7 @@ def test_api_another_tenants_entries_are_404(api_as, outsider, env_b, db_secret)
     assert response.status_code == 400 and "environment" in response.json()
 
 
-# --- the page --------------------------------------------------------------------------------------
+# --- the page ------------------------------------------------------------------------------
 
 
 def test_page_lists_adds_and_shows_errors(client, member, env_a, db_secret, site_config):

@@ -27,11 +27,12 @@ services:
     stop_grace_period: 0s
     secrets:
       - db
-      - {source: db, target: for_app, uid: "1000", gid: "1001", mode: 0440}
+      - {source: api, target: for_app, uid: "1000", gid: "1001", mode: 0440}
     configs:
       - {source: site, target: /etc/app/site.conf}
 secrets:
   db: {external: true, name: db_password}
+  api: {external: true, name: api_key}
 configs:
   site: {external: true}
 """
@@ -63,6 +64,7 @@ def test_files_delivered_rotated_and_never_shown(environment, image, owner, capl
     entry = secret_store.create_entry(
         owner, environment, kind="secret", name="db_password", value=VALUE
     )
+    secret_store.create_entry(owner, environment, kind="secret", name="api_key", value="api-key")
     secret_store.create_entry(owner, environment, kind="config", name="site", value="a=1\n")
     stack = make_stack(environment, "vault", COMPOSE, {"IMAGE": image})
     reconciler.reconcile_stack(stack.pk)
@@ -70,7 +72,7 @@ def test_files_delivered_rotated_and_never_shown(environment, image, owner, capl
     assert stack.state == Stack.State.HEALTHY, stack.state_reason
     first = web_container(stack)
     assert read(first, "cat", "/run/secrets/db") == VALUE
-    assert read(first, "cat", "/run/secrets/for_app") == VALUE
+    assert read(first, "cat", "/run/secrets/for_app") == "api-key"
     assert read(first, "cat", "/etc/app/site.conf") == "a=1"
     modes = read(first, "stat", "-c", "%n %a %u %g", "/run/secrets/db", "/run/secrets/for_app",
                  "/etc/app/site.conf", "/etc/app")  # fmt: skip
@@ -98,6 +100,7 @@ def test_files_delivered_rotated_and_never_shown(environment, image, owner, capl
 def test_a_deleted_entry_fails_the_pass_readably(environment, image, owner):
     entry = secret_store.create_entry(owner, environment, kind="secret", name="db_password",
                                       value=VALUE)  # fmt: skip
+    secret_store.create_entry(owner, environment, kind="secret", name="api_key", value="api-key")
     secret_store.create_entry(owner, environment, kind="config", name="site", value="a=1\n")
     stack = make_stack(environment, "gone", COMPOSE, {"IMAGE": image})
     entry.delete()  # behind the service layer's back (it refuses while a stack uses it)

@@ -357,9 +357,7 @@ def measure(
     )
 
     list_seconds, list_calls, _q, _r = timed(lambda: _list_once(host), repeat)
-    full_seconds, full_calls, full_queries, full_counters = timed(
-        lambda: _full_pass(host), repeat
-    )
+    full_seconds, full_calls, full_queries, full_counters = timed(lambda: _full_pass(host), repeat)
     reconciler.reconcile_host(host.pk)  # the feed's first take: what the full passes did
     host_seconds, host_calls, host_queries, counters = timed(
         lambda: reconciler.reconcile_host(host.pk), repeat
