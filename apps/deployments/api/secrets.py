@@ -99,7 +99,14 @@ class SecretViewSet(
     mixins.DestroyModelMixin,
     TenantScopedViewSet,
 ):
-    """Secrets and configs of the environments you belong to (viewers: names only)."""
+    """Secrets and configs of the environments you belong to: one endpoint for both
+    kinds (`kind`: secret or config; `?kind=` lists one). Create with `environment`,
+    `kind`, `name` and `value`; PATCH `value` alone to rotate (the version goes up and
+    the stacks using the entry are redeployed with it); DELETE an entry no stack uses.
+    Members and above change them; viewers read names, versions and digests. `value` is
+    write-only: a secret's value is never returned; a config's is, to members, as
+    `config_value`. Compose files name entries in their top-level `secrets:` and
+    `configs:` (`external: true`)."""
 
     model = Secret
     serializer_class = SecretSerializer
