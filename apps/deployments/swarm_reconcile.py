@@ -392,6 +392,7 @@ class SwarmRun:
         self.owner = {naming.STACK: str(stack.pk), naming.TENANT_ID: str(stack.tenant_id)}
         self.failure = ""
         self.files: dict[tuple[str, str], tuple[str, str]] = {}
+        self.listed_files: dict[str, list[FileObjectInfo]] = {}
 
     def execute(self) -> None:
         stack = self.stack
@@ -409,8 +410,9 @@ class SwarmRun:
             if changed:
                 self.event("stack.reconcile", f"Swarm services changed: {', '.join(changed)}")
                 self.wait_until_settled()
-            if changed or self.files:
-                self.prune_files(keep={object_id for object_id, _ in self.files.values()})
+            if changed or self.stale_files():  # after a change the objects are listed again
+                keep = {object_id for object_id, _ in self.files.values()}
+                self.prune_files(keep, listed=None if changed else self.listed_files)
             services = self.engine.list_services(self.owner)
             tasks = self.engine.list_service_tasks(self.owner)
         except (EngineError, secret_store.StoreError) as exc:
@@ -462,14 +464,17 @@ class SwarmRun:
 
     def ensure_files(self) -> dict[tuple[str, str], tuple[str, str]]:
         """The Swarm secrets and configs holding the current version of each store
-        entry the stack uses, created when missing (the value is decrypted only then)."""
+        entry the stack uses, created when missing (the value is decrypted only then).
+        The stack's objects are listed once (two calls, only for a stack using any)."""
         entries = secret_store.entries_for(self.stack, self.spec)
+        self.listed_files = {}
+        if not any(entries.values()):
+            return {}
         owner = naming.stack_owner(self.stack)
         found: dict[tuple[str, str], tuple[str, str]] = {}
         for kind, by_key in entries.items():
-            if not by_key:
-                continue
-            listed = {o.name: o.object_id for o in self.engine.list_file_objects(kind, self.owner)}
+            self.listed_files[kind] = self.engine.list_file_objects(kind, self.owner)
+            listed = {o.name: o.object_id for o in self.listed_files[kind]}
             for key, entry in by_key.items():
                 name = file_object_name(self.stack, entry)
                 object_id = listed.get(name) or self.engine.ensure_file_object(
@@ -482,15 +487,26 @@ class SwarmRun:
                 found[kind, key] = (object_id, name)
         return found
 
-    def prune_files(self, keep: set[str]) -> list[FileObjectInfo]:
+    def prune_files(
+        self, keep: set[str], listed: Mapping[str, list[FileObjectInfo]] | None = None
+    ) -> list[FileObjectInfo]:
         """Remove the stack's secrets and configs not in `keep` (older versions, entries
-        no longer used) that no service uses any more; those left, for the next pass."""
+        no longer used) that no service uses any more; those left, for the next pass.
+        `listed`: the objects as this pass listed them (else listed again)."""
         left = []
         for kind in (Secret.Kind.SECRET, Secret.Kind.CONFIG):
-            for obj in self.engine.list_file_objects(kind, self.owner):
+            found = listed.get(kind) if listed is not None else None
+            if found is None:
+                found = self.engine.list_file_objects(kind, self.owner)
+            for obj in found:
                 if obj.object_id not in keep and not self.engine.remove_file_object(kind, obj):
                     left.append(obj)
         return left
+
+    def stale_files(self) -> bool:
+        """This pass's listing holds objects the services no longer name."""
+        keep = {object_id for object_id, _ in self.files.values()}
+        return any(o.object_id not in keep for objs in self.listed_files.values() for o in objs)
 
     def wait_until_settled(self) -> None:
         """Until every service runs its replicas with no update in progress (bounded:
