@@ -278,3 +278,20 @@ def test_viewer_page_shows_names_only(client, viewer, env_a, db_secret, site_con
     assert "db_password" in text and "site" in text and "a=1" not in text
     assert "Add a secret" not in text
     assert client.get(f"/environments/secrets/{db_secret.pk}/rotate/").status_code == 403
+
+
+def test_api_a_body_over_the_request_limit_is_a_400_not_a_500(api_as, member, env_a):
+    api, _ = api_as(member)
+    body = {"environment": env_a.pk, "kind": "secret", "name": "big", "value": "x" * 3_000_000}
+    response = api.post("/api/v1/secrets/", body, format="json")
+    assert 400 <= response.status_code < 500, response.status_code
+    assert not Secret.objects.exists()
+
+
+def test_htmx_add_with_an_error_answers_the_card_with_the_message(client, member, env_a):
+    login(client, member)
+    url = f"/environments/{env_a.pk}/secrets/"
+    response = client.post(url, {"kind": "secret", "name": "", "value": ""}, HTTP_HX_REQUEST="true")
+    text = response.content.decode()
+    assert response.status_code == 200 and 'id="secrets-card"' in text
+    assert "This field is required" in text
