@@ -162,6 +162,24 @@ def test_spec_hash_follows_store_versions_and_ignores_empty_lists(
     assert service_hash(plain, "web") == service_hash(empty, "web")
 
 
+def test_api_stack_naming_a_missing_entry_is_a_400_on_compose(api_as, member, env_a, db_secret):
+    api, _ = api_as(member)
+    body = {"name": "shop", "environment": env_a.pk, "compose": USES_DB}
+    response = api.post("/api/v1/stacks/", body, format="json")
+    assert response.status_code == 400, response.content
+    [message] = response.json()["compose"]
+    assert message.startswith("configs.site: there is no config named 'site'")
+
+
+def test_a_compose_file_with_a_file_secret_is_a_400_naming_it(api_as, member, env_a):
+    api, _ = api_as(member)
+    compose = "services: {web: {image: x, secrets: [db]}}\nsecrets: {db: {file: ./db.txt}}\n"
+    body = {"name": "shop", "environment": env_a.pk, "compose": compose}
+    response = api.post("/api/v1/stacks/", body, format="json")
+    assert response.status_code == 400
+    assert response.json()["compose"][0].startswith("secret 'db': file: key 'file' is refused")
+
+
 # --- the API -------------------------------------------------------------------------------
 
 
