@@ -346,3 +346,52 @@ class Rollout(models.Model):
 
     def __str__(self) -> str:
         return f"{self.stack}/{self.service} r{self.from_revision}->r{self.to_revision}"
+
+
+class Secret(models.Model):
+    """An entry of an environment's store: a secret (write-only: its value is never
+    shown again once saved) or a config (not secret: members may read it). Compose
+    files name entries in their top-level `secrets:`/`configs:` and Berth delivers them
+    as files (apps/deployments/secret_store.py says how and where).
+
+    The value is encrypted at rest (apps.core.crypto, its own key purpose); `version`
+    counts its values (1 at creation, +1 at each rotation) and `digest` is a keyed
+    digest of the value (HMAC, so it tells whether two values are the same without
+    giving a way to guess the value), shown in place of the value.
+    """
+
+    class Kind(models.TextChoices):
+        SECRET = "secret", "Secret"
+        CONFIG = "config", "Config"
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
+    environment = models.ForeignKey(
+        "tenants.Environment", on_delete=models.CASCADE, related_name="secrets"
+    )
+    kind = models.CharField(max_length=6, choices=Kind.choices, default=Kind.SECRET)
+    name = models.CharField(max_length=64)
+    value_encrypted = models.TextField(editable=False)
+    version = models.PositiveIntegerField(default=1, editable=False)
+    digest = models.CharField(max_length=16, editable=False)
+    size = models.PositiveIntegerField(default=0, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = TenantOwnedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["environment", "kind", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["environment", "kind", "name"], name="unique_secret_name"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __repr__(self) -> str:  # never the value, not even encrypted
+        return f"<Secret {self.kind} {self.name} v{self.version}>"

@@ -40,7 +40,7 @@ from apps.compose.policy import RULES, check_policy
 from apps.core.queue import enqueue_on_commit
 from apps.core.roles import Role
 from apps.core.tenancy import require_role
-from apps.deployments import exceptions, quotas, revisions, routes
+from apps.deployments import exceptions, quotas, revisions, routes, secret_store
 from apps.deployments.health import apply_health_checks
 from apps.deployments.models import (
     Container,
@@ -136,6 +136,7 @@ def render_spec(
     check_deploy_settings(project, swarm=on_swarm)
     if on_swarm:  # only a subset runs on a swarm: the rest is refused per field (issue 14)
         check_swarm_spec(environment, spec)
+    secret_store.check_references(environment, spec)
     berth_services = config_of(version).services if version is not None else None
     spec["berth"] = berth_spec(project, berth_services, variables)
     if on_swarm:
@@ -239,6 +240,7 @@ def check_spec_policy(
     check_deploy_settings(project, swarm=on_swarm)
     if on_swarm:
         check_swarm_spec(environment, spec)
+    secret_store.check_references(environment, spec)
 
 
 def _template_scale(spec: dict, version: TemplateVersion | None) -> dict:

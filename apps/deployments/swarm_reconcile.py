@@ -19,7 +19,7 @@ is created or edited (`swarm_problems`), never deployed half-working:
   deploy.update_config) as Swarm's update_config, depends_on (started order is NOT
   enforced: Swarm starts every service at once; a service must retry its dependencies),
   discovery by service name on the stack's overlay (endpoint_mode dnsrr: no routing
-  mesh here).
+  mesh here), secrets and configs from the environment's store (below).
 - traffic: a route to a service publishes the route's container port in host mode on
   each task's node, at a port the node picks; the mirrored task carries its node's
   address and that port, and the frontier (HAProxy on Berth's host) sends the route
@@ -34,6 +34,13 @@ is created or edited (`swarm_problems`), never deployed half-working:
   capabilities, devices, security_opt, sysctls, cgroup_parent, volumes_from, a
   depends_on condition other than service_started, and constraints on `io.berth.` node
   labels (reserved for Berth).
+
+Secrets and configs: each version of a store entry a stack uses becomes a Swarm secret
+(or config) of that stack, named from ids (`file_object_name`) and labelled like its
+services; a service mounts it at /run/secrets/<target> (a config at its target path).
+Swarm's objects are immutable, so a rotation makes a new one: the service spec names it,
+its hash changes and Swarm rolls the tasks; versions no service uses any more are
+removed after the pass, and all of them with the stack.
 
 Tenant isolation on the swarm: a node labelled `io.berth.tenant=<slug>` is reserved for
 that tenant; every service gets a `node.labels.io.berth.tenant!=<other>` constraint for
@@ -55,18 +62,28 @@ from django.utils import timezone
 
 from apps.activity.models import Event
 from apps.activity.services import record_event
+from apps.compose.files import DEFAULT_MODES, SECRETS_DIR
 from apps.compose.spec import ComposeProject, ServiceSpec, VolumeSpec
 from apps.deployments import containers as naming
-from apps.deployments.models import Container, Route, Service, Stack
+from apps.deployments import secret_store
+from apps.deployments.models import Container, Route, Secret, Service, Stack
 from apps.deployments.resources import service_resources
 from apps.deployments.signals import frontier_changed
 from apps.deployments.spec import project_from_spec, upgrade_of
 from apps.hosts.engine import EngineError, get_engine
 from apps.hosts.engine.containers import HealthcheckRequest
-from apps.hosts.engine.swarm import SwarmCluster, SwarmNodeInfo, SwarmServiceInfo, SwarmTaskInfo
+from apps.hosts.engine.labels import label_key
+from apps.hosts.engine.swarm import (
+    FileObjectInfo,
+    SwarmCluster,
+    SwarmNodeInfo,
+    SwarmServiceInfo,
+    SwarmTaskInfo,
+)
 from apps.hosts.engine.swarm_services import (
     FAILURE_ACTIONS,
     RolloutConfig,
+    ServiceFile,
     ServiceMount,
     ServiceNetwork,
     ServicePort,
@@ -111,6 +128,10 @@ _REFUSED_FIELDS = (
     ("sysctls", "sysctls"),
     ("cgroup_parent", "cgroup_parent"),
 )
+STORE_KIND = label_key("store-kind")
+STORE_ENTRY = label_key("store-entry")
+STORE_VERSION = label_key("store-version")
+STORE_NAME = label_key("store-name")
 _RUNNING_STATES = {"running"}
 _STARTING_STATES = {"new", "pending", "assigned", "accepted", "preparing", "ready", "starting"}
 _UPDATING = {"updating", "rollback_started", "paused", "rollback_paused"}
@@ -271,6 +292,47 @@ def tenant_constraints(stack: Any, nodes: list[SwarmNodeInfo]) -> tuple[str, ...
     return tuple(f"node.labels.{TENANT_NODE_LABEL}!={slug}" for slug in sorted(others))
 
 
+def file_object_name(stack: Any, entry: Secret) -> str:
+    """The Swarm secret's (or config's) name for one version of a store entry used by
+    one stack: built from ids, a new name for each version (Swarm's are immutable)."""
+    return f"{naming._prefix()}-s{stack.pk}-{entry.kind[0]}{entry.pk}v{entry.version}"
+
+
+def file_object_labels(stack: Any, entry: Secret) -> dict[str, str]:
+    return {
+        **naming.stack_labels(stack),
+        STORE_KIND: entry.kind,
+        STORE_ENTRY: str(entry.pk),
+        STORE_VERSION: str(entry.version),
+        STORE_NAME: entry.name,
+    }
+
+
+#: (kind, compose key) -> (Swarm object id, name): the objects a pass made sure exist.
+FileObjects = Mapping[tuple[str, str], tuple[str, str]]
+
+
+def service_files(service: ServiceSpec, kind: str, objects: FileObjects) -> tuple[ServiceFile, ...]:
+    """A service's secrets or configs as Swarm file references (a secret's target is its
+    file name in /run/secrets, which is where Swarm puts a relative one)."""
+    refs = service.secrets if kind == "secret" else service.configs
+    found = []
+    for ref in refs:
+        object_id, object_name = objects[kind, ref.source]
+        target = ref.target.removeprefix(f"{SECRETS_DIR}/") if kind == "secret" else ref.target
+        found.append(
+            ServiceFile(
+                object_id=object_id,
+                object_name=object_name,
+                target=target,
+                uid=ref.uid or "0",
+                gid=ref.gid or "0",
+                mode=DEFAULT_MODES[kind] if ref.mode is None else ref.mode,
+            )
+        )
+    return tuple(found)
+
+
 def _restart(service: ServiceSpec) -> tuple[str, int | None]:
     """Compose's `restart` as Swarm's restart condition. Left out, Swarm's own default
     (any), as `docker stack deploy` does: with `none`, a task shut down by a drain or a
@@ -307,6 +369,7 @@ def swarm_request(
     registry_auth: Mapping[str, str] | None = None,
     routed_ports: Collection[int] = (),
     volume_node: str = "",
+    files: FileObjects | None = None,
 ) -> SwarmServiceRequest:
     """One Compose service of the stack's spec as a Swarm service (pure: no I/O).
 
@@ -363,6 +426,8 @@ def swarm_request(
         stop_grace_period=naming._capped_grace(service.stop_grace_period),
         log_max_size=str(hardening.get("log_max_size") or "10m"),
         log_max_files=int(hardening.get("log_max_files") or 3),
+        secrets=service_files(service, "secret", files or {}),
+        configs=service_files(service, "config", files or {}),
         registry_auth=registry_auth,
         ports=tuple(ServicePort(target=port) for port in sorted(set(routed_ports))),
     )
@@ -492,6 +557,8 @@ class SwarmRun:
         self.project = project_from_spec(self.spec) if self.spec else None
         self.owner = {naming.STACK: str(stack.pk), naming.TENANT_ID: str(stack.tenant_id)}
         self.failure = ""
+        self.files: dict[tuple[str, str], tuple[str, str]] = {}
+        self.listed_files: dict[str, list[FileObjectInfo]] = {}
 
     def execute(self) -> None:
         stack = self.stack
@@ -511,11 +578,14 @@ class SwarmRun:
             if changed:
                 self.event("stack.reconcile", f"Swarm services changed: {', '.join(changed)}")
                 self.wait_until_settled()
+            if changed or self.stale_files():  # after a change the objects are listed again
+                keep = {object_id for object_id, _ in self.files.values()}
+                self.prune_files(keep, listed=None if changed else self.listed_files)
             if self.listed and not changed:
                 observed = (*self.listed.of(stack), self.listed.nodes)
             else:
                 observed = self.observe()
-        except EngineError as exc:
+        except (EngineError, secret_store.StoreError) as exc:
             self.failure = str(exc)
             self.event("stack.reconcile", self.failure, outcome=Event.Outcome.FAILURE)
             try:
@@ -553,13 +623,14 @@ class SwarmRun:
         volume_node = self.volume_node(nodes)
         changed = []
         auths: dict[str, Mapping[str, str] | None] = {}
+        self.files = self.ensure_files()
         for name, service in self.project.services.items():
             if service.image not in auths:
                 auths[service.image] = _authorised(service.image, stack.tenant.slug)
             request = swarm_request(
                 stack, self.spec, self.project, name, nodes=nodes,
                 registry_auth=auths[service.image], routed_ports=routed.get(name, ()),
-                volume_node=volume_node,
+                volume_node=volume_node, files=self.files,
             )  # fmt: skip
             wanted = service_spec(request)["Labels"][naming.SPEC_HASH]
             found = existing.pop(name, None)
@@ -601,6 +672,52 @@ class SwarmRun:
         )
         return chosen.node_id
 
+    def ensure_files(self) -> dict[tuple[str, str], tuple[str, str]]:
+        """The Swarm secrets and configs holding the current version of each store
+        entry the stack uses, created when missing (the value is decrypted only then).
+        The stack's objects are listed once (two calls, only for a stack using any)."""
+        entries = secret_store.entries_for(self.stack, self.spec)
+        self.listed_files = {}
+        if not any(entries.values()):
+            return {}
+        owner = naming.stack_owner(self.stack)
+        found: dict[tuple[str, str], tuple[str, str]] = {}
+        for kind, by_key in entries.items():
+            self.listed_files[kind] = self.engine.list_file_objects(kind, self.owner)
+            listed = {o.name: o.object_id for o in self.listed_files[kind]}
+            for key, entry in by_key.items():
+                name = file_object_name(self.stack, entry)
+                object_id = listed.get(name) or self.engine.ensure_file_object(
+                    kind,
+                    name,
+                    secret_store.value_of(entry),
+                    file_object_labels(self.stack, entry),
+                    owner=owner,
+                )
+                found[kind, key] = (object_id, name)
+        return found
+
+    def prune_files(
+        self, keep: set[str], listed: Mapping[str, list[FileObjectInfo]] | None = None
+    ) -> list[FileObjectInfo]:
+        """Remove the stack's secrets and configs not in `keep` (older versions, entries
+        no longer used) that no service uses any more; those left, for the next pass.
+        `listed`: the objects as this pass listed them (else listed again)."""
+        left = []
+        for kind in (Secret.Kind.SECRET, Secret.Kind.CONFIG):
+            found = listed.get(kind) if listed is not None else None
+            if found is None:
+                found = self.engine.list_file_objects(kind, self.owner)
+            for obj in found:
+                if obj.object_id not in keep and not self.engine.remove_file_object(kind, obj):
+                    left.append(obj)
+        return left
+
+    def stale_files(self) -> bool:
+        """This pass's listing holds objects the services no longer name."""
+        keep = {object_id for object_id, _ in self.files.values()}
+        return any(o.object_id not in keep for objs in self.listed_files.values() for o in objs)
+
     def wait_until_settled(self) -> None:
         """Until every service runs its replicas with no update in progress (bounded:
         the next pass mirrors what this one did not wait for)."""
@@ -633,6 +750,10 @@ class SwarmRun:
                     if time.monotonic() > deadline:
                         raise
                     time.sleep(1.0)
+            while self.prune_files(keep=set()):  # their services are gone: soon free
+                if time.monotonic() > deadline:
+                    raise EngineError("Secrets of the stack are still in use.", retryable=True)
+                time.sleep(1.0)
         except EngineError as exc:
             _state(stack, Stack.State.FAILED, f"Removing the stack failed: {exc}")
             return

@@ -6,7 +6,8 @@ Swarm services a stack is deployed as (apps/deployments/swarm_reconcile.py calls
 Every container-level operation (create, start, stop ... a container on the manager's own
 engine) raises a non-retryable EngineError rather than acting as if it were one host.
 
-The service building blocks: overlay networks (`ensure_overlay_network`), services
+The service building blocks: overlay networks (`ensure_overlay_network`), secrets and
+configs (`ensure_file_object`, `list_file_objects`, `remove_file_object`), services
 from a `SwarmServiceRequest` (`create_service`, `update_service`, `remove_service`),
 one-call listings of this installation's services and their tasks, and a service's
 merged log. Reads
@@ -131,6 +132,15 @@ class SwarmServiceInfo:
     version: int
     update_state: str = ""  # updating, paused, completed, rollback_started ... ("" never updated)
     update_message: str = ""
+
+
+@dataclass(frozen=True)
+class FileObjectInfo:
+    """A Swarm secret or config of this installation (never its data)."""
+
+    object_id: str
+    name: str
+    labels: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -558,6 +568,68 @@ class SwarmCluster(DockerEngine):
             tasks, key=lambda t: (t.service_id, t.slot or 0, t.desired_state != "running")
         )
 
+    # secrets and configs: Swarm objects holding a file's bytes, immutable once made ---
+
+    def ensure_file_object(
+        self, kind: str, name: str, data: bytes, labels: Mapping[str, str], owner: Mapping[str, str]
+    ) -> str:
+        """The Swarm secret or config (`kind`) called `name`, created with `data` when
+        missing; its id. Names carry a version, so an existing one holds the same data;
+        one not `owner`'s is refused, never used. The data goes in the create call only:
+        no listing, error or log of Berth's carries it."""
+        api = self._docker.api
+        wanted = {**managed_labels(), **dict(labels)}
+        listing, create = _file_calls(api, kind)
+        with self._errors():
+            found = [o for o in listing(filters={"name": name}) if o["Spec"]["Name"] == name]
+            if not found:
+                try:
+                    return str(create(name, data, labels=wanted)["ID"])
+                except docker.errors.APIError as exc:  # made meanwhile by another pass
+                    if exc.status_code != 409:
+                        raise
+                found = [o for o in listing(filters={"name": name}) if o["Spec"]["Name"] == name]
+        for obj in found:
+            reason = foreign_owner(obj["Spec"].get("Labels"), owner)
+            if reason is not None:
+                raise EngineError(
+                    f"The {kind} name {name} is taken on the swarm by one Berth will not use: "
+                    f"{reason}.",
+                    retryable=False,
+                    status=409,
+                )
+        return str(found[0]["ID"])
+
+    def list_file_objects(
+        self, kind: str, labels: Mapping[str, str | None] | None = None
+    ) -> list[FileObjectInfo]:
+        """This installation's secrets or configs matching `labels` (one call)."""
+        listing, _ = _file_calls(self._docker.api, kind)
+        with self._errors():
+            found = listing(filters={"label": label_filters(labels)})
+        return sorted(
+            (
+                FileObjectInfo(str(o["ID"]), str(o["Spec"]["Name"]), o["Spec"].get("Labels") or {})
+                for o in found
+            ),
+            key=lambda o: o.name,
+        )
+
+    def remove_file_object(self, kind: str, obj: FileObjectInfo) -> bool:
+        """Remove a secret or config of this installation; False while a service still
+        uses it (Swarm refuses; the next pass tries again). Gone already is fine."""
+        if obj.labels.get(INSTALLATION_LABEL) != installation_id():
+            raise EngineError(f"The {kind} {obj.name} is not Berth's to remove.", retryable=False)
+        api = self._docker.api
+        remove = api.remove_secret if kind == "secret" else api.remove_config
+        try:
+            self._remove(lambda api: remove(obj.object_id))
+        except EngineError as exc:
+            if "in use" in exc.message:
+                return False
+            raise
+        return True
+
     def service_logs(
         self, service_id: str, *, tail: str = "100", follow: bool = False
     ) -> ServiceLogStream:
@@ -731,6 +803,15 @@ def _swarm_networks_named(api: Any, name: str) -> list[dict[str, Any]]:
     """Swarm-scoped networks with exactly this name (the engine's filter matches substrings)."""
     found = api.networks(names=[name], filters={"scope": "swarm"})
     return [n for n in found if n.get("Name") == name]
+
+
+def _file_calls(api: Any, kind: str) -> tuple[Any, Any]:
+    """The list and create calls of secrets or of configs."""
+    if kind == "secret":
+        return api.secrets, api.create_secret
+    if kind == "config":
+        return api.configs, api.create_config
+    raise EngineError(f"Unknown kind of file object {kind!r}.", retryable=False)
 
 
 def _auth_headers(request: SwarmServiceRequest) -> dict[str, str]:

@@ -69,6 +69,20 @@ class ServiceMount:
 
 
 @dataclass(frozen=True)
+class ServiceFile:
+    """A Swarm secret or config mounted into the service's tasks: the object (id and
+    name, made by `SwarmCluster.ensure_file_object`) and the file it becomes. A secret's
+    `target` is a file name in /run/secrets; a config's an absolute path."""
+
+    object_id: str
+    object_name: str
+    target: str
+    uid: str = "0"
+    gid: str = "0"
+    mode: int = 0o444
+
+
+@dataclass(frozen=True)
 class RolloutConfig:
     """Swarm's update_config / rollback_config: tasks replaced `parallelism` at a time
     (0: all at once), `delay` seconds between batches, the new task started before the
@@ -124,6 +138,8 @@ class SwarmServiceRequest:
     stop_grace_period: float | None = None  # seconds; 0 kills at once
     log_max_size: str = "10m"
     log_max_files: int = 3
+    secrets: tuple[ServiceFile, ...] = ()
+    configs: tuple[ServiceFile, ...] = ()
     registry_auth: Mapping[str, str] | None = field(default=None, repr=False, compare=False)
 
 
@@ -237,6 +253,8 @@ def service_spec(request: SwarmServiceRequest) -> dict[str, Any]:
         stop_grace_period=_ns(request.stop_grace_period),
         healthcheck=types.Healthcheck(**healthcheck) if healthcheck else None,
         mounts=[_mount(m, request.name) for m in request.mounts] or None,
+        secrets=[_file(types.SecretReference, f) for f in request.secrets] or None,
+        configs=[_file(types.ConfigReference, f) for f in request.configs] or None,
     )
     placement = None
     if request.constraints or request.preferences or request.max_replicas_per_node:
@@ -277,6 +295,13 @@ def service_spec(request: SwarmServiceRequest) -> dict[str, Any]:
     _drop_nulls(body)
     body["Labels"] = {**labels, SPEC_HASH_LABEL: spec_hash(body)}
     return body
+
+
+def _file(kind: type, item: ServiceFile) -> Any:
+    return kind(
+        item.object_id, item.object_name, filename=item.target, uid=item.uid, gid=item.gid,
+        mode=item.mode,
+    )  # fmt: skip
 
 
 def _drop_nulls(value: Any) -> None:
