@@ -145,6 +145,7 @@ SECOND_RUN = frozenset(
         "tests/swarm/test_swarm_routes.py",  # on the same swarm, with a frontier
         "tests/swarm/test_swarm_volumes.py",  # on the same swarm
         "tests/swarm/test_swarm_tasks.py",  # on the same swarm
+        "tests/swarm/test_swarm_secrets.py",  # on the same swarm
     }
 )
 
