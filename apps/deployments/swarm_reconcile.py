@@ -2,7 +2,9 @@
 services as Swarm services, and the pass that converges and mirrors them.
 
 A stack on a swarm is a set of Swarm services, one per Compose service, on one overlay
-network of the stack's own (Berth creates it; a compose file cannot name a network).
+network of the stack's own (Berth creates it; a compose file cannot name a network),
+where a bare service name means this stack's, and on its environment's overlay, where
+the environment's stacks reach each other as `<service>.<stack>` (as on an engine).
 Swarm does the rolling, restarting and placing; Berth's pass only writes the specs it
 wants (create, update when the spec hash label differs, remove what is no longer
 wanted) and mirrors the tasks into Container rows, so the stack page, the API and
@@ -420,6 +422,9 @@ def swarm_request(
         mounts=_mounts(stack, service),
         networks=(
             ServiceNetwork(naming.stack_network_name(stack), (name, *naming._aliases(service))),
+            # The environment's overlay, where its stacks reach each other as
+            # `<service>.<stack>`, as on an engine's environment network.
+            ServiceNetwork(naming.network_name(stack), (naming.environment_alias(stack, name),)),
         ),
         update=rollout,
         rollback=RolloutConfig(parallelism=0, order=rollout.order, failure_action="pause"),
@@ -613,6 +618,11 @@ class SwarmRun:
         if not self.listed or network not in self.listed.networks:
             self.engine.ensure_overlay_network(
                 network, naming.stack_labels(stack), owner=naming.stack_owner(stack)
+            )
+        shared = naming.network_name(stack)
+        if not self.listed or shared not in self.listed.networks:
+            self.engine.ensure_overlay_network(
+                shared, naming.environment_labels(stack), owner=naming.environment_owner(stack)
             )
         existing = {s.labels.get(naming.SERVICE, ""): s for s in services}
         routed: dict[str, set[int]] = {}

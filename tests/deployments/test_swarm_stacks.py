@@ -80,9 +80,11 @@ def test_the_subset_is_accepted_and_mapped(member, env_a, swarm):
     # the user's constraint, then the other tenant's reserved node kept out
     assert web.constraints == ("node.role==worker", "node.labels.io.berth.tenant!=zz")
     assert (web.update.parallelism, web.update.order) == (2, "start-first")
-    [network] = web.networks
+    network, shared = web.networks
     assert network.name == f"berth-{settings.BERTH_INSTALLATION_ID}-s{stack.pk}"
     assert network.aliases == ("web",)
+    assert shared.name == f"berth-{settings.BERTH_INSTALLATION_ID}-e{stack.environment_id}"
+    assert shared.aliases == ("web.shop",)
     assert web.labels["io.berth.stack"] == str(stack.pk)
     assert web.labels["io.berth.tenant"] == stack.tenant.slug
     assert web.labels["io.berth.service"] == "web" and web.stop_grace_period == 1

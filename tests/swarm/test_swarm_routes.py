@@ -165,7 +165,7 @@ services:
 
 @pytest.mark.timeout(600)
 def test_the_periodic_pass_lists_the_cluster_once_whatever_the_stacks(
-    swarm_host: Host, engine: SwarmCluster, published: str, member, env_a
+    swarm: Cluster, swarm_host: Host, engine: SwarmCluster, published: str, member, env_a
 ):
     from apps.deployments import reconciler
 
@@ -186,3 +186,15 @@ def test_the_periodic_pass_lists_the_cluster_once_whatever_the_stacks(
     assert (one["stacks"], two["stacks"]) == (1, 2)
     assert two["api_calls"] == one["api_calls"], (one, two)
     assert Container.objects.filter(stack__in=[first, second], state="running").count() == 2
+
+    # The environment's overlay: stack one reaches stack two's web as `web.two`.
+    [task] = running(engine, first, "web")
+    hostname = next(n.hostname for n in engine.list_nodes() if n.node_id == task.node_id)
+    node = next(n for n in swarm.nodes if n.hostname == hostname)
+    probe = "timeout 5 wget -q -O - http://web.two:8080/"
+    page = wait_for(
+        "web.two from stack one",
+        lambda: node.docker("exec", task.container_id, "sh", "-c", probe, check=False),
+        timeout=60,
+    )
+    assert "web 1.0" in page
