@@ -152,9 +152,12 @@ def _open_feed(host: Host) -> tuple[ChangeFeedReader | None, int]:
 
 def _keep(host_id: int, kept: _Kept) -> None:
     with _lock:
+        evicted = []
+        replaced = _kept.get(host_id)
+        if replaced is not None and replaced is not kept:  # two passes of one process
+            evicted.append(replaced)
         _kept[host_id] = kept
         _kept.move_to_end(host_id)
-        evicted = []
         while len(_kept) > MAX_KEPT_HOSTS:
             evicted.append(_kept.popitem(last=False)[1])
     for old in evicted:
