@@ -129,6 +129,7 @@ SECOND_RUN = frozenset(
         "tests/swarm/test_swarm_host.py",  # ~45 s, a 3-node swarm of its own
         "tests/swarm/test_swarm_services.py",  # on the same swarm
         "tests/swarm/test_swarm_stacks.py",  # on the same swarm
+        "tests/swarm/test_swarm_node_loss.py",  # on the same swarm, ~90 s
     }
 )
 

@@ -220,10 +220,13 @@ def tenant_constraints(stack: Any, nodes: list[SwarmNodeInfo]) -> tuple[str, ...
 
 
 def _restart(service: ServiceSpec) -> tuple[str, int | None]:
+    """Swarm's restart condition for a Compose `restart`. No policy, and `no`, are
+    Swarm's `any`, never `none`: Swarm replaces a task of a `none` service neither when
+    it exits nor when its node is lost (the replica is gone until the next update), and
+    Berth's pass does not start tasks itself. On an engine, Berth's pass starts an exited
+    replica whatever its policy; `any` is the same promise on a swarm."""
     policy = service.restart
-    if policy is None or policy.name == "no":
-        return "none", None
-    if policy.name == "on-failure":
+    if policy is not None and policy.name == "on-failure":
         return "on-failure", policy.max_retries
     return "any", None
 
@@ -326,6 +329,9 @@ class SwarmRun:
         self.project = project_from_spec(self.spec) if self.spec else None
         self.owner = {naming.STACK: str(stack.pk), naming.TENANT_ID: str(stack.tenant_id)}
         self.failure = ""
+        #: Nodes the manager says are not ready (down, unknown, disconnected), read by
+        #: `converge`: a task there is not counted as running, whatever Swarm says of it.
+        self.lost_nodes: dict[str, str] = {}
 
     def execute(self) -> None:
         stack = self.stack
@@ -363,6 +369,7 @@ class SwarmRun:
         assert self.project is not None and self.spec is not None
         stack = self.stack
         nodes = self.engine.list_nodes()
+        self.lost_nodes = {n.node_id: n.hostname for n in nodes if n.state != "ready"}
         self.engine.ensure_overlay_network(
             naming.stack_network_name(stack),
             naming.stack_labels(stack),
@@ -397,7 +404,8 @@ class SwarmRun:
         deadline = time.monotonic() + SETTLE_SECONDS
         while time.monotonic() < deadline:
             services = self.engine.list_services(self.owner)
-            if all(_settled(s) for s in services):
+            running = running_tasks(self.engine.list_service_tasks(self.owner), self.lost_nodes)
+            if all(_settled(s, running.get(s.service_id, 0)) for s in services):
                 return
             time.sleep(1.0)
 
@@ -437,6 +445,7 @@ class SwarmRun:
         by_id = {s.service_id: s for s in services}
         by_name = {s.labels.get(naming.SERVICE, ""): s for s in services}
         rows = _service_rows(stack, self.project)
+        running = running_tasks(tasks, self.lost_nodes)
         revision = stack.current_revision.number if stack.current_revision else 0
         now = timezone.now()
         seen: set[str] = set()
@@ -450,6 +459,10 @@ class SwarmRun:
             engine_id = task.container_id or task.task_id
             seen.add(engine_id)
             state, health = _task_state(task)
+            reason = task.error
+            if task.node_id in self.lost_nodes:  # Swarm has not moved it yet
+                state, health = "unknown", "unhealthy"
+                reason = f"its node {self.lost_nodes[task.node_id]} is not ready"
             Container.objects.update_or_create(
                 host=self.host,
                 engine_id=engine_id,
@@ -462,7 +475,7 @@ class SwarmRun:
                     "image": task.image,
                     "state": state,
                     "health": health,
-                    "health_reason": (task.error or "")[:1000],
+                    "health_reason": (reason or "")[:1000],
                     "last_seen_at": now,
                 },
             )
@@ -470,7 +483,8 @@ class SwarmRun:
         unsettled = []
         for name, row in rows.items():
             found = by_name.get(name)
-            health, reason = _service_health(found, self.project.services.get(name), stack)
+            count = running.get(found.service_id, 0) if found is not None else 0
+            health, reason = _service_health(found, count)
             if (row.health, row.health_reason) != (health, reason):
                 row.health, row.health_reason = health, reason
                 row.save(update_fields=["health", "health_reason", "updated_at"])
@@ -525,11 +539,25 @@ def _service_rows(stack: Stack, project: ComposeProject) -> dict[str, Service]:
     return rows
 
 
-def _settled(service: SwarmServiceInfo) -> bool:
-    return (
-        service.replicas_running == service.replicas_desired
-        and service.update_state not in _UPDATING
-    )
+def running_tasks(tasks: list[SwarmTaskInfo], lost_nodes: Mapping[str, str]) -> dict[str, int]:
+    """Running tasks per service id, counted from the tasks: those Swarm wants running,
+    that run, on a node that is not lost. Not the service's `RunningTasks`, which counts
+    every task whose last report was "running": a lost node's tasks keep that state (and
+    their replacements are counted too) until the node comes back, so a service would
+    look whole with half its replicas gone."""
+    counts: dict[str, int] = {}
+    for task in tasks:
+        if (
+            task.desired_state == "running"
+            and task.state in _RUNNING_STATES
+            and task.node_id not in lost_nodes
+        ):
+            counts[task.service_id] = counts.get(task.service_id, 0) + 1
+    return counts
+
+
+def _settled(service: SwarmServiceInfo, running: int) -> bool:
+    return running == service.replicas_desired and service.update_state not in _UPDATING
 
 
 def _expired(stack: Stack) -> bool:
@@ -546,9 +574,9 @@ def _task_state(task: SwarmTaskInfo) -> tuple[str, str]:
     return "exited", "unhealthy"
 
 
-def _service_health(
-    found: SwarmServiceInfo | None, spec: ServiceSpec | None, stack: Stack
-) -> tuple[str, str]:
+def _service_health(found: SwarmServiceInfo | None, running: int) -> tuple[str, str]:
+    """A service's health from its spec's replicas and its running tasks
+    (`running_tasks`)."""
     if found is None:
         return Service.Health.UNKNOWN, "not created on the swarm yet"
     if found.replicas_desired == 0:
@@ -556,11 +584,8 @@ def _service_health(
     if found.update_state in _UPDATING:
         message = found.update_message or found.update_state
         return Service.Health.STARTING, f"update {found.update_state}: {message}"
-    if found.replicas_running < found.replicas_desired:
-        return (
-            Service.Health.STARTING,
-            f"{found.replicas_running} of {found.replicas_desired} tasks running",
-        )
+    if running < found.replicas_desired:
+        return Service.Health.STARTING, f"{running} of {found.replicas_desired} tasks running"
     return Service.Health.HEALTHY, ""
 
 
