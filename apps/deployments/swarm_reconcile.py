@@ -479,7 +479,9 @@ class SwarmRun:
                     "last_seen_at": now,
                 },
             )
-        Container.objects.filter(stack=stack).exclude(engine_id__in=seen).delete()
+        gone = Container.objects.filter(stack=stack).exclude(engine_id__in=seen)
+        self.record_lost(list(gone.values_list("engine_id", "name")), tasks)
+        gone.delete()
         unsettled = []
         for name, row in rows.items():
             found = by_name.get(name)
@@ -491,6 +493,23 @@ class SwarmRun:
             if health not in (Service.Health.HEALTHY, Service.Health.STOPPED):
                 unsettled.append(f"{name}: {reason}")
         self.finish(unsettled, now)
+
+    def record_lost(self, gone: list[tuple[str, str]], tasks: list[SwarmTaskInfo]) -> None:
+        """One stack Event for the replicas whose node was lost (Swarm replaces them):
+        the tenant sees it on the stack, where the host's node Events are admins' only."""
+        node_of = {t.container_id or t.task_id: t.node_id for t in tasks}
+        lost: dict[str, list[str]] = {}
+        for engine_id, name in gone:
+            node = node_of.get(engine_id, "")
+            if node in self.lost_nodes:
+                lost.setdefault(self.lost_nodes[node], []).append(name)
+        for hostname, names in sorted(lost.items()):
+            self.event(
+                "stack.replicas.lost",
+                f"{', '.join(sorted(names))}: node {hostname} is down; Swarm starts "
+                "replacements on the other nodes.",
+                outcome=Event.Outcome.FAILURE,
+            )
 
     def finish(self, unsettled: list[str], now: Any) -> None:
         stack = self.stack

@@ -384,7 +384,7 @@ def main() -> None:
     parser.add_argument("--loss-rounds", type=int, default=3)
     parser.add_argument("--loss-replicas", type=int, default=4)
     parser.add_argument("--poll", type=float, default=0.2, help="stack deploy poll interval (s)")
-    parser.add_argument("--redis-db", type=int, default=12, help="a Redis db nothing else uses")
+    parser.add_argument("--redis-db", type=int, default=10, help="a Redis db nothing else uses")
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("the swarm is made of network namespaces: run as root")

@@ -147,6 +147,10 @@ def test_a_lost_worker_s_tasks_move_and_nothing_doubles_when_it_returns(
     victim = swarm.node("worker2")
     survivor = swarm.node("worker1")
     moving = sum(1 for h in where.values() if h == victim.hostname)
+    moved_names = {
+        row.name for row in Container.objects.filter(service=web)
+        if where[row.engine_id] == victim.hostname
+    }  # fmt: skip
     before_rows = set(where)
 
     swarm.kill_engine(victim)
@@ -183,6 +187,11 @@ def test_a_lost_worker_s_tasks_move_and_nothing_doubles_when_it_returns(
     assert Event.objects.filter(
         action="host.node.down", object_id=str(swarm_host.pk), data__node=victim.node_id
     ).exists()
+    # the tenant is told on the stack (the host's node Events are for platform admins)
+    lost = Event.objects.filter(action="stack.replicas.lost", data__stack=stack.pk)
+    assert lost and {e.tenant_id for e in lost} == {stack.tenant_id}
+    told = " ".join(e.message for e in lost)
+    assert victim.hostname in told and all(name in told for name in moved_names), told
 
     # The engine comes back: the node is ready again, its old containers are stopped
     # (Swarm shut their tasks down while it was away) and nothing runs twice.
