@@ -254,6 +254,12 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "max_retries": 1
 BERTH_HEARTBEAT_SECONDS = int(os.environ.get("BERTH_HEARTBEAT_SECONDS", "30"))
 BERTH_RECONCILE_SECONDS = int(os.environ.get("BERTH_RECONCILE_SECONDS", "30"))
 BERTH_RECONCILE_LEASE_SECONDS = int(os.environ.get("BERTH_RECONCILE_LEASE_SECONDS", "60"))
+# Between full lists, a host pass lists only the containers the engine's events named
+# since the previous pass (apps/deployments/listing.py); everything is listed again at
+# least this often. 0: every pass lists every container.
+BERTH_RECONCILE_FULL_LIST_SECONDS = float(
+    os.environ.get("BERTH_RECONCILE_FULL_LIST_SECONDS", "300")
+)
 BERTH_ORPHAN_GRACE_SECONDS = int(os.environ.get("BERTH_ORPHAN_GRACE_SECONDS", "300"))
 # A deleted tenant's containers are stopped at once, removed (with its networks and
 # volumes) after this long: time to notice a mistake and copy data out of a volume.

@@ -52,6 +52,19 @@ def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def _host_pass_lists_everything(settings):
+    """Every host pass lists every container, as it did before listing.py: a test that
+    changes a container and runs a pass at once must not race the event feed's reader
+    thread (a pass sees what the feed had read). tests/deployments/test_listing_engine.py
+    turns the feed on and waits for it."""
+    from apps.deployments import listing
+
+    settings.BERTH_RECONCILE_FULL_LIST_SECONDS = 0
+    yield
+    listing.forget()
+
+
 @pytest.fixture
 def make_user(django_user_model):
     def make(username: str, **extra):
@@ -129,6 +142,7 @@ SECOND_RUN = frozenset(
         "tests/swarm/test_swarm_host.py",  # ~45 s, a 3-node swarm of its own
         "tests/swarm/test_swarm_services.py",  # on the same swarm
         "tests/swarm/test_swarm_stacks.py",  # on the same swarm
+        "tests/swarm/test_swarm_routes.py",  # on the same swarm, with a frontier
         "tests/swarm/test_swarm_node_loss.py",  # on the same swarm, ~90 s
     }
 )

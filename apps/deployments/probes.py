@@ -32,7 +32,7 @@ from django.utils import timezone
 from apps.activity.models import Event
 from apps.activity.services import record_event
 from apps.deployments import containers as naming
-from apps.deployments import health
+from apps.deployments import health, listing
 from apps.deployments.health import Check, ProbeState
 from apps.deployments.models import Container, Revision, Route, Service, Stack
 from apps.deployments.signals import frontier_changed
@@ -238,10 +238,11 @@ class PassResult:
 
 def check_host(host: Host, engine: EngineDriver) -> PassResult:
     """Probe the containers due a probe, note Docker's unhealthy ones, and list those
-    unhealthy past their threshold. One engine list call and two queries per pass (plus
-    one for revisions not seen before), whatever the number of containers."""
+    unhealthy past their threshold. The containers as the host pass sees them (listing.py:
+    at most one engine list call) and two queries per pass (plus one for revisions not
+    seen before), whatever the number of containers."""
     by_stack: dict[str, list[ManagedContainer]] = {}
-    for item in engine.list_managed():
+    for item in listing.current(host, engine).containers:
         if item.state == "running":
             by_stack.setdefault(item.labels.get(naming.STACK, ""), []).append(item)
     ids = [int(k) for k in by_stack if k.isdecimal()]

@@ -34,7 +34,7 @@ from apps.activity.services import record_event
 from apps.compose.spec import ComposeProject
 from apps.core.queue import tenant_slot
 from apps.deployments import containers as naming
-from apps.deployments import hostpass, live, probes, readiness, swarm_reconcile
+from apps.deployments import hostpass, listing, live, probes, readiness, swarm_reconcile
 from apps.deployments.mirror import mirror, stack_state
 from apps.deployments.models import Container, Rollout, Route, Stack
 from apps.deployments.planner import (
@@ -250,9 +250,11 @@ def _changed_since(stack: Stack) -> bool:
 
 
 def reconcile_host(host_id: int) -> dict[str, int]:
-    """One list call for the host; reconcile every stack placed there; remove orphans.
+    """The host's containers (listing.py: a full list, or only those the engine's events
+    named since the last pass); reconcile every stack placed there; remove orphans.
 
-    Returns counters (stacks reconciled, orphans removed, api calls) for logs and tests.
+    Returns counters (stacks reconciled, orphans removed, api calls, whether everything
+    was listed, containers listed by id) for logs and tests.
     """
     host = Host.objects.filter(pk=host_id).first()
     if host is None:
@@ -262,13 +264,18 @@ def reconcile_host(host_id: int) -> dict[str, int]:
     stacks = _stacks_on(host)
     with get_engine(host) as engine:
         try:
-            listed = engine.list_managed()
+            seen = listing.current(host, engine)
         except EngineError as exc:
             for stack in stacks:
                 _set_state(stack, Stack.State.UNKNOWN, f"The engine is unreachable: {exc}")
             return {"stacks": 0, "orphans": 0, "api_calls": engine.api_calls}
-        counters = reconcile_listed(host, engine, stacks, listed)
-        return {**counters, "api_calls": engine.api_calls}
+        counters = reconcile_listed(host, engine, stacks, seen.containers)
+        return {
+            **counters,
+            "api_calls": engine.api_calls,
+            "full_list": int(seen.full),
+            "relisted": seen.relisted,
+        }
 
 
 def reconcile_listed(

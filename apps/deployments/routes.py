@@ -33,6 +33,7 @@ from django.db import IntegrityError, transaction
 from apps.activity.services import record_event
 from apps.catalog.questions import is_hostname, question_names, route_path_problem
 from apps.compose.interpolate import references
+from apps.core.queue import enqueue_on_commit
 from apps.core.roles import Role
 from apps.core.tenancy import require_role
 from apps.deployments.models import HostnameClaim, Route, Service, Stack
@@ -260,6 +261,17 @@ def _changed(route: Route, action: str, actor: Any, message: str) -> None:
         data={"hostname": route.hostname, "path": route.path, "service": route.service.name},
     )
     notify_frontier(route.stack_id, action)
+    _republish_on_swarm(route)
+
+
+def _republish_on_swarm(route: Route) -> None:
+    """On a Swarm cluster a route's port is published by the service's tasks (no routing
+    mesh, swarm_reconcile.swarm_request): the stack's services are updated to match."""
+    from apps.deployments.swarm_reconcile import targets_swarm
+    from apps.deployments.tasks import reconcile_stack
+
+    if targets_swarm(route.stack.environment) is not None:
+        enqueue_on_commit(reconcile_stack, route.stack_id)
 
 
 def notify_frontier(stack_id: int | None, reason: str) -> None:

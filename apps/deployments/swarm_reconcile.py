@@ -19,8 +19,16 @@ is created or edited (`swarm_problems`), never deployed half-working:
   enforced: Swarm starts every service at once; a service must retry its dependencies),
   discovery by service name on the stack's overlay (endpoint_mode dnsrr: no routing
   mesh here).
-- refused: published ports (host mode would bind every interface of the node, outside
-  the frontier; routing into a swarm is a later slice), volumes and bind mounts,
+- traffic: a route to a service publishes the route's container port in host mode on
+  each task's node, at a port the node picks; the mirrored task carries its node's
+  address and that port, and the frontier (HAProxy on Berth's host) sends the route
+  there. Swarm replaces tasks during an update; the pass waiting for it mirrors every
+  half second, so a new task joins the frontier before the next batch (`delay`).
+  That port answers whoever reaches the node: firewall the nodes so that only Berth's
+  host reaches their ephemeral ports. Canary upgrades are refused (Swarm's rolling
+  update only).
+- refused: published ports (`ports`: they would bypass the frontier; a route
+  publishes what the frontier needs), volumes and bind mounts,
   networks other than the default one, network_mode/pid/ipc/uts/userns, privileged,
   capabilities, devices, security_opt, sysctls, cgroup_parent, volumes_from, a
   depends_on condition other than service_started, and constraints on `io.berth.` node
@@ -36,7 +44,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -47,8 +55,9 @@ from apps.activity.models import Event
 from apps.activity.services import record_event
 from apps.compose.spec import ComposeProject, ServiceSpec
 from apps.deployments import containers as naming
-from apps.deployments.models import Container, Service, Stack
+from apps.deployments.models import Container, Route, Service, Stack
 from apps.deployments.resources import service_resources
+from apps.deployments.signals import frontier_changed
 from apps.deployments.spec import project_from_spec, upgrade_of
 from apps.hosts.engine import EngineError, get_engine
 from apps.hosts.engine.containers import HealthcheckRequest
@@ -57,6 +66,7 @@ from apps.hosts.engine.swarm_services import (
     FAILURE_ACTIONS,
     RolloutConfig,
     ServiceNetwork,
+    ServicePort,
     SwarmServiceRequest,
     service_spec,
 )
@@ -75,10 +85,12 @@ TENANT_NODE_LABEL = "io.berth.tenant"
 RESERVED_CONSTRAINT = "node.labels.io.berth."
 #: How long one pass waits for the services it changed to converge before mirroring.
 SETTLE_SECONDS = 90.0
+#: How often a pass waiting for its services looks at their tasks again (and mirrors them).
+SETTLE_POLL_SECONDS = 0.5
 PORTS_REFUSED = (
-    "published ports are not available on a Swarm cluster yet: a task's port would be "
-    "published on every interface of its node, outside Berth's frontier (routing into "
-    "a swarm comes in a later step). Remove `ports`; services reach each other by name."
+    "published ports are not available on a Swarm cluster: reach a service through the "
+    "frontier instead (add a route to it: Berth publishes the route's port on each "
+    "task's node for the frontier). Remove `ports`; services reach each other by name."
 )
 _REFUSED_FIELDS = (
     ("volumes_from", "volumes_from"),
@@ -190,6 +202,24 @@ def _image_problems(service: ServiceSpec) -> list[str]:
     return found
 
 
+SWARM_CANARY_REFUSED = (
+    "Canary upgrades are not available on a Swarm cluster yet: a stack there is upgraded "
+    "by Swarm's rolling update (its update_config), through the frontier. Choose rolling."
+)
+
+
+def check_swarm_upgrades(spec: Mapping[str, Any]) -> None:
+    """A ValidationError naming each service whose berth.yml upgrade is a canary."""
+    services = (spec.get("berth") or {}).get("services") or {}
+    problems = [
+        f"services.{name}.upgrade.strategy: {SWARM_CANARY_REFUSED}"
+        for name, conf in services.items()
+        if ((conf or {}).get("upgrade") or {}).get("strategy") == "canary"
+    ]
+    if problems:
+        raise ValidationError({"compose": problems})
+
+
 def check_swarm_spec(environment: Any, spec: Mapping[str, Any]) -> None:
     """A ValidationError on `compose` naming each field a swarm cannot run, when the
     environment targets a swarm; nothing otherwise."""
@@ -251,8 +281,13 @@ def swarm_request(
     *,
     nodes: list[SwarmNodeInfo] = (),  # type: ignore[assignment]
     registry_auth: Mapping[str, str] | None = None,
+    routed_ports: Collection[int] = (),
 ) -> SwarmServiceRequest:
-    """One Compose service of the stack's spec as a Swarm service (pure: no I/O)."""
+    """One Compose service of the stack's spec as a Swarm service (pure: no I/O).
+
+    `routed_ports` are the container ports the frontier's routes send to: each is
+    published in host mode on a port the task's node picks (no routing mesh here), which
+    the frontier reads back from the task (`SwarmTaskInfo.ports`)."""
     service = project.services[name]
     problems = service_problems(service)
     if problems:
@@ -301,6 +336,7 @@ def swarm_request(
         log_max_size=str(hardening.get("log_max_size") or "10m"),
         log_max_files=int(hardening.get("log_max_files") or 3),
         registry_auth=registry_auth,
+        ports=tuple(ServicePort(target=port) for port in sorted(set(routed_ports))),
     )
 
 
@@ -329,9 +365,6 @@ class SwarmRun:
         self.project = project_from_spec(self.spec) if self.spec else None
         self.owner = {naming.STACK: str(stack.pk), naming.TENANT_ID: str(stack.tenant_id)}
         self.failure = ""
-        #: Nodes the manager says are not ready (down, unknown, disconnected), read by
-        #: `converge`: a task there is not counted as running, whatever Swarm says of it.
-        self.lost_nodes: dict[str, str] = {}
 
     def execute(self) -> None:
         stack = self.stack
@@ -349,18 +382,23 @@ class SwarmRun:
             if changed:
                 self.event("stack.reconcile", f"Swarm services changed: {', '.join(changed)}")
                 self.wait_until_settled()
-            services = self.engine.list_services(self.owner)
-            tasks = self.engine.list_service_tasks(self.owner)
+            observed = self.observe()
         except EngineError as exc:
             self.failure = str(exc)
             self.event("stack.reconcile", self.failure, outcome=Event.Outcome.FAILURE)
             try:
-                services = self.engine.list_services(self.owner)
-                tasks = self.engine.list_service_tasks(self.owner)
+                observed = self.observe()
             except EngineError:
                 _state(stack, Stack.State.FAILED, self.failure)
                 return
-        self.mirror(services, tasks)
+        self.mirror(*observed)
+
+    def observe(self) -> tuple[list[SwarmServiceInfo], list[SwarmTaskInfo], list[SwarmNodeInfo]]:
+        """The stack's services and their tasks, and the nodes (their addresses): three
+        calls, whatever the number of tasks."""
+        services = self.engine.list_services(self.owner)
+        tasks = self.engine.list_service_tasks(self.owner)
+        return services, tasks, self.engine.list_nodes()
 
     # converge -------------------------------------------------------------------------------
 
@@ -369,13 +407,17 @@ class SwarmRun:
         assert self.project is not None and self.spec is not None
         stack = self.stack
         nodes = self.engine.list_nodes()
-        self.lost_nodes = {n.node_id: n.hostname for n in nodes if n.state != "ready"}
         self.engine.ensure_overlay_network(
             naming.stack_network_name(stack),
             naming.stack_labels(stack),
             owner=naming.stack_owner(stack),
         )
         existing = {s.labels.get(naming.SERVICE, ""): s for s in services}
+        routed: dict[str, set[int]] = {}
+        for service_name_, port in Route.objects.filter(stack=stack).values_list(
+            "service__name", "port"
+        ):
+            routed.setdefault(service_name_, set()).add(port)
         changed = []
         auths: dict[str, Mapping[str, str] | None] = {}
         for name, service in self.project.services.items():
@@ -383,7 +425,7 @@ class SwarmRun:
                 auths[service.image] = _authorised(service.image, stack.tenant.slug)
             request = swarm_request(
                 stack, self.spec, self.project, name, nodes=nodes,
-                registry_auth=auths[service.image],
+                registry_auth=auths[service.image], routed_ports=routed.get(name, ()),
             )  # fmt: skip
             wanted = service_spec(request)["Labels"][naming.SPEC_HASH]
             found = existing.pop(name, None)
@@ -403,11 +445,15 @@ class SwarmRun:
         the next pass mirrors what this one did not wait for)."""
         deadline = time.monotonic() + SETTLE_SECONDS
         while time.monotonic() < deadline:
-            services = self.engine.list_services(self.owner)
-            running = running_tasks(self.engine.list_service_tasks(self.owner), self.lost_nodes)
+            services, tasks, nodes = self.observe()
+            # Mirrored as it goes: the frontier follows tasks as Swarm replaces them (a
+            # rolling update's next batch waits its `delay`; a new task joins the routes
+            # within about a second of running).
+            self.mirror(services, tasks, nodes)
+            running = running_tasks(tasks, lost_nodes(nodes))
             if all(_settled(s, running.get(s.service_id, 0)) for s in services):
                 return
-            time.sleep(1.0)
+            time.sleep(SETTLE_POLL_SECONDS)
 
     def remove(self, services: list[SwarmServiceInfo]) -> None:
         """Services first, then the overlay network once their tasks are gone."""
@@ -436,16 +482,25 @@ class SwarmRun:
     # mirror ---------------------------------------------------------------------------------
 
     @transaction.atomic
-    def mirror(self, services: list[SwarmServiceInfo], tasks: list[SwarmTaskInfo]) -> None:
+    def mirror(
+        self,
+        services: list[SwarmServiceInfo],
+        tasks: list[SwarmTaskInfo],
+        nodes: list[SwarmNodeInfo] = (),  # type: ignore[assignment]
+    ) -> None:
         """Service rows, Container rows (one per current task: engine id the task's
-        container id, or the task id before it has one; replica its slot) and the
-        stack's state."""
+        container id, or the task id before it has one; replica its slot; address its
+        node's, with the host-mode ports published there) and the stack's state; the
+        frontier is told when the tasks it may route to changed."""
         assert self.project is not None
         stack = self.stack
+        before = _frontier_view(stack)
+        addresses = {n.node_id: n.address for n in nodes}
+        lost = lost_nodes(nodes)
+        running = running_tasks(tasks, lost)
         by_id = {s.service_id: s for s in services}
         by_name = {s.labels.get(naming.SERVICE, ""): s for s in services}
         rows = _service_rows(stack, self.project)
-        running = running_tasks(tasks, self.lost_nodes)
         revision = stack.current_revision.number if stack.current_revision else 0
         now = timezone.now()
         seen: set[str] = set()
@@ -460,9 +515,9 @@ class SwarmRun:
             seen.add(engine_id)
             state, health = _task_state(task)
             reason = task.error
-            if task.node_id in self.lost_nodes:  # Swarm has not moved it yet
+            if task.node_id in lost:  # Swarm has not replaced it yet
                 state, health = "unknown", "unhealthy"
-                reason = f"its node {self.lost_nodes[task.node_id]} is not ready"
+                reason = f"its node {lost[task.node_id]} is not ready"
             Container.objects.update_or_create(
                 host=self.host,
                 engine_id=engine_id,
@@ -476,12 +531,20 @@ class SwarmRun:
                     "state": state,
                     "health": health,
                     "health_reason": (reason or "")[:1000],
+                    "address": addresses.get(task.node_id, "") if state == "running" else "",
+                    "ports": _published(task, addresses.get(task.node_id, "")),
                     "last_seen_at": now,
                 },
             )
         gone = Container.objects.filter(stack=stack).exclude(engine_id__in=seen)
-        self.record_lost(list(gone.values_list("engine_id", "name")), tasks)
+        self.record_lost(list(gone.values_list("engine_id", "name")), tasks, lost)
         gone.delete()
+        if _frontier_view(stack) != before:
+            transaction.on_commit(
+                lambda: frontier_changed.send_robust(
+                    sender=Stack, stack_id=stack.pk, reason="swarm tasks"
+                )
+            )
         unsettled = []
         for name, row in rows.items():
             found = by_name.get(name)
@@ -494,19 +557,21 @@ class SwarmRun:
                 unsettled.append(f"{name}: {reason}")
         self.finish(unsettled, now)
 
-    def record_lost(self, gone: list[tuple[str, str]], tasks: list[SwarmTaskInfo]) -> None:
+    def record_lost(
+        self, gone: list[tuple[str, str]], tasks: list[SwarmTaskInfo], lost: Mapping[str, str]
+    ) -> None:
         """One stack Event for the replicas whose node was lost (Swarm replaces them):
         the tenant sees it on the stack, where the host's node Events are admins' only."""
         node_of = {t.container_id or t.task_id: t.node_id for t in tasks}
-        lost: dict[str, list[str]] = {}
+        names: dict[str, list[str]] = {}
         for engine_id, name in gone:
             node = node_of.get(engine_id, "")
-            if node in self.lost_nodes:
-                lost.setdefault(self.lost_nodes[node], []).append(name)
-        for hostname, names in sorted(lost.items()):
+            if node in lost:
+                names.setdefault(lost[node], []).append(name)
+        for hostname, replicas in sorted(names.items()):
             self.event(
                 "stack.replicas.lost",
-                f"{', '.join(sorted(names))}: node {hostname} is down; Swarm starts "
+                f"{', '.join(sorted(replicas))}: node {hostname} is down; Swarm starts "
                 "replacements on the other nodes.",
                 outcome=Event.Outcome.FAILURE,
             )
@@ -558,7 +623,27 @@ def _service_rows(stack: Stack, project: ComposeProject) -> dict[str, Service]:
     return rows
 
 
-def running_tasks(tasks: list[SwarmTaskInfo], lost_nodes: Mapping[str, str]) -> dict[str, int]:
+def _published(task: SwarmTaskInfo, node_address: str) -> list[dict[str, Any]]:
+    """A task's host-mode ports as a container's `ports` are mirrored."""
+    return [
+        {"container_port": target, "protocol": "tcp", "host_ip": node_address, "host_port": port}
+        for target, port in task.ports
+    ]
+
+
+def _frontier_view(stack: Stack) -> list[tuple]:
+    """What the frontier reads of the stack's tasks (frontier.snapshot)."""
+    rows = Container.objects.filter(stack=stack).order_by("pk")
+    return list(rows.values_list("pk", "state", "health", "draining", "address", "ports"))
+
+
+def lost_nodes(nodes: list[SwarmNodeInfo]) -> dict[str, str]:
+    """Node id -> hostname of the nodes the manager says are not ready (down, unknown,
+    disconnected): a task there is not counted as running, whatever Swarm says of it."""
+    return {n.node_id: n.hostname for n in nodes if n.state != "ready"}
+
+
+def running_tasks(tasks: list[SwarmTaskInfo], lost: Mapping[str, str]) -> dict[str, int]:
     """Running tasks per service id, counted from the tasks: those Swarm wants running,
     that run, on a node that is not lost. Not the service's `RunningTasks`, which counts
     every task whose last report was "running": a lost node's tasks keep that state (and
@@ -569,7 +654,7 @@ def running_tasks(tasks: list[SwarmTaskInfo], lost_nodes: Mapping[str, str]) -> 
         if (
             task.desired_state == "running"
             and task.state in _RUNNING_STATES
-            and task.node_id not in lost_nodes
+            and task.node_id not in lost
         ):
             counts[task.service_id] = counts.get(task.service_id, 0) + 1
     return counts

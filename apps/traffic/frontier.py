@@ -42,6 +42,7 @@ from django.db import connection, transaction
 
 from apps.deployments.health import check_of
 from apps.deployments.models import Container, Revision, Rollout, Route, Stack
+from apps.hosts.models import Host
 from apps.traffic import certificates, process
 
 log = logging.getLogger(__name__)
@@ -80,11 +81,22 @@ NOT_FOUND_PAGE = """<!doctype html>
 
 @dataclass(frozen=True)
 class ServerSnap:
-    """One container behind a route."""
+    """One container behind a route. A task on a Swarm node is reached on its node's
+    address, at the port the node published for the route's container port: `ports`
+    maps container ports to those (`published` is True); a container on an engine is
+    reached on its own address, at the container port."""
 
     id: int
     address: str
     revision: int = 0
+    published: bool = False
+    ports: tuple[tuple[int, int], ...] = ()
+
+    def port_for(self, container_port: int) -> int | None:
+        """Where to reach `container_port`; None when a Swarm task does not publish it."""
+        if not self.published:
+            return container_port
+        return dict(self.ports).get(container_port)
 
 
 @dataclass(frozen=True)
@@ -181,9 +193,9 @@ def snapshot() -> Snapshot:
         health__in=HEALTHY,
         draining=False,
     ).exclude(address="")
-    for c in rows.order_by("pk").values("pk", "service_id", "address", "revision"):
-        server = ServerSnap(id=c["pk"], address=c["address"], revision=c["revision"])
-        servers.setdefault(c["service_id"], []).append(server)
+    fields = ("pk", "service_id", "address", "revision", "ports", "host__kind")
+    for c in rows.order_by("pk").values(*fields):
+        servers.setdefault(c["service_id"], []).append(_server(c))
     specs = dict(
         Revision.objects.filter(
             pk__in={r["stack__current_revision_id"] for r in routes} - {None}
@@ -201,6 +213,19 @@ def snapshot() -> Snapshot:
         certificates=dict(certificates.certificate_files()),
         challenges=dict(certificates.acme_challenges()),
         extra_global=settings.BERTH_FRONTIER_EXTRA_GLOBAL,
+    )
+
+
+def _server(row: dict) -> ServerSnap:
+    if row["host__kind"] != Host.Kind.SWARM:
+        return ServerSnap(id=row["pk"], address=row["address"], revision=row["revision"])
+    ports = tuple(
+        (int(p["container_port"]), int(p["host_port"]))
+        for p in row["ports"] or ()
+        if p.get("container_port") and p.get("host_port")
+    )
+    return ServerSnap(
+        id=row["pk"], address=row["address"], revision=row["revision"], published=True, ports=ports
     )
 
 
@@ -447,14 +472,17 @@ def _backend(route: RouteSnap) -> str:
     weights = server_weights(route)
     for server in route.servers:
         address = _address(server.address)
-        if address is None:
+        port = server.port_for(route.port)
+        if address is None or port is None:
             continue
         line = (
-            f"    server c{server.id} {address}:{route.port} weight {weights[server.id]}"
+            f"    server c{server.id} {address}:{port} weight {weights[server.id]}"
             " check inter 1s fall 2 rise 2"
         )
-        if route.check_port:
-            line += f" port {route.check_port}"
+        # A Swarm task publishes the route's port only: its check goes there.
+        check_port = server.port_for(route.check_port) if route.check_port else None
+        if check_port:
+            line += f" port {check_port}"
         if route.sticky:
             line += f" cookie c{server.id}"
         lines.append(line)

@@ -160,3 +160,26 @@ def test_stacks_are_not_moved_onto_a_swarm(member, env_a, swarm):
     services.create_stack(member, env_a, "shop", compose=PLAIN)
     form = _form(env_a, [swarm.pk])
     assert not form.is_valid() and "cannot be moved" in form.errors["hosts"][0]
+
+
+def test_a_routed_port_is_published_for_the_frontier(member, env_a, swarm):
+    env_a.hosts.add(swarm)
+    stack = services.create_stack(member, env_a, "shop", compose=GOOD)
+    spec = stack.current_revision.spec
+    project = project_from_spec(spec)
+    web = swarm_reconcile.swarm_request(stack, spec, project, "web", routed_ports=[8080, 8080, 81])
+    assert [(p.target, p.published) for p in web.ports] == [(81, None), (8080, None)]
+    assert swarm_reconcile.swarm_request(stack, spec, project, "client").ports == ()
+
+
+def test_a_canary_is_refused_on_a_swarm(member, env_a, swarm):
+    env_a.hosts.add(swarm)
+    stack = services.create_stack(member, env_a, "shop", compose=GOOD)
+    with pytest.raises(ValidationError) as caught:
+        services.redeploy(member, stack, strategy="canary")
+    assert "Swarm" in caught.value.message_dict["strategy"][0]
+    spec = {"berth": {"services": {"web": {"upgrade": {"strategy": "canary"}}}}}
+    with pytest.raises(ValidationError) as caught:
+        swarm_reconcile.check_swarm_upgrades(spec)
+    assert _messages(caught)[0].startswith("services.web.upgrade.strategy:")
+    swarm_reconcile.check_swarm_upgrades({"berth": {"services": {"web": {"upgrade": {}}}}})

@@ -5,13 +5,20 @@ from __future__ import annotations
 
 import io
 import subprocess
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
 from django.core.management import call_command
 
+from apps.deployments import swarm_reconcile as sr
+from apps.hosts import services as host_services
+from apps.hosts.engine.swarm import SwarmCluster
+from apps.hosts.models import Host
 from apps.registry.publish import platform_ref
+from tests.swarm.cluster import Cluster
 
 REPO = Path(django_settings.BASE_DIR)
 
@@ -34,3 +41,42 @@ def published(settings, registry, swarm_registry, superuser, host, demo_images_b
     load_catalog(REPO / "catalog")
     call_command("publishimages", "--admin", superuser.username, stdout=io.StringIO())
     return platform_ref("berth-demo/web:1.0")
+
+
+@pytest.fixture
+def env_a(tenant_a):
+    return tenant_a.environments.get(slug="dev")
+
+
+@pytest.fixture
+def swarm_host(swarm: Cluster, swarm_registry, env_a) -> Iterator[Host]:
+    host = host_services.register_host(
+        actor=None, name=f"swarm-{swarm.run_id}", endpoint=swarm.manager.endpoint, kind="swarm"
+    )
+    host_services.heartbeat(host.pk)
+    env_a.hosts.set([host])
+    yield Host.objects.get(pk=host.pk)
+    manager = swarm.manager
+    for node in swarm.worker_nodes:
+        manager.docker("node", "update", "--label-rm", sr.TENANT_NODE_LABEL, node.hostname,
+                       check=False)  # fmt: skip
+    label = f"label=io.berth.tenant-id={env_a.tenant_id}"
+    installation = f"label=io.berth.installation={django_settings.BERTH_INSTALLATION_ID}"
+    found = manager.docker("service", "ls", "-q", "--filter", label, "--filter", installation,
+                           check=False).split()  # fmt: skip
+    if found:
+        manager.docker("service", "rm", *found, check=False)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        nets = manager.docker("network", "ls", "-q", "--filter", label, "--filter", installation,
+                              check=False).split()  # fmt: skip
+        if not nets:
+            break
+        manager.docker("network", "rm", *nets, check=False)
+        time.sleep(0.5)
+
+
+@pytest.fixture
+def engine(swarm: Cluster) -> Iterator[SwarmCluster]:
+    with SwarmCluster(swarm.manager.endpoint, timeout=30) as driver:
+        yield driver

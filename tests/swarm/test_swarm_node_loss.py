@@ -26,17 +26,10 @@ from apps.deployments import reconciler, services
 from apps.deployments.models import Container, Service, Stack
 from apps.hosts import services as host_services
 from apps.hosts.models import Host, SwarmNode
-from tests.swarm import test_swarm_stacks as stacks
 from tests.swarm.cluster import Cluster, Node
 from tests.swarm.test_swarm_stacks import converge, running
 
 pytestmark = [pytest.mark.engine, pytest.mark.swarm, pytest.mark.django_db(transaction=True)]
-
-# The stack tests' fixtures: the tenant's environment, the swarm registered as its only
-# host (and everything of the tenant removed from the swarm afterwards), the driver.
-env_a = stacks.env_a
-swarm_host = stacks.swarm_host
-engine = stacks.engine
 
 #: The issue's promise: the node down in Berth, and the service converged, within this.
 LOSS_DEADLINE = 30.0

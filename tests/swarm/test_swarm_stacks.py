@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from django.conf import settings
@@ -21,7 +21,6 @@ from django.conf import settings
 from apps.deployments import reconciler, services
 from apps.deployments import swarm_reconcile as sr
 from apps.deployments.models import Container, Service, Stack
-from apps.hosts import services as host_services
 from apps.hosts.engine.swarm import SwarmCluster, SwarmTaskInfo
 from apps.hosts.models import Host
 from tests.swarm.cluster import Cluster
@@ -58,45 +57,6 @@ def wait_for(what: str, probe: Callable[[], object], timeout: float = 90) -> obj
         if time.monotonic() > deadline:
             raise AssertionError(f"{what}: not within {timeout}s (last: {value!r})")
         time.sleep(0.5)
-
-
-@pytest.fixture
-def env_a(tenant_a):
-    return tenant_a.environments.get(slug="dev")
-
-
-@pytest.fixture
-def swarm_host(swarm: Cluster, swarm_registry, env_a) -> Iterator[Host]:
-    host = host_services.register_host(
-        actor=None, name=f"swarm-{swarm.run_id}", endpoint=swarm.manager.endpoint, kind="swarm"
-    )
-    host_services.heartbeat(host.pk)
-    env_a.hosts.set([host])
-    yield Host.objects.get(pk=host.pk)
-    manager = swarm.manager
-    for node in swarm.worker_nodes:
-        manager.docker("node", "update", "--label-rm", sr.TENANT_NODE_LABEL, node.hostname,
-                       check=False)  # fmt: skip
-    label = f"label=io.berth.tenant-id={env_a.tenant_id}"
-    installation = f"label=io.berth.installation={settings.BERTH_INSTALLATION_ID}"
-    found = manager.docker("service", "ls", "-q", "--filter", label, "--filter", installation,
-                           check=False).split()  # fmt: skip
-    if found:
-        manager.docker("service", "rm", *found, check=False)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        nets = manager.docker("network", "ls", "-q", "--filter", label, "--filter", installation,
-                              check=False).split()  # fmt: skip
-        if not nets:
-            break
-        manager.docker("network", "rm", *nets, check=False)
-        time.sleep(0.5)
-
-
-@pytest.fixture
-def engine(swarm: Cluster) -> Iterator[SwarmCluster]:
-    with SwarmCluster(swarm.manager.endpoint, timeout=30) as driver:
-        yield driver
 
 
 def running(engine: SwarmCluster, stack: Stack, service: str) -> list[SwarmTaskInfo]:

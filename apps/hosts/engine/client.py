@@ -10,7 +10,7 @@ import base64
 import json
 import posixpath
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 import docker
@@ -18,6 +18,7 @@ from django.conf import settings
 from docker.constants import DEFAULT_DOCKER_API_VERSION, MINIMUM_DOCKER_API_VERSION
 from docker.utils import version_lt
 
+from apps.hosts.engine.changes import ChangeFeed
 from apps.hosts.engine.checks import (
     CheckResult,
     ContainerWatch,
@@ -145,6 +146,21 @@ class DockerEngine(Operations, EngineDriver):
         with self._errors():
             found = client.containers.list(all=True, sparse=True, filters=filters)
         return [_managed_container(c.attrs) for c in found]
+
+    def list_managed_ids(self, ids: Collection[str]) -> list[ManagedContainer]:
+        """Those of `ids` that are this installation's containers, in one call (the engine
+        serializes only those: listing 50 of 5,000 costs a small part of listing all)."""
+        if not ids:
+            return []
+        filters = {"label": label_filters(), "id": sorted(ids)}
+        client = self._docker
+        with self._errors():
+            found = client.containers.list(all=True, sparse=True, filters=filters)
+        wanted = set(ids)  # the engine matches ids by prefix: keep exact ones only
+        return [c for c in (_managed_container(f.attrs) for f in found) if c.id in wanted]
+
+    def change_feed(self) -> ChangeFeed:
+        return ChangeFeed(self).open()
 
     def list_legacy(self, labels: Mapping[str, str]) -> list[ManagedContainer]:
         """Berth containers made before installation ids (no `io.berth.installation`

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from apps.hosts.engine.changes import Changes
 from apps.hosts.engine.checks import CheckResult, HealthTest
 from apps.hosts.engine.containers import (
     ContainerRequest,
@@ -27,6 +28,7 @@ from apps.hosts.engine.containers import (
     exit_code_from_status,
     health_from_status,
 )
+from apps.hosts.engine.errors import EngineError
 
 #: Called with each progress message of a pull or push, as the engine sends it.
 ProgressCallback = Callable[[dict[str, Any]], None]
@@ -115,6 +117,19 @@ class ContainerEvents(Protocol):
     def __enter__(self) -> ContainerEvents: ...
 
     def __exit__(self, *exc_info: object) -> None: ...
+
+
+class ChangeFeedReader(Protocol):
+    """Containers whose listing changed, read in a thread (engine/changes.py): `take()`
+    returns those since the previous take, or None once the stream broke."""
+
+    broken: bool
+
+    def take(self) -> Changes | None: ...
+
+    def pending(self) -> set[str]: ...
+
+    def close(self) -> None: ...
 
 
 class StatsReader(Protocol):
@@ -251,6 +266,18 @@ class EngineDriver(ABC):
         self, labels: Mapping[str, str | None] | None = None
     ) -> list[ManagedContainer]:
         """Berth's containers (all states) narrowed by `io.berth.` labels, in one call."""
+
+    def list_managed_ids(self, ids: Collection[str]) -> list[ManagedContainer]:
+        """Those of `ids` that are this installation's containers (all states). Drivers
+        that cannot filter by id list everything and keep those."""
+        wanted = set(ids)
+        return [c for c in self.list_managed() if c.id in wanted] if wanted else []
+
+    def change_feed(self) -> ChangeFeedReader:
+        """A standing subscription (made before returning) naming this installation's
+        containers whose listing changed (engine/changes.py); its own connection, closed
+        with the feed. Drivers without one refuse (the host pass then lists everything)."""
+        raise EngineError(f"{type(self).__name__} has no change feed.", retryable=False)
 
     @abstractmethod
     def list_legacy(self, labels: Mapping[str, str]) -> list[ManagedContainer]:

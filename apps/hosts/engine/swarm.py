@@ -87,6 +87,8 @@ class SwarmTaskInfo:
     message: str = ""
     error: str = ""
     service_id: str = ""
+    # (container port, port published on its node): host-mode ports the node picked
+    ports: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -187,7 +189,18 @@ def parse_task(doc: Mapping[str, Any], service_names: Mapping[str, str]) -> Swar
         message=str(status.get("Message") or ""),
         error=str(status.get("Err") or ""),
         service_id=service_id,
+        ports=_published_ports(status),
     )
+
+
+def _published_ports(status: Mapping[str, Any]) -> tuple[tuple[int, int], ...]:
+    """A task's host-mode ports (the engine may list one twice, per address family)."""
+    found = (
+        (int(p["TargetPort"]), int(p["PublishedPort"]))
+        for p in (status.get("PortStatus") or {}).get("Ports") or ()
+        if p.get("TargetPort") and p.get("PublishedPort")
+    )
+    return tuple(dict.fromkeys(found))
 
 
 def parse_service(doc: Mapping[str, Any]) -> SwarmServiceInfo:
