@@ -45,6 +45,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -355,11 +356,43 @@ def _authorised(image: str, tenant_slug: str) -> Mapping[str, str] | None:
 # --- the pass ---------------------------------------------------------------------------------
 
 
-class SwarmRun:
-    """One stack's pass on a swarm: converge its services, then mirror their tasks."""
+@dataclass(frozen=True)
+class ClusterListing:
+    """Everything of this installation on a swarm, listed once for the periodic pass
+    (four calls, whatever the number of stacks, services and tasks)."""
 
-    def __init__(self, stack: Stack, host: Host, engine: SwarmCluster) -> None:
-        self.stack, self.host, self.engine = stack, host, engine
+    services: list[SwarmServiceInfo]
+    tasks: list[SwarmTaskInfo]
+    nodes: list[SwarmNodeInfo]
+    networks: frozenset[str]  # this installation's overlay networks (made by Berth)
+
+    @classmethod
+    def of_cluster(cls, engine: SwarmCluster) -> ClusterListing:
+        return cls(
+            engine.list_services(),
+            engine.list_service_tasks(),
+            engine.list_nodes(),
+            frozenset(engine.list_overlay_networks()),
+        )
+
+    def of(self, stack: Stack) -> tuple[list[SwarmServiceInfo], list[SwarmTaskInfo]]:
+        """The stack's services (its id and its tenant's on their labels) and their tasks."""
+        owner = {naming.STACK: str(stack.pk), naming.TENANT_ID: str(stack.tenant_id)}
+        services = [s for s in self.services if all(s.labels.get(k) == v for k, v in owner.items())]
+        ids = {s.service_id for s in services}
+        return services, [t for t in self.tasks if t.service_id in ids]
+
+
+class SwarmRun:
+    """One stack's pass on a swarm: converge its services, then mirror their tasks.
+
+    Fed the cluster's listing (the periodic pass), a stack whose services need no change
+    asks the swarm nothing more; on its own (a stack's task) it lists its services."""
+
+    def __init__(
+        self, stack: Stack, host: Host, engine: SwarmCluster, listed: ClusterListing | None = None
+    ) -> None:
+        self.stack, self.host, self.engine, self.listed = stack, host, engine, listed
         revision = stack.current_revision
         self.spec: dict | None = revision.spec if revision is not None else None
         self.project = project_from_spec(self.spec) if self.spec else None
@@ -369,7 +402,9 @@ class SwarmRun:
     def execute(self) -> None:
         stack = self.stack
         try:
-            services = self.engine.list_services(self.owner)
+            services = (
+                self.listed.of(stack)[0] if self.listed else self.engine.list_services(self.owner)
+            )
         except EngineError as exc:
             _state(stack, Stack.State.UNKNOWN, f"The swarm is unreachable: {exc}")
             return
@@ -382,7 +417,10 @@ class SwarmRun:
             if changed:
                 self.event("stack.reconcile", f"Swarm services changed: {', '.join(changed)}")
                 self.wait_until_settled()
-            observed = self.observe()
+            if self.listed and not changed:
+                observed = (*self.listed.of(stack), self.listed.nodes)
+            else:
+                observed = self.observe()
         except EngineError as exc:
             self.failure = str(exc)
             self.event("stack.reconcile", self.failure, outcome=Event.Outcome.FAILURE)
@@ -406,12 +444,12 @@ class SwarmRun:
         """Create, update (spec hash differs) and remove services; the names changed."""
         assert self.project is not None and self.spec is not None
         stack = self.stack
-        nodes = self.engine.list_nodes()
-        self.engine.ensure_overlay_network(
-            naming.stack_network_name(stack),
-            naming.stack_labels(stack),
-            owner=naming.stack_owner(stack),
-        )
+        nodes = self.listed.nodes if self.listed else self.engine.list_nodes()
+        network = naming.stack_network_name(stack)
+        if not self.listed or network not in self.listed.networks:
+            self.engine.ensure_overlay_network(
+                network, naming.stack_labels(stack), owner=naming.stack_owner(stack)
+            )
         existing = {s.labels.get(naming.SERVICE, ""): s for s in services}
         routed: dict[str, set[int]] = {}
         for service_name_, port in Route.objects.filter(stack=stack).values_list(
@@ -699,8 +737,9 @@ def _state(stack: Stack, state: str, reason: str) -> None:
 
 
 def reconcile_cluster(host: Host) -> dict[str, int]:
-    """The periodic pass over a swarm: each stack of the environments targeting it,
-    under its lease, one after another (a stack another worker holds is skipped)."""
+    """The periodic pass over a swarm: its services, tasks and nodes listed once, then
+    each stack of the environments targeting it, under its lease, one after another (a
+    stack another worker holds is skipped)."""
     from apps.deployments.reconciler import claim, release  # the engine path's leases
 
     stacks = Stack.objects.filter(environment__hosts=host).select_related(
@@ -708,12 +747,18 @@ def reconcile_cluster(host: Host) -> dict[str, int]:
     )
     done = 0
     with get_engine(host) as engine:
+        try:
+            listed = ClusterListing.of_cluster(engine)
+        except EngineError as exc:
+            for stack in stacks:
+                _state(stack, Stack.State.UNKNOWN, f"The swarm is unreachable: {exc}")
+            return {"stacks": 0, "orphans": 0, "api_calls": getattr(engine, "api_calls", 0)}
         for stack in stacks.order_by("pk"):
             token = claim(stack.pk)
             if token is None:
                 continue
             try:
-                SwarmRun(stack, host, engine).execute()
+                SwarmRun(stack, host, engine, listed).execute()
                 done += 1
             except Exception:  # one broken stack must not stop the others
                 log.exception("swarm reconcile of stack %s failed", stack.pk)

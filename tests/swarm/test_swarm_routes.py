@@ -152,3 +152,37 @@ def test_a_route_reaches_swarm_tasks_and_survives_a_rolling_update(
             f"\nswarm route: rolling update through the frontier {took:.1f}s, "
             f"{len(load.statuses)} requests, 0 failed"
         )
+
+
+QUIET = """
+services:
+  web:
+    image: {image}
+    deploy: {{replicas: 1}}
+    stop_grace_period: 0s
+"""
+
+
+@pytest.mark.timeout(600)
+def test_the_periodic_pass_lists_the_cluster_once_whatever_the_stacks(
+    swarm_host: Host, engine: SwarmCluster, published: str, member, env_a
+):
+    from apps.deployments import reconciler
+
+    first = converge(
+        services.create_stack(member, env_a, "one", compose=QUIET.format(image=published))
+    )
+    assert first.state == Stack.State.HEALTHY, first.state_reason
+    reconciler.reconcile_host(swarm_host.pk)
+    one = reconciler.reconcile_host(swarm_host.pk)
+
+    second = converge(
+        services.create_stack(member, env_a, "two", compose=QUIET.format(image=published))
+    )
+    assert second.state == Stack.State.HEALTHY, second.state_reason
+    reconciler.reconcile_host(swarm_host.pk)
+    two = reconciler.reconcile_host(swarm_host.pk)
+
+    assert (one["stacks"], two["stacks"]) == (1, 2)
+    assert two["api_calls"] == one["api_calls"], (one, two)
+    assert Container.objects.filter(stack__in=[first, second], state="running").count() == 2
