@@ -113,6 +113,19 @@ LOSS = """services:
 """
 
 
+def own_redis(db: int) -> str:
+    """The Redis db's URL, refused unless the db is empty (another run may own it: it is
+    never flushed unasked); flushed at exit, when it holds only this run's keys."""
+    import redis
+
+    url = f"redis://127.0.0.1:6379/{db}"
+    client = redis.Redis.from_url(url)
+    if client.dbsize():
+        sys.exit(f"redis db {db} is not empty: pass --redis-db with a db nothing else uses")
+    bench.on_cleanup(client.flushdb)
+    return url
+
+
 def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):
     deadline = time.monotonic() + timeout
     while True:
@@ -131,7 +144,7 @@ class World:
     """Everything the rounds share; each piece registers its own cleanup."""
 
     def __init__(self, redis_db: int) -> None:
-        from tests.perf.bench_deploy_vs_compose import free_port, redis_env, start_registry
+        from tests.perf.bench_deploy_vs_compose import free_port, start_registry
         from tests.swarm.cluster import Cluster
 
         bench.install_cleanup()
@@ -139,7 +152,7 @@ class World:
         bench.require_images(IMAGES)
         self.logs = Path(tempfile.mkdtemp(prefix="berth-bench-swarm-"))
         bench.on_cleanup(lambda: shutil.rmtree(self.logs, ignore_errors=True))
-        os.environ["REDIS_URL"] = redis_env(redis_db)
+        os.environ["REDIS_URL"] = own_redis(redis_db)
         bench.setup_django(DATABASE)
         port = free_port()
         start_registry(port, self.logs)
