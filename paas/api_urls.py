@@ -15,6 +15,7 @@ from apps.deployments.api.resources import (
 )
 from apps.deployments.api.rollouts import RolloutViewSet
 from apps.deployments.api.routes import RouteViewSet
+from apps.deployments.api.secrets import SecretViewSet
 from apps.deployments.api.views import RevisionViewSet, ServiceViewSet, StackViewSet
 from apps.hosts.api.views import HostViewSet
 from apps.registry.api.views import RepositoryViewSet, RobotViewSet, UsageViewSet
@@ -41,6 +42,7 @@ router.register("services", ServiceViewSet, basename="service")
 router.register("revisions", RevisionViewSet, basename="revision")
 router.register("routes", RouteViewSet, basename="route")
 router.register("rollouts", RolloutViewSet, basename="rollout")
+router.register("secrets", SecretViewSet, basename="secret")
 router.register("containers", ContainerViewSet, basename="container")
 router.register("volumes", VolumeViewSet, basename="volume")
 router.register("networks", NetworkViewSet, basename="network")

@@ -19,6 +19,7 @@ urlpatterns = [
     path("stacks/", include("apps.deployments.urls")),
     path("stacks/", include("apps.traffic.urls_routes")),
     path("", include("apps.deployments.urls_resources")),
+    path("environments/", include("apps.deployments.urls_secrets")),
     path("traffic/", include("apps.traffic.urls")),
     path("registry/", include("apps.registry.urls")),
 ]

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-_SECTION_NAMES = {"services": "service", "volumes": "volume", "networks": "network"}
+_SECTION_NAMES = {
+    "services": "service",
+    "volumes": "volume",
+    "networks": "network",
+    "secrets": "secret",
+    "configs": "config",
+}
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from apps.compose.fields import (
     only_keys,
     resource_name,
 )
+from apps.compose.files import store_reference
 from apps.compose.graph import find_cycle, start_levels
 from apps.compose.limits import DEFAULT_LIMITS, Limits
 from apps.compose.service import parse_service
@@ -26,13 +27,14 @@ from apps.compose.spec import (
     ComposeProject,
     NetworkSpec,
     ServiceSpec,
+    StoreReference,
     VolumeSpec,
 )
 from apps.compose.values import boolean, kind_of, scalar_text, text
 
-TOP_LEVEL_KEYS = ("version", "name", "services", "volumes", "networks")
+TOP_LEVEL_KEYS = ("version", "name", "services", "volumes", "networks", "secrets", "configs")
 _PROJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-_TOP_HINTS = {"secrets": ": use environment variables or volumes"}
+_TOP_HINTS: dict[str, str] = {}
 _VOLUME_KEYS = ("driver", "driver_opts", "external", "labels", "name")
 _NETWORK_KEYS = ("driver", "driver_opts", "external", "labels", "name", "internal", "attachable")
 
@@ -47,13 +49,15 @@ def parse_project(data: Any, *, limits: Limits = DEFAULT_LIMITS) -> ComposeProje
     name = _read_top(data, "name", lambda v: _project_name(v, limits), problems)
     volumes = _definitions(data, "volumes", _volume, limits, problems)
     networks = _definitions(data, "networks", _network, limits, problems)
+    secrets = _definitions(data, "secrets", _stored("secret"), limits, problems)
+    configs = _definitions(data, "configs", _stored("config"), limits, problems)
     services = _services(data, limits, problems)
     if not problems:
-        problems = check_references(services, volumes, networks)
+        problems = check_references(services, volumes, networks, secrets, configs)
     if problems:
         raise ComposeError(problems)
     extensions = {k: v for k, v in data.items() if isinstance(k, str) and k.startswith("x-")}
-    return ComposeProject(name, services, volumes, networks, extensions)
+    return ComposeProject(name, services, volumes, networks, extensions, secrets, configs)
 
 
 def start_order(project: ComposeProject) -> list[list[str]]:
@@ -135,6 +139,11 @@ def _definitions(
     return out
 
 
+def _stored(kind: str) -> Any:
+    """The reader of a top-level secret or config: a store entry (apps.compose.files)."""
+    return lambda key, data, limits: store_reference(kind, key, data, limits)
+
+
 def _common(data: dict[str, Any], limits: Limits) -> dict[str, Any]:
     """Keys shared by volume and network definitions."""
     external = keyed(data, "external", lambda v: _external(v, limits), (False, None))
@@ -184,12 +193,20 @@ def check_references(
     services: dict[str, ServiceSpec],
     volumes: dict[str, VolumeSpec],
     networks: dict[str, NetworkSpec],
+    secrets: dict[str, StoreReference] | None = None,
+    configs: dict[str, StoreReference] | None = None,
 ) -> list[Problem]:
     """Every name a service uses exists in the file, and dependencies have no cycle."""
     problems = []
+    defined = {"secrets": secrets or {}, "configs": configs or {}}
     for name, service in services.items():
         for key, message in _service_references(service, services, volumes, networks):
             problems.append(problem_in("services", name, key, message))
+        for section, known in defined.items():
+            for index, ref in enumerate(getattr(service, section)):
+                if ref.source not in known:
+                    message = f"uses undefined {section[:-1]} '{ref.source}'"
+                    problems.append(problem_in("services", name, f"{section}[{index}]", message))
     cycle = find_cycle({n: s.service_references() - {n} for n, s in services.items()})
     if cycle:
         problems.append(Problem("services", f"dependency cycle: {' -> '.join(cycle)}"))

@@ -25,6 +25,7 @@ from apps.compose.fields import (
     sequence,
     string_list,
 )
+from apps.compose.files import service_files
 from apps.compose.images import ImageReferenceError, parse_image
 from apps.compose.limits import Limits
 from apps.compose.mounts import parse_mounts
@@ -392,4 +393,6 @@ SERVICE_KEYS: dict[str, Reader] = {
     "security_opt": string_list,
     "sysctls": _sysctls,
     "cgroup_parent": _short_text,
+    "secrets": service_files("secret"),
+    "configs": service_files("config"),
 }

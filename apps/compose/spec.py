@@ -121,6 +121,28 @@ class DeploySpec:
 
 
 @dataclass(frozen=True)
+class FileReference:
+    """A service's use of a top-level secret or config (apps.compose.files): `source`
+    names the top-level entry, `target` is the file's absolute path in the container;
+    uid, gid and mode None mean the defaults (root, and files.DEFAULT_MODES)."""
+
+    source: str
+    target: str
+    uid: str | None = None
+    gid: str | None = None
+    mode: int | None = None
+
+
+@dataclass(frozen=True)
+class StoreReference:
+    """A top-level secret or config: `name` is the entry of the environment's store
+    (Berth's encrypted secrets and configs) it stands for."""
+
+    key: str
+    name: str
+
+
+@dataclass(frozen=True)
 class ServiceSpec:
     """One service. Field names are the Compose keys; the security-relevant keys are kept
     exactly as written so that the policy can judge them (and admins allow exceptions)."""
@@ -159,6 +181,8 @@ class ServiceSpec:
     security_opt: tuple[str, ...] = ()
     sysctls: dict[str, str] = field(default_factory=dict)
     cgroup_parent: str | None = None
+    secrets: tuple[FileReference, ...] = ()
+    configs: tuple[FileReference, ...] = ()
     extensions: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -207,3 +231,5 @@ class ComposeProject:
     volumes: dict[str, VolumeSpec] = field(default_factory=dict)
     networks: dict[str, NetworkSpec] = field(default_factory=dict)
     extensions: dict[str, Any] = field(default_factory=dict)
+    secrets: dict[str, StoreReference] = field(default_factory=dict)
+    configs: dict[str, StoreReference] = field(default_factory=dict)

@@ -6,7 +6,7 @@ the reconciler); editing rows here would bypass all three, so the admin only sho
 
 from django.contrib import admin
 
-from apps.deployments.models import Container, Revision, Service, Stack
+from apps.deployments.models import Container, Revision, Secret, Service, Stack
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -42,3 +42,13 @@ class ServiceAdmin(ReadOnlyAdmin):
 class ContainerAdmin(ReadOnlyAdmin):
     list_display = ["name", "stack", "host", "state", "health", "restart_count"]
     list_filter = ["state"]
+
+
+@admin.register(Secret)
+class SecretAdmin(ReadOnlyAdmin):
+    """Names, versions and digests only: the encrypted value is not a field shown here."""
+
+    list_display = ["name", "kind", "tenant", "environment", "version", "digest", "updated_at"]
+    list_filter = ["kind"]
+    search_fields = ["name", "tenant__slug"]
+    fields = ["tenant", "environment", "kind", "name", "version", "digest", "size", "created_at"]

@@ -13,13 +13,16 @@ from typing import Any
 
 from django.conf import settings
 
+from apps.compose.files import DEFAULT_MODES
 from apps.compose.spec import ComposeProject, ServiceSpec
+from apps.deployments import secret_store
 from apps.deployments.planner import DesiredService, DesiredStack
 from apps.deployments.resources import service_resources
 from apps.deployments.spec import service_hash, upgrade_of
 from apps.hosts.engine import (
     INSTALLATION_LABEL,
     MANAGED_LABEL,
+    ContainerFile,
     ContainerRequest,
     EngineError,
     HealthcheckRequest,
@@ -195,12 +198,15 @@ def container_request(
     name: str,
     revision: int,
     siblings: Mapping[str, str] | None = None,
+    store: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> ContainerRequest:
     """Everything the driver sends for one replica; hardening from the spec's defaults.
 
     `siblings` maps this stack's service names (and its containers' engine names) to the
     engine ids of its own containers: the only targets `service:`/`container:` namespace
-    modes and `volumes_from` may resolve to (see `referenced_services`).
+    modes and `volumes_from` may resolve to (see `referenced_services`). `store` holds
+    the environment's entries the stack uses (`secret_store.entries_for`): the service's
+    secrets and configs become files written before the container starts.
     """
     siblings = siblings or {}
     service = project.services[service_name]
@@ -265,6 +271,7 @@ def container_request(
         sysctls=service.sysctls,
         cgroup_parent=service.cgroup_parent,
         volumes_from=tuple(_volumes_from(entry, siblings) for entry in service.volumes_from),
+        files=container_files(service, store or {}),
         policy=HostPolicy(
             allowed_exceptions=allowed_exceptions(environment, spec),
             allowed_interfaces=frozenset({environment.publish_interface}),
@@ -272,6 +279,36 @@ def container_request(
             allowed_containers=frozenset(siblings.values()),
         ),
     )
+
+
+def container_files(
+    service: ServiceSpec, store: Mapping[str, Mapping[str, Any]]
+) -> tuple[ContainerFile, ...]:
+    """The service's secrets and configs as files, with the entries' current values."""
+    files = []
+    for kind, refs in (("secret", service.secrets), ("config", service.configs)):
+        for ref in refs:
+            entry = (store.get(kind) or {}).get(ref.source)
+            if entry is None:
+                raise EngineError(
+                    f"Service {service.name}: the {kind} {ref.source} is not in the "
+                    "environment's store.",
+                    retryable=False,
+                )
+            try:
+                data = secret_store.value_of(entry)
+            except secret_store.StoreError as exc:
+                raise EngineError(str(exc), retryable=False) from None
+            files.append(
+                ContainerFile(
+                    path=ref.target,
+                    data=data,
+                    uid=int(ref.uid or 0),
+                    gid=int(ref.gid or 0),
+                    mode=DEFAULT_MODES[kind] if ref.mode is None else ref.mode,
+                )
+            )
+    return tuple(files)
 
 
 def allowed_exceptions(environment: Any, spec: dict) -> frozenset[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import django_filters
 
 from apps.core.filters import IdFilter
-from apps.deployments.models import Revision, Route, Service, Stack
+from apps.deployments.models import Revision, Route, Secret, Service, Stack
 
 
 class StackFilterSet(django_filters.FilterSet):
@@ -55,4 +55,17 @@ class RouteFilterSet(django_filters.FilterSet):
 
     class Meta:
         model = Route
+        fields: list[str] = []
+
+
+class SecretFilterSet(django_filters.FilterSet):
+    """`?environment=<id>`, `?kind=secret|config`: one environment's entries, or one kind."""
+
+    environment = IdFilter(field_name="environment_id", help_text="Only this environment (id).")
+    kind = django_filters.ChoiceFilter(
+        choices=Secret.Kind.choices, help_text="Only secrets, or only configs."
+    )
+
+    class Meta:
+        model = Secret
         fields: list[str] = []

@@ -34,6 +34,7 @@ from apps.core.tenancy import require_role
 from apps.deployments import containers as naming
 from apps.deployments.models import Container, Stack
 from apps.deployments.revisions import is_secret_name
+from apps.deployments.swarm_tasks import container_problem
 from apps.hosts.engine import EngineError, get_engine
 from apps.hosts.models import Host
 
@@ -423,6 +424,9 @@ def inspect_container(container: Container) -> dict[str, Any]:
     The engine's document is read live; a container gone from the engine is
     `{"error": ...}` with what Berth last knew, never an exception.
     """
+    unreachable = container_problem(container, "inspect")
+    if unreachable:  # a Swarm task on a node whose engine Berth cannot reach
+        return {"error": f"out of reach. {unreachable}", "reason": ""}
     stack = container.stack
     secrets = secret_values_of(stack, container.revision)
     names = secret_names(stack.template_version, stack.answers)

@@ -82,6 +82,9 @@ class Stack(models.Model):
     # under the new names by the reconciler, which clears `legacy_containers` when done.
     legacy_volumes = models.JSONField(default=dict, blank=True, editable=False)
     legacy_containers = models.BooleanField(default=False, editable=False)
+    # On a Swarm cluster: the node (its Swarm id) holding the stack's named volumes, chosen
+    # at the first deploy; the services mounting them run there and are never moved.
+    swarm_volume_node = models.CharField(max_length=64, blank=True, editable=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
@@ -176,7 +179,13 @@ class Service(models.Model):
 
 
 class Container(models.Model):
-    """A container the reconciler saw on an engine, mirrored for pages and the API."""
+    """A container the reconciler saw on an engine, mirrored for pages and the API.
+
+    On a Swarm cluster host a row is one task of a Swarm service: `engine_id` is the
+    task's id (stable from scheduling to shutdown, unlike its container's) and `node`
+    the node Swarm placed it on (apps/deployments/swarm_tasks.py says what may be done
+    with it).
+    """
 
     stack = models.ForeignKey(Stack, on_delete=models.CASCADE, related_name="containers")
     service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="containers")
@@ -199,6 +208,14 @@ class Container(models.Model):
     draining = models.BooleanField(default=False)
     started_at = models.DateTimeField(null=True, blank=True)
     last_seen_at = models.DateTimeField(null=True, blank=True)
+    node = models.ForeignKey(
+        "hosts.SwarmNode",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="containers",
+        help_text="The Swarm node a task runs on (empty on a single engine)",
+    )
 
     objects = StackChildQuerySet.as_manager()
 
@@ -329,3 +346,52 @@ class Rollout(models.Model):
 
     def __str__(self) -> str:
         return f"{self.stack}/{self.service} r{self.from_revision}->r{self.to_revision}"
+
+
+class Secret(models.Model):
+    """An entry of an environment's store: a secret (write-only: its value is never
+    shown again once saved) or a config (not secret: members may read it). Compose
+    files name entries in their top-level `secrets:`/`configs:` and Berth delivers them
+    as files (apps/deployments/secret_store.py says how and where).
+
+    The value is encrypted at rest (apps.core.crypto, its own key purpose); `version`
+    counts its values (1 at creation, +1 at each rotation) and `digest` is a keyed
+    digest of the value (HMAC, so it tells whether two values are the same without
+    giving a way to guess the value), shown in place of the value.
+    """
+
+    class Kind(models.TextChoices):
+        SECRET = "secret", "Secret"
+        CONFIG = "config", "Config"
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
+    environment = models.ForeignKey(
+        "tenants.Environment", on_delete=models.CASCADE, related_name="secrets"
+    )
+    kind = models.CharField(max_length=6, choices=Kind.choices, default=Kind.SECRET)
+    name = models.CharField(max_length=64)
+    value_encrypted = models.TextField(editable=False)
+    version = models.PositiveIntegerField(default=1, editable=False)
+    digest = models.CharField(max_length=16, editable=False)
+    size = models.PositiveIntegerField(default=0, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = TenantOwnedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["environment", "kind", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["environment", "kind", "name"], name="unique_secret_name"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __repr__(self) -> str:  # never the value, not even encrypted
+        return f"<Secret {self.kind} {self.name} v{self.version}>"

@@ -34,9 +34,17 @@ from apps.activity.services import record_event
 from apps.compose.spec import ComposeProject
 from apps.core.queue import tenant_slot
 from apps.deployments import containers as naming
-from apps.deployments import hostpass, listing, live, probes, readiness, swarm_reconcile
+from apps.deployments import (
+    hostpass,
+    listing,
+    live,
+    probes,
+    readiness,
+    secret_store,
+    swarm_reconcile,
+)
 from apps.deployments.mirror import mirror, stack_state
-from apps.deployments.models import Container, Rollout, Route, Stack
+from apps.deployments.models import Container, Rollout, Route, Secret, Stack
 from apps.deployments.planner import (
     Action,
     Create,
@@ -490,6 +498,7 @@ class Run(RolloutSteps):
         self.revision = stack.current_revision
         self.spec: dict = self.revision.spec if self.revision else {}
         self.project: ComposeProject | None = project_from_spec(self.spec) if self.spec else None
+        self.store, self.store_error = self.store_entries()
         self.deadline = pass_deadline(stack, timezone.now())
         self.failure = ""
         self.changed = False
@@ -497,6 +506,39 @@ class Run(RolloutSteps):
         self.rolled_back = False  # a rollout failed and set the stack's revision back
         self.traffic_lock = threading.Lock()  # one mirror + frontier reload at a time
         self.held: set[str] = set()  # services whose canary runs: left alone
+
+    def store_entries(self) -> tuple[dict[str, dict[str, Secret]], str]:
+        """The store entries the spec names (none: no query) and, folded into this pass's
+        copy of the spec, their versions: a rotation changes the services' hashes, so
+        their containers are replaced. An entry gone from the store fails the pass."""
+        if not self.spec or not any(secret_store.referenced(self.spec).values()):
+            return {}, ""
+        try:
+            store = secret_store.entries_for(self.stack, self.spec)
+        except secret_store.StoreError as exc:
+            return {}, str(exc)
+        self.spec = {**self.spec, "store_versions": secret_store.store_versions(store)}
+        return store, ""
+
+    def first_listing(self) -> list[ManagedContainer] | None:
+        """The stack's containers as the pass begins (the host pass's list when given);
+        None when the engine does not answer (the stack's state says so)."""
+        try:
+            if self.listed is not None:
+                return self.listed + self.observe_legacy()
+            return self.observe()
+        except EngineError as exc:
+            _set_state(self.stack, Stack.State.UNKNOWN, f"The engine is unreachable: {exc}")
+            return None
+
+    def store_failed(self, listed: list[ManagedContainer]) -> bool:
+        """An entry the stack needs is gone: the pass changes nothing and says why."""
+        if not self.store_error or self.stack.desired_state == Stack.Desired.REMOVED:
+            return False
+        self.failure = self.store_error
+        self.event("stack.reconcile", self.failure, outcome=Event.Outcome.FAILURE)
+        self.finish(listed)
+        return True
 
     # observe / plan / apply ------------------------------------------------------------
 
@@ -545,13 +587,8 @@ class Run(RolloutSteps):
     def execute(self) -> None:
         if self.project is None and self.stack.desired_state != Stack.Desired.REMOVED:
             return
-        try:
-            if self.listed is not None:
-                listed = self.listed + self.observe_legacy()
-            else:
-                listed = self.observe()
-        except EngineError as exc:
-            _set_state(self.stack, Stack.State.UNKNOWN, f"The engine is unreachable: {exc}")
+        listed = self.first_listing()
+        if listed is None or self.store_failed(listed):
             return
         desired = self.desired()
         if self.stack.operation == "start":
@@ -789,6 +826,7 @@ class Run(RolloutSteps):
             name,
             revision,
             siblings=self.siblings(service),
+            store=self.store,
         )
         try:
             container_id = self.engine.create_container(request)

@@ -24,6 +24,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import Truncator
 
 from apps.deployments.ports import port_url
+from apps.deployments.swarm_tasks import ACTIONS_REFUSED, UNKNOWN_NODE, reach_problem
 
 # The links of each container row, by route name (one pk argument each).
 CONTAINER_LINKS = {
@@ -64,6 +65,9 @@ _COLUMNS = (
     "host__name",
     "host__endpoint",
     "host__labels",
+    "host__kind",
+    "node__hostname",
+    "node__is_endpoint",
     "service__name",
 )
 
@@ -105,7 +109,13 @@ def container_rows(containers, request_host: str = "") -> list[dict[str, Any]]:
                 name=row["host__name"], endpoint=row["host__endpoint"], labels=row["host__labels"]
             )
         reason = row["health_reason"]
+        swarm = row["host__kind"] == "swarm"
         row.update(
+            swarm=swarm,
+            node=row["node__hostname"] or (UNKNOWN_NODE if swarm else ""),
+            unreachable=reach_problem(
+                "shell", swarm=swarm, node=row["node__hostname"], endpoint=row["node__is_endpoint"]
+            ),
             service=row["service__name"],
             host=host.name,
             state_text=state or "—",
@@ -127,14 +137,14 @@ def container_rows(containers, request_host: str = "") -> list[dict[str, Any]]:
 # One row of the table (its cells in the order of the table's head), then its pieces.
 # Every {} gets an escaped value (`_e`), a piece below, or "".
 _ROW = (
-    '<tr data-container-id="{pk}" data-state="{state}" data-name="{name}">\n'
+    '<tr data-container-id="{pk}" data-state="{state}" data-name="{name}"{no_stats}>\n'
     '<td><a href="{inspect}" class="mono" title="Inspect {name}">{name}</a><br>'
     '<small class="muted">{service} #{replica} · r{revision}</small></td>\n'
     "<td>{state_text}{exit}{stopped}</td>\n"
     "<td>{health}{health_note}</td>\n"
     '<td class="mono">{ports}</td>\n'
     '<td class="num">{restart_count}</td>\n'
-    "<td>{host}</td>\n"
+    "<td>{host}{node}</td>\n"
     '<td><div class="container-actions">\n'
     '<a href="{logs}" class="small">Logs</a>{actions}\n</div></td>\n'
     "</tr>"
@@ -145,6 +155,11 @@ _BADGE = '<span class="badge state-{0} {1}">{0}</span>'
 _NOTE = '<br><small class="muted">{}</small>'
 _PORT_LINK = '<a href="{0}" target="_blank" rel="noopener" data-port-link title="Open {0}">{1}</a>'
 _SHELL = '\n<a href="{}" class="small" target="_blank" rel="noopener">Shell</a>'
+# A Swarm task: its node under the host; what is not offered for it, and why (title).
+_NODE = '<br><small class="muted" data-node>node {}</small>'
+_NO_STATS = ' data-stats="off"'
+_NO_SHELL = '\n<small class="muted" data-no-shell title="{}">No shell</small>'
+_SWARM_TASK = '\n<small class="muted" data-swarm-task title="{}">Kept by Swarm</small>'
 _BUTTON = (
     '\n<button type="button" class="small {kind}" hx-post="{url}" hx-confirm="{question}" '
     'hx-swap="none">{label}</button>'
@@ -169,12 +184,19 @@ def _e(value: Any) -> str:
 def _actions(row: dict[str, Any], name: str, can_act: bool, change: bool) -> str:
     """The row's buttons after Logs (`name`: escaped): Shell for a running container
     (members and up), then Stop and Restart (or Start) and Remove unless the stack is
-    being removed."""
+    being removed. A Swarm task gets no buttons Swarm would refuse: a note says why
+    (its title), and so does "No shell" for one on a node whose engine Berth lacks."""
     if not can_act:
         return ""
     links, html_ = row["links"], ""
     if row["running"]:
-        html_ += _SHELL.format(_e(links["shell"]))
+        if row["unreachable"]:
+            html_ += _NO_SHELL.format(_e(row["unreachable"]))
+        else:
+            html_ += _SHELL.format(_e(links["shell"]))
+    if row["swarm"]:
+        refused = ACTIONS_REFUSED.format(name=row["name"], verb="stopped or restarted")
+        return html_ + _SWARM_TASK.format(_e(refused))
     if change:
         buttons = ((_STOP, _RESTART) if row["active"] else (_START,)) + (_REMOVE,)
         for label, link, kind, question in buttons:
@@ -216,6 +238,8 @@ def render_rows(rows: list[dict[str, Any]], *, can_act: bool, change: bool) -> S
                 ports=_ports(row),
                 restart_count=_e(row["restart_count"]),
                 host=_e(row["host"]),
+                node=_NODE.format(_e(row["node"])) if row["swarm"] else "",
+                no_stats=_NO_STATS if row["unreachable"] else "",
                 logs=_e(links["logs"]),
                 actions=_actions(row, name, can_act, change),
             )

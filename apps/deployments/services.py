@@ -40,7 +40,7 @@ from apps.compose.policy import RULES, check_policy
 from apps.core.queue import enqueue_on_commit
 from apps.core.roles import Role
 from apps.core.tenancy import require_role
-from apps.deployments import exceptions, quotas, revisions, routes
+from apps.deployments import exceptions, quotas, revisions, routes, secret_store
 from apps.deployments.health import apply_health_checks
 from apps.deployments.models import (
     Container,
@@ -66,6 +66,7 @@ from apps.deployments.swarm_reconcile import (
     check_swarm_upgrades,
     targets_swarm,
 )
+from apps.deployments.swarm_tasks import action_problem
 from apps.deployments.tasks import container_action, reconcile_stack
 from apps.tenants.models import Environment
 
@@ -135,6 +136,7 @@ def render_spec(
     check_deploy_settings(project, swarm=on_swarm)
     if on_swarm:  # only a subset runs on a swarm: the rest is refused per field (issue 14)
         check_swarm_spec(environment, spec)
+    secret_store.check_references(environment, spec)
     berth_services = config_of(version).services if version is not None else None
     spec["berth"] = berth_spec(project, berth_services, variables)
     if on_swarm:
@@ -238,6 +240,7 @@ def check_spec_policy(
     check_deploy_settings(project, swarm=on_swarm)
     if on_swarm:
         check_swarm_spec(environment, spec)
+    secret_store.check_references(environment, spec)
 
 
 def _template_scale(spec: dict, version: TemplateVersion | None) -> dict:
@@ -974,6 +977,15 @@ def restart(actor: Any, stack: Stack) -> Stack:
 def remove(actor: Any, stack: Stack, volumes: bool = False) -> Stack:
     """Remove the stack's containers (and its volumes only when asked); the reconciler
     deletes the row once the engine is clean."""
+    if volumes and stack.swarm_volume_node and targets_swarm(stack.environment) is not None:
+        raise ValidationError(
+            {
+                "volumes": "Berth cannot remove volumes on a Swarm node: it reaches the "
+                "cluster through its manager only, and a volume lives on its node's engine. "
+                "Remove the stack keeping its volumes, then run `docker volume rm` on that "
+                "node (the stack's events name it)."
+            }
+        )
     kept = "and its volumes" if volumes else "keeping its volumes"
     return _set_desired(
         actor,
@@ -1018,6 +1030,9 @@ def _container_action(actor: Any, container: Container, action: str) -> Containe
     replica is created afresh by the reconciler (a clean recreate)."""
     stack = container.stack
     require_role(actor, stack.tenant, Role.MEMBER)
+    refused = action_problem(container, action)
+    if refused:  # a Swarm task: Swarm keeps its tasks
+        raise ValidationError(refused)
     stack = _locked(stack)
     _require_not_removed(stack)
     container.user_stopped = action == "stop"

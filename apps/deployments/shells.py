@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from apps.deployments.models import Container
+from apps.deployments.swarm_tasks import container_problem
 from apps.hosts.engine import EngineError, get_engine, streams
 
 #: The shells the page looks for, in the order it offers them.
@@ -35,6 +36,9 @@ def shell_choice(container: Container, *, operator: bool = False) -> ShellChoice
     """
     if not container.engine_id or container.host_id is None:
         return ShellChoice(problem="This container was not created yet: no shell to open.")
+    unreachable = container_problem(container, "shell")
+    if unreachable:  # a Swarm task on a node whose engine Berth cannot reach
+        return ShellChoice(problem=unreachable)
     engine = get_engine(container.host)
     try:
         if not streams.container_running(engine, container.engine_id):

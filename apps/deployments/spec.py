@@ -99,8 +99,31 @@ def service_hash(spec: Mapping[str, Any], service_name: str) -> str:
     mounted = {m.get("source") for m in service.get("volumes") or () if m.get("type") == "volume"}
     volumes = {k: v for k, v in (project.get("volumes") or {}).items() if k in mounted}
     payload = {"service": service, "hardening": spec.get("hardening"), "volumes": volumes}
+    store = _store_payload(spec, service)
+    if store:
+        payload["store"] = store
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _store_payload(spec: Mapping[str, Any], service: dict[str, Any]) -> dict[str, Any]:
+    """The store entries a service mounts: the entry each key names and, when the
+    reconciler folded them in (`spec["store_versions"]`, never stored), their versions,
+    so a rotation replaces the containers. Empty lists are dropped from the service
+    first: specs stored before secrets existed hash as they did."""
+    versions = spec.get("store_versions") or {}
+    project = spec["project"]
+    found = {}
+    for section in ("secrets", "configs"):
+        refs = service.get(section)
+        if not refs:
+            service.pop(section, None)
+            continue
+        names = project.get(section) or {}
+        for ref in refs:
+            key = f"{section[:-1]}:{ref['source']}"
+            found[key] = [(names.get(ref["source"]) or {}).get("name"), versions.get(key)]
+    return found
 
 
 @cache

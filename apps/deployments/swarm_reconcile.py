@@ -13,12 +13,13 @@ is created or edited (`swarm_problems`), never deployed half-working:
 
 - runs: image (Berth's registry only, the tenant's pull right checked as on an engine;
   the nodes pull with the tenant's credential), command, entrypoint, environment, user,
-  working_dir, replicas, cpu/memory/pids limits and memory reservations, restart,
+  working_dir, replicas, cpu/memory/pids limits and memory reservations, restart (left
+  out: Swarm's `any`, so tasks are replaced after a drain or a node loss),
   healthcheck, stop_grace_period, placement constraints, Berth's rolling settings (or
   deploy.update_config) as Swarm's update_config, depends_on (started order is NOT
   enforced: Swarm starts every service at once; a service must retry its dependencies),
   discovery by service name on the stack's overlay (endpoint_mode dnsrr: no routing
-  mesh here).
+  mesh here), secrets and configs from the environment's store (below).
 - traffic: a route to a service publishes the route's container port in host mode on
   each task's node, at a port the node picks; the mirrored task carries its node's
   address and that port, and the frontier (HAProxy on Berth's host) sends the route
@@ -33,6 +34,13 @@ is created or edited (`swarm_problems`), never deployed half-working:
   capabilities, devices, security_opt, sysctls, cgroup_parent, volumes_from, a
   depends_on condition other than service_started, and constraints on `io.berth.` node
   labels (reserved for Berth).
+
+Secrets and configs: each version of a store entry a stack uses becomes a Swarm secret
+(or config) of that stack, named from ids (`file_object_name`) and labelled like its
+services; a service mounts it at /run/secrets/<target> (a config at its target path).
+Swarm's objects are immutable, so a rotation makes a new one: the service spec names it,
+its hash changes and Swarm rolls the tasks; versions no service uses any more are
+removed after the pass, and all of them with the stack.
 
 Tenant isolation on the swarm: a node labelled `io.berth.tenant=<slug>` is reserved for
 that tenant; every service gets a `node.labels.io.berth.tenant!=<other>` constraint for
@@ -54,24 +62,35 @@ from django.utils import timezone
 
 from apps.activity.models import Event
 from apps.activity.services import record_event
-from apps.compose.spec import ComposeProject, ServiceSpec
+from apps.compose.files import DEFAULT_MODES, SECRETS_DIR
+from apps.compose.spec import ComposeProject, ServiceSpec, VolumeSpec
 from apps.deployments import containers as naming
-from apps.deployments.models import Container, Route, Service, Stack
+from apps.deployments import secret_store
+from apps.deployments.models import Container, Route, Secret, Service, Stack
 from apps.deployments.resources import service_resources
 from apps.deployments.signals import frontier_changed
 from apps.deployments.spec import project_from_spec, upgrade_of
 from apps.hosts.engine import EngineError, get_engine
 from apps.hosts.engine.containers import HealthcheckRequest
-from apps.hosts.engine.swarm import SwarmCluster, SwarmNodeInfo, SwarmServiceInfo, SwarmTaskInfo
+from apps.hosts.engine.labels import label_key
+from apps.hosts.engine.swarm import (
+    FileObjectInfo,
+    SwarmCluster,
+    SwarmNodeInfo,
+    SwarmServiceInfo,
+    SwarmTaskInfo,
+)
 from apps.hosts.engine.swarm_services import (
     FAILURE_ACTIONS,
     RolloutConfig,
+    ServiceFile,
+    ServiceMount,
     ServiceNetwork,
     ServicePort,
     SwarmServiceRequest,
     service_spec,
 )
-from apps.hosts.models import Host
+from apps.hosts.models import Host, SwarmNode
 from apps.registry.deploy import (
     _check_berth_image,
     checked_reference,
@@ -109,6 +128,10 @@ _REFUSED_FIELDS = (
     ("sysctls", "sysctls"),
     ("cgroup_parent", "cgroup_parent"),
 )
+STORE_KIND = label_key("store-kind")
+STORE_ENTRY = label_key("store-entry")
+STORE_VERSION = label_key("store-version")
+STORE_NAME = label_key("store-name")
 _RUNNING_STATES = {"running"}
 _STARTING_STATES = {"new", "pending", "assigned", "accepted", "preparing", "ready", "starting"}
 _UPDATING = {"updating", "rollback_started", "paused", "rollback_paused"}
@@ -126,11 +149,8 @@ def swarm_problems(project: ComposeProject) -> list[str]:
     """Why this project cannot run on a swarm, one message per field (`services.<name>.
     <field>: why`); empty when it can."""
     problems: list[str] = []
-    if project.volumes:
-        problems.append(
-            "volumes: volumes are not available on a Swarm cluster yet (a task may run "
-            "on any node; no volume follows it)."
-        )
+    for key, volume in project.volumes.items():
+        problems.extend(f"volumes.{key}: {msg}" for msg in _volume_problems(volume))
     for key in project.networks:
         if key != "default":
             problems.append(
@@ -146,11 +166,19 @@ def service_problems(service: ServiceSpec) -> list[str]:
     found: list[str] = []
     if service.ports:
         found.append(f"ports: {PORTS_REFUSED}")
-    if service.volumes:
-        found.append(
-            "volumes: volumes and bind mounts are not available on a Swarm cluster yet "
-            "(a task may run on any node)."
-        )
+    for mount in service.volumes:
+        if mount.type == "bind":
+            found.append(
+                f"volumes: {mount.source}:{mount.target}: bind mounts are not available on "
+                "a Swarm cluster (a host path of whichever node runs the task)."
+            )
+        elif mount.type == "volume" and not mount.source:
+            found.append(
+                f"volumes: {mount.target}: anonymous volumes are not available on a Swarm "
+                "cluster (lost whenever Swarm moves the task): name the volume."
+            )
+        elif mount.type not in ("volume", "tmpfs"):
+            found.append(f"volumes: {mount.target}: {mount.type} mounts are not available.")
     for attr, key in _REFUSED_FIELDS:
         if getattr(service, attr):
             found.append(f"{key}: not available on a Swarm cluster.")
@@ -168,6 +196,20 @@ def service_problems(service: ServiceSpec) -> list[str]:
             )
     found.extend(_placement_problems(service))
     found.extend(_image_problems(service))
+    return found
+
+
+def _volume_problems(volume: VolumeSpec) -> list[str]:
+    if volume.external or volume.name:
+        return [
+            "external or explicitly named volumes are not available on a Swarm cluster: a "
+            "stack's volumes are made by Berth, on the node it pins them to."
+        ]
+    found = []
+    if volume.driver not in (None, "local"):
+        found.append(f"driver {volume.driver!r}: only local volumes on a Swarm cluster.")
+    if volume.driver_opts:
+        found.append("driver_opts: not available on a Swarm cluster.")
     return found
 
 
@@ -250,14 +292,57 @@ def tenant_constraints(stack: Any, nodes: list[SwarmNodeInfo]) -> tuple[str, ...
     return tuple(f"node.labels.{TENANT_NODE_LABEL}!={slug}" for slug in sorted(others))
 
 
+def file_object_name(stack: Any, entry: Secret) -> str:
+    """The Swarm secret's (or config's) name for one version of a store entry used by
+    one stack: built from ids, a new name for each version (Swarm's are immutable)."""
+    return f"{naming._prefix()}-s{stack.pk}-{entry.kind[0]}{entry.pk}v{entry.version}"
+
+
+def file_object_labels(stack: Any, entry: Secret) -> dict[str, str]:
+    return {
+        **naming.stack_labels(stack),
+        STORE_KIND: entry.kind,
+        STORE_ENTRY: str(entry.pk),
+        STORE_VERSION: str(entry.version),
+        STORE_NAME: entry.name,
+    }
+
+
+#: (kind, compose key) -> (Swarm object id, name): the objects a pass made sure exist.
+FileObjects = Mapping[tuple[str, str], tuple[str, str]]
+
+
+def service_files(service: ServiceSpec, kind: str, objects: FileObjects) -> tuple[ServiceFile, ...]:
+    """A service's secrets or configs as Swarm file references (a secret's target is its
+    file name in /run/secrets, which is where Swarm puts a relative one)."""
+    refs = service.secrets if kind == "secret" else service.configs
+    found = []
+    for ref in refs:
+        object_id, object_name = objects[kind, ref.source]
+        target = ref.target.removeprefix(f"{SECRETS_DIR}/") if kind == "secret" else ref.target
+        found.append(
+            ServiceFile(
+                object_id=object_id,
+                object_name=object_name,
+                target=target,
+                uid=ref.uid or "0",
+                gid=ref.gid or "0",
+                mode=DEFAULT_MODES[kind] if ref.mode is None else ref.mode,
+            )
+        )
+    return tuple(found)
+
+
 def _restart(service: ServiceSpec) -> tuple[str, int | None]:
-    """Swarm's restart condition for a Compose `restart`. No policy, and `no`, are
-    Swarm's `any`, never `none`: Swarm replaces a task of a `none` service neither when
-    it exits nor when its node is lost (the replica is gone until the next update), and
-    Berth's pass does not start tasks itself. On an engine, Berth's pass starts an exited
-    replica whatever its policy; `any` is the same promise on a swarm."""
+    """Compose's `restart` as Swarm's restart condition. Left out, Swarm's own default
+    (any), as `docker stack deploy` does: with `none`, a task shut down by a drain or a
+    node loss is never replaced, and the service stays at 0 when the node comes back."""
     policy = service.restart
-    if policy is not None and policy.name == "on-failure":
+    if policy is None:
+        return "any", None
+    if policy.name == "no":
+        return "none", None
+    if policy.name == "on-failure":
         return "on-failure", policy.max_retries
     return "any", None
 
@@ -283,12 +368,15 @@ def swarm_request(
     nodes: list[SwarmNodeInfo] = (),  # type: ignore[assignment]
     registry_auth: Mapping[str, str] | None = None,
     routed_ports: Collection[int] = (),
+    volume_node: str = "",
+    files: FileObjects | None = None,
 ) -> SwarmServiceRequest:
     """One Compose service of the stack's spec as a Swarm service (pure: no I/O).
 
     `routed_ports` are the container ports the frontier's routes send to: each is
     published in host mode on a port the task's node picks (no routing mesh here), which
-    the frontier reads back from the task (`SwarmTaskInfo.ports`)."""
+    the frontier reads back from the task (`SwarmTaskInfo.ports`). A service mounting a
+    named volume is pinned to `volume_node` (the stack's volumes live there)."""
     service = project.services[name]
     problems = service_problems(service)
     if problems:
@@ -327,7 +415,9 @@ def swarm_request(
         constraints=(
             *service.deploy.placement_constraints,
             *tenant_constraints(stack, list(nodes)),
+            *((f"node.id=={volume_node}",) if volume_node and uses_volumes(service) else ()),
         ),
+        mounts=_mounts(stack, service),
         networks=(
             ServiceNetwork(naming.stack_network_name(stack), (name, *naming._aliases(service))),
         ),
@@ -336,9 +426,78 @@ def swarm_request(
         stop_grace_period=naming._capped_grace(service.stop_grace_period),
         log_max_size=str(hardening.get("log_max_size") or "10m"),
         log_max_files=int(hardening.get("log_max_files") or 3),
+        secrets=service_files(service, "secret", files or {}),
+        configs=service_files(service, "config", files or {}),
         registry_auth=registry_auth,
         ports=tuple(ServicePort(target=port) for port in sorted(set(routed_ports))),
     )
+
+
+def uses_volumes(service: ServiceSpec) -> bool:
+    return any(m.type == "volume" and m.source for m in service.volumes)
+
+
+def _mounts(stack: Any, service: ServiceSpec) -> tuple[ServiceMount, ...]:
+    mounts = []
+    for mount in service.volumes:
+        if mount.type == "tmpfs":
+            mounts.append(ServiceMount(mount.target, kind="tmpfs", size=mount.tmpfs_size))
+        elif mount.type == "volume" and mount.source:
+            mounts.append(
+                ServiceMount(
+                    mount.target,
+                    source=naming.volume_name(stack, mount.source),
+                    read_only=mount.read_only,
+                    labels=naming.stack_labels(stack),
+                )
+            )
+    return tuple(mounts)
+
+
+def choose_volume_node(
+    stack: Any,
+    project: ComposeProject,
+    nodes: list[SwarmNodeInfo],
+    tasks: list[SwarmTaskInfo] = (),  # type: ignore[assignment]
+) -> SwarmNodeInfo | None:
+    """The node to hold a stack's volumes: ready and active, not reserved for another
+    tenant, meeting the simple constraints (`node.id`, `node.hostname`, `node.role`,
+    `node.labels.*`) of every service mounting one; the least busy (tasks), then by name."""
+    constraints = [
+        c
+        for service in project.services.values()
+        if uses_volumes(service)
+        for c in service.deploy.placement_constraints
+    ]
+    busy: dict[str, int] = {}
+    for task in tasks:
+        if task.desired_state == "running":
+            busy[task.node_id] = busy.get(task.node_id, 0) + 1
+    fit = [
+        n
+        for n in nodes
+        if n.state == "ready"
+        and n.availability == "active"
+        and n.labels.get(TENANT_NODE_LABEL, stack.tenant.slug) == stack.tenant.slug
+        and all(_meets(n, c) for c in constraints)
+    ]
+    return min(fit, key=lambda n: (busy.get(n.node_id, 0), n.hostname), default=None)
+
+
+def _meets(node: SwarmNodeInfo, constraint: str) -> bool:
+    """Whether `node` meets `attribute==value` / `attribute!=value`; an attribute this
+    does not know (engine labels, platform) is left to Swarm (True)."""
+    text = constraint.replace(" ", "")
+    negate = "!=" in text
+    attribute, _, value = text.partition("!=" if negate else "==")
+    known = {"node.id": node.node_id, "node.hostname": node.hostname, "node.role": node.role}
+    if attribute.startswith("node.labels."):
+        actual = node.labels.get(attribute.removeprefix("node.labels."))
+    elif attribute in known:
+        actual = known[attribute]
+    else:
+        return True
+    return (actual != value) if negate else (actual == value)
 
 
 def _authorised(image: str, tenant_slug: str) -> Mapping[str, str] | None:
@@ -398,6 +557,8 @@ class SwarmRun:
         self.project = project_from_spec(self.spec) if self.spec else None
         self.owner = {naming.STACK: str(stack.pk), naming.TENANT_ID: str(stack.tenant_id)}
         self.failure = ""
+        self.files: dict[tuple[str, str], tuple[str, str]] = {}
+        self.listed_files: dict[str, list[FileObjectInfo]] = {}
 
     def execute(self) -> None:
         stack = self.stack
@@ -417,11 +578,14 @@ class SwarmRun:
             if changed:
                 self.event("stack.reconcile", f"Swarm services changed: {', '.join(changed)}")
                 self.wait_until_settled()
+            if changed or self.stale_files():  # after a change the objects are listed again
+                keep = {object_id for object_id, _ in self.files.values()}
+                self.prune_files(keep, listed=None if changed else self.listed_files)
             if self.listed and not changed:
                 observed = (*self.listed.of(stack), self.listed.nodes)
             else:
                 observed = self.observe()
-        except EngineError as exc:
+        except (EngineError, secret_store.StoreError) as exc:
             self.failure = str(exc)
             self.event("stack.reconcile", self.failure, outcome=Event.Outcome.FAILURE)
             try:
@@ -456,14 +620,17 @@ class SwarmRun:
             "service__name", "port"
         ):
             routed.setdefault(service_name_, set()).add(port)
+        volume_node = self.volume_node(nodes)
         changed = []
         auths: dict[str, Mapping[str, str] | None] = {}
+        self.files = self.ensure_files()
         for name, service in self.project.services.items():
             if service.image not in auths:
                 auths[service.image] = _authorised(service.image, stack.tenant.slug)
             request = swarm_request(
                 stack, self.spec, self.project, name, nodes=nodes,
                 registry_auth=auths[service.image], routed_ports=routed.get(name, ()),
+                volume_node=volume_node, files=self.files,
             )  # fmt: skip
             wanted = service_spec(request)["Labels"][naming.SPEC_HASH]
             found = existing.pop(name, None)
@@ -477,6 +644,79 @@ class SwarmRun:
             self.engine.remove_service(found.service_id)
             changed.append(name)
         return changed
+
+    def volume_node(self, nodes: list[SwarmNodeInfo]) -> str:
+        """The node holding the stack's volumes: pinned at the first deploy and kept,
+        whatever becomes of the node (its services wait for it rather than start empty
+        elsewhere); "" for a stack without volumes."""
+        assert self.project is not None
+        stack = self.stack
+        if stack.swarm_volume_node or not any(
+            uses_volumes(s) for s in self.project.services.values()
+        ):
+            return stack.swarm_volume_node
+        tasks = self.listed.tasks if self.listed else []
+        chosen = choose_volume_node(stack, self.project, nodes, tasks)
+        if chosen is None:
+            raise EngineError(
+                "No ready, active node meets the placement of the services with volumes: "
+                "the stack's volumes need one node to live on.",
+                retryable=True,
+            )
+        Stack.objects.filter(pk=stack.pk).update(swarm_volume_node=chosen.node_id)
+        stack.swarm_volume_node = chosen.node_id
+        self.event(
+            "stack.volume_node",
+            f"The volumes of {stack.name} live on node {chosen.hostname}: the services "
+            "mounting them run there.",
+        )
+        return chosen.node_id
+
+    def ensure_files(self) -> dict[tuple[str, str], tuple[str, str]]:
+        """The Swarm secrets and configs holding the current version of each store
+        entry the stack uses, created when missing (the value is decrypted only then).
+        The stack's objects are listed once (two calls, only for a stack using any)."""
+        entries = secret_store.entries_for(self.stack, self.spec)
+        self.listed_files = {}
+        if not any(entries.values()):
+            return {}
+        owner = naming.stack_owner(self.stack)
+        found: dict[tuple[str, str], tuple[str, str]] = {}
+        for kind, by_key in entries.items():
+            self.listed_files[kind] = self.engine.list_file_objects(kind, self.owner)
+            listed = {o.name: o.object_id for o in self.listed_files[kind]}
+            for key, entry in by_key.items():
+                name = file_object_name(self.stack, entry)
+                object_id = listed.get(name) or self.engine.ensure_file_object(
+                    kind,
+                    name,
+                    secret_store.value_of(entry),
+                    file_object_labels(self.stack, entry),
+                    owner=owner,
+                )
+                found[kind, key] = (object_id, name)
+        return found
+
+    def prune_files(
+        self, keep: set[str], listed: Mapping[str, list[FileObjectInfo]] | None = None
+    ) -> list[FileObjectInfo]:
+        """Remove the stack's secrets and configs not in `keep` (older versions, entries
+        no longer used) that no service uses any more; those left, for the next pass.
+        `listed`: the objects as this pass listed them (else listed again)."""
+        left = []
+        for kind in (Secret.Kind.SECRET, Secret.Kind.CONFIG):
+            found = listed.get(kind) if listed is not None else None
+            if found is None:
+                found = self.engine.list_file_objects(kind, self.owner)
+            for obj in found:
+                if obj.object_id not in keep and not self.engine.remove_file_object(kind, obj):
+                    left.append(obj)
+        return left
+
+    def stale_files(self) -> bool:
+        """This pass's listing holds objects the services no longer name."""
+        keep = {object_id for object_id, _ in self.files.values()}
+        return any(o.object_id not in keep for objs in self.listed_files.values() for o in objs)
 
     def wait_until_settled(self) -> None:
         """Until every service runs its replicas with no update in progress (bounded:
@@ -511,6 +751,10 @@ class SwarmRun:
                     if time.monotonic() > deadline:
                         raise
                     time.sleep(1.0)
+            while self.prune_files(keep=set()):  # their services are gone: soon free
+                if time.monotonic() > deadline:
+                    raise EngineError("Secrets of the stack are still in use.", retryable=True)
+                time.sleep(1.0)
         except EngineError as exc:
             _state(stack, Stack.State.FAILED, f"Removing the stack failed: {exc}")
             return
@@ -526,10 +770,11 @@ class SwarmRun:
         tasks: list[SwarmTaskInfo],
         nodes: list[SwarmNodeInfo] = (),  # type: ignore[assignment]
     ) -> None:
-        """Service rows, Container rows (one per current task: engine id the task's
-        container id, or the task id before it has one; replica its slot; address its
-        node's, with the host-mode ports published there) and the stack's state; the
-        frontier is told when the tasks it may route to changed."""
+        """Service rows, Container rows (one per current task: engine id the task id,
+        which the driver addresses it by; replica its slot; node the SwarmNode row Swarm
+        placed it on, once the host's heartbeat recorded it; address its node's, with the
+        host-mode ports published there) and the stack's state; the frontier is told
+        when the tasks it may route to changed."""
         assert self.project is not None
         stack = self.stack
         before = _frontier_view(stack)
@@ -541,6 +786,7 @@ class SwarmRun:
         rows = _service_rows(stack, self.project)
         revision = stack.current_revision.number if stack.current_revision else 0
         now = timezone.now()
+        node_rows = {n.node_id: n for n in SwarmNode.objects.filter(host=self.host)}
         seen: set[str] = set()
         for task in tasks:
             owner = by_id.get(task.service_id)
@@ -549,7 +795,7 @@ class SwarmRun:
             name = owner.labels.get(naming.SERVICE, "")
             if name not in rows:
                 continue
-            engine_id = task.container_id or task.task_id
+            engine_id = task.task_id
             seen.add(engine_id)
             state, health = _task_state(task)
             reason = task.error
@@ -569,6 +815,7 @@ class SwarmRun:
                     "state": state,
                     "health": health,
                     "health_reason": (reason or "")[:1000],
+                    "node": node_rows.get(task.node_id),
                     "address": addresses.get(task.node_id, "") if state == "running" else "",
                     "ports": _published(task, addresses.get(task.node_id, "")),
                     "last_seen_at": now,
@@ -588,6 +835,9 @@ class SwarmRun:
             found = by_name.get(name)
             count = running.get(found.service_id, 0) if found is not None else 0
             health, reason = _service_health(found, count)
+            spec = self.project.services.get(name)
+            if health == Service.Health.STARTING and spec is not None and uses_volumes(spec):
+                reason = _waiting_for_volume_node(stack, nodes) or reason
             if (row.health, row.health_reason) != (health, reason):
                 row.health, row.health_reason = health, reason
                 row.save(update_fields=["health", "health_reason", "updated_at"])
@@ -600,7 +850,7 @@ class SwarmRun:
     ) -> None:
         """One stack Event for the replicas whose node was lost (Swarm replaces them):
         the tenant sees it on the stack, where the host's node Events are admins' only."""
-        node_of = {t.container_id or t.task_id: t.node_id for t in tasks}
+        node_of = {t.task_id: t.node_id for t in tasks}
         names: dict[str, list[str]] = {}
         for engine_id, name in gone:
             node = node_of.get(engine_id, "")
@@ -729,6 +979,25 @@ def _service_health(found: SwarmServiceInfo | None, running: int) -> tuple[str, 
     if running < found.replicas_desired:
         return Service.Health.STARTING, f"{running} of {found.replicas_desired} tasks running"
     return Service.Health.HEALTHY, ""
+
+
+def _waiting_for_volume_node(stack: Stack, nodes: list[SwarmNodeInfo]) -> str:
+    """Why a service with volumes does not run, when its node cannot take it."""
+    pinned = stack.swarm_volume_node
+    if not pinned or not nodes:
+        return ""
+    node = next((n for n in nodes if n.node_id == pinned), None)
+    if node is None:
+        return (
+            f"waiting for node {pinned[:12]}, which held the stack's volumes and has left "
+            "the swarm: Berth does not start the service elsewhere without its data."
+        )
+    if node.state != "ready" or node.availability != "active":
+        return (
+            f"waiting for node {node.hostname} ({node.state}, {node.availability}), which "
+            "holds the stack's volumes: Berth does not move the service away from its data."
+        )
+    return ""
 
 
 def _state(stack: Stack, state: str, reason: str) -> None:

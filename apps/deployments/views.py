@@ -509,7 +509,7 @@ class ContainerScopedMixin(TenantScopedMixin):
     model = Container
 
     def get_queryset(self):
-        return super().get_queryset().select_related("stack__tenant", "service", "host")
+        return super().get_queryset().select_related("stack__tenant", "service", "host", "node")
 
 
 class ContainerLogsView(ContainerScopedMixin, ObjectDetailView):

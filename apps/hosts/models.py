@@ -104,6 +104,9 @@ class SwarmNode(models.Model):
     cpus = models.FloatField(null=True, blank=True)
     memory_bytes = models.BigIntegerField(null=True, blank=True)
     tasks = models.JSONField(default=list, blank=True)
+    # The node whose engine the host's endpoint is (the manager Berth talks to): the
+    # only node whose containers Berth reaches, so shells and stats work for its tasks.
+    is_endpoint = models.BooleanField(default=False)
     first_seen_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     gone_at = models.DateTimeField(null=True, blank=True)

@@ -415,6 +415,7 @@ def record_cluster(host: Host, state: ClusterState) -> None:
     for seen in state.nodes:
         node = known.pop(seen.node_id, None)
         values = {f: getattr(seen, f) for f in NODE_FIELDS}
+        values["is_endpoint"] = seen.node_id == state.swarm.node_id
         tasks = _task_rows(state, seen.node_id)
         if node is None:
             node = SwarmNode.objects.create(host=host, node_id=seen.node_id, tasks=tasks, **values)
@@ -472,6 +473,24 @@ def set_node_availability(*, actor: Any, host: Host, node_id: str, availability:
     return node
 
 
+#: What `with_task_rows` reads of a node (prefetch them for many nodes).
+TASK_ROWS = ("containers__stack__tenant", "containers__service")
+
+
 def swarm_nodes(host: Host) -> list[SwarmNode]:
-    """The cluster's nodes as last recorded: present ones first, gone ones after."""
-    return sorted(host.swarm_nodes.all(), key=lambda n: (n.gone, n.role != "manager", n.hostname))
+    """The cluster's nodes as last recorded: present ones first, gone ones after. Each
+    has `task_rows`: its tasks at the last heartbeat, each with the Berth stack row
+    mirroring it (`berth`: a Container, or None for a task Berth did not deploy), so
+    the page names the tenant and stack of every task without asking the engine."""
+    nodes = host.swarm_nodes.prefetch_related(*TASK_ROWS)
+    found = sorted(nodes, key=lambda n: (n.gone, n.role != "manager", n.hostname))
+    return [with_task_rows(node) for node in found]
+
+
+def with_task_rows(node: SwarmNode) -> SwarmNode:
+    """The node with `task_rows` (see `swarm_nodes`) set."""
+    mirrored = {c.engine_id: c for c in node.containers.all()}
+    node.task_rows = [
+        {**task, "berth": mirrored.get(str(task.get("task_id") or ""))} for task in node.tasks
+    ]
+    return node

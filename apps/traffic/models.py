@@ -7,39 +7,22 @@ a database dump alone does not hand out the keys of every tenant's sites.
 
 from __future__ import annotations
 
-import base64
-from functools import lru_cache
-
-from cryptography.fernet import Fernet
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from django.conf import settings
 from django.db import models
 
+from apps.core import crypto
 from apps.core.tenancy import TenantOwnedQuerySet
 
-
-@lru_cache(maxsize=4)
-def _fernet_for(secret_key: str) -> Fernet:
-    derived = HKDF(
-        algorithm=hashes.SHA256(), length=32, salt=None, info=b"berth traffic private keys"
-    ).derive(secret_key.encode())
-    return Fernet(base64.urlsafe_b64encode(derived))
-
-
-def fernet() -> Fernet:
-    """The key that encrypts private keys at rest, derived from SECRET_KEY (HKDF, so the
-    Django signing key itself is never used as an encryption key)."""
-    return _fernet_for(settings.SECRET_KEY)
+#: The purpose the private keys' encryption key is derived for (apps.core.crypto).
+_KEY_PURPOSE = b"berth traffic private keys"
 
 
 def encrypt_secret(plain: str) -> str:
-    return fernet().encrypt(plain.encode()).decode()
+    return crypto.encrypt(plain.encode(), _KEY_PURPOSE)
 
 
 def decrypt_secret(token: str) -> str:
     """Raises cryptography.fernet.InvalidToken when SECRET_KEY changed since."""
-    return fernet().decrypt(token.encode()).decode()
+    return crypto.decrypt(token, _KEY_PURPOSE).decode()
 
 
 class Certificate(models.Model):

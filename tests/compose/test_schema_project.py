@@ -46,7 +46,7 @@ def test_extensions_at_top_level_and_anchors_from_them():
     assert project.services["web"].environment == {"TZ": "UTC"}
 
 
-@pytest.mark.parametrize("key", ["configs", "secrets", "include", "foo", "Services"])
+@pytest.mark.parametrize("key", ["include", "foo", "Services"])
 def test_unknown_top_level_keys(key):
     messages = refused({"services": {"web": {"image": "x"}}, key: {}})
     assert messages[0].startswith(f"top-level key '{key}' is not supported by Berth")

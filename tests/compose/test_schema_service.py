@@ -416,8 +416,6 @@ class TestUnknownKeys:
             "extra_hosts",
             "links",
             "logging",
-            "configs",
-            "secrets",
             "gpus",
             "scale",
         ],

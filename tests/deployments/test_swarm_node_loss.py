@@ -1,7 +1,7 @@
 """What a lost Swarm node means for a stack's pass, with plain data (issue 14): Swarm
-must replace the tasks of every service (no `none` restart condition), and a service
-counts as running only the tasks that run on a node that is not lost. The real node
-loss is tests/swarm/test_swarm_node_loss.py.
+must replace the tasks of every service that did not ask for `restart: "no"` (Swarm's
+`none`), and a service counts as running only the tasks that run on a node that is not
+lost. The real node loss is tests/swarm/test_swarm_node_loss.py.
 """
 
 from __future__ import annotations
@@ -44,9 +44,10 @@ def test_every_service_is_replaced_by_swarm_when_its_task_is_lost(member, env_a)
         request = swarm_reconcile.swarm_request(stack, spec, project, name)
         return request.restart_condition, request.restart_max_attempts
 
-    # `none` would leave a lost node's replicas gone: Swarm does not replace them
+    # `none` would leave a lost node's replicas gone: Swarm does not replace them; only
+    # a service that says `restart: "no"` gets it
     assert restart("plain") == ("any", None)
-    assert restart("never") == ("any", None)
+    assert restart("never") == ("none", None)
     assert restart("always") == ("any", None)
     assert restart("flaky") == ("on-failure", 2)
 

@@ -14,7 +14,7 @@ from apps.deployments import reconciler, services, swarm_reconcile
 from apps.deployments.models import Stack
 from apps.deployments.spec import project_from_spec
 from apps.hosts import services as host_services
-from apps.hosts.engine.swarm import SwarmNodeInfo
+from apps.hosts.engine.swarm import SwarmNodeInfo, SwarmTaskInfo
 from apps.hosts.models import Host
 from apps.tenants.admin import EnvironmentAdminForm
 
@@ -88,6 +88,8 @@ def test_the_subset_is_accepted_and_mapped(member, env_a, swarm):
     assert web.labels["io.berth.service"] == "web" and web.stop_grace_period == 1
     client = swarm_reconcile.swarm_request(stack, spec, project, "client", nodes=[])
     assert client.constraints == () and client.replicas == 1
+    # no `restart`: Swarm's default, so a drained or lost node's tasks are replaced
+    assert client.restart_condition == "any"
     # stopped: every service at 0
     stack.desired_state = Stack.Desired.STOPPED
     assert swarm_reconcile.swarm_request(stack, spec, project, "web").replicas == 0
@@ -97,7 +99,7 @@ def test_the_subset_is_accepted_and_mapped(member, env_a, swarm):
     ("extra", "field"),
     [
         ('    ports: ["8080:80"]\n', "services.web.ports"),
-        ("    volumes: [data:/data]\nvolumes: {data: {}}\n", "services.web.volumes"),
+        ("    volumes: [/data]\n", "services.web.volumes"),
         ("    cap_drop: [ALL]\n", "services.web.cap_drop"),
         ("    depends_on: {db: {condition: service_healthy}}\n  db:\n"
          "    image: ${BERTH_REGISTRY}/berth-demo/web:1.0\n", "services.web.depends_on.db"),
@@ -183,3 +185,76 @@ def test_a_canary_is_refused_on_a_swarm(member, env_a, swarm):
         swarm_reconcile.check_swarm_upgrades(spec)
     assert _messages(caught)[0].startswith("services.web.upgrade.strategy:")
     swarm_reconcile.check_swarm_upgrades({"berth": {"services": {"web": {"upgrade": {}}}}})
+
+
+VOLUMES = (
+    GOOD.replace(
+        "    stop_grace_period: 1s\n",
+        "    stop_grace_period: 1s\n    volumes: [data:/data, {type: tmpfs, target: /scratch}]\n",
+    )
+    + "volumes:\n  data: {}\n"
+)
+
+
+def _node(node_id, hostname, *, state="ready", availability="active", role="worker", **labels):
+    return SwarmNodeInfo(node_id, hostname, role, availability, state, "", labels=labels)
+
+
+def test_a_named_volume_pins_its_services_to_one_node(member, env_a, swarm):
+    env_a.hosts.add(swarm)
+    stack = services.create_stack(member, env_a, "shop", compose=VOLUMES)
+    spec = stack.current_revision.spec
+    project = project_from_spec(spec)
+    web = swarm_reconcile.swarm_request(stack, spec, project, "web", volume_node="n2")
+    assert web.constraints[-1] == "node.id==n2"
+    volume, scratch = web.mounts
+    assert (volume.kind, volume.target, volume.source) == (
+        "volume",
+        "/data",
+        f"berth-{settings.BERTH_INSTALLATION_ID}-s{stack.pk}-data",
+    )
+    assert volume.labels["io.berth.stack"] == str(stack.pk)
+    assert (scratch.kind, scratch.target) == ("tmpfs", "/scratch")
+    client = swarm_reconcile.swarm_request(stack, spec, project, "client", volume_node="n2")
+    assert client.mounts == () and "node.id==n2" not in client.constraints
+
+    nodes = [
+        _node("n1", "a", role="manager"),  # web's constraint: workers only
+        _node("n2", "b", availability="drain"),
+        _node("n3", "c", **{"io.berth.tenant": "someone-else"}),
+        _node("n4", "d"),
+        _node("n5", "e"),
+        _node("n6", "f", state="down"),
+    ]
+    busy = [SwarmTaskInfo("t1", "x", 1, "n4", "running", "running")]
+    chosen = swarm_reconcile.choose_volume_node(stack, project, nodes, busy)
+    assert chosen is not None and chosen.node_id == "n5"
+    assert swarm_reconcile.choose_volume_node(stack, project, nodes[:3]) is None
+
+
+def test_volumes_on_a_swarm_node_are_not_removed_blindly(member, owner, env_a, swarm):
+    env_a.hosts.add(swarm)
+    stack = services.create_stack(member, env_a, "shop", compose=VOLUMES)
+    Stack.objects.filter(pk=stack.pk).update(swarm_volume_node="n5")
+    stack.refresh_from_db()
+    with pytest.raises(ValidationError) as caught:
+        services.remove(owner, stack, volumes=True)
+    assert "docker volume rm" in caught.value.message_dict["volumes"][0]
+    assert services.remove(owner, stack).desired_state == Stack.Desired.REMOVED
+
+
+def test_volumes_berth_does_not_make_are_refused_on_a_swarm():
+    """(The platform policy refuses most of these first; an admin's exception would not
+    make them work on a swarm.)"""
+    from apps.compose.spec import ServiceSpec, VolumeMount, VolumeSpec
+
+    problems = swarm_reconcile._volume_problems
+    assert problems(VolumeSpec("data", external=True))[0].startswith("external")
+    assert problems(VolumeSpec("data", name="shared"))[0].startswith("external")
+    assert problems(VolumeSpec("data", driver="nfs", driver_opts={"o": "x"})) == [
+        "driver 'nfs': only local volumes on a Swarm cluster.",
+        "driver_opts: not available on a Swarm cluster.",
+    ]
+    assert problems(VolumeSpec("data", driver="local")) == []
+    bind = ServiceSpec(name="web", image="x", volumes=(VolumeMount("bind", "/d", "/srv"),))
+    assert swarm_reconcile.service_problems(bind)[0].startswith("volumes: /srv:/d: bind")

@@ -146,6 +146,9 @@ def test_recording_adds_changes_and_marks_gone_nodes_with_events(swarm_host):
     assert node_actions(swarm_host) == ["host.node.join", "host.node.join"]
     row = SwarmNode.objects.get(host=swarm_host, node_id="abc123")
     assert [t["service"] for t in row.tasks] == ["web"]
+    # the manager answering at the endpoint is the one node whose engine Berth reaches
+    assert SwarmNode.objects.get(host=swarm_host, node_id="m1").is_endpoint
+    assert not row.is_endpoint
 
     services.record_cluster(swarm_host, state_of(MANAGER, ready, tasks=(TASK,)))
     assert len(node_actions(swarm_host)) == 2  # nothing changed, nothing recorded

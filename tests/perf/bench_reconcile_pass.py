@@ -307,8 +307,14 @@ def reattach(path: str) -> tuple:
     import django
 
     django.setup()
+    from django.core.management import call_command
+
     from apps.hosts.models import Host
     from apps.tenants.models import Environment
+
+    # Measured with another checkout (a before/after): its migrations apply to the kept
+    # database first.
+    call_command("migrate", verbosity=0)
 
     environment = Environment.objects.filter(tenant__slug=state["tenant"]).order_by("pk").first()
     say(f"reusing {state['total']} containers of tenant {state['tenant']} ({path})")

@@ -48,8 +48,17 @@ from apps.activity.services import record_event
 from apps.catalog.models import Template, TemplateVersion
 from apps.core.roles import Role
 from apps.deployments import routes as route_services
+from apps.deployments import secret_store
 from apps.deployments import services as stack_services
-from apps.deployments.models import Container, HostnameClaim, Revision, Rollout, Service, Stack
+from apps.deployments.models import (
+    Container,
+    HostnameClaim,
+    Revision,
+    Rollout,
+    Secret,
+    Service,
+    Stack,
+)
 from apps.deployments.models import Route as RouteModel  # `Route` is the walker's URL route
 from apps.hosts.models import Host, SwarmNode
 from apps.registry.models import RegistryEvent, Repository, RobotAccount, TenantRegistryQuota
@@ -313,6 +322,13 @@ def world(db, make_user, outsider, tenant_b, superuser) -> World:
     event = record_event(
         "acme.secret", actor=olivia, tenant=tenant, obj=environment, message="acme-secret-event"
     )
+    # The store's value must never reach the outsider (nor a config's: SECRET is in both).
+    stored_secret = secret_store.create_entry(
+        olivia, environment, kind="secret", name="acme-secret-db", value="acme-secret-value"
+    )
+    secret_store.create_entry(
+        olivia, environment, kind="config", name="acme-secret-site", value="acme-secret-conf"
+    )
     _, outsider_token_raw = token_services.create_token(actor=outsider, name="oscar-cli")
     template = Template.objects.create(
         slug="acme-secret-app",
@@ -381,6 +397,7 @@ def world(db, make_user, outsider, tenant_b, superuser) -> World:
         RouteModel: route,
         HostnameClaim: HostnameClaim.objects.get(hostname=route.hostname),
         Rollout: rollout,
+        Secret: stored_secret,
         Template: template,
         TemplateVersion: template_version,
         Repository: repository,

@@ -1,5 +1,7 @@
 """Fixtures shared by the modules running on the real swarm (the swarm itself is in
-tests/fixtures/swarm.py)."""
+tests/fixtures/swarm.py): the demo image published, tenant A's environment targeting
+the swarm registered as a host (its stacks' services and networks removed afterwards by
+their tenant-id label), and a driver on the manager."""
 
 from __future__ import annotations
 

@@ -98,7 +98,7 @@ def test_stack_operations_are_refused_clearly(swarm_host: Host):
             lambda: engine.create_container(None),
             lambda: engine.pull("busybox"),
         ):
-            with pytest.raises(EngineError, match="cannot be acted on there yet") as err:
+            with pytest.raises(EngineError, match="cannot be acted on there") as err:
                 call()
             assert not err.value.retryable
         assert engine.list_managed() == []  # reads answer for the manager: nothing of Berth's

@@ -10,8 +10,8 @@ is then started again: the node comes back ready, and nothing is doubled (the re
 count stays exact, one Container row per replica, the lost node's old containers are
 not running). A drain from Berth moves a stack's tasks the same way.
 
-Where a task runs is read from Berth's rows too: a Container row's engine id is its
-task's container id, and the heartbeat lists each node's tasks in SwarmNode.tasks.
+Where a task runs is read from Berth's rows too: a Container row names its SwarmNode,
+and the heartbeat lists each node's tasks in SwarmNode.tasks (the two must agree).
 """
 
 from __future__ import annotations
@@ -88,16 +88,20 @@ def node_row(host: Host, node: Node) -> SwarmNode:
 
 
 def placed(host: Host, service: Service) -> dict[str, str]:
-    """Each Container row of the service (its engine id) -> the hostname of the node
-    the heartbeat last listed its task on ("?" when no node lists it)."""
-    where = {
-        task["container_id"]: node.hostname
+    """Each Container row of the service (its engine id, the task's id) -> the hostname
+    of its node as the row says ("?" when it names none), checked against the node's
+    task list of the last heartbeat."""
+    listed = {
+        task["task_id"]: node.hostname
         for node in SwarmNode.objects.filter(host=host, gone_at__isnull=True)
         for task in node.tasks
-        if task["desired_state"] == "running" and task["container_id"]
+        if task["desired_state"] == "running"
     }
-    rows = Container.objects.filter(service=service)
-    return {row.engine_id: where.get(row.engine_id, "?") for row in rows}
+    rows = Container.objects.filter(service=service).select_related("node")
+    where = {row.engine_id: row.node.hostname if row.node else "?" for row in rows}
+    for engine_id, hostname in where.items():
+        assert listed.get(engine_id, hostname) == hostname, (engine_id, hostname, listed)
+    return where
 
 
 def rows_on(host: Host, service: Service, hostnames: set[str]) -> bool:
@@ -210,7 +214,7 @@ def test_a_lost_worker_s_tasks_move_and_nothing_doubles_when_it_returns(
     rows = list(Container.objects.filter(service=web))
     assert len(rows) == REPLICAS
     assert len({r.engine_id for r in rows}) == len({r.replica for r in rows}) == REPLICAS
-    assert {r.engine_id for r in rows} == {t.container_id for t in tasks}
+    assert {r.engine_id for r in rows} == {t.task_id for t in tasks}
     assert rows_on(swarm_host, web, workers)
     stack = Stack.objects.get(pk=stack.pk)
     assert (stack.state, stack.state_reason) == (Stack.State.HEALTHY, "")

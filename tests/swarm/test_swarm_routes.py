@@ -103,7 +103,7 @@ def test_a_route_reaches_swarm_tasks_and_survives_a_rolling_update(
     nodes = {n.node_id: n.address for n in engine.list_nodes()}
     rows = {r.engine_id: r for r in Container.objects.filter(service=web)}
     for task in tasks:
-        row = rows[task.container_id]
+        row = rows[task.task_id]
         [(target, port)] = task.ports
         assert target == 8080 and port > 0
         assert row.address == nodes[task.node_id]

@@ -96,11 +96,12 @@ def test_a_stack_runs_scales_updates_and_goes(
     net = f"berth-{settings.BERTH_INSTALLATION_ID}-s{stack.pk}"
     assert engine.list_overlay_networks({"stack": str(stack.pk)}) == [net]
 
-    # mirrored: one Container row per task, its container id, its slot, the swarm host
+    # mirrored: one Container row per task, its task id, its slot, its node, the swarm host
     web = Service.objects.get(stack=stack, name="web")
-    rows = Container.objects.filter(service=web)
+    rows = Container.objects.filter(service=web).select_related("node")
     assert sorted(r.replica for r in rows) == sorted(t.slot for t in web_tasks)
-    assert {r.engine_id for r in rows} == {t.container_id for t in web_tasks}
+    assert {r.engine_id for r in rows} == {t.task_id for t in web_tasks}
+    assert {r.node.node_id for r in rows} == {t.node_id for t in web_tasks}
     assert {(r.host_id, r.state, r.stack_id) for r in rows} == {
         (swarm_host.pk, "running", stack.pk)
     }

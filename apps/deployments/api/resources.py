@@ -1,6 +1,7 @@
 """Resources over the API, read-only: GET /api/v1/volumes/, networks/, images/ (the
 caller's tenants' objects on every host, `?tenant=<slug>` for one) and
-GET /api/v1/containers/{id}/inspect/ (secrets masked, as on the inspect page).
+GET /api/v1/containers/{id}/inspect/ (secrets masked, as on the inspect page; 409 for a
+Swarm task on a node whose engine Berth cannot reach).
 
 The engine is asked live through apps.deployments.inventory; a host that does not answer
 is listed under `unreachable` with the reason, never a 500. A foreign container is 404.
@@ -147,7 +148,7 @@ class ContainerViewSet(TenantScopedViewSet):
     serializer_class = serializers.Serializer
 
     def get_queryset(self):
-        return super().get_queryset().select_related("stack__template_version", "host")
+        return super().get_queryset().select_related("stack__template_version", "host", "node")
 
     @extend_schema(
         responses={
@@ -175,11 +176,11 @@ class ContainerViewSet(TenantScopedViewSet):
         container = self.get_object()
         found = inventory.inspect_container(container)
         if "error" in found:
-            code = (
-                status.HTTP_404_NOT_FOUND
-                if found["error"].startswith("gone")
-                else status.HTTP_503_SERVICE_UNAVAILABLE
-            )
+            code = status.HTTP_503_SERVICE_UNAVAILABLE
+            if found["error"].startswith("gone"):
+                code = status.HTTP_404_NOT_FOUND
+            elif found["error"].startswith("out of reach"):  # a task on another swarm node
+                code = status.HTTP_409_CONFLICT
             return Response({"detail": f"The container is {found['error']}."}, status=code)
         found["events"] = [
             {

@@ -19,6 +19,7 @@ from apps.deployments import exceptions as policy_exceptions
 from apps.deployments import revisions, services
 from apps.deployments.health import recent
 from apps.deployments.models import Container, Revision, Service, Stack
+from apps.deployments.swarm_tasks import container_problem
 from apps.tenants.models import Environment
 
 
@@ -50,6 +51,17 @@ class VisibleEnvironmentField(serializers.PrimaryKeyRelatedField):
 class ContainerSerializer(serializers.ModelSerializer):
     service = serializers.SlugRelatedField(slug_field="name", read_only=True)
     host = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    node = serializers.SlugRelatedField(
+        slug_field="hostname",
+        read_only=True,
+        help_text="A Swarm task: the hostname of the node it runs on (null on a single "
+        "engine, or before the cluster's heartbeat recorded the node).",
+    )
+    node_engine = serializers.SerializerMethodField(
+        help_text="A Swarm task: whether Berth reaches its node's engine, which the shell, "
+        "live stats and the inspect view need (logs do not: the manager serves them). Null "
+        "on a single engine."
+    )
 
     class Meta:
         model = Container
@@ -67,13 +79,20 @@ class ContainerSerializer(serializers.ModelSerializer):
             "restart_count",
             "exit_code",
             "ports",
+            "node",
+            "node_engine",
             "started_at",
             "last_seen_at",
         ]
         read_only_fields = fields
 
     #: The container's own columns among `fields` (the stack detail reads only these).
-    READ_COLUMNS = [f for f in Meta.fields if f not in ("service", "host")]
+    READ_COLUMNS = [f for f in Meta.fields if f not in ("service", "host", "node", "node_engine")]
+
+    def get_node_engine(self, container: Container) -> bool | None:
+        if not container.host.is_swarm:
+            return None
+        return not container_problem(container, "shell")
 
 
 class ServiceSerializer(serializers.ModelSerializer):

@@ -93,12 +93,18 @@ class StackViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScope
         if self.action == "list":
             # A list shows each stack's revision number, not its spec, and no containers.
             return stacks.defer("current_revision__spec", "current_revision__compose")
-        containers = Container.objects.select_related("service", "host")
+        containers = Container.objects.select_related("service", "host", "node")
         if self.action == "retrieve":
-            # Only what the detail shows: the names of the service and host, not their
-            # JSON columns decoded again for each of a hundred containers.
+            # Only what the detail shows: the names of the service, host and node, not
+            # their JSON columns decoded again for each of a hundred containers.
             containers = containers.only(
-                *s.ContainerSerializer.READ_COLUMNS, "stack", "service__name", "host__name"
+                *s.ContainerSerializer.READ_COLUMNS,
+                "stack",
+                "service__name",
+                "host__name",
+                "host__kind",
+                "node__hostname",
+                "node__is_endpoint",
             )
         return stacks.prefetch_related(Prefetch("containers", queryset=containers))
 

@@ -35,6 +35,9 @@ CLOSE_BAD_REQUEST = 4400
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
+#: Like HTTP 405: this stream is not offered for this object (a Swarm task's shell or
+#: stats on a node whose engine Berth cannot reach: apps/deployments/swarm_tasks.py).
+CLOSE_UNAVAILABLE = 4405
 CLOSE_IDLE = 4408
 CLOSE_NOT_RUNNING = 4409
 CLOSE_ACK_TIMEOUT = 4429
@@ -162,7 +165,9 @@ def recheck(entries: list[Access]) -> list[int | None]:
 
 def _with_relations(queryset: models.QuerySet, model: type[models.Model]) -> models.QuerySet:
     if model is Container:
-        return queryset.select_related("host", "stack__tenant", "stack__environment", "service")
+        return queryset.select_related(
+            "host", "node", "stack__tenant", "stack__environment", "service"
+        )
     if model is Service:
         return queryset.select_related("stack")
     return queryset

@@ -17,6 +17,7 @@ from apps.deployments.consumers.base import (
     CLOSE_ENGINE,
     CLOSE_IDLE,
     CLOSE_NOT_RUNNING,
+    CLOSE_UNAVAILABLE,
     BadRequestError,
     LiveConsumer,
 )
@@ -24,6 +25,7 @@ from apps.deployments.consumers.buffering import OutputWindow
 from apps.deployments.consumers.transcripts import MAX_TRANSCRIPT, record_shell, save_transcript
 from apps.deployments.models import Container
 from apps.deployments.shells import SHELLS
+from apps.deployments.swarm_tasks import container_problem
 from apps.hosts.engine import EngineError, get_engine, streams
 from apps.hosts.engine.driver import ShellSession
 
@@ -46,8 +48,14 @@ class ShellConsumer(LiveConsumer):
             raise BadRequestError(f"shell must be one of {', '.join(SHELLS)}.")
         return {"shell": shell, **_size(query.get("cols", "80"), query.get("rows", "24"))}
 
+    def prepare(self, obj: Container) -> str:
+        return container_problem(obj, "shell")
+
     async def begin(self) -> None:
         self.session: ShellSession | None = None
+        if self.prepared:  # a Swarm task on a node whose engine Berth cannot reach
+            await self.fail(CLOSE_UNAVAILABLE, self.prepared)
+            return
         self.output = bytearray()
         self.record = self.obj.stack.environment.record_shell_transcripts
         self.last_input = time.monotonic()

@@ -14,9 +14,11 @@ from apps.deployments.consumers.base import (
     CLOSE_BUSY,
     CLOSE_ENGINE,
     CLOSE_NOT_RUNNING,
+    CLOSE_UNAVAILABLE,
     LiveConsumer,
 )
 from apps.deployments.models import Container
+from apps.deployments.swarm_tasks import container_problem
 from apps.hosts.engine import EngineError, get_engine, streams
 from apps.hosts.engine.driver import EngineDriver
 
@@ -27,7 +29,13 @@ class StatsConsumer(LiveConsumer):
     model = Container
     interval = 2.0
 
+    def prepare(self, obj: Container) -> str:
+        return container_problem(obj, "stats")
+
     async def begin(self) -> None:
+        if self.prepared:  # a Swarm task on a node whose engine Berth cannot reach
+            await self.fail(CLOSE_UNAVAILABLE, self.prepared)
+            return
         engine = get_engine(self.obj.host)
         try:
             running = await self.in_pool(_running, engine, self.obj.engine_id)

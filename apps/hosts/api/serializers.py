@@ -1,5 +1,6 @@
 """API shapes of hosts. TLS material is write-only: it is never sent back."""
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.core.api import RejectUnknownFieldsMixin
@@ -72,6 +73,19 @@ class SwarmTaskSerializer(serializers.Serializer):
     container_id = serializers.CharField()
     image = serializers.CharField()
     error = serializers.CharField()
+    berth = serializers.SerializerMethodField(
+        help_text="The Berth stack row mirroring this task (tenant slug, stack id and name, "
+        "container id as in the stack's API), or null for a task Berth did not deploy."
+    )
+
+    @extend_schema_field(serializers.DictField(allow_null=True))
+    def get_berth(self, task: dict) -> dict | None:
+        row = task.get("berth")
+        if row is None:
+            return None
+        stack = row.stack
+        return {"tenant": stack.tenant.slug, "stack": stack.pk, "stack_name": stack.name,
+                "container": row.pk}  # fmt: skip
 
 
 class SwarmNodeSerializer(serializers.ModelSerializer):
@@ -82,7 +96,12 @@ class SwarmNodeSerializer(serializers.ModelSerializer):
     # Swarm's words, as text: a "role" enum would collide with tenant roles in the schema
     role = serializers.CharField(read_only=True, help_text="manager or worker")
     swarm_state = serializers.CharField(source="state", read_only=True)
-    tasks = SwarmTaskSerializer(many=True, read_only=True)
+    tasks = SwarmTaskSerializer(source="task_rows", many=True, read_only=True)
+    is_endpoint = serializers.BooleanField(
+        read_only=True,
+        help_text="The node whose engine the host's endpoint is: shells and live stats work "
+        "for its tasks only.",
+    )
 
     class Meta:
         model = SwarmNode
@@ -100,6 +119,7 @@ class SwarmNodeSerializer(serializers.ModelSerializer):
             "engine_version",
             "cpus",
             "memory_bytes",
+            "is_endpoint",
             "tasks",
             "first_seen_at",
             "updated_at",

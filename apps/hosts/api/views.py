@@ -129,4 +129,4 @@ class HostViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScoped
                 status.HTTP_503_SERVICE_UNAVAILABLE if exc.retryable else status.HTTP_409_CONFLICT
             )
             return Response({"detail": f"Swarm did not change the node: {exc.message}"}, code)
-        return Response(SwarmNodeSerializer(node).data)
+        return Response(SwarmNodeSerializer(services.with_task_rows(node)).data)

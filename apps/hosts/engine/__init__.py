@@ -8,6 +8,7 @@ and catches `EngineError`.
 from apps.hosts.engine.checks import CheckResult, HealthTest
 from apps.hosts.engine.client import DockerEngine
 from apps.hosts.engine.containers import (
+    ContainerFile,
     ContainerRequest,
     ContainerStatus,
     HealthcheckRequest,
@@ -67,6 +68,7 @@ __all__ = [
     "LABEL_PREFIX",
     "MANAGED_LABEL",
     "CheckResult",
+    "ContainerFile",
     "ContainerRequest",
     "ContainerStatus",
     "HealthTest",

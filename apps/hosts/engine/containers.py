@@ -8,7 +8,10 @@ path (create, redeploy, scale, upgrade, rollback) can send what the policy refus
 
 from __future__ import annotations
 
+import io
 import re
+import tarfile
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,6 +71,31 @@ class HostPolicy:
 
 
 @dataclass(frozen=True)
+class ContainerFile:
+    """A file written into a created container before it starts (a secret or config
+    from the environment's store): absolute path, owner and mode. `data` is in no repr."""
+
+    path: str
+    data: bytes = field(repr=False)
+    uid: int = 0
+    gid: int = 0
+    mode: int = 0o400
+
+
+def files_archive(files: tuple[ContainerFile, ...]) -> bytes:
+    """A tar of the files, rooted at "/" (the engine makes missing parent folders 0755
+    and leaves existing ones as they are: the archive holds no folder entry)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for item in files:
+            info = tarfile.TarInfo(item.path.lstrip("/"))
+            info.size, info.mode = len(item.data), item.mode
+            info.uid, info.gid, info.mtime = item.uid, item.gid, int(time.time())
+            tar.addfile(info, io.BytesIO(item.data))
+    return buffer.getvalue()
+
+
+@dataclass(frozen=True)
 class ContainerRequest:
     name: str
     image: str
@@ -112,6 +140,8 @@ class ContainerRequest:
     cgroup_parent: str | None = None
     volumes_from: tuple[str, ...] = ()
     policy: HostPolicy = field(default_factory=HostPolicy)
+    # Written into the container between create and start (never in its config).
+    files: tuple[ContainerFile, ...] = field(default=(), repr=False, compare=False)
 
 
 def host_config(request: ContainerRequest) -> dict[str, Any]:

@@ -15,10 +15,12 @@ import docker.errors
 from docker.utils import parse_repository_tag
 
 from apps.hosts.engine.containers import (
+    ContainerFile,
     ContainerRequest,
     ContainerStatus,
     checked_config,
     container_status,
+    files_archive,
 )
 from apps.hosts.engine.driver import ProgressCallback
 from apps.hosts.engine.errors import EngineError, pull_reason
@@ -297,7 +299,23 @@ class Operations:
             if not request.network_mode:
                 for network, aliases in request.extra_networks:
                     api.connect_container_to_network(made["Id"], network, aliases=list(aliases))
+        if request.files:
+            self._put_files(made["Id"], request.files)
         return made["Id"]
+
+    def _put_files(self, container_id: str, files: tuple[ContainerFile, ...]) -> None:
+        """Write the request's files into the created container; a container that could
+        not get them is removed (it must never start without its secrets)."""
+        api = self._docker.api
+        try:
+            with self._errors():
+                api.put_archive(container_id, "/", files_archive(files))
+        except EngineError as exc:
+            self._remove(lambda api: api.remove_container(container_id, force=True))
+            raise EngineError(
+                f"Could not write the secrets and configs into {container_id[:12]}: {exc}",
+                retryable=exc.retryable,
+            ) from None
 
     def start(self, container_id: str) -> None:
         api = self._docker.api

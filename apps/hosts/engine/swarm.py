@@ -6,20 +6,29 @@ Swarm services a stack is deployed as (apps/deployments/swarm_reconcile.py calls
 Every container-level operation (create, start, stop ... a container on the manager's own
 engine) raises a non-retryable EngineError rather than acting as if it were one host.
 
-The service building blocks: overlay networks (`ensure_overlay_network`), services
+The service building blocks: overlay networks (`ensure_overlay_network`), secrets and
+configs (`ensure_file_object`, `list_file_objects`, `remove_file_object`), services
 from a `SwarmServiceRequest` (`create_service`, `update_service`, `remove_service`),
 one-call listings of this installation's services and their tasks, and a service's
 merged log. Reads
 (`list_managed`, `list_networks` ...) answer for the manager's engine, where Berth has
 created nothing, so inventory pages and sweeps asking every host see an empty host.
 
+One task of Berth's services is addressed by its task id, as a container is by its
+id on an engine (the Container rows of a swarm stack hold task ids): `logs` reads it
+through the manager's task logs endpoint, whatever node it runs on; `inspect_container`
+answers from the task. Stats, shells and the engine's inspect document need the
+container's own engine: they work for a task on the node whose engine the registered
+endpoint is (the manager Berth talks to), and are refused for a task elsewhere with
+`NODE_ENGINE_NEEDED` (Berth knows no other node's engine).
+
 The parsing of the engine's node and task documents is plain functions over dicts
-(`parse_node`, `parse_task`, `parse_swarm`), tested without an engine.
+(`parse_node`, `parse_task`, `parse_swarm`, `task_status`), tested without an engine.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
@@ -27,6 +36,7 @@ import docker
 from django.conf import settings
 
 from apps.hosts.engine.client import DockerEngine
+from apps.hosts.engine.containers import ContainerStatus
 from apps.hosts.engine.driver import EngineInfo
 from apps.hosts.engine.errors import EngineError
 from apps.hosts.engine.labels import (
@@ -36,7 +46,12 @@ from apps.hosts.engine.labels import (
     label_filters,
     managed_labels,
 )
-from apps.hosts.engine.streams import LogStream, _wait_forever
+from apps.hosts.engine.streams import (
+    LogStream,
+    ShellSession,
+    StatsStream,
+    _wait_forever,
+)
 from apps.hosts.engine.swarm_services import (
     SPEC_HASH_LABEL,
     SwarmServiceRequest,
@@ -47,10 +62,22 @@ from apps.hosts.engine.tls import write_tls_files
 
 #: The availabilities Swarm knows, as Berth offers them.
 AVAILABILITIES = ("active", "pause", "drain")
+#: What needs a task's own engine, as `node_engine_needed` names it.
+NODE_ENGINE_USES = {
+    "shell": "The shell needs",
+    "stats": "Live stats need",
+    "inspect": "The engine's inspect view needs",
+}
+NODE_ENGINE_NEEDED = (
+    "{uses} the node's engine: this task runs on node {node}, and Berth reaches only the "
+    "engine of the swarm manager it is registered with. Its logs are read through the "
+    "manager."
+)
 NOT_DEPLOYABLE = (
     "This host ({endpoint}) is a Swarm manager: a stack on it runs as Swarm services, "
-    "and single containers (start, stop, restart, logs, shells of one task) cannot be "
-    "acted on there yet."
+    "and single containers (create, start, stop, restart, remove one task), their "
+    "networks, volumes and images cannot be acted on there: Swarm keeps each "
+    "service's tasks."
 )
 
 
@@ -108,6 +135,15 @@ class SwarmServiceInfo:
 
 
 @dataclass(frozen=True)
+class FileObjectInfo:
+    """A Swarm secret or config of this installation (never its data)."""
+
+    object_id: str
+    name: str
+    labels: dict[str, str]
+
+
+@dataclass(frozen=True)
 class SwarmInfo:
     """The cluster as a whole, from the manager's `info`."""
 
@@ -132,6 +168,12 @@ class ClusterState:
 
 
 # --- parsing (pure) ------------------------------------------------------------------------
+
+
+def node_engine_needed(what: str, node: str) -> str:
+    """Why a task's shell, stats or inspect view (`what`, a key of NODE_ENGINE_USES) is
+    refused: it runs on `node`, whose engine Berth cannot reach."""
+    return NODE_ENGINE_NEEDED.format(uses=NODE_ENGINE_USES[what], node=node)
 
 
 def _host_part(addr: str) -> str:
@@ -222,6 +264,34 @@ def parse_service(doc: Mapping[str, Any]) -> SwarmServiceInfo:
         version=int((doc.get("Version") or {}).get("Index") or 0),
         update_state=str(update.get("State") or ""),
         update_message=str(update.get("Message") or ""),
+    )
+
+
+_CREATED_STATES = {"new", "pending", "assigned", "accepted", "preparing", "ready", "starting"}
+
+
+def task_status(doc: Mapping[str, Any]) -> ContainerStatus:
+    """A task document of `GET /tasks/{id}` as a container's status: "running", "created"
+    (still being scheduled or started) or "exited" (complete, failed, shut down,
+    rejected, orphaned ...), with its container's exit code."""
+    status = doc.get("Status") or {}
+    container = status.get("ContainerStatus") or {}
+    state = str(status.get("State") or "")
+    shown = "running" if state == "running" else "created" if state in _CREATED_STATES else "exited"
+    labels = ((doc.get("Spec") or {}).get("ContainerSpec") or {}).get("Labels") or {}
+    exit_code = container.get("ExitCode")
+    return ContainerStatus(
+        id=str(doc.get("ID") or ""),
+        name=str(doc.get("Name") or ""),
+        state=shown,
+        health="",
+        health_output="",
+        exit_code=int(exit_code) if exit_code is not None and shown == "exited" else None,
+        restart_count=0,
+        started_at=str(status.get("Timestamp") or ""),
+        ports=[],
+        labels={str(k): str(v) for k, v in labels.items()},
+        error=str(status.get("Err") or ""),
     )
 
 
@@ -498,6 +568,68 @@ class SwarmCluster(DockerEngine):
             tasks, key=lambda t: (t.service_id, t.slot or 0, t.desired_state != "running")
         )
 
+    # secrets and configs: Swarm objects holding a file's bytes, immutable once made ---
+
+    def ensure_file_object(
+        self, kind: str, name: str, data: bytes, labels: Mapping[str, str], owner: Mapping[str, str]
+    ) -> str:
+        """The Swarm secret or config (`kind`) called `name`, created with `data` when
+        missing; its id. Names carry a version, so an existing one holds the same data;
+        one not `owner`'s is refused, never used. The data goes in the create call only:
+        no listing, error or log of Berth's carries it."""
+        api = self._docker.api
+        wanted = {**managed_labels(), **dict(labels)}
+        listing, create = _file_calls(api, kind)
+        with self._errors():
+            found = [o for o in listing(filters={"name": name}) if o["Spec"]["Name"] == name]
+            if not found:
+                try:
+                    return str(create(name, data, labels=wanted)["ID"])
+                except docker.errors.APIError as exc:  # made meanwhile by another pass
+                    if exc.status_code != 409:
+                        raise
+                found = [o for o in listing(filters={"name": name}) if o["Spec"]["Name"] == name]
+        for obj in found:
+            reason = foreign_owner(obj["Spec"].get("Labels"), owner)
+            if reason is not None:
+                raise EngineError(
+                    f"The {kind} name {name} is taken on the swarm by one Berth will not use: "
+                    f"{reason}.",
+                    retryable=False,
+                    status=409,
+                )
+        return str(found[0]["ID"])
+
+    def list_file_objects(
+        self, kind: str, labels: Mapping[str, str | None] | None = None
+    ) -> list[FileObjectInfo]:
+        """This installation's secrets or configs matching `labels` (one call)."""
+        listing, _ = _file_calls(self._docker.api, kind)
+        with self._errors():
+            found = listing(filters={"label": label_filters(labels)})
+        return sorted(
+            (
+                FileObjectInfo(str(o["ID"]), str(o["Spec"]["Name"]), o["Spec"].get("Labels") or {})
+                for o in found
+            ),
+            key=lambda o: o.name,
+        )
+
+    def remove_file_object(self, kind: str, obj: FileObjectInfo) -> bool:
+        """Remove a secret or config of this installation; False while a service still
+        uses it (Swarm refuses; the next pass tries again). Gone already is fine."""
+        if obj.labels.get(INSTALLATION_LABEL) != installation_id():
+            raise EngineError(f"The {kind} {obj.name} is not Berth's to remove.", retryable=False)
+        api = self._docker.api
+        remove = api.remove_secret if kind == "secret" else api.remove_config
+        try:
+            self._remove(lambda api: remove(obj.object_id))
+        except EngineError as exc:
+            if "in use" in exc.message:
+                return False
+            raise
+        return True
+
     def service_logs(
         self, service_id: str, *, tail: str = "100", follow: bool = False
     ) -> ServiceLogStream:
@@ -531,6 +663,77 @@ class SwarmCluster(DockerEngine):
             )
         return doc
 
+    # one task, addressed by its id as a container is on an engine ----------------------
+
+    def logs(
+        self,
+        container_id: str,
+        *,
+        follow: bool = True,
+        tail: str = "100",
+        since: float | None = None,
+    ) -> TaskLogStream:
+        """The task's log through the manager (`GET /tasks/{id}/logs`), on any node; no
+        I/O until read (then the task's service is checked to be this installation's)."""
+        return TaskLogStream(self, container_id, follow=follow, tail=tail, since=since)
+
+    def inspect_container(self, container_id: str) -> ContainerStatus:
+        """The task's state as a container's (`task_status`), on any node."""
+        return task_status(self._own_task(container_id))
+
+    def inspect_container_raw(self, container_id: str) -> dict[str, Any]:
+        return super().inspect_container_raw(self.task_container(container_id, "inspect"))
+
+    def stats(self, container_id: str) -> StatsStream:
+        return TaskStatsStream(self, container_id)
+
+    def exec_shell(
+        self, container_id: str, shell: str, marker: str, cols: int, rows: int
+    ) -> ShellSession:
+        return TaskShellSession(self, container_id, shell, marker, cols, rows)
+
+    def available_shells(self, container_id: str, candidates: Iterable[str]) -> list[str]:
+        return super().available_shells(self.task_container(container_id, "shell"), candidates)
+
+    def task_container(self, task_id: str, what: str) -> str:
+        """The id of the task's container, for a task on the node whose engine this
+        endpoint is; refused (non-retryable, `NODE_ENGINE_NEEDED`) for a task on another
+        node, whose engine Berth cannot reach, and (not found) for a task without one."""
+        doc = self._own_task(task_id)
+        node_id = str(doc.get("NodeID") or "")
+        if node_id != self._endpoint_node():
+            api = self._docker.api
+            try:
+                with self._errors():
+                    node = parse_node(api.inspect_node(node_id)).hostname or node_id[:12]
+            except EngineError:
+                node = node_id[:12] or "(none yet)"
+            raise EngineError(node_engine_needed(what, node), retryable=False, status=409)
+        container = ((doc.get("Status") or {}).get("ContainerStatus") or {}).get("ContainerID")
+        if not container:
+            raise EngineError(
+                f"Task {task_id[:12]} has no container (yet): it is not running.",
+                retryable=False,
+                status=404,
+            )
+        return str(container)
+
+    def _endpoint_node(self) -> str:
+        """The node id of the engine this endpoint reaches (asked once per driver)."""
+        found = getattr(self, "_node_id", None)
+        if found is None:
+            found = self._node_id = self.swarm().node_id
+        return found
+
+    def _own_task(self, task_id: str) -> dict[str, Any]:
+        """The task's document, refused (as not found) unless its service is this
+        installation's."""
+        api = self._docker.api
+        with self._errors():
+            doc = api.inspect_task(task_id)
+        self._own_service(str(doc.get("ServiceID") or ""))
+        return dict(doc)
+
     # stacks are not deployable here yet -------------------------------------------------
 
     def _not_deployable(self, *args: Any, **kwargs: Any) -> NoReturn:
@@ -539,7 +742,7 @@ class SwarmCluster(DockerEngine):
     ensure_network = remove_network = ensure_volume = remove_volume = _not_deployable
     create_container = start = stop = restart = remove = _not_deployable
     pull = push = tag_image = remove_image = _not_deployable
-    run_check = exec_shell = _not_deployable
+    run_check = _not_deployable
 
 
 class ServiceLogStream(LogStream):
@@ -559,10 +762,56 @@ class ServiceLogStream(LogStream):
         return response, False
 
 
+class TaskLogStream(LogStream):
+    """`docker service logs <task>`: one task's lines, from whatever node runs it, read
+    through the manager (non-TTY, multiplexed like a container's log)."""
+
+    def _open(self) -> tuple[Any, bool]:
+        engine = self.engine
+        engine._own_task(self.container_id)
+        api = engine._docker.api
+        with engine._errors():
+            response = api._get(
+                api._url("/tasks/{0}/logs", self.container_id),
+                params=self._params(),
+                stream=True,
+            )
+            api._raise_for_status(response)
+            _wait_forever(api, response)
+        return response, False
+
+
+class TaskStatsStream(StatsStream):
+    """The stats of a task's container, on the endpoint's own node only (the task is
+    resolved to its container when the samples are first read)."""
+
+    def samples(self) -> Iterator[dict[str, Any]]:
+        self.container_id = self.engine.task_container(self.container_id, "stats")
+        yield from super().samples()
+
+
+class TaskShellSession(ShellSession):
+    """A shell in a task's container, on the endpoint's own node only (resolved when
+    the session starts, in the caller's worker thread)."""
+
+    def start(self) -> None:
+        self.container_id = self.engine.task_container(self.container_id, "shell")
+        super().start()
+
+
 def _swarm_networks_named(api: Any, name: str) -> list[dict[str, Any]]:
     """Swarm-scoped networks with exactly this name (the engine's filter matches substrings)."""
     found = api.networks(names=[name], filters={"scope": "swarm"})
     return [n for n in found if n.get("Name") == name]
+
+
+def _file_calls(api: Any, kind: str) -> tuple[Any, Any]:
+    """The list and create calls of secrets or of configs."""
+    if kind == "secret":
+        return api.secrets, api.create_secret
+    if kind == "config":
+        return api.configs, api.create_config
+    raise EngineError(f"Unknown kind of file object {kind!r}.", retryable=False)
 
 
 def _auth_headers(request: SwarmServiceRequest) -> dict[str, str]:

@@ -33,6 +33,7 @@ RESTART_CONDITIONS = ("none", "on-failure", "any")
 ORDERS = ("stop-first", "start-first")
 FAILURE_ACTIONS = ("continue", "pause", "rollback")
 PROTOCOLS = ("tcp", "udp", "sctp")
+MOUNT_KINDS = ("volume", "tmpfs")
 _NS = 1_000_000_000
 
 
@@ -52,6 +53,33 @@ class ServicePort:
     target: int
     published: int | None = None
     protocol: str = "tcp"
+
+
+@dataclass(frozen=True)
+class ServiceMount:
+    """A mount of a service's tasks: a named local volume (created by the node's engine
+    on first use, with `labels`) or a tmpfs (`size` bytes, None: the engine's default)."""
+
+    target: str
+    kind: str = "volume"  # volume, tmpfs
+    source: str = ""
+    read_only: bool = False
+    labels: Mapping[str, str] = field(default_factory=dict)
+    size: int | None = None
+
+
+@dataclass(frozen=True)
+class ServiceFile:
+    """A Swarm secret or config mounted into the service's tasks: the object (id and
+    name, made by `SwarmCluster.ensure_file_object`) and the file it becomes. A secret's
+    `target` is a file name in /run/secrets; a config's an absolute path."""
+
+    object_id: str
+    object_name: str
+    target: str
+    uid: str = "0"
+    gid: str = "0"
+    mode: int = 0o444
 
 
 @dataclass(frozen=True)
@@ -104,11 +132,14 @@ class SwarmServiceRequest:
     max_replicas_per_node: int | None = None
     networks: tuple[ServiceNetwork, ...] = ()
     ports: tuple[ServicePort, ...] = ()
+    mounts: tuple[ServiceMount, ...] = ()
     update: RolloutConfig | None = None
     rollback: RolloutConfig | None = None
     stop_grace_period: float | None = None  # seconds; 0 kills at once
     log_max_size: str = "10m"
     log_max_files: int = 3
+    secrets: tuple[ServiceFile, ...] = ()
+    configs: tuple[ServiceFile, ...] = ()
     registry_auth: Mapping[str, str] | None = field(default=None, repr=False, compare=False)
 
 
@@ -176,6 +207,19 @@ def _endpoint(request: SwarmServiceRequest) -> types.EndpointSpec:
     return types.EndpointSpec(mode="dnsrr", ports=ports or None)
 
 
+def _mount(mount: ServiceMount, name: str) -> types.Mount:
+    kind = _choice(mount.kind, MOUNT_KINDS, "mount type", name)
+    if kind == "tmpfs":
+        return types.Mount(mount.target, None, type="tmpfs", tmpfs_size=mount.size)
+    return types.Mount(
+        mount.target,
+        mount.source,
+        type="volume",
+        read_only=mount.read_only,
+        labels=dict(mount.labels) or None,
+    )
+
+
 def _owner_labels(request: SwarmServiceRequest) -> dict[str, str]:
     labels = {str(k): str(v) for k, v in request.labels.items()}
     if labels.get(MANAGED_LABEL) != "true" or not labels.get(INSTALLATION_LABEL):
@@ -208,6 +252,9 @@ def service_spec(request: SwarmServiceRequest) -> dict[str, Any]:
         labels=dict(labels),
         stop_grace_period=_ns(request.stop_grace_period),
         healthcheck=types.Healthcheck(**healthcheck) if healthcheck else None,
+        mounts=[_mount(m, request.name) for m in request.mounts] or None,
+        secrets=[_file(types.SecretReference, f) for f in request.secrets] or None,
+        configs=[_file(types.ConfigReference, f) for f in request.configs] or None,
     )
     placement = None
     if request.constraints or request.preferences or request.max_replicas_per_node:
@@ -248,6 +295,13 @@ def service_spec(request: SwarmServiceRequest) -> dict[str, Any]:
     _drop_nulls(body)
     body["Labels"] = {**labels, SPEC_HASH_LABEL: spec_hash(body)}
     return body
+
+
+def _file(kind: type, item: ServiceFile) -> Any:
+    return kind(
+        item.object_id, item.object_name, filename=item.target, uid=item.uid, gid=item.gid,
+        mode=item.mode,
+    )  # fmt: skip
 
 
 def _drop_nulls(value: Any) -> None:

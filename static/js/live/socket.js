@@ -8,7 +8,7 @@
  * See apps/deployments/WEBSOCKETS.md for the routes and messages.
  */
 
-export const REFUSED = [4400, 4401, 4403, 4404, 4408, 4409];
+export const REFUSED = [4400, 4401, 4403, 4404, 4405, 4408, 4409];
 
 export function wsUrl(path, params) {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
@@ -108,7 +108,7 @@ export function statusText(state, code, extra) {
   const why = {
     4401: "signed out", 4403: "not allowed", 4404: "not found", 4408: "idle timeout",
     4409: "container not running", 4400: "bad request", 4429: "output not acknowledged",
-    4422: "shell not available",
+    4422: "shell not available", 4405: "not available for this task",
   }[code];
   if (why) return `Closed (${why})`;
   // An unexpected code (1006: the connection dropped, 1011: a server error) is named, so

@@ -22,7 +22,10 @@ export class StatsPanel {
     if (!this.body) return;
     const wanted = new Map();
     rows.forEach((row) => {
-      if (row.dataset.state === "running") wanted.set(row.dataset.containerId, row.dataset.name);
+      // data-stats="off": a Swarm task on a node whose engine Berth cannot reach.
+      if (row.dataset.state === "running" && row.dataset.stats !== "off") {
+        wanted.set(row.dataset.containerId, row.dataset.name);
+      }
     });
     for (const [id, entry] of this.sockets) {
       // Gone, or its stream ended (stopped, restarted): reopened below while it runs.
@@ -50,7 +53,7 @@ export class StatsPanel {
     cells[0].className = "mono";
     this.body.append(row);
     const socket = new LiveSocket(`/ws/containers/${id}/stats/`, {
-      finalCodes: [1000, 4400, 4401, 4403, 4404, 4409],
+      finalCodes: [1000, 4400, 4401, 4403, 4404, 4405, 4409],
       onMessage: (msg) => { if (msg.type === "stats") this.show(row, msg); },
     });
     this.sockets.set(id, { socket, row });

@@ -1,0 +1,241 @@
+"""One task of a swarm stack on the real 3-node swarm (issue 14): its node on the stack
+page, in the API and on the host page; its logs (tail, follow, the service's merged log,
+the download) read through the manager whatever node runs it; its shell and live stats
+on the node whose engine Berth reaches (the manager it is registered with), refused
+with a sentence (close 4405) for a task on a worker; start/stop/restart/remove refused;
+another tenant sees none of it (4404 on every socket, 404 on the pages).
+
+The stack is removed at the end through Berth, and the swarm_host fixture removes
+whatever is left by its tenant-id label, also when a test fails.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.urls import reverse
+
+from apps.deployments import services
+from apps.deployments.models import Container, Service, Stack
+from apps.hosts import services as host_services
+from apps.hosts.engine import EngineError
+from apps.hosts.engine.swarm import SwarmCluster
+from apps.hosts.models import Host, SwarmNode
+from tests.fixtures.live import close_code, open_socket, receive_json, run, session_headers, until
+from tests.swarm.cluster import Cluster
+from tests.swarm.test_swarm_stacks import converge
+
+pytestmark = [
+    pytest.mark.engine,
+    pytest.mark.swarm,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("live_settings"),
+]
+
+COMPOSE = """
+services:
+  web:
+    image: {image}
+    deploy:
+      replicas: 1
+      placement: {{constraints: ["node.role==manager"]}}
+    stop_grace_period: 1s
+  work:
+    image: {image}
+    entrypoint: ["sh", "-c", "i=0; while true; do i=$$((i+1)); echo TICK $$i; sleep 0.5; done"]
+    healthcheck: {{disable: true}}
+    deploy:
+      replicas: 2
+      placement: {{constraints: ["node.role==worker"]}}
+    stop_grace_period: 0s
+"""
+
+
+async def log_lines(comm, count: int, timeout: float = 30) -> list[str]:
+    """The text of `logs` messages (acked) until `count` lines came."""
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    while len(lines) < count:
+        message = await receive_json(comm, timeout=max(deadline - time.monotonic(), 0.1))
+        if message["type"] == "logs":
+            lines += [entry["line"] for entry in message["lines"]]
+            await comm.send_json_to({"type": "ack", "seq": message["seq"]})
+        elif message["type"] != "dropped":
+            return [*lines, f"<{message}>"]
+    return lines
+
+
+async def refusal(path: str, headers) -> tuple[dict, int]:
+    comm = await open_socket(path, headers)
+    message = await receive_json(comm)
+    return message, await close_code(comm)
+
+
+def ticks(lines: list[str]) -> list[int]:
+    return [int(line.split()[1]) for line in lines if line.startswith("TICK ")]
+
+
+@pytest.fixture
+def shop(swarm_host: Host, published: str, member, owner, env_a):
+    stack = services.create_stack(member, env_a, "tasks", compose=COMPOSE.format(image=published))
+    stack = converge(stack)
+    assert stack.state == Stack.State.HEALTHY, stack.state_reason
+    host_services.heartbeat(swarm_host.pk)  # the host page's tasks
+    yield stack
+    found = Stack.objects.filter(pk=stack.pk).first()
+    if found is not None:
+        services.remove(owner, found)
+        converge(found)
+
+
+@pytest.mark.timeout(600)
+def test_a_task_on_any_node(
+    swarm: Cluster,
+    swarm_host: Host,
+    engine: SwarmCluster,
+    shop: Stack,
+    member,
+    viewer,
+    outsider,
+    superuser,
+    client_for,
+    session_api,
+):
+    manager = swarm.manager.node_id
+    rows = {c.name: c for c in Container.objects.filter(stack=shop).select_related("node")}
+    assert set(rows) == {"web.1", "work.1", "work.2"}
+    web, work = rows["web.1"], rows["work.1"]
+    # the node each task runs on, and only the manager's engine reached
+    assert web.node.node_id == manager and web.node.is_endpoint
+    assert {rows[n].node.node_id for n in ("work.1", "work.2")} <= {
+        n.node_id for n in swarm.worker_nodes
+    }
+    assert not work.node.is_endpoint
+    assert SwarmNode.objects.filter(host=swarm_host, is_endpoint=True).count() == 1
+
+    body = session_api(member).get(f"/api/v1/stacks/{shop.pk}/").json()
+    nodes = {c["name"]: (c["node"], c["node_engine"]) for c in body["containers"]}
+    assert nodes["web.1"] == (web.node.hostname, True)
+    assert nodes["work.1"] == (work.node.hostname, False)
+
+    page = client_for(member).get(reverse("stacks:detail", args=[shop.pk])).content.decode()
+    assert f"node {work.node.hostname}" in page
+    assert reverse("stacks:shell", args=[web.pk]) in page
+    assert reverse("stacks:shell", args=[work.pk]) not in page
+    assert reverse("stacks:container_restart", args=[work.pk]) not in page
+
+    headers = session_headers(member)
+    service = Service.objects.get(stack=shop, name="work")
+
+    async def logs_of_a_worker_task():
+        # tail, not following: the last lines of the task on a worker, through the manager
+        comm = await open_socket(f"/ws/containers/{work.pk}/logs/?follow=0&tail=3", headers)
+        lines = await log_lines(comm, 3)
+        assert len(ticks(lines)) == 3, lines
+        assert (await receive_json(comm))["type"] == "end"
+        assert await close_code(comm) == 1000
+        # following: its tail, then new lines as they are printed
+        comm = await open_socket(f"/ws/containers/{work.pk}/logs/?tail=2", headers)
+        seen = ticks(await log_lines(comm, 6))
+        assert len(seen) >= 6 and seen == sorted(seen) and len(set(seen)) == len(seen), seen
+        await comm.disconnect(timeout=5)
+        # the service's merged log: both tasks, each line naming its task
+        comm = await open_socket(f"/ws/services/{service.pk}/logs/?follow=0&tail=2", headers)
+        merged = []
+        while True:
+            message = await receive_json(comm)
+            if message["type"] != "logs":
+                break
+            merged += message["lines"]
+        assert message["type"] == "end", message
+        assert {entry["container"] for entry in merged} == {"work.1", "work.2"}
+        await close_code(comm)
+
+    run(logs_of_a_worker_task())
+
+    download = client_for(member).get(reverse("stacks:container_logs_download", args=[work.pk]))
+    assert download.status_code == 200
+    assert b" stdout TICK " in b"".join(download.streaming_content)
+
+    async def shell_and_stats():
+        # the manager's task: a shell and live stats through the manager's engine
+        comm = await open_socket(f"/ws/containers/{web.pk}/shell/", headers)
+        assert (await receive_json(comm))["type"] == "ready"
+        await comm.send_to(bytes_data=b"echo on-$((6*7))\r")
+        output = b""
+        while b"on-42" not in output:
+            message = await comm.receive_output(timeout=10)
+            output += message.get("bytes") or b""
+        await comm.send_to(bytes_data=b"exit\r")
+        await until(comm, lambda m: m["type"] == "exit")
+        assert await close_code(comm) == 1000
+        comm = await open_socket(f"/ws/containers/{web.pk}/stats/", headers)
+        sample = await receive_json(comm, timeout=20)
+        assert sample["type"] == "stats" and sample["memory"]["usage"] > 0, sample
+        await comm.disconnect(timeout=5)
+        # a worker's task: refused with the reason, before any engine call
+        for kind, words in (("shell", "The shell needs"), ("stats", "Live stats need")):
+            message, code = await refusal(f"/ws/containers/{work.pk}/{kind}/", headers)
+            assert code == 4405, (kind, message)
+            assert message["message"].startswith(f"{words} the node's engine"), message
+            assert work.node.hostname in message["message"]
+
+    run(shell_and_stats())
+
+    # actions: refused by the service, whatever the node
+    for action in ("stop", "restart", "remove"):
+        with pytest.raises(ValidationError, match="task of a Swarm service"):
+            getattr(services, f"{action}_container")(member, Container.objects.get(pk=web.pk))
+
+    # the host page: the tasks under their nodes, with their tenant and stack
+    html = client_for(superuser).get(reverse("hosts:detail", args=[swarm_host.pk])).content
+    html = html.decode()
+    for row in rows.values():
+        assert f'data-task="{row.engine_id}"' in html
+    assert f"acme/{shop.name}" in html and "data-endpoint-node" in html
+    nodes = session_api(superuser).get(f"/api/v1/hosts/{swarm_host.pk}/nodes/").json()
+    listed = {t["task_id"]: t["berth"] for n in nodes for t in n["tasks"]}
+    assert listed[work.engine_id] == {
+        "tenant": "acme", "stack": shop.pk, "stack_name": shop.name, "container": work.pk
+    }  # fmt: skip
+    assert [n["hostname"] for n in nodes if n["is_endpoint"]] == [web.node.hostname]
+
+    # the driver checks the node itself: the pages' rule is not the only guard
+    assert engine.inspect_container(work.engine_id).state == "running"
+    with pytest.raises(EngineError, match="^The shell needs the node's engine") as refused:
+        engine.task_container(work.engine_id, "shell")
+    assert refused.value.status == 409 and not refused.value.retryable
+    assert engine.task_container(web.engine_id, "shell")  # the manager's own container
+
+    # another tenant: nothing of it, on any socket or page
+    stranger, reader = session_headers(outsider), session_headers(viewer)
+
+    async def cross_tenant():
+        for path in (
+            f"/ws/containers/{work.pk}/logs/",
+            f"/ws/containers/{web.pk}/stats/",
+            f"/ws/containers/{web.pk}/shell/",
+            f"/ws/services/{web.service_id}/logs/",
+        ):
+            comm = await open_socket(path, stranger)
+            assert await close_code(comm) == 4404, path
+        # and a viewer of the tenant reads logs but opens no shell
+        comm = await open_socket(f"/ws/containers/{web.pk}/shell/", reader)
+        assert await close_code(comm) == 4403
+
+    run(cross_tenant())
+    outside = client_for(outsider)
+    assert session_api(member).get(f"/api/v1/hosts/{swarm_host.pk}/nodes/").status_code == 404
+    assert outside.get(reverse("hosts:detail", args=[swarm_host.pk])).status_code == 404
+    assert client_for(member).get(reverse("hosts:detail", args=[swarm_host.pk])).status_code == 404
+    for name in ("stacks:container_logs", "stacks:shell", "stacks:container_logs_download"):
+        assert outside.get(reverse(name, args=[work.pk])).status_code == 404, name
+    answer = session_api(outsider).get(f"/api/v1/containers/{web.pk}/inspect/")
+    assert answer.status_code == 404
+    # the inspect view: the manager's task from its engine, a worker's refused (409)
+    api = session_api(member)
+    assert api.get(f"/api/v1/containers/{web.pk}/inspect/").status_code == 200
+    refused = api.get(f"/api/v1/containers/{work.pk}/inspect/")
+    assert refused.status_code == 409 and "node's engine" in refused.json()["detail"]
