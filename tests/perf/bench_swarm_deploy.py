@@ -329,17 +329,20 @@ def swarm_converged(world: World, service: str, victim, replicas: int) -> tuple[
 
 def berth_converged(world: World, stack_id: int, victim, replicas: int) -> tuple[bool, bool]:
     """(the victim is down in SwarmNode, every replica's Container row running, none on
-    the victim per the heartbeat's task lists, and the stack healthy)."""
+    the victim per its row and the heartbeat's task lists, and the stack healthy)."""
     from apps.deployments.models import Container, Stack
     from apps.hosts.models import SwarmNode
 
     node = SwarmNode.objects.get(host=world.host, node_id=victim.node_id)
     rows = list(Container.objects.filter(stack_id=stack_id))
-    on_victim = {t["container_id"] for t in node.tasks if t["desired_state"] == "running"}
+    on_victim = {t["task_id"] for t in node.tasks if t["desired_state"] == "running"}
     whole = (
         node.state == "down"
         and len(rows) == replicas
-        and all(r.state == "running" and r.engine_id not in on_victim for r in rows)
+        and all(
+            r.state == "running" and r.engine_id not in on_victim and r.node_id != node.pk
+            for r in rows
+        )
         and Stack.objects.get(pk=stack_id).state == Stack.State.HEALTHY
     )
     return node.state == "down", whole
