@@ -284,15 +284,12 @@ class Cluster:
             self.wait_engine(node)
 
     def wait_engine(self, node: Node, timeout: float = 60) -> None:
+        """Until the node's engine answers `docker version`. A restarted engine may take
+        longer than one call's 10 s to answer on a loaded machine (it restores its
+        containers first): a call that times out is another try, not a failure."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if (
-                node.socket.exists()
-                and run(
-                    "docker", "-H", node.endpoint, "version", check=False, timeout=10
-                ).returncode
-                == 0
-            ):
+            if node.socket.exists() and _answers(node):
                 return
             if node.pid and not _alive(node.pid):
                 break
@@ -348,6 +345,14 @@ class Cluster:
             self._save()
         cleanup(self.state)
         self.down_seconds = time.monotonic() - started
+
+
+def _answers(node: Node) -> bool:
+    try:
+        done = run("docker", "-H", node.endpoint, "version", check=False, timeout=10)
+    except subprocess.TimeoutExpired:
+        return False
+    return done.returncode == 0
 
 
 # --- cleanup from a manifest (this run's, or a dead run's) -------------------------------
