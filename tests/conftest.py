@@ -131,14 +131,11 @@ def outsider_client(outsider):
 
 #: Modules that `make test` runs in its second pytest process, beside the browser tests
 #: (deploy/test.sh), so that the two processes take about as long. Chosen by measured
-#: time (`--durations`, 2026-12-06: the main process 27 min, the browser one 8 before
-#: these moved): long engine modules that wait on the engine more than they use the CPU.
+#: time (`--durations`): long engine modules that wait on the engine more than they use
+#: the CPU; every swarm module (they share one 3-node swarm per process).
 SECOND_RUN = frozenset(
     {
         "tests/deployments/test_rollout_engine.py",  # ~240 s
-        "tests/registry/test_docker_client.py",  # ~205 s
-        "tests/deployments/test_reconcile_engine.py",  # ~85 s
-        "tests/registry/test_foreign_images.py",  # ~70 s
         "tests/swarm/test_swarm_host.py",  # ~45 s, a 3-node swarm of its own
         "tests/swarm/test_swarm_services.py",  # on the same swarm
         "tests/swarm/test_swarm_stacks.py",  # on the same swarm
