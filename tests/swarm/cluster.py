@@ -267,7 +267,15 @@ class Cluster:
         ]  # fmt: skip
 
     def start_engine(self, node: Node, wait: bool = True) -> None:
-        """Start (or restart) a node's dockerd; `wait` until its socket answers."""
+        """Start (or restart) a node's dockerd; `wait` until its socket answers.
+
+        A killed dockerd leaves its pid file, and dockerd refuses to start while the pid
+        written there names a live process: with pid_max 32768 and thousands of
+        processes here, another process soon has that pid. The node's own dockerd being
+        gone (`kill_engine` waited for it), the file is stale and removed."""
+        pidfile = node.state / "docker.pid"
+        if not (node.pid and _alive(node.pid)):
+            pidfile.unlink(missing_ok=True)
         log = node.log.open("ab")
         proc = subprocess.Popen(
             self._dockerd_argv(node),
@@ -304,7 +312,9 @@ class Cluster:
             for pid in _children_of(node.pid):
                 _kill(pid, signal.SIGKILL)
             _kill(node.pid, signal.SIGKILL)
-            _reap(node.pid, 10)
+            _reap(node.pid, 60)
+            if _alive(node.pid):
+                raise RuntimeError(f"dockerd of {node.name} ({node.pid}) outlived SIGKILL")
 
     def node_state(self, node: Node) -> tuple[str, str]:
         """(state, availability) of a node as the manager sees it."""
