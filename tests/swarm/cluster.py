@@ -273,9 +273,8 @@ class Cluster:
         written there names a live process: with pid_max 32768 and thousands of
         processes here, another process soon has that pid. The node's own dockerd being
         gone (`kill_engine` waited for it), the file is stale and removed."""
-        pidfile = node.state / "docker.pid"
-        if not (node.pid and _alive(node.pid)):
-            pidfile.unlink(missing_ok=True)
+        if _engine_gone(node):
+            (node.state / "docker.pid").unlink(missing_ok=True)
         log = node.log.open("ab")
         proc = subprocess.Popen(
             self._dockerd_argv(node),
@@ -355,6 +354,15 @@ class Cluster:
             self._save()
         cleanup(self.state)
         self.down_seconds = time.monotonic() - started
+
+
+def _engine_gone(node: Node) -> bool:
+    """The node's last dockerd has exited (asked of its Popen when this process started
+    it: a bare pid may already be another process's)."""
+    proc = _children.get(node.pid) if node.pid else None
+    if proc is not None:
+        return proc.poll() is not None
+    return not (node.pid and _alive(node.pid))
 
 
 def _answers(node: Node) -> bool:
