@@ -312,7 +312,7 @@ class Cluster:
                 _kill(pid, signal.SIGKILL)
             _kill(node.pid, signal.SIGKILL)
             _reap(node.pid, 60)
-            if _alive(node.pid):
+            if not _engine_gone(node):
                 raise RuntimeError(f"dockerd of {node.name} ({node.pid}) outlived SIGKILL")
 
     def node_state(self, node: Node) -> tuple[str, str]:
