@@ -738,7 +738,8 @@ class SwarmRun:
             # rolling update's next batch waits its `delay`; a new task joins the routes
             # within about a second of running).
             self.mirror(services, tasks, nodes)
-            if all(_settled(s) for s in services):
+            running = running_tasks(tasks, lost_nodes(nodes))
+            if all(_settled(s, running.get(s.service_id, 0)) for s in services):
                 return
             time.sleep(SETTLE_POLL_SECONDS)
 
@@ -788,6 +789,8 @@ class SwarmRun:
         stack = self.stack
         before = _frontier_view(stack)
         addresses = {n.node_id: n.address for n in nodes}
+        lost = lost_nodes(nodes)
+        running = running_tasks(tasks, lost)
         by_id = {s.service_id: s for s in services}
         by_name = {s.labels.get(naming.SERVICE, ""): s for s in services}
         rows = _service_rows(stack, self.project)
@@ -805,6 +808,10 @@ class SwarmRun:
             engine_id = task.task_id
             seen.add(engine_id)
             state, health = _task_state(task)
+            reason = task.error
+            if task.node_id in lost:  # Swarm has not replaced it yet
+                state, health = "unknown", "unhealthy"
+                reason = f"its node {lost[task.node_id]} is not ready"
             Container.objects.update_or_create(
                 host=self.host,
                 engine_id=engine_id,
@@ -817,14 +824,16 @@ class SwarmRun:
                     "image": task.image,
                     "state": state,
                     "health": health,
-                    "health_reason": (task.error or "")[:1000],
+                    "health_reason": (reason or "")[:1000],
                     "node": node_rows.get(task.node_id),
                     "address": addresses.get(task.node_id, "") if state == "running" else "",
                     "ports": _published(task, addresses.get(task.node_id, "")),
                     "last_seen_at": now,
                 },
             )
-        Container.objects.filter(stack=stack).exclude(engine_id__in=seen).delete()
+        gone = Container.objects.filter(stack=stack).exclude(engine_id__in=seen)
+        self.record_lost(list(gone.values_list("engine_id", "name")), tasks, lost)
+        gone.delete()
         if _frontier_view(stack) != before:
             transaction.on_commit(
                 lambda: frontier_changed.send_robust(
@@ -834,7 +843,8 @@ class SwarmRun:
         unsettled = []
         for name, row in rows.items():
             found = by_name.get(name)
-            health, reason = _service_health(found, self.project.services.get(name), stack)
+            count = running.get(found.service_id, 0) if found is not None else 0
+            health, reason = _service_health(found, count)
             spec = self.project.services.get(name)
             if health == Service.Health.STARTING and spec is not None and uses_volumes(spec):
                 reason = _waiting_for_volume_node(stack, nodes) or reason
@@ -844,6 +854,25 @@ class SwarmRun:
             if health not in (Service.Health.HEALTHY, Service.Health.STOPPED):
                 unsettled.append(f"{name}: {reason}")
         self.finish(unsettled, now)
+
+    def record_lost(
+        self, gone: list[tuple[str, str]], tasks: list[SwarmTaskInfo], lost: Mapping[str, str]
+    ) -> None:
+        """One stack Event for the replicas whose node was lost (Swarm replaces them):
+        the tenant sees it on the stack, where the host's node Events are admins' only."""
+        node_of = {t.task_id: t.node_id for t in tasks}
+        names: dict[str, list[str]] = {}
+        for engine_id, name in gone:
+            node = node_of.get(engine_id, "")
+            if node in lost:
+                names.setdefault(lost[node], []).append(name)
+        for hostname, replicas in sorted(names.items()):
+            self.event(
+                "stack.replicas.lost",
+                f"{', '.join(sorted(replicas))}: node {hostname} is down; Swarm starts "
+                "replacements on the other nodes.",
+                outcome=Event.Outcome.FAILURE,
+            )
 
     def finish(self, unsettled: list[str], now: Any) -> None:
         stack = self.stack
@@ -906,11 +935,31 @@ def _frontier_view(stack: Stack) -> list[tuple]:
     return list(rows.values_list("pk", "state", "health", "draining", "address", "ports"))
 
 
-def _settled(service: SwarmServiceInfo) -> bool:
-    return (
-        service.replicas_running == service.replicas_desired
-        and service.update_state not in _UPDATING
-    )
+def lost_nodes(nodes: list[SwarmNodeInfo]) -> dict[str, str]:
+    """Node id -> hostname of the nodes the manager says are not ready (down, unknown,
+    disconnected): a task there is not counted as running, whatever Swarm says of it."""
+    return {n.node_id: n.hostname for n in nodes if n.state != "ready"}
+
+
+def running_tasks(tasks: list[SwarmTaskInfo], lost: Mapping[str, str]) -> dict[str, int]:
+    """Running tasks per service id, counted from the tasks: those Swarm wants running,
+    that run, on a node that is not lost. Not the service's `RunningTasks`, which counts
+    every task whose last report was "running": a lost node's tasks keep that state (and
+    their replacements are counted too) until the node comes back, so a service would
+    look whole with half its replicas gone."""
+    counts: dict[str, int] = {}
+    for task in tasks:
+        if (
+            task.desired_state == "running"
+            and task.state in _RUNNING_STATES
+            and task.node_id not in lost
+        ):
+            counts[task.service_id] = counts.get(task.service_id, 0) + 1
+    return counts
+
+
+def _settled(service: SwarmServiceInfo, running: int) -> bool:
+    return running == service.replicas_desired and service.update_state not in _UPDATING
 
 
 def _expired(stack: Stack) -> bool:
@@ -927,9 +976,9 @@ def _task_state(task: SwarmTaskInfo) -> tuple[str, str]:
     return "exited", "unhealthy"
 
 
-def _service_health(
-    found: SwarmServiceInfo | None, spec: ServiceSpec | None, stack: Stack
-) -> tuple[str, str]:
+def _service_health(found: SwarmServiceInfo | None, running: int) -> tuple[str, str]:
+    """A service's health from its spec's replicas and its running tasks
+    (`running_tasks`)."""
     if found is None:
         return Service.Health.UNKNOWN, "not created on the swarm yet"
     if found.replicas_desired == 0:
@@ -937,11 +986,8 @@ def _service_health(
     if found.update_state in _UPDATING:
         message = found.update_message or found.update_state
         return Service.Health.STARTING, f"update {found.update_state}: {message}"
-    if found.replicas_running < found.replicas_desired:
-        return (
-            Service.Health.STARTING,
-            f"{found.replicas_running} of {found.replicas_desired} tasks running",
-        )
+    if running < found.replicas_desired:
+        return Service.Health.STARTING, f"{running} of {found.replicas_desired} tasks running"
     return Service.Health.HEALTHY, ""
 
 

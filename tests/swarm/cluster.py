@@ -267,7 +267,14 @@ class Cluster:
         ]  # fmt: skip
 
     def start_engine(self, node: Node, wait: bool = True) -> None:
-        """Start (or restart) a node's dockerd; `wait` until its socket answers."""
+        """Start (or restart) a node's dockerd; `wait` until its socket answers.
+
+        A killed dockerd leaves its pid file, and dockerd refuses to start while the pid
+        written there names a live process: with pid_max 32768 and thousands of
+        processes here, another process soon has that pid. The node's own dockerd being
+        gone (`kill_engine` waited for it), the file is stale and removed."""
+        if _engine_gone(node):
+            (node.state / "docker.pid").unlink(missing_ok=True)
         log = node.log.open("ab")
         proc = subprocess.Popen(
             self._dockerd_argv(node),
@@ -284,15 +291,12 @@ class Cluster:
             self.wait_engine(node)
 
     def wait_engine(self, node: Node, timeout: float = 60) -> None:
+        """Until the node's engine answers `docker version`. A restarted engine may take
+        longer than one call's 10 s to answer on a loaded machine (it restores its
+        containers first): a call that times out is another try, not a failure."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if (
-                node.socket.exists()
-                and run(
-                    "docker", "-H", node.endpoint, "version", check=False, timeout=10
-                ).returncode
-                == 0
-            ):
+            if node.socket.exists() and _answers(node):
                 return
             if node.pid and not _alive(node.pid):
                 break
@@ -307,7 +311,9 @@ class Cluster:
             for pid in _children_of(node.pid):
                 _kill(pid, signal.SIGKILL)
             _kill(node.pid, signal.SIGKILL)
-            _reap(node.pid, 10)
+            _reap(node.pid, 60)
+            if not _engine_gone(node):
+                raise RuntimeError(f"dockerd of {node.name} ({node.pid}) outlived SIGKILL")
 
     def node_state(self, node: Node) -> tuple[str, str]:
         """(state, availability) of a node as the manager sees it."""
@@ -348,6 +354,23 @@ class Cluster:
             self._save()
         cleanup(self.state)
         self.down_seconds = time.monotonic() - started
+
+
+def _engine_gone(node: Node) -> bool:
+    """The node's last dockerd has exited (asked of its Popen when this process started
+    it: a bare pid may already be another process's)."""
+    proc = _children.get(node.pid) if node.pid else None
+    if proc is not None:
+        return proc.poll() is not None
+    return not (node.pid and _alive(node.pid))
+
+
+def _answers(node: Node) -> bool:
+    try:
+        done = run("docker", "-H", node.endpoint, "version", check=False, timeout=10)
+    except subprocess.TimeoutExpired:
+        return False
+    return done.returncode == 0
 
 
 # --- cleanup from a manifest (this run's, or a dead run's) -------------------------------
