@@ -44,6 +44,27 @@ def api_token(request) -> Any:
     return auth if hasattr(auth, "read_only") else None
 
 
+class VisibleRelatedField(serializers.PrimaryKeyRelatedField):
+    """An id found among the `model` objects the caller can see (with at least `role`,
+    when given): any other does not exist for them, with the same message as a missing
+    one. Subclasses name the model, the noun of the messages and the role."""
+
+    model: Any = None
+    noun = "object"
+    role: Any = None
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("queryset", self.model.objects.all())
+        super().__init__(**kwargs)
+        self.error_messages["does_not_exist"] = f"No such {self.noun}."
+        self.error_messages["incorrect_type"] = f"Give the {self.noun}'s id."
+
+    def get_queryset(self):
+        request = self.context["request"]
+        role = (self.role,) if self.role is not None else ()
+        return self.model.objects.visible_to(request.user, *role, token=api_token(request))
+
+
 class RejectUnknownFieldsMixin:
     """Refuse body keys the serializer does not accept, instead of silently dropping them.
 

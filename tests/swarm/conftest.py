@@ -68,13 +68,18 @@ def swarm_host(swarm: Cluster, swarm_registry, env_a) -> Iterator[Host]:
                            check=False).split()  # fmt: skip
     if found:
         manager.docker("service", "rm", *found, check=False)
+    # Then what the services held: secrets, configs and overlays (refused while in use).
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        nets = manager.docker("network", "ls", "-q", "--filter", label, "--filter", installation,
-                              check=False).split()  # fmt: skip
-        if not nets:
+        left = []
+        for kind in ("secret", "config", "network"):
+            ids = manager.docker(kind, "ls", "-q", "--filter", label, "--filter", installation,
+                                 check=False).split()  # fmt: skip
+            if ids:
+                manager.docker(kind, "rm", *ids, check=False)
+                left += ids
+        if not left:
             break
-        manager.docker("network", "rm", *nets, check=False)
         time.sleep(0.5)
 
 

@@ -13,19 +13,17 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
 
 import pytest
-from django.conf import settings
 
 from apps.activity.models import Event
 from apps.deployments import reconciler, secret_store, services
 from apps.deployments import swarm_reconcile as sr
 from apps.deployments.models import Stack
-from apps.hosts import services as host_services
 from apps.hosts.engine.swarm import SwarmCluster, SwarmTaskInfo
 from apps.hosts.models import Host
 from tests.swarm.cluster import Cluster, Node
+from tests.swarm.test_swarm_stacks import wait_for
 
 pytestmark = [pytest.mark.engine, pytest.mark.swarm, pytest.mark.django_db(transaction=True)]
 
@@ -49,57 +47,6 @@ secrets:
 configs:
   site: {{external: true}}
 """
-
-
-def wait_for(what: str, probe: Callable[[], object], timeout: float = 90) -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout}s (last: {value!r})")
-        time.sleep(0.5)
-
-
-@pytest.fixture
-def env_a(tenant_a):
-    return tenant_a.environments.get(slug="dev")
-
-
-@pytest.fixture
-def swarm_host(swarm: Cluster, swarm_registry, env_a) -> Iterator[Host]:
-    host = host_services.register_host(
-        actor=None, name=f"swarm-{swarm.run_id}", endpoint=swarm.manager.endpoint, kind="swarm"
-    )
-    host_services.heartbeat(host.pk)
-    env_a.hosts.set([host])
-    yield Host.objects.get(pk=host.pk)
-    manager = swarm.manager
-    label = f"label=io.berth.tenant-id={env_a.tenant_id}"
-    installation = f"label=io.berth.installation={settings.BERTH_INSTALLATION_ID}"
-    found = manager.docker("service", "ls", "-q", "--filter", label, "--filter", installation,
-                           check=False).split()  # fmt: skip
-    if found:
-        manager.docker("service", "rm", *found, check=False)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        left = []
-        for kind in ("secret", "config", "network"):
-            ids = manager.docker(kind, "ls", "-q", "--filter", label, "--filter", installation,
-                                 check=False).split()  # fmt: skip
-            if ids:
-                manager.docker(kind, "rm", *ids, check=False)
-                left += ids
-        if not left:
-            break
-        time.sleep(0.5)
-
-
-@pytest.fixture
-def engine(swarm: Cluster) -> Iterator[SwarmCluster]:
-    with SwarmCluster(swarm.manager.endpoint, timeout=30) as driver:
-        yield driver
 
 
 def converge(stack: Stack) -> Stack:

@@ -16,28 +16,21 @@ from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from apps.core.api import RejectUnknownFieldsMixin, TenantScopedViewSet, api_token
+from apps.core.api import (
+    RejectUnknownFieldsMixin,
+    TenantScopedViewSet,
+    VisibleRelatedField,
+)
 from apps.deployments import routes
 from apps.deployments.containers import environment_alias
 from apps.deployments.filters import RouteFilterSet
 from apps.deployments.models import Container, Route, Service
 
 
-class VisibleServiceField(serializers.PrimaryKeyRelatedField):
+class VisibleServiceField(VisibleRelatedField):
     """A service id, found among the services the caller can see; others do not exist."""
 
-    default_error_messages = {
-        "does_not_exist": "No such service.",
-        "incorrect_type": "Give the service's id.",
-    }
-
-    def __init__(self, **kwargs) -> None:
-        kwargs.setdefault("queryset", Service.objects.all())
-        super().__init__(**kwargs)
-
-    def get_queryset(self):
-        request = self.context["request"]
-        return Service.objects.visible_to(request.user, token=api_token(request))
+    model, noun = Service, "service"
 
 
 class RouteSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):

@@ -16,28 +16,21 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import mixins, serializers
 
-from apps.core.api import RejectUnknownFieldsMixin, TenantScopedViewSet, api_token
+from apps.core.api import (
+    RejectUnknownFieldsMixin,
+    TenantScopedViewSet,
+    VisibleRelatedField,
+)
 from apps.deployments import secret_store
 from apps.deployments.filters import SecretFilterSet
 from apps.deployments.models import Secret
 from apps.tenants.models import Environment
 
 
-class VisibleEnvironmentField(serializers.PrimaryKeyRelatedField):
+class VisibleEnvironmentField(VisibleRelatedField):
     """An environment id, found among those the caller can see; others do not exist."""
 
-    default_error_messages = {
-        "does_not_exist": "No such environment.",
-        "incorrect_type": "Give the environment's id.",
-    }
-
-    def __init__(self, **kwargs) -> None:
-        kwargs.setdefault("queryset", Environment.objects.all())
-        super().__init__(**kwargs)
-
-    def get_queryset(self):
-        request = self.context["request"]
-        return Environment.objects.visible_to(request.user, token=api_token(request))
+    model, noun = Environment, "environment"
 
 
 class SecretSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):

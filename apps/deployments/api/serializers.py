@@ -13,7 +13,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.catalog.questions import secret_names, secret_values
-from apps.core.api import RejectUnknownFieldsMixin, api_token
+from apps.core.api import RejectUnknownFieldsMixin, VisibleRelatedField
 from apps.core.roles import Role
 from apps.deployments import exceptions as policy_exceptions
 from apps.deployments import revisions, services
@@ -31,21 +31,10 @@ def masked_answers(version, answers: dict | None) -> dict:
     }
 
 
-class VisibleEnvironmentField(serializers.PrimaryKeyRelatedField):
+class VisibleEnvironmentField(VisibleRelatedField):
     """An environment id, found among those the caller may deploy to; others do not exist."""
 
-    default_error_messages = {
-        "does_not_exist": "No such environment.",
-        "incorrect_type": "Give the environment's id.",
-    }
-
-    def __init__(self, **kwargs) -> None:
-        kwargs.setdefault("queryset", Environment.objects.all())
-        super().__init__(**kwargs)
-
-    def get_queryset(self):
-        request = self.context["request"]
-        return Environment.objects.visible_to(request.user, Role.MEMBER, token=api_token(request))
+    model, noun, role = Environment, "environment", Role.MEMBER
 
 
 class ContainerSerializer(serializers.ModelSerializer):
