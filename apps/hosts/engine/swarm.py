@@ -749,36 +749,31 @@ class ServiceLogStream(LogStream):
     """`docker service logs`: the tasks' lines from every node, read through the manager
     (non-TTY, so multiplexed like a container's log)."""
 
+    path = "/services/{0}/logs"
+
+    def _check(self) -> None:
+        """Refuse what is not this installation's (the service was checked when made)."""
+
     def _open(self) -> tuple[Any, bool]:
+        self._check()
         api = self.engine._docker.api
         with self.engine._errors():
             response = api._get(
-                api._url("/services/{0}/logs", self.container_id),
-                params=self._params(),
-                stream=True,
+                api._url(self.path, self.container_id), params=self._params(), stream=True
             )
             api._raise_for_status(response)
             _wait_forever(api, response)
         return response, False
 
 
-class TaskLogStream(LogStream):
+class TaskLogStream(ServiceLogStream):
     """`docker service logs <task>`: one task's lines, from whatever node runs it, read
-    through the manager (non-TTY, multiplexed like a container's log)."""
+    through the manager."""
 
-    def _open(self) -> tuple[Any, bool]:
-        engine = self.engine
-        engine._own_task(self.container_id)
-        api = engine._docker.api
-        with engine._errors():
-            response = api._get(
-                api._url("/tasks/{0}/logs", self.container_id),
-                params=self._params(),
-                stream=True,
-            )
-            api._raise_for_status(response)
-            _wait_forever(api, response)
-        return response, False
+    path = "/tasks/{0}/logs"
+
+    def _check(self) -> None:
+        self.engine._own_task(self.container_id)
 
 
 class TaskStatsStream(StatsStream):
