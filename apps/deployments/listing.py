@@ -60,9 +60,6 @@ class Listing:
     containers: list[ManagedContainer]
     full: bool  # everything listed on this pass
     relisted: int = 0  # containers listed by id (an event-driven pass)
-    events: int = 0  # events the feed read since the previous pass
-    reason: str = ""  # why everything was listed
-    feed_calls: int = 0  # engine calls made by opening a feed (its own connection)
 
 
 _kept: OrderedDict[int, _Kept] = OrderedDict()
@@ -97,16 +94,14 @@ def current(host: Host, engine: EngineDriver) -> Listing:
         return _full(host, engine, f"{len(ids)} containers changed")
     try:
         fresh = engine.list_managed_ids(ids)
-    except EngineError:
+    except BaseException:  # not kept: its feed must not outlive it
         kept.feed.close()
         raise
     for container_id in ids:
         kept.containers.pop(container_id, None)
     kept.containers.update((c.id, c) for c in fresh)
     _keep(host.pk, kept)
-    return Listing(
-        list(kept.containers.values()), full=False, relisted=len(ids), events=changes.events
-    )
+    return Listing(list(kept.containers.values()), full=False, relisted=len(ids))
 
 
 def _why_full(host: Host, kept: _Kept | None) -> str:
@@ -127,27 +122,27 @@ def _why_full(host: Host, kept: _Kept | None) -> str:
 def _full(host: Host, engine: EngineDriver, reason: str) -> Listing:
     """List everything; keep it with a feed opened before the list (when there can be
     one: a driver without a feed, or a feed that cannot be opened, just lists)."""
-    feed, feed_calls = _open_feed(host) if full_list_seconds() > 0 else (None, 0)
+    log.debug("host %s: listing every container (%s)", host.pk, reason)
+    feed = _open_feed(host) if full_list_seconds() > 0 else None
     try:
         listed = engine.list_managed()
-    except EngineError:
+    except BaseException:
         if feed is not None:
             feed.close()
         raise
     if feed is not None:
         _keep(host.pk, _Kept(host.endpoint, feed, {c.id: c for c in listed}, time.monotonic()))
-    return Listing(listed, full=True, reason=reason, feed_calls=feed_calls)
+    return Listing(listed, full=True)
 
 
-def _open_feed(host: Host) -> tuple[ChangeFeedReader | None, int]:
+def _open_feed(host: Host) -> ChangeFeedReader | None:
     feeder = get_engine(host)
     try:
-        feed = feeder.change_feed()
+        return feeder.change_feed()
     except EngineError as exc:
         feeder.close()
         log.info("no change feed for host %s (%s): every pass lists everything", host.pk, exc)
-        return None, feeder.api_calls
-    return feed, feeder.api_calls
+        return None
 
 
 def _keep(host_id: int, kept: _Kept) -> None:

@@ -207,7 +207,7 @@ def test_a_dropped_feed_connection_makes_the_next_pass_list_everything(
 
 
 def test_changes_name_rewired_containers_only_when_known():
-    changes = Changes(frozenset({"a"}), frozenset({"b", "c"}), events=3)
+    changes = Changes(frozenset({"a"}), frozenset({"b", "c"}))
     assert changes.ids({"b": object()}) == {"a", "b"}
     assert changes.ids({}) == {"a"}
 

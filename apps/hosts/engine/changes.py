@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -56,7 +55,6 @@ class Changes:
 
     containers: frozenset[str]
     rewired: frozenset[str]
-    events: int
 
     def ids(self, known: Mapping[str, Any]) -> set[str]:
         return set(self.containers) | {cid for cid in self.rewired if cid in known}
@@ -74,12 +72,9 @@ class ChangeFeed:
     def __init__(self, engine: DockerEngine) -> None:
         self.engine = engine
         self.installation = installation_id()
-        self.opened_at = 0.0
-        self.last_event_at = 0.0
         self._lock = threading.Lock()
         self._containers: set[str] = set()
         self._rewired: set[str] = set()
-        self._events = 0
         self._broken = threading.Event()
         self._response: Any = None
         self._thread: threading.Thread | None = None
@@ -94,7 +89,6 @@ class ChangeFeed:
         with self.engine._errors():
             stream = api.events(filters=filters, decode=True)
         self._response = stream._response
-        self.opened_at = time.monotonic()
         self._thread = threading.Thread(
             target=self._read, args=(stream,), name="berth-change-feed", daemon=True
         )
@@ -113,8 +107,6 @@ class ChangeFeed:
         attributes = actor.get("Attributes") or {}
         kind = event.get("Type")
         with self._lock:
-            self._events += 1
-            self.last_event_at = time.monotonic()
             if kind == "container":
                 if attributes.get(INSTALLATION_LABEL) == self.installation:
                     self._containers.add(str(actor.get("ID") or event.get("id") or ""))
@@ -130,8 +122,8 @@ class ChangeFeed:
         if self.broken:
             return None
         with self._lock:
-            changes = Changes(frozenset(self._containers), frozenset(self._rewired), self._events)
-            self._containers, self._rewired, self._events = set(), set(), 0
+            changes = Changes(frozenset(self._containers), frozenset(self._rewired))
+            self._containers, self._rewired = set(), set()
         # Broken while we read: what was taken may lack the last events. List everything.
         return None if self.broken else changes
 
