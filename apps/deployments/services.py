@@ -60,12 +60,7 @@ from apps.deployments.spec import (
     service_hash,
     with_strategy,
 )
-from apps.deployments.swarm_reconcile import (
-    SWARM_CANARY_REFUSED,
-    check_swarm_spec,
-    check_swarm_upgrades,
-    targets_swarm,
-)
+from apps.deployments.swarm_reconcile import check_swarm_spec, targets_swarm
 from apps.deployments.swarm_tasks import action_problem
 from apps.deployments.tasks import container_action, reconcile_stack
 from apps.tenants.models import Environment
@@ -139,8 +134,6 @@ def render_spec(
     secret_store.check_references(environment, spec)
     berth_services = config_of(version).services if version is not None else None
     spec["berth"] = berth_spec(project, berth_services, variables)
-    if on_swarm:
-        check_swarm_upgrades(spec)
     spec = _template_scale(spec, version)
     spec = apply_health_checks(spec, version.config if version is not None else None)
     return _record_exceptions(actor, environment, spec)
@@ -636,8 +629,6 @@ def _strategy_spec(stack: Stack, spec: dict, strategy: str | None) -> dict:
     """The spec rolled out with `strategy` this time (canary: the routed services)."""
     if not strategy:
         return spec
-    if strategy == "canary" and targets_swarm(stack.environment) is not None:
-        raise ValidationError({"strategy": SWARM_CANARY_REFUSED})
     routed = set(Route.objects.filter(stack=stack).values_list("service__name", flat=True))
     routed |= {name for name in revisions.services_of(spec) if routes_of(spec, name)}
     return with_strategy(spec, routed, strategy)

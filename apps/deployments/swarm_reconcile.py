@@ -28,8 +28,17 @@ is created or edited (`swarm_problems`), never deployed half-working:
   there. Swarm replaces tasks during an update; the pass waiting for it mirrors every
   half second, so a new task joins the frontier before the next batch (`delay`).
   That port answers whoever reaches the node: firewall the nodes so that only Berth's
-  host reaches their ephemeral ports. Canary upgrades are refused (Swarm's rolling
-  update only).
+  host reaches their ephemeral ports.
+- canaries: a new revision of a routed service whose upgrade strategy is canary does not
+  update its Swarm service. A second Swarm service (`canary_service_name`, labelled
+  with the revision it runs) starts the new revision with the first batch's replicas
+  beside the old ones; the frontier gives its tasks the rollout's weight, as on an
+  engine (their rows carry the new revision, the old service's the old one). Promote
+  updates the service itself (Swarm's rolling update) and, once it is settled, drains
+  and removes the canary; abort puts the stack back on the old revision (the service
+  is unchanged) and drains and removes the canary. The service's spec carries the
+  revision it was written from outside its hash, so a revision that leaves a service
+  alone neither rolls it nor starts a canary.
 - refused: published ports (`ports`: they would bypass the frontier; a route
   publishes what the frontier needs), volumes and bind mounts,
   networks other than the default one, network_mode/pid/ipc/uts/userns, privileged,
@@ -52,12 +61,14 @@ node list on each pass, so reserving a node moves other tenants' tasks off it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -68,7 +79,7 @@ from apps.compose.files import DEFAULT_MODES, SECRETS_DIR
 from apps.compose.spec import ComposeProject, ServiceSpec, VolumeSpec
 from apps.deployments import containers as naming
 from apps.deployments import secret_store
-from apps.deployments.models import Container, Route, Secret, Service, Stack
+from apps.deployments.models import Container, Revision, Rollout, Route, Secret, Service, Stack
 from apps.deployments.resources import service_resources
 from apps.deployments.signals import frontier_changed
 from apps.deployments.spec import project_from_spec, upgrade_of
@@ -84,6 +95,7 @@ from apps.hosts.engine.swarm import (
 )
 from apps.hosts.engine.swarm_services import (
     FAILURE_ACTIONS,
+    REVISION_LABEL,
     RolloutConfig,
     ServiceFile,
     ServiceMount,
@@ -102,6 +114,8 @@ from apps.registry.deploy import (
 
 log = logging.getLogger(__name__)
 
+#: On a canary's Swarm service: the revision it runs (the service's own runs the old one).
+CANARY_LABEL = label_key("canary")
 #: The node label that reserves a node for one tenant (its slug).
 TENANT_NODE_LABEL = "io.berth.tenant"
 RESERVED_CONSTRAINT = "node.labels.io.berth."
@@ -247,24 +261,6 @@ def _image_problems(service: ServiceSpec) -> list[str]:
     return found
 
 
-SWARM_CANARY_REFUSED = (
-    "Canary upgrades are not available on a Swarm cluster yet: a stack there is upgraded "
-    "by Swarm's rolling update (its update_config), through the frontier. Choose rolling."
-)
-
-
-def check_swarm_upgrades(spec: Mapping[str, Any]) -> None:
-    """A ValidationError naming each service whose berth.yml upgrade is a canary."""
-    services = (spec.get("berth") or {}).get("services") or {}
-    problems = [
-        f"services.{name}.upgrade.strategy: {SWARM_CANARY_REFUSED}"
-        for name, conf in services.items()
-        if ((conf or {}).get("upgrade") or {}).get("strategy") == "canary"
-    ]
-    if problems:
-        raise ValidationError({"compose": problems})
-
-
 def check_swarm_spec(environment: Any, spec: Mapping[str, Any]) -> None:
     """A ValidationError on `compose` naming each field a swarm cannot run, when the
     environment targets a swarm; nothing otherwise."""
@@ -282,6 +278,16 @@ def service_name(stack: Any, service: str) -> str:
     """The Swarm service name: built from ids like a container's, so no other stack,
     tenant or installation can produce it."""
     return f"{naming._prefix()}-s{stack.pk}-{service}"
+
+
+def canary_service_name(stack: Any, service: str) -> str:
+    """A canary's Swarm service: `-c<stack id>-` where the service's own has
+    `-s<stack id>-`, so no Compose service name can produce it."""
+    return f"{naming._prefix()}-c{stack.pk}-{service}"
+
+
+def is_canary(service: SwarmServiceInfo) -> bool:
+    return bool(service.labels.get(CANARY_LABEL))
 
 
 def service_labels(stack: Any, service: str) -> dict[str, str]:
@@ -372,6 +378,7 @@ def swarm_request(
     routed_ports: Collection[int] = (),
     volume_node: str = "",
     files: FileObjects | None = None,
+    revision: int | None = None,
 ) -> SwarmServiceRequest:
     """One Compose service of the stack's spec as a Swarm service (pure: no I/O).
 
@@ -435,6 +442,7 @@ def swarm_request(
         configs=service_files(service, "config", files or {}),
         registry_auth=registry_auth,
         ports=tuple(ServicePort(target=port) for port in sorted(set(routed_ports))),
+        revision=revision,
     )
 
 
@@ -564,6 +572,11 @@ class SwarmRun:
         self.failure = ""
         self.files: dict[tuple[str, str], tuple[str, str]] = {}
         self.listed_files: dict[str, list[FileObjectInfo]] = {}
+        self.revision = revision.number if revision is not None else 0
+        #: Service name -> the spec hash this pass wants for its own Swarm service.
+        self.wanted: dict[str, str] = {}
+        #: Service name -> its active canary rollout (read by `converge`).
+        self.rollouts: dict[str, Rollout] = {}
 
     def execute(self) -> None:
         stack = self.stack
@@ -589,6 +602,8 @@ class SwarmRun:
             if self.listed and not changed:
                 observed = (*self.listed.of(stack), self.listed.nodes)
             else:
+                observed = self.observe()
+            if self.end_rollouts(*observed):
                 observed = self.observe()
         except (EngineError, secret_store.StoreError) as exc:
             self.failure = str(exc)
@@ -624,13 +639,11 @@ class SwarmRun:
             self.engine.ensure_overlay_network(
                 shared, naming.environment_labels(stack), owner=naming.environment_owner(stack)
             )
-        existing = {s.labels.get(naming.SERVICE, ""): s for s in services}
-        routed: dict[str, set[int]] = {}
-        for service_name_, port in Route.objects.filter(stack=stack).values_list(
-            "service__name", "port"
-        ):
-            routed.setdefault(service_name_, set()).add(port)
+        existing = {s.labels.get(naming.SERVICE, ""): s for s in services if not is_canary(s)}
+        canaries = {s.labels.get(naming.SERVICE, ""): s for s in services if is_canary(s)}
+        routed = _routed_ports(stack)
         volume_node = self.volume_node(nodes)
+        self.rollouts = _active_canaries(stack)
         changed = []
         auths: dict[str, Mapping[str, str] | None] = {}
         self.files = self.ensure_files()
@@ -640,10 +653,19 @@ class SwarmRun:
             request = swarm_request(
                 stack, self.spec, self.project, name, nodes=nodes,
                 registry_auth=auths[service.image], routed_ports=routed.get(name, ()),
-                volume_node=volume_node, files=self.files,
+                volume_node=volume_node, files=self.files, revision=self.revision,
             )  # fmt: skip
             wanted = service_spec(request)["Labels"][naming.SPEC_HASH]
+            self.wanted[name] = wanted
             found = existing.pop(name, None)
+            rollout = self.canary_rollout(name, found, wanted, name in routed)
+            if rollout is not None and rollout.state == Rollout.State.CANARY:
+                # The service's own keeps the old revision; the canary runs the new one.
+                if self.ensure_canary(name, request, canaries.pop(name, None)):
+                    changed.append(f"{name} (canary)")
+                continue
+            if rollout is not None:  # promoting or aborting: the canary goes once settled
+                canaries.pop(name, None)
             if found is None:
                 self.engine.create_service(request)
                 changed.append(name)
@@ -653,7 +675,147 @@ class SwarmRun:
         for name, found in existing.items():
             self.engine.remove_service(found.service_id)
             changed.append(name)
+        for name, found in canaries.items():  # superseded, or its service is gone
+            self.remove_canary(found)
+            changed.append(f"{name} (canary)")
         return changed
+
+    # canaries -------------------------------------------------------------------------------
+
+    def canary_rollout(
+        self, name: str, found: SwarmServiceInfo | None, wanted: str, routed: bool
+    ) -> Rollout | None:
+        """The service's active canary rollout: the one in progress (one a newer revision
+        superseded is ended), or a new one when this revision changes a running, routed
+        service whose upgrade strategy is canary."""
+        rollout = self.rollouts.get(name)
+        if rollout is not None:
+            expected = (
+                rollout.from_revision
+                if rollout.state == Rollout.State.ABORTING
+                else rollout.to_revision
+            )
+            if expected == self.revision:
+                return rollout
+            _end_rollout(rollout, Rollout.State.FAILED, f"superseded by r{self.revision}")
+            self.event(
+                "rollout.superseded",
+                f"{name}: the canary of r{rollout.to_revision} ends, r{self.revision} replaces it",
+            )
+            del self.rollouts[name]
+        assert self.spec is not None and self.project is not None
+        if (
+            found is None
+            or found.spec_hash == wanted
+            or not routed
+            or found.replicas_desired == 0
+            or self.stack.desired_state != Stack.Desired.RUNNING
+            or found.labels.get(REVISION_LABEL) == str(self.revision)
+            or upgrade_of(self.spec, self.project, name)["strategy"] != "canary"
+        ):
+            return None
+        return self.start_canary(name, found)
+
+    def start_canary(self, name: str, found: SwarmServiceInfo) -> Rollout:
+        assert self.spec is not None and self.project is not None
+        written = found.labels.get(REVISION_LABEL, "")
+        rollout = Rollout.objects.create(
+            stack=self.stack,
+            service=name,
+            strategy=Rollout.Strategy.CANARY,
+            state=Rollout.State.CANARY,
+            from_revision=int(written) if written.isdecimal() else self.previous_revision(),
+            to_revision=self.revision,
+            canary_weight=int(upgrade_of(self.spec, self.project, name)["canary_weight"]),
+        )
+        self.rollouts[name] = rollout
+        self.event(
+            "rollout.canary",
+            f"{name}: canary r{rollout.to_revision} beside r{rollout.from_revision} takes "
+            f"{rollout.canary_weight}% of the traffic",
+        )
+        return rollout
+
+    def previous_revision(self) -> int:
+        """The stack's revision before this one (a service written before revisions were
+        labelled on the swarm)."""
+        older = Revision.objects.filter(stack=self.stack, number__lt=self.revision)
+        return older.order_by("-number").values_list("number", flat=True).first() or 0
+
+    def ensure_canary(
+        self, name: str, request: SwarmServiceRequest, found: SwarmServiceInfo | None
+    ) -> bool:
+        """The canary's Swarm service at the new revision with the first batch's replicas
+        (batch_size, at least 1; none while the stack is stopped); True if written."""
+        assert self.spec is not None and self.project is not None
+        batch = int(upgrade_of(self.spec, self.project, name)["batch_size"]) or 1
+        canary = dataclasses.replace(
+            request,
+            name=canary_service_name(self.stack, name),
+            replicas=min(batch, request.replicas),
+            labels={**request.labels, CANARY_LABEL: str(self.revision)},
+        )
+        wanted = service_spec(canary)["Labels"][naming.SPEC_HASH]
+        if found is None:
+            self.engine.create_service(canary)
+            return True
+        if found.spec_hash != wanted:
+            self.engine.update_service(found.service_id, canary)
+            return True
+        return False
+
+    def remove_canary(self, found: SwarmServiceInfo) -> None:
+        """Drain its tasks in the frontier first (it stops sending them new requests and
+        lets those in flight finish: BERTH_FRONTIER_DRAIN_SECONDS), then remove the
+        service."""
+        tasks = self.engine.list_service_tasks(self.owner, service_ids=[found.service_id])
+        ids = [t.task_id for t in tasks]
+        if Container.objects.filter(stack=self.stack, engine_id__in=ids).update(draining=True):
+            frontier_changed.send_robust(
+                sender=Stack, stack_id=self.stack.pk, reason="canary drained"
+            )
+            time.sleep(settings.BERTH_FRONTIER_DRAIN_SECONDS)
+        self.engine.remove_service(found.service_id)
+
+    def end_rollouts(
+        self,
+        services: list[SwarmServiceInfo],
+        tasks: list[SwarmTaskInfo],
+        nodes: list[SwarmNodeInfo],
+    ) -> bool:
+        """A promoted or aborted canary ends once its service runs the wanted spec and is
+        settled: the canary is drained and removed. True if one ended."""
+        ending = {
+            name: r
+            for name, r in self.rollouts.items()
+            if r.state in (Rollout.State.PROMOTING, Rollout.State.ABORTING)
+        }
+        if not ending:
+            return False
+        running = running_tasks(tasks, lost_nodes(nodes))
+        own = {s.labels.get(naming.SERVICE, ""): s for s in services if not is_canary(s)}
+        ended = False
+        for name, rollout in ending.items():
+            found = own.get(name)
+            if found is None or found.spec_hash != self.wanted.get(name):
+                continue
+            if not _settled(found, running.get(found.service_id, 0)):
+                continue
+            for canary in services:
+                if is_canary(canary) and canary.labels.get(naming.SERVICE) == name:
+                    self.remove_canary(canary)
+            promoted = rollout.state == Rollout.State.PROMOTING
+            _end_rollout(rollout, Rollout.State.DONE if promoted else Rollout.State.ABORTED)
+            self.event(
+                "rollout.done" if promoted else "rollout.aborted",
+                f"{name}: r{rollout.to_revision} promoted"
+                if promoted
+                else f"{name}: canary r{rollout.to_revision} removed, r{rollout.from_revision} "
+                "kept",
+            )
+            del self.rollouts[name]
+            ended = True
+        return ended
 
     def volume_node(self, nodes: list[SwarmNodeInfo]) -> str:
         """The node holding the stack's volumes: pinned at the first deploy and kept,
@@ -792,9 +954,9 @@ class SwarmRun:
         lost = lost_nodes(nodes)
         running = running_tasks(tasks, lost)
         by_id = {s.service_id: s for s in services}
-        by_name = {s.labels.get(naming.SERVICE, ""): s for s in services}
+        by_name = {s.labels.get(naming.SERVICE, ""): s for s in services if not is_canary(s)}
         rows = _service_rows(stack, self.project)
-        revision = stack.current_revision.number if stack.current_revision else 0
+        revisions = self.task_revisions(services)
         now = timezone.now()
         node_rows = {n.node_id: n for n in SwarmNode.objects.filter(host=self.host)}
         seen: set[str] = set()
@@ -807,6 +969,7 @@ class SwarmRun:
                 continue
             engine_id = task.task_id
             seen.add(engine_id)
+            canary = is_canary(owner)
             state, health = _task_state(task)
             reason = task.error
             if task.node_id in lost:  # Swarm has not replaced it yet
@@ -818,9 +981,9 @@ class SwarmRun:
                 defaults={
                     "stack": stack,
                     "service": rows[name],
-                    "name": f"{name}.{task.slot or 0}",
+                    "name": f"{name}{'.canary' if canary else ''}.{task.slot or 0}",
                     "replica": task.slot or 0,
-                    "revision": revision,
+                    "revision": revisions[owner.service_id],
                     "image": task.image,
                     "state": state,
                     "health": health,
@@ -853,7 +1016,31 @@ class SwarmRun:
                 row.save(update_fields=["health", "health_reason", "updated_at"])
             if health not in (Service.Health.HEALTHY, Service.Health.STOPPED):
                 unsettled.append(f"{name}: {reason}")
+        for found in services:
+            count = running.get(found.service_id, 0)
+            if is_canary(found) and count < found.replicas_desired:
+                name = found.labels.get(naming.SERVICE, "")
+                unsettled.append(
+                    f"{name} canary: {count} of {found.replicas_desired} tasks running"
+                )
         self.finish(unsettled, now)
+
+    def task_revisions(self, services: list[SwarmServiceInfo]) -> dict[str, int]:
+        """Service id -> the revision its tasks run, as the frontier weighs them: a
+        canary's (its label), the old one for a service whose canary is running, else
+        the stack's current revision."""
+        found = {}
+        for service in services:
+            name = service.labels.get(naming.SERVICE, "")
+            rollout = self.rollouts.get(name)
+            label = service.labels.get(CANARY_LABEL, "")
+            if label.isdecimal():
+                found[service.service_id] = int(label)
+            elif rollout is not None and rollout.state == Rollout.State.CANARY:
+                found[service.service_id] = rollout.from_revision
+            else:
+                found[service.service_id] = self.revision
+        return found
 
     def record_lost(
         self, gone: list[tuple[str, str]], tasks: list[SwarmTaskInfo], lost: Mapping[str, str]
@@ -906,6 +1093,34 @@ class SwarmRun:
         )
 
 
+def _routed_ports(stack: Stack) -> dict[str, set[int]]:
+    """Service name -> the container ports the stack's routes send to."""
+    routed: dict[str, set[int]] = {}
+    for name, port in Route.objects.filter(stack=stack).values_list("service__name", "port"):
+        routed.setdefault(name, set()).add(port)
+    return routed
+
+
+def _active_canaries(stack: Stack) -> dict[str, Rollout]:
+    """Service name -> its active canary rollout (a swarm has no other rollout rows:
+    Swarm rolls the rest itself)."""
+    active = Rollout.objects.filter(
+        stack=stack, strategy=Rollout.Strategy.CANARY, state__in=Rollout.ACTIVE
+    )
+    return {r.service: r for r in active}
+
+
+def _end_rollout(rollout: Rollout, state: str, message: str = "") -> None:
+    rollout.state = state
+    rollout.message = message[:2000]
+    rollout.finished_at = timezone.now()
+    rollout.save(update_fields=["state", "message", "finished_at", "updated_at"])
+    stack_id = rollout.stack_id
+    transaction.on_commit(
+        lambda: frontier_changed.send_robust(sender=Stack, stack_id=stack_id, reason="rollout")
+    )
+
+
 def _service_rows(stack: Stack, project: ComposeProject) -> dict[str, Service]:
     """The stack's Service rows, made to match the project (as mirror.py does)."""
     rows = {s.name: s for s in Service.objects.filter(stack=stack)}
@@ -932,7 +1147,9 @@ def _published(task: SwarmTaskInfo, node_address: str) -> list[dict[str, Any]]:
 def _frontier_view(stack: Stack) -> list[tuple]:
     """What the frontier reads of the stack's tasks (frontier.snapshot)."""
     rows = Container.objects.filter(stack=stack).order_by("pk")
-    return list(rows.values_list("pk", "state", "health", "draining", "address", "ports"))
+    return list(
+        rows.values_list("pk", "state", "health", "draining", "address", "ports", "revision")
+    )
 
 
 def lost_nodes(nodes: list[SwarmNodeInfo]) -> dict[str, str]:

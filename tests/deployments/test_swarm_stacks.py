@@ -176,17 +176,30 @@ def test_a_routed_port_is_published_for_the_frontier(member, env_a, swarm):
     assert swarm_reconcile.swarm_request(stack, spec, project, "client").ports == ()
 
 
-def test_a_canary_is_refused_on_a_swarm(member, env_a, swarm):
+def test_a_canary_is_accepted_and_its_revision_is_no_part_of_the_spec(member, env_a, swarm):
+    """A canary redeploy is accepted on a swarm; the revision a Swarm service was written
+    from is a label outside its spec hash (a revision that leaves a service alone does not
+    roll it), and a canary's Swarm service can never be named like a service's own."""
+    from apps.hosts.engine.swarm_services import REVISION_LABEL, SPEC_HASH_LABEL, service_spec
+
     env_a.hosts.add(swarm)
     stack = services.create_stack(member, env_a, "shop", compose=GOOD)
-    with pytest.raises(ValidationError) as caught:
-        services.redeploy(member, stack, strategy="canary")
-    assert "Swarm" in caught.value.message_dict["strategy"][0]
-    spec = {"berth": {"services": {"web": {"upgrade": {"strategy": "canary"}}}}}
-    with pytest.raises(ValidationError) as caught:
-        swarm_reconcile.check_swarm_upgrades(spec)
-    assert _messages(caught)[0].startswith("services.web.upgrade.strategy:")
-    swarm_reconcile.check_swarm_upgrades({"berth": {"services": {"web": {"upgrade": {}}}}})
+    spec = stack.current_revision.spec
+    project = project_from_spec(spec)
+    one, two = (
+        service_spec(swarm_reconcile.swarm_request(stack, spec, project, "web", revision=n))
+        for n in (1, 2)
+    )
+    assert one["Labels"][SPEC_HASH_LABEL] == two["Labels"][SPEC_HASH_LABEL]
+    assert (one["Labels"][REVISION_LABEL], two["Labels"][REVISION_LABEL]) == ("1", "2")
+    assert swarm_reconcile.canary_service_name(stack, "web") != swarm_reconcile.service_name(
+        stack, "web"
+    )
+    lookalike = f"c{stack.pk}-web"  # a Compose service named like a canary's suffix
+    assert swarm_reconcile.service_name(stack, lookalike) != swarm_reconcile.canary_service_name(
+        stack, "web"
+    )
+    services.redeploy(member, stack, strategy="rolling")
 
 
 VOLUMES = (

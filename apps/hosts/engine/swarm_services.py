@@ -29,6 +29,7 @@ from apps.hosts.engine.errors import EngineError
 from apps.hosts.engine.labels import INSTALLATION_LABEL, MANAGED_LABEL, label_key
 
 SPEC_HASH_LABEL = label_key("spec-hash")
+REVISION_LABEL = label_key("revision")
 RESTART_CONDITIONS = ("none", "on-failure", "any")
 ORDERS = ("stop-first", "start-first")
 FAILURE_ACTIONS = ("continue", "pause", "rollback")
@@ -138,6 +139,9 @@ class SwarmServiceRequest:
     stop_grace_period: float | None = None  # seconds; 0 kills at once
     log_max_size: str = "10m"
     log_max_files: int = 3
+    # The stack revision this spec was written from: a label outside the spec hash, so a
+    # new revision that leaves the service alone does not update (and roll) it.
+    revision: int | None = None
     secrets: tuple[ServiceFile, ...] = ()
     configs: tuple[ServiceFile, ...] = ()
     registry_auth: Mapping[str, str] | None = field(default=None, repr=False, compare=False)
@@ -229,6 +233,7 @@ def _owner_labels(request: SwarmServiceRequest) -> dict[str, str]:
             retryable=False,
         )
     labels.pop(SPEC_HASH_LABEL, None)
+    labels.pop(REVISION_LABEL, None)
     return labels
 
 
@@ -294,6 +299,8 @@ def service_spec(request: SwarmServiceRequest) -> dict[str, Any]:
         body["RollbackConfig"] = rollback
     _drop_nulls(body)
     body["Labels"] = {**labels, SPEC_HASH_LABEL: spec_hash(body)}
+    if request.revision is not None:
+        body["Labels"][REVISION_LABEL] = str(request.revision)
     return body
 
 
