@@ -42,7 +42,7 @@ from django.conf import settings
 from apps.hosts.engine.client import DockerEngine
 from apps.hosts.engine.containers import ContainerStatus
 from apps.hosts.engine.driver import EngineInfo
-from apps.hosts.engine.errors import EngineError
+from apps.hosts.engine.errors import EngineError, engine_errors
 from apps.hosts.engine.labels import (
     INSTALLATION_LABEL,
     LABEL_PREFIX,
@@ -896,20 +896,21 @@ class TaskLogStream(ServiceLogStream):
 
 class TaskStatsStream(StatsStream):
     """The stats of a task's container, from the engine of its node (resolved, and that
-    engine checked, when the samples are first read; closed with the stream)."""
+    engine checked, when the samples are first read). Its `engine` is then the node's
+    (the caller closes it); closing the stream also closes the cluster's."""
 
-    _node: DockerEngine | None = None
+    _cluster: DockerEngine | None = None
 
     def samples(self) -> Iterator[dict[str, Any]]:
         engine, self.container_id = self.engine.task_engine(self.container_id, "stats")
         if engine is not self.engine:
-            self.engine = self._node = engine
+            self._cluster, self.engine = self.engine, engine
         yield from super().samples()
 
     def close(self) -> None:
         super().close()
-        if self._node is not None:
-            self._node.close()
+        if self._cluster is not None:
+            self._cluster.close()
 
 
 class TaskShellSession(ShellSession):
@@ -965,7 +966,22 @@ def _check_task_container(
         )
 
 
-def open_node_engine(node: NodeEngine, *, timeout: float | None = None) -> DockerEngine:
+class NodeEngineClient(DockerEngine):
+    """One node's own engine. Its errors name the node, not the endpoint: they reach
+    tenants (a shell or stats socket's closing sentence), who never see endpoints."""
+
+    def __init__(self, node: NodeEngine, *, timeout: float, tls: TLSFiles | None) -> None:
+        super().__init__(node.endpoint, timeout=timeout, tls=tls)
+        self.node = node
+
+    def __repr__(self) -> str:
+        return f"<NodeEngineClient {self.node.name} {self.endpoint}>"
+
+    def _errors(self):
+        return engine_errors(f"node {self.node.name}", self.timeout)
+
+
+def open_node_engine(node: NodeEngine, *, timeout: float | None = None) -> NodeEngineClient:
     """A client of the node's own engine (no I/O yet). TLS material goes to the node's
     folder (tls/node-<row id>/), or to a temporary one for a node not saved yet."""
     tls = None
@@ -974,7 +990,7 @@ def open_node_engine(node: NodeEngine, *, timeout: float | None = None) -> Docke
             node.row_id, node.tls_ca_cert, node.tls_client_cert, node.tls_client_key,
             prefix="node-",
         )  # fmt: skip
-    return DockerEngine(node.endpoint, timeout=timeout or settings.BERTH_ENGINE_TIMEOUT, tls=tls)
+    return NodeEngineClient(node, timeout=timeout or settings.BERTH_ENGINE_TIMEOUT, tls=tls)
 
 
 def node_engine_identity(node: NodeEngine) -> str:
