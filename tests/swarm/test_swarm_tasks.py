@@ -423,10 +423,19 @@ def test_a_worker_task_through_its_node_engine(
     host_services.heartbeat(swarm_host.pk)
     node = SwarmNode.objects.get(pk=work.node.pk)
     assert not node.reaches_engine and "another node's engine" in node.engine_error
-    assert Event.objects.filter(action="host.node.engine_lost", object_id=str(swarm_host.pk)).exists()
+    lost = Event.objects.filter(action="host.node.engine_lost", object_id=str(swarm_host.pk))
+    assert lost.exists()
     run(refused("engine endpoint"))
     html = client_for(superuser).get(reverse("hosts:detail", args=[swarm_host.pk])).content
     assert "data-node-engine" in html.decode() and "(failing)" in html.decode()
+
+    # the host page's form: a bad endpoint is a form error, a good one is saved
+    operator = client_for(superuser)
+    answer = operator.post(page, {"endpoint": other.endpoint})
+    assert answer.status_code == 200 and "another node&#x27;s engine" in answer.content.decode()
+    assert operator.post(page, {"endpoint": worker.endpoint}).status_code == 302
+    assert SwarmNode.objects.get(pk=work.node.pk).reaches_engine
+    assert worker.endpoint in operator.get(page).content.decode()
 
     # the operator's command sets it right again; DELETE removes it
     out = io.StringIO()

@@ -238,7 +238,7 @@ def task_container_problem(task: Mapping[str, Any], attrs: Mapping[str, Any]) ->
     owner = {str(k): str(v) for k, v in spec.items() if str(k).startswith(LABEL_PREFIX)}
     owner[INSTALLATION_LABEL] = installation_id()
     reason = foreign_owner(labels, owner)
-    return f"a container whose {reason.removeprefix('its ')}" if reason else ""
+    return f"a container that is not the task's ({reason})" if reason else ""
 
 
 def _host_part(addr: str) -> str:
