@@ -385,3 +385,13 @@ def test_add_page_registers_a_swarm_cluster(admin_client):
     assert response.status_code == 302
     host = Host.objects.get(name="cluster-9")
     assert host.is_swarm and host.state == Host.State.UNREACHABLE  # no manager there
+
+
+def test_the_admin_site_never_shows_a_node_client_key(admin_client, worker):
+    SwarmNode.objects.filter(pk=worker.pk).update(
+        engine_endpoint="tcp://10.0.0.9:2376", engine_tls_client_key="KEY-MATERIAL-SECRET"
+    )
+    page = admin_client.get(reverse("admin:hosts_swarmnode_change", args=[worker.pk]))
+    assert page.status_code == 200
+    assert "tcp://10.0.0.9:2376" in page.content.decode()
+    assert "KEY-MATERIAL-SECRET" not in page.content.decode()

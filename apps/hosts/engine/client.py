@@ -120,7 +120,7 @@ class DockerEngine(Operations, EngineDriver):
             data = client.info()
         return self._info_from(data)
 
-    def raw_info(self) -> dict[str, Any]:
+    def _raw_info(self) -> dict[str, Any]:
         """The engine's whole `docker info` document (its Swarm part says which node it is)."""
         client = self._docker
         with self._errors():

@@ -948,7 +948,7 @@ def _check_task_container(
 ) -> None:
     """Refuse (409) unless `engine` is the Swarm node `node` and `container` there is the
     task's: an endpoint pointing at another engine must never open its containers."""
-    found = engine_identity_problem(engine.raw_info(), node.node_id)
+    found = engine_identity_problem(engine._raw_info(), node.node_id)
     if found:
         uses = NODE_ENGINE_USES[what]
         raise EngineError(
@@ -997,7 +997,7 @@ def node_engine_identity(node: NodeEngine) -> str:
     """Why the engine at `node.endpoint` is not node `node.node_id` ("" when it is); an
     EngineError when it does not answer. One call (plus the version probe)."""
     with open_node_engine(node) as engine:
-        return engine_identity_problem(engine.raw_info(), node.node_id)
+        return engine_identity_problem(engine._raw_info(), node.node_id)
 
 
 def node_engine_of(node: Any) -> NodeEngine:
