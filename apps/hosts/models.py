@@ -75,9 +75,11 @@ class Host(models.Model):
 class SwarmNode(models.Model):
     """A node of a Swarm cluster host, as its manager last described it.
 
-    Written only by the host's heartbeat (apps.hosts.services.record_cluster), one pass
-    per cluster. A node the manager no longer lists is kept with `gone_at` set (and an
-    Event), never deleted silently: someone removed it from the swarm, or it was lost.
+    Written by the host's heartbeat (apps.hosts.services.record_cluster), one pass per
+    cluster, except for its engine endpoint (`engine_*`), which a platform admin sets
+    (services.set_node_engine) and the heartbeat only checks. A node the manager no
+    longer lists is kept with `gone_at` set (and an Event), never deleted silently:
+    someone removed it from the swarm, or it was lost.
     `tasks` holds the tasks the manager placed on it at that heartbeat, so the host page
     shows them without asking the engine during the request.
     """

@@ -13,14 +13,19 @@ from apps.activity.models import Event
 from apps.hosts import services
 from apps.hosts.engine import ClusterState, EngineError, EngineInfo, SwarmInfo
 from apps.hosts.engine.swarm import (
+    NodeEngine,
     cluster_info,
     engine_identity_problem,
+    open_node_engine,
     parse_node,
     parse_swarm,
     parse_task,
     task_container_problem,
 )
+from apps.hosts.engine.tls import forget_tls_files, tls_root
 from apps.hosts.models import Host, SwarmNode
+from tests.hosts.conftest import free_port
+from tests.hosts.pki import ThrowawayCA
 
 NODE = {
     "ID": "abc123",
@@ -395,3 +400,37 @@ def test_the_admin_site_never_shows_a_node_client_key(admin_client, worker):
     assert page.status_code == 200
     assert "tcp://10.0.0.9:2376" in page.content.decode()
     assert "KEY-MATERIAL-SECRET" not in page.content.decode()
+
+
+def test_a_node_engine_tls_material_is_checked_and_kept_in_the_node_folder(
+    swarm_host, worker, superuser, settings, tmp_path
+):
+    settings.BERTH_STATE_DIR = tmp_path
+    ca = ThrowawayCA()
+    client, stranger = ca.client(), ca.client("someone-else")
+    tls = {"tls_ca_cert": ca.cert, "tls_client_cert": client.cert}
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    with pytest.raises(ValidationError) as caught:
+        services.set_node_engine(
+            actor=superuser, host=swarm_host, node_id="n1", endpoint=endpoint,
+            tls_client_key=stranger.key, **tls,
+        )  # fmt: skip
+    assert "does not belong" in caught.value.message_dict["tls_client_key"][0]
+    # complete and matching, then asked: nobody listens there; the probe's temporary
+    # folder is gone again
+    with pytest.raises(ValidationError, match="did not answer"):
+        services.set_node_engine(
+            actor=superuser, host=swarm_host, node_id="n1", endpoint=endpoint,
+            tls_client_key=client.key, **tls,
+        )  # fmt: skip
+    assert not list(tls_root().glob("unsaved-*"))
+    # a saved node's material: its own 0600 files under tls/node-<id>/, gone with it
+    node = NodeEngine("n1", "w", endpoint, ca.cert, client.cert, client.key, row_id=worker.pk)
+    engine = open_node_engine(node)
+    folder = tls_root() / f"node-{worker.pk}"
+    assert engine._tls is not None and engine._tls.folder == folder
+    assert (folder / "key.pem").read_text().strip() == client.key.strip()
+    assert oct((folder / "key.pem").stat().st_mode & 0o777) == "0o600"
+    engine.close()
+    forget_tls_files(worker.pk, prefix="node-")
+    assert not folder.exists()

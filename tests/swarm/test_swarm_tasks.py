@@ -5,6 +5,11 @@ on the node whose engine Berth reaches (the manager it is registered with), refu
 with a sentence (close 4405) for a task on a worker; start/stop/restart/remove refused;
 another tenant sees none of it (4404 on every socket, 404 on the pages).
 
+Then a task pinned on a worker, reached through the engine endpoint a platform admin
+gives that node (API, host page, command): shell, stats and inspect work; an endpoint
+of another node's engine is refused at the save, by the driver at use, and by the
+heartbeat; tenants can neither set nor see endpoints.
+
 The stack is removed at the end through Berth, and the swarm_host fixture removes
 whatever is left by its tenant-id label, also when a test fails.
 """
