@@ -383,6 +383,8 @@ def test_a_worker_task_through_its_node_engine(
         assert sample["type"] == "stats" and sample["memory"]["usage"] > 0, sample
 
     run(reached())
+    shell_page = client_for(member).get(reverse("stacks:shell", args=[work.pk])).content.decode()
+    assert "data-shell-choice" in shell_page and '<option value="/bin/sh">' in shell_page
     answer = api.get(f"/api/v1/containers/{work.pk}/inspect/")
     assert answer.status_code == 200, answer.content
     assert answer.json()["labels"]["com.docker.swarm.task.id"] == work.engine_id
