@@ -437,6 +437,8 @@ def inspect_container(container: Container) -> dict[str, Any]:
     except EngineError as exc:
         if exc.not_found:
             return {"error": "gone from the engine", "reason": ""}
+        if exc.status == 409 and container.host.is_swarm:  # the node's engine was refused
+            return {"error": f"out of reach. {exc}", "reason": ""}
         return {
             "error": f"unreachable: its host {container.host.name} does not answer",
             "reason": str(exc),

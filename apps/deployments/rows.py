@@ -25,6 +25,7 @@ from django.utils.text import Truncator
 
 from apps.deployments.ports import port_url
 from apps.deployments.swarm_tasks import ACTIONS_REFUSED, UNKNOWN_NODE, reach_problem
+from apps.hosts.models import SwarmNode
 
 # The links of each container row, by route name (one pk argument each).
 CONTAINER_LINKS = {
@@ -68,6 +69,8 @@ _COLUMNS = (
     "host__kind",
     "node__hostname",
     "node__is_endpoint",
+    "node__engine_endpoint",
+    "node__engine_verified_at",
     "service__name",
 )
 
@@ -114,7 +117,14 @@ def container_rows(containers, request_host: str = "") -> list[dict[str, Any]]:
             swarm=swarm,
             node=row["node__hostname"] or (UNKNOWN_NODE if swarm else ""),
             unreachable=reach_problem(
-                "shell", swarm=swarm, node=row["node__hostname"], endpoint=row["node__is_endpoint"]
+                "shell",
+                swarm=swarm,
+                node=row["node__hostname"],
+                endpoint=SwarmNode.engine_reached(
+                    row["node__is_endpoint"],
+                    row["node__engine_endpoint"],
+                    row["node__engine_verified_at"],
+                ),
             ),
             service=row["service__name"],
             host=host.name,

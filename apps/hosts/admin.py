@@ -168,9 +168,14 @@ class HostAdmin(admin.ModelAdmin):
 @admin.register(SwarmNode)
 class SwarmNodeAdmin(ReadOnlyAdmin):
     """Nodes of Swarm cluster hosts, as their heartbeats recorded them (drain and
-    activate them from the host's page)."""
+    activate them, and set their engine endpoints, from the host's page). A node's
+    client key is never shown."""
 
-    list_display = ["hostname", "host", "role", "availability", "state", "address", "gone_at"]
+    list_display = [
+        "hostname", "host", "role", "availability", "state", "address", "engine_endpoint",
+        "gone_at",
+    ]  # fmt: skip
+    exclude = ["engine_tls_client_key"]
     list_filter = ["role", "availability", "state", "host"]
     search_fields = ["hostname", "node_id", "address"]
     list_select_related = ["host"]

@@ -69,3 +69,26 @@ class HostCreateForm(HostForm):
 
     def clean_kind(self) -> str:
         return self.cleaned_data.get("kind") or Host.Kind.ENGINE
+
+
+class NodeEngineForm(forms.Form):
+    """A Swarm node's own engine endpoint (platform admins, on the host page); the
+    service checks it as a host's endpoint, then asks the engine whether it is that node."""
+
+    endpoint = forms.CharField(
+        max_length=255,
+        required=False,
+        label="Engine endpoint",
+        help_text="The node's own engine: unix:///path/to/docker.sock or tcp://host:2376 "
+        "(TLS below). Leave empty to remove it.",
+        widget=forms.TextInput(attrs={"placeholder": "tcp://10.0.0.7:2376", "class": "mono"}),
+    )
+    tls_ca_cert = forms.CharField(
+        required=False, label="CA certificate (PEM)", widget=forms.Textarea(attrs=PEM_ATTRS)
+    )
+    tls_client_cert = forms.CharField(
+        required=False, label="Client certificate (PEM)", widget=forms.Textarea(attrs=PEM_ATTRS)
+    )
+    tls_client_key = forms.CharField(
+        required=False, label="Client key (PEM)", widget=forms.Textarea(attrs=PEM_ATTRS)
+    )

@@ -1,5 +1,7 @@
 """Docker engines that Berth drives: the local one by default, more added by operators."""
 
+from typing import Any
+
 from django.db import models
 
 from apps.core.tenancy import is_platform_admin
@@ -73,9 +75,11 @@ class Host(models.Model):
 class SwarmNode(models.Model):
     """A node of a Swarm cluster host, as its manager last described it.
 
-    Written only by the host's heartbeat (apps.hosts.services.record_cluster), one pass
-    per cluster. A node the manager no longer lists is kept with `gone_at` set (and an
-    Event), never deleted silently: someone removed it from the swarm, or it was lost.
+    Written by the host's heartbeat (apps.hosts.services.record_cluster), one pass per
+    cluster, except for its engine endpoint (`engine_*`), which a platform admin sets
+    (services.set_node_engine) and the heartbeat only checks. A node the manager no
+    longer lists is kept with `gone_at` set (and an Event), never deleted silently:
+    someone removed it from the swarm, or it was lost.
     `tasks` holds the tasks the manager placed on it at that heartbeat, so the host page
     shows them without asking the engine during the request.
     """
@@ -107,6 +111,17 @@ class SwarmNode(models.Model):
     # The node whose engine the host's endpoint is (the manager Berth talks to): the
     # only node whose containers Berth reaches, so shells and stats work for its tasks.
     is_endpoint = models.BooleanField(default=False)
+    # The node's own engine, set by a platform admin (services.set_node_engine) so that
+    # shells, stats and inspect reach tasks on this node too. Never written by the
+    # heartbeat's node reading (record_cluster), only checked by it: `engine_verified_at`
+    # is when that engine last proved to be this node (its Swarm NodeID), null when the
+    # last check failed, with the reason in `engine_error`. Platform admins only.
+    engine_endpoint = models.CharField(max_length=255, blank=True)
+    engine_tls_ca_cert = models.TextField(blank=True)
+    engine_tls_client_cert = models.TextField(blank=True)
+    engine_tls_client_key = models.TextField(blank=True)
+    engine_verified_at = models.DateTimeField(null=True, blank=True)
+    engine_error = models.TextField(blank=True)
     first_seen_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     gone_at = models.DateTimeField(null=True, blank=True)
@@ -127,6 +142,46 @@ class SwarmNode(models.Model):
         return self.gone_at is not None
 
     @property
+    def reaches_engine(self) -> bool:
+        return self.engine_reached(self.is_endpoint, self.engine_endpoint, self.engine_verified_at)
+
+    @staticmethod
+    def engine_reached(is_endpoint: bool, engine_endpoint: str, verified_at: Any) -> bool:
+        """Whether Berth reaches a node's engine (so the shell, stats and inspect of its
+        tasks are offered): it is the host's endpoint, or it has an engine endpoint of
+        its own that the last check found to be this node. Pages reading `values()`
+        call it with the three columns."""
+        return bool(is_endpoint or (engine_endpoint and verified_at))
+
+    @property
+    def engine_uses_tls(self) -> bool:
+        return self.engine_endpoint.startswith("tcp://") and bool(self.engine_tls_client_cert)
+
+    @property
     def shown_state(self) -> str:
         """What the page says: Swarm's state, or "gone" once the manager forgot it."""
         return "gone" if self.gone else self.state
+
+
+#: What the Swarm driver reads of a node with an engine endpoint (engine.swarm.node_engine_of).
+NODE_ENGINE_FIELDS = (
+    "id",
+    "host_id",
+    "node_id",
+    "hostname",
+    "engine_endpoint",
+    "engine_tls_ca_cert",
+    "engine_tls_client_cert",
+    "engine_tls_client_key",
+)
+
+
+def prefetch_node_engines(hosts: list[Host]) -> None:
+    """Set `host.engine_nodes` on each Swarm cluster host: its nodes that have an engine
+    endpoint (one query). The Swarm driver reads them from there, so a websocket
+    consumer's driver runs no query in its async context."""
+    swarms = [h for h in hosts if h.is_swarm and not hasattr(h, "engine_nodes")]
+    if swarms:
+        nodes = SwarmNode.objects.exclude(engine_endpoint="").only(*NODE_ENGINE_FIELDS)
+        prefetch = models.Prefetch("swarm_nodes", queryset=nodes, to_attr="engine_nodes")
+        models.prefetch_related_objects(swarms, prefetch)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from typing import Any
 from urllib.parse import urlsplit
@@ -32,6 +33,7 @@ from apps.hosts.engine import (
     forget_tls_files,
     get_engine,
 )
+from apps.hosts.engine.swarm import NodeEngine, node_engine_identity, node_engine_of
 from apps.hosts.models import Host, SwarmNode
 
 logger = logging.getLogger(__name__)
@@ -227,9 +229,12 @@ def update_host(*, actor: Any, host: Host, **fields: Any) -> Host:
 def remove_host(*, actor: Any, host: Host) -> None:
     _require_operator(actor)
     host_id = host.pk
+    node_ids = list(host.swarm_nodes.exclude(engine_endpoint="").values_list("pk", flat=True))
     record_event("host.remove", actor=actor, obj=host, message=f"{host.name} at {host.endpoint}")
     host.delete()
     transaction.on_commit(lambda: forget_tls_files(host_id))
+    for pk in node_ids:
+        transaction.on_commit(lambda pk=pk: forget_tls_files(pk, prefix="node-"))
 
 
 @transaction.atomic
@@ -310,6 +315,7 @@ def heartbeat(host_id: int) -> Host | None:
     if host is None:
         return None
     result = _probe(host)
+    checks = _check_node_engines(host) if isinstance(result, ClusterState) else {}
     with transaction.atomic():
         host = Host.objects.select_for_update().filter(pk=host_id).first()
         if host is None:
@@ -320,6 +326,7 @@ def heartbeat(host_id: int) -> Host | None:
         _transition_event(host, old_state)
         if isinstance(result, ClusterState) and host.is_swarm:
             record_cluster(host, result)
+            record_node_engines(host, checks)
     return host
 
 
@@ -494,3 +501,139 @@ def with_task_rows(node: SwarmNode) -> SwarmNode:
         {**task, "berth": mirrored.get(str(task.get("task_id") or ""))} for task in node.tasks
     ]
     return node
+
+
+# --- Swarm nodes' own engines ---------------------------------------------------------
+
+#: The fields of a node's engine endpoint, as the API, the form and the errors name them.
+NODE_ENGINE_INPUT = ("endpoint", *TLS_FIELDS)
+
+
+def node_engine_errors(endpoint: str, tls: dict[str, str]) -> dict[str, str]:
+    """A node engine endpoint's input checked exactly as a host's endpoint and TLS
+    material are (`_endpoint_error`, `_tls_errors`), errors by input field name."""
+    draft = Host(endpoint=endpoint, **{f: tls.get(f, "") for f in TLS_FIELDS})
+    if msg := _endpoint_error(endpoint):
+        return {"endpoint": msg}
+    return _tls_errors(draft)
+
+
+def _identity_error(candidate: NodeEngine) -> str:
+    """Why `candidate`'s endpoint is unusable for its node ("" when its engine answers
+    and is that node): asked of the engine itself."""
+    try:
+        found = node_engine_identity(candidate)
+    except EngineError as exc:
+        return f"The engine there did not answer: {exc.message}"
+    if found:
+        return f"This endpoint reaches {found}, not the engine of node {candidate.name}."
+    return ""
+
+
+def set_node_engine(
+    *, actor: Any, host: Host, node_id: str, endpoint: str, **tls: str
+) -> SwarmNode:
+    """Give one node of a Swarm cluster host its own engine endpoint (unix:// or tcp://
+    with TLS, `tls` holding the host's TLS field names), so the shell, live stats and
+    inspect reach the tasks on it; an empty `endpoint` takes it away. The engine is
+    asked before anything is saved: it must answer and be that node (its Swarm
+    NodeID), so an endpoint of another engine is refused, not stored. Bad input is a
+    ValidationError naming the field (`endpoint`, a TLS field, `node`, `host`)."""
+    _require_operator(actor)
+    if not host.is_swarm:
+        raise ValidationError({"host": "This host is a single engine, not a Swarm cluster."})
+    unknown = sorted(set(tls) - set(TLS_FIELDS))
+    if unknown:
+        raise ValidationError({key: "This field cannot be set here." for key in unknown})
+    node = SwarmNode.objects.filter(host=host, node_id=node_id, gone_at__isnull=True).first()
+    if node is None:
+        raise ValidationError({"node": "This cluster has no such node (it may have left)."})
+    endpoint = (endpoint or "").strip()
+    tls = {f: (tls.get(f) or "").strip() for f in TLS_FIELDS}
+    if not endpoint:
+        given = [f for f in TLS_FIELDS if tls[f]]
+        if given:
+            raise ValidationError({given[0]: "TLS material needs an endpoint to go with."})
+        return _save_node_engine(actor, host, node, "", tls)
+    if node.is_endpoint:
+        raise ValidationError(
+            {"node": "Berth already reaches this node's engine: it is the host's endpoint."}
+        )
+    errors = node_engine_errors(endpoint, tls)
+    taken = SwarmNode.objects.filter(engine_endpoint=endpoint).exclude(pk=node.pk).first()
+    if not errors and taken is not None:
+        errors["endpoint"] = f"Node {taken.hostname} of {taken.host.name} already uses it."
+    if not errors:
+        candidate = NodeEngine(node.node_id, node.hostname, endpoint, *tls.values(), row_id=None)
+        if reason := _identity_error(candidate):
+            errors["endpoint"] = reason
+    if errors:
+        raise ValidationError(errors)
+    return _save_node_engine(actor, host, node, endpoint, tls)
+
+
+def _save_node_engine(
+    actor: Any, host: Host, node: SwarmNode, endpoint: str, tls: dict[str, str]
+) -> SwarmNode:
+    with transaction.atomic():
+        node = SwarmNode.objects.select_for_update().get(pk=node.pk)
+        before = node.engine_endpoint
+        node.engine_endpoint = endpoint
+        for field in TLS_FIELDS:
+            setattr(node, f"engine_{field}", tls[field])
+        node.engine_verified_at = timezone.now() if endpoint else None
+        node.engine_error = ""
+        node.save()
+        if not node.engine_uses_tls:
+            pk = node.pk
+            transaction.on_commit(lambda: forget_tls_files(pk, prefix="node-"))
+        shown = endpoint or "removed"
+        record_event(
+            "host.node.engine",
+            actor=actor,
+            obj=host,
+            message=f"{node.hostname}: engine endpoint {shown}",
+            data={"node": node.node_id, "hostname": node.hostname, "endpoint": endpoint,
+                  "before": before, "tls": node.engine_uses_tls},
+        )  # fmt: skip
+    return node
+
+
+def _check_node_engines(host: Host) -> dict[int, tuple[str, str]]:
+    """For each present node with an engine endpoint: (the endpoint checked, why it is
+    not that node's engine, "" when it is), asked of the engines at once (threads: a
+    dead node's engine must not hold the heartbeat for one timeout per node)."""
+    nodes = list(host.swarm_nodes.exclude(engine_endpoint="").filter(gone_at__isnull=True))
+    if not nodes:
+        return {}
+
+    def check(node: SwarmNode) -> str:
+        try:
+            return _identity_error(node_engine_of(node))
+        except Exception as exc:  # a heartbeat must never crash the worker loop
+            logger.exception("checking the engine of node %s failed unexpectedly", node.pk)
+            return f"Unexpected error: {exc}"
+
+    with ThreadPoolExecutor(max_workers=min(8, len(nodes))) as pool:
+        found = list(pool.map(check, nodes))
+    return {n.pk: (n.engine_endpoint, reason) for n, reason in zip(nodes, found, strict=True)}
+
+
+def record_node_engines(host: Host, checks: dict[int, tuple[str, str]]) -> None:
+    """Write the heartbeat's checks of the nodes' engines (inside its transaction): a
+    node whose engine stopped answering as itself is no longer offered for shells and
+    stats (and an Event says why); one answering again is, with an Event too. A check
+    of an endpoint changed meanwhile is dropped."""
+    now = timezone.now()
+    for node in SwarmNode.objects.select_for_update().filter(host=host, pk__in=list(checks)):
+        endpoint, reason = checks[node.pk]
+        if node.engine_endpoint != endpoint:
+            continue
+        was_reached = node.engine_verified_at is not None
+        node.engine_verified_at = None if reason else now
+        node.engine_error = reason
+        node.save(update_fields=["engine_verified_at", "engine_error", "updated_at"])
+        if was_reached and reason:
+            _node_event(host, "host.node.engine_lost", node, reason, failure=True)
+        elif not was_reached and not reason:
+            _node_event(host, "host.node.engine_back", node, "its engine endpoint answers again")

@@ -18,4 +18,9 @@ urlpatterns = [
         views.SwarmNodeAvailabilityView.as_view(),
         name="node_availability",
     ),
+    path(
+        "<int:pk>/nodes/<str:node_id>/engine/",
+        views.SwarmNodeEngineView.as_view(),
+        name="node_engine",
+    ),
 ]

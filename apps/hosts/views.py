@@ -19,8 +19,8 @@ from apps.core.generic import CreateFormView, ObjectDetailView, ObjectFormView
 from apps.core.mixins import PlatformAdminMixin
 from apps.hosts import services
 from apps.hosts.engine import EngineError
-from apps.hosts.forms import HostCreateForm, HostForm, format_labels
-from apps.hosts.models import Host
+from apps.hosts.forms import HostCreateForm, HostForm, NodeEngineForm, format_labels
+from apps.hosts.models import Host, SwarmNode
 
 
 class HostScopedMixin(PlatformAdminMixin):
@@ -169,3 +169,41 @@ class SwarmNodeAvailabilityView(HostScopedMixin, View):
             shown = node.get_availability_display().lower()
             messages.success(request, f"Node {node.hostname} is {shown}.")
         return redirect(reverse("hosts:detail", args=[host.pk]) + "#nodes")
+
+
+class SwarmNodeEngineView(HostScopedMixin, ObjectFormView):
+    """Set, change or remove one Swarm node's own engine endpoint (platform admins): the
+    shell, live stats and inspect then reach the tasks on that node. The client key is
+    never shown again; left empty with a certificate, the stored one is kept."""
+
+    template_name = "hosts/node_engine_form.html"
+    form_class = NodeEngineForm
+    context_object_name = "host"
+
+    def get_node(self) -> SwarmNode:
+        return get_object_or_404(
+            SwarmNode, host=self.object, node_id=self.kwargs["node_id"], gone_at__isnull=True
+        )
+
+    def get_initial(self):
+        node = self.get_node()
+        return {
+            "endpoint": node.engine_endpoint,
+            "tls_ca_cert": node.engine_tls_ca_cert,
+            "tls_client_cert": node.engine_tls_client_cert,
+        }
+
+    def get_context_data(self, **kwargs):
+        return {**super().get_context_data(**kwargs), "node": self.get_node()}
+
+    def perform(self, form):
+        node = self.get_node()
+        fields = dict(form.cleaned_data)
+        if not fields["tls_client_key"] and fields["tls_client_cert"]:
+            fields["tls_client_key"] = node.engine_tls_client_key  # never echoed back
+        node = services.set_node_engine(
+            actor=self.request.user, host=self.object, node_id=node.node_id, **fields
+        )
+        shown = f"set to {node.engine_endpoint}" if node.engine_endpoint else "removed"
+        messages.success(self.request, f"Node {node.hostname}: engine endpoint {shown}.")
+        return redirect(reverse("hosts:detail", args=[self.object.pk]) + "#nodes")

@@ -7,6 +7,7 @@ real swarm: tests/swarm/test_swarm_tasks.py."""
 import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
+from django.utils import timezone
 
 from apps.deployments import services, swarm_tasks
 from apps.deployments.models import Container, Stack
@@ -135,6 +136,28 @@ def test_the_api_names_the_node_and_whether_its_engine_is_reached(
         "web.3": (None, False),
         "single": (None, None),
     }
+
+
+def test_a_node_with_a_checked_engine_endpoint_is_reached(
+    client_for, session_api, member, stack, cluster
+):
+    checked, failing = node(cluster, "w1", False), node(cluster, "w2", False)
+    SwarmNode.objects.filter(pk=checked.pk).update(
+        engine_endpoint="unix:///run/w1.sock", engine_verified_at=timezone.now()
+    )
+    SwarmNode.objects.filter(pk=failing.pk).update(
+        engine_endpoint="unix:///run/w2.sock", engine_error="did not answer"
+    )
+    here = add(stack, "web.1", host=cluster, state="running", node=checked)
+    there = add(stack, "web.2", host=cluster, state="running", node=failing)
+    html = page(client_for(member), stack)
+    assert reverse("stacks:shell", args=[here.pk]) in row_of(html, here)
+    assert reverse("stacks:shell", args=[there.pk]) not in row_of(html, there)
+    assert "/run/w" not in html  # tenants never see a node's endpoint
+    body = session_api(member).get(f"/api/v1/stacks/{stack.pk}/")
+    found = {c["name"]: c["node_engine"] for c in body.json()["containers"]}
+    assert found == {"web.1": True, "web.2": False}
+    assert "/run/w" not in body.content.decode()
 
 
 def test_the_shell_page_and_inspect_say_why_not(client_for, session_api, member, stack, cluster):

@@ -5,14 +5,27 @@ pages' and API's answers to bad input. The real swarm is in tests/swarm/."""
 from __future__ import annotations
 
 import pytest
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
+from django.utils import timezone
 
 from apps.activity.models import Event
 from apps.hosts import services
 from apps.hosts.engine import ClusterState, EngineError, EngineInfo, SwarmInfo
-from apps.hosts.engine.swarm import cluster_info, parse_node, parse_swarm, parse_task
+from apps.hosts.engine.swarm import (
+    NodeEngine,
+    cluster_info,
+    engine_identity_problem,
+    open_node_engine,
+    parse_node,
+    parse_swarm,
+    parse_task,
+    task_container_problem,
+)
+from apps.hosts.engine.tls import forget_tls_files, tls_root
 from apps.hosts.models import Host, SwarmNode
+from tests.hosts.conftest import free_port
+from tests.hosts.pki import ThrowawayCA
 
 NODE = {
     "ID": "abc123",
@@ -189,6 +202,115 @@ def test_availability_input_is_checked_before_any_engine_call(swarm_host, superu
     assert "node" in caught.value.message_dict
 
 
+# --- a node's own engine endpoint (the real engines: tests/swarm/test_swarm_tasks.py) -------
+
+
+def test_only_the_task_node_engine_is_its_identity():
+    swarm = {"LocalNodeState": "active", "NodeID": "abc123"}
+    assert engine_identity_problem({"Swarm": swarm}, "abc123") == ""
+    assert "another node's engine (node id xyz" in engine_identity_problem(
+        {"Swarm": {**swarm, "NodeID": "xyz"}}, "abc123"
+    )
+    for info in ({}, {"Swarm": {"LocalNodeState": "inactive", "NodeID": ""}}):
+        assert engine_identity_problem(info, "abc123") == "an engine outside the swarm"
+
+
+OWNER = {
+    "io.berth.managed": "true",
+    "io.berth.installation": "test-installation",
+    "io.berth.tenant-id": "7",
+    "io.berth.stack-id": "3",
+}
+
+
+@pytest.fixture
+def owned_task(settings):
+    settings.BERTH_INSTALLATION_ID = "test-installation"
+    spec = {"ContainerSpec": {"Labels": {**OWNER, "not-berth": "x"}}}
+    return {**TASK, "Spec": spec}
+
+
+def container_labelled(**labels: str) -> dict:
+    swarm = {"com.docker.swarm.task.id": "t1", "com.docker.swarm.node.id": "abc123"}
+    return {"Config": {"Labels": {**OWNER, **swarm, **labels}}}
+
+
+def test_the_container_must_carry_the_task_and_its_owner_labels(owned_task):
+    assert task_container_problem(owned_task, container_labelled()) == ""
+    wrong = {
+        "com.docker.swarm.task.id": "another task",
+        "com.docker.swarm.node.id": "another node",
+        "io.berth.tenant-id": "not the task's (its tenant-id label is 'other', not '7')",
+        "io.berth.installation": "another Berth installation",
+    }
+    for label, words in wrong.items():
+        problem = task_container_problem(owned_task, container_labelled(**{label: "other"}))
+        assert words in problem, (label, problem)
+    assert "not created by Berth" in task_container_problem(
+        owned_task, container_labelled(**{"io.berth.managed": "false"})
+    )
+
+
+@pytest.fixture
+def worker(swarm_host) -> SwarmNode:
+    return SwarmNode.objects.create(
+        host=swarm_host, node_id="n1", hostname="w", role="worker", availability="active",
+        state="ready",
+    )  # fmt: skip
+
+
+def test_node_engine_input_is_checked_as_a_host_endpoint_before_any_engine_call(
+    swarm_host, worker, superuser, owner
+):
+    set_engine = services.set_node_engine
+    cases = [
+        ({"endpoint": "ftp://x"}, "endpoint"),
+        ({"endpoint": "tcp://x:99999"}, "endpoint"),
+        ({"endpoint": "tcp://10.0.0.9:2376", "tls_client_cert": "junk"}, "tls_ca_cert"),
+        ({"endpoint": "unix:///run/w.sock", "tls_client_key": "junk"}, "tls_client_key"),
+        ({"endpoint": "", "tls_ca_cert": "junk"}, "tls_ca_cert"),
+        ({"endpoint": "unix:///run/w.sock", "colour": "red"}, "colour"),
+    ]
+    for fields, field in cases:
+        with pytest.raises(ValidationError) as caught:
+            set_engine(actor=superuser, host=swarm_host, node_id="n1", **fields)
+        assert field in caught.value.message_dict, (fields, caught.value.message_dict)
+    with pytest.raises(ValidationError) as caught:
+        set_engine(actor=superuser, host=swarm_host, node_id="gone", endpoint="unix:///x.sock")
+    assert "node" in caught.value.message_dict
+    engine_host = services.register_host(actor=None, name="one", endpoint="tcp://10.0.0.8:2376")
+    with pytest.raises(ValidationError) as caught:
+        set_engine(actor=superuser, host=engine_host, node_id="n1", endpoint="unix:///x.sock")
+    assert "host" in caught.value.message_dict
+    with pytest.raises(PermissionDenied):
+        set_engine(actor=owner, host=swarm_host, node_id="n1", endpoint="unix:///x.sock")
+    worker.refresh_from_db()
+    assert worker.engine_endpoint == "" and not worker.reaches_engine
+
+
+def test_a_node_engine_that_does_not_answer_is_refused_and_the_heartbeat_keeps_it(
+    swarm_host, worker, superuser, tmp_path
+):
+    missing = f"unix://{tmp_path}/nothing.sock"
+    with pytest.raises(ValidationError, match="did not answer") as caught:
+        services.set_node_engine(actor=superuser, host=swarm_host, node_id="n1", endpoint=missing)
+    assert list(caught.value.message_dict) == ["endpoint"]
+    # set behind the check (as an engine that later dies): the heartbeat's reading of the
+    # nodes keeps the endpoint, and its check marks it failing
+    SwarmNode.objects.filter(pk=worker.pk).update(
+        engine_endpoint=missing, engine_verified_at=timezone.now()
+    )
+    worker.refresh_from_db()
+    assert worker.reaches_engine
+    node = {**NODE, "ID": "n1", "Description": {"Hostname": "w"}}
+    services.record_cluster(swarm_host, state_of(MANAGER, node))
+    services.record_node_engines(swarm_host, services._check_node_engines(swarm_host))
+    worker.refresh_from_db()
+    assert worker.engine_endpoint == missing and not worker.reaches_engine
+    assert "did not answer" in worker.engine_error
+    assert "host.node.engine_lost" in node_actions(swarm_host)
+
+
 def test_an_unknown_kind_is_a_field_error(db):
     with pytest.raises(ValidationError) as caught:
         services.register_host(actor=None, name="k", endpoint="tcp://k:2376", kind="k8s")
@@ -268,3 +390,47 @@ def test_add_page_registers_a_swarm_cluster(admin_client):
     assert response.status_code == 302
     host = Host.objects.get(name="cluster-9")
     assert host.is_swarm and host.state == Host.State.UNREACHABLE  # no manager there
+
+
+def test_the_admin_site_never_shows_a_node_client_key(admin_client, worker):
+    SwarmNode.objects.filter(pk=worker.pk).update(
+        engine_endpoint="tcp://10.0.0.9:2376", engine_tls_client_key="KEY-MATERIAL-SECRET"
+    )
+    page = admin_client.get(reverse("admin:hosts_swarmnode_change", args=[worker.pk]))
+    assert page.status_code == 200
+    assert "tcp://10.0.0.9:2376" in page.content.decode()
+    assert "KEY-MATERIAL-SECRET" not in page.content.decode()
+
+
+def test_a_node_engine_tls_material_is_checked_and_kept_in_the_node_folder(
+    swarm_host, worker, superuser, settings, tmp_path
+):
+    settings.BERTH_STATE_DIR = tmp_path
+    ca = ThrowawayCA()
+    client, stranger = ca.client(), ca.client("someone-else")
+    tls = {"tls_ca_cert": ca.cert, "tls_client_cert": client.cert}
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    with pytest.raises(ValidationError) as caught:
+        services.set_node_engine(
+            actor=superuser, host=swarm_host, node_id="n1", endpoint=endpoint,
+            tls_client_key=stranger.key, **tls,
+        )  # fmt: skip
+    assert "does not belong" in caught.value.message_dict["tls_client_key"][0]
+    # complete and matching, then asked: nobody listens there; the probe's temporary
+    # folder is gone again
+    with pytest.raises(ValidationError, match="did not answer"):
+        services.set_node_engine(
+            actor=superuser, host=swarm_host, node_id="n1", endpoint=endpoint,
+            tls_client_key=client.key, **tls,
+        )  # fmt: skip
+    assert not list(tls_root().glob("unsaved-*"))
+    # a saved node's material: its own 0600 files under tls/node-<id>/, gone with it
+    node = NodeEngine("n1", "w", endpoint, ca.cert, client.cert, client.key, row_id=worker.pk)
+    engine = open_node_engine(node)
+    folder = tls_root() / f"node-{worker.pk}"
+    assert engine._tls is not None and engine._tls.folder == folder
+    assert (folder / "key.pem").read_text().strip() == client.key.strip()
+    assert oct((folder / "key.pem").stat().st_mode & 0o777) == "0o600"
+    engine.close()
+    forget_tls_files(worker.pk, prefix="node-")
+    assert not folder.exists()

@@ -5,22 +5,31 @@ on the node whose engine Berth reaches (the manager it is registered with), refu
 with a sentence (close 4405) for a task on a worker; start/stop/restart/remove refused;
 another tenant sees none of it (4404 on every socket, 404 on the pages).
 
+Then a task pinned on a worker, reached through the engine endpoint a platform admin
+gives that node (API, host page, command): shell, stats and inspect work; an endpoint
+of another node's engine is refused at the save, by the driver at use, and by the
+heartbeat; tenants can neither set nor see endpoints.
+
 The stack is removed at the end through Berth, and the swarm_host fixture removes
 whatever is left by its tenant-id label, also when a test fails.
 """
 
 from __future__ import annotations
 
+import io
 import time
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.urls import reverse
 
+from apps.activity.models import Event
 from apps.deployments import services
 from apps.deployments.models import Container, Service, Stack
 from apps.hosts import services as host_services
-from apps.hosts.engine import EngineError
+from apps.hosts.engine import EngineError, get_engine
 from apps.hosts.engine.swarm import SwarmCluster
 from apps.hosts.models import Host, SwarmNode
 from tests.fixtures.live import close_code, open_socket, receive_json, run, session_headers, until
@@ -239,3 +248,210 @@ def test_a_task_on_any_node(
     assert api.get(f"/api/v1/containers/{web.pk}/inspect/").status_code == 200
     refused = api.get(f"/api/v1/containers/{work.pk}/inspect/")
     assert refused.status_code == 409 and "node's engine" in refused.json()["detail"]
+
+
+PINNED = """
+services:
+  work:
+    image: {image}
+    entrypoint: ["sh", "-c", "i=0; while true; do i=$$((i+1)); echo TICK $$i; sleep 0.5; done"]
+    healthcheck: {{disable: true}}
+    deploy:
+      replicas: 1
+      placement: {{constraints: ["node.hostname=={worker}"]}}
+    stop_grace_period: 0s
+"""
+
+
+@pytest.fixture
+def pinned(swarm: Cluster, swarm_host: Host, published: str, member, owner, env_a):
+    """A stack whose one task runs on worker1 (placement node.hostname==<worker1>)."""
+    worker = swarm.worker_nodes[0]
+    compose = PINNED.format(image=published, worker=worker.hostname)
+    stack = converge(services.create_stack(member, env_a, "pinned", compose=compose))
+    assert stack.state == Stack.State.HEALTHY, stack.state_reason
+    host_services.heartbeat(swarm_host.pk)
+    yield stack
+    found = Stack.objects.filter(pk=stack.pk).first()
+    if found is not None:
+        services.remove(owner, found)
+        converge(found)
+
+
+async def shell_echo(path: str, headers) -> bytes:
+    """Open the shell, run `echo`, return what the terminal printed up to its output."""
+    comm = await open_socket(path, headers)
+    ready = await receive_json(comm, timeout=20)
+    assert ready["type"] == "ready", ready
+    await comm.send_to(bytes_data=b"echo node-$((6*7))\r")
+    output = b""
+    while b"node-42\r\n" not in output:
+        message = await comm.receive_output(timeout=10)
+        output += message.get("bytes") or b""
+    await comm.send_to(bytes_data=b"exit\r")
+    await until(comm, lambda m: m["type"] == "exit")
+    assert await close_code(comm) == 1000
+    return output
+
+
+async def stats_sample(path: str, headers) -> dict:
+    comm = await open_socket(path, headers)
+    sample = await receive_json(comm, timeout=20)
+    await comm.disconnect(timeout=5)
+    return sample
+
+
+@pytest.mark.timeout(600)
+def test_a_worker_task_through_its_node_engine(
+    swarm: Cluster,
+    swarm_host: Host,
+    pinned: Stack,
+    member,
+    outsider,
+    superuser,
+    client_for,
+    session_api,
+):
+    worker, other = swarm.worker_nodes
+    work = Container.objects.select_related("node").get(stack=pinned, name="work.1")
+    assert work.node.node_id == worker.node_id and not work.node.reaches_engine
+    headers = session_headers(member)
+    admin, api = session_api(superuser), session_api(member)
+    url = f"/api/v1/hosts/{swarm_host.pk}/nodes/{worker.node_id}/engine/"
+
+    async def refused(words: str) -> None:
+        for kind in ("shell", "stats"):
+            message, code = await refusal(f"/ws/containers/{work.pk}/{kind}/", headers)
+            assert code == 4405, (kind, message)
+            assert worker.hostname in message["message"], message
+            assert words in message["message"], message
+
+    # without the node's engine endpoint: refused, saying what the operator must do
+    run(refused("sets the node's engine endpoint"))
+    answer = api.get(f"/api/v1/containers/{work.pk}/inspect/")
+    assert answer.status_code == 409 and "engine endpoint" in answer.json()["detail"]
+
+    # bad input: 400 naming the field, before anything is saved
+    bad = [
+        (url, {"endpoint": "http://10.0.0.7:2376"}, "endpoint", "tcp://"),
+        (url, {"endpoint": "unix://relative.sock"}, "endpoint", "absolute"),
+        (url, {"endpoint": "tcp://127.0.0.1:1", "tls_ca_cert": "x"}, "tls_client_cert", "together"),
+        (url, {"endpoint": worker.endpoint, "tls_ca_cert": "x"}, "tls_ca_cert", "tcp://"),
+        (url, {"endpoint": worker.endpoint, "colour": "red"}, "colour", ""),
+        (url, {"endpoint": f"unix://{worker.state}/nothing.sock"}, "endpoint", "did not answer"),
+        (url, {"endpoint": other.endpoint}, "endpoint", "another node's engine"),
+        (url, {"endpoint": swarm.manager.endpoint}, "endpoint", "another node's engine"),
+        (url.replace(worker.node_id, "nosuchnode"), {"endpoint": worker.endpoint}, "node", ""),
+        (url.replace(worker.node_id, swarm.manager.node_id), {"endpoint": worker.endpoint},
+         "node", "already reaches"),
+    ]  # fmt: skip
+    for path, body, field, words in bad:
+        answer = admin.post(path, body, format="json")
+        assert answer.status_code == 400, (body, answer.content)
+        assert field in answer.json(), (body, answer.json())
+        assert words in " ".join(answer.json()[field]), (body, answer.json())
+    assert not SwarmNode.objects.get(pk=work.node.pk).engine_endpoint
+
+    # a tenant can neither set nor see endpoints (404: hosts do not exist for them)
+    assert api.post(url, {"endpoint": worker.endpoint}, format="json").status_code == 404
+    assert session_api(outsider).delete(url).status_code == 404
+    page = reverse("hosts:node_engine", args=[swarm_host.pk, worker.node_id])
+    assert client_for(member).get(page).status_code == 404
+    assert client_for(member).post(page, {"endpoint": worker.endpoint}).status_code == 404
+    assert not SwarmNode.objects.get(pk=work.node.pk).engine_endpoint
+
+    # the operator sets it (the API checks the engine is that node), a heartbeat keeps it
+    answer = admin.post(url, {"endpoint": worker.endpoint}, format="json")
+    assert answer.status_code == 200, answer.content
+    assert answer.json()["engine_endpoint"] == worker.endpoint
+    assert answer.json()["reaches_engine"] and answer.json()["engine_verified_at"]
+    host_services.heartbeat(swarm_host.pk)
+    node = SwarmNode.objects.get(pk=work.node.pk)
+    assert node.engine_endpoint == worker.endpoint and node.reaches_engine, node.engine_error
+    body = api.get(f"/api/v1/stacks/{pinned.pk}/")
+    assert body.json()["containers"][0]["node_engine"] is True
+    assert str(worker.state) not in body.content.decode()  # tenants never see endpoints
+    stack_page = client_for(member).get(reverse("stacks:detail", args=[pinned.pk])).content
+    assert reverse("stacks:shell", args=[work.pk]) in stack_page.decode()
+    assert str(worker.state) not in stack_page.decode()
+
+    # now the shell, live stats and inspect of the worker's task work, through its engine
+    async def reached() -> None:
+        output = await shell_echo(f"/ws/containers/{work.pk}/shell/", headers)
+        assert b"node-42" in output
+        sample = await stats_sample(f"/ws/containers/{work.pk}/stats/", headers)
+        assert sample["type"] == "stats" and sample["memory"]["usage"] > 0, sample
+
+    run(reached())
+    shell_page = client_for(member).get(reverse("stacks:shell", args=[work.pk])).content.decode()
+    assert "data-shell-choice" in shell_page and '<option value="/bin/sh">' in shell_page
+    answer = api.get(f"/api/v1/containers/{work.pk}/inspect/")
+    assert answer.status_code == 200, answer.content
+    assert answer.json()["labels"]["com.docker.swarm.task.id"] == work.engine_id
+    container_id = worker.docker("ps", "-q", "--no-trunc", "--filter",
+                                 f"label=com.docker.swarm.task.id={work.engine_id}")  # fmt: skip
+    assert container_id and container_id in answer.json()["id"]
+
+    # another tenant still reaches nothing of it through the node's engine
+    stranger = session_headers(outsider)
+
+    async def cross_tenant() -> None:
+        for kind in ("shell", "stats", "logs"):
+            comm = await open_socket(f"/ws/containers/{work.pk}/{kind}/", stranger)
+            assert await close_code(comm) == 4404, kind
+
+    run(cross_tenant())
+    outside = session_api(outsider)
+    assert outside.get(f"/api/v1/containers/{work.pk}/inspect/").status_code == 404
+    assert client_for(outsider).get(reverse("stacks:shell", args=[work.pk])).status_code == 404
+
+    # the endpoint now reaches another node's engine (bypassing the save's check, as if
+    # the address had been given to another machine): the driver refuses before any exec
+    SwarmNode.objects.filter(pk=work.node.pk).update(engine_endpoint=other.endpoint)
+    swapped = Host.objects.get(pk=swarm_host.pk)
+    with pytest.raises(EngineError, match="reaches another node's engine") as wrong:
+        get_engine(swapped).task_container(work.engine_id, "shell")
+    assert wrong.value.status == 409
+
+    async def mismatched() -> None:
+        comm = await open_socket(f"/ws/containers/{work.pk}/shell/", headers)
+        message = await receive_json(comm, timeout=20)
+        assert message["type"] == "error" and "another node's engine" in message["message"]
+        assert await close_code(comm) == 4502
+        comm = await open_socket(f"/ws/containers/{work.pk}/stats/", headers)
+        message = await until(comm, lambda m: m["type"] != "stats", timeout=20)
+        assert "another node's engine" in message[-1]["message"], message
+        assert await close_code(comm) == 4502
+
+    run(mismatched())
+    answer = api.get(f"/api/v1/containers/{work.pk}/inspect/")
+    assert answer.status_code == 409 and "another node's engine" in answer.json()["detail"]
+    # ... and the heartbeat marks it: refused up front again, the host page says why
+    host_services.heartbeat(swarm_host.pk)
+    node = SwarmNode.objects.get(pk=work.node.pk)
+    assert not node.reaches_engine and "another node's engine" in node.engine_error
+    lost = Event.objects.filter(action="host.node.engine_lost", object_id=str(swarm_host.pk))
+    assert lost.exists()
+    run(refused("engine endpoint"))
+    html = client_for(superuser).get(reverse("hosts:detail", args=[swarm_host.pk])).content
+    assert "data-node-engine" in html.decode() and "(failing)" in html.decode()
+
+    # the host page's form: a bad endpoint is a form error, a good one is saved
+    operator = client_for(superuser)
+    answer = operator.post(page, {"endpoint": other.endpoint})
+    assert answer.status_code == 200 and "another node&#x27;s engine" in answer.content.decode()
+    assert operator.post(page, {"endpoint": worker.endpoint}).status_code == 302
+    assert SwarmNode.objects.get(pk=work.node.pk).reaches_engine
+    assert worker.endpoint in operator.get(page).content.decode()
+
+    # the operator's command sets it right again; DELETE removes it
+    out = io.StringIO()
+    call_command("setnodeengine", swarm_host.name, worker.hostname, worker.endpoint, stdout=out)
+    assert "answers as this node" in out.getvalue()
+    assert SwarmNode.objects.get(pk=work.node.pk).reaches_engine
+    with pytest.raises(CommandError, match="ENDPOINT: This endpoint reaches another node"):
+        call_command("setnodeengine", swarm_host.name, worker.hostname, other.endpoint)
+    assert admin.delete(url).status_code == 200
+    node = SwarmNode.objects.get(pk=work.node.pk)
+    assert not node.engine_endpoint and not node.reaches_engine
+    run(refused("sets the node's engine endpoint"))

@@ -47,9 +47,9 @@ class ContainerSerializer(serializers.ModelSerializer):
         "engine, or before the cluster's heartbeat recorded the node).",
     )
     node_engine = serializers.SerializerMethodField(
-        help_text="A Swarm task: whether Berth reaches its node's engine, which the shell, "
-        "live stats and the inspect view need (logs do not: the manager serves them). Null "
-        "on a single engine."
+        help_text="A Swarm task: whether Berth reaches its node's engine (the manager's, or "
+        "one a platform admin set for the node), which the shell, live stats and the inspect "
+        "view need (logs do not: the manager serves them). Null on a single engine."
     )
 
     class Meta:

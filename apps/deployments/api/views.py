@@ -105,6 +105,8 @@ class StackViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScope
                 "host__kind",
                 "node__hostname",
                 "node__is_endpoint",
+                "node__engine_endpoint",
+                "node__engine_verified_at",
             )
         return stacks.prefetch_related(Prefetch("containers", queryset=containers))
 

@@ -25,7 +25,7 @@ from apps.deployments.consumers.buffering import OutputWindow
 from apps.deployments.consumers.transcripts import MAX_TRANSCRIPT, record_shell, save_transcript
 from apps.deployments.models import Container
 from apps.deployments.shells import SHELLS
-from apps.deployments.swarm_tasks import container_problem
+from apps.deployments.swarm_tasks import prepare_reach
 from apps.hosts.engine import EngineError, get_engine, streams
 from apps.hosts.engine.driver import ShellSession
 
@@ -49,7 +49,7 @@ class ShellConsumer(LiveConsumer):
         return {"shell": shell, **_size(query.get("cols", "80"), query.get("rows", "24"))}
 
     def prepare(self, obj: Container) -> str:
-        return container_problem(obj, "shell")
+        return prepare_reach(obj, "shell")
 
     async def begin(self) -> None:
         self.session: ShellSession | None = None

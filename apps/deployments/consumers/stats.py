@@ -18,7 +18,7 @@ from apps.deployments.consumers.base import (
     LiveConsumer,
 )
 from apps.deployments.models import Container
-from apps.deployments.swarm_tasks import container_problem
+from apps.deployments.swarm_tasks import prepare_reach
 from apps.hosts.engine import EngineError, get_engine, streams
 from apps.hosts.engine.driver import EngineDriver
 
@@ -30,7 +30,7 @@ class StatsConsumer(LiveConsumer):
     interval = 2.0
 
     def prepare(self, obj: Container) -> str:
-        return container_problem(obj, "stats")
+        return prepare_reach(obj, "stats")
 
     async def begin(self) -> None:
         if self.prepared:  # a Swarm task on a node whose engine Berth cannot reach

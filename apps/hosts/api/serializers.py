@@ -100,7 +100,26 @@ class SwarmNodeSerializer(serializers.ModelSerializer):
     is_endpoint = serializers.BooleanField(
         read_only=True,
         help_text="The node whose engine the host's endpoint is: shells and live stats work "
-        "for its tasks only.",
+        "for its tasks, and for those of nodes with a checked engine endpoint of their own.",
+    )
+    engine_endpoint = serializers.CharField(
+        read_only=True,
+        help_text="The node's own engine endpoint, set by a platform admin (`engine` "
+        'action); "" when none.',
+    )
+    engine_uses_tls = serializers.BooleanField(read_only=True)
+    engine_verified_at = serializers.DateTimeField(
+        read_only=True,
+        allow_null=True,
+        help_text="When that engine last proved to be this node (its Swarm node id): at "
+        "the save, then at each heartbeat; null when the last check failed.",
+    )
+    engine_error = serializers.CharField(
+        read_only=True, help_text="Why the last check of the node's engine endpoint failed."
+    )
+    reaches_engine = serializers.BooleanField(
+        read_only=True,
+        help_text="Whether the shell, live stats and inspect reach the tasks on this node.",
     )
 
     class Meta:
@@ -120,6 +139,11 @@ class SwarmNodeSerializer(serializers.ModelSerializer):
             "cpus",
             "memory_bytes",
             "is_endpoint",
+            "engine_endpoint",
+            "engine_uses_tls",
+            "engine_verified_at",
+            "engine_error",
+            "reaches_engine",
             "tasks",
             "first_seen_at",
             "updated_at",
@@ -130,3 +154,20 @@ class SwarmNodeSerializer(serializers.ModelSerializer):
 
 class NodeAvailabilitySerializer(RejectUnknownFieldsMixin, serializers.Serializer):
     availability = serializers.ChoiceField(choices=SwarmNode.Availability.choices)
+
+
+class NodeEngineSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
+    """A node's own engine endpoint: checked as a host's endpoint is, TLS write-only;
+    `endpoint` "" removes it."""
+
+    endpoint = serializers.CharField(
+        allow_blank=True,
+        max_length=255,
+        trim_whitespace=True,
+        help_text='unix:///path/to/docker.sock or tcp://host:2376 (with TLS); "" removes it.',
+    )
+    tls_ca_cert = serializers.CharField(required=False, allow_blank=True, write_only=True)
+    tls_client_cert = serializers.CharField(required=False, allow_blank=True, write_only=True)
+    tls_client_key = serializers.CharField(
+        required=False, allow_blank=True, write_only=True, style={"input_type": "password"}
+    )

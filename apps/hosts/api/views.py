@@ -15,6 +15,7 @@ from apps.hosts.api.serializers import (
     HostSerializer,
     HostUpdateSerializer,
     NodeAvailabilitySerializer,
+    NodeEngineSerializer,
     SwarmNodeSerializer,
 )
 from apps.hosts.engine import EngineError
@@ -129,4 +130,34 @@ class HostViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScoped
                 status.HTTP_503_SERVICE_UNAVAILABLE if exc.retryable else status.HTTP_409_CONFLICT
             )
             return Response({"detail": f"Swarm did not change the node: {exc.message}"}, code)
+        return Response(SwarmNodeSerializer(services.with_task_rows(node)).data)
+
+    @extend_schema(
+        request=NodeEngineSerializer,
+        responses={
+            200: SwarmNodeSerializer,
+            400: OpenApiResponse(
+                description="Bad endpoint or TLS material, an engine that does not answer "
+                "or is not that node, or no such node (the field says which)"
+            ),
+        },
+    )
+    @action(
+        detail=True,
+        methods=["post", "delete"],
+        url_path=r"nodes/(?P<node_id>[A-Za-z0-9]+)/engine",
+        url_name="node-engine",
+    )
+    def node_engine(self, request, pk=None, node_id=None):
+        """Set one node's own engine endpoint (`{"endpoint": "tcp://10.0.0.7:2376",
+        "tls_ca_cert": ..., "tls_client_cert": ..., "tls_client_key": ...}`), so the
+        shell, live stats and inspect reach the tasks on it; Berth first checks that the
+        engine answers and is that node. DELETE (or `"endpoint": ""`) removes it."""
+        host = self._swarm_host()
+        fields = {"endpoint": ""}
+        if request.method != "DELETE":
+            serializer = NodeEngineSerializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            fields = serializer.validated_data
+        node = services.set_node_engine(actor=request.user, host=host, node_id=node_id, **fields)
         return Response(SwarmNodeSerializer(services.with_task_rows(node)).data)

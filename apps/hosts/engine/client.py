@@ -120,6 +120,12 @@ class DockerEngine(Operations, EngineDriver):
             data = client.info()
         return self._info_from(data)
 
+    def _raw_info(self) -> dict[str, Any]:
+        """The engine's whole `docker info` document (its Swarm part says which node it is)."""
+        client = self._docker
+        with self._errors():
+            return dict(client.info())
+
     def _info_from(self, data: Mapping[str, Any]) -> EngineInfo:
         """EngineInfo from an info document and the version negotiated at connect."""
         version = self._version or {}

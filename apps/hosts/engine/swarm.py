@@ -18,9 +18,13 @@ One task of Berth's services is addressed by its task id, as a container is by i
 id on an engine (the Container rows of a swarm stack hold task ids): `logs` reads it
 through the manager's task logs endpoint, whatever node it runs on; `inspect_container`
 answers from the task. Stats, shells and the engine's inspect document need the
-container's own engine: they work for a task on the node whose engine the registered
-endpoint is (the manager Berth talks to), and are refused for a task elsewhere with
-`NODE_ENGINE_NEEDED` (Berth knows no other node's engine).
+container's own engine (`task_engine`): the registered endpoint's for a task on its
+node (the manager Berth talks to); for a task elsewhere, the node's own engine endpoint
+that a platform admin gave it (`NodeEngine`, from the SwarmNode row). That engine is
+used only after it proved to be the task's node (its `docker info` Swarm.NodeID) and
+the container found there proved to be the task's (its swarm task id and Berth's owner
+labels), so an endpoint pointing at the wrong engine never opens someone else's
+container. A node without one is refused with `NODE_ENGINE_NEEDED`.
 
 The parsing of the engine's node and task documents is plain functions over dicts
 (`parse_node`, `parse_task`, `parse_swarm`, `task_status`), tested without an engine.
@@ -28,7 +32,7 @@ The parsing of the engine's node and task documents is plain functions over dict
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
@@ -38,9 +42,10 @@ from django.conf import settings
 from apps.hosts.engine.client import DockerEngine
 from apps.hosts.engine.containers import ContainerStatus
 from apps.hosts.engine.driver import EngineInfo
-from apps.hosts.engine.errors import EngineError
+from apps.hosts.engine.errors import EngineError, engine_errors
 from apps.hosts.engine.labels import (
     INSTALLATION_LABEL,
+    LABEL_PREFIX,
     foreign_owner,
     installation_id,
     label_filters,
@@ -58,7 +63,7 @@ from apps.hosts.engine.swarm_services import (
     registry_auth_header,
     service_spec,
 )
-from apps.hosts.engine.tls import write_tls_files
+from apps.hosts.engine.tls import TLSFiles, write_tls_files
 
 #: The availabilities Swarm knows, as Berth offers them.
 AVAILABILITIES = ("active", "pause", "drain")
@@ -69,10 +74,22 @@ NODE_ENGINE_USES = {
     "inspect": "The engine's inspect view needs",
 }
 NODE_ENGINE_NEEDED = (
-    "{uses} the node's engine: this task runs on node {node}, and Berth reaches only the "
-    "engine of the swarm manager it is registered with. Its logs are read through the "
-    "manager."
+    "{uses} the node's engine: this task runs on node {node}, whose engine Berth does not "
+    "reach (a platform admin sets the node's engine endpoint on the host page). Its logs "
+    "are read through the manager."
 )
+NODE_ENGINE_MISMATCH = (
+    "{uses} the node's engine, but the engine endpoint set for node {node}, where this task "
+    "runs, reaches {found}: Berth will not use it. A platform admin must correct the "
+    "node's engine endpoint on the host page."
+)
+NOT_THE_TASKS_CONTAINER = (
+    "{uses} the task's container, but the container node {node}'s engine has under that "
+    "id {problem}: Berth will not open it."
+)
+#: Labels Swarm puts on a task's container: which task, on which node.
+TASK_ID_LABEL = "com.docker.swarm.task.id"
+NODE_ID_LABEL = "com.docker.swarm.node.id"
 NOT_DEPLOYABLE = (
     "This host ({endpoint}) is a Swarm manager: a stack on it runs as Swarm services, "
     "and single containers (create, start, stop, restart, remove one task), their "
@@ -144,6 +161,25 @@ class FileObjectInfo:
 
 
 @dataclass(frozen=True)
+class NodeEngine:
+    """A node's own engine endpoint, as a platform admin gave it (the SwarmNode row's
+    `engine_*` fields): how Berth reaches the containers of the tasks on that node."""
+
+    node_id: str
+    hostname: str
+    endpoint: str
+    tls_ca_cert: str = ""
+    tls_client_cert: str = ""
+    tls_client_key: str = ""
+    #: The SwarmNode row's id (its TLS files' folder); None for a check before saving.
+    row_id: int | None = None
+
+    @property
+    def name(self) -> str:
+        return self.hostname or self.node_id[:12]
+
+
+@dataclass(frozen=True)
 class SwarmInfo:
     """The cluster as a whole, from the manager's `info`."""
 
@@ -174,6 +210,35 @@ def node_engine_needed(what: str, node: str) -> str:
     """Why a task's shell, stats or inspect view (`what`, a key of NODE_ENGINE_USES) is
     refused: it runs on `node`, whose engine Berth cannot reach."""
     return NODE_ENGINE_NEEDED.format(uses=NODE_ENGINE_USES[what], node=node)
+
+
+def engine_identity_problem(info: Mapping[str, Any], node_id: str) -> str:
+    """What the engine whose `docker info` is `info` is, when it is not the Swarm node
+    `node_id` ("" when it is): "another node (id ...)" or "an engine outside the swarm"."""
+    swarm = info.get("Swarm") or {}
+    seen = str(swarm.get("NodeID") or "")
+    if swarm.get("LocalNodeState") != "active" or not seen:
+        return "an engine outside the swarm"
+    if seen != node_id:
+        return f"another node's engine (node id {seen[:12]})"
+    return ""
+
+
+def task_container_problem(task: Mapping[str, Any], attrs: Mapping[str, Any]) -> str:
+    """Why the container `attrs` (an engine's inspect document) is not the container of
+    `task` (the manager's task document), "" when it is: it must carry the task's id
+    and node as Swarm labels them, and every one of the task's `io.berth.` owner labels
+    (installation, tenant, environment, stack, service), which Berth set on the service."""
+    labels = (attrs.get("Config") or {}).get("Labels") or {}
+    if labels.get(TASK_ID_LABEL) != task.get("ID"):
+        return "a container of another task"
+    if labels.get(NODE_ID_LABEL) != task.get("NodeID"):
+        return "a container of another node"
+    spec = ((task.get("Spec") or {}).get("ContainerSpec") or {}).get("Labels") or {}
+    owner = {str(k): str(v) for k, v in spec.items() if str(k).startswith(LABEL_PREFIX)}
+    owner[INSTALLATION_LABEL] = installation_id()
+    reason = foreign_owner(labels, owner)
+    return f"a container that is not the task's ({reason})" if reason else ""
 
 
 def _host_part(addr: str) -> str:
@@ -341,7 +406,22 @@ def cluster_info(
 
 
 class SwarmCluster(DockerEngine):
-    """A Swarm cluster through one manager's engine (unix socket or TCP + TLS)."""
+    """A Swarm cluster through one manager's engine (unix socket or TCP + TLS), and the
+    engines of the nodes a platform admin gave one (`node_engines`, read when first
+    needed)."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        timeout: float,
+        tls: TLSFiles | None = None,
+        tls_verify: bool = True,
+        node_engines: Callable[[], Iterable[NodeEngine]] | None = None,
+    ) -> None:
+        super().__init__(endpoint, timeout=timeout, tls=tls, tls_verify=tls_verify)
+        self._node_engines_source = node_engines
+        self._node_engines: dict[str, NodeEngine] | None = None
 
     def __repr__(self) -> str:
         return f"<SwarmCluster {self.endpoint}>"
@@ -682,7 +762,12 @@ class SwarmCluster(DockerEngine):
         return task_status(self._own_task(container_id))
 
     def inspect_container_raw(self, container_id: str) -> dict[str, Any]:
-        return super().inspect_container_raw(self.task_container(container_id, "inspect"))
+        engine, container = self.task_engine(container_id, "inspect")
+        try:
+            return DockerEngine.inspect_container_raw(engine, container)
+        finally:
+            if engine is not self:
+                engine.close()
 
     def stats(self, container_id: str) -> StatsStream:
         return TaskStatsStream(self, container_id)
@@ -693,30 +778,63 @@ class SwarmCluster(DockerEngine):
         return TaskShellSession(self, container_id, shell, marker, cols, rows)
 
     def available_shells(self, container_id: str, candidates: Iterable[str]) -> list[str]:
-        return super().available_shells(self.task_container(container_id, "shell"), candidates)
+        engine, container = self.task_engine(container_id, "shell")
+        try:
+            return DockerEngine.available_shells(engine, container, candidates)
+        finally:
+            if engine is not self:
+                engine.close()
 
     def task_container(self, task_id: str, what: str) -> str:
-        """The id of the task's container, for a task on the node whose engine this
-        endpoint is; refused (non-retryable, `NODE_ENGINE_NEEDED`) for a task on another
-        node, whose engine Berth cannot reach, and (not found) for a task without one."""
+        """The id of the task's container (see `task_engine`), its engine closed again."""
+        engine, container = self.task_engine(task_id, what)
+        if engine is not self:
+            engine.close()
+        return container
+
+    def task_engine(self, task_id: str, what: str) -> tuple[DockerEngine, str]:
+        """The engine running the task's container, and that container's id, for `what`
+        (a key of NODE_ENGINE_USES): this driver itself for a task on the endpoint's own
+        node; else a new engine for the task's node (the caller closes it), once it
+        proved to be that node and its container the task's. Refused (non-retryable,
+        409) for a node without an engine endpoint or with one reaching another engine
+        or container; not found (404) for a task without a container (yet)."""
         doc = self._own_task(task_id)
         node_id = str(doc.get("NodeID") or "")
-        if node_id != self._endpoint_node():
-            api = self._docker.api
-            try:
-                with self._errors():
-                    node = parse_node(api.inspect_node(node_id)).hostname or node_id[:12]
-            except EngineError:
-                node = node_id[:12] or "(none yet)"
-            raise EngineError(node_engine_needed(what, node), retryable=False, status=409)
-        container = ((doc.get("Status") or {}).get("ContainerStatus") or {}).get("ContainerID")
-        if not container:
+        if node_id == self._endpoint_node():
+            return self, _container_of(doc, task_id)
+        node = self.node_engine(node_id)
+        if node is None:
             raise EngineError(
-                f"Task {task_id[:12]} has no container (yet): it is not running.",
-                retryable=False,
-                status=404,
+                node_engine_needed(what, self._node_name(node_id)), retryable=False, status=409
             )
-        return str(container)
+        container = _container_of(doc, task_id)
+        engine = open_node_engine(node, timeout=self.timeout)
+        try:
+            _check_task_container(engine, node, doc, container, what)
+        except BaseException:
+            engine.close()
+            raise
+        return engine, container
+
+    def node_engine(self, node_id: str) -> NodeEngine | None:
+        """The engine endpoint given for node `node_id`, if any (read once per driver)."""
+        if self._node_engines is None:
+            source = self._node_engines_source
+            found = source() if source is not None else ()
+            self._node_engines = {n.node_id: n for n in found if n.endpoint}
+        return self._node_engines.get(node_id)
+
+    def _node_name(self, node_id: str) -> str:
+        """The node's hostname as the manager knows it (its id when it does not answer)."""
+        if not node_id:
+            return "(none yet)"
+        api = self._docker.api
+        try:
+            with self._errors():
+                return parse_node(api.inspect_node(node_id)).hostname or node_id[:12]
+        except EngineError:
+            return node_id[:12]
 
     def _endpoint_node(self) -> str:
         """The node id of the engine this endpoint reaches (asked once per driver)."""
@@ -777,21 +895,133 @@ class TaskLogStream(ServiceLogStream):
 
 
 class TaskStatsStream(StatsStream):
-    """The stats of a task's container, on the endpoint's own node only (the task is
-    resolved to its container when the samples are first read)."""
+    """The stats of a task's container, from the engine of its node (resolved, and that
+    engine checked, when the samples are first read). Its `engine` is then the node's
+    (the caller closes it); closing the stream also closes the cluster's."""
+
+    _cluster: DockerEngine | None = None
 
     def samples(self) -> Iterator[dict[str, Any]]:
-        self.container_id = self.engine.task_container(self.container_id, "stats")
+        engine, self.container_id = self.engine.task_engine(self.container_id, "stats")
+        if engine is not self.engine:
+            self._cluster, self.engine = self.engine, engine
         yield from super().samples()
+
+    def close(self) -> None:
+        super().close()
+        if self._cluster is not None:
+            self._cluster.close()
 
 
 class TaskShellSession(ShellSession):
-    """A shell in a task's container, on the endpoint's own node only (resolved when
-    the session starts, in the caller's worker thread)."""
+    """A shell in a task's container, through the engine of its node (resolved, and that
+    engine checked, when the session starts, in the caller's worker thread). Its
+    `engine` is then the node's; closing the session also closes the cluster's."""
+
+    _cluster: DockerEngine | None = None
 
     def start(self) -> None:
-        self.container_id = self.engine.task_container(self.container_id, "shell")
+        engine, self.container_id = self.engine.task_engine(self.container_id, "shell")
+        if engine is not self.engine:
+            self._cluster, self.engine = self.engine, engine
         super().start()
+
+    def close(self) -> None:
+        super().close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+
+def _container_of(task: Mapping[str, Any], task_id: str) -> str:
+    container = ((task.get("Status") or {}).get("ContainerStatus") or {}).get("ContainerID")
+    if not container:
+        raise EngineError(
+            f"Task {task_id[:12]} has no container (yet): it is not running.",
+            retryable=False,
+            status=404,
+        )
+    return str(container)
+
+
+def _check_task_container(
+    engine: DockerEngine, node: NodeEngine, task: Mapping[str, Any], container: str, what: str
+) -> None:
+    """Refuse (409) unless `engine` is the Swarm node `node` and `container` there is the
+    task's: an endpoint pointing at another engine must never open its containers."""
+    found = engine_identity_problem(engine._raw_info(), node.node_id)
+    if found:
+        uses = NODE_ENGINE_USES[what]
+        raise EngineError(
+            NODE_ENGINE_MISMATCH.format(uses=uses, node=node.name, found=found),
+            retryable=False,
+            status=409,
+        )
+    problem = task_container_problem(task, engine.inspect_container_raw(container))
+    if problem:
+        uses = NODE_ENGINE_USES[what]
+        raise EngineError(
+            NOT_THE_TASKS_CONTAINER.format(uses=uses, node=node.name, problem=problem),
+            retryable=False,
+            status=409,
+        )
+
+
+class NodeEngineClient(DockerEngine):
+    """One node's own engine. Its errors name the node, not the endpoint: they reach
+    tenants (a shell or stats socket's closing sentence), who never see endpoints."""
+
+    def __init__(self, node: NodeEngine, *, timeout: float, tls: TLSFiles | None) -> None:
+        super().__init__(node.endpoint, timeout=timeout, tls=tls)
+        self.node = node
+
+    def __repr__(self) -> str:
+        return f"<NodeEngineClient {self.node.name} {self.endpoint}>"
+
+    def _errors(self):
+        return engine_errors(f"node {self.node.name}", self.timeout)
+
+
+def open_node_engine(node: NodeEngine, *, timeout: float | None = None) -> NodeEngineClient:
+    """A client of the node's own engine (no I/O yet). TLS material goes to the node's
+    folder (tls/node-<row id>/), or to a temporary one for a node not saved yet."""
+    tls = None
+    if node.endpoint.startswith("tcp://") and node.tls_client_cert:
+        tls = write_tls_files(
+            node.row_id, node.tls_ca_cert, node.tls_client_cert, node.tls_client_key,
+            prefix="node-",
+        )  # fmt: skip
+    return NodeEngineClient(node, timeout=timeout or settings.BERTH_ENGINE_TIMEOUT, tls=tls)
+
+
+def node_engine_identity(node: NodeEngine) -> str:
+    """Why the engine at `node.endpoint` is not node `node.node_id` ("" when it is); an
+    EngineError when it does not answer. One call (plus the version probe)."""
+    with open_node_engine(node) as engine:
+        return engine_identity_problem(engine._raw_info(), node.node_id)
+
+
+def node_engine_of(node: Any) -> NodeEngine:
+    """The NodeEngine of a SwarmNode row (anything with its `engine_*` fields)."""
+    return NodeEngine(
+        node_id=node.node_id,
+        hostname=node.hostname,
+        endpoint=node.engine_endpoint,
+        tls_ca_cert=node.engine_tls_ca_cert,
+        tls_client_cert=node.engine_tls_client_cert,
+        tls_client_key=node.engine_tls_client_key,
+        row_id=node.pk,
+    )
+
+
+def node_engines_of(host: Any) -> list[NodeEngine]:
+    """The engine endpoints of a cluster host's nodes: `host.engine_nodes` when the
+    caller prefetched them (the sockets do, so no query runs in their async context;
+    apps.hosts.models.node_engines_prefetch), else read from its `swarm_nodes`."""
+    nodes = getattr(host, "engine_nodes", None)
+    if nodes is None:
+        related = getattr(host, "swarm_nodes", None)
+        nodes = related.exclude(engine_endpoint="") if related is not None else ()
+    return [node_engine_of(n) for n in nodes if n.engine_endpoint]
 
 
 def _swarm_networks_named(api: Any, name: str) -> list[dict[str, Any]]:
@@ -815,7 +1045,8 @@ def _auth_headers(request: SwarmServiceRequest) -> dict[str, str]:
 
 
 def swarm_cluster(host: Any) -> SwarmCluster:
-    """The driver for a host of kind "swarm" (a manager's endpoint and TLS); no I/O yet."""
+    """The driver for a host of kind "swarm" (a manager's endpoint and TLS, and its
+    nodes' engine endpoints, read when a task elsewhere first needs one); no I/O yet."""
     tls = None
     if host.endpoint.startswith("tcp://") and host.tls_client_cert:
         tls = write_tls_files(host.pk, host.tls_ca_cert, host.tls_client_cert, host.tls_client_key)
@@ -824,4 +1055,5 @@ def swarm_cluster(host: Any) -> SwarmCluster:
         timeout=settings.BERTH_ENGINE_TIMEOUT,
         tls=tls,
         tls_verify=getattr(host, "tls_verify", True),
+        node_engines=lambda: node_engines_of(host),
     )

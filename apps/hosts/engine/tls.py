@@ -1,8 +1,9 @@
 """TLS material for TCP engines: written from the Host's PEM strings to private files.
 
 docker-py (through requests and ssl) only reads certificates from files. They live in
-BERTH_STATE_DIR/tls/<host id>/, a 0700 folder with 0600 files, rewritten atomically only
-when the PEM changed, so concurrent workers never read a half-written key.
+BERTH_STATE_DIR/tls/<host id>/ (a Swarm node's own engine: tls/node-<node row id>/), a
+0700 folder with 0600 files, rewritten atomically only when the PEM changed, so
+concurrent workers never read a half-written key.
 """
 
 from __future__ import annotations
@@ -55,14 +56,15 @@ def _write_private(path: Path, content: str) -> Path:
 
 
 def write_tls_files(
-    host_id: int | None, ca_cert: str, client_cert: str, client_key: str
+    host_id: int | None, ca_cert: str, client_cert: str, client_key: str, *, prefix: str = ""
 ) -> TLSFiles:
-    """Write the PEMs for one host; an unsaved host gets a temporary folder."""
+    """Write the PEMs for one host (`prefix` "node-": one Swarm node's engine); an
+    unsaved one gets a temporary folder."""
     root = _private_folder(tls_root())
     if host_id is None:
         folder = Path(tempfile.mkdtemp(dir=root, prefix="unsaved-"))
     else:
-        folder = _private_folder(root / str(int(host_id)))
+        folder = _private_folder(root / _folder_name(host_id, prefix))
     return TLSFiles(
         ca_cert=_write_private(folder / "ca.pem", ca_cert),
         client_cert=_write_private(folder / "cert.pem", client_cert),
@@ -72,6 +74,12 @@ def write_tls_files(
     )
 
 
-def forget_tls_files(host_id: int) -> None:
-    """Remove a host's TLS folder (when the host is removed or stops using TLS)."""
-    shutil.rmtree(tls_root() / str(int(host_id)), ignore_errors=True)
+def forget_tls_files(host_id: int, *, prefix: str = "") -> None:
+    """Remove a host's (or a node's) TLS folder, when it is removed or stops using TLS."""
+    shutil.rmtree(tls_root() / _folder_name(host_id, prefix), ignore_errors=True)
+
+
+def _folder_name(owner_id: int, prefix: str) -> str:
+    if prefix not in ("", "node-"):
+        raise ValueError(f"unknown TLS folder prefix {prefix!r}")
+    return f"{prefix}{int(owner_id)}"
