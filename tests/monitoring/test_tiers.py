@@ -15,7 +15,8 @@ DEFAULT = tiers.parse_tiers("10:86400,60:604800,600:7776000")
 
 
 def test_default_tiers_are_ten_seconds_a_day_a_minute_a_week_ten_minutes_ninety_days():
-    assert DEFAULT == [Tier(0, 10, 86400), Tier(1, 60, 604800), Tier(2, 600, 7776000)]
+    expected = [Tier(0, 10, 86400), Tier(1, 60, 604800), Tier(2, 600, 7776000)]
+    assert expected == DEFAULT
 
 
 @pytest.mark.parametrize(
