@@ -128,3 +128,14 @@ def test_visible_to_hides_another_tenants_series(tenant_a, tenant_b, outsider, o
         )
         == []
     )
+
+
+def test_beat_runs_the_collector_and_the_rollup(settings):
+    from apps.monitoring import tasks
+
+    schedule = settings.CELERY_BEAT_SCHEDULE
+    assert schedule["monitoring.collect"]["task"] == tasks.collect.name
+    assert schedule["monitoring.collect"]["schedule"] == settings.BERTH_METRICS_INTERVAL_SECONDS
+    assert schedule["monitoring.rollup"]["task"] == tasks.roll_up.name
+    assert tasks.collect() == 0  # no active host, no frontier: nothing to write
+    assert tasks.roll_up() == 0
