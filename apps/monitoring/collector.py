@@ -18,13 +18,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import F, Max
 from django.utils import timezone
 
@@ -39,6 +41,8 @@ from apps.traffic import runtime
 log = logging.getLogger(__name__)
 
 SWARM_TASK_LABEL = "com.docker.swarm.task.id"
+# pg_advisory_lock key of the collector's pass (the frontier's apply has its own).
+ADVISORY_KEY = int.from_bytes(b"berthmet", "big") & 0x7FFF_FFFF_FFFF_FFFF
 HEALTH = {
     "": ContainerSample.Health.NONE,
     "starting": ContainerSample.Health.STARTING,
@@ -72,11 +76,38 @@ class PassResult:
     rows: int = 0
     routes: int = 0
     seconds: float = 0.0
+    skipped: bool = False
 
 
 def collect(now: datetime | None = None) -> PassResult:
-    """One pass over every active host and the frontier; safe to run twice (a second
-    pass in the same second writes nothing, the rows being unique per second)."""
+    """One pass over every active host and the frontier. Passes never overlap: one that
+    finds another running returns at once (`skipped`), since both would count the same
+    restarts; a second pass in the same second writes nothing (rows unique per second)."""
+    with _sole_pass() as sole:
+        if not sole:
+            return PassResult(skipped=True)
+        return _collect(now)
+
+
+@contextmanager
+def _sole_pass() -> Iterator[bool]:
+    """A PostgreSQL advisory lock held for the pass (released with the connection if
+    the worker dies); SQLite, the embedded default, has one worker and needs none."""
+    if connection.vendor != "postgresql":
+        yield True
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [ADVISORY_KEY])
+        held = bool(cursor.fetchone()[0])
+    try:
+        yield held
+    finally:
+        if held:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [ADVISORY_KEY])
+
+
+def _collect(now: datetime | None) -> PassResult:
     started = time.monotonic()
     now = (now or timezone.now()).replace(microsecond=0)
     result = PassResult()
