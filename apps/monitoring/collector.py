@@ -80,9 +80,10 @@ class PassResult:
 
 
 def collect(now: datetime | None = None) -> PassResult:
-    """One pass over every active host and the frontier. Passes never overlap: one that
-    finds another running returns at once (`skipped`), since both would count the same
-    restarts; a second pass in the same second writes nothing (rows unique per second)."""
+    """One pass over every active (or draining) host and the frontier. Passes never
+    overlap: one that finds another running returns at once (`skipped`), since both
+    would count the same restarts; a second pass in the same second writes nothing
+    (rows are unique per second)."""
     with _sole_pass() as sole:
         if not sole:
             return PassResult(skipped=True)
@@ -111,7 +112,9 @@ def _collect(now: datetime | None) -> PassResult:
     started = time.monotonic()
     now = (now or timezone.now()).replace(microsecond=0)
     result = PassResult()
-    hosts = list(Host.objects.filter(state=Host.State.ACTIVE).order_by("pk"))
+    # A draining host still runs its containers; an unreachable one is the heartbeat's.
+    live = (Host.State.ACTIVE, Host.State.DRAINING)
+    hosts = list(Host.objects.filter(state__in=live).order_by("pk"))
     observed = observe_hosts(hosts, now)
     result.hosts = len(hosts)
     for obs in observed:
