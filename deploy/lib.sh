@@ -66,6 +66,7 @@ BERTH_PACKAGES=(
     ss:iproute2
     curl:curl
     pebble:pebble
+    prometheus:prometheus
 )
 
 _berth_have() {

@@ -18,6 +18,7 @@ from apps.deployments.api.routes import RouteViewSet
 from apps.deployments.api.secrets import SecretViewSet
 from apps.deployments.api.views import RevisionViewSet, ServiceViewSet, StackViewSet
 from apps.hosts.api.views import HostViewSet
+from apps.monitoring.api import TenantMetricsView
 from apps.registry.api.views import RepositoryViewSet, RobotViewSet, UsageViewSet
 from apps.tenants.api.views import (
     EnvironmentViewSet,
@@ -61,5 +62,6 @@ urlpatterns = [
         SpectacularRedocView.as_view(url_name="api:schema", template_name="api/redoc.html"),
         name="redoc",
     ),
+    path("metrics/prometheus/", TenantMetricsView.as_view(), name="tenant-metrics"),
     *router.urls,
 ]

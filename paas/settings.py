@@ -121,6 +121,7 @@ INSTALLED_APPS = [
     "apps.deployments",
     "apps.registry",
     "apps.traffic",
+    "apps.monitoring",
 ]
 
 MIDDLEWARE = [
@@ -575,6 +576,27 @@ CELERY_BEAT_SCHEDULE["deployments.check_health"] = {
 CELERY_TASK_ANNOTATIONS["deployments.check_health"] = _RECONCILE_LIMITS
 # Lines added to the frontier's `global` section as they are (tuning, logging), one a line.
 BERTH_FRONTIER_EXTRA_GLOBAL = os.environ.get("BERTH_FRONTIER_EXTRA_GLOBAL", "")
+
+# Metrics (apps/monitoring): the collector samples every container, host and frontier route
+# this often (0: off); rows are kept in tiers "step:retention" in seconds, finest (raw)
+# first: 10 s for a day, 1 min for a week, 10 min for 90 days. The rollup downsamples and
+# deletes expired rows this often. Engine calls run in this many threads per host.
+BERTH_METRICS_INTERVAL_SECONDS = int(os.environ.get("BERTH_METRICS_INTERVAL_SECONDS", "10"))
+BERTH_METRICS_TIERS = os.environ.get("BERTH_METRICS_TIERS", "10:86400,60:604800,600:7776000")
+BERTH_METRICS_ROLLUP_SECONDS = int(os.environ.get("BERTH_METRICS_ROLLUP_SECONDS", "60"))
+BERTH_METRICS_THREADS = int(os.environ.get("BERTH_METRICS_THREADS", "32"))
+# A bearer token for /metrics (the platform's Prometheus endpoint) besides platform admins'
+# own credentials; empty: admins only. The endpoint is never open.
+BERTH_METRICS_TOKEN = os.environ.get("BERTH_METRICS_TOKEN", "")
+if BERTH_METRICS_INTERVAL_SECONDS > 0:
+    CELERY_BEAT_SCHEDULE["monitoring.collect"] = {
+        "task": "monitoring.collect",
+        "schedule": BERTH_METRICS_INTERVAL_SECONDS,
+    }
+    CELERY_BEAT_SCHEDULE["monitoring.rollup"] = {
+        "task": "monitoring.rollup",
+        "schedule": BERTH_METRICS_ROLLUP_SECONDS,
+    }
 
 # A periodic trigger still queued when the next one is due is skipped (it expires after
 # one interval): behind busy workers (fifty deploys at once) beat's triggers would

@@ -22,6 +22,7 @@ urlpatterns = [
     path("environments/", include("apps.deployments.urls_secrets")),
     path("traffic/", include("apps.traffic.urls")),
     path("registry/", include("apps.registry.urls")),
+    path("metrics", include("apps.monitoring.urls")),
 ]
 
 handler403 = "apps.portal.views.permission_denied"

@@ -40,6 +40,32 @@ def backend_status(
     return found
 
 
+def route_counters(directory: Path | None = None) -> dict[int, dict[str, int]] | None:
+    """Route id -> what HAProxy counted on the route's backend since its last reload:
+    `requests` (HTTP requests; sessions on an older HAProxy), `errors` (5xx answers,
+    HAProxy's own included), `latency_ms` (the average response time of the last 1,024
+    requests) and `sessions` (open now). One `show stat` on the admin socket for every
+    route; None when no frontier answers. The counters restart at zero with every
+    reload (a new worker process), so readers treat a drop as a reset."""
+    socket_path = Path(directory or settings.BERTH_FRONTIER_DIR) / process.ADMIN_SOCKET
+    try:
+        text = process.socket_command(socket_path, "show stat", timeout=2.0)
+    except OSError:
+        return None
+    found: dict[int, dict[str, int]] = {}
+    for row in _rows(text):
+        name = row.get("pxname", "")
+        if row.get("svname") != "BACKEND" or not (name[:1] == "r" and name[1:].isdecimal()):
+            continue
+        found[int(name[1:])] = {
+            "requests": _int(row.get("req_tot")) or _int(row.get("stot")),
+            "errors": _int(row.get("hrsp_5xx")),
+            "latency_ms": _int(row.get("rtime")),
+            "sessions": _int(row.get("scur")),
+        }
+    return found
+
+
 def _rows(text: str) -> list[dict[str, str]]:
     lines = text.splitlines()
     if not lines or not lines[0].startswith("# "):

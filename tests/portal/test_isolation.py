@@ -38,6 +38,7 @@ from django.test import Client
 from django.urls import URLResolver, get_resolver, resolve
 from django.urls.exceptions import Resolver404
 from django.urls.resolvers import RegexPattern
+from django.utils import timezone
 from django.utils.regex_helper import normalize
 from rest_framework import serializers
 
@@ -61,6 +62,7 @@ from apps.deployments.models import (
 )
 from apps.deployments.models import Route as RouteModel  # `Route` is the walker's URL route
 from apps.hosts.models import Host, SwarmNode
+from apps.monitoring.models import ContainerSample, Series
 from apps.registry.models import RegistryEvent, Repository, RobotAccount, TenantRegistryQuota
 from apps.registry.services import create_robot
 from apps.tenants import services as tenant_services
@@ -367,6 +369,24 @@ def world(db, make_user, outsider, tenant_b, superuser) -> World:
         state=Certificate.State.FAILED,
         error="acme-secret-certificate-error",
     )
+    # Metrics of tenant A's container, fresh: the Prometheus endpoints would show them.
+    now = timezone.now().replace(microsecond=0)
+    metered = Series.objects.create(
+        kind=Series.Kind.CONTAINER,
+        key=f"c{host.pk}:acme-secret-engine-id",
+        tenant=tenant,
+        tenant_slug=tenant.slug,
+        environment_slug=environment.slug,
+        stack_pk=stack.pk,
+        stack_name=stack.name,
+        service_name="web",
+        container_pk=container.pk,
+        name=container.name,
+        host_name=host.name,
+        first_seen_at=now,
+        last_seen_at=now,
+    )
+    ContainerSample.objects.create(series=metered, tier=0, at=now, memory_bytes=4242)
     result = World(
         tenant=tenant,
         environment=environment,
@@ -1008,6 +1028,22 @@ def test_read_only_token_cannot_write(world):
     assert response.status_code == 403
     assert client.delete(url).status_code == 403
     assert Environment.objects.get(pk=world.environment.pk).name == "acme-secret-env-qa"
+
+
+def test_prometheus_endpoints_show_tenant_a_only_to_tenant_a(world):
+    """The walk proves the outsider sees nothing; this proves there was something to see
+    (tenant A's token finds its container's series), and that `?tenant=` is no way in."""
+    url = "/api/v1/metrics/prometheus/"
+    own = new_client(HTTP_AUTHORIZATION=f"Bearer {world.token_raw}").get(url)
+    assert own.status_code == 200 and "acme-secret-shop-web-1" in own.content.decode()
+    outsider = new_client(HTTP_AUTHORIZATION=f"Bearer {world.outsider_token_raw}")
+    for asked in (url, f"{url}?tenant={world.tenant.slug}"):
+        answer = outsider.get(asked)
+        assert answer.status_code == 200 and not leaks(answer, world)
+    assert outsider.get("/metrics").status_code == 403
+    admin = new_client()
+    admin.force_login(world.superuser, backend="django.contrib.auth.backends.ModelBackend")
+    assert "acme-secret-shop-web-1" in admin.get("/metrics").content.decode()
 
 
 def test_combinations_are_covered():

@@ -30,12 +30,19 @@ from apps.hosts.engine.driver import EngineDriver, EngineInfo, ManagedContainer
 from apps.hosts.engine.errors import EngineError, engine_errors
 from apps.hosts.engine.labels import INSTALLATION_LABEL, MANAGED_LABEL, label_filters, label_key
 from apps.hosts.engine.operations import Operations
-from apps.hosts.engine.streams import LogStream, ShellSession, StatsStream
+from apps.hosts.engine.streams import LogStream, ShellSession, StatsStream, stats_sample
 from apps.hosts.engine.tls import TLSFiles, write_tls_files
 
 # Go's os.FileMode type bits, as the engine reports a path's mode.
 _GO_MODE_SYMLINK = 1 << 27
 _GO_MODE_TYPE = (1 << 31) | (1 << 27) | (1 << 26) | (1 << 25) | (1 << 24) | (1 << 21) | (1 << 19)
+
+
+# Connections kept per client: the metrics collector asks for many containers' stats at
+# once (each one-shot call waits for the engine's next one-second collection tick, so
+# they are answered together only when they are asked together); docker-py's default
+# of 10 would open and drop the others' connections each time.
+POOL_SIZE = 64
 
 
 def _negotiated_version(server_api: str) -> str:
@@ -83,7 +90,11 @@ class DockerEngine(Operations, EngineDriver):
                 verify=self._tls_verify,
             )
         client = docker.DockerClient(
-            base_url=self.endpoint, version=version, timeout=self.timeout, tls=tls
+            base_url=self.endpoint,
+            version=version,
+            timeout=self.timeout,
+            tls=tls,
+            max_pool_size=POOL_SIZE,
         )
         # Engines are reached directly with the host's own CA: REQUESTS_CA_BUNDLE, proxy
         # variables and .netrc in the environment must not override them.
@@ -206,6 +217,32 @@ class DockerEngine(Operations, EngineDriver):
 
     def stats(self, container_id: str) -> StatsStream:
         return StatsStream(self, container_id)
+
+    def stats_once(self, container_id: str) -> dict[str, Any]:
+        """`stream=false` with `one-shot` (API 1.41 and newer): the engine answers at once
+        with the current counters instead of waiting a second for a second sample, and
+        closes the response; CPU % is then computed by the caller between two calls."""
+        api = self._docker.api
+        one_shot = None if version_lt(api._version, "1.41") else True
+        with self._errors():
+            raw = api.stats(container_id, decode=False, stream=False, one_shot=one_shot)
+        return stats_sample(raw)
+
+    def container_starts(self, since: float, until: float) -> dict[str, int]:
+        """One events call bounded by `until`, so the engine ends the response itself."""
+        api = self._docker.api
+        filters = {"type": ["container"], "event": ["start"], "label": label_filters()}
+        counts: dict[str, int] = {}
+        with self._errors():
+            stream = api.events(since=since, until=until, filters=filters, decode=True)
+            try:
+                for event in stream:
+                    key = str(event.get("id") or event.get("Actor", {}).get("ID") or "")
+                    if key:
+                        counts[key] = counts.get(key, 0) + 1
+            finally:
+                stream.close()
+        return counts
 
     def available_shells(self, container_id: str, candidates: Iterable[str]) -> list[str]:
         """Stat each candidate through the archive API (HEAD, no tar is read): it needs

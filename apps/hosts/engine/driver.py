@@ -358,3 +358,19 @@ class EngineDriver(ABC):
     @abstractmethod
     def stats(self, container_id: str) -> StatsReader:
         """A resource-figures reader (no I/O until read)."""
+
+    # metrics -----------------------------------------------------------------------------
+
+    def stats_once(self, container_id: str) -> dict[str, Any]:
+        """One sample of a container's figures in one engine call that leaves no stream
+        open (`streams.stats_sample`: the page's summary plus the cumulative CPU time,
+        `cpu_ns`, from which the collector computes CPU % between two of its passes).
+        Drivers without it refuse; the metrics collector then skips the host."""
+        raise EngineError(f"{type(self).__name__} has no one-shot stats.", retryable=False)
+
+    def container_starts(self, since: float, until: float) -> dict[str, int]:
+        """How many times each of this installation's containers started between `since`
+        and `until` (seconds since the epoch), from the engine's event log in one call
+        that ends by itself: restarts by the restart policy or by hand are counted even
+        when they happened between two metrics passes. Drivers without it: empty."""
+        return {}

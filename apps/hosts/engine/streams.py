@@ -524,6 +524,18 @@ def summarize_stats(raw: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def stats_sample(raw: dict[str, Any]) -> dict[str, Any]:
+    """`summarize_stats` of a one-shot sample (its CPU % is 0: there is no previous
+    sample in it) plus the counters the metrics collector keeps: the container's
+    cumulative CPU time in nanoseconds, and whether the engine measured anything (a
+    container that stopped meanwhile answers with empty figures)."""
+    summary = summarize_stats(raw)
+    cpu = (raw.get("cpu_stats") or {}).get("cpu_usage") or {}
+    summary["cpu_ns"] = int(cpu.get("total_usage") or 0)
+    summary["measured"] = bool(raw.get("memory_stats")) or bool(cpu)
+    return summary
+
+
 def _blkio(entries: list[dict[str, Any]], op: str) -> int:
     return sum(e.get("value", 0) for e in entries if str(e.get("op", "")).lower() == op)
 
