@@ -11,6 +11,8 @@
 const COLOURS = ["#1f6feb", "#2da44e", "#bf8700", "#8250df", "#cf222e", "#57606a"];
 const LIMIT_COLOUR = "#8c959f";
 const RESTART_COLOUR = "rgba(207, 34, 46, 0.7)";
+// The least top of a y axis per unit, so a flat zero line is drawn low, with whole ticks.
+const FLOOR = { percent: 10, bytes: 1024 * 1024, bytes_per_second: 1024, per_second: 1, ms: 10 };
 
 function formatBytes(value) {
   if (value == null) return "–";
@@ -92,7 +94,7 @@ function drawChart(grid, chart, restarts, width) {
     height: 220,
     series,
     axes: [{}, { size: 80, values: (u, ticks) => ticks.map((v) => formatValue(chart.unit, v)) }],
-    scales: { y: { range: (u, min, max) => [0, Math.max(max, chart.unit === "percent" ? 10 : 1)] } },
+    scales: { y: { range: (u, min, max) => [0, Math.max(max, FLOOR[chart.unit] || 1)] } },
     plugins: chart.key === "cpu" && inRange.length ? [restartMarkers(inRange)] : [],
   };
   const data = [chart.times, ...chart.series.map((line) => line.values)];
