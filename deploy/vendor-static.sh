@@ -20,10 +20,11 @@ XTERM_VERSION=6.0.0 # @xterm/xterm, range 6
 XTERM_FIT_VERSION=0.11.0 # @xterm/addon-fit, range 0.11 (pairs with @xterm/xterm 6)
 REDOC_VERSION=2.5.4 # redoc, range 2 (the API reference page, /api/v1/redoc/)
 SWAGGER_VERSION=5.36.0 # swagger-ui-dist, range 5 (the API docs page, /api/v1/docs/)
+UPLOT_VERSION=1.6.32 # uplot, range 1 (the metrics charts)
 
 if [ "${1:-}" = --latest ]; then
     HTMX_VERSION=2 PICO_VERSION=2 XTERM_VERSION=6 XTERM_FIT_VERSION=0.11
-    REDOC_VERSION=2 SWAGGER_VERSION=5
+    REDOC_VERSION=2 SWAGGER_VERSION=5 UPLOT_VERSION=1
 fi
 
 command -v npm >/dev/null || { echo "npm is needed (Node.js from the machine)" >&2; exit 1; }
@@ -48,7 +49,7 @@ install_file() { # SRC DEST
     chmod 644 "$2"
 }
 
-rm -rf "$DEST/htmx" "$DEST/pico" "$DEST/xterm" "$DEST/redoc" "$DEST/swagger-ui"
+rm -rf "$DEST/htmx" "$DEST/pico" "$DEST/xterm" "$DEST/redoc" "$DEST/swagger-ui" "$DEST/uplot"
 
 fetch "htmx.org@$HTMX_VERSION"
 htmx_v="$VERSION"
@@ -91,6 +92,12 @@ for file in swagger-ui.css swagger-ui-bundle.js swagger-ui-standalone-preset.js 
     install_file "$PKG/$file" "$DEST/swagger-ui/$file"
 done
 
+fetch "uplot@$UPLOT_VERSION"
+uplot_v="$VERSION"
+install_file "$PKG/dist/uPlot.iife.min.js" "$DEST/uplot/uPlot.iife.min.js"
+install_file "$PKG/dist/uPlot.min.css" "$DEST/uplot/uPlot.min.css"
+install_file "$PKG/LICENSE" "$DEST/uplot/LICENSE"
+
 # Both bundles end with a sourceMappingURL comment naming a .map file we do not
 # ship; drop it so browsers' dev tools don't ask the server for it (a 404 in
 # the logs at every page view).
@@ -98,7 +105,7 @@ sed -i '/^\/\/# sourceMappingURL=/d' "$DEST/xterm/xterm.js" "$DEST/xterm/addon-f
     "$DEST/redoc/bundles/redoc.standalone.js" "$DEST/swagger-ui/swagger-ui-bundle.js" \
     "$DEST/swagger-ui/swagger-ui-standalone-preset.js"
 
-sums="$(cd "$DEST" && find htmx pico xterm redoc swagger-ui -type f | sort | xargs sha256sum)"
+sums="$(cd "$DEST" && find htmx pico xterm redoc swagger-ui uplot -type f | sort | xargs sha256sum)"
 
 cat >"$DEST/README.md" <<EOF
 # Vendored front-end assets
@@ -115,6 +122,7 @@ Fetched from the npm registry with \`npm pack\` (integrity-checked) by
 | [@xterm/addon-fit](https://www.npmjs.com/package/@xterm/addon-fit) | $fit_v | \`xterm/addon-fit.js\` (UMD, \`window.FitAddon.FitAddon\`) | MIT, \`xterm/LICENSE.addon-fit\` |
 | [redoc](https://www.npmjs.com/package/redoc) | $redoc_v | \`redoc/bundles/redoc.standalone.js\` (\`/api/v1/redoc/\`) | MIT, \`redoc/LICENSE\` |
 | [swagger-ui-dist](https://www.npmjs.com/package/swagger-ui-dist) | $swagger_v | \`swagger-ui/\`: \`swagger-ui.css\`, \`swagger-ui-bundle.js\`, \`swagger-ui-standalone-preset.js\`, \`favicon-32x32.png\` (\`/api/v1/docs/\`) | Apache-2.0, \`swagger-ui/LICENSE\` |
+| [uplot](https://www.npmjs.com/package/uplot) | $uplot_v | \`uplot/uPlot.iife.min.js\` (\`window.uPlot\`), \`uplot/uPlot.min.css\` (the metrics charts) | MIT, \`uplot/LICENSE\` |
 
 The \`sourceMappingURL\` line at the end of the xterm, ReDoc and Swagger UI bundles is
 removed (the maps are not shipped). ReDoc's sidebar logo, which its bundle loads from
@@ -133,4 +141,4 @@ $sums
 \`\`\`
 EOF
 
-echo "static/vendor: htmx.org $htmx_v, @picocss/pico $pico_v, @xterm/xterm $xterm_v, @xterm/addon-fit $fit_v, redoc $redoc_v, swagger-ui-dist $swagger_v"
+echo "static/vendor: htmx.org $htmx_v, @picocss/pico $pico_v, @xterm/xterm $xterm_v, @xterm/addon-fit $fit_v, redoc $redoc_v, swagger-ui-dist $swagger_v, uplot $uplot_v"

@@ -20,7 +20,6 @@ from apps.tenants.middleware import switch_context as use_context
 from apps.tenants.models import Environment, Tenant
 
 SECTIONS = {
-    "monitoring": ("Monitoring", "Metrics, alerts and autoscaling of your services."),
     "security": (
         "Security",
         "Image scanning results, compose policy exceptions and the audit trail.",

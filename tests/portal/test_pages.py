@@ -32,7 +32,7 @@ def test_dashboard_without_tenant_invites_to_create_one(outsider, client_for):
     assert reverse("tenants:create") in body
 
 
-@pytest.mark.parametrize("section", ["monitoring", "security"])
+@pytest.mark.parametrize("section", ["security"])
 def test_placeholder_sections_say_what_will_come(section, owner, client_for):
     response = client_for(owner).get(reverse(f"portal:{section}"))
     assert response.status_code == 200
