@@ -4,7 +4,8 @@ service should run given its settings, its current replicas and what was measure
 Proportional, as Kubernetes' horizontal autoscaler: `ceil(current * observed / target)`
 replicas bring the per-container figure back to the target. Then, in this order:
 - a service outside its bounds is brought inside them at once (settings, not load);
-- no measurement in the window: no decision (an empty window is not an idle service);
+- fewer than MIN_SAMPLES sampling times in the window: no decision (an empty window is
+  not an idle service, and one reading is not a trend);
 - inside the cooldown after the last scale: hold;
 - scaling in aims `margin` below the target (hysteresis: the containers that remain
   must not land right above the target and scale out again);
@@ -17,6 +18,9 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+
+#: Sampling times a decision needs at least.
+MIN_SAMPLES = 2
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,7 @@ def plan(
 ) -> Decision:
     """The decision for one service. `observed` is the per-container figure in the
     target's unit averaged over the window (None: nothing measured), `samples` how many
-    points it rests on (reported only)."""
+    sampling times it rests on."""
     figures: dict[str, Any] = {
         "current": current,
         "observed": None if observed is None else round(observed, 2),
@@ -71,8 +75,9 @@ def plan(
         action = "out" if desired > current else "in"
         reason = f"{current} is outside the bounds {low}-{high}"
         return Decision(action, current, desired, reason, {**figures, "desired": desired})
-    if observed is None or current <= 0:
-        return Decision("none", current, current, "no metrics in the window", figures)
+    if observed is None or samples < MIN_SAMPLES or current <= 0:
+        reason = "no metrics in the window" if observed is None else "too few samples yet"
+        return Decision("none", current, current, reason, figures)
     wanted = _wanted(settings, current, observed)
     figures["wanted"] = wanted
     if wanted == current:
@@ -112,9 +117,10 @@ def _compare(settings: Settings, observed: float, word: str) -> str:
 
 
 def per_container(points: dict[datetime, list[float]]) -> tuple[float | None, int]:
-    """The mean over time of the mean over containers: `points` maps each sampling
-    time to the figures of the containers measured then. (None, 0) when empty."""
+    """(The mean over time of the mean over containers, the number of times):
+    `points` maps each sampling time to the figures of the containers measured then.
+    (None, 0) when empty."""
     means = [sum(values) / len(values) for values in points.values() if values]
     if not means:
         return None, 0
-    return sum(means) / len(means), sum(len(v) for v in points.values())
+    return sum(means) / len(means), len(means)
