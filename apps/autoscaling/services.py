@@ -58,8 +58,14 @@ def check_settings(actor: Any, service: Service, values: dict[str, Any]) -> None
         errors.setdefault("cooldown_seconds", []).append(
             f"Give a number of seconds from 0 to {MAX_COOLDOWN}."
         )
+    if not values["enabled"]:
+        # Turning it off must always be possible, even once the target can no longer be
+        # measured (a redeploy dropped the CPU limit): only the numbers are checked.
+        if errors:
+            raise ValidationError(errors)
+        return
     errors.update(_target_problems(service, values["metric"], values["target"]))
-    if values["enabled"] and "max_replicas" not in errors:
+    if "max_replicas" not in errors:
         try:
             deployments.check_scale(actor, service, high)
         except ValidationError as exc:
@@ -211,6 +217,10 @@ def _decide(scaler: Autoscaler, service: Service, now: datetime) -> planning.Dec
     busy = _busy(stack)
     if busy:
         return planning.Decision("hold", service.scale, service.scale, busy)
+    unmeasurable = _target_problems(service, scaler.metric, scaler.target)
+    if unmeasurable:  # changed since it was set: said on the page, not guessed around
+        reason = next(iter(unmeasurable.values()))[0]
+        return planning.Decision("hold", service.scale, service.scale, reason)
     start = now - timedelta(seconds=settings.BERTH_AUTOSCALING_WINDOW_SECONDS)
     if scaler.last_scaled_at and scaler.last_scaled_at > start:
         start = scaler.last_scaled_at  # what the service did since its last change only

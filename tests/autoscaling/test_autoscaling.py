@@ -116,6 +116,18 @@ def test_settings_are_checked_field_by_field(web, stack):
     assert not Autoscaler.objects.exists()
 
 
+def test_turning_off_is_possible_once_the_target_cannot_be_measured(web, member):
+    scaler = autoscaling.configure(member, web, GOOD)
+    idle(web.stack)
+    metered(web, [45.0])
+    spec = web.stack.current_revision.spec
+    del spec["project"]["services"]["web"]["cpus"]  # a redeploy without the CPU limit
+    web.stack.current_revision.save()
+    decision = autoscaling.evaluate(scaler.pk)
+    assert decision.action == "hold" and "has none" in decision.reason
+    assert autoscaling.configure(member, web, {"enabled": False}).enabled is False
+
+
 def test_a_maximum_over_the_tenants_quota_is_refused_when_set(web, superuser):
     tenant_services.set_quotas(actor=superuser, tenant=web.stack.tenant, values={"containers": 4})
     message = errors({"max_replicas": 4}, web)["max_replicas"][0]
