@@ -114,7 +114,9 @@ def configure(actor: Any, service: Service, values: dict[str, Any]) -> Autoscale
     """Set (or create) the service's autoscaling; members and above. Values missing
     from `values` keep their current (or default) setting."""
     require_role(actor, service.stack.tenant, Role.MEMBER)
-    scaler = Autoscaler.objects.filter(service=service).first() or Autoscaler(
+    # The row first, then (check_scale's quota) the tenant: the order `evaluate` takes
+    # them in, so a change of settings and a decision never deadlock.
+    scaler = Autoscaler.objects.select_for_update().filter(service=service).first() or Autoscaler(
         service=service, tenant=service.stack.tenant
     )
     merged = {name: values.get(name, getattr(scaler, name)) for name in FIELDS}

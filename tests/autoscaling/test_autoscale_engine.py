@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 
 from apps.activity.models import Event
 from apps.autoscaling import services as autoscaling
+from apps.autoscaling.models import Autoscaler
 from apps.deployments import reconciler
 from apps.deployments import services as deployments
 from apps.deployments.models import Route, Service, Stack
@@ -141,7 +142,10 @@ def test_cpu_load_through_the_frontier_scales_out_and_back_in(
     assert len(engine_containers(stack, "--filter", "status=running")) == out.desired
     assert Stack.objects.get(pk=stack.pk).operation == ""
 
+    out_at = Autoscaler.objects.get(pk=scaler.pk).last_scaled_at
     back = judge_until(scaler.pk, "in", timeout=40)
+    in_at = Autoscaler.objects.get(pk=scaler.pk).last_scaled_at
+    assert (in_at - out_at).total_seconds() >= 8  # not inside the cooldown
     assert back.desired == 1 and back.figures["observed"] < 45, back
     reconciler.reconcile_stack(stack.pk)
     assert len(engine_containers(stack, "--filter", "status=running")) == 1
