@@ -233,6 +233,17 @@ def test_low_cpu_scales_in_after_the_cooldown(web, member):
     assert Event.objects.filter(action="autoscaling.scale_in").exists()
 
 
+def test_memory_is_each_containers_use_against_its_own_limit(web, member):
+    scaler = autoscaling.configure(member, web, {**GOOD, "metric": "memory", "target": 40})
+    idle(web.stack)
+    metered(web, [1.0])  # 32 MB of 64 MB: 50 %
+    decision = autoscaling.evaluate(scaler.pk)
+    assert decision.figures["observed"] == 50.0 and (decision.action, decision.desired) == (
+        "out",
+        2,
+    )
+
+
 def test_requests_per_second_come_from_the_routes_counters(web, member):
     route = routes.create_route(member, web, hostname="shop.example.com", port=8080)
     scaler = autoscaling.configure(member, web, {**GOOD, "metric": "requests", "target": 5})
