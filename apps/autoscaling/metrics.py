@@ -14,14 +14,17 @@ from datetime import datetime
 from apps.autoscaling.models import Autoscaler
 from apps.autoscaling.planning import per_container
 from apps.deployments.models import Service
-from apps.deployments.resources import service_resources
+from apps.deployments.resources import ContainerResources, service_resources
 from apps.deployments.spec import project_from_spec
 from apps.monitoring import queries
 from apps.monitoring.models import Series
 
 
-def observe(scaler: Autoscaler, service: Service, start: datetime, now: datetime):
-    """(per-container figure or None, points it rests on) over [start, now]."""
+def observe(
+    scaler: Autoscaler, service: Service, start: datetime, now: datetime
+) -> tuple[float | None, int]:
+    """(The per-container figure or None, the sampling times it rests on) over
+    [start, now], in the unit of the service's target."""
     if scaler.metric == Autoscaler.Metric.REQUESTS:
         return _requests(service, start, now)
     mine = Series.objects.filter(tenant_id=service.stack.tenant_id)
@@ -60,7 +63,7 @@ def _requests(service: Service, start: datetime, now: datetime) -> tuple[float |
     return mean / service.scale, len(total)
 
 
-def limits(service: Service):
+def limits(service: Service) -> ContainerResources:
     """The per-container limits the service runs with (resources.service_resources)."""
     spec = service.stack.current_revision.spec
     return service_resources(spec, project_from_spec(spec), service.name)

@@ -17,6 +17,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from apps.activity.models import Event
@@ -161,7 +162,7 @@ def refuse_manual_scale(service: Service) -> None:
         )
 
 
-def decisions(service: Service, limit: int = 20):
+def decisions(service: Service, limit: int = 20) -> QuerySet[Event]:
     """The service's recent autoscaling events, newest first (its tenant's only)."""
     return Event.objects.filter(
         tenant_id=service.stack.tenant_id,

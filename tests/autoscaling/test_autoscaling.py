@@ -315,6 +315,9 @@ def test_page_shows_settings_errors_and_decisions(client, member, viewer, web):
     assert done.status_code == 302
     page = client.get(url).content.decode()
     assert "Turned autoscaling of web on" in page and "data-autoscaling-state" in page
+    refused = client.post(f"/stacks/services/{web.pk}/scale/", {"replicas": 3}, follow=True)
+    assert "Autoscaling manages web" in refused.content.decode()
+    assert Service.objects.get(pk=web.pk).scale == 1
     stack_page = client.get(f"/stacks/{web.stack_id}/").content.decode()
     assert "autoscaled: 1-4" in stack_page and f"/autoscaling/services/{web.pk}/" in stack_page
     viewer_page = login(client, viewer).get(url).content.decode()
