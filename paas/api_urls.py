@@ -6,6 +6,7 @@ from rest_framework.routers import DefaultRouter
 
 from apps.accounts.api.views import ApiTokenViewSet
 from apps.activity.api.views import EventViewSet
+from apps.autoscaling.api import AutoscalerViewSet
 from apps.catalog.api.views import TemplateViewSet
 from apps.deployments.api.resources import (
     ContainerViewSet,
@@ -52,6 +53,7 @@ router.register("registry/repositories", RepositoryViewSet, basename="registry-r
 router.register("registry/robots", RobotViewSet, basename="registry-robot")
 router.register("registry/usage", UsageViewSet, basename="registry-usage")
 router.register("certificates", CertificateViewSet, basename="certificate")
+router.register("autoscaling", AutoscalerViewSet, basename="autoscaling")
 
 app_name = "api"
 urlpatterns = [

@@ -122,6 +122,7 @@ INSTALLED_APPS = [
     "apps.registry",
     "apps.traffic",
     "apps.monitoring",
+    "apps.autoscaling",
 ]
 
 MIDDLEWARE = [
@@ -275,6 +276,10 @@ BERTH_VERSION = "0.1.0"
 # activity app, which every app uses, calls no app above it: the stack's live stream
 # learns of its events through this list. Not an operator setting.
 BERTH_EVENT_HOOKS = ["apps.deployments.live.broadcast_event"]
+# Called with (service) before a person's scale (apps/deployments/services.py: scale); each
+# may refuse it with a ValidationError. Autoscaling refuses while it manages the service.
+# Not an operator setting.
+BERTH_MANUAL_SCALE_CHECKS = ["apps.autoscaling.services.refuse_manual_scale"]
 # How long the activity log keeps an event (days; 0 keeps them all), and how often beat
 # deletes older ones (apps/activity/services.py: prune_events, in batches).
 BERTH_EVENT_RETENTION_DAYS = int(os.environ.get("BERTH_EVENT_RETENTION_DAYS", "365"))
@@ -596,6 +601,21 @@ if BERTH_METRICS_INTERVAL_SECONDS > 0:
     CELERY_BEAT_SCHEDULE["monitoring.rollup"] = {
         "task": "monitoring.rollup",
         "schedule": BERTH_METRICS_ROLLUP_SECONDS,
+    }
+
+# Autoscaling (apps/autoscaling): every this many seconds (0: off) each service with
+# autoscaling on is judged on its stored metrics of the last WINDOW seconds (never before
+# its last scale); scaling in aims SCALE_IN_MARGIN below the target, so that one
+# container fewer does not land right above it again (hysteresis).
+BERTH_AUTOSCALING_INTERVAL_SECONDS = int(os.environ.get("BERTH_AUTOSCALING_INTERVAL_SECONDS", "30"))
+BERTH_AUTOSCALING_WINDOW_SECONDS = int(os.environ.get("BERTH_AUTOSCALING_WINDOW_SECONDS", "120"))
+BERTH_AUTOSCALING_SCALE_IN_MARGIN = float(
+    os.environ.get("BERTH_AUTOSCALING_SCALE_IN_MARGIN", "0.1")
+)
+if BERTH_AUTOSCALING_INTERVAL_SECONDS > 0:
+    CELERY_BEAT_SCHEDULE["autoscaling.evaluate"] = {
+        "task": "autoscaling.evaluate_all",
+        "schedule": BERTH_AUTOSCALING_INTERVAL_SECONDS,
     }
 
 # A periodic trigger still queued when the next one is due is skipped (it expires after

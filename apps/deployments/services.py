@@ -23,6 +23,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
+from django.utils.module_loading import import_string
 
 from apps.activity.models import Event
 from apps.activity.services import record_event
@@ -861,32 +862,67 @@ def rollback(actor: Any, stack: Stack, revision: Revision) -> Stack:
     )
 
 
-@transaction.atomic
-def scale(actor: Any, service: Service, replicas: Any) -> Service:
-    """Run `replicas` containers of one service (0 to 50): a new revision."""
-    stack = service.stack
-    require_role(actor, stack.tenant, Role.MEMBER)
+def _replicas(value: Any) -> int:
     try:
-        replicas = int(replicas)
+        replicas = int(value)
     except (TypeError, ValueError):
         raise ValidationError({"replicas": "Give a whole number."}) from None
     if not 0 <= replicas <= MAX_REPLICAS:
         raise ValidationError({"replicas": f"Give a number from 0 to {MAX_REPLICAS}."})
+    return replicas
+
+
+def check_scale(actor: Any, service: Service, replicas: Any) -> None:
+    """Would `scale` accept `replicas` for this service today (range, policy, quota)?
+    Writes nothing: the autoscaling settings check their maximum with it, so a
+    maximum the tenant's quota or the policy refuses is said when it is set."""
+    replicas = _replicas(replicas)
+    stack = service.stack
+    if stack.current_revision is None:
+        raise ValidationError("This stack has no revision to scale.")
+    spec = _apply_scale(stack.current_revision.spec, {service.name: replicas})
+    check_spec_policy(actor, stack.environment, spec, stack.current_revision)
+    quotas.enforce(stack.tenant, spec, stack)
+
+
+def _manual_scale_checks(service: Service) -> None:
+    """BERTH_MANUAL_SCALE_CHECKS: apps above this one that may refuse a person's scale
+    (autoscaling refuses it while it manages the service), named in settings so that
+    this layer imports none of them."""
+    for path in settings.BERTH_MANUAL_SCALE_CHECKS:
+        import_string(path)(service)
+
+
+@transaction.atomic
+def scale(actor: Any, service: Service, replicas: Any, *, automatic: str = "") -> Service:
+    """Run `replicas` containers of one service (0 to 50): a new revision.
+
+    `automatic` is the autoscaler's reason for the change: it acts as Berth itself
+    (`actor` None: no role, the policy without a platform admin's exceptions), through
+    this same function, quota and reconciler as a person; a person's scale of a service
+    the autoscaler manages is refused by `_manual_scale_checks`."""
+    stack = service.stack
+    if not automatic:
+        require_role(actor, stack.tenant, Role.MEMBER)
+    replicas = _replicas(replicas)
     stack = _locked(stack)
     _require_not_removed(stack)
+    if not automatic:
+        _manual_scale_checks(service)
     if stack.current_revision is None:
         raise ValidationError("This stack has no revision to scale.")
     if replicas == service.scale:
         raise ValidationError({"replicas": f"{service.name} already runs {replicas}."})
     spec = _apply_scale(stack.current_revision.spec, {service.name: replicas})
     check_spec_policy(actor, stack.environment, spec, stack.current_revision)
+    note = f" by autoscaling: {automatic}" if automatic else ""
     _deploy_change(
         actor,
         stack,
         spec,
         reason="scale",
         operation="scale",
-        message=f"Scaled {service.name} from {service.scale} to {replicas}",
+        message=f"Scaled {service.name} from {service.scale} to {replicas}{note}",
     )
     return Service.objects.get(pk=service.pk)
 

@@ -46,6 +46,7 @@ from apps.accounts import services as token_services
 from apps.accounts.models import ApiToken
 from apps.activity.models import Event
 from apps.activity.services import record_event
+from apps.autoscaling.models import Autoscaler
 from apps.catalog.models import Template, TemplateVersion
 from apps.core.roles import Role
 from apps.deployments import routes as route_services
@@ -387,6 +388,13 @@ def world(db, make_user, outsider, tenant_b, superuser) -> World:
         last_seen_at=now,
     )
     ContainerSample.objects.create(series=metered, tier=0, at=now, memory_bytes=4242)
+    # The service's autoscaling, with a decision on record (its page and API list them).
+    scaler = Autoscaler.objects.create(
+        tenant=tenant, service=service, metric="requests", target=7, last_decision="acme-secret"
+    )
+    record_event(
+        "autoscaling.scale_out", tenant=tenant, obj=service, message="acme-secret-decision"
+    )
     result = World(
         tenant=tenant,
         environment=environment,
@@ -418,6 +426,7 @@ def world(db, make_user, outsider, tenant_b, superuser) -> World:
         HostnameClaim: HostnameClaim.objects.get(hostname=route.hostname),
         Rollout: rollout,
         Secret: stored_secret,
+        Autoscaler: scaler,
         Template: template,
         TemplateVersion: template_version,
         Repository: repository,

@@ -1,0 +1,1 @@
+from tests.deployments.stack_fixtures import env_a, env_b  # noqa: F401
