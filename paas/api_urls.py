@@ -18,6 +18,7 @@ from apps.deployments.api.routes import RouteViewSet
 from apps.deployments.api.secrets import SecretViewSet
 from apps.deployments.api.views import RevisionViewSet, ServiceViewSet, StackViewSet
 from apps.hosts.api.views import HostViewSet
+from apps.logs.api.views import LogLineViewSet
 from apps.registry.api.views import RepositoryViewSet, RobotViewSet, UsageViewSet
 from apps.tenants.api.views import (
     EnvironmentViewSet,
@@ -51,6 +52,7 @@ router.register("registry/repositories", RepositoryViewSet, basename="registry-r
 router.register("registry/robots", RobotViewSet, basename="registry-robot")
 router.register("registry/usage", UsageViewSet, basename="registry-usage")
 router.register("certificates", CertificateViewSet, basename="certificate")
+router.register("logs", LogLineViewSet, basename="log")
 
 app_name = "api"
 urlpatterns = [
