@@ -38,6 +38,7 @@ from django.test import Client
 from django.urls import URLResolver, get_resolver, resolve
 from django.urls.exceptions import Resolver404
 from django.urls.resolvers import RegexPattern
+from django.utils import timezone
 from django.utils.regex_helper import normalize
 from rest_framework import serializers
 
@@ -61,6 +62,7 @@ from apps.deployments.models import (
 )
 from apps.deployments.models import Route as RouteModel  # `Route` is the walker's URL route
 from apps.hosts.models import Host, SwarmNode
+from apps.logs.models import LogLine, LogRetention, LogSource
 from apps.registry.models import RegistryEvent, Repository, RobotAccount, TenantRegistryQuota
 from apps.registry.services import create_robot
 from apps.tenants import services as tenant_services
@@ -367,6 +369,28 @@ def world(db, make_user, outsider, tenant_b, superuser) -> World:
         state=Certificate.State.FAILED,
         error="acme-secret-certificate-error",
     )
+    # Collected log lines (the Logs page and /api/v1/logs/ must never show them to B).
+    log_source = LogSource.objects.create(
+        host=host,
+        engine_id="acme-secret-engine-id",
+        tenant=tenant,
+        environment=environment,
+        stack_pk=stack.pk,
+        stack=stack.name,
+        service="web",
+        container=container.name,
+    )
+    log_line = LogLine.objects.create(
+        source=log_source,
+        tenant=tenant,
+        environment=environment,
+        stack=stack.name,
+        service="web",
+        container=container.name,
+        ts=timezone.now(),
+        text="payment acme-secret-log-line card=4242",
+    )
+    log_retention = LogRetention.objects.create(environment=environment, days=3)
     result = World(
         tenant=tenant,
         environment=environment,
@@ -404,6 +428,9 @@ def world(db, make_user, outsider, tenant_b, superuser) -> World:
         RobotAccount: robot,
         RegistryEvent: registry_event,
         TenantRegistryQuota: registry_quota,
+        LogSource: log_source,
+        LogLine: log_line,
+        LogRetention: log_retention,
         get_user_model(): olivia,
     }
     return result
