@@ -75,10 +75,16 @@ class LogLine(models.Model):
         STDOUT = "stdout", "stdout"
         STDERR = "stderr", "stderr"
 
-    source = models.ForeignKey(LogSource, on_delete=models.CASCADE, related_name="lines")
-    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
+    # No single-column index on the keys: each leads a (key, ts) index below, and every
+    # index is paid for by every collected line.
+    source = models.ForeignKey(
+        LogSource, on_delete=models.CASCADE, related_name="lines", db_index=False
+    )
+    tenant = models.ForeignKey(
+        "tenants.Tenant", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     environment = models.ForeignKey(
-        "tenants.Environment", on_delete=models.CASCADE, related_name="+"
+        "tenants.Environment", on_delete=models.CASCADE, related_name="+", db_index=False
     )
     stack = models.CharField(max_length=63, blank=True)
     service = models.CharField(max_length=63, blank=True)

@@ -84,9 +84,9 @@ class Migration(migrations.Migration):
                 ('stream', models.CharField(choices=[('stdout', 'stdout'), ('stderr', 'stderr')], default='stdout', max_length=6)),
                 ('ts', models.DateTimeField()),
                 ('text', models.TextField()),
-                ('environment', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tenants.environment')),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tenants.tenant')),
-                ('source', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='lines', to='logs.logsource')),
+                ('environment', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tenants.environment')),
+                ('tenant', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tenants.tenant')),
+                ('source', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='lines', to='logs.logsource')),
             ],
         ),
         migrations.AddConstraint(
