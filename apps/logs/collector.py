@@ -127,7 +127,9 @@ class Cursor:
         seen: Counter = Counter()
         if source.cursor_ns:
             stored = LogLine.objects.filter(
-                source=source, ts__gte=as_datetime(window_start(source.cursor_ns))
+                tenant_id=source.tenant_id,  # leads the (tenant, ts) index
+                source=source,
+                ts__gte=as_datetime(window_start(source.cursor_ns)),
             ).values_list("stream", "ts", "text")
             seen.update((stream, ts, text) for stream, ts, text in stored.iterator())
         return cls(source.cursor_ns, seen)

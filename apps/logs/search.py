@@ -41,4 +41,12 @@ def matching(queryset: models.QuerySet, text: str) -> models.QuerySet:
         sql = f"{table}.id IN (SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH %s)"  # noqa: S608
         param = " ".join(f'"{word}"' for word in found)  # \w+ holds no quote
     condition = RawSQL(sql, (param,), output_field=models.BooleanField())  # noqa: S611
-    return queryset.alias(_match=condition).filter(_match=True)
+    return queryset.alias(**{MATCH: condition}).filter(**{MATCH: True})
+
+
+MATCH = "_match"
+
+
+def is_search(queryset: models.QuerySet) -> bool:
+    """Whether `matching` narrowed this queryset (pages order such results differently)."""
+    return MATCH in queryset.query.annotations

@@ -38,11 +38,13 @@ def prune_lines(batch_size: int = 5000, max_batches: int | None = None) -> int:
     overrides = retention_days()
     now = timezone.now()
     removed, batches = 0, 0
-    for env_id in Environment.objects.values_list("pk", flat=True):
+    for env_id, tenant_id in Environment.objects.values_list("pk", "tenant_id"):
         days = overrides.get(env_id, settings.BERTH_LOG_RETENTION_DAYS)
         if days <= 0:
             continue
-        old = LogLine.objects.filter(environment_id=env_id, ts__lt=now - timedelta(days=days))
+        old = LogLine.objects.filter(  # the tenant leads the (tenant, ts) index
+            tenant_id=tenant_id, environment_id=env_id, ts__lt=now - timedelta(days=days)
+        )
         while max_batches is None or batches < max_batches:
             ids = list(old.order_by("ts").values_list("pk", flat=True)[:batch_size])
             if not ids:

@@ -97,14 +97,7 @@ class Migration(migrations.Migration):
             model_name='logline',
             index=models.Index(fields=['tenant', 'ts'], name='logs_line_tenant_ts'),
         ),
-        migrations.AddIndex(
-            model_name='logline',
-            index=models.Index(fields=['environment', 'ts'], name='logs_line_env_ts'),
-        ),
-        migrations.AddIndex(
-            model_name='logline',
-            index=models.Index(fields=['source', 'ts'], name='logs_line_source_ts'),
-        ),
+
         migrations.RunPython(
             _run({"postgresql": POSTGRES, "sqlite": SQLITE}),
             _run({"postgresql": POSTGRES_UNDO, "sqlite": SQLITE_UNDO}),
