@@ -178,6 +178,8 @@ def collect_host(host_id: int, *, only: Iterable[str] | None = None) -> PassResu
         sources = sources.filter(engine_id__in=wanted)
     sources = list(sources.order_by("pk"))
     threads = max(1, min(settings.BERTH_LOG_COLLECT_THREADS, len(sources)))
+    if connection.vendor == "sqlite":
+        threads = 1  # one writer at a time anyway: the others would only wait for the lock
     with ThreadPoolExecutor(threads, thread_name_prefix="berth-log-collect") as pool:
         outcomes = pool.map(_collect_in_thread(engine), sources)
         for source, outcome in zip(sources, outcomes, strict=True):
@@ -193,8 +195,9 @@ def collect_host(host_id: int, *, only: Iterable[str] | None = None) -> PassResu
 
 
 def _collect_in_thread(engine: EngineDriver) -> Callable[[LogSource], int | EngineError | None]:
-    """Containers are collected a few at once (BERTH_LOG_COLLECT_THREADS): one container's
-    pass waits on the engine, then on the database, and leaves a core idle meanwhile.
+    """Containers are collected a few at once (BERTH_LOG_COLLECT_THREADS; one on SQLite):
+    one container's pass waits on the engine, then on the database, and leaves a core idle
+    meanwhile.
     Each thread's database connection is closed when its container is done."""
 
     def run(source: LogSource) -> int | EngineError | None:

@@ -102,4 +102,4 @@ class LogDownloadView(LogScopedView):
             errors = found.errors if output in EXPORT_FORMATS else {"output": ["text or jsonl"]}
             text = "; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items())
             return HttpResponse(text, status=400, content_type="text/plain; charset=utf-8")
-        return download_response(found.qs, output)
+        return download_response(request, found.qs, output)

@@ -11,7 +11,8 @@ import json
 from datetime import timedelta
 
 import pytest
-from django.test import Client
+from asgiref.sync import async_to_sync, sync_to_async
+from django.test import AsyncClient, Client
 from django.utils import timezone
 
 from apps.logs import services
@@ -198,3 +199,22 @@ def test_retention_deletes_old_lines_per_environment(env_a, env_b, settings):
     assert services.prune_lines(batch_size=1) == 2
     assert list(LogLine.objects.values_list("text", flat=True)) == ["a kept"]
     assert not LogSource.objects.filter(pk=gone.pk).exists()  # removed, and no line left
+
+
+def test_download_under_asgi_streams_from_an_async_iterator(owner, env_a, settings):
+    """Under daphne a plain iterator would be read whole into memory before the first
+    byte; the ASGI request gets chunks from an async iterator instead."""
+    add_lines(env_a, [f"bulk {i}" for i in range(2500)])
+
+    async def download() -> tuple[bool, list[str]]:
+        client = AsyncClient()
+        await sync_to_async(client.force_login)(
+            owner, backend="django.contrib.auth.backends.ModelBackend"
+        )
+        response = await client.get(API + "download/", {"q": "bulk"})
+        chunks = [chunk async for chunk in response.streaming_content]
+        return response.is_async, b"".join(chunks).decode().splitlines()
+
+    is_async, body = async_to_sync(download)()
+    assert is_async
+    assert [line.split(" ", 3)[3] for line in body] == [f"bulk {i}" for i in range(2500)]

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterator
+from functools import partial
+
+from asgiref.sync import sync_to_async
+from django.core.handlers.asgi import ASGIRequest
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -94,16 +99,31 @@ class LogLineViewSet(mixins.ListModelMixin, TenantScopedViewSet):
         output = request.query_params.get("output") or "text"
         if output not in services.EXPORT_FORMATS:
             raise exceptions.ValidationError({"output": ["Use text or jsonl."]})
-        return download_response(self.lines(DOWNLOAD_PARAMS), output)
+        return download_response(request, self.lines(DOWNLOAD_PARAMS), output)
 
 
-def download_response(lines, output: str) -> StreamingHttpResponse:
-    """The streamed file, for the API and the page alike."""
+def download_response(request, lines, output: str) -> StreamingHttpResponse:
+    """The streamed file, for the API and the page alike.
+
+    Under daphne (ASGI) Django would read a plain iterator into a list before sending a
+    byte (a million lines in memory); there the chunks come from an async iterator that
+    fetches each one in the request's sync thread (one database connection, one
+    server-side cursor). The test client and WSGI servers get the plain iterator.
+    """
     jsonl = output == "jsonl"
+    chunks = services.export_chunks(lines, output)
+    if isinstance(getattr(request, "_request", request), ASGIRequest):
+        chunks = _async_chunks(chunks)
     response = StreamingHttpResponse(
-        services.export_lines(lines, output),
+        chunks,
         content_type="application/x-ndjson" if jsonl else "text/plain; charset=utf-8",
     )
     name = "logs.jsonl" if jsonl else "logs.txt"
     response["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
+
+
+async def _async_chunks(chunks: Iterator[str]) -> AsyncIterator[str]:
+    fetch = sync_to_async(partial(next, chunks, None), thread_sensitive=True)
+    while (chunk := await fetch()) is not None:
+        yield chunk
