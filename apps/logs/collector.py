@@ -215,7 +215,7 @@ def register(host: Host, listed: list[ManagedContainer]) -> None:
     """A LogSource for each listed container that belongs to a known environment; the
     sources of containers no longer listed are marked gone (their lines stay)."""
     now = timezone.now()
-    known = {s.engine_id for s in LogSource.objects.filter(host=host).only("engine_id")}
+    known = set(LogSource.objects.filter(host=host).values_list("engine_id", flat=True))
     new = [c for c in listed if c.id not in known]
     rows = _sources_for(host, new)
     if rows:
