@@ -218,3 +218,13 @@ def test_download_under_asgi_streams_from_an_async_iterator(owner, env_a, settin
     is_async, body = async_to_sync(download)()
     assert is_async
     assert [line.split(" ", 3)[3] for line in body] == [f"bulk {i}" for i in range(2500)]
+
+
+def test_beat_collects_and_prunes_with_registered_tasks(settings, env_a):
+    from paas.celery import app
+
+    schedule = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert {"logs.collect_all", "logs.prune"} <= schedule
+    app.loader.import_default_modules()
+    assert {"logs.collect_all", "logs.collect_host", "logs.prune"} <= set(app.tasks)
+    assert app.tasks["logs.prune"]() == 0  # nothing old yet
