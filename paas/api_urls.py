@@ -19,6 +19,7 @@ from apps.deployments.api.routes import RouteViewSet
 from apps.deployments.api.secrets import SecretViewSet
 from apps.deployments.api.views import RevisionViewSet, ServiceViewSet, StackViewSet
 from apps.hosts.api.views import HostViewSet
+from apps.logs.api.views import LogLineViewSet
 from apps.monitoring.api import TenantMetricsView
 from apps.registry.api.views import RepositoryViewSet, RobotViewSet, UsageViewSet
 from apps.tenants.api.views import (
@@ -54,6 +55,7 @@ router.register("registry/robots", RobotViewSet, basename="registry-robot")
 router.register("registry/usage", UsageViewSet, basename="registry-usage")
 router.register("certificates", CertificateViewSet, basename="certificate")
 router.register("autoscaling", AutoscalerViewSet, basename="autoscaling")
+router.register("logs", LogLineViewSet, basename="log")
 
 app_name = "api"
 urlpatterns = [

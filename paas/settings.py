@@ -123,6 +123,7 @@ INSTALLED_APPS = [
     "apps.traffic",
     "apps.monitoring",
     "apps.autoscaling",
+    "apps.logs",
 ]
 
 MIDDLEWARE = [
@@ -298,6 +299,22 @@ BERTH_LIVE_DB_THREADS = int(os.environ.get("BERTH_LIVE_DB_THREADS", "4"))
 # Each user's share of them, and of open websockets (apps/deployments/live_limits.py).
 BERTH_LIVE_STREAMS_PER_USER = int(os.environ.get("BERTH_LIVE_STREAMS_PER_USER", "16"))
 BERTH_LIVE_SOCKETS_PER_USER = int(os.environ.get("BERTH_LIVE_SOCKETS_PER_USER", "20"))
+# Central logs (apps/logs/): how often beat runs a collection pass over every engine host
+# (each pass reads each container's new lines once and returns), how many containers a
+# pass reads at once (each holds a database connection); the lease a pass holds
+# on a container; the lines one container may bring in one pass (the rest come next
+# pass) and per transaction; how long a line must be old before it is collected (lines
+# of stdout and stderr may reach the log file slightly out of order); how long lines
+# are kept (days; an environment may say otherwise: LogRetention) and how often beat
+# deletes older ones.
+BERTH_LOG_COLLECT_SECONDS = float(os.environ.get("BERTH_LOG_COLLECT_SECONDS", "10"))
+BERTH_LOG_COLLECT_THREADS = int(os.environ.get("BERTH_LOG_COLLECT_THREADS", "4"))
+BERTH_LOG_LEASE_SECONDS = int(os.environ.get("BERTH_LOG_LEASE_SECONDS", "120"))
+BERTH_LOG_MAX_LINES_PER_PASS = int(os.environ.get("BERTH_LOG_MAX_LINES_PER_PASS", "200000"))
+BERTH_LOG_BATCH_LINES = int(os.environ.get("BERTH_LOG_BATCH_LINES", "5000"))
+BERTH_LOG_SETTLE_SECONDS = float(os.environ.get("BERTH_LOG_SETTLE_SECONDS", "1"))
+BERTH_LOG_RETENTION_DAYS = int(os.environ.get("BERTH_LOG_RETENTION_DAYS", "7"))
+BERTH_LOG_PRUNE_SECONDS = int(os.environ.get("BERTH_LOG_PRUNE_SECONDS", "3600"))
 CELERY_BEAT_SCHEDULE = {
     "hosts.heartbeat": {
         "task": "hosts.heartbeat_all",
@@ -310,6 +327,14 @@ CELERY_BEAT_SCHEDULE = {
     "deployments.retire_tenants": {
         "task": "deployments.retire_tenants",
         "schedule": BERTH_RECONCILE_SECONDS,
+    },
+    "logs.collect": {
+        "task": "logs.collect_all",
+        "schedule": BERTH_LOG_COLLECT_SECONDS,
+    },
+    "logs.prune": {
+        "task": "logs.prune",
+        "schedule": BERTH_LOG_PRUNE_SECONDS,
     },
     "activity.prune_events": {
         "task": "activity.prune_events",

@@ -14,6 +14,7 @@ urlpatterns = [
     path("invitations/", include((invitation_urlpatterns, "invitations"))),
     path("settings/", include("apps.accounts.urls")),
     path("activity/", include("apps.activity.urls")),
+    path("logs/", include("apps.logs.urls")),
     path("hosts/", include("apps.hosts.urls")),
     path("catalog/", include("apps.catalog.urls")),
     path("stacks/", include("apps.deployments.urls")),

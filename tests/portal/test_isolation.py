@@ -63,6 +63,7 @@ from apps.deployments.models import (
 )
 from apps.deployments.models import Route as RouteModel  # `Route` is the walker's URL route
 from apps.hosts.models import Host, SwarmNode
+from apps.logs.models import LogLine, LogRetention, LogSource
 from apps.monitoring.models import ContainerSample, Series
 from apps.registry.models import RegistryEvent, Repository, RobotAccount, TenantRegistryQuota
 from apps.registry.services import create_robot
@@ -395,6 +396,28 @@ def world(db, make_user, outsider, tenant_b, superuser) -> World:
     record_event(
         "autoscaling.scale_out", tenant=tenant, obj=service, message="acme-secret-decision"
     )
+    # Collected log lines (the Logs page and /api/v1/logs/ must never show them to B).
+    log_source = LogSource.objects.create(
+        host=host,
+        engine_id="acme-secret-engine-id",
+        tenant=tenant,
+        environment=environment,
+        stack_pk=stack.pk,
+        stack=stack.name,
+        service="web",
+        container=container.name,
+    )
+    log_line = LogLine.objects.create(
+        source=log_source,
+        tenant=tenant,
+        environment=environment,
+        stack=stack.name,
+        service="web",
+        container=container.name,
+        ts=timezone.now(),
+        text="payment acme-secret-log-line card=4242",
+    )
+    log_retention = LogRetention.objects.create(environment=environment, days=3)
     result = World(
         tenant=tenant,
         environment=environment,
@@ -433,6 +456,9 @@ def world(db, make_user, outsider, tenant_b, superuser) -> World:
         RobotAccount: robot,
         RegistryEvent: registry_event,
         TenantRegistryQuota: registry_quota,
+        LogSource: log_source,
+        LogLine: log_line,
+        LogRetention: log_retention,
         get_user_model(): olivia,
     }
     return result

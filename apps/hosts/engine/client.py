@@ -206,9 +206,13 @@ class DockerEngine(Operations, EngineDriver):
         *,
         follow: bool = True,
         tail: str = "100",
-        since: float | None = None,
+        since: float | str | None = None,
+        until: str | None = None,
+        tty: bool | None = None,
     ) -> LogStream:
-        return LogStream(self, container_id, follow=follow, tail=tail, since=since)
+        return LogStream(
+            self, container_id, follow=follow, tail=tail, since=since, until=until, tty=tty
+        )
 
     def exec_shell(
         self, container_id: str, shell: str, marker: str, cols: int, rows: int

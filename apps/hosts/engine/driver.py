@@ -338,9 +338,14 @@ class EngineDriver(ABC):
         *,
         follow: bool = True,
         tail: str = "100",
-        since: float | None = None,
+        since: float | str | None = None,
+        until: str | None = None,
+        tty: bool | None = None,
     ) -> LogReader:
-        """A log reader (no I/O until read): `tail` lines, from `since`, then following."""
+        """A log reader (no I/O until read): `tail` lines, from `since`, then following.
+
+        `since` and `until` as a string are the engine's "<seconds>.<nanoseconds>" (exact);
+        `tty`, when the caller knows it, saves the inspect that tells the framing."""
 
     @abstractmethod
     def exec_shell(

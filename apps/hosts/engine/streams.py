@@ -139,13 +139,17 @@ class LogStream:
         *,
         follow: bool = True,
         tail: str = "100",
-        since: float | None = None,
+        since: float | str | None = None,
+        until: str | None = None,
+        tty: bool | None = None,
     ) -> None:
         self.engine = engine
         self.container_id = container_id
         self.follow = follow
         self.tail = tail
         self.since = since
+        self.until = until
+        self.tty = tty
         self._response: Any = None
         self._closed = threading.Event()
 
@@ -158,15 +162,24 @@ class LogStream:
             "follow": int(self.follow),
             "tail": self.tail,
         }
-        if self.since is not None:
+        # A string is passed as written ("<seconds>.<nanoseconds>"): a float cannot hold
+        # a nanosecond timestamp exactly, and the log collector's cursor needs it exact.
+        if isinstance(self.since, str):
+            params["since"] = self.since
+        elif self.since is not None:
             params["since"] = f"{self.since:.9f}"
+        if self.until is not None:
+            params["until"] = self.until
         return params
 
     def _open(self) -> tuple[Any, bool]:
         api = self.engine._docker.api
         params = self._params()
         with self.engine._errors():
-            tty = bool(api.inspect_container(self.container_id)["Config"].get("Tty"))
+            tty = self.tty
+            if tty is None:  # a caller that knows it (the log collector) saves the call
+                tty = bool(api.inspect_container(self.container_id)["Config"].get("Tty"))
+            self.tty = tty
             response = api._get(
                 api._url("/containers/{0}/logs", self.container_id), params=params, stream=True
             )

@@ -751,11 +751,15 @@ class SwarmCluster(DockerEngine):
         *,
         follow: bool = True,
         tail: str = "100",
-        since: float | None = None,
+        since: float | str | None = None,
+        until: str | None = None,
+        tty: bool | None = None,
     ) -> TaskLogStream:
         """The task's log through the manager (`GET /tasks/{id}/logs`), on any node; no
         I/O until read (then the task's service is checked to be this installation's)."""
-        return TaskLogStream(self, container_id, follow=follow, tail=tail, since=since)
+        return TaskLogStream(
+            self, container_id, follow=follow, tail=tail, since=since, until=until, tty=tty
+        )
 
     def inspect_container(self, container_id: str) -> ContainerStatus:
         """The task's state as a container's (`task_status`), on any node."""

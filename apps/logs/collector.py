@@ -1,0 +1,453 @@
+"""The log collector: bounded passes that copy each container's new lines into the store.
+
+How it runs, and why: a periodic Celery beat task (`logs.collect_all`, every
+BERTH_LOG_COLLECT_SECONDS) queues one pass per engine host; a pass lists the host's
+containers once, then asks each container for its lines since its cursor with one
+non-following logs call (`since=<cursor>`, `until=<now - settle>`) and returns. No stream
+stays open per container: long-lived followers would hold a thread and a socket per
+container for ever (the trap of django/channels#1173), would need a process of their own
+to supervise, and a crash would still have to resume from a cursor. A pass is idempotent
+and bounded (BERTH_LOG_MAX_LINES_PER_PASS per container), so `acks_late` redelivery,
+two beat schedulers or a manual run beside the periodic one are all harmless.
+
+Safe to run twice at once: each container is claimed with a lease (one conditional
+UPDATE, as the reconciler claims stacks), and every batch is committed only if the
+source row, locked, still carries this pass's token and the cursor the pass started
+from; otherwise the batch is dropped (another pass stored those lines).
+
+No gap and no duplicate across a crash: lines and the cursor that covers them are
+written in one transaction, so a worker killed between fetching and committing leaves
+the cursor where the stored lines end and the next pass fetches them again.
+
+Swarm cluster hosts are not collected yet: their tasks' logs come through the manager's
+service log endpoint, whose `since` has second granularity only; see README, Logs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from apps.deployments import containers as naming
+from apps.deployments.models import Stack
+from apps.hosts.engine import EngineDriver, EngineError, ManagedContainer, get_engine
+from apps.hosts.models import Host
+from apps.logs import store
+from apps.logs.models import LogLine, LogSource
+from apps.tenants.models import Environment
+
+log = logging.getLogger(__name__)
+
+NS = 1_000_000_000
+
+
+# --- engine timestamps ----------------------------------------------------------------
+
+
+def parse_ns(ts: str) -> int | None:
+    """RFC 3339 (the engine's, UTC, up to nanoseconds) -> nanoseconds since the epoch."""
+    if len(ts) < 20 or not ts.endswith("Z"):
+        return None
+    head, _, fraction = ts[:-1].partition(".")
+    seconds = _epoch_seconds(head)
+    if seconds is None or not (fraction.isdigit() or not fraction):
+        return None
+    return seconds * NS + (int(fraction.ljust(9, "0")[:9]) if fraction else 0)
+
+
+@lru_cache(maxsize=4096)
+def _epoch_seconds(head: str) -> int | None:
+    """Most lines of a pass share their second: parsed once each (a tenth of a pass's
+    CPU otherwise)."""
+    try:
+        return int(datetime.fromisoformat(head).replace(tzinfo=UTC).timestamp())
+    except ValueError:
+        return None
+
+
+def engine_instant(ns: int) -> str:
+    """Nanoseconds -> the engine's exact `since`/`until` form, "<seconds>.<nanoseconds>"."""
+    return f"{ns // NS}.{ns % NS:09d}"
+
+
+def as_datetime(ns: int) -> datetime:
+    return _second(ns // NS).replace(microsecond=ns % NS // 1000)
+
+
+@lru_cache(maxsize=4096)
+def _second(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+# --- the cursor -----------------------------------------------------------------------
+
+
+def window_start(cursor_ns: int) -> int:
+    """Where a resumed fetch starts: BERTH_LOG_SETTLE_SECONDS before the cursor, on a
+    microsecond (the precision the store keeps), so the overlap can be compared exactly."""
+    start = cursor_ns - int(settings.BERTH_LOG_SETTLE_SECONDS * NS)
+    return max(start - start % 1000, 0)
+
+
+@dataclass
+class Cursor:
+    """Which fetched lines are new: the largest timestamp stored, and the lines stored in
+    the overlap window before it.
+
+    The engine returns a log in file order, and stdout and stderr lines reach the file
+    slightly out of timestamp order (one copier per stream). A cursor that was only "the
+    last timestamp" would skip a line written after the cursor's line with an earlier
+    timestamp. So a resumed fetch starts a settle period before the cursor
+    (`window_start`), and a line in that overlap is new only if the store holds fewer
+    lines with its (stream, microsecond, text) than the fetch brought so far: a multiset
+    difference, exact even for identical lines at the same instant.
+    """
+
+    ns: int = 0
+    seen: Counter = field(default_factory=Counter)
+
+    @classmethod
+    def resume(cls, source: LogSource) -> Cursor:
+        seen: Counter = Counter()
+        if source.cursor_ns:
+            stored = LogLine.objects.filter(
+                tenant_id=source.tenant_id,  # leads the (tenant, ts) index
+                source=source,
+                ts__gte=as_datetime(window_start(source.cursor_ns)),
+            ).values_list("stream", "ts", "text")
+            seen.update((stream, ts, text) for stream, ts, text in stored.iterator())
+        return cls(source.cursor_ns, seen)
+
+    def admit(self, ns: int, key: tuple) -> bool:
+        if ns <= self.ns and self.seen[key] > 0:
+            self.seen[key] -= 1
+            return False
+        self.ns = max(self.ns, ns)
+        return True
+
+
+# --- one pass -------------------------------------------------------------------------
+
+
+@dataclass
+class PassResult:
+    """What a host pass did, for the task's log line, the tests and the benchmark."""
+
+    sources: int = 0
+    collected: int = 0
+    lines: int = 0
+    skipped: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def collect_host(host_id: int, *, only: Iterable[str] | None = None) -> PassResult:
+    """One pass over a host: register its containers, then collect each one's new lines.
+
+    `only` limits the pass to those engine ids (tests and the benchmark).
+    """
+    result = PassResult()
+    host = Host.objects.filter(pk=host_id, state=Host.State.ACTIVE).first()
+    if host is None or host.is_swarm:
+        return result
+    engine = get_engine(host)
+    try:
+        listed = engine.list_managed()
+    except EngineError as exc:
+        result.errors.append(str(exc))
+        return result
+    register(host, listed)
+    wanted = set(only) if only is not None else None
+    sources = LogSource.objects.filter(host=host, gone_at__isnull=True)
+    if wanted is not None:
+        sources = sources.filter(engine_id__in=wanted)
+    sources = list(sources.order_by("pk"))
+    threads = max(1, min(settings.BERTH_LOG_COLLECT_THREADS, len(sources)))
+    if connection.vendor == "sqlite":
+        threads = 1  # one writer at a time anyway: the others would only wait for the lock
+    with ThreadPoolExecutor(threads, thread_name_prefix="berth-log-collect") as pool:
+        outcomes = pool.map(_collect_in_thread(engine), sources)
+        for source, outcome in zip(sources, outcomes, strict=True):
+            result.sources += 1
+            if isinstance(outcome, EngineError):
+                result.errors.append(f"{source}: {outcome}")
+            elif outcome is None:
+                result.skipped += 1
+            else:
+                result.collected += 1
+                result.lines += outcome
+    return result
+
+
+def _collect_in_thread(engine: EngineDriver) -> Callable[[LogSource], int | EngineError | None]:
+    """Containers are collected a few at once (BERTH_LOG_COLLECT_THREADS; one on SQLite):
+    one container's pass waits on the engine, then on the database, and leaves a core idle
+    meanwhile.
+    Each thread's database connection is closed when its container is done."""
+
+    def run(source: LogSource) -> int | EngineError | None:
+        try:
+            return collect_source(engine, source)
+        except EngineError as exc:
+            return exc
+        finally:
+            connection.close()
+
+    return run
+
+
+def register(host: Host, listed: list[ManagedContainer]) -> None:
+    """A LogSource for each listed container that belongs to a known environment; the
+    sources of containers no longer listed are marked gone (their lines stay)."""
+    now = timezone.now()
+    known = set(LogSource.objects.filter(host=host).values_list("engine_id", flat=True))
+    new = [c for c in listed if c.id not in known]
+    rows = _sources_for(host, new)
+    if rows:
+        LogSource.objects.bulk_create(rows, ignore_conflicts=True)
+    listed_ids = {c.id for c in listed}
+    gone = LogSource.objects.filter(host=host, gone_at__isnull=True).exclude(
+        engine_id__in=listed_ids
+    )
+    gone.update(gone_at=now)
+    LogSource.objects.filter(host=host, gone_at__isnull=False, engine_id__in=listed_ids).update(
+        gone_at=None
+    )
+
+
+def _sources_for(host: Host, listed: list[ManagedContainer]) -> list[LogSource]:
+    """Sources for containers whose tenant and environment labels name one of ours."""
+    owners = {}
+    for container in listed:
+        try:
+            env_id = int(container.labels.get(naming.ENVIRONMENT_ID, ""))
+            tenant_id = int(container.labels.get(naming.TENANT_ID, ""))
+            stack_id = int(container.labels.get(naming.STACK, "0") or 0)
+        except ValueError:
+            continue
+        owners[container.id] = (env_id, tenant_id, stack_id)
+    envs = set(
+        Environment.objects.filter(pk__in={o[0] for o in owners.values()}).values_list(
+            "pk", "tenant_id"
+        )
+    )
+    stacks = dict(
+        Stack.objects.filter(pk__in={o[2] for o in owners.values()}).values_list("pk", "name")
+    )
+    rows = []
+    for container in listed:
+        env_id, tenant_id, stack_id = owners.get(container.id, (0, 0, 0))
+        if (env_id, tenant_id) not in envs:
+            continue  # another installation's database, or a forged label
+        rows.append(
+            LogSource(
+                host=host,
+                engine_id=container.id,
+                tenant_id=tenant_id,
+                environment_id=env_id,
+                stack_pk=stack_id,
+                stack=stacks.get(stack_id, ""),
+                service=container.labels.get(naming.SERVICE, ""),
+                container=container.name.lstrip("/"),
+            )
+        )
+    return rows
+
+
+# --- one container --------------------------------------------------------------------
+
+
+def claim(source_id: int) -> str | None:
+    """Take the container's lease; None when another pass holds it."""
+    token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    now = timezone.now()
+    until = now + timedelta(seconds=settings.BERTH_LOG_LEASE_SECONDS)
+    taken = (
+        LogSource.objects.filter(pk=source_id)
+        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+        .update(claimed_by=token, claimed_until=until)
+    )
+    return token if taken else None
+
+
+def release(source_id: int, token: str) -> None:
+    LogSource.objects.filter(pk=source_id, claimed_by=token).update(
+        claimed_by="", claimed_until=None
+    )
+
+
+def collect_source(engine: EngineDriver, source: LogSource) -> int | None:
+    """Store the container's lines since its cursor; the number stored, None when another
+    pass holds the container."""
+    token = claim(source.pk)
+    if token is None:
+        return None
+    try:
+        return _collect(engine, source, token)
+    finally:
+        release(source.pk, token)
+
+
+def _collect(engine: EngineDriver, source: LogSource, token: str) -> int:
+    cursor = Cursor.resume(source)
+    until_ns = time.time_ns() - int(settings.BERTH_LOG_SETTLE_SECONDS * NS)
+    if source.cursor_ns and until_ns <= source.cursor_ns:
+        return 0
+    reader = engine.logs(
+        source.engine_id,
+        follow=False,
+        tail="all",
+        since=engine_instant(window_start(source.cursor_ns)) if source.cursor_ns else None,
+        until=engine_instant(until_ns),
+        tty=source.tty,
+    )
+    stored = 0
+    started_from = source.cursor_ns
+    batches = _batches(_new_lines(reader.batches(), source, cursor), cursor)
+    ahead = Prefetch(batches, on_stop=reader.close)
+    try:
+        for batch, batch_end in ahead:
+            if not commit(source, token, started_from, batch, batch_end):
+                break  # another pass took over: it stores from here
+            started_from = batch_end
+            stored += len(batch)
+            if stored >= settings.BERTH_LOG_MAX_LINES_PER_PASS:
+                break
+    finally:
+        ahead.stop()
+    if source.tty is None and getattr(reader, "tty", None) is not None:
+        LogSource.objects.filter(pk=source.pk).update(tty=reader.tty)
+    LogSource.objects.filter(pk=source.pk, claimed_by=token).update(collected_at=timezone.now())
+    return stored
+
+
+def _new_lines(batches: Iterator[list], source: LogSource, cursor: Cursor) -> Iterator[tuple]:
+    """Rows (`store.COLUMNS`) for the fetched lines the cursor admits.
+
+    A piece of an over-long line comes without a timestamp: it takes the previous one's.
+    """
+    last_ns = cursor.ns
+    for batch in batches:
+        for line in batch:
+            ns = parse_ns(line.ts)
+            ns = last_ns if ns is None else ns
+            last_ns = ns
+            ts, text = as_datetime(ns), line.text.replace("\x00", "\ufffd")  # no NUL in PG
+            if not cursor.admit(ns, (line.stream, ts, text)):
+                continue
+            yield (
+                source.pk,
+                source.tenant_id,
+                source.environment_id,
+                source.stack,
+                source.service,
+                source.container,
+                line.stream,
+                ts,
+                text,
+            )
+
+
+def _batches(lines: Iterator[tuple], cursor: Cursor) -> Iterator[tuple[list[tuple], int]]:
+    """Lines in groups of BERTH_LOG_BATCH_LINES, each group a transaction of its own,
+    with the cursor as it stands after the group's last line."""
+    size = settings.BERTH_LOG_BATCH_LINES
+    batch: list[tuple] = []
+    for line in lines:
+        batch.append(line)
+        if len(batch) >= size:
+            yield batch, cursor.ns
+            batch = []
+    if batch:
+        yield batch, cursor.ns
+
+
+class Prefetch:
+    """Runs `source` in a thread, one batch ahead of the consumer, so reading and
+    parsing the engine's log overlaps with writing the previous batch to the database
+    (each alone left the other idle: a pass took their sum). The thread touches no
+    database. `stop()` (from the consumer, also after an error) calls `on_stop` (which
+    closes the engine stream) and ends the thread."""
+
+    DONE = object()
+
+    def __init__(self, source: Iterator, on_stop: Callable[[], None], depth: int = 2) -> None:
+        self.source = source
+        self.on_stop = on_stop
+        self.queue: queue.Queue = queue.Queue(maxsize=depth)
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="berth-log-fetch", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            for item in self.source:
+                if not self._put(("item", item)):
+                    return
+            self._put(("done", None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            self._put(("error", exc))
+
+    def _put(self, entry: tuple) -> bool:
+        while not self.stopped.is_set():
+            try:
+                self.queue.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self) -> Iterator:
+        while True:
+            kind, value = self.queue.get()
+            if kind == "done":
+                return
+            if kind == "error":
+                raise value
+            yield value
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.on_stop()
+        self.thread.join(timeout=10)
+
+
+def commit(
+    source: LogSource, token: str, started_from: int, batch: list[tuple], batch_end: int
+) -> bool:
+    """Insert `batch` and move the cursor past it, in one transaction, only if the locked
+    source row still has this pass's lease and the cursor the batch was fetched after."""
+    with transaction.atomic():
+        row = (
+            LogSource.objects.select_for_update()
+            .filter(pk=source.pk, claimed_by=token)
+            .values_list("cursor_ns", flat=True)
+            .first()
+        )
+        if row is None or row != started_from:
+            return False
+        store.insert(batch)
+        renewed = timezone.now() + timedelta(seconds=settings.BERTH_LOG_LEASE_SECONDS)
+        LogSource.objects.filter(pk=source.pk).update(cursor_ns=batch_end, claimed_until=renewed)
+    return True
+
+
+def collect_all() -> list[int]:
+    """The engine hosts a pass is due on (swarm clusters excluded, see the docstring)."""
+    hosts = Host.objects.filter(state=Host.State.ACTIVE).exclude(kind=Host.Kind.SWARM)
+    return list(hosts.values_list("pk", flat=True))
