@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, NoReturn
 
 import docker
@@ -132,6 +133,7 @@ class SwarmServiceInfo:
     version: int
     update_state: str = ""  # updating, paused, completed, rollback_started ... ("" never updated)
     update_message: str = ""
+    created_at: float = 0.0  # Unix time (0: not said)
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,17 @@ class FileObjectInfo:
     object_id: str
     name: str
     labels: dict[str, str]
+    created_at: float = 0.0  # Unix time (0: not said)
+
+
+@dataclass(frozen=True)
+class OverlayNetworkInfo:
+    """One of this installation's swarm-scoped networks, with its labels."""
+
+    network_id: str
+    name: str
+    labels: dict[str, str]
+    created_at: float = 0.0  # Unix time (0: not said)
 
 
 @dataclass(frozen=True)
@@ -264,7 +277,33 @@ def parse_service(doc: Mapping[str, Any]) -> SwarmServiceInfo:
         version=int((doc.get("Version") or {}).get("Index") or 0),
         update_state=str(update.get("State") or ""),
         update_message=str(update.get("Message") or ""),
+        created_at=parse_timestamp(doc.get("CreatedAt")),
     )
+
+
+def parse_timestamp(value: Any) -> float:
+    """An engine's RFC 3339 time ("2026-01-02T03:04:05.123456789Z", nanoseconds, or a
+    +hh:mm offset) as Unix time; 0.0 when missing or unreadable."""
+    text = str(value or "").strip()
+    if not text:
+        return 0.0
+    head, dot, rest = text.partition(".")
+    zone = ""
+    if dot:
+        digits = rest[: len(rest) - len(rest.lstrip("0123456789"))]
+        zone = rest[len(digits) :]
+        head = f"{head}.{digits[:6].ljust(6, '0')}"
+    else:
+        for sign in ("Z", "+", "-"):
+            at = head.find(sign, 10)  # after the date's own hyphens
+            if at != -1:
+                head, zone = head[:at], head[at:]
+                break
+    zone = "+00:00" if zone in ("", "Z") else zone
+    try:
+        return datetime.fromisoformat(head + zone).timestamp()
+    except ValueError:
+        return 0.0
 
 
 _CREATED_STATES = {"new", "pending", "assigned", "accepted", "preparing", "ready", "starting"}
@@ -491,6 +530,27 @@ class SwarmCluster(DockerEngine):
             found = api.networks(filters={"label": label_filters(labels), "scope": "swarm"})
         return sorted(str(n.get("Name")) for n in found)
 
+    def list_overlay_network_infos(
+        self, labels: Mapping[str, str | None] | None = None
+    ) -> list[OverlayNetworkInfo]:
+        """This installation's swarm-scoped networks matching `labels`, with their labels
+        and creation times (one call; the orphan sweep reads whose they are)."""
+        api = self._docker.api
+        with self._errors():
+            found = api.networks(filters={"label": label_filters(labels), "scope": "swarm"})
+        return sorted(
+            (
+                OverlayNetworkInfo(
+                    str(n.get("Id") or ""),
+                    str(n.get("Name") or ""),
+                    {str(k): str(v) for k, v in (n.get("Labels") or {}).items()},
+                    parse_timestamp(n.get("Created")),
+                )
+                for n in found
+            ),
+            key=lambda n: n.name,
+        )
+
     def create_service(self, request: SwarmServiceRequest) -> str:
         """Create the service (its tasks start as Swarm schedules them); its id. The
         registry credentials travel with the request so every node can pull."""
@@ -609,7 +669,12 @@ class SwarmCluster(DockerEngine):
             found = listing(filters={"label": label_filters(labels)})
         return sorted(
             (
-                FileObjectInfo(str(o["ID"]), str(o["Spec"]["Name"]), o["Spec"].get("Labels") or {})
+                FileObjectInfo(
+                    str(o["ID"]),
+                    str(o["Spec"]["Name"]),
+                    o["Spec"].get("Labels") or {},
+                    parse_timestamp(o.get("CreatedAt")),
+                )
                 for o in found
             ),
             key=lambda o: o.name,
