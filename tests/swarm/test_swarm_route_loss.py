@@ -17,8 +17,9 @@ checks (`inter 1s fall 2`) take the dead server out within a few seconds; a requ
 sent there before that waits out `timeout connect` (3 s) and is retried on the other
 server (`retries 3`, `option redispatch 1`: a failed connect never reaches the
 client); once the pass marks the lost node's tasks "unknown" the server leaves the
-configuration. Every request must answer 200 (`ALLOWED_FAILURES`); the figures are
-printed (requests, slow ones, when HAProxy and Berth saw the loss).
+configuration. Every request sent after the loss must answer 200 (`ALLOWED_FAILURES`);
+one already in flight to the lost task may be lost per client. The figures are printed
+(requests, slow ones, when HAProxy and Berth saw the loss).
 """
 
 from __future__ import annotations
@@ -43,7 +44,10 @@ pytestmark = [pytest.mark.engine, pytest.mark.swarm, pytest.mark.django_db(trans
 HOSTNAME = "loss.swarm.test"
 #: The issue's promise for the service (as test_swarm_node_loss.py): converged within this.
 LOSS_DEADLINE = 30.0
-#: Failed requests allowed while the node is lost: none (a failed connect is redispatched).
+#: Failed requests allowed among those sent after the loss: none (a connect that gets
+#: no answer is redispatched). A request already in flight to the lost task when the
+#: machine died has reached the application and is not replayed: it waits for an answer
+#: until its client gives up (`timeout server` is 60 s), so each client may lose that one.
 ALLOWED_FAILURES = 0
 #: Clients sending at once (each waits for its answer, then 20 ms, then sends again).
 CLIENTS = 2
@@ -232,14 +236,16 @@ def test_a_route_answers_throughout_a_worker_s_loss(
             watch.__exit__()
             bring_back(swarm, victim)
 
-    failed = load.failed()
     during = [r for r in load.results if r[0] >= killed]
+    in_flight = [r for r in load.failed() if r[0] < killed <= r[0] + r[1]]
+    failed = [r for r in load.failed() if r not in in_flight]
     slowest = max(seconds for _, seconds, _ in during)
     slow = [r for r in during if r[1] > 1.0]
     with capsys.disabled():
         print(
             f"\nroute through a worker's loss: {len(load.results)} requests "
-            f"({len(during)} after the kill), {len(failed)} failed, {len(slow)} slower than "
+            f"({len(during)} after the kill), {len(failed)} failed and {len(in_flight)} in "
+            f"flight at the kill lost, {len(slow)} slower than "
             f"1 s (slowest {slowest:.2f} s); Berth's rows converged {converged:.1f}s after "
             f"the kill (node {down}); the lost task's port straight: {reached}; HAProxy's "
             f"checks took its server down {_seconds(watch.down_at)} after the kill, the pass "
@@ -247,6 +253,7 @@ def test_a_route_answers_throughout_a_worker_s_loss(
         )
     assert reached != "200"
     assert len(failed) <= ALLOWED_FAILURES, failed[:20]
+    assert len(in_flight) <= CLIENTS, in_flight
     assert len(during) > 50
     assert all(s.startswith(f"{survivor.address}:") for s in servers), servers
     assert len(servers) == 2
