@@ -1047,6 +1047,7 @@ def reconcile_cluster(host: Host) -> dict[str, int]:
             try:
                 SwarmRun(stack, host, engine, listed).execute()
                 done += 1
+                refresh_pull_credentials(stack, engine, listed)
             except Exception:  # one broken stack must not stop the others
                 log.exception("swarm reconcile of stack %s failed", stack.pk)
             finally:
@@ -1203,3 +1204,49 @@ def _remove_orphan(engine: SwarmCluster, orphan: OrphanStack) -> list[str]:
         if engine.remove_file_object(kind, obj):
             gone.append(f"{kind} {obj.name}")
     return gone
+
+
+# --- the nodes' pull credential ---------------------------------------------------------------
+
+#: How a task that could not pull its image fails (the node's pull failed, then the
+#: container could not be created from an image it does not have).
+PULL_FAILED = "No such image"
+
+
+def refresh_pull_credentials(stack: Stack, engine: SwarmCluster, listed: ClusterListing) -> int:
+    """Give a fresh pull credential to each of the stack's services that lacks replicas
+    because a task could not pull its image: Swarm pulls with the credential handed over
+    at the service's last create or update, and Berth's deployer credential lasts five
+    minutes, so a task placed later on a node without the image (a node lost or
+    drained, a new node) would be rejected forever. The tenant's right to the image is
+    checked again, as for a deploy. One update per such service per pass, only while it
+    is short of replicas; the number refreshed."""
+    services, tasks = listed.of(stack)
+    running = running_tasks(tasks, lost_nodes(listed.nodes))
+    refused = {t.service_id for t in tasks if t.error.startswith(PULL_FAILED)}
+    refreshed = 0
+    for service in services:
+        if service.service_id not in refused:
+            continue
+        if running.get(service.service_id, 0) >= service.replicas_desired:
+            continue
+        try:
+            auth = _authorised(service.image, stack.tenant.slug)
+            if auth:
+                engine.refresh_registry_auth(service.service_id, auth)
+                refreshed += 1
+        except EngineError as exc:
+            log.warning("pull credential of %s not refreshed: %s", service.name, exc)
+            continue
+        name = service.labels.get(naming.SERVICE, service.name)
+        record_event(
+            "stack.pull_credential",
+            tenant=stack.tenant,
+            obj=stack,
+            message=(
+                f"{name}: a task could not pull {service.image} on its node; the nodes "
+                "were given a fresh pull credential."
+            ),
+            data={"stack": stack.pk},
+        )
+    return refreshed

@@ -585,6 +585,33 @@ class SwarmCluster(DockerEngine):
                 if attempt == 2 or "out of sequence" not in exc.message:
                     raise
 
+    def refresh_registry_auth(self, service_id: str, auth: Mapping[str, str]) -> None:
+        """Hand the nodes a fresh pull credential for the service, its spec unchanged
+        (written back as read, with its version). Swarm keeps the credential given at
+        create or update time and pulls with it whenever a task is placed on a node
+        lacking the image; Berth's lasts minutes. A running task is not replaced by this
+        (Swarm ignores the credential for tasks that already have their image); a task
+        that failed to pull is, and its next attempt pulls with the new one."""
+        header = registry_auth_header(auth)
+        if not header:
+            return
+        api = self._docker.api
+        for attempt in (1, 2):
+            current = self._own_service(service_id)
+            try:
+                with self._errors():
+                    response = api._post_json(
+                        api._url("/services/{0}/update", service_id),
+                        data=current["Spec"],
+                        params={"version": int(current["Version"]["Index"])},
+                        headers={"X-Registry-Auth": header},
+                    )
+                    api._raise_for_status(response)
+                return
+            except EngineError as exc:
+                if attempt == 2 or "out of sequence" not in exc.message:
+                    raise
+
     def remove_service(self, service_id: str) -> None:
         """Remove the service (Swarm stops its tasks); gone already is fine, another
         installation's is refused."""
