@@ -44,6 +44,12 @@ Swarm's objects are immutable, so a rotation makes a new one: the service spec n
 its hash changes and Swarm rolls the tasks; versions no service uses any more are
 removed after the pass, and all of them with the stack.
 
+Housekeeping in the periodic pass (`reconcile_cluster`): what a stack no longer in the
+database left on the swarm (services, its overlay, secrets, configs; never volumes) is
+removed past the orphan grace period (`remove_orphans`), and a service whose task could
+not pull its image gets a fresh pull credential (`refresh_pull_credentials`: Swarm keeps
+the one handed over at the last create or update, and Berth's expires in minutes).
+
 Tenant isolation on the swarm: a node labelled `io.berth.tenant=<slug>` is reserved for
 that tenant; every service gets a `node.labels.io.berth.tenant!=<other>` constraint for
 each other tenant holding a reserved node (unlabelled nodes are shared), read from the
