@@ -58,6 +58,8 @@ services:
     deploy:
       replicas: 2
       placement: {{constraints: ["node.role==worker"]}}
+      # publishing the route's port is an update: monitored 2 s, not Berth's 60 s
+      update_config: {{order: start-first, monitor: 2s}}
     stop_grace_period: 1s
 """
 
