@@ -146,6 +146,9 @@ SECOND_RUN = frozenset(
         "tests/swarm/test_swarm_node_loss.py",  # on the same swarm, ~90 s
         "tests/swarm/test_swarm_canary.py",  # on the same swarm, with a frontier
         "tests/swarm/test_swarm_isolation.py",  # on the same swarm, two tenants
+        "tests/swarm/test_swarm_route_loss.py",  # on the same swarm, with a frontier
+        "tests/swarm/test_swarm_orphans.py",  # on the same swarm
+        "tests/swarm/test_swarm_pull_auth.py",  # on the same swarm
     }
 )
 

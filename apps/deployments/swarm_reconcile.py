@@ -53,6 +53,12 @@ Swarm's objects are immutable, so a rotation makes a new one: the service spec n
 its hash changes and Swarm rolls the tasks; versions no service uses any more are
 removed after the pass, and all of them with the stack.
 
+Housekeeping in the periodic pass (`reconcile_cluster`): what a stack no longer in the
+database left on the swarm (services, its overlay, secrets, configs; never volumes) is
+removed past the orphan grace period (`remove_orphans`), and a service whose task could
+not pull its image gets a fresh pull credential (`refresh_pull_credentials`: Swarm keeps
+the one handed over at the last create or update, and Berth's expires in minutes).
+
 Tenant isolation on the swarm: a node labelled `io.berth.tenant=<slug>` is reserved for
 that tenant; every service gets a `node.labels.io.berth.tenant!=<other>` constraint for
 each other tenant holding a reserved node (unlabelled nodes are shared), read from the
@@ -65,7 +71,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
@@ -85,9 +91,10 @@ from apps.deployments.signals import frontier_changed
 from apps.deployments.spec import project_from_spec, upgrade_of
 from apps.hosts.engine import EngineError, get_engine
 from apps.hosts.engine.containers import HealthcheckRequest
-from apps.hosts.engine.labels import label_key
+from apps.hosts.engine.labels import INSTALLATION_LABEL, installation_id, label_key
 from apps.hosts.engine.swarm import (
     FileObjectInfo,
+    OverlayNetworkInfo,
     SwarmCluster,
     SwarmNodeInfo,
     SwarmServiceInfo,
@@ -537,14 +544,17 @@ class ClusterListing:
     tasks: list[SwarmTaskInfo]
     nodes: list[SwarmNodeInfo]
     networks: frozenset[str]  # this installation's overlay networks (made by Berth)
+    network_objects: tuple[OverlayNetworkInfo, ...] = ()  # the same, with their labels
 
     @classmethod
     def of_cluster(cls, engine: SwarmCluster) -> ClusterListing:
+        networks = engine.list_overlay_network_infos()
         return cls(
             engine.list_services(),
             engine.list_service_tasks(),
             engine.list_nodes(),
-            frozenset(engine.list_overlay_networks()),
+            frozenset(n.name for n in networks),
+            tuple(networks),
         )
 
     def of(self, stack: Stack) -> tuple[list[SwarmServiceInfo], list[SwarmTaskInfo]]:
@@ -1235,7 +1245,8 @@ def _state(stack: Stack, state: str, reason: str) -> None:
 def reconcile_cluster(host: Host) -> dict[str, int]:
     """The periodic pass over a swarm: its services, tasks and nodes listed once, then
     each stack of the environments targeting it, under its lease, one after another (a
-    stack another worker holds is skipped)."""
+    stack another worker holds is skipped), then what stacks no longer in the database
+    left there (`remove_orphans`)."""
     from apps.deployments.reconciler import claim, release  # the engine path's leases
 
     stacks = Stack.objects.filter(environment__hosts=host).select_related(
@@ -1249,21 +1260,215 @@ def reconcile_cluster(host: Host) -> dict[str, int]:
             for stack in stacks:
                 _state(stack, Stack.State.UNKNOWN, f"The swarm is unreachable: {exc}")
             return {"stacks": 0, "orphans": 0, "api_calls": getattr(engine, "api_calls", 0)}
+        handled: set[str] = set()
         for stack in stacks.order_by("pk"):
+            handled.add(str(stack.pk))
             token = claim(stack.pk)
             if token is None:
                 continue
             try:
                 SwarmRun(stack, host, engine, listed).execute()
                 done += 1
+                refresh_pull_credentials(stack, engine, listed)
             except Exception:  # one broken stack must not stop the others
                 log.exception("swarm reconcile of stack %s failed", stack.pk)
             finally:
                 release(stack.pk, token)
-        return {"stacks": done, "orphans": 0, "api_calls": getattr(engine, "api_calls", 0)}
+        try:
+            orphans = remove_orphans(host, engine, listed, handled)
+        except EngineError as exc:  # the next pass tries again
+            log.warning("swarm orphan sweep on host %s failed: %s", host.pk, exc)
+            orphans = 0
+        return {"stacks": done, "orphans": orphans, "api_calls": getattr(engine, "api_calls", 0)}
 
 
 def reconcile_swarm_stack(stack: Stack, host: Host) -> None:
     """The swarm branch of `reconciler.reconcile_stack` (the caller holds the lease)."""
     with get_engine(host) as engine:
         SwarmRun(stack, host, engine).execute()
+
+
+# --- orphans: this installation's objects whose stack is gone from the database ---------------
+
+
+@dataclass
+class OrphanStack:
+    """What the swarm holds of one stack id the database no longer knows."""
+
+    stack_id: str
+    tenant_id: str = ""
+    services: list[SwarmServiceInfo] = field(default_factory=list)
+    networks: list[OverlayNetworkInfo] = field(default_factory=list)
+    files: list[tuple[str, FileObjectInfo]] = field(default_factory=list)  # (kind, object)
+
+    def newest(self) -> float:
+        """When the youngest of its objects was made (0 when none says)."""
+        stamps = [
+            *(s.created_at for s in self.services),
+            *(n.created_at for n in self.networks),
+            *(o.created_at for _, o in self.files),
+        ]
+        return max(stamps, default=0.0)
+
+
+def orphan_stacks(
+    listed: ClusterListing, files: Mapping[str, list[FileObjectInfo]]
+) -> dict[str, OrphanStack]:
+    """This installation's services, stack networks, secrets and configs grouped by the
+    stack id on their labels, for the ids no Stack row has (whatever its environment or
+    host: a stack that exists is its own run's business, as on an engine). Everything
+    listed carries this installation's labels (the list calls filter on them), so
+    another Berth's objects, and objects without Berth's labels, are never candidates.
+    An environment's overlay has no stack id and is left alone (other stacks use it)."""
+    found: dict[str, OrphanStack] = {}
+
+    def group(labels: Mapping[str, str]) -> OrphanStack | None:
+        stack_id = labels.get(naming.STACK, "")
+        if not stack_id.isdecimal():
+            return None
+        orphan = found.setdefault(stack_id, OrphanStack(stack_id))
+        orphan.tenant_id = orphan.tenant_id or labels.get(naming.TENANT_ID, "")
+        return orphan
+
+    for service in listed.services:
+        if (orphan := group(service.labels)) is not None:
+            orphan.services.append(service)
+    for network in listed.network_objects:
+        if (orphan := group(network.labels)) is not None:
+            orphan.networks.append(network)
+    for kind, objects in files.items():
+        for obj in objects:
+            if (orphan := group(obj.labels)) is not None:
+                orphan.files.append((kind, obj))
+    if not found:
+        return {}
+    ids = [int(k) for k in found]
+    existing = {str(pk) for pk in Stack.objects.filter(pk__in=ids).values_list("pk", flat=True)}
+    return {k: v for k, v in found.items() if k not in existing}
+
+
+def remove_orphans(
+    host: Host, engine: SwarmCluster, listed: ClusterListing, handled: Collection[str] = ()
+) -> int:
+    """Remove the swarm's services, stack overlay networks, secrets and configs of this
+    installation whose stack is no longer in the database (a stack row deleted while
+    the swarm was unreachable, a pass that died between its engine calls and its
+    rows ...): they would run, hold ports and names, and nobody could see or remove
+    them through Berth. The periodic pass's sweep, as `reconciler._remove_orphans` is
+    for an engine's containers, with the same rules:
+
+    - only what was made more than BERTH_ORPHAN_GRACE_SECONDS ago, judged by the stack's
+      youngest object (a stack being created must not lose its fresh services);
+    - never a retiring tenant's (its retirement owns its objects until it is done);
+    - services first, then the network and the secrets and configs once their tasks
+      are gone (refused while in use: the next pass finishes);
+    - named volumes on the nodes are left: data is removed by a person (inventory).
+
+    One platform Event per stack id cleaned (on the host: the tenant may be gone too).
+    `handled`: the stack ids this pass reconciled (one its run removed is no orphan).
+    Returns the number of objects removed. Two calls (secrets, configs) besides the
+    pass's listing, and removal calls only for orphans."""
+    from apps.deployments.retirement import retiring_tenant_ids
+
+    files = {
+        kind: engine.list_file_objects(kind) for kind in (Secret.Kind.SECRET, Secret.Kind.CONFIG)
+    }
+    orphans = {k: v for k, v in orphan_stacks(listed, files).items() if k not in handled}
+    if not orphans:
+        return 0
+    retiring = retiring_tenant_ids()
+    cutoff = time.time() - settings.BERTH_ORPHAN_GRACE_SECONDS
+    removed = 0
+    for stack_id, orphan in sorted(orphans.items(), key=lambda kv: int(kv[0])):
+        if orphan.tenant_id in retiring or orphan.newest() > cutoff:
+            continue
+        gone = _remove_orphan(engine, orphan)
+        removed += len(gone)
+        if gone:
+            record_event(
+                "host.swarm.orphans_removed",
+                obj=host,
+                message=(
+                    f"Removed from the swarm what stack #{stack_id} left (no such stack in "
+                    f"Berth any more): {', '.join(gone)}"
+                )[:1000],
+                data={"orphan_stack": int(stack_id), "removed": gone},
+            )
+    return removed
+
+
+def _remove_orphan(engine: SwarmCluster, orphan: OrphanStack) -> list[str]:
+    """Remove what one orphan stack left; the names removed (the rest waits). Its
+    services and networks are listed again first (two calls, for an orphan only): the
+    pass's listing predates its stacks' runs, and a stack removed by its own run
+    meanwhile has no row either."""
+    label = {naming.STACK: orphan.stack_id, naming.TENANT_ID: orphan.tenant_id}
+    gone: list[str] = []
+    services = engine.list_services(label)
+    for service in services:
+        engine.remove_service(service.service_id)  # checks the installation label again
+        gone.append(f"service {service.name}")
+    if services:
+        return gone  # the network and files are in use until the tasks are gone
+    owner = {
+        INSTALLATION_LABEL: installation_id(),
+        naming.STACK: orphan.stack_id,
+        naming.TENANT_ID: orphan.tenant_id,
+    }
+    for network in engine.list_overlay_network_infos(label):
+        try:
+            engine.remove_overlay_network(network.name, owner=owner)
+        except EngineError as exc:  # still in use by tasks shutting down
+            log.info("orphan network %s not removed yet: %s", network.name, exc)
+            continue
+        gone.append(f"network {network.name}")
+    for kind, obj in orphan.files:
+        if engine.remove_file_object(kind, obj):
+            gone.append(f"{kind} {obj.name}")
+    return gone
+
+
+# --- the nodes' pull credential ---------------------------------------------------------------
+
+#: How a task that could not pull its image fails (the node's pull failed, then the
+#: container could not be created from an image it does not have).
+PULL_FAILED = "No such image"
+
+
+def refresh_pull_credentials(stack: Stack, engine: SwarmCluster, listed: ClusterListing) -> int:
+    """Give a fresh pull credential to each of the stack's services that lacks replicas
+    because a task could not pull its image: Swarm pulls with the credential handed over
+    at the service's last create or update, and Berth's deployer credential lasts five
+    minutes, so a task placed later on a node without the image (a node lost or
+    drained, a new node) would be rejected forever. The tenant's right to the image is
+    checked again, as for a deploy. One update per such service per pass, only while it
+    is short of replicas; the number refreshed."""
+    services, tasks = listed.of(stack)
+    running = running_tasks(tasks, lost_nodes(listed.nodes))
+    refused = {t.service_id for t in tasks if t.error.startswith(PULL_FAILED)}
+    refreshed = 0
+    for service in services:
+        if service.service_id not in refused:
+            continue
+        if running.get(service.service_id, 0) >= service.replicas_desired:
+            continue
+        try:
+            auth = _authorised(service.image, stack.tenant.slug)
+            if auth:
+                engine.refresh_registry_auth(service.service_id, auth)
+                refreshed += 1
+        except EngineError as exc:
+            log.warning("pull credential of %s not refreshed: %s", service.name, exc)
+            continue
+        name = service.labels.get(naming.SERVICE, service.name)
+        record_event(
+            "stack.pull_credential",
+            tenant=stack.tenant,
+            obj=stack,
+            message=(
+                f"{name}: a task could not pull {service.image} on its node; the nodes "
+                "were given a fresh pull credential."
+            ),
+            data={"stack": stack.pk},
+        )
+    return refreshed

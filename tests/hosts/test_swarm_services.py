@@ -17,7 +17,7 @@ from apps.hosts.engine import (
     managed_labels,
     service_spec,
 )
-from apps.hosts.engine.swarm import parse_service
+from apps.hosts.engine.swarm import parse_service, parse_timestamp
 from apps.hosts.engine.swarm_services import registry_auth_header
 
 S = 1_000_000_000
@@ -207,6 +207,7 @@ def test_a_service_document_is_read_with_its_counts_and_update_state():
         },
         "ServiceStatus": {"RunningTasks": 2, "DesiredTasks": 3},
         "UpdateStatus": {"State": "updating", "Message": "update in progress"},
+        "CreatedAt": "2026-01-02T03:04:05.123456789Z",
     }
     info = parse_service(doc)
     assert (info.service_id, info.name, info.spec_hash, info.image) == (
@@ -217,5 +218,23 @@ def test_a_service_document_is_read_with_its_counts_and_update_state():
     )
     assert (info.replicas_desired, info.replicas_running, info.version) == (3, 2, 42)
     assert (info.update_state, info.update_message) == ("updating", "update in progress")
+    assert info.created_at == pytest.approx(1767323045.123456)
     bare = parse_service({"ID": "s", "Spec": {"Name": "n"}})
     assert (bare.replicas_desired, bare.replicas_running, bare.update_state) == (0, 0, "")
+    assert bare.created_at == 0.0
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-01-02T03:04:05.123456789Z", 1767323045.123456),  # nanoseconds, as Swarm writes
+        ("2026-01-02T03:04:05Z", 1767323045.0),
+        ("2026-01-02T03:04:05.5+01:00", 1767319445.5),
+        ("2026-01-02T03:04:05-02:00", 1767330245.0),
+        ("", 0.0),
+        (None, 0.0),
+        ("yesterday", 0.0),
+    ],
+)
+def test_engine_timestamps_are_read_as_unix_time(text, expected):
+    assert parse_timestamp(text) == pytest.approx(expected)

@@ -7,6 +7,8 @@ data intact.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from apps.deployments import services
@@ -100,3 +102,53 @@ def sr_name(stack):
     from apps.deployments.swarm_reconcile import service_name
 
     return service_name(stack, "db")
+
+
+@pytest.mark.timeout(600)
+def test_a_lost_volume_node_is_waited_for_and_its_task_returns_with_its_data(
+    swarm: Cluster, swarm_host: Host, engine: SwarmCluster, published: str, member, env_a
+):
+    """The pinned worker's engine killed: the service waits for the node (Berth says
+    why) and never starts empty elsewhere; the engine back, the task returns there with
+    the volume's data."""
+    from tests.swarm.test_swarm_node_loss import beat_until
+
+    stack = services.create_stack(
+        member, env_a, "keep", compose=COMPOSE.format(image=published, mark="one")
+    )
+    stack = converge(stack)
+    assert stack.state == Stack.State.HEALTHY, stack.state_reason
+    pinned = stack.swarm_volume_node
+    [before] = running(engine, stack, "db")
+    assert before.node_id == pinned and boots(swarm, engine, stack) == ["one"]
+    victim = next(n for n in swarm.worker_nodes if n.node_id == pinned)
+    owner = {"stack": str(stack.pk), "service": "db"}
+    elsewhere: list[str] = []  # tasks seen running on another node (there must be none)
+
+    def waiting() -> bool:
+        tasks = engine.list_service_tasks(owner)
+        elsewhere.extend(t.node_id for t in tasks if t.state == "running" and t.node_id != pinned)
+        db = Service.objects.get(stack=stack, name="db")
+        return victim.hostname in db.health_reason and "volumes" in db.health_reason
+
+    swarm.kill_engine(victim)
+    try:
+        beat_until(swarm_host, "the service waiting for its volume's node", waiting, 60)
+        for _ in range(5):  # a few more passes: still waiting, still nowhere else
+            assert waiting()
+            time.sleep(1.0)
+        reason = Stack.objects.get(pk=stack.pk).state_reason
+    finally:
+        swarm.start_engine(victim)
+    assert not elsewhere, elsewhere
+    assert "holds the stack's volumes" in reason, reason
+
+    def back() -> bool:
+        tasks = running(engine, stack, "db")
+        return bool(tasks) and tasks[0].task_id != before.task_id and tasks[0].node_id == pinned
+
+    beat_until(swarm_host, "the task back on its node", back, 120)
+    wait_for("the data kept", lambda: boots(swarm, engine, stack) == ["one", "one"], timeout=60)
+    beat_until(swarm_host, "the stack healthy",
+               lambda: Stack.objects.get(pk=stack.pk).state == Stack.State.HEALTHY, 60)  # fmt: skip
+    assert not elsewhere, elsewhere

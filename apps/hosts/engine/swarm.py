@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, NoReturn
 
 import docker
@@ -149,6 +150,7 @@ class SwarmServiceInfo:
     version: int
     update_state: str = ""  # updating, paused, completed, rollback_started ... ("" never updated)
     update_message: str = ""
+    created_at: float = 0.0  # Unix time (0: not said)
 
 
 @dataclass(frozen=True)
@@ -158,6 +160,17 @@ class FileObjectInfo:
     object_id: str
     name: str
     labels: dict[str, str]
+    created_at: float = 0.0  # Unix time (0: not said)
+
+
+@dataclass(frozen=True)
+class OverlayNetworkInfo:
+    """One of this installation's swarm-scoped networks, with its labels."""
+
+    network_id: str
+    name: str
+    labels: dict[str, str]
+    created_at: float = 0.0  # Unix time (0: not said)
 
 
 @dataclass(frozen=True)
@@ -329,7 +342,33 @@ def parse_service(doc: Mapping[str, Any]) -> SwarmServiceInfo:
         version=int((doc.get("Version") or {}).get("Index") or 0),
         update_state=str(update.get("State") or ""),
         update_message=str(update.get("Message") or ""),
+        created_at=parse_timestamp(doc.get("CreatedAt")),
     )
+
+
+def parse_timestamp(value: Any) -> float:
+    """An engine's RFC 3339 time ("2026-01-02T03:04:05.123456789Z", nanoseconds, or a
+    +hh:mm offset) as Unix time; 0.0 when missing or unreadable."""
+    text = str(value or "").strip()
+    if not text:
+        return 0.0
+    head, dot, rest = text.partition(".")
+    zone = ""
+    if dot:
+        digits = rest[: len(rest) - len(rest.lstrip("0123456789"))]
+        zone = rest[len(digits) :]
+        head = f"{head}.{digits[:6].ljust(6, '0')}"
+    else:
+        for sign in ("Z", "+", "-"):
+            at = head.find(sign, 10)  # after the date's own hyphens
+            if at != -1:
+                head, zone = head[:at], head[at:]
+                break
+    zone = "+00:00" if zone in ("", "Z") else zone
+    try:
+        return datetime.fromisoformat(head + zone).timestamp()
+    except ValueError:
+        return 0.0
 
 
 _CREATED_STATES = {"new", "pending", "assigned", "accepted", "preparing", "ready", "starting"}
@@ -571,6 +610,27 @@ class SwarmCluster(DockerEngine):
             found = api.networks(filters={"label": label_filters(labels), "scope": "swarm"})
         return sorted(str(n.get("Name")) for n in found)
 
+    def list_overlay_network_infos(
+        self, labels: Mapping[str, str | None] | None = None
+    ) -> list[OverlayNetworkInfo]:
+        """This installation's swarm-scoped networks matching `labels`, with their labels
+        and creation times (one call; the orphan sweep reads whose they are)."""
+        api = self._docker.api
+        with self._errors():
+            found = api.networks(filters={"label": label_filters(labels), "scope": "swarm"})
+        return sorted(
+            (
+                OverlayNetworkInfo(
+                    str(n.get("Id") or ""),
+                    str(n.get("Name") or ""),
+                    {str(k): str(v) for k, v in (n.get("Labels") or {}).items()},
+                    parse_timestamp(n.get("Created")),
+                )
+                for n in found
+            ),
+            key=lambda n: n.name,
+        )
+
     def create_service(self, request: SwarmServiceRequest) -> str:
         """Create the service (its tasks start as Swarm schedules them); its id. The
         registry credentials travel with the request so every node can pull."""
@@ -598,6 +658,33 @@ class SwarmCluster(DockerEngine):
                         data=body,
                         params={"version": version},
                         headers=_auth_headers(request),
+                    )
+                    api._raise_for_status(response)
+                return
+            except EngineError as exc:
+                if attempt == 2 or "out of sequence" not in exc.message:
+                    raise
+
+    def refresh_registry_auth(self, service_id: str, auth: Mapping[str, str]) -> None:
+        """Hand the nodes a fresh pull credential for the service, its spec unchanged
+        (written back as read, with its version). Swarm keeps the credential given at
+        create or update time and pulls with it whenever a task is placed on a node
+        lacking the image; Berth's lasts minutes. A running task is not replaced by this
+        (Swarm ignores the credential for tasks that already have their image); a task
+        that failed to pull is, and its next attempt pulls with the new one."""
+        header = registry_auth_header(auth)
+        if not header:
+            return
+        api = self._docker.api
+        for attempt in (1, 2):
+            current = self._own_service(service_id)
+            try:
+                with self._errors():
+                    response = api._post_json(
+                        api._url("/services/{0}/update", service_id),
+                        data=current["Spec"],
+                        params={"version": int(current["Version"]["Index"])},
+                        headers={"X-Registry-Auth": header},
                     )
                     api._raise_for_status(response)
                 return
@@ -689,7 +776,12 @@ class SwarmCluster(DockerEngine):
             found = listing(filters={"label": label_filters(labels)})
         return sorted(
             (
-                FileObjectInfo(str(o["ID"]), str(o["Spec"]["Name"]), o["Spec"].get("Labels") or {})
+                FileObjectInfo(
+                    str(o["ID"]),
+                    str(o["Spec"]["Name"]),
+                    o["Spec"].get("Labels") or {},
+                    parse_timestamp(o.get("CreatedAt")),
+                )
                 for o in found
             ),
             key=lambda o: o.name,
