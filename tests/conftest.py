@@ -149,6 +149,7 @@ SECOND_RUN = frozenset(
         "tests/swarm/test_swarm_route_loss.py",  # on the same swarm, with a frontier
         "tests/swarm/test_swarm_orphans.py",  # on the same swarm
         "tests/swarm/test_swarm_pull_auth.py",  # on the same swarm
+        "tests/swarm/test_swarm_guestbook.py",  # on the same swarm, with a frontier
     }
 )
 

@@ -18,10 +18,14 @@ is created or edited (`swarm_problems`), never deployed half-working:
   working_dir, replicas, cpu/memory/pids limits and memory reservations, restart (left
   out: Swarm's `any`, so tasks are replaced after a drain or a node loss),
   healthcheck, stop_grace_period, placement constraints, Berth's rolling settings (or
-  deploy.update_config) as Swarm's update_config, depends_on (started order is NOT
-  enforced: Swarm starts every service at once; a service must retry its dependencies),
-  discovery by service name on the stack's overlay (endpoint_mode dnsrr: no routing
-  mesh here), secrets and configs from the environment's store (below).
+  deploy.update_config) as Swarm's update_config, depends_on (`service_started` orders
+  nothing: Swarm starts every service at once; `service_healthy` is honoured when a
+  service is first created: the pass creates it only once each such dependency has a
+  running task, which on Swarm means a healthy one, and tells why it waits), `ports`
+  with no host port (published in host mode on the task's node at a port the node
+  picks, as a route's port is), discovery by service name on the stack's overlay
+  (endpoint_mode dnsrr: no routing mesh here), secrets and configs from the
+  environment's store (below).
 - traffic: a route to a service publishes the route's container port in host mode on
   each task's node, at a port the node picks; the mirrored task carries its node's
   address and that port, and the frontier (HAProxy on Berth's host) sends the route
@@ -39,11 +43,12 @@ is created or edited (`swarm_problems`), never deployed half-working:
   is unchanged) and drains and removes the canary. The service's spec carries the
   revision it was written from outside its hash, so a revision that leaves a service
   alone neither rolls it nor starts a canary.
-- refused: published ports (`ports`: they would bypass the frontier; a route
-  publishes what the frontier needs), volumes and bind mounts,
+- refused: ports with a host port (`"80:8080"`: the same port on every node, outside
+  the frontier; a route publishes what the frontier needs), bind mounts and anonymous
+  volumes,
   networks other than the default one, network_mode/pid/ipc/uts/userns, privileged,
-  capabilities, devices, security_opt, sysctls, cgroup_parent, volumes_from, a
-  depends_on condition other than service_started, and constraints on `io.berth.` node
+  capabilities, devices, security_opt, sysctls, cgroup_parent, volumes_from, the
+  depends_on condition service_completed_successfully, and constraints on `io.berth.` node
   labels (reserved for Berth).
 
 Secrets and configs: each version of a store entry a stack uses becomes a Swarm secret
@@ -131,10 +136,12 @@ SETTLE_SECONDS = 90.0
 #: How often a pass waiting for its services looks at their tasks again (and mirrors them).
 SETTLE_POLL_SECONDS = 0.5
 PORTS_REFUSED = (
-    "published ports are not available on a Swarm cluster: reach a service through the "
-    "frontier instead (add a route to it: Berth publishes the route's port on each "
-    "task's node for the frontier). Remove `ports`; services reach each other by name."
+    "a host port is not available on a Swarm cluster (the same port on every node, "
+    'outside the frontier): give the container port only (`- "8080"`: published on a '
+    "port the task's node picks), or add a route to reach it through the frontier."
 )
+#: depends_on conditions a swarm honours (service_healthy: at first creation).
+SWARM_CONDITIONS = ("service_started", "service_healthy")
 _REFUSED_FIELDS = (
     ("volumes_from", "volumes_from"),
     ("network_mode", "network_mode"),
@@ -187,8 +194,33 @@ def swarm_problems(project: ComposeProject) -> list[str]:
 
 def service_problems(service: ServiceSpec) -> list[str]:
     found: list[str] = []
-    if service.ports:
-        found.append(f"ports: {PORTS_REFUSED}")
+    for port in service.ports:
+        if port.published is not None:
+            found.append(f"ports: {port.published}:{port.target}: {PORTS_REFUSED}")
+    found.extend(_mount_problems(service))
+    for attr, key in _REFUSED_FIELDS:
+        if getattr(service, attr):
+            found.append(f"{key}: not available on a Swarm cluster.")
+    for net in service.networks:
+        if net != "default":
+            found.append(
+                f"networks: {net}: a service on a Swarm cluster joins its stack's overlay "
+                "network only."
+            )
+    for dep, condition in service.depends_on.items():
+        if condition.condition not in SWARM_CONDITIONS:
+            found.append(
+                f"depends_on.{dep}: condition {condition.condition} cannot be honoured on a "
+                "Swarm cluster (a service's tasks are restarted, never run once): "
+                "service_started or service_healthy only."
+            )
+    found.extend(_placement_problems(service))
+    found.extend(_image_problems(service))
+    return found
+
+
+def _mount_problems(service: ServiceSpec) -> list[str]:
+    found: list[str] = []
     for mount in service.volumes:
         if mount.type == "bind":
             found.append(
@@ -202,23 +234,6 @@ def service_problems(service: ServiceSpec) -> list[str]:
             )
         elif mount.type not in ("volume", "tmpfs"):
             found.append(f"volumes: {mount.target}: {mount.type} mounts are not available.")
-    for attr, key in _REFUSED_FIELDS:
-        if getattr(service, attr):
-            found.append(f"{key}: not available on a Swarm cluster.")
-    for net in service.networks:
-        if net != "default":
-            found.append(
-                f"networks: {net}: a service on a Swarm cluster joins its stack's overlay "
-                "network only."
-            )
-    for dep, condition in service.depends_on.items():
-        if condition.condition != "service_started":
-            found.append(
-                f"depends_on.{dep}: condition {condition.condition} cannot be honoured on a "
-                "Swarm cluster (Swarm starts every service at once; only service_started)."
-            )
-    found.extend(_placement_problems(service))
-    found.extend(_image_problems(service))
     return found
 
 
@@ -448,9 +463,17 @@ def swarm_request(
         secrets=service_files(service, "secret", files or {}),
         configs=service_files(service, "config", files or {}),
         registry_auth=registry_auth,
-        ports=tuple(ServicePort(target=port) for port in sorted(set(routed_ports))),
+        ports=_ports(service, routed_ports),
         revision=revision,
     )
+
+
+def _ports(service: ServiceSpec, routed_ports: Collection[int]) -> tuple[ServicePort, ...]:
+    """The routes' container ports and the Compose `ports` without a host port, each
+    published once in host mode at a port the node picks."""
+    wanted = {(port, "tcp") for port in routed_ports}
+    wanted |= {(p.target, p.protocol) for p in service.ports if p.published is None}
+    return tuple(ServicePort(target=t, protocol=proto) for t, proto in sorted(wanted))
 
 
 def uses_volumes(service: ServiceSpec) -> bool:
@@ -587,6 +610,8 @@ class SwarmRun:
         self.wanted: dict[str, str] = {}
         #: Service name -> its active canary rollout (read by `converge`).
         self.rollouts: dict[str, Rollout] = {}
+        #: Service name -> the service_healthy dependencies it waits for before creation.
+        self.deferred: dict[str, list[str]] = {}
 
     def execute(self) -> None:
         stack = self.stack
@@ -606,6 +631,14 @@ class SwarmRun:
             if changed:
                 self.event("stack.reconcile", f"Swarm services changed: {', '.join(changed)}")
                 self.wait_until_settled()
+            rounds = len(self.project.services)
+            while self.deferred and changed and rounds:  # their dependencies have settled
+                rounds -= 1
+                more = self.converge(self.engine.list_services(self.owner))
+                if more:
+                    self.event("stack.reconcile", f"Swarm services changed: {', '.join(more)}")
+                    self.wait_until_settled()
+                changed = changed + more if more else []
             if changed or self.stale_files():  # after a change the objects are listed again
                 keep = {object_id for object_id, _ in self.files.values()}
                 self.prune_files(keep, listed=None if changed else self.listed_files)
@@ -652,6 +685,7 @@ class SwarmRun:
         existing = {s.labels.get(naming.SERVICE, ""): s for s in services if not is_canary(s)}
         canaries = {s.labels.get(naming.SERVICE, ""): s for s in services if is_canary(s)}
         routed = _routed_ports(stack)
+        self.deferred = {}
         volume_node = self.volume_node(nodes)
         self.rollouts = _active_canaries(stack)
         changed = []
@@ -676,11 +710,7 @@ class SwarmRun:
                 continue
             if rollout is not None:  # promoting or aborting: the canary goes once settled
                 canaries.pop(name, None)
-            if found is None:
-                self.engine.create_service(request)
-                changed.append(name)
-            elif found.spec_hash != wanted:
-                self.engine.update_service(found.service_id, request)
+            if self.write_service(name, request, found, wanted, services):
                 changed.append(name)
         for name, found in existing.items():
             self.engine.remove_service(found.service_id)
@@ -827,6 +857,47 @@ class SwarmRun:
             ended = True
         return ended
 
+    def write_service(
+        self,
+        name: str,
+        request: SwarmServiceRequest,
+        found: SwarmServiceInfo | None,
+        wanted: str,
+        services: list[SwarmServiceInfo],
+    ) -> bool:
+        """Create the service (once its service_healthy dependencies run) or update it
+        when its spec hash differs; True if written."""
+        assert self.project is not None
+        if found is None:
+            waiting = self.unready_dependencies(self.project.services[name], services)
+            if waiting:
+                self.deferred[name] = waiting
+                return False
+            self.engine.create_service(request)
+            return True
+        if found.spec_hash != wanted:
+            self.engine.update_service(found.service_id, request)
+            return True
+        return False
+
+    def unready_dependencies(
+        self, service: ServiceSpec, services: list[SwarmServiceInfo]
+    ) -> list[str]:
+        """The service_healthy dependencies without a running task yet (on Swarm a task
+        with a health check runs only once healthy); none while the stack is stopped."""
+        if self.stack.desired_state != Stack.Desired.RUNNING:
+            return []
+        running = {
+            s.labels.get(naming.SERVICE, ""): s.replicas_running
+            for s in services
+            if not is_canary(s)
+        }
+        return sorted(
+            dep
+            for dep, condition in service.depends_on.items()
+            if condition.condition == "service_healthy" and not running.get(dep)
+        )
+
     def volume_node(self, nodes: list[SwarmNodeInfo]) -> str:
         """The node holding the stack's volumes: pinned at the first deploy and kept,
         whatever becomes of the node (its services wait for it rather than start empty
@@ -964,7 +1035,6 @@ class SwarmRun:
         lost = lost_nodes(nodes)
         running = running_tasks(tasks, lost)
         by_id = {s.service_id: s for s in services}
-        by_name = {s.labels.get(naming.SERVICE, ""): s for s in services if not is_canary(s)}
         rows = _service_rows(stack, self.project)
         revisions = self.task_revisions(services)
         now = timezone.now()
@@ -1013,11 +1083,29 @@ class SwarmRun:
                     sender=Stack, stack_id=stack.pk, reason="swarm tasks"
                 )
             )
-        unsettled = []
+        unsettled = self.service_health(rows, services, running, nodes)
+        self.finish(unsettled, now)
+
+    def service_health(
+        self,
+        rows: Mapping[str, Service],
+        services: list[SwarmServiceInfo],
+        running: Mapping[str, int],
+        nodes: list[SwarmNodeInfo],
+    ) -> list[str]:
+        """Each Service row's health from its Swarm service's running tasks (written when
+        it changed); why each unsettled one is not there yet."""
+        assert self.project is not None
+        stack = self.stack
+        by_name = {s.labels.get(naming.SERVICE, ""): s for s in services if not is_canary(s)}
+        unsettled: list[str] = []
         for name, row in rows.items():
             found = by_name.get(name)
             count = running.get(found.service_id, 0) if found is not None else 0
             health, reason = _service_health(found, count)
+            if found is None and name in self.deferred:
+                health = Service.Health.STARTING
+                reason = f"waiting for {', '.join(self.deferred[name])} to be healthy (depends_on)"
             spec = self.project.services.get(name)
             if health == Service.Health.STARTING and spec is not None and uses_volumes(spec):
                 reason = _waiting_for_volume_node(stack, nodes) or reason
@@ -1033,7 +1121,7 @@ class SwarmRun:
                 unsettled.append(
                     f"{name} canary: {count} of {found.replicas_desired} tasks running"
                 )
-        self.finish(unsettled, now)
+        return unsettled
 
     def task_revisions(self, services: list[SwarmServiceInfo]) -> dict[str, int]:
         """Service id -> the revision its tasks run, as the frontier weighs them: a

@@ -103,7 +103,7 @@ def test_the_subset_is_accepted_and_mapped(member, env_a, swarm):
         ('    ports: ["8080:80"]\n', "services.web.ports"),
         ("    volumes: [/data]\n", "services.web.volumes"),
         ("    cap_drop: [ALL]\n", "services.web.cap_drop"),
-        ("    depends_on: {db: {condition: service_healthy}}\n  db:\n"
+        ("    depends_on: {db: {condition: service_completed_successfully}}\n  db:\n"
          "    image: ${BERTH_REGISTRY}/berth-demo/web:1.0\n", "services.web.depends_on.db"),
         ("    deploy: {placement: {constraints: [node.labels.io.berth.tenant==x]}}\n",
          "services.web.deploy.placement.constraints"),
@@ -174,6 +174,27 @@ def test_a_routed_port_is_published_for_the_frontier(member, env_a, swarm):
     web = swarm_reconcile.swarm_request(stack, spec, project, "web", routed_ports=[8080, 8080, 81])
     assert [(p.target, p.published) for p in web.ports] == [(81, None), (8080, None)]
     assert swarm_reconcile.swarm_request(stack, spec, project, "client").ports == ()
+
+
+def test_container_ports_are_published_and_healthy_dependencies_accepted(member, env_a, swarm):
+    """`ports` without a host port publish on the task's node (as a route's port does);
+    service_healthy is honoured at creation (tests/swarm/test_swarm_guestbook.py)."""
+    env_a.hosts.add(swarm)
+    compose = (
+        "services:\n  web:\n    image: ${BERTH_REGISTRY}/berth-demo/web:1.0\n"
+        '    ports: ["8080", "9000/udp"]\n    depends_on: {db: {condition: service_healthy}}\n'
+        "  db:\n    image: ${BERTH_REGISTRY}/berth-demo/web:1.0\n"
+    )
+    stack = services.create_stack(member, env_a, "shop", compose=compose)
+    spec = stack.current_revision.spec
+    web = swarm_reconcile.swarm_request(
+        stack, spec, project_from_spec(spec), "web", routed_ports=[8080, 81]
+    )
+    assert [(p.target, p.protocol, p.published) for p in web.ports] == [
+        (81, "tcp", None),
+        (8080, "tcp", None),
+        (9000, "udp", None),
+    ]
 
 
 def test_a_canary_is_accepted_and_its_revision_is_no_part_of_the_spec(member, env_a, swarm):
