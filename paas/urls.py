@@ -23,6 +23,7 @@ urlpatterns = [
     path("traffic/", include("apps.traffic.urls")),
     path("registry/", include("apps.registry.urls")),
     path("metrics", include("apps.monitoring.urls")),
+    path("alerts/", include("apps.alerts.urls")),
 ]
 
 handler403 = "apps.portal.views.permission_denied"
