@@ -9,7 +9,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from email import message_from_bytes
+from email import message_from_bytes, policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -50,7 +50,7 @@ class _SmtpHandler(socketserver.StreamRequestHandler):
                 data = b""
                 while (chunk := self.rfile.readline()) not in (b".\r\n", b""):
                     data += chunk[1:] if chunk.startswith(b"..") else chunk
-                message = message_from_bytes(data)
+                message = message_from_bytes(data, policy=policy.default)
                 message["X-Sink-Recipients"] = ", ".join(recipients)
                 self.server.mailbox.messages.append(message)
                 self.reply("250 queued")
