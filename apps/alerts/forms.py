@@ -10,7 +10,8 @@ from django import forms
 from apps.alerts.models import AlertChannel, AlertRule
 from apps.alerts.rules import METRICS, THRESHOLD_HELP
 from apps.alerts.services import environments_of, stacks_of
-from apps.tenants.models import Tenant
+from apps.deployments.models import Stack
+from apps.tenants.models import Environment, Tenant
 
 
 class AlertRuleForm(forms.Form):
@@ -19,9 +20,13 @@ class AlertRuleForm(forms.Form):
     name = forms.CharField(max_length=100)
     kind = forms.ChoiceField(choices=AlertRule.Kind.choices)
     environment = forms.ModelChoiceField(
-        queryset=None, required=False, empty_label="Every environment of the tenant"
+        queryset=Environment.objects.none(),
+        required=False,
+        empty_label="Every environment of the tenant",
     )
-    stack = forms.ModelChoiceField(queryset=None, required=False, empty_label="Any stack")
+    stack = forms.ModelChoiceField(
+        queryset=Stack.objects.none(), required=False, empty_label="Any stack"
+    )
     service_name = forms.CharField(max_length=100, required=False, label="Service (name)")
     metric = forms.ChoiceField(
         choices=[("", "—")] + [(k, m.label) for k, m in METRICS.items()], required=False
@@ -44,7 +49,7 @@ class AlertRuleForm(forms.Form):
         help_text="Restarts, flapping and hot images: the span counted.",
     )
     channels = forms.ModelMultipleChoiceField(
-        queryset=None, required=False, widget=forms.CheckboxSelectMultiple
+        queryset=AlertChannel.objects.none(), required=False, widget=forms.CheckboxSelectMultiple
     )
     enabled = forms.BooleanField(required=False, initial=True)
 

@@ -37,6 +37,13 @@ class VisibleStackField(VisibleRelatedField):
 class VisibleChannelField(VisibleRelatedField):
     model, noun = AlertChannel, "channel"
 
+    def get_queryset(self):
+        # Listed as a many field, its choices may be asked for without a request (the
+        # schema, the isolation walker): none then.
+        if "request" not in self.context:
+            return AlertChannel.objects.none()
+        return super().get_queryset()
+
 
 class VisibleRuleField(VisibleRelatedField):
     model, noun = AlertRule, "rule"
