@@ -51,7 +51,7 @@ class DeliveryError(Exception):
 
 def address_refusal(address: str) -> str | None:
     """Why a webhook may not connect to `address`, or None when it may."""
-    ip = ipaddress.ip_address(address)
+    ip = ipaddress.ip_address(address.split("%", 1)[0])  # an IPv6 scope id is not part of it
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     if ip.is_link_local:
