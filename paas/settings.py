@@ -585,7 +585,7 @@ BERTH_FRONTIER_EXTRA_GLOBAL = os.environ.get("BERTH_FRONTIER_EXTRA_GLOBAL", "")
 BERTH_METRICS_INTERVAL_SECONDS = int(os.environ.get("BERTH_METRICS_INTERVAL_SECONDS", "10"))
 BERTH_METRICS_TIERS = os.environ.get("BERTH_METRICS_TIERS", "10:86400,60:604800,600:7776000")
 BERTH_METRICS_ROLLUP_SECONDS = int(os.environ.get("BERTH_METRICS_ROLLUP_SECONDS", "60"))
-BERTH_METRICS_THREADS = int(os.environ.get("BERTH_METRICS_THREADS", "8"))
+BERTH_METRICS_THREADS = int(os.environ.get("BERTH_METRICS_THREADS", "32"))
 # A bearer token for /metrics (the platform's Prometheus endpoint) besides platform admins'
 # own credentials; empty: admins only. The endpoint is never open.
 BERTH_METRICS_TOKEN = os.environ.get("BERTH_METRICS_TOKEN", "")

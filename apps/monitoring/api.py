@@ -9,6 +9,9 @@ import json
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.http import HttpResponse
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import authentication, permissions, renderers
 from rest_framework.views import APIView
 
@@ -50,6 +53,21 @@ class MetricsTokenAuthentication(authentication.BaseAuthentication):
         return "Bearer"
 
 
+class MetricsTokenScheme(OpenApiAuthenticationExtension):
+    target_class = "apps.monitoring.api.MetricsTokenAuthentication"
+    name = "metricsToken"
+
+    def get_security_definition(self, auto_schema) -> dict:
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "BERTH_METRICS_TOKEN, for the platform's /metrics only.",
+        }
+
+
+EXPOSITION = {(200, "text/plain"): OpenApiTypes.STR}
+
+
 class PlatformScrapePermission(permissions.BasePermission):
     """The metrics token, or a platform admin (session or an unbound token)."""
 
@@ -71,6 +89,7 @@ class PlatformMetricsView(APIView):
     permission_classes = [PlatformScrapePermission]
     renderer_classes = [PrometheusRenderer]
 
+    @extend_schema(responses=EXPOSITION, summary="Prometheus exposition of the platform")
     def get(self, request):
         return _exposition(prometheus.render(Series.objects.all(), hosts=True))
 
@@ -82,6 +101,11 @@ class TenantMetricsView(APIView):
 
     renderer_classes = [PrometheusRenderer]
 
+    @extend_schema(
+        responses=EXPOSITION,
+        summary="Prometheus exposition of your tenants' series",
+        parameters=[OpenApiParameter("tenant", str, description="one of your tenants' slug")],
+    )
     def get(self, request):
         tenant_ids = visible_tenant_ids(request.user, token=api_token(request))
         queryset = Series.objects.filter(tenant__in=tenant_ids)

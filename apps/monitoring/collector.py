@@ -18,13 +18,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import F, Max
 from django.utils import timezone
 
@@ -39,6 +41,8 @@ from apps.traffic import runtime
 log = logging.getLogger(__name__)
 
 SWARM_TASK_LABEL = "com.docker.swarm.task.id"
+# pg_advisory_lock key of the collector's pass (the frontier's apply has its own).
+ADVISORY_KEY = int.from_bytes(b"berthmet", "big") & 0x7FFF_FFFF_FFFF_FFFF
 HEALTH = {
     "": ContainerSample.Health.NONE,
     "starting": ContainerSample.Health.STARTING,
@@ -72,15 +76,45 @@ class PassResult:
     rows: int = 0
     routes: int = 0
     seconds: float = 0.0
+    skipped: bool = False
 
 
 def collect(now: datetime | None = None) -> PassResult:
-    """One pass over every active host and the frontier; safe to run twice (a second
-    pass in the same second writes nothing, the rows being unique per second)."""
+    """One pass over every active (or draining) host and the frontier. Passes never
+    overlap: one that finds another running returns at once (`skipped`), since both
+    would count the same restarts; a second pass in the same second writes nothing
+    (rows are unique per second)."""
+    with _sole_pass() as sole:
+        if not sole:
+            return PassResult(skipped=True)
+        return _collect(now)
+
+
+@contextmanager
+def _sole_pass() -> Iterator[bool]:
+    """A PostgreSQL advisory lock held for the pass (released with the connection if
+    the worker dies); SQLite, the embedded default, has one worker and needs none."""
+    if connection.vendor != "postgresql":
+        yield True
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [ADVISORY_KEY])
+        held = bool(cursor.fetchone()[0])
+    try:
+        yield held
+    finally:
+        if held:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [ADVISORY_KEY])
+
+
+def _collect(now: datetime | None) -> PassResult:
     started = time.monotonic()
     now = (now or timezone.now()).replace(microsecond=0)
     result = PassResult()
-    hosts = list(Host.objects.filter(state=Host.State.ACTIVE).order_by("pk"))
+    # A draining host still runs its containers; an unreachable one is the heartbeat's.
+    live = (Host.State.ACTIVE, Host.State.DRAINING)
+    hosts = list(Host.objects.filter(state__in=live).order_by("pk"))
     observed = observe_hosts(hosts, now)
     result.hosts = len(hosts)
     for obs in observed:
@@ -165,20 +199,55 @@ def _stats(engine: EngineDriver, container_id: str) -> dict[str, Any] | None:
 
 
 def write_containers(observed: list[Observed], now: datetime, result: PassResult) -> None:
-    """Series and rows of every listed container, and a host row per reachable host."""
-    found = [(obs.host, item) for obs in observed if not obs.error for item in obs.listed]
-    result.containers = len(found)
+    """Rows of every running container (and of one that stopped or restarted since the
+    last pass: a stopped container's series gets no row while nothing changes), and a
+    host row per reachable host."""
+    reachable = [obs for obs in observed if not obs.error]
+    specs, creatable = _container_specs(reachable)
+    series = ensure_series(specs, now, creatable)
+    previous = _previous(ContainerSample, series.values(), now, ("cpu_ns", *COUNTERS))
+    samples: list[ContainerSample] = []
+    hosts: list[HostSample] = []
+    restarted: dict[int, int] = {}
+    for obs in reachable:
+        total = _empty_total(obs)
+        since = (obs.since or now).timestamp()
+        for item in obs.listed:
+            sid = series.get(f"c{obs.host.pk}:{item.id}")
+            stats, before = obs.stats.get(item.id), previous.get(sid)
+            count = tiers.restarts(obs.starts.get(item.id, 0), item.created, since)
+            if sid is None or (stats is None and not count and before is None):
+                continue
+            sample = _container_sample(sid, item, stats, before, now)
+            sample.restarts = count
+            samples.append(sample)
+            _add_to_total(total, sample, before, now)
+            if count:
+                restarted[sid] = count
+        hosts.append(_host_sample(series[f"h{obs.host.pk}"], total, now))
+    ContainerSample.objects.bulk_create(samples, ignore_conflicts=True)
+    HostSample.objects.bulk_create(hosts, ignore_conflicts=True)
+    for sid, count in restarted.items():
+        Series.objects.filter(pk=sid).update(restarts_total=F("restarts_total") + count)
+    result.containers = sum(len(obs.listed) for obs in reachable)
+    result.sampled = sum(len(obs.stats) for obs in reachable)
+    result.rows += len(samples) + len(hosts)
+
+
+def _container_specs(reachable: list[Observed]) -> tuple[dict[str, dict[str, Any]], set[str]]:
+    """The series every listed container and host belongs to (labels as seen now), and
+    which of them may be created: a container that never ran has nothing to show."""
+    found = [(obs.host, item) for obs in reachable for item in obs.listed]
     stacks = _stacks({_int(item.labels.get(naming.STACK)) for _, item in found})
-    rows = _container_rows([host for host in {o.host for o in observed}])
+    rows = _container_rows([obs.host for obs in reachable])
     specs: dict[str, dict[str, Any]] = {}
+    creatable: set[str] = set()
     for host, item in found:
         stack = stacks.get(_int(item.labels.get(naming.STACK)))
         if stack is None:  # an orphan Berth is about to remove: no tenant to give it to
             continue
-        row = rows.get((host.pk, item.id)) or rows.get(
-            (host.pk, item.labels.get(SWARM_TASK_LABEL, ""))
-        )
-        specs[f"c{host.pk}:{item.id}"] = {
+        key = f"c{host.pk}:{item.id}"
+        specs[key] = {
             "kind": Series.Kind.CONTAINER,
             "tenant_id": stack["tenant_id"],
             "tenant_slug": stack["tenant__slug"],
@@ -188,50 +257,23 @@ def write_containers(observed: list[Observed], now: datetime, result: PassResult
             "stack_name": stack["name"],
             "service_name": item.labels.get(naming.SERVICE, ""),
             "name": item.name,
-            "container_pk": row,
+            "container_pk": rows.get((host.pk, item.id))
+            or rows.get((host.pk, item.labels.get(SWARM_TASK_LABEL, ""))),
             "host_pk": host.pk,
             "host_name": host.name,
         }
-    for obs in observed:
-        if not obs.error:
-            specs[f"h{obs.host.pk}"] = {
-                "kind": Series.Kind.HOST,
-                "host_pk": obs.host.pk,
-                "host_name": obs.host.name,
-                "name": obs.host.name,
-            }
-    series = ensure_series(specs, now)
-    previous = _previous(ContainerSample, series.values(), now, ("cpu_ns", *COUNTERS))
-    samples: list[ContainerSample] = []
-    totals: dict[int, dict[str, float]] = {}
-    restarted: dict[int, int] = {}
-    for obs in observed:
-        if obs.error:
-            continue
-        total = totals.setdefault(obs.host.pk, _empty_total(obs))
-        since = (obs.since or now).timestamp()
-        for item in obs.listed:
-            sid = series.get(f"c{obs.host.pk}:{item.id}")
-            if sid is None:
-                continue
-            count = tiers.restarts(obs.starts.get(item.id, 0), item.created, since)
-            if count:
-                restarted[sid] = count
-            sample = _container_sample(sid, item, obs.stats.get(item.id), previous.get(sid), now)
-            sample.restarts = count
-            samples.append(sample)
-            _add_to_total(total, sample, previous.get(sid), now)
-    samples += [_host_sample(series[f"h{pk}"], total, now) for pk, total in totals.items()]
-    ContainerSample.objects.bulk_create(
-        [s for s in samples if isinstance(s, ContainerSample)], ignore_conflicts=True
-    )
-    HostSample.objects.bulk_create(
-        [s for s in samples if isinstance(s, HostSample)], ignore_conflicts=True
-    )
-    for sid, count in restarted.items():
-        Series.objects.filter(pk=sid).update(restarts_total=F("restarts_total") + count)
-    result.sampled = sum(len(o.stats) for o in observed)
-    result.rows += len(samples)
+        if item.state in ("running", "restarting"):
+            creatable.add(key)
+    for obs in reachable:
+        key = f"h{obs.host.pk}"
+        specs[key] = {
+            "kind": Series.Kind.HOST,
+            "host_pk": obs.host.pk,
+            "host_name": obs.host.name,
+            "name": obs.host.name,
+        }
+        creatable.add(key)
+    return specs, creatable
 
 
 COUNTERS = ("net_rx_bytes", "net_tx_bytes", "block_read_bytes", "block_write_bytes")
@@ -361,13 +403,16 @@ def write_routes(now: datetime, result: PassResult) -> None:
     result.rows += len(rows)
 
 
-def ensure_series(specs: dict[str, dict[str, Any]], now: datetime) -> dict[str, int]:
-    """Key -> series id for every spec, made when missing (labels as first seen), and
-    every one marked seen now: two queries, three when some are new."""
+def ensure_series(
+    specs: dict[str, dict[str, Any]], now: datetime, creatable: set[str] | None = None
+) -> dict[str, int]:
+    """Key -> series id for every spec that has one or may have one (`creatable`, all
+    by default), made when missing (labels as first seen), and every one marked seen
+    now: two queries, three when some are new."""
     if not specs:
         return {}
     found = dict(Series.objects.filter(key__in=list(specs)).values_list("key", "pk"))
-    missing = [k for k in specs if k not in found]
+    missing = [k for k in specs if k not in found and (creatable is None or k in creatable)]
     if missing:
         Series.objects.bulk_create(
             [Series(key=k, first_seen_at=now, last_seen_at=now, **specs[k]) for k in missing],

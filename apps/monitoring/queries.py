@@ -86,12 +86,19 @@ def series(
     start: datetime,
     end: datetime | None = None,
     *,
+    user: Any = None,
+    token: Any = None,
     queryset: QuerySet | None = None,
     now: datetime | None = None,
 ) -> list[Point]:
     """`metric` of `obj` over [start, end] from the tier the range calls for: (time,
-    value) pairs, summed over the object's series at each time. Callers pass the
-    `Series.objects.visible_to(user)` queryset: the tenancy rule, as everywhere."""
+    value) pairs, summed over the object's series at each time.
+
+    Pages and the API pass the `user` (and `token`): only what `Series.objects.
+    visible_to` gives them is read, the tenancy rule as everywhere. Tasks acting for
+    the platform (alerts, autoscaling) pass neither, or a `queryset` of their own."""
+    if user is not None:
+        queryset = Series.objects.visible_to(user, token=token)
     wanted = METRICS[metric]
     now = now or timezone.now()
     end = end or now

@@ -128,3 +128,36 @@ def test_visible_to_hides_another_tenants_series(tenant_a, tenant_b, outsider, o
         )
         == []
     )
+
+
+def test_beat_runs_the_collector_and_the_rollup(settings):
+    from apps.monitoring import tasks
+
+    schedule = settings.CELERY_BEAT_SCHEDULE
+    assert schedule["monitoring.collect"]["task"] == tasks.collect.name
+    assert schedule["monitoring.collect"]["schedule"] == settings.BERTH_METRICS_INTERVAL_SECONDS
+    assert schedule["monitoring.rollup"]["task"] == tasks.roll_up.name
+    assert tasks.collect() == 0  # no active host, no frontier: nothing to write
+    assert tasks.roll_up() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_pass_finds_another_running_and_steps_aside():
+    """Two passes at once would count the same restarts twice."""
+    import psycopg
+    from django.conf import settings as django_settings
+    from django.db import connection
+
+    from apps.monitoring import collector
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the lock is PostgreSQL's; SQLite has one worker")
+    params = connection.get_connection_params()
+    with psycopg.connect(
+        **{k: v for k, v in params.items() if k in ("dbname", "user", "host", "port", "password")}
+    ) as other:
+        other.execute("SELECT pg_advisory_lock(%s)", [collector.ADVISORY_KEY])
+        assert collector.collect().skipped
+        other.execute("SELECT pg_advisory_unlock(%s)", [collector.ADVISORY_KEY])
+        assert not collector.collect().skipped
+    assert django_settings.BERTH_METRICS_INTERVAL_SECONDS > 0

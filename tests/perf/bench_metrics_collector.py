@@ -15,7 +15,6 @@ benchmark's own); everything is removed at the end by its tenant label.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
 from _setup import (
@@ -38,10 +37,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--containers", type=int, default=100)
     parser.add_argument("--passes", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--threads", default="8,32,64", help="thread counts to compare")
     parser.add_argument("--database", default="berth_bench_metrics")
     args = parser.parse_args()
-    os.environ["BERTH_METRICS_THREADS"] = str(args.threads)
     install_cleanup()
     require_engine()
     require_images([IMAGE])
@@ -51,7 +49,12 @@ def main() -> None:
     started = time.perf_counter()
     run_containers(args.containers, tenant, environment, stack)
     say(f"{args.containers} containers started in {time.perf_counter() - started:.1f}s")
-    measure(args.passes)
+    from django.test import override_settings
+
+    for threads in [int(t) for t in args.threads.split(",")]:
+        say(f"BERTH_METRICS_THREADS={threads}")
+        with override_settings(BERTH_METRICS_THREADS=threads):
+            measure(args.passes, threads)
     storage()
     rollup_cost()
 
@@ -86,7 +89,7 @@ def run_containers(count: int, tenant, environment, stack) -> None:
         )  # fmt: skip
 
 
-def measure(passes: int) -> None:
+def measure(passes: int, threads: int) -> None:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -112,7 +115,8 @@ def measure(passes: int) -> None:
             queries.append(len(captured))
             rows.append(result.rows)
     say(
-        f"RESULT per pass over {result.containers} containers (median of {passes}): "
+        f"RESULT {threads} threads, per pass over {result.containers} containers "
+        f"(median of {passes}): "
         f"wall {median(wall):.2f}s, CPU {median(cpu):.2f}s, engine calls {median(calls):.0f}, "
         f"queries {median(queries):.0f}, rows {median(rows):.0f}"
     )

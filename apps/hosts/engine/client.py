@@ -38,6 +38,13 @@ _GO_MODE_SYMLINK = 1 << 27
 _GO_MODE_TYPE = (1 << 31) | (1 << 27) | (1 << 26) | (1 << 25) | (1 << 24) | (1 << 21) | (1 << 19)
 
 
+# Connections kept per client: the metrics collector asks for many containers' stats at
+# once (each one-shot call waits for the engine's next one-second collection tick, so
+# they are answered together only when they are asked together); docker-py's default
+# of 10 would open and drop the others' connections each time.
+POOL_SIZE = 64
+
+
 def _negotiated_version(server_api: str) -> str:
     """The newest API version both docker-py and the engine speak."""
     if version_lt(server_api, MINIMUM_DOCKER_API_VERSION):
@@ -83,7 +90,11 @@ class DockerEngine(Operations, EngineDriver):
                 verify=self._tls_verify,
             )
         client = docker.DockerClient(
-            base_url=self.endpoint, version=version, timeout=self.timeout, tls=tls
+            base_url=self.endpoint,
+            version=version,
+            timeout=self.timeout,
+            tls=tls,
+            max_pool_size=POOL_SIZE,
         )
         # Engines are reached directly with the host's own CA: REQUESTS_CA_BUNDLE, proxy
         # variables and .netrc in the environment must not override them.
