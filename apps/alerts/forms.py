@@ -3,15 +3,26 @@ apps.alerts.services and apps.alerts.channels (the API says the same)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django import forms
 
 from apps.alerts.models import AlertChannel, AlertRule
-from apps.alerts.rules import METRICS, THRESHOLD_HELP
+from apps.alerts.rules import KIND_FIELDS, METRICS, THRESHOLD_HELP
 from apps.alerts.services import environments_of, stacks_of
 from apps.deployments.models import Stack
 from apps.tenants.models import Environment, Tenant
+
+SCOPED_KINDS = ["metric", "restarts", "flapping", "certificate"]
+SHOWN_FOR = {
+    **{
+        field: [kind for kind, fields in KIND_FIELDS.items() if field in fields]
+        for field in ("metric", "comparison", "threshold", "duration_seconds", "window_seconds")
+    },
+    "stack": SCOPED_KINDS,
+    "service_name": SCOPED_KINDS,
+}
 
 
 class AlertRuleForm(forms.Form):
@@ -49,7 +60,10 @@ class AlertRuleForm(forms.Form):
         help_text="Restarts, flapping and hot images: the span counted.",
     )
     channels = forms.ModelMultipleChoiceField(
-        queryset=AlertChannel.objects.none(), required=False, widget=forms.CheckboxSelectMultiple
+        queryset=AlertChannel.objects.none(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Where notifications go (add channels under Channels).",
     )
     enabled = forms.BooleanField(required=False, initial=True)
 
@@ -58,6 +72,9 @@ class AlertRuleForm(forms.Form):
         self.fields["environment"].queryset = environments_of(tenant)
         self.fields["stack"].queryset = stacks_of(tenant)
         self.fields["channels"].queryset = AlertChannel.objects.filter(tenant=tenant)
+        # Only the fields the chosen kind reads are shown (the catalog forms' show_if).
+        for name, kinds in SHOWN_FOR.items():
+            self.fields[name].widget.attrs["data-show-if"] = json.dumps({"kind": kinds})
 
     def rule_data(self) -> dict[str, Any]:
         data = dict(self.cleaned_data)

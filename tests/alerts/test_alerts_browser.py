@@ -64,6 +64,7 @@ def test_badge_alerts_page_acknowledge_and_rule_form(visitor, verified_user):
     form = page.locator("#rule-form")
     form.get_by_label("Name", exact=True).fill("restarts")
     form.get_by_label("Kind").select_option("restarts")
+    expect(form.get_by_label("Metric")).to_be_hidden()  # a restarts rule reads no metric
     form.get_by_label("Threshold").fill("3")
     form.get_by_label("Window (seconds)").fill("5")
     form.get_by_role("button", name="Save rule").click()
