@@ -188,3 +188,20 @@ def test_channel_input_errors_name_their_field(tenant_a, owner):
     assert "name" in caught.value.message_dict
     assert AlertChannel.objects.count() == 1
     assert Alert.objects.count() == 0
+
+
+def test_a_delivery_claimed_by_a_worker_that_died_is_sent_after_the_lease(
+    tenant_a, owner, receiver, settings
+):
+    hook, _ = services.create_channel(
+        owner, tenant_a, name="hook", kind="webhook", target=receiver.url
+    )
+    fire_and_resolve(tenant_a, owner, [hook])
+    row = Delivery.objects.get()
+    now = timezone.now()
+    assert delivery.claim(row.pk, now)  # ...and the worker is killed before sending
+    lease = settings.BERTH_ALERTS_WEBHOOK_TIMEOUT + 30
+    assert delivery.deliver_due(now + timedelta(seconds=lease - 1)) == 0
+    assert delivery.deliver_due(now + timedelta(seconds=lease + 1)) == 1
+    row.refresh_from_db()
+    assert (row.state, row.attempts) == ("sent", 1) and len(receiver.requests) == 1
