@@ -310,3 +310,52 @@ def test_a_disabled_rule_resolves_its_open_alerts(tenant_a, env, owner):
     evaluate(t0, send=False)
     services.update_rule(owner, rule, {"enabled": False})
     assert Alert.objects.get().state == "resolved"
+
+
+def test_route_rates_and_error_percent_from_the_two_newest_rows(tenant_a, env, owner):
+    from apps.monitoring.models import RouteSample, Series
+
+    services.create_rule(
+        owner,
+        tenant_a,
+        {
+            "name": "errors",
+            "kind": "metric",
+            "metric": "error_percent",
+            "comparison": "gt",
+            "threshold": 10,
+        },
+    )
+    services.create_rule(
+        owner,
+        tenant_a,
+        {
+            "name": "traffic",
+            "kind": "metric",
+            "metric": "requests_rate",
+            "comparison": "lt",
+            "threshold": 1,
+        },
+    )
+    t0 = timezone.now().replace(microsecond=0)
+    route = Series.objects.create(
+        kind=Series.Kind.ROUTE,
+        key="r7",
+        tenant=tenant_a,
+        environment_pk=env.pk,
+        name="shop.example/",
+        route_pk=7,
+        first_seen_at=t0,
+        last_seen_at=t0,
+    )
+    RouteSample.objects.create(
+        series=route, tier=0, at=t0 - timedelta(seconds=10), requests=100, errors=0
+    )
+    RouteSample.objects.create(series=route, tier=0, at=t0, requests=200, errors=20)
+    evaluate(t0, send=False)
+    alert = Alert.objects.get()  # 10 requests/s is not "lt 1"; 20% errors is "gt 10"
+    assert (alert.rule.name, alert.subject, round(alert.value, 2)) == (
+        "errors",
+        "shop.example/",
+        20,
+    )
