@@ -92,6 +92,14 @@ class Pass:
             self.result.dropped += 1
             return
         else:
+            subject = (seen.subject or alert.subject)[:300]
+            if (state, subject, seen.value, seen.message[:500]) == (
+                alert.state,
+                alert.subject,
+                alert.value,
+                alert.message,
+            ):
+                return  # unchanged: no write (a steady pass writes nothing)
             self.updated.append(alert)
         alert.state, alert.evaluated_at = state, now
         alert.subject = (seen.subject or alert.subject)[:300]

@@ -124,6 +124,7 @@ class Alert(models.Model):
     started_at = models.DateTimeField()
     fired_at = models.DateTimeField(null=True, blank=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
+    # The last pass that changed it (state, value or message): a steady pass writes nothing.
     evaluated_at = models.DateTimeField()
     silenced_until = models.DateTimeField(null=True, blank=True)
     acknowledged_by = models.ForeignKey(

@@ -59,6 +59,15 @@ def _tenants(rules: Iterable[AlertRule]) -> set[int]:
     return {rule.tenant_id for rule in rules}
 
 
+def _by_tenant(rules: Iterable[AlertRule]) -> dict[int, list[AlertRule]]:
+    """Rules per tenant: a row is matched only against its own tenant's rules, so the
+    work grows with rows plus rules, not with their product."""
+    found: dict[int, list[AlertRule]] = defaultdict(list)
+    for rule in rules:
+        found[rule.tenant_id].append(rule)
+    return found
+
+
 def _in_scope(rule: AlertRule, series: Series) -> bool:
     """A series belongs to a rule: same tenant, and its environment, stack and service
     when the rule names them."""
@@ -134,13 +143,12 @@ def _recent_route_rows(tenant_ids: set[int], now: datetime) -> list[tuple[Series
 def observe_metrics(rules: list[AlertRule], now: datetime, seen: Seen) -> None:
     from apps.alerts.rules import METRICS
 
-    tenant_ids = _tenants(rules)
-    container_rules = [r for r in rules if METRICS[r.metric].subject == "container"]
-    route_rules = [r for r in rules if METRICS[r.metric].subject == "route"]
+    container_rules = _by_tenant(r for r in rules if METRICS[r.metric].subject == "container")
+    route_rules = _by_tenant(r for r in rules if METRICS[r.metric].subject == "route")
     if container_rules:
-        queryset = Series.objects.filter(tenant_id__in=tenant_ids)
+        queryset = Series.objects.filter(tenant_id__in=list(container_rules))
         for series, row in latest(queryset, Series.Kind.CONTAINER, now=now):
-            for rule in container_rules:
+            for rule in container_rules[series.tenant_id]:
                 if _in_scope(rule, series):
                     value = _container_value(rule.metric, row)
                     seen[rule.pk][series.key] = Observation(
@@ -150,9 +158,9 @@ def observe_metrics(rules: list[AlertRule], now: datetime, seen: Seen) -> None:
                         _threshold_message(rule, value, METRICS[rule.metric].unit),
                     )
     if route_rules:
-        for series, rows in _recent_route_rows(tenant_ids, now):
+        for series, rows in _recent_route_rows(set(route_rules), now):
             values = _route_values(rows)
-            for rule in route_rules:
+            for rule in route_rules[series.tenant_id]:
                 if _in_scope(rule, series):
                     value = values.get(rule.metric)
                     seen[rule.pk][series.key] = Observation(
@@ -184,12 +192,13 @@ def observe_container_history(rules: list[AlertRule], now: datetime, seen: Seen)
         .values_list("series_id", "at", "restarts", "health")
     ):
         history[sid].append((at, restarts, health))
+    per_tenant = _by_tenant(rules)
     for sid, series in found.items():
-        for rule in rules:
+        for rule in per_tenant[series.tenant_id]:
             if not _in_scope(rule, series):
                 continue
             start = now - timedelta(seconds=rule.window_seconds)
-            rows = [row for row in history.get(sid, []) if row[0] >= start]
+            rows = [row for row in history.get(sid, ()) if row[0] >= start]
             if rule.kind == AlertRule.Kind.RESTARTS:
                 value = float(sum(row[1] for row in rows))
                 what = "restarts"
