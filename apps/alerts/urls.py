@@ -7,6 +7,7 @@ from apps.alerts import views
 app_name = "alerts"
 urlpatterns = [
     path("", views.AlertListView.as_view(), name="list"),
+    path("badge/", views.AlertBadgeView.as_view(), name="badge"),
     path("<int:pk>/ack/", views.AlertAckView.as_view(), name="ack"),
     path("<int:pk>/silence/", views.AlertSilenceView.as_view(), name="silence"),
     path("silences/<int:pk>/end/", views.SilenceEndView.as_view(), name="silence-end"),

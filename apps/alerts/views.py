@@ -57,6 +57,13 @@ class TenantPageMixin(LoginRequiredMixin):
         return context
 
 
+class AlertBadgeView(LoginRequiredMixin, TemplateView):
+    """The top bar's badge alone: the page polls it (htmx), so a firing alert shows up
+    without a reload. The count comes from the context processor, as on every page."""
+
+    template_name = "includes/alerts_badge.html"
+
+
 class AlertListView(TenantPageMixin, TemplateView):
     """Open alerts first (firing, then pending), the last 50 resolved, active silences."""
 

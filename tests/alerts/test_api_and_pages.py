@@ -218,3 +218,13 @@ def test_channel_pages_create_and_show_the_log(firing, member, viewer):
         .status_code
         == 403
     )
+
+
+def test_the_badge_alone_for_the_top_bars_polling(firing, viewer, outsider):
+    answer = client_for(viewer).get(reverse("alerts:badge"))
+    assert answer.status_code == 200
+    assert "data-alerts-count>1<" in answer.content.decode()
+    assert (
+        "data-alerts-count"
+        not in client_for(outsider).get(reverse("alerts:badge")).content.decode()
+    )
