@@ -601,14 +601,14 @@ if BERTH_METRICS_INTERVAL_SECONDS > 0:
 
 # Alerts (apps/alerts): every rule is evaluated this often (0: off); a delivery that
 # failed is retried after BASE, 2 BASE, 4 BASE ... seconds (at most MAX), up to
-# MAX_ATTEMPTS attempts; a webhook call gives up after TIMEOUT seconds. Webhooks never go
-# to link-local (metadata), multicast or reserved addresses; loopback and private
-# networks only when allowed here.
+# MAX_ATTEMPTS attempts; a webhook call or an SMTP exchange gives up after SEND_TIMEOUT
+# seconds. Webhooks never go to link-local (metadata), multicast or reserved addresses;
+# loopback and private networks only when allowed here.
 BERTH_ALERTS_INTERVAL_SECONDS = int(os.environ.get("BERTH_ALERTS_INTERVAL_SECONDS", "30"))
 BERTH_ALERTS_RETRY_BASE_SECONDS = float(os.environ.get("BERTH_ALERTS_RETRY_BASE_SECONDS", "30"))
 BERTH_ALERTS_RETRY_MAX_SECONDS = float(os.environ.get("BERTH_ALERTS_RETRY_MAX_SECONDS", "3600"))
 BERTH_ALERTS_MAX_ATTEMPTS = int(os.environ.get("BERTH_ALERTS_MAX_ATTEMPTS", "8"))
-BERTH_ALERTS_WEBHOOK_TIMEOUT = float(os.environ.get("BERTH_ALERTS_WEBHOOK_TIMEOUT", "10"))
+BERTH_ALERTS_SEND_TIMEOUT = float(os.environ.get("BERTH_ALERTS_SEND_TIMEOUT", "10"))
 BERTH_ALERTS_WEBHOOK_ALLOW_LOOPBACK = env_bool("BERTH_ALERTS_WEBHOOK_ALLOW_LOOPBACK", False)
 BERTH_ALERTS_WEBHOOK_ALLOW_PRIVATE = env_bool("BERTH_ALERTS_WEBHOOK_ALLOW_PRIVATE", False)
 if BERTH_ALERTS_INTERVAL_SECONDS > 0:

@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.mail import EmailMessage
+from django.core.mail import EmailMessage, get_connection
 from django.db import transaction
 from django.utils import timezone
 
@@ -134,7 +134,10 @@ def send(delivery: Delivery) -> int | None:
     if channel.kind == AlertChannel.Kind.EMAIL:
         subject, text = render_email(delivery.payload)
         try:
-            EmailMessage(subject, text, to=channels.addresses(channel.target)).send()
+            connection = get_connection(timeout=settings.BERTH_ALERTS_SEND_TIMEOUT)
+            EmailMessage(
+                subject, text, to=channels.addresses(channel.target), connection=connection
+            ).send()
         except Exception as exc:  # smtplib, socket and backend errors alike
             raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc
         return None
@@ -148,12 +151,12 @@ def send(delivery: Delivery) -> int | None:
         "X-Berth-Timestamp": str(stamp),
         "X-Berth-Signature": signature(channels.secret_of(channel), stamp, body),
     }
-    return post_webhook(channel.target, body, headers, settings.BERTH_ALERTS_WEBHOOK_TIMEOUT)
+    return post_webhook(channel.target, body, headers, settings.BERTH_ALERTS_SEND_TIMEOUT)
 
 
 def claim(pk: int, now: datetime) -> bool:
     """Take a due delivery for one attempt (a conditional update: one worker wins)."""
-    lease = now + timedelta(seconds=settings.BERTH_ALERTS_WEBHOOK_TIMEOUT + 30)
+    lease = now + timedelta(seconds=settings.BERTH_ALERTS_SEND_TIMEOUT + 30)
     return bool(
         Delivery.objects.filter(
             pk=pk, state=Delivery.State.PENDING, next_attempt_at__lte=now

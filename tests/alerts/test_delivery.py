@@ -200,7 +200,7 @@ def test_a_delivery_claimed_by_a_worker_that_died_is_sent_after_the_lease(
     row = Delivery.objects.get()
     now = timezone.now()
     assert delivery.claim(row.pk, now)  # ...and the worker is killed before sending
-    lease = settings.BERTH_ALERTS_WEBHOOK_TIMEOUT + 30
+    lease = settings.BERTH_ALERTS_SEND_TIMEOUT + 30
     assert delivery.deliver_due(now + timedelta(seconds=lease - 1)) == 0
     assert delivery.deliver_due(now + timedelta(seconds=lease + 1)) == 1
     row.refresh_from_db()
