@@ -228,3 +228,24 @@ def test_the_badge_alone_for_the_top_bars_polling(firing, viewer, outsider):
         "data-alerts-count"
         not in client_for(outsider).get(reverse("alerts:badge")).content.decode()
     )
+
+
+def test_silences_over_the_api_and_another_tenants_rule(firing, tenant_b, member, outsider):
+    body = {
+        "tenant": "acme",
+        "subject_key": firing.subject_key,
+        "comment": "deploying",
+        "ends_at": (timezone.now() + timedelta(hours=2)).isoformat(),
+    }
+    answer = post(client_for(member), "/api/v1/alert-silences/", body)
+    assert answer.status_code == 201, answer.content
+    firing.refresh_from_db()
+    assert firing.silenced_until is not None
+    past = {**body, "ends_at": (timezone.now() - timedelta(hours=1)).isoformat()}
+    assert "ends_at" in post(client_for(member), "/api/v1/alert-silences/", past).json()
+    neither = {"tenant": "acme", "ends_at": body["ends_at"]}
+    assert "rule" in post(client_for(member), "/api/v1/alert-silences/", neither).json()
+    foreign = {"tenant": "globex", "rule": firing.rule_id, "ends_at": body["ends_at"]}
+    answer = post(client_for(outsider), "/api/v1/alert-silences/", foreign)
+    assert answer.status_code == 400 and "rule" in answer.json()
+    assert Silence.objects.count() == 1

@@ -359,3 +359,24 @@ def test_route_rates_and_error_percent_from_the_two_newest_rows(tenant_a, env, o
         "shop.example/",
         20,
     )
+
+
+def test_a_pass_that_crashes_half_way_leaves_nothing_and_the_next_one_does_it_all(
+    tenant_a, env, owner, webhook, monkeypatch
+):
+    from apps.alerts import evaluation
+
+    cpu_rule(tenant_a, owner, [webhook], duration_seconds=0)
+    t0 = timezone.now().replace(microsecond=0)
+    sample(container_series(tenant_a, env, "w", now=t0), t0, cpu_percent=90)
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("worker killed")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(evaluation, "_queue_deliveries", crash)
+        with pytest.raises(RuntimeError):
+            evaluate(t0, send=False)
+    assert not Alert.objects.exists()  # the alerts written before the crash rolled back
+    evaluate(t0, send=False)
+    assert Alert.objects.get().state == "firing" and Delivery.objects.count() == 1
