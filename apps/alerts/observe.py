@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 from apps.activity.models import Event
 from apps.alerts.models import AlertRule
-from apps.alerts.rules import SYMBOLS, changes, holds
+from apps.alerts.rules import METRICS, SYMBOLS, changes, holds
 from apps.deployments.models import Route
 from apps.hosts.models import Host
 from apps.monitoring import tiers
@@ -141,8 +141,8 @@ def _recent_route_rows(tenant_ids: set[int], now: datetime) -> list[tuple[Series
 
 
 def observe_metrics(rules: list[AlertRule], now: datetime, seen: Seen) -> None:
-    from apps.alerts.rules import METRICS
-
+    """Thresholds on each container's newest raw row (monitoring's `latest`) and each
+    route's two newest (rates of its counters)."""
     container_rules = _by_tenant(r for r in rules if METRICS[r.metric].subject == "container")
     route_rules = _by_tenant(r for r in rules if METRICS[r.metric].subject == "route")
     if container_rules:
