@@ -16,6 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.conf import settings
+
 from apps.activity.models import Event
 from apps.alerts.models import AlertRule
 from apps.alerts.rules import METRICS, SYMBOLS, changes, holds
@@ -217,21 +219,30 @@ def observe_container_history(rules: list[AlertRule], now: datetime, seen: Seen)
 
 
 def observe_hosts(rules: list[AlertRule], now: datetime, seen: Seen) -> None:
-    """The hosts the rule's environments use (a tenant sees only those): unreachable
-    when the heartbeat says so."""
+    """The hosts the rule's environments use (a tenant sees only those): down when the
+    heartbeat marked them unreachable, or when no heartbeat has reached them for three
+    heartbeat intervals (the heartbeat itself may be what stopped)."""
+    stale = now - timedelta(seconds=settings.BERTH_HEARTBEAT_SECONDS * 3)
     links = Environment.hosts.through.objects.filter(
         environment__tenant_id__in=_tenants(rules)
     ).values_list(
-        "environment_id", "environment__tenant_id", "host_id", "host__name", "host__state"
+        "environment_id",
+        "environment__tenant_id",
+        "host_id",
+        "host__name",
+        "host__state",
+        "host__last_seen_at",
     )
-    for env_id, tenant_id, host_id, name, state in links:
+    for env_id, tenant_id, host_id, name, state, last_seen in links:
+        silent = last_seen is not None and last_seen < stale
+        down = state == Host.State.UNREACHABLE or silent
+        why = f"host {name} is {state}"
+        if silent:
+            why += f", no heartbeat since {last_seen:%Y-%m-%d %H:%M:%S} UTC"
         for rule in rules:
             if rule.tenant_id != tenant_id or rule.environment_id not in (None, env_id):
                 continue
-            down = state == Host.State.UNREACHABLE
-            seen[rule.pk][f"host:{host_id}"] = Observation(
-                name, 1.0 if down else 0.0, down, f"host {name} is {state}"
-            )
+            seen[rule.pk][f"host:{host_id}"] = Observation(name, 1.0 if down else 0.0, down, why)
 
 
 def observe_registry(rules: list[AlertRule], now: datetime, seen: Seen) -> None:

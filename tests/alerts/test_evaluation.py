@@ -231,6 +231,16 @@ def test_host_unreachable_registry_hot_image_and_certificate(tenant_a, env, owne
     host = Host.objects.create(name="h1", endpoint="tcp://h1.invalid:2376", state="unreachable")
     env.hosts.add(host)
     Host.objects.create(name="foreign", endpoint="tcp://f.invalid:2376", state="unreachable")
+    silent = Host.objects.create(
+        name="h2",
+        endpoint="tcp://h2.invalid:2376",
+        state="active",
+        last_seen_at=timezone.now() - timedelta(hours=1),
+    )
+    fresh = Host.objects.create(
+        name="h3", endpoint="tcp://h3.invalid:2376", state="active", last_seen_at=timezone.now()
+    )
+    env.hosts.add(silent, fresh)
     TenantRegistryQuota.objects.create(tenant=tenant_a, quota_bytes=100, used_bytes=95)
     repository = Repository.objects.create(tenant=tenant_a, name="web")
     record_event(
@@ -261,6 +271,7 @@ def test_host_unreachable_registry_hot_image_and_certificate(tenant_a, env, owne
     assert sorted(Alert.objects.filter(state="firing").values_list("subject", flat=True)) == [
         "acme/web",
         "h1",
+        "h2",
         "registry storage",
         "soon.example",
     ]
