@@ -6,6 +6,12 @@ from rest_framework.routers import DefaultRouter
 
 from apps.accounts.api.views import ApiTokenViewSet
 from apps.activity.api.views import EventViewSet
+from apps.alerts.api.views import (
+    AlertChannelViewSet,
+    AlertRuleViewSet,
+    AlertViewSet,
+    SilenceViewSet,
+)
 from apps.autoscaling.api import AutoscalerViewSet
 from apps.catalog.api.views import TemplateViewSet
 from apps.deployments.api.resources import (
@@ -56,6 +62,10 @@ router.register("registry/usage", UsageViewSet, basename="registry-usage")
 router.register("certificates", CertificateViewSet, basename="certificate")
 router.register("autoscaling", AutoscalerViewSet, basename="autoscaling")
 router.register("logs", LogLineViewSet, basename="log")
+router.register("alert-rules", AlertRuleViewSet, basename="alert-rule")
+router.register("alerts", AlertViewSet, basename="alert")
+router.register("alert-silences", SilenceViewSet, basename="alert-silence")
+router.register("alert-channels", AlertChannelViewSet, basename="alert-channel")
 
 app_name = "api"
 urlpatterns = [

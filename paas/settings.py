@@ -124,6 +124,7 @@ INSTALLED_APPS = [
     "apps.monitoring",
     "apps.autoscaling",
     "apps.logs",
+    "apps.alerts",
 ]
 
 MIDDLEWARE = [
@@ -641,6 +642,24 @@ if BERTH_AUTOSCALING_INTERVAL_SECONDS > 0:
     CELERY_BEAT_SCHEDULE["autoscaling.evaluate"] = {
         "task": "autoscaling.evaluate_all",
         "schedule": BERTH_AUTOSCALING_INTERVAL_SECONDS,
+    }
+
+# Alerts (apps/alerts): every rule is evaluated this often (0: off); a delivery that
+# failed is retried after BASE, 2 BASE, 4 BASE ... seconds (at most MAX), up to
+# MAX_ATTEMPTS attempts; a webhook call or an SMTP exchange gives up after SEND_TIMEOUT
+# seconds. Webhooks never go to link-local (metadata), multicast or reserved addresses;
+# loopback and private networks only when allowed here.
+BERTH_ALERTS_INTERVAL_SECONDS = int(os.environ.get("BERTH_ALERTS_INTERVAL_SECONDS", "30"))
+BERTH_ALERTS_RETRY_BASE_SECONDS = float(os.environ.get("BERTH_ALERTS_RETRY_BASE_SECONDS", "30"))
+BERTH_ALERTS_RETRY_MAX_SECONDS = float(os.environ.get("BERTH_ALERTS_RETRY_MAX_SECONDS", "3600"))
+BERTH_ALERTS_MAX_ATTEMPTS = int(os.environ.get("BERTH_ALERTS_MAX_ATTEMPTS", "8"))
+BERTH_ALERTS_SEND_TIMEOUT = float(os.environ.get("BERTH_ALERTS_SEND_TIMEOUT", "10"))
+BERTH_ALERTS_WEBHOOK_ALLOW_LOOPBACK = env_bool("BERTH_ALERTS_WEBHOOK_ALLOW_LOOPBACK", False)
+BERTH_ALERTS_WEBHOOK_ALLOW_PRIVATE = env_bool("BERTH_ALERTS_WEBHOOK_ALLOW_PRIVATE", False)
+if BERTH_ALERTS_INTERVAL_SECONDS > 0:
+    CELERY_BEAT_SCHEDULE["alerts.evaluate"] = {
+        "task": "alerts.evaluate",
+        "schedule": BERTH_ALERTS_INTERVAL_SECONDS,
     }
 
 # A periodic trigger still queued when the next one is due is skipped (it expires after

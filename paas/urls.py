@@ -25,6 +25,7 @@ urlpatterns = [
     path("registry/", include("apps.registry.urls")),
     path("metrics", include("apps.monitoring.urls")),
     path("autoscaling/", include("apps.autoscaling.urls")),
+    path("alerts/", include("apps.alerts.urls")),
 ]
 
 handler403 = "apps.portal.views.permission_denied"

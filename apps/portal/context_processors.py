@@ -29,4 +29,16 @@ def berth(request) -> dict:
         else [],
         "switcher_select_max": SWITCHER_SELECT_MAX,
         "berth_banners": service_banners(include_hosts=user.is_superuser),
+        # Counted only when the top bar renders it (one query): the badge of alerts.
+        "firing_alerts": lambda: _firing_alerts(user, tenant),
     }
+
+
+def _firing_alerts(user, tenant) -> int:
+    """Firing, unacknowledged, unsilenced alerts of the current tenant (the badge)."""
+    from apps.alerts.models import Alert
+    from apps.alerts.services import firing_unacknowledged
+
+    if tenant is None:
+        return 0
+    return firing_unacknowledged(Alert.objects.visible_to(user).filter(tenant=tenant)).count()

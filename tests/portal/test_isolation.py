@@ -25,6 +25,7 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -46,6 +47,8 @@ from apps.accounts import services as token_services
 from apps.accounts.models import ApiToken
 from apps.activity.models import Event
 from apps.activity.services import record_event
+from apps.alerts import services as alert_services
+from apps.alerts.models import Alert, Delivery, Silence
 from apps.autoscaling.models import Autoscaler
 from apps.catalog.models import Template, TemplateVersion
 from apps.core.roles import Role
@@ -370,6 +373,47 @@ def world(db, make_user, outsider, tenant_b, superuser) -> World:
         kind=Certificate.Kind.ACME,
         state=Certificate.State.FAILED,
         error="acme-secret-certificate-error",
+    )
+    # Alerting: a channel, a rule, a firing alert with its delivery, and a silence.
+    channel, _ = alert_services.create_channel(
+        olivia, tenant, name="acme-secret-hook", kind="email", target="ops@acme-secret.test"
+    )
+    alert_rule = alert_services.create_rule(
+        olivia,
+        tenant,
+        {
+            "name": "acme-secret-rule",
+            "kind": "registry_quota",
+            "threshold": 90,
+            "channels": [channel],
+        },
+    )
+    moment = timezone.now()
+    alert = Alert.objects.create(
+        tenant=tenant,
+        rule=alert_rule,
+        subject_key="registry",
+        subject="acme-secret-subject",
+        state=Alert.State.FIRING,
+        message="acme-secret-alert",
+        started_at=moment,
+        fired_at=moment,
+        evaluated_at=moment,
+    )
+    Delivery.objects.create(
+        tenant=tenant,
+        channel=channel,
+        alert=alert,
+        event="firing",
+        next_attempt_at=moment,
+        payload={"message": "acme-secret-payload"},
+        last_error="acme-secret-delivery-error",
+    )
+    Silence.objects.create(
+        tenant=tenant,
+        rule=alert_rule,
+        ends_at=moment + timedelta(hours=1),
+        comment="acme-secret-silence",
     )
     # Metrics of tenant A's container, fresh: the Prometheus endpoints would show them.
     now = timezone.now().replace(microsecond=0)
