@@ -282,12 +282,17 @@ def deploy_refusals(project: Any, swarm: bool = False) -> list[tuple[str, str]]:
     found = []
     for name, service in project.services.items():
         where = f"services.{name}.deploy"
-        if service.deploy.placement_constraints and not swarm:
+        placement = (
+            service.deploy.placement_constraints
+            or service.deploy.placement_preferences
+            or service.deploy.max_replicas_per_node
+        )
+        if placement and not swarm:
             found.append(
                 (
                     f"{where}.placement",
-                    "placement constraints need a Swarm host; this environment runs on a "
-                    "single engine",
+                    "placement (constraints, preferences, max_replicas_per_node) needs a "
+                    "Swarm host; this environment runs on a single engine",
                 )
             )
         config = service.deploy.update_config

@@ -56,6 +56,7 @@ Reader = Callable[[Any, Limits], Any]
 
 _CAPABILITY = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _CONSTRAINT = re.compile(r"^[\w.-]+\s*(==|!=)\s*\S.*$")
+_SPREAD = re.compile(r"^node\.[\w.-]+$")
 _RESTART = re.compile(r"^(no|always|unless-stopped|on-failure)(?::(\d{1,4}))?$")
 _CONDITIONS = ("service_started", "service_healthy", "service_completed_successfully")
 _RESOURCE_KEYS = {"limits": ("cpus", "memory", "pids"), "reservations": ("cpus", "memory")}
@@ -277,10 +278,15 @@ def _deploy(value: Any, limits: Limits) -> DeploySpec:
     data = mapping(value, limits)
     only_keys(data, ("replicas", "resources", "update_config", "placement", "labels"))
     resources = keyed(data, "resources", lambda v: _resources(v, limits), {})
+    constraints, preferences, per_node = keyed(
+        data, "placement", lambda v: _placement(v, limits), ((), (), None)
+    )
     return DeploySpec(
         replicas=keyed(data, "replicas", lambda v: integer(v, low=0, high=limits.max_replicas)),
         update_config=keyed(data, "update_config", lambda v: _update_config(v, limits)),
-        placement_constraints=keyed(data, "placement", lambda v: _placement(v, limits), ()),
+        placement_constraints=constraints,
+        placement_preferences=preferences,
+        max_replicas_per_node=per_node,
         labels=keyed(data, "labels", lambda v: _labels(v, limits), {}),
         **resources,
     )
@@ -329,9 +335,10 @@ def _update_config(value: Any, limits: Limits) -> UpdateConfig:
     )
 
 
-def _placement(value: Any, limits: Limits) -> tuple[str, ...]:
+def _placement(value: Any, limits: Limits) -> tuple[tuple[str, ...], tuple[str, ...], int | None]:
+    """(constraints, spread preferences, max_replicas_per_node)."""
     data = mapping(value, limits)
-    only_keys(data, ("constraints",))
+    only_keys(data, ("constraints", "preferences", "max_replicas_per_node"))
     constraints = keyed(data, "constraints", lambda v: string_list(v, limits), ())
     for index, constraint in enumerate(constraints):
         if not _CONSTRAINT.match(constraint):
@@ -340,7 +347,29 @@ def _placement(value: Any, limits: Limits) -> tuple[str, ...]:
                 "'attribute!=value'",
                 at=f".constraints[{index}]",
             )
-    return constraints
+    preferences = keyed(data, "preferences", lambda v: _preferences(v, limits), ())
+    per_node = keyed(
+        data, "max_replicas_per_node", lambda v: integer(v, low=1, high=limits.max_replicas)
+    )
+    return constraints, preferences, per_node
+
+
+def _preferences(value: Any, limits: Limits) -> tuple[str, ...]:
+    """Compose's `[{spread: node.labels.zone}]`: the spread descriptors."""
+    if not isinstance(value, list):
+        raise FieldError("must be a list of {spread: <node attribute>}")
+    found = []
+    for index, item in enumerate(value):
+        data = mapping(item, limits)
+        only_keys(data, ("spread",))
+        spread = data.get("spread")
+        if not isinstance(spread, str) or not _SPREAD.match(spread):
+            raise FieldError(
+                "spread must name a node attribute (node.labels.<name>, node.hostname ...)",
+                at=f"[{index}].spread",
+            )
+        found.append(spread)
+    return tuple(found)
 
 
 def _stop_grace(value: Any, limits: Limits) -> float:

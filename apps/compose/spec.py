@@ -117,6 +117,9 @@ class DeploySpec:
     reservations: Resources = field(default_factory=Resources)
     update_config: UpdateConfig | None = None
     placement_constraints: tuple[str, ...] = ()
+    # spread preferences ("node.labels.zone"), and at most this many tasks on one node
+    placement_preferences: tuple[str, ...] = ()
+    max_replicas_per_node: int | None = None
     labels: dict[str, str] = field(default_factory=dict)
 
 

@@ -17,7 +17,8 @@ is created or edited (`swarm_problems`), never deployed half-working:
   the nodes pull with the tenant's credential), command, entrypoint, environment, user,
   working_dir, replicas, cpu/memory/pids limits and memory reservations, restart (left
   out: Swarm's `any`, so tasks are replaced after a drain or a node loss),
-  healthcheck, stop_grace_period, placement constraints, Berth's rolling settings (or
+  healthcheck, stop_grace_period, placement constraints, spread preferences and
+  max_replicas_per_node, Berth's rolling settings (or
   deploy.update_config) as Swarm's update_config, depends_on (`service_started` orders
   nothing: Swarm starts every service at once; `service_healthy` is honoured when a
   service is first created: the pass creates it only once each such dependency has a
@@ -448,6 +449,8 @@ def swarm_request(
             *tenant_constraints(stack, list(nodes)),
             *((f"node.id=={volume_node}",) if volume_node and uses_volumes(service) else ()),
         ),
+        preferences=service.deploy.placement_preferences,
+        max_replicas_per_node=service.deploy.max_replicas_per_node,
         mounts=_mounts(stack, service),
         networks=(
             ServiceNetwork(naming.stack_network_name(stack), (name, *naming._aliases(service))),

@@ -78,8 +78,8 @@ def test_changed_version_is_refused_and_the_rest_still_loads(catalog_dir):
         ({"compose": COMPOSE + "    volumes: ['/var/run/docker.sock:/s']\n"}, "docker.sock"),
         (
             {"compose": COMPOSE + "    deploy: {placement: {constraints: [node.role==manager]}}\n"},
-            "docker-compose.yml: services.web.deploy.placement: placement constraints need a "
-            "Swarm host",
+            "docker-compose.yml: services.web.deploy.placement: placement (constraints, "
+            "preferences, max_replicas_per_node) needs a Swarm host",
         ),
         (
             {"compose": COMPOSE + "    deploy: {update_config: {failure_action: continue}}\n"},

@@ -309,7 +309,11 @@ class TestResources:
                         "monitor": "30s",
                         "max_failure_ratio": 0,
                     },
-                    "placement": {"constraints": ["node.role == manager", "node.labels.zone!=eu"]},
+                    "placement": {
+                        "constraints": ["node.role == manager", "node.labels.zone!=eu"],
+                        "preferences": [{"spread": "node.labels.zone"}],
+                        "max_replicas_per_node": 2,
+                    },
                     "labels": {"team": "a"},
                 }
             }
@@ -320,6 +324,8 @@ class TestResources:
         assert deploy.reservations == Resources(0.25, 256 * 2**20)
         assert deploy.update_config == UpdateConfig(1, 10.0, "start-first", "rollback", 30.0, 0.0)
         assert deploy.placement_constraints == ("node.role == manager", "node.labels.zone!=eu")
+        assert deploy.placement_preferences == ("node.labels.zone",)
+        assert deploy.max_replicas_per_node == 2
         assert deploy.labels == {"team": "a"}
 
     def test_replicas_default_and_interpolated(self):
@@ -341,7 +347,11 @@ class TestResources:
             ({"update_config": {"delay": 5}}, "use a unit"),
             ({"update_config": {"max_failure_ratio": 2}}, "out of range"),
             ({"placement": {"constraints": ["zone eu"]}}, "invalid constraint"),
-            ({"placement": {"preferences": []}}, "key 'preferences' is not supported"),
+            ({"placement": {"preferences": {"spread": "x"}}}, "must be a list"),
+            ({"placement": {"preferences": [{"spread": "zone; rm"}]}}, "spread must name"),
+            ({"placement": {"preferences": [{"binpack": "x"}]}}, "key 'binpack'"),
+            ({"placement": {"max_replicas_per_node": 0}}, "out of range"),
+            ({"placement": {"mode": "x"}}, "key 'mode' is not supported"),
             ({"restart_policy": {}}, "key 'restart_policy' is not supported"),
         ],
     )

@@ -150,7 +150,7 @@ services:
         (
             "placement: {constraints: [node.role==manager]}",
             "services.web.deploy.placement",
-            "placement constraints need a Swarm host; this environment runs on a single engine",
+            "placement (constraints, preferences, max_replicas_per_node) needs a Swarm host",
         ),
         (
             "update_config: {failure_action: continue}",

@@ -28,7 +28,10 @@ services:
     environment: {MESSAGE: hi}
     deploy:
       replicas: 3
-      placement: {constraints: ["node.role==worker"]}
+      placement:
+        constraints: ["node.role==worker"]
+        preferences: [{spread: node.labels.zone}]
+        max_replicas_per_node: 2
       resources:
         limits: {memory: 64M, cpus: "0.25"}
         reservations: {memory: 8M}
@@ -79,6 +82,7 @@ def test_the_subset_is_accepted_and_mapped(member, env_a, swarm):
     assert web.healthcheck is not None and web.healthcheck.interval == 2
     # the user's constraint, then the other tenant's reserved node kept out
     assert web.constraints == ("node.role==worker", "node.labels.io.berth.tenant!=zz")
+    assert (web.preferences, web.max_replicas_per_node) == (("node.labels.zone",), 2)
     assert (web.update.parallelism, web.update.order) == (2, "start-first")
     network, shared = web.networks
     assert network.name == f"berth-{settings.BERTH_INSTALLATION_ID}-s{stack.pk}"

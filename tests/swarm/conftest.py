@@ -20,7 +20,7 @@ from apps.hosts import services as host_services
 from apps.hosts.engine.swarm import SwarmCluster
 from apps.hosts.models import Host
 from apps.registry.publish import platform_ref
-from tests.swarm.cluster import Cluster
+from tests.swarm.cluster import Cluster, _answers
 
 REPO = Path(django_settings.BASE_DIR)
 
@@ -79,6 +79,18 @@ def swarm_host(swarm: Cluster, swarm_registry, env_a) -> Iterator[Host]:
                 manager.docker(kind, "rm", *ids, check=False)
                 left += ids
         if not left:
+            break
+        time.sleep(0.5)
+    # And until the removed services' task containers have gone from every node: the
+    # next module's test may count what the manager's engine runs.
+    alive = [node for node in swarm.nodes if _answers(node)]  # a node-loss test stops some
+    while time.monotonic() < deadline:
+        if not any(
+            node.docker(
+                "ps", "-aq", "--filter", label, "--filter", installation, check=False
+            ).split()  # fmt: skip
+            for node in alive
+        ):
             break
         time.sleep(0.5)
 

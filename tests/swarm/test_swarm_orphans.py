@@ -131,7 +131,7 @@ def test_a_gone_stack_s_objects_are_removed_and_nothing_else(
         with override_settings(BERTH_ORPHAN_GRACE_SECONDS=0):
             wait_for("the orphan stack's objects gone", swept, timeout=90)
         assert sum(removed) >= 4, removed  # a network may be counted again while it goes
-        assert removed[0] == 1  # the service; the rest waited for its task to go
+        assert removed[0] >= 1  # the service (the rest as soon as its task has gone)
 
         # Nothing else was touched.
         for kind, found in alikes.items():

@@ -57,7 +57,8 @@ services:
     image: {image}
     deploy:
       replicas: 2
-      placement: {{constraints: ["node.role==worker"]}}
+      # one on each worker, whatever an earlier test left on them
+      placement: {{constraints: ["node.role==worker"], max_replicas_per_node: 1}}
       # publishing the route's port is an update: monitored 2 s, not Berth's 60 s
       update_config: {{order: start-first, monitor: 2s}}
     stop_grace_period: 1s
