@@ -121,8 +121,8 @@ class InstantFilter(django_filters.Filter):
     field_class = InstantField
 
 
-class EventFilterForm(forms.Form):
-    """The base of the filterset's form: checks that the range is not reversed."""
+class RangeFilterForm(forms.Form):
+    """The base of a filterset's form with since/until: the range is not reversed."""
 
     def clean(self):
         cleaned = super().clean()
@@ -137,42 +137,14 @@ def _exact(field_name: str, label: str) -> django_filters.CharFilter:
     return django_filters.CharFilter(field_name=field_name, label=label, widget=forms.Select)
 
 
-class EventFilterSet(django_filters.FilterSet):
-    """Filters a queryset of events the caller may already see (`visible_to`).
+class StrictFilterSet(django_filters.FilterSet):
+    """A filterset the page and the API share (events, log lines).
 
     `strict` refuses parameters that are neither filters nor in `passthrough` (the API:
     a misspelt filter would otherwise silently list everything); the page ignores them.
     `exclude` drops filters a surface has no use for (the tenant on a one-tenant page).
     With invalid input `.qs` applies only the valid fields.
     """
-
-    tenant = django_filters.CharFilter(
-        field_name="tenant__slug", method="filter_tenant", label="Tenant", widget=forms.Select
-    )
-    action = _exact("action", "Action")
-    outcome = django_filters.ChoiceFilter(
-        field_name="outcome", label="Outcome", choices=Event.Outcome.choices, empty_label=ANY[1]
-    )
-    actor = _exact("actor_name", "Actor")
-    object_type = _exact("object_type", "Object type")
-    since = InstantFilter(field_name="created_at", lookup_expr="gte", label="Since")
-    until = InstantFilter(field_name="created_at", lookup_expr="lt", label="Until", end=True)
-
-    class Meta:
-        form = EventFilterForm
-
-    # What each parameter does, for the API schema (the page's fields speak for themselves).
-    DESCRIPTIONS = {
-        "tenant": "Tenant slug; a tenant you cannot see finds nothing.",
-        "action": "Exact action, for example tenant.create.",
-        "outcome": "How the change ended.",
-        "actor": "Username of who acted (system for Berth itself).",
-        "object_type": "Exact object type, for example environment.",
-        "since": "Events at or after: a day (YYYY-MM-DD, from its start) "
-        "or an ISO 8601 date and time.",
-        "until": "Events up to: a day (YYYY-MM-DD, that day included) "
-        "or an ISO 8601 date and time (excluded).",
-    }
 
     def __init__(
         self,
@@ -191,6 +163,51 @@ class EventFilterSet(django_filters.FilterSet):
         self.unknown = (
             sorted(set(data) - set(self.filters) - set(passthrough)) if strict and data else []
         )
+
+    def is_valid(self) -> bool:
+        return not self.unknown and (not self.is_bound or self.form.is_valid())
+
+    @property
+    def errors(self) -> dict[str, list[str]]:
+        """Messages per parameter (`non_field_errors` for the form as a whole)."""
+        errors = {name: ["Unknown filter."] for name in self.unknown}
+        if self.is_bound:
+            for name, messages in self.form.errors.items():
+                key = "non_field_errors" if name == forms.forms.NON_FIELD_ERRORS else name
+                errors[key] = [str(message) for message in messages]
+        return errors
+
+
+class EventFilterSet(StrictFilterSet):
+    """Filters a queryset of events the caller may already see (`visible_to`)."""
+
+    tenant = django_filters.CharFilter(
+        field_name="tenant__slug", method="filter_tenant", label="Tenant", widget=forms.Select
+    )
+    action = _exact("action", "Action")
+    outcome = django_filters.ChoiceFilter(
+        field_name="outcome", label="Outcome", choices=Event.Outcome.choices, empty_label=ANY[1]
+    )
+    actor = _exact("actor_name", "Actor")
+    object_type = _exact("object_type", "Object type")
+    since = InstantFilter(field_name="created_at", lookup_expr="gte", label="Since")
+    until = InstantFilter(field_name="created_at", lookup_expr="lt", label="Until", end=True)
+
+    class Meta:
+        form = RangeFilterForm
+
+    # What each parameter does, for the API schema (the page's fields speak for themselves).
+    DESCRIPTIONS = {
+        "tenant": "Tenant slug; a tenant you cannot see finds nothing.",
+        "action": "Exact action, for example tenant.create.",
+        "outcome": "How the change ended.",
+        "actor": "Username of who acted (system for Berth itself).",
+        "object_type": "Exact object type, for example environment.",
+        "since": "Events at or after: a day (YYYY-MM-DD, from its start) "
+        "or an ISO 8601 date and time.",
+        "until": "Events up to: a day (YYYY-MM-DD, that day included) "
+        "or an ISO 8601 date and time (excluded).",
+    }
 
     @property
     def form(self) -> forms.Form:
@@ -223,16 +240,3 @@ class EventFilterSet(django_filters.FilterSet):
         tenants = Event.tenant.field.related_model.objects  # tenants sit above activity
         ids = list(tenants.filter(slug=value).values_list("pk", flat=True))
         return queryset.filter(tenant_id__in=ids)
-
-    def is_valid(self) -> bool:
-        return not self.unknown and (not self.is_bound or self.form.is_valid())
-
-    @property
-    def errors(self) -> dict[str, list[str]]:
-        """Messages per parameter (`non_field_errors` for the form as a whole)."""
-        errors = {name: ["Unknown filter."] for name in self.unknown}
-        if self.is_bound:
-            for name, messages in self.form.errors.items():
-                key = "non_field_errors" if name == forms.forms.NON_FIELD_ERRORS else name
-                errors[key] = [str(message) for message in messages]
-        return errors

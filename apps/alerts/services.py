@@ -148,26 +148,31 @@ def create_rule(actor: Any, tenant: Tenant, data: dict[str, Any]) -> AlertRule:
     return rule
 
 
+#: What a rule's form and `update_rule` read and write (its channels aside).
+RULE_FIELDS = (
+    "name",
+    "kind",
+    "environment",
+    "stack",
+    "service_name",
+    "metric",
+    "comparison",
+    "threshold",
+    "duration_seconds",
+    "window_seconds",
+    "enabled",
+)
+
+
+def rule_settings(rule: AlertRule) -> dict[str, Any]:
+    return {field: getattr(rule, field) for field in RULE_FIELDS}
+
+
 def update_rule(actor: Any, rule: AlertRule, data: dict[str, Any]) -> AlertRule:
     """Change a rule (a partial `data` keeps the other fields). Disabling it, or changing
     what it watches, resolves its open alerts: the next pass judges afresh."""
     require_role(actor, rule.tenant, Role.MEMBER)
-    current = {
-        f: getattr(rule, f)
-        for f in (
-            "name",
-            "kind",
-            "environment",
-            "stack",
-            "service_name",
-            "metric",
-            "comparison",
-            "threshold",
-            "duration_seconds",
-            "window_seconds",
-            "enabled",
-        )
-    }
+    current = rule_settings(rule)
     current["channels"] = list(rule.channels.all())
     cleaned = clean_rule(rule.tenant, {**current, **data})
     chosen = cleaned.pop("channels")

@@ -214,22 +214,7 @@ class RuleEditView(TenantScopedMixin, RuleFormMixin, ObjectFormView):
 
     def get_initial(self) -> dict[str, Any]:
         rule = self.object
-        initial = {
-            f: getattr(rule, f)
-            for f in (
-                "name",
-                "kind",
-                "environment",
-                "stack",
-                "service_name",
-                "metric",
-                "comparison",
-                "threshold",
-                "duration_seconds",
-                "window_seconds",
-                "enabled",
-            )
-        }
+        initial = services.rule_settings(rule)
         initial["channels"] = list(rule.channels.all())
         return initial
 

@@ -11,31 +11,16 @@ like an unknown one.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
-
 import django_filters
 from django import forms
 from django.db.models import QuerySet
 
-from apps.activity.filters import InstantField
+from apps.activity.filters import InstantFilter, RangeFilterForm, StrictFilterSet
 from apps.logs.models import LogLine
 from apps.logs.search import MAX_QUERY
 
 
-class LogFilterForm(forms.Form):
-    def clean(self):
-        cleaned = super().clean()
-        start, end = cleaned.get("since"), cleaned.get("until")
-        if start and end and start >= end:
-            self.add_error("until", "The end must come after the start.")
-        return cleaned
-
-
-class InstantFilter(django_filters.Filter):
-    field_class = InstantField
-
-
-class LogFilterSet(django_filters.FilterSet):
+class LogFilterSet(StrictFilterSet):
     """Filters a queryset of lines the caller may already read; `strict` refuses unknown
     parameters (the API), `passthrough` names the ones another layer reads."""
 
@@ -60,7 +45,7 @@ class LogFilterSet(django_filters.FilterSet):
     )
 
     class Meta:
-        form = LogFilterForm
+        form = RangeFilterForm
 
     DESCRIPTIONS = {
         "q": f"Words that must all occur in the line (at most {MAX_QUERY} characters).",
@@ -77,34 +62,5 @@ class LogFilterSet(django_filters.FilterSet):
         "largest id it has).",
     }
 
-    def __init__(
-        self,
-        data: Mapping | None = None,
-        queryset: QuerySet | None = None,
-        *,
-        strict: bool = False,
-        passthrough: Collection[str] = (),
-        exclude: Collection[str] = (),
-        **kwargs,
-    ):
-        super().__init__(data or None, queryset, **kwargs)
-        for name in exclude:
-            del self.filters[name]
-        self.unknown = (
-            sorted(set(data) - set(self.filters) - set(passthrough)) if strict and data else []
-        )
-
     def filter_q(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         return queryset.search(value)
-
-    def is_valid(self) -> bool:
-        return not self.unknown and (not self.is_bound or self.form.is_valid())
-
-    @property
-    def errors(self) -> dict[str, list[str]]:
-        errors = {name: ["Unknown filter."] for name in self.unknown}
-        if self.is_bound:
-            for name, messages in self.form.errors.items():
-                key = "non_field_errors" if name == forms.forms.NON_FIELD_ERRORS else name
-                errors[key] = [str(message) for message in messages]
-        return errors
