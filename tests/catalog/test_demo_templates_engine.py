@@ -71,6 +71,7 @@ def published_port(container: dict) -> int:
 def test_publishing_makes_public_platform_repositories(published, superuser):
     repositories = Repository.objects.filter(tenant__slug=PLATFORM_TENANT)
     assert sorted(r.name for r in repositories) == [
+        "burner",
         "guestbook-api",
         "guestbook-frontend",
         "web",
