@@ -135,7 +135,6 @@ def outsider_client(outsider):
 #: the CPU; every swarm module (they share one 3-node swarm per process).
 SECOND_RUN = frozenset(
     {
-        "tests/deployments/test_rollout_engine.py",  # ~240 s
         "tests/swarm/test_swarm_host.py",  # ~45 s, a 3-node swarm of its own
         "tests/swarm/test_swarm_services.py",  # on the same swarm
         "tests/swarm/test_swarm_stacks.py",  # on the same swarm

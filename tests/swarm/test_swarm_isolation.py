@@ -7,6 +7,7 @@ cannot ask to be placed there by Berth's reserved labels.
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from django.conf import settings as django_settings
@@ -60,6 +61,14 @@ def env_b(tenant_b, swarm_host: Host, swarm: Cluster):
                            check=False).split()  # fmt: skip
     if found:
         manager.docker("service", "rm", *found, check=False)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # the overlays, refused while tasks still detach
+        networks = manager.docker("network", "ls", "-q", "--filter", label, "--filter",
+                                  installation, check=False).split()  # fmt: skip
+        if not networks:
+            break
+        manager.docker("network", "rm", *networks, check=False)
+        time.sleep(0.5)
     for node in swarm.worker_nodes:
         manager.docker("node", "update", "--label-rm", sr.TENANT_NODE_LABEL, node.hostname,
                        check=False)  # fmt: skip

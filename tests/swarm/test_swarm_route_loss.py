@@ -57,10 +57,11 @@ services:
     image: {image}
     deploy:
       replicas: 2
-      # one on each worker, whatever an earlier test left on them
+      # one on each worker, whatever the scheduler would rather do
       placement: {{constraints: ["node.role==worker"], max_replicas_per_node: 1}}
-      # publishing the route's port is an update: monitored 2 s, not Berth's 60 s
-      update_config: {{order: start-first, monitor: 2s}}
+      # publishing the route's port is an update, before any load: stop-first (a new
+      # task has no other node to start on), monitored 2 s, not Berth's 60 s
+      update_config: {{order: stop-first, monitor: 2s}}
     stop_grace_period: 1s
 """
 
