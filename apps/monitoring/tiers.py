@@ -149,7 +149,14 @@ def cpu_percent(previous: tuple[datetime, int] | None, at: datetime, cpu_ns: int
     return round((cpu_ns - previous[1]) / (seconds * 1e9) * 100.0, 2)
 
 
+#: Seconds before a window's start in which a container's creation still makes its
+#: first start in the window a first start: windows begin at whole seconds, and a
+#: container created then, started a moment later, was listed running by the previous
+#: pass while its start event falls in this window.
+FIRST_START_SLACK = 2.0
+
+
 def restarts(starts: int, created: float, since: float) -> int:
     """Restarts among `starts` counted since `since`: a container created within the
-    window started once without restarting."""
-    return max(starts - (1 if created >= since else 0), 0)
+    window (or just before it: FIRST_START_SLACK) started once without restarting."""
+    return max(starts - (1 if created >= since - FIRST_START_SLACK else 0), 0)

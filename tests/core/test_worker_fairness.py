@@ -203,15 +203,18 @@ def test_a_tenants_deploys_wait_parked_in_order_while_another_tenant_deploys(
     # default two worker processes), as a long task of A's would.
     with tenant_slot(busy_env.tenant_id, ttl=300) as held:
         assert held
-        busy = [
-            services.create_stack(
-                busy_owner, busy_env, f"many{i}", compose=compose, answers=answers
+        busy = []
+        for i in range(4):
+            # One after the other, each parked before the next is asked: two deploys asked
+            # in the same instant reach the two worker processes in either order.
+            busy.append(
+                services.create_stack(
+                    busy_owner, busy_env, f"many{i}", compose=compose, answers=answers
+                )
             )
-            for i in range(4)
-        ]
-        deadline = time.monotonic() + 60
-        while len(parked_args(busy_env.tenant_id)) < len(busy) and time.monotonic() < deadline:
-            time.sleep(0.2)
+            deadline = time.monotonic() + 60
+            while len(parked_args(busy_env.tenant_id)) < i + 1 and time.monotonic() < deadline:
+                time.sleep(0.05)
         assert parked_args(busy_env.tenant_id) == [[s.pk] for s in busy]  # in order asked
         other = services.create_stack(
             other_owner, other_env, "other", compose=compose, answers=answers

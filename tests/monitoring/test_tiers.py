@@ -97,3 +97,6 @@ def test_restarts_leave_out_a_new_containers_first_start():
     assert tiers.restarts(2, created=since + 3, since=since) == 1
     assert tiers.restarts(2, created=since - 100, since=since) == 2
     assert tiers.restarts(0, created=since + 3, since=since) == 0
+    # Created just before the window (its whole second), started inside it: no restart.
+    assert tiers.restarts(1, created=since - 0.4, since=since) == 0
+    assert tiers.restarts(1, created=since - 30, since=since) == 1

@@ -52,6 +52,14 @@ def env_a(tenant_a):
 
 @pytest.fixture
 def swarm_host(swarm: Cluster, swarm_registry, env_a) -> Iterator[Host]:
+    # Every test starts on a whole swarm: each worker's engine up, ready and active,
+    # whatever an earlier test (a node loss, a drain) left behind.
+    for node in swarm.worker_nodes:
+        if not _answers(node):
+            swarm.start_engine(node)
+        swarm.manager.docker("node", "update", "--availability", "active", node.hostname,
+                             check=False)  # fmt: skip
+    swarm.wait_ready(*swarm.worker_nodes)
     host = host_services.register_host(
         actor=None, name=f"swarm-{swarm.run_id}", endpoint=swarm.manager.endpoint, kind="swarm"
     )
