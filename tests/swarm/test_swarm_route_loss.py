@@ -57,11 +57,10 @@ services:
     image: {image}
     deploy:
       replicas: 2
-      # one on each worker, whatever the scheduler would rather do
-      placement: {{constraints: ["node.role==worker"], max_replicas_per_node: 1}}
-      # publishing the route's port is an update, before any load: stop-first (a new
-      # task has no other node to start on), monitored 2 s, not Berth's 60 s
-      update_config: {{order: stop-first, monitor: 2s}}
+      # created with the route's port published: Swarm spreads the two over the workers
+      # (and puts the lost one's replacement beside the survivor)
+      placement: {{constraints: ["node.role==worker"]}}
+      update_config: {{order: start-first, monitor: 2s}}
     stop_grace_period: 1s
 """
 
@@ -187,11 +186,12 @@ def test_a_route_answers_throughout_a_worker_s_loss(
     swarm: Cluster, swarm_host: Host, engine, published: str, member, env_a, frontier, capsys
 ):
     stack = services.create_stack(member, env_a, "lossy", compose=COMPOSE.format(image=published))
-    stack = converge(stack)
-    assert stack.state == Stack.State.HEALTHY, stack.state_reason
+    # The route before the first pass: the service is created publishing its port, one
+    # task on each worker, and never updated (an update must find room on a node).
     web = Service.objects.get(stack=stack, name="web")
     routes.create_route(member, web, hostname=HOSTNAME, port=8080)
     stack = converge(stack)
+    assert stack.state == Stack.State.HEALTHY, stack.state_reason
     wait_for("2 tasks publishing 8080",
              lambda: (lambda ts: len(ts) == 2 and all(t.ports for t in ts))(
                  running(engine, stack, "web")))  # fmt: skip
