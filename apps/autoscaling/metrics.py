@@ -1,7 +1,8 @@
 """What a service's stored metrics say, in the unit of its autoscaling target.
 
-Read through apps/monitoring's `queries` (the collector's rows, never the engine): per
-container series for CPU and memory (each container's figure against its own limit, so
+Read through apps/monitoring's `queries` (the collector's rows, never the engine), a
+fixed number of queries per service whatever its replicas: per container series for CPU
+and memory (each container's figure against its own limit, so
 the mean over containers is meaningful), the routes' summed request rate for requests.
 The tenant's own series only, as the tenancy rule wants even for Berth's own work.
 """
@@ -27,23 +28,23 @@ def observe(
     [start, now], in the unit of the service's target."""
     if scaler.metric == Autoscaler.Metric.REQUESTS:
         return _requests(service, start, now)
-    mine = Series.objects.filter(tenant_id=service.stack.tenant_id)
-    containers = queries.series_of(service, Series.Kind.CONTAINER, mine).filter(
-        last_seen_at__gte=start
-    )
+    mine = Series.objects.filter(tenant_id=service.stack.tenant_id, last_seen_at__gte=start)
     points: dict[datetime, list[float]] = defaultdict(list)
     if scaler.metric == Autoscaler.Metric.CPU:
         cpus = cpu_limit(service)
         if not cpus:
             return None, 0
-        for one in containers:
-            for at, value in queries.series(one, "cpu_percent", start, now, queryset=mine, now=now):
+        read = queries.per_series(service, ["cpu_percent"], start, now, queryset=mine, now=now)
+        for one in read.values():
+            for at, value in one["cpu_percent"]:
                 points[at].append(value / cpus)
     else:
-        for one in containers:
-            used = dict(queries.series(one, "memory_bytes", start, now, queryset=mine, now=now))
-            limits = queries.series(one, "memory_limit_bytes", start, now, queryset=mine, now=now)
-            for at, limit in limits:
+        read = queries.per_series(
+            service, ["memory_bytes", "memory_limit_bytes"], start, now, queryset=mine, now=now
+        )
+        for one in read.values():
+            used = dict(one["memory_bytes"])
+            for at, limit in one["memory_limit_bytes"]:
                 if limit and at in used:
                     points[at].append(used[at] * 100.0 / limit)
     return per_container(points)
@@ -52,11 +53,11 @@ def observe(
 def _requests(service: Service, start: datetime, now: datetime) -> tuple[float | None, int]:
     """Requests per second through the frontier, summed over the service's routes,
     shared among its replicas."""
-    mine = Series.objects.filter(tenant_id=service.stack.tenant_id)
-    total: dict[datetime, float] = defaultdict(float)
-    for route in service.routes.all():
-        for at, rate in queries.series(route, "requests_rate", start, now, queryset=mine, now=now):
-            total[at] += rate
+    # The series of the routes that point at the service now (a route's own labels
+    # say where it pointed when first seen), read together and summed at each time.
+    tenant = service.stack.tenant
+    routed = Series.objects.filter(tenant=tenant, route_pk__in=service.routes.values("pk"))
+    total = dict(queries.series(tenant, "requests_rate", start, now, queryset=routed, now=now))
     if not total or service.scale <= 0:
         return None, 0
     mean = sum(total.values()) / len(total)

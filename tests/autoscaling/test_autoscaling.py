@@ -326,3 +326,28 @@ def test_page_shows_settings_errors_and_decisions(client, member, viewer, web):
         and '<form method="post" novalidate' not in viewer_page
     )
     assert client.post(url, GOOD).status_code == 403
+
+
+@pytest.mark.parametrize("metric", ["cpu", "memory"])
+def test_a_judgement_reads_a_fixed_number_of_queries_whatever_the_replicas(
+    web, member, metric, django_assert_num_queries
+):
+    """The beat judges every autoscaled service: its reads must grow with services,
+    not with their containers (one series read per container did: 1,201 queries at
+    100 services of 3 containers)."""
+    at_minimum = {"metric": metric, "min_replicas": 2, "max_replicas": 10}  # no scale
+    scaler = autoscaling.configure(member, web, {**GOOD, **at_minimum})
+    idle(web.stack)
+    Service.objects.filter(pk=web.pk).update(scale=2)
+    metered(web, [20.0, 20.0])
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as two:
+        assert autoscaling.evaluate(scaler.pk).action == "none"
+    Series.objects.filter(kind=Series.Kind.CONTAINER).delete()
+    Service.objects.filter(pk=web.pk).update(scale=8)
+    Autoscaler.objects.filter(pk=scaler.pk).update(min_replicas=8)
+    metered(web, [20.0] * 8)
+    with django_assert_num_queries(len(two.captured_queries)):
+        assert autoscaling.evaluate(scaler.pk).action == "none"
