@@ -35,7 +35,7 @@ from apps.deployments import containers as naming
 from apps.deployments import health, listing
 from apps.deployments.health import Check, ProbeState
 from apps.deployments.models import Container, Revision, Route, Service, Stack
-from apps.deployments.signals import frontier_changed
+from apps.deployments.signals import frontier_changed, remove_container
 from apps.hosts.engine import EngineDriver, ManagedContainer
 from apps.hosts.models import Host
 
@@ -382,7 +382,7 @@ def replace_unhealthy(
     if routed:
         time.sleep(settings.BERTH_FRONTIER_DRAIN_SECONDS)
     engine.stop(item.id, timeout=stop_timeout)
-    engine.remove(item.id)
+    remove_container(host, engine, item.id)
     ProbeStore().forget([item.id])
     replacements = health.record_replacement(service.replacements, now)
     count = health.flapping_count(replacements, now)

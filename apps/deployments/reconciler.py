@@ -68,6 +68,7 @@ from apps.deployments.rolling import (
     RolloutSteps,
     close_thread_connection,
 )
+from apps.deployments.signals import remove_container
 from apps.deployments.spec import project_from_spec
 from apps.hosts.engine import EngineDriver, EngineError, ManagedContainer, get_engine
 from apps.hosts.models import Host
@@ -767,7 +768,7 @@ class Run(RolloutSteps):
                 ("container.stop", f"Stopped {action.service}", Event.Outcome.SUCCESS, {})
             )
         elif isinstance(action, Remove):
-            engine.remove(action.id)
+            remove_container(self.host, engine, action.id)
             outcome.events.append(
                 (
                     "container.remove",

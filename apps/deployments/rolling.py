@@ -30,7 +30,7 @@ from apps.deployments.containers import network_name
 from apps.deployments.mirror import mirror
 from apps.deployments.models import Container, Revision, Rollout, Route, Service, Stack
 from apps.deployments.planner import Action, Replace, Wave, batches
-from apps.deployments.signals import frontier_changed
+from apps.deployments.signals import frontier_changed, remove_container
 from apps.deployments.spec import routes_of, upgrade_of
 from apps.hosts.engine import EngineError
 
@@ -343,7 +343,7 @@ class RolloutSteps:
                 # Gone, or already stopped: removed below either way.
                 with contextlib.suppress(EngineError):
                     self.engine.stop(container_id, timeout=grace)
-            self.engine.remove(container_id)
+            remove_container(self.host, self.engine, container_id)
 
         if len(ids) == 1:
             stop(ids[0])

@@ -20,7 +20,7 @@ from apps.deployments import (
     retirement,  # noqa: F401 - registers the retirement tasks
 )
 from apps.deployments.models import Container, Rollout, Route, Stack
-from apps.deployments.signals import frontier_changed
+from apps.deployments.signals import frontier_changed, remove_container
 from apps.hosts.engine import EngineError, get_engine
 from apps.hosts.models import Host
 
@@ -120,7 +120,7 @@ def _engine_action(container, action: str) -> tuple[str, str]:
     try:
         with get_engine(container.host) as engine:
             if action == "remove":
-                engine.remove(container.engine_id)
+                remove_container(container.host, engine, container.engine_id)
             else:
                 getattr(engine, action)(container.engine_id)
     except EngineError as exc:

@@ -7,3 +7,6 @@ class LogsConfig(AppConfig):
     name = "apps.logs"
     label = "logs"
     verbose_name = "Logs"
+
+    def ready(self) -> None:
+        from apps.logs import receivers  # noqa: F401  (connects container_removing)

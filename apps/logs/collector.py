@@ -291,21 +291,22 @@ def release(source_id: int, token: str) -> None:
     )
 
 
-def collect_source(engine: EngineDriver, source: LogSource) -> int | None:
+def collect_source(engine: EngineDriver, source: LogSource, *, final: bool = False) -> int | None:
     """Store the container's lines since its cursor; the number stored, None when another
-    pass holds the container."""
+    pass holds the container. `final`: the container has stopped and is about to be
+    removed, so its log is complete: read to the end, with no settle time and no cap."""
     token = claim(source.pk)
     if token is None:
         return None
     try:
-        return _collect(engine, source, token)
+        return _collect(engine, source, token, final=final)
     finally:
         release(source.pk, token)
 
 
-def _collect(engine: EngineDriver, source: LogSource, token: str) -> int:
+def _collect(engine: EngineDriver, source: LogSource, token: str, *, final: bool = False) -> int:
     cursor = Cursor.resume(source)
-    until_ns = time.time_ns() - int(settings.BERTH_LOG_SETTLE_SECONDS * NS)
+    until_ns = time.time_ns() - (0 if final else int(settings.BERTH_LOG_SETTLE_SECONDS * NS))
     if source.cursor_ns and until_ns <= source.cursor_ns:
         return 0
     reader = engine.logs(
@@ -326,7 +327,7 @@ def _collect(engine: EngineDriver, source: LogSource, token: str) -> int:
                 break  # another pass took over: it stores from here
             started_from = batch_end
             stored += len(batch)
-            if stored >= settings.BERTH_LOG_MAX_LINES_PER_PASS:
+            if stored >= settings.BERTH_LOG_MAX_LINES_PER_PASS and not final:
                 break
     finally:
         ahead.stop()
@@ -451,3 +452,33 @@ def collect_all() -> list[int]:
     """The engine hosts a pass is due on (swarm clusters excluded, see the docstring)."""
     hosts = Host.objects.filter(state=Host.State.ACTIVE).exclude(kind=Host.Kind.SWARM)
     return list(hosts.values_list("pk", flat=True))
+
+
+def collect_before_removal(host: Host, engine: EngineDriver, engine_id: str) -> int | None:
+    """Take what a container's log holds since the last pass, just before Berth removes
+    it (`container_removing`): the lines a container writes as it stops (often the ones
+    that say why) come after the last periodic pass, and would be lost with it.
+
+    A container no pass has seen yet gets its source now (one filtered list call). When
+    a periodic pass holds the container, this waits for its lease a few seconds. The
+    number of lines stored, None when nothing could be done."""
+    if host.is_swarm:
+        return None
+    source = LogSource.objects.filter(host=host, engine_id=engine_id).first()
+    if source is None:
+        rows = _sources_for(host, engine.list_managed_ids([engine_id]))
+        if not rows:
+            return None  # not one of this installation's environments' containers
+        LogSource.objects.bulk_create(rows, ignore_conflicts=True)
+        source = LogSource.objects.get(host=host, engine_id=engine_id)
+    deadline = time.monotonic() + FINAL_LEASE_WAIT_SECONDS
+    while True:
+        stored = collect_source(engine, source, final=True)
+        if stored is not None or time.monotonic() > deadline:
+            return stored
+        time.sleep(0.2)
+        source.refresh_from_db()
+
+
+#: How long a removal waits for a periodic pass that holds the container's lease.
+FINAL_LEASE_WAIT_SECONDS = 5

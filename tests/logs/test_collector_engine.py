@@ -18,7 +18,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from apps.deployments import reconciler
+from apps.deployments import reconciler, services
 from apps.logs import collector
 from apps.logs.models import LogLine, LogSource
 from tests.fixtures.engine import docker, engine_containers, make_stack
@@ -194,3 +194,41 @@ def test_a_removed_containers_lines_stay(environment, image, host):
     collector.collect_host(host.pk)
     assert LogSource.objects.get(engine_id=cid).gone_at is not None
     assert LogLine.objects.filter(source__engine_id=cid).count() == 40
+
+
+# Lines 1..N, then on SIGTERM a last line (what a service says as it stops).
+LAST_WORDS = """
+services:
+  talker:
+    image: ${IMAGE}
+    command:
+      - sh
+      - -c
+      - trap 'echo goodbye from $$HOSTNAME; exit 0' TERM;
+        i=1; while [ $$i -le ${LINES} ]; do echo out $$i; i=$$((i+1)); done;
+        while :; do sleep 0.2; done
+    stop_grace_period: 5s
+"""
+
+
+def test_a_container_berth_removes_keeps_its_lines_to_the_last(environment, image, host, owner):
+    """Scaled in by the reconciler with no pass since its lines were written (nor any
+    pass at all for the container): its whole log, its last words included, is stored."""
+    stack = make_stack(environment, "talker", LAST_WORDS, {"IMAGE": image, "LINES": "40"})
+    reconciler.reconcile_stack(stack.pk)
+    (container,) = engine_containers(stack)
+    cid = container["Id"]
+    deadline = time.monotonic() + 30
+    while "out 40" not in docker("logs", cid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not LogSource.objects.filter(engine_id=cid).exists()  # no pass has seen it
+
+    services.scale(owner, stack.services.get(name="talker"), 0)
+    reconciler.reconcile_stack(stack.pk)
+    assert not engine_containers(stack), "scaled in: the container is removed"
+    texts = list(
+        LogLine.objects.filter(source__engine_id=cid).order_by("pk").values_list("text", flat=True)
+    )
+    assert texts[:40] == [f"out {i}" for i in range(1, 41)]
+    assert texts[40:] == [f"goodbye from {cid[:12]}"]
+    assert LogLine.objects.filter(source__engine_id=cid, tenant=stack.tenant).count() == 41
