@@ -110,7 +110,10 @@ def _context(path: str, mtime: float) -> tuple[bytes, str]:
     digest = hashlib.sha256(DOCKERFILE.encode() + busybox).hexdigest()[:12]
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for name, data, mode in (("Dockerfile", DOCKERFILE.encode(), 0o644), ("busybox", busybox, 0o755)):
+        for name, data, mode in (
+            ("Dockerfile", DOCKERFILE.encode(), 0o644),
+            ("busybox", busybox, 0o755),
+        ):
             info = tarfile.TarInfo(name)
             info.size, info.mode = len(data), mode
             tar.addfile(info, io.BytesIO(data))
@@ -159,7 +162,9 @@ class DiskProbe:
         try:
             (total, used, free), inodes = parse_df(output)
         except ValueError as exc:
-            raise EngineError(f"The disk probe said something unexpected: {exc}", retryable=False)
+            raise EngineError(
+                f"The disk probe said something unexpected: {exc}", retryable=False
+            ) from None
         return DiskUsage(
             data_root=root,
             storage_driver=driver,
