@@ -157,7 +157,7 @@ class DiskProbe:
                 "driver (a container's root is not on the data root's filesystem).",
                 retryable=False,
             )
-        tag = self.ensure_probe_image()
+        tag = self._ensure_probe_image()
         output = self._run_probe(tag)
         try:
             (total, used, free), inodes = parse_df(output)
@@ -175,7 +175,7 @@ class DiskProbe:
             inodes_used=inodes[1] if inodes else None,
         )
 
-    def ensure_probe_image(self) -> str:
+    def _ensure_probe_image(self) -> str:
         """Build this installation's probe image on the engine unless it is there."""
         tag = probe_tag()
         api = self._docker.api  # type: ignore[attr-defined]
