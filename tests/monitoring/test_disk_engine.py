@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from django.conf import settings
 from django.utils import timezone
 
 from apps.alerts import services
@@ -18,6 +19,7 @@ from apps.alerts.evaluation import evaluate
 from apps.alerts.models import Alert
 from apps.hosts.engine.diskprobe import probe_tag
 from apps.hosts.engine.labels import installation_id
+from apps.hosts.engine.swarm import SwarmCluster
 from apps.monitoring.disk import probe_disks
 from apps.monitoring.models import HostDisk
 from tests.fixtures.engine import docker
@@ -81,3 +83,13 @@ def test_a_disk_rule_fires_below_the_real_usage_and_resolves_above_it(
     evaluate(timezone.now(), send=False)
     alert.refresh_from_db()
     assert alert.state == "resolved"
+
+
+def test_the_swarm_driver_probes_through_the_managers_engine(probe_image):
+    """The Swarm driver refuses container calls for stacks, not the probe; checked on the
+    local engine (not in swarm mode here: the swarm cluster is another test run's)."""
+    cluster = SwarmCluster(settings.BERTH_DOCKER_HOST, timeout=60)
+    usage = cluster.data_root_usage()
+    root = json.loads(docker("info", "--format", "{{json .DockerRootDir}}"))
+    real = os.statvfs(root)
+    assert usage.data_root == root and usage.total_bytes == real.f_blocks * real.f_frsize

@@ -233,8 +233,10 @@ class DiskProbe:
             done = True
             return text
         finally:
-            if not done:
-                self.remove(made["Id"])  # type: ignore[attr-defined]
+            if not done:  # not through `remove`: a Swarm driver refuses container calls
+                self._remove(  # type: ignore[attr-defined]
+                    lambda api: api.remove_container(made["Id"], v=True, force=True)
+                )
 
 
 def _check_build(stream: Iterable[dict[str, Any]]) -> None:
