@@ -9,6 +9,7 @@ from django.utils import timezone
 from apps.accounts import services as token_services
 from apps.hosts.engine.diskprobe import DiskUsage, parse_df
 from apps.hosts.models import Host
+from apps.monitoring.disk import probe_disks
 from apps.monitoring.models import HostDisk
 
 OVERLAY = """Filesystem           1-blocks      Used Available Capacity Mounted on
@@ -50,7 +51,9 @@ def test_used_percent_is_dfs_used_out_of_used_plus_available():
 
 @pytest.fixture
 def measured(db):
-    host = Host.objects.create(name="local", endpoint="unix:///nonexistent/d.sock")
+    host = Host.objects.create(
+        name="local", endpoint="unix:///nonexistent/d.sock", state=Host.State.ACTIVE
+    )
     return HostDisk.objects.create(
         host=host,
         measured_at=timezone.now(),
@@ -95,3 +98,10 @@ def test_the_host_page_shows_the_disk_and_the_last_probe_error(client, measured,
     body = client.get(f"/hosts/{measured.host_id}/").content.decode()
     assert "75.0%" in body and "/var/lib/docker" in body and "overlay2" in body
     assert "The engine said no." in body
+
+
+def test_a_failed_probe_keeps_the_last_figures_and_says_why(measured):
+    result = probe_disks()
+    assert result.measured == [] and list(result.failed) == ["local"]
+    measured.refresh_from_db()
+    assert measured.used_bytes == 300 and measured.error and measured.error_at is not None
