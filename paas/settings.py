@@ -629,6 +629,17 @@ if BERTH_METRICS_INTERVAL_SECONDS > 0:
         "schedule": BERTH_METRICS_ROLLUP_SECONDS,
     }
 
+# Disk of each host (apps/monitoring/disk.py): every this many seconds (0: off) a probe
+# container on each engine measures the filesystem holding the engine's data root; the
+# probe image is built on the engine from this static busybox (Debian's busybox-static).
+BERTH_DISK_PROBE_SECONDS = int(os.environ.get("BERTH_DISK_PROBE_SECONDS", "300"))
+BERTH_PROBE_BUSYBOX = os.environ.get("BERTH_PROBE_BUSYBOX", "/bin/busybox")
+if BERTH_DISK_PROBE_SECONDS > 0:
+    CELERY_BEAT_SCHEDULE["monitoring.probe_disks"] = {
+        "task": "monitoring.probe_disks",
+        "schedule": BERTH_DISK_PROBE_SECONDS,
+    }
+
 # Autoscaling (apps/autoscaling): every this many seconds (0: off) each service with
 # autoscaling on is judged on its stored metrics of the last WINDOW seconds (never before
 # its last scale); scaling in aims SCALE_IN_MARGIN below the target, so that one

@@ -64,6 +64,7 @@ class AlertRule(models.Model):
         REGISTRY_QUOTA = "registry_quota", "Registry quota nearly full"
         HOT_IMAGE = "hot_image", "Hot image"
         CERTIFICATE = "certificate", "Certificate expiring"
+        DISK_FULL = "disk_full", "Disk nearly full"
 
     class Comparison(models.TextChoices):
         GT = "gt", ">"

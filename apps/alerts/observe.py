@@ -4,9 +4,9 @@ number of rules, containers, routes or samples (the evaluation test counts them)
 
 Threshold rules read the newest raw rows of apps.monitoring (its `latest`, and the
 counters' rates with its `tiers.rates`); restarts and flapping read the raw rows of
-their window; host, registry, hot image and certificate rules read the rows those apps
+their window; host, registry, hot image, certificate and disk rules read the rows those apps
 keep (Host.state, TenantRegistryQuota, the registry's `registry.pull_alert` events,
-Certificate.not_after).
+Certificate.not_after, monitoring's HostDisk from the disk probe).
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from apps.deployments.models import Route
 from apps.hosts.models import Host
 from apps.monitoring import tiers
 from apps.monitoring.collector import interval
-from apps.monitoring.models import ContainerSample, RouteSample, Series
+from apps.monitoring.disk import fresh_seconds
+from apps.monitoring.models import ContainerSample, HostDisk, RouteSample, Series
 from apps.monitoring.queries import latest
 from apps.registry.models import TenantRegistryQuota
 from apps.tenants.models import Environment
@@ -245,6 +246,54 @@ def observe_hosts(rules: list[AlertRule], now: datetime, seen: Seen) -> None:
             seen[rule.pk][f"host:{host_id}"] = Observation(name, 1.0 if down else 0.0, down, why)
 
 
+def observe_disks(rules: list[AlertRule], now: datetime, seen: Seen) -> None:
+    """The data-root disk of the hosts the rule's environments use (as for unreachable
+    hosts): the higher of the percent of space and of inodes used, from the disk probe's
+    newest figures; figures older than `fresh_seconds` are not judged (an open alert on
+    them resolves as no longer measured; an unreachable host has its own rule)."""
+    links = list(
+        Environment.hosts.through.objects.filter(
+            environment__tenant_id__in=_tenants(rules)
+        ).values_list("environment_id", "environment__tenant_id", "host_id")
+    )
+    disks = {
+        d.host_id: d
+        for d in HostDisk.objects.filter(
+            host_id__in={link[2] for link in links},
+            measured_at__gte=now - timedelta(seconds=fresh_seconds()),
+        ).select_related("host")
+    }
+    for env_id, tenant_id, host_id in links:
+        disk = disks.get(host_id)
+        if disk is None:
+            continue
+        value = disk_percent(disk)
+        for rule in rules:
+            if rule.tenant_id == tenant_id and rule.environment_id in (None, env_id):
+                seen[rule.pk][f"disk:{host_id}"] = Observation(
+                    disk.host.name,
+                    round(value, 2),
+                    value >= rule.threshold,
+                    _disk_message(disk, rule),
+                )
+
+
+def disk_percent(disk: HostDisk) -> float:
+    """What a disk rule compares: space or inodes, whichever is fuller."""
+    return max(disk.used_percent, disk.inodes_used_percent or 0.0)
+
+
+def _disk_message(disk: HostDisk, rule: AlertRule) -> str:
+    gib = 1024**3
+    text = (
+        f"data root {disk.data_root} of host {disk.host.name}: {disk.used_percent:.1f}% used, "
+        f"{disk.free_bytes / gib:.1f} GiB free of {disk.total_bytes / gib:.1f} GiB"
+    )
+    if disk.inodes_used_percent is not None:
+        text += f", inodes {disk.inodes_used_percent:.1f}% used"
+    return text + f" (alert at {rule.threshold:g}%)"
+
+
 def observe_registry(rules: list[AlertRule], now: datetime, seen: Seen) -> None:
     for row in TenantRegistryQuota.objects.filter(tenant_id__in=_tenants(rules), quota_bytes__gt=0):
         percent = row.used_bytes * 100.0 / row.quota_bytes
@@ -318,4 +367,5 @@ OBSERVERS = {
     AlertRule.Kind.REGISTRY_QUOTA: observe_registry,
     AlertRule.Kind.HOT_IMAGE: observe_hot_images,
     AlertRule.Kind.CERTIFICATE: observe_certificates,
+    AlertRule.Kind.DISK_FULL: observe_disks,
 }

@@ -21,6 +21,7 @@ KIND_FIELDS: dict[str, tuple[str, ...]] = {
     "registry_quota": ("threshold", "duration_seconds"),
     "hot_image": ("window_seconds",),
     "certificate": ("threshold",),
+    "disk_full": ("threshold", "duration_seconds"),
 }
 
 #: What the threshold means, per kind (shown as help on the form and in the README).
@@ -30,6 +31,7 @@ THRESHOLD_HELP: dict[str, str] = {
     "flapping": "health changes of one container within the window (at least this many)",
     "registry_quota": "percent of the registry storage quota used (at least)",
     "certificate": "days left before the certificate's end (at most)",
+    "disk_full": "percent of a host's data-root disk, or of its inodes, used (at least)",
 }
 
 

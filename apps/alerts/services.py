@@ -27,6 +27,8 @@ from apps.tenants.models import Environment, Tenant
 
 MAX_DURATION = 7 * 86400
 MAX_SILENCE = 90 * 86400
+# Percent thresholds; a disk rule at 0 % would fire on every host.
+THRESHOLD_RANGES = {"registry_quota": (0.0, 100.0), "disk_full": (1.0, 100.0)}
 RULE_DEFAULTS = {
     "metric": "",
     "comparison": AlertRule.Comparison.GT,
@@ -90,8 +92,8 @@ def _clean_condition(kind: str, data: dict[str, Any], errors: dict) -> dict:
         else:
             cleaned["comparison"] = data["comparison"]
     if "threshold" in fields:
-        high = 100.0 if kind == "registry_quota" else 1e15
-        cleaned["threshold"] = _clean_number(errors, "threshold", data.get("threshold"), 0, high)
+        low, high = THRESHOLD_RANGES.get(kind, (0.0, 1e15))
+        cleaned["threshold"] = _clean_number(errors, "threshold", data.get("threshold"), low, high)
     if "duration_seconds" in fields:
         duration = data.get("duration_seconds") or 0
         cleaned["duration_seconds"] = int(

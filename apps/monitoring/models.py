@@ -220,3 +220,38 @@ SAMPLE_MODELS: dict[int, type[Sample]] = {
     Series.Kind.HOST: HostSample,
     Series.Kind.ROUTE: RouteSample,
 }
+
+
+class HostDisk(models.Model):
+    """The newest measurement of the filesystem holding a host's engine data (its data
+    root), by the disk probe (`disk.py`, every BERTH_DISK_PROBE_SECONDS): one row per
+    host, overwritten by each probe. A failed probe keeps the last figures and says why.
+    Platform admins see it (host page, /metrics); the "disk nearly full" alert rule reads
+    it for the hosts a tenant's environments use."""
+
+    host = models.OneToOneField("hosts.Host", on_delete=models.CASCADE, related_name="disk")
+    measured_at = models.DateTimeField(null=True, blank=True)
+    data_root = models.CharField(max_length=255, blank=True)
+    storage_driver = models.CharField(max_length=32, blank=True)
+    total_bytes = models.BigIntegerField(default=0)
+    used_bytes = models.BigIntegerField(default=0)
+    free_bytes = models.BigIntegerField(default=0)
+    inodes_total = models.BigIntegerField(null=True, blank=True)
+    inodes_used = models.BigIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    error_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"disk of host {self.host_id}: {self.used_percent:.1f}% used"
+
+    @property
+    def used_percent(self) -> float:
+        """df's Use%: used out of used plus available (root's reserve counts as neither)."""
+        usable = self.used_bytes + self.free_bytes
+        return self.used_bytes * 100.0 / usable if usable else 0.0
+
+    @property
+    def inodes_used_percent(self) -> float | None:
+        if not self.inodes_total or self.inodes_used is None:
+            return None
+        return self.inodes_used * 100.0 / self.inodes_total

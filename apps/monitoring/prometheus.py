@@ -14,7 +14,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from apps.monitoring.models import ContainerSample, Series
+from apps.monitoring.models import ContainerSample, HostDisk, Series
 from apps.monitoring.queries import latest
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -146,6 +146,46 @@ HOST: list[tuple[str, str, str, Getter]] = [
     ),
 ]
 
+DISK: list[tuple[str, str, str, Getter]] = [
+    (
+        "berth_host_disk_total_bytes",
+        "gauge",
+        "Size of the data root's filesystem",
+        lambda _, d: d.total_bytes,
+    ),
+    (
+        "berth_host_disk_used_bytes",
+        "gauge",
+        "Used on the data root's filesystem",
+        lambda _, d: d.used_bytes,
+    ),
+    (
+        "berth_host_disk_free_bytes",
+        "gauge",
+        "Available to unprivileged writers on the data root's filesystem",
+        lambda _, d: d.free_bytes,
+    ),
+    (
+        "berth_host_disk_used_percent",
+        "gauge",
+        "Used, percent of used plus available (df's Use%)",
+        lambda _, d: round(d.used_percent, 3),
+    ),
+    (
+        "berth_host_disk_inodes_total",
+        "gauge",
+        "Inodes of that filesystem",
+        lambda _, d: d.inodes_total,
+    ),
+    ("berth_host_disk_inodes_used", "gauge", "Inodes in use", lambda _, d: d.inodes_used),
+    (
+        "berth_host_disk_measured_timestamp_seconds",
+        "gauge",
+        "When the disk probe last measured it",
+        lambda _, d: d.measured_at.timestamp(),
+    ),
+]
+
 
 def render(queryset: QuerySet, *, hosts: bool, now: datetime | None = None) -> str:
     """The exposition of `queryset`'s series (and the hosts' when `hosts`)."""
@@ -155,6 +195,7 @@ def render(queryset: QuerySet, *, hosts: bool, now: datetime | None = None) -> s
     ]
     if hosts:
         parts.append(_family(latest(queryset, Series.Kind.HOST, now), HOST, _host_labels))
+        parts.append(_disk_family())
     return "".join(parts)
 
 
@@ -170,6 +211,16 @@ def _family(rows: list, metrics: list, labels: Callable[[Series], dict[str, str]
             if figure is not None:
                 out.append(f"{name}{{{text}}} {_number(figure)}\n")
     return "".join(out)
+
+
+def _disk_family() -> str:
+    """Each host's newest disk measurement (apps/monitoring/disk.py)."""
+    rows = HostDisk.objects.filter(measured_at__isnull=False).select_related("host")
+    return _family([(d, d) for d in rows.order_by("host__name")], DISK, _disk_labels)
+
+
+def _disk_labels(d: HostDisk) -> dict[str, str]:
+    return {"host": d.host.name, "data_root": d.data_root}
 
 
 def _workload_labels(s: Series) -> dict[str, str]:

@@ -47,7 +47,8 @@ class AlertRuleViewSet(viewsets.ModelViewSet, TenantScopedViewSet):
     `threshold`, `duration_seconds` for `metric`; `threshold` and `window_seconds` for
     `restarts` and `flapping`; `duration_seconds` for `host_unreachable`; `threshold`
     (percent) for `registry_quota`; `window_seconds` for `hot_image`; `threshold`
-    (days) for `certificate`. `channels`: ids of the tenant's channels."""
+    (days) for `certificate`; `threshold` (percent used, 1 to 100) and
+    `duration_seconds` for `disk_full`. `channels`: ids of the tenant's channels."""
 
     model = AlertRule
     serializer_class = AlertRuleSerializer

@@ -18,6 +18,7 @@ from apps.hosts.engine.containers import (
     checked_config,
     host_config,
 )
+from apps.hosts.engine.diskprobe import DiskUsage
 from apps.hosts.engine.driver import EngineDriver, EngineInfo, ManagedContainer
 from apps.hosts.engine.errors import EngineError
 from apps.hosts.engine.kinds import DRIVERS, SINGLE_ENGINE, SWARM, get_engine
@@ -81,6 +82,7 @@ __all__ = [
     "DRIVERS",
     "SINGLE_ENGINE",
     "DockerEngine",
+    "DiskUsage",
     "EngineDriver",
     "EngineError",
     "EngineInfo",

@@ -26,6 +26,7 @@ from apps.hosts.engine.checks import (
     health_test_of,
     run_exec,
 )
+from apps.hosts.engine.diskprobe import DiskProbe
 from apps.hosts.engine.driver import EngineDriver, EngineInfo, ManagedContainer
 from apps.hosts.engine.errors import EngineError, engine_errors
 from apps.hosts.engine.labels import INSTALLATION_LABEL, MANAGED_LABEL, label_filters, label_key
@@ -58,7 +59,7 @@ def _negotiated_version(server_api: str) -> str:
     return server_api
 
 
-class DockerEngine(Operations, EngineDriver):
+class DockerEngine(Operations, DiskProbe, EngineDriver):
     """The single-engine driver: one Docker engine; nothing docker-py leaks out of it.
 
     `api_calls` counts the HTTP requests made to the engine (for benchmarks and tests).

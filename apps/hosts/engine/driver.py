@@ -18,7 +18,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from apps.hosts.engine.changes import Changes
 from apps.hosts.engine.checks import CheckResult, HealthTest
@@ -29,6 +29,9 @@ from apps.hosts.engine.containers import (
     health_from_status,
 )
 from apps.hosts.engine.errors import EngineError
+
+if TYPE_CHECKING:
+    from apps.hosts.engine.diskprobe import DiskUsage
 
 #: Called with each progress message of a pull or push, as the engine sends it.
 ProgressCallback = Callable[[dict[str, Any]], None]
@@ -379,3 +382,8 @@ class EngineDriver(ABC):
         that ends by itself: restarts by the restart policy or by hand are counted even
         when they happened between two metrics passes. Drivers without it: empty."""
         return {}
+
+    def data_root_usage(self) -> DiskUsage:
+        """The filesystem holding the engine's data (total, used, free; inodes when it
+        has them), measured from inside the engine. Drivers without it: EngineError."""
+        raise EngineError("This engine driver cannot measure its disk.", retryable=False)

@@ -1,4 +1,5 @@
-"""`{% object_charts obj %}`: an object's charts on its own page (stack, host)."""
+"""`{% object_charts obj %}`: an object's charts on its own page (stack, host);
+`{% host_disk host %}`: the disk probe's newest figures on the host page."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from django import template
 from django.db.models import Model
 
 from apps.monitoring import charts
+from apps.monitoring.models import HostDisk
 from apps.monitoring.views import chart_url, link
 
 register = template.Library()
@@ -19,6 +21,11 @@ def object_charts(obj: Model, range_name: str = charts.DEFAULT_RANGE) -> dict:
         "ranges": list(charts.RANGES),
         "more": link(obj),
     }
+
+
+@register.inclusion_tag("monitoring/partials/_host_disk.html")
+def host_disk(host: Model) -> dict:
+    return {"disk": HostDisk.objects.filter(host=host).first()}
 
 
 @register.simple_tag
