@@ -91,17 +91,18 @@ def set_retention(actor: Any, environment: Environment, days: Any) -> Retention:
     """Set how many days the environment keeps its lines (0: the platform default);
     owners and admins of its tenant, and platform admins (who may exceed the maximum).
 
-    An unchanged value records nothing. The environment's row is locked first, so two
-    changes at once are recorded in order, each with the value it replaced.
+    An unchanged value records nothing, and is accepted even past the maximum (a value a
+    platform admin set stays until someone changes it). The environment's row is locked
+    first, so two changes at once are recorded in order, each with the value it replaced.
     """
     tenant = environment.tenant
     require_role(actor, tenant, Role.ADMIN)
-    days = check_days(actor, days)
     Environment.objects.select_for_update().filter(pk=environment.pk).first()
     current = LogRetention.objects.filter(environment=environment).first()
     old = current.days if current is not None else 0
-    if old == days:
+    if type(days) is int and days == old:
         return Retention(environment, days)
+    days = check_days(actor, days)
     if days == 0:
         LogRetention.objects.filter(environment=environment).delete()
     else:

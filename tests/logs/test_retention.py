@@ -148,6 +148,8 @@ def test_api_put_and_patch_set_days(owner, prod):
     answer = client.put(f"{API}{prod.pk}/", {"days": 21}, content_type="application/json")
     assert answer.status_code == 200, answer.content
     assert answer.json()["days_kept"] == 21 and kept(prod) == 21
+    answer = client.patch(f"{API}{prod.pk}/", {}, content_type="application/json")
+    assert answer.status_code == 200 and answer.json()["days"] == 21  # nothing asked
     answer = client.patch(f"{API}{prod.pk}/", {"days": 0}, content_type="application/json")
     assert answer.json()["default"] is True and kept(prod) is None
 
@@ -164,9 +166,7 @@ def test_api_put_and_patch_set_days(owner, prod):
     ],
 )
 def test_api_refuses_bad_values_and_unknown_fields_naming_them(owner, prod, body, field):
-    answer = login(Client(), owner).patch(
-        f"{API}{prod.pk}/", body, content_type="application/json"
-    )
+    answer = login(Client(), owner).put(f"{API}{prod.pk}/", body, content_type="application/json")
     assert answer.status_code == 400 and field in answer.json(), answer.content
     assert kept(prod) is None
 

@@ -43,7 +43,7 @@ class LogRetentionSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
 
     id = serializers.IntegerField(read_only=True, help_text="The environment's id.")
     environment = serializers.CharField(source="slug", read_only=True)
-    tenant = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    tenant = serializers.CharField(source="tenant.slug", read_only=True)
     days = serializers.IntegerField(
         source="log_days",
         help_text="The environment's own retention in days; 0: the platform default.",

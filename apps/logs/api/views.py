@@ -123,16 +123,17 @@ class LogRetentionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tena
         return services.with_retention(environments).order_by("tenant__slug", "slug")
 
     @extend_schema(responses={200: LogRetentionSerializer, 400: _BAD})
-    def update(self, request, pk=None):
+    def update(self, request, pk=None, partial=False):
         environment = self.get_object()  # first: a foreign one is 404 whatever the body
-        serializer = self.get_serializer(data=request.data)
+        serializer = self.get_serializer(data=request.data, partial=partial)
         serializer.is_valid(raise_exception=True)
-        services.set_retention(request.user, environment, serializer.validated_data["log_days"])
+        if "log_days" in serializer.validated_data:  # a PATCH without `days` changes nothing
+            services.set_retention(request.user, environment, serializer.validated_data["log_days"])
         return Response(self.get_serializer(self.get_object()).data)
 
     @extend_schema(responses={200: LogRetentionSerializer, 400: _BAD})
     def partial_update(self, request, pk=None):
-        return self.update(request, pk)
+        return self.update(request, pk, partial=True)
 
 
 def download_response(request, lines, output: str) -> StreamingHttpResponse:
