@@ -121,10 +121,12 @@ def set_retention(actor: Any, environment: Environment, days: Any) -> Retention:
 
 def describe(days: int) -> str:
     """`days` as a person reads it: its own number, or the default and what it means."""
-    if days:
-        return f"{days} days"
+    return f"{days} days" if days else f"platform default ({describe_default()})"
+
+
+def describe_default() -> str:
     default = settings.BERTH_LOG_RETENTION_DAYS
-    return f"platform default ({default} days)" if default else "platform default (kept)"
+    return f"{default} days" if default else "kept until deleted by hand"
 
 
 def retention_days() -> dict[int, int]:

@@ -154,7 +154,7 @@ def retention_context(
         "tenant": tenant,
         "rows": rows,
         "can_edit": tenant is not None and may_set_retention(request.user, tenant),
-        "default_days": services.describe(0),
+        "default_days": services.describe_default(),
         "max_days": services.max_days(request.user),
     }
 
