@@ -128,9 +128,16 @@ def may_set_retention(user: Any, tenant: Tenant) -> bool:
     return True
 
 
-def retention_row(user: Any, retention: services.Retention, form: RetentionForm | None = None):
-    """One environment's row: its retention, and the form when the user may change it."""
-    editable = may_set_retention(user, retention.environment.tenant)
+def retention_row(
+    user: Any,
+    retention: services.Retention,
+    form: RetentionForm | None = None,
+    editable: bool | None = None,
+) -> dict[str, Any]:
+    """One environment's row: its retention, and the form when the user may change it
+    (`editable`, when the caller knows it already)."""
+    if editable is None:
+        editable = may_set_retention(user, retention.environment.tenant)
     if editable and form is None:
         form = RetentionForm(
             initial={"days": retention.days},
@@ -146,14 +153,15 @@ def retention_context(
     """The page's rows (the environment `bound_pk` with the refused form `bound`)."""
     environments = Environment.objects.visible_to(request.user).select_related("tenant")
     environments = environments.filter(tenant=tenant) if tenant is not None else environments.none()
+    can_edit = tenant is not None and may_set_retention(request.user, tenant)
     rows = [
-        retention_row(request.user, r, bound if r.environment.pk == bound_pk else None)
+        retention_row(request.user, r, bound if r.environment.pk == bound_pk else None, can_edit)
         for r in services.retentions(services.with_retention(environments).order_by("slug"))
     ]
     return {
         "tenant": tenant,
         "rows": rows,
-        "can_edit": tenant is not None and may_set_retention(request.user, tenant),
+        "can_edit": can_edit,
         "default_days": services.describe_default(),
         "max_days": services.max_days(request.user),
     }
