@@ -25,7 +25,7 @@ from apps.deployments.api.routes import RouteViewSet
 from apps.deployments.api.secrets import SecretViewSet
 from apps.deployments.api.views import RevisionViewSet, ServiceViewSet, StackViewSet
 from apps.hosts.api.views import HostViewSet
-from apps.logs.api.views import LogLineViewSet
+from apps.logs.api.views import LogLineViewSet, LogRetentionViewSet
 from apps.monitoring.api import TenantMetricsView
 from apps.registry.api.views import RepositoryViewSet, RobotViewSet, UsageViewSet
 from apps.tenants.api.views import (
@@ -61,6 +61,7 @@ router.register("registry/robots", RobotViewSet, basename="registry-robot")
 router.register("registry/usage", UsageViewSet, basename="registry-usage")
 router.register("certificates", CertificateViewSet, basename="certificate")
 router.register("autoscaling", AutoscalerViewSet, basename="autoscaling")
+router.register("logs/retention", LogRetentionViewSet, basename="log-retention")
 router.register("logs", LogLineViewSet, basename="log")
 router.register("alert-rules", AlertRuleViewSet, basename="alert-rule")
 router.register("alerts", AlertViewSet, basename="alert")

@@ -306,8 +306,9 @@ BERTH_LIVE_SOCKETS_PER_USER = int(os.environ.get("BERTH_LIVE_SOCKETS_PER_USER", 
 # on a container; the lines one container may bring in one pass (the rest come next
 # pass) and per transaction; how long a line must be old before it is collected (lines
 # of stdout and stderr may reach the log file slightly out of order); how long lines
-# are kept (days; an environment may say otherwise: LogRetention) and how often beat
-# deletes older ones.
+# are kept (days; an environment may say otherwise: LogRetention, which tenant owners
+# and admins set from 1 to BERTH_LOG_RETENTION_MAX_DAYS) and how often beat deletes
+# older ones.
 BERTH_LOG_COLLECT_SECONDS = float(os.environ.get("BERTH_LOG_COLLECT_SECONDS", "10"))
 BERTH_LOG_COLLECT_THREADS = int(os.environ.get("BERTH_LOG_COLLECT_THREADS", "4"))
 BERTH_LOG_LEASE_SECONDS = int(os.environ.get("BERTH_LOG_LEASE_SECONDS", "120"))
@@ -315,6 +316,7 @@ BERTH_LOG_MAX_LINES_PER_PASS = int(os.environ.get("BERTH_LOG_MAX_LINES_PER_PASS"
 BERTH_LOG_BATCH_LINES = int(os.environ.get("BERTH_LOG_BATCH_LINES", "5000"))
 BERTH_LOG_SETTLE_SECONDS = float(os.environ.get("BERTH_LOG_SETTLE_SECONDS", "1"))
 BERTH_LOG_RETENTION_DAYS = int(os.environ.get("BERTH_LOG_RETENTION_DAYS", "7"))
+BERTH_LOG_RETENTION_MAX_DAYS = int(os.environ.get("BERTH_LOG_RETENTION_MAX_DAYS", "90"))
 BERTH_LOG_PRUNE_SECONDS = int(os.environ.get("BERTH_LOG_PRUNE_SECONDS", "3600"))
 CELERY_BEAT_SCHEDULE = {
     "hosts.heartbeat": {

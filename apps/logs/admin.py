@@ -5,6 +5,9 @@ from apps.logs.models import LogRetention, LogSource
 
 @admin.register(LogRetention)
 class LogRetentionAdmin(admin.ModelAdmin):
+    """Direct edits by platform operators: no maximum and no activity event (tenants use
+    the Retention page or the API, through `services.set_retention`)."""
+
     list_display = ["environment", "days"]
 
 

@@ -122,7 +122,9 @@ class LogRetention(models.Model):
     """How many days an environment keeps its lines, when not BERTH_LOG_RETENTION_DAYS.
 
     A row of its own rather than a field on Environment, so the log store adds no
-    migration to the tenants app; set by platform admins (admin site).
+    migration to the tenants app. Set through `services.set_retention` (the Retention
+    page, the API) by the tenant's owners and admins; no row is the platform default.
+    The admin site edits rows directly, without the maximum, the event or the checks.
     """
 
     environment = models.OneToOneField(

@@ -2,28 +2,138 @@
 
 Collecting lives in `collector.py`; searching is `LogLine.objects.visible_to(...)`
 narrowed by `filters.LogFilterSet`, the same for the page and the API.
+
+Retention: every environment keeps its lines BERTH_LOG_RETENTION_DAYS unless it has a
+`LogRetention` of its own, which tenant owners and admins set (`set_retention`, behind
+the Retention page and `/api/v1/logs/retention/`) from 1 to BERTH_LOG_RETENTION_MAX_DAYS.
+Platform admins may go past that maximum, up to ADMIN_MAX_DAYS: the maximum protects
+the platform's disk from tenants, and the operator owns the disk.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.db.models import QuerySet
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from apps.activity.services import record_event
+from apps.core.roles import Role
+from apps.core.tenancy import require_role
 from apps.logs.models import LogLine, LogRetention, LogSource
 from apps.tenants.models import Environment
 
 EXPORT_FORMATS = ("text", "jsonl")
+# A century: the most a platform admin may set (and what prune reads of a larger value
+# set in the admin site), far inside the date arithmetic's range.
+ADMIN_MAX_DAYS = 36500
+
+
+# --- retention ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Retention:
+    """An environment's retention as the page and the API show it. `days` 0 is the
+    platform default; `days_kept` is what prune applies (0: kept for ever)."""
+
+    environment: Environment
+    days: int
+
+    @property
+    def is_default(self) -> bool:
+        return self.days == 0
+
+    @property
+    def days_kept(self) -> int:
+        return self.days or settings.BERTH_LOG_RETENTION_DAYS
+
+
+def with_retention(environments: QuerySet) -> QuerySet:
+    """The environments, each with `log_days` (its own retention, 0 for the default)."""
+    return environments.annotate(log_days=Coalesce("log_retention__days", 0))
+
+
+def retentions(environments: Iterable[Environment]) -> list[Retention]:
+    """`Retention`s of environments read through `with_retention`."""
+    return [Retention(env, env.log_days) for env in environments]
+
+
+def days_message(actor: Any = None) -> str:
+    """The one message of a refused value (the form, the page and the API show it)."""
+    top = max_days(actor)
+    return f"Give a whole number of days: 0 (the platform default) or 1 to {top}."
+
+
+def max_days(actor: Any = None) -> int:
+    if actor is not None and actor.is_active and actor.is_superuser:
+        return max(ADMIN_MAX_DAYS, settings.BERTH_LOG_RETENTION_MAX_DAYS)
+    return settings.BERTH_LOG_RETENTION_MAX_DAYS
+
+
+def check_days(actor: Any, days: Any) -> int:
+    """`days` as a number of days the actor may set, or a ValidationError on `days`."""
+    if isinstance(days, bool) or not isinstance(days, int) or not 0 <= days <= max_days(actor):
+        raise ValidationError({"days": [days_message(actor)]})
+    return days
+
+
+@transaction.atomic
+def set_retention(actor: Any, environment: Environment, days: Any) -> Retention:
+    """Set how many days the environment keeps its lines (0: the platform default);
+    owners and admins of its tenant, and platform admins (who may exceed the maximum).
+
+    An unchanged value records nothing, and is accepted even past the maximum (a value a
+    platform admin set stays until someone changes it). The environment's row is locked
+    first, so two changes at once are recorded in order, each with the value it replaced.
+    """
+    tenant = environment.tenant
+    require_role(actor, tenant, Role.ADMIN)
+    Environment.objects.select_for_update().filter(pk=environment.pk).first()
+    current = LogRetention.objects.filter(environment=environment).first()
+    old = current.days if current is not None else 0
+    if type(days) is int and days == old:
+        return Retention(environment, days)
+    days = check_days(actor, days)
+    if days == 0:
+        LogRetention.objects.filter(environment=environment).delete()
+    else:
+        LogRetention.objects.update_or_create(environment=environment, defaults={"days": days})
+    new = Retention(environment, days)
+    record_event(
+        "logs.retention",
+        actor=actor,
+        tenant=tenant,
+        obj=environment,
+        message=f"Log retention of {environment.slug}: {describe(old)} → {describe(days)}",
+        data={"environment": environment.slug, "old": old, "new": days, "kept": new.days_kept},
+    )
+    return new
+
+
+def describe(days: int) -> str:
+    """`days` as a person reads it: its own number, or the default and what it means."""
+    return f"{days} days" if days else f"platform default ({describe_default()})"
+
+
+def describe_default() -> str:
+    default = settings.BERTH_LOG_RETENTION_DAYS
+    return f"{default} days" if default else "kept until deleted by hand"
 
 
 def retention_days() -> dict[int, int]:
-    """Days kept per environment id, for the environments that say otherwise."""
+    """Days kept per environment id, for the environments that say otherwise (a value
+    past ADMIN_MAX_DAYS, possible in the admin site, counts as ADMIN_MAX_DAYS)."""
     return {
-        env_id: days or settings.BERTH_LOG_RETENTION_DAYS
+        env_id: min(days or settings.BERTH_LOG_RETENTION_DAYS, ADMIN_MAX_DAYS)
         for env_id, days in LogRetention.objects.values_list("environment_id", "days")
     }
 

@@ -1,4 +1,4 @@
-"""The Logs page under /logs/."""
+"""The Logs page under /logs/, and the environments' retention under /logs/retention/."""
 
 from django.urls import path
 
@@ -9,4 +9,6 @@ urlpatterns = [
     path("", views.LogListView.as_view(), name="list"),
     path("tail/", views.LogTailView.as_view(), name="tail"),
     path("download/", views.LogDownloadView.as_view(), name="download"),
+    path("retention/", views.RetentionListView.as_view(), name="retention"),
+    path("retention/<int:pk>/", views.RetentionEditView.as_view(), name="retention_edit"),
 ]

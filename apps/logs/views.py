@@ -1,4 +1,5 @@
-"""The Logs page: search the current tenant's lines, follow them live, download them.
+"""The Logs page: search the current tenant's lines, follow them live, download them;
+and the Retention page: how long each of the tenant's environments keeps them.
 
 One filterset (`LogFilterSet`) for the page and the API. The page shows the newest
 PAGE_LINES matches in time order; "Follow" polls the tail view every few seconds with
@@ -7,17 +8,27 @@ the largest id shown, and the tail appends what was stored since (htmx out-of-ba
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
+from django.shortcuts import redirect, render
 from django.utils.decorators import method_decorator
 from django.views.decorators.vary import vary_on_headers
 from django.views.generic import TemplateView
 
+from apps.core.generic import ObjectFormView
 from apps.core.mixins import TenantScopedMixin
-from apps.logs import pages
+from apps.core.roles import Role
+from apps.core.tenancy import require_role
+from apps.logs import pages, services
 from apps.logs.api.views import download_response
 from apps.logs.filters import LogFilterSet
+from apps.logs.forms import RetentionForm
 from apps.logs.models import LogLine
 from apps.logs.services import EXPORT_FORMATS
+from apps.tenants.models import Environment, Tenant
 
 PAGE_LINES = 200
 TAIL_SECONDS = 3
@@ -103,3 +114,112 @@ class LogDownloadView(LogScopedView):
             text = "; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items())
             return HttpResponse(text, status=400, content_type="text/plain; charset=utf-8")
         return download_response(request, found.qs, output)
+
+
+# --- retention ------------------------------------------------------------------------------
+
+
+def may_set_retention(user: Any, tenant: Tenant) -> bool:
+    """Whether the page offers the form (`services.set_retention` checks again)."""
+    try:
+        require_role(user, tenant, Role.ADMIN)
+    except PermissionDenied:
+        return False
+    return True
+
+
+def retention_row(
+    user: Any,
+    retention: services.Retention,
+    form: RetentionForm | None = None,
+    editable: bool | None = None,
+) -> dict[str, Any]:
+    """One environment's row: its retention, and the form when the user may change it
+    (`editable`, when the caller knows it already)."""
+    if editable is None:
+        editable = may_set_retention(user, retention.environment.tenant)
+    if editable and form is None:
+        form = RetentionForm(
+            initial={"days": retention.days},
+            message=services.days_message(user),
+            auto_id=f"id_env{retention.environment.pk}_%s",
+        )
+    return {"retention": retention, "form": form if editable else None}
+
+
+def retention_context(
+    request, tenant: Tenant | None, bound: RetentionForm | None = None, bound_pk: int | None = None
+) -> dict[str, Any]:
+    """The page's rows (the environment `bound_pk` with the refused form `bound`)."""
+    environments = Environment.objects.visible_to(request.user).select_related("tenant")
+    environments = environments.filter(tenant=tenant) if tenant is not None else environments.none()
+    can_edit = tenant is not None and may_set_retention(request.user, tenant)
+    rows = [
+        retention_row(request.user, r, bound if r.environment.pk == bound_pk else None, can_edit)
+        for r in services.retentions(services.with_retention(environments).order_by("slug"))
+    ]
+    return {
+        "tenant": tenant,
+        "rows": rows,
+        "can_edit": can_edit,
+        "default_days": services.describe_default(),
+        "max_days": services.max_days(request.user),
+    }
+
+
+class RetentionListView(TenantScopedMixin, TemplateView):
+    """The current tenant's environments and the days each keeps its lines; a form per
+    environment for owners and admins, read-only for members and viewers."""
+
+    model = Environment
+    template_name = "logs/retention.html"
+
+    def get_context_data(self, **kwargs):
+        context = retention_context(self.request, self.request.tenant)
+        return super().get_context_data(**context, **kwargs)
+
+
+@method_decorator(vary_on_headers("HX-Request"), name="dispatch")
+class RetentionEditView(TenantScopedMixin, ObjectFormView):
+    """POST one environment's days (owners and admins): htmx swaps its row, a plain
+    POST redirects to the page; a refused value is shown on the field."""
+
+    model = Environment
+    required_role = Role.ADMIN
+    form_class = RetentionForm
+    template_name = "logs/retention.html"
+    http_method_names = ["post"]
+
+    def get_queryset(self):
+        return services.with_retention(super().get_queryset().select_related("tenant"))
+
+    def get_form_kwargs(self):
+        kwargs = super().get_form_kwargs()
+        kwargs["message"] = services.days_message(self.request.user)
+        kwargs["auto_id"] = f"id_env{self.object.pk}_%s"
+        return kwargs
+
+    def perform(self, form):
+        retention = services.set_retention(
+            self.request.user, self.object, form.cleaned_data["days"]
+        )
+        if self.request.headers.get("HX-Request"):
+            row = retention_row(self.request.user, retention)
+            return render(
+                self.request, "logs/partials/_retention_row.html", {"row": row, "saved": True}
+            )
+        kept = services.describe(retention.days)
+        messages.success(self.request, f"{self.object.slug} keeps its log lines: {kept}.")
+        return redirect("logs:retention")
+
+    def form_invalid(self, form):
+        if self.request.headers.get("HX-Request"):
+            retention = services.Retention(self.object, self.object.log_days)
+            row = retention_row(self.request.user, retention, form)
+            return render(self.request, "logs/partials/_retention_row.html", {"row": row})
+        return super().form_invalid(form)
+
+    def get_context_data(self, **kwargs):
+        form = kwargs.pop("form", None)
+        context = retention_context(self.request, self.object.tenant, form, self.object.pk)
+        return {**kwargs, **context, "view": self}

@@ -59,3 +59,27 @@ def test_logs_page_searches_follows_and_downloads(visitor, verified_user):
         "payment FAILED order=2",
         "payment retried order=2",
     ]
+
+
+def test_owner_sets_retention_in_place_and_sees_a_refusal_on_the_field(visitor, verified_user):
+    user = verified_user(f"ret{uuid.uuid4().hex[:6]}")
+    tenant = tenant_services.create_tenant(actor=user, slug=f"rt{uuid.uuid4().hex[:6]}", name="R")
+    prod = tenant.environments.get(slug="prod")
+
+    visitor.log_in(user.username)
+    page = visitor.visit("/logs/")
+    page.locator("[data-retention-link]").click()
+    expect(page).to_have_url(re.compile(r"/logs/retention/$"))
+    row = page.locator(f"#retention-{prod.pk}")
+    expect(row.locator("[data-default]")).to_be_visible()
+
+    row.locator("input[name=days]").fill("30")
+    row.get_by_role("button", name="Save").click()
+    expect(row.locator("[data-days-kept]")).to_have_text("30 days")
+    expect(row.get_by_role("status")).to_have_text("saved")
+    expect(page).to_have_url(re.compile(r"/logs/retention/$"))  # swapped in place
+
+    row.locator("input[name=days]").fill("1000")
+    row.get_by_role("button", name="Save").click()
+    expect(row.locator(".field-error")).to_contain_text("1 to 90")
+    visitor.snap("retention")

@@ -1125,6 +1125,28 @@ def test_prometheus_endpoints_show_tenant_a_only_to_tenant_a(world):
     assert "acme-secret-shop-web-1" in admin.get("/metrics").content.decode()
 
 
+def test_log_retention_routes_are_walked_and_show_tenant_a_only_to_tenant_a(world):
+    """The Retention page and API (issue 15) are in the walk; tenant A's owner sees the
+    retention the walk hides from the outsider, who cannot set it either."""
+    shown = {route.display for route in walked_routes()}
+    assert {
+        "logs/retention/",
+        "logs/retention/<int:pk>/",
+        "api/v1/logs/retention/",
+        "api/v1/logs/retention/<pk>/",
+    } <= shown
+    url = f"/api/v1/logs/retention/{world.environment.pk}/"
+    own = new_client(HTTP_AUTHORIZATION=f"Bearer {world.token_raw}").get(url)
+    assert own.status_code == 200 and own.json()["days"] == 3
+    outsider = new_client(HTTP_AUTHORIZATION=f"Bearer {world.outsider_token_raw}")
+    listed = outsider.get("/api/v1/logs/retention/")
+    assert listed.status_code == 200 and not leaks(listed, world)
+    assert "acme" not in listed.content.decode()
+    answer = outsider.patch(url, {"days": 1}, content_type="application/json")
+    assert answer.status_code == 404
+    assert LogRetention.objects.get(environment=world.environment).days == 3
+
+
 def test_combinations_are_covered():
     """Every walked route gets at least one request per caller (guards the generator)."""
     for route in walked_routes():

@@ -1,4 +1,5 @@
-"""Log lines over the API: search with filters, keyset pages, a tail, and a download."""
+"""Log lines over the API: search with filters, keyset pages, a tail, and a download;
+and each environment's retention (`/api/v1/logs/retention/`)."""
 
 from __future__ import annotations
 
@@ -17,9 +18,14 @@ from rest_framework.utils.urls import replace_query_param
 
 from apps.core.api import TenantScopedViewSet
 from apps.logs import pages, services
-from apps.logs.api.serializers import LogLineSerializer, LogPageSerializer
+from apps.logs.api.serializers import (
+    LogLineSerializer,
+    LogPageSerializer,
+    LogRetentionSerializer,
+)
 from apps.logs.filters import LogFilterSet
 from apps.logs.models import LogLine
+from apps.tenants.models import Environment
 
 PAGE_PARAMS = {"cursor", "limit", "format"}
 DOWNLOAD_PARAMS = {"output", "format"}
@@ -100,6 +106,34 @@ class LogLineViewSet(mixins.ListModelMixin, TenantScopedViewSet):
         if output not in services.EXPORT_FORMATS:
             raise exceptions.ValidationError({"output": ["Use text or jsonl."]})
         return download_response(request, self.lines(DOWNLOAD_PARAMS), output)
+
+
+class LogRetentionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet):
+    """How long each environment of your tenants keeps its lines, addressed by the
+    environment's id. `PUT`/`PATCH` `{"days": n}` (owners and admins; 0 is the platform
+    default): an environment you cannot see is 404, one you only read is 403."""
+
+    model = Environment
+    serializer_class = LogRetentionSerializer
+    filter_backends: list = []
+    lookup_value_regex = r"\d+"
+
+    def get_queryset(self):
+        environments = super().get_queryset().select_related("tenant")
+        return services.with_retention(environments).order_by("tenant__slug", "slug")
+
+    @extend_schema(responses={200: LogRetentionSerializer, 400: _BAD})
+    def update(self, request, pk=None, partial=False):
+        environment = self.get_object()  # first: a foreign one is 404 whatever the body
+        serializer = self.get_serializer(data=request.data, partial=partial)
+        serializer.is_valid(raise_exception=True)
+        if "log_days" in serializer.validated_data:  # a PATCH without `days` changes nothing
+            services.set_retention(request.user, environment, serializer.validated_data["log_days"])
+        return Response(self.get_serializer(self.get_object()).data)
+
+    @extend_schema(responses={200: LogRetentionSerializer, 400: _BAD})
+    def partial_update(self, request, pk=None):
+        return self.update(request, pk, partial=True)
 
 
 def download_response(request, lines, output: str) -> StreamingHttpResponse:
