@@ -158,6 +158,30 @@ class SwarmNode(models.Model):
         return self.engine_endpoint.startswith("tcp://") and bool(self.engine_tls_client_cert)
 
     @property
+    def name(self) -> str:
+        return self.hostname or self.node_id[:12]
+
+    @property
+    def engine_gap(self) -> str:
+        """Why Berth does not reach this node's engine now, "" when it does (the host's
+        endpoint, or its own endpoint as the last check found it, on a ready node): the
+        metrics collector measures the tasks of the nodes without one, and the pages say
+        this sentence of the others. It may name the endpoint: platform admins only."""
+        if self.gone:
+            return f"node {self.name} is no longer in the swarm"
+        if self.state != "ready":
+            return f"node {self.name} is {self.state}"
+        if self.is_endpoint:
+            return ""
+        if not self.engine_endpoint:
+            return f"node {self.name} has no engine endpoint"
+        if not self.engine_verified_at:
+            return f"the engine endpoint of node {self.name} failed its last check: " + (
+                self.engine_error or "not checked yet"
+            )
+        return ""
+
+    @property
     def shown_state(self) -> str:
         """What the page says: Swarm's state, or "gone" once the manager forgot it."""
         return "gone" if self.gone else self.state

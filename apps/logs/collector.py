@@ -19,8 +19,11 @@ No gap and no duplicate across a crash: lines and the cursor that covers them ar
 written in one transaction, so a worker killed between fetching and committing leaves
 the cursor where the stored lines end and the next pass fetches them again.
 
-Swarm cluster hosts are not collected yet: their tasks' logs come through the manager's
-service log endpoint, whose `since` has second granularity only; see README, Logs.
+A Swarm cluster host's sources are its tasks (engine id: the task id), on every node:
+apps/hosts/engine/swarm_logs.py reads each through its node's own engine where Berth
+reaches it, else through the manager's task log endpoint. Both give the same lines with
+the same nanosecond timestamps and take `since` exactly (measured, see there), so the
+cursor below is the same for them; the manager ignores `until`, applied there instead.
 """
 
 from __future__ import annotations
@@ -46,7 +49,14 @@ from django.utils import timezone
 
 from apps.deployments import containers as naming
 from apps.deployments.models import Stack
-from apps.hosts.engine import EngineDriver, EngineError, ManagedContainer, get_engine
+from apps.hosts.engine import (
+    EngineDriver,
+    EngineError,
+    ManagedContainer,
+    SwarmTaskLogs,
+    get_engine,
+    swarm_task_logs,
+)
 from apps.hosts.models import Host
 from apps.logs import store
 from apps.logs.models import LogLine, LogSource
@@ -163,9 +173,25 @@ def collect_host(host_id: int, *, only: Iterable[str] | None = None) -> PassResu
     """
     result = PassResult()
     host = Host.objects.filter(pk=host_id, state=Host.State.ACTIVE).first()
-    if host is None or host.is_swarm:
+    if host is None:
         return result
-    engine = get_engine(host)
+    engine = log_engine(host)
+    try:
+        return _collect_host(host, engine, only, result)
+    finally:
+        engine.close()
+
+
+def log_engine(host: Host) -> EngineDriver | SwarmTaskLogs:
+    """What a pass reads a host's logs through: its engine, or for a Swarm cluster its
+    tasks on every node (apps/hosts/engine/swarm_logs.py: a task's node's own engine
+    where Berth reaches it, else the manager's task log endpoint)."""
+    return swarm_task_logs(host) if host.is_swarm else get_engine(host)
+
+
+def _collect_host(
+    host: Host, engine: EngineDriver | SwarmTaskLogs, only: Iterable[str] | None, result: PassResult
+) -> PassResult:
     try:
         listed = engine.list_managed()
     except EngineError as exc:
@@ -449,8 +475,8 @@ def commit(
 
 
 def collect_all() -> list[int]:
-    """The engine hosts a pass is due on (swarm clusters excluded, see the docstring)."""
-    hosts = Host.objects.filter(state=Host.State.ACTIVE).exclude(kind=Host.Kind.SWARM)
+    """The hosts a pass is due on: every active one, engines and Swarm clusters."""
+    hosts = Host.objects.filter(state=Host.State.ACTIVE)
     return list(hosts.values_list("pk", flat=True))
 
 

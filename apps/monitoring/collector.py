@@ -9,9 +9,16 @@ hosts side by side); no stream stays open. The engine work runs in threads that 
 database; the writes happen afterwards in the calling thread, a fixed number of queries
 for all hosts together (plus one per container that restarted).
 
-A Swarm host is sampled through the engine Berth reaches, its manager's: the containers
-of tasks on that node are measured, those on other nodes are not (their engines are
-not reachable from here), as with the live stats.
+A Swarm cluster host is sampled on each node whose engine Berth reaches: the manager's
+node through the host's own engine, as a single engine; every other ready node with an
+engine endpoint (apps/hosts/models.SwarmNode: set by a platform admin, still passing the
+heartbeat's check) through that engine, once it proved in this pass to be that node (its
+`docker info` Swarm NodeID: one call) and only for the containers carrying the id, node
+and owner labels of one of this installation's tasks there (the manager's task list:
+one more call per cluster). Then the same list, events and stats calls per node, nodes
+side by side (at most four). The tasks on the other nodes are not measured, and the pass
+says which nodes and why (`PassResult.unmeasured`, `SwarmNode.engine_gap` on the pages);
+the host's totals cover the nodes measured (their CPUs and memory too).
 """
 
 from __future__ import annotations
@@ -32,8 +39,14 @@ from django.utils import timezone
 
 from apps.deployments import containers as naming
 from apps.deployments.models import Container, Route, Stack
-from apps.hosts.engine import EngineDriver, EngineError, ManagedContainer, get_engine
-from apps.hosts.models import Host
+from apps.hosts.engine import EngineDriver, EngineError, ManagedContainer, SwarmCluster, get_engine
+from apps.hosts.engine.swarm import (
+    ManagedTask,
+    node_engine_of,
+    node_task_containers,
+    open_checked_node_engine,
+)
+from apps.hosts.models import Host, SwarmNode
 from apps.monitoring import tiers
 from apps.monitoring.models import ContainerSample, HostSample, RouteSample, Series
 from apps.traffic import runtime
@@ -62,6 +75,11 @@ class Observed:
     error: str = ""
     engine_calls: int = 0
     since: datetime | None = None
+    # a Swarm cluster: the nodes measured, the others and why, and the size of the former
+    measured: list[str] = field(default_factory=list)
+    unmeasured: list[str] = field(default_factory=list)
+    cpus: int | None = None
+    memory_bytes: int | None = None
 
 
 @dataclass
@@ -70,6 +88,8 @@ class PassResult:
 
     hosts: int = 0
     unreachable: list[str] = field(default_factory=list)
+    # Swarm nodes whose tasks were not measured, and why ("node w2 has no engine endpoint")
+    unmeasured: list[str] = field(default_factory=list)
     containers: int = 0
     sampled: int = 0
     engine_calls: int = 0
@@ -121,6 +141,7 @@ def _collect(now: datetime | None) -> PassResult:
         result.engine_calls += obs.engine_calls
         if obs.error:
             result.unreachable.append(f"{obs.host.name}: {obs.error}")
+        result.unmeasured += [f"{obs.host.name}: {gap}" for gap in obs.unmeasured]
     write_containers(observed, now, result)
     write_routes(now, result)
     result.seconds = time.monotonic() - started
@@ -135,8 +156,22 @@ def observe_hosts(hosts: list[Host], now: datetime) -> list[Observed]:
     if not hosts:
         return []
     since = last_passes(hosts, now)
+    nodes = _swarm_nodes(hosts)
     with ThreadPoolExecutor(max_workers=min(len(hosts), 4)) as pool:
-        return list(pool.map(lambda h: observe_host(h, since[h.pk], now), hosts))
+        return list(
+            pool.map(lambda h: observe_host(h, since[h.pk], now, nodes.get(h.pk, [])), hosts)
+        )
+
+
+def _swarm_nodes(hosts: list[Host]) -> dict[int, list[SwarmNode]]:
+    """The present nodes of the Swarm cluster hosts (one query), read before the
+    threads start: they touch no database."""
+    found: dict[int, list[SwarmNode]] = {}
+    swarms = [h.pk for h in hosts if h.is_swarm]
+    if swarms:
+        for node in SwarmNode.objects.filter(host_id__in=swarms, gone_at__isnull=True):
+            found.setdefault(node.host_id, []).append(node)
+    return found
 
 
 def last_passes(hosts: list[Host], now: datetime) -> dict[int, datetime]:
@@ -160,28 +195,94 @@ def last_passes(hosts: list[Host], now: datetime) -> dict[int, datetime]:
     return {h.pk: found.get(h.pk, first) for h in hosts}
 
 
-def observe_host(host: Host, since: datetime, now: datetime) -> Observed:
+def observe_host(
+    host: Host, since: datetime, now: datetime, nodes: list[SwarmNode] | None = None
+) -> Observed:
+    """One host's containers through its engine; for a Swarm cluster, also those of the
+    tasks on each other node whose engine Berth reaches (`nodes`: its SwarmNode rows)."""
     obs = Observed(host=host, since=since)
     engine = get_engine(host)
     try:
-        obs.listed = engine.list_managed()
-        obs.starts = engine.container_starts(since.timestamp(), now.timestamp())
-        running = [c.id for c in obs.listed if c.state == "running"]
-        if running:
-            threads = max(1, min(settings.BERTH_METRICS_THREADS, len(running)))
-            with ThreadPoolExecutor(max_workers=threads) as pool:
-                for cid, sample in zip(
-                    running, pool.map(lambda c: _stats(engine, c), running), strict=True
-                ):
-                    if sample is not None:
-                        obs.stats[cid] = sample
+        sample(engine, obs, engine.list_managed(), now)
+        if isinstance(engine, SwarmCluster):
+            observe_nodes(engine, obs, nodes or [], now)
     except EngineError as exc:
         obs.error = str(exc)
         log.warning("metrics: host %s not sampled: %s", host.name, exc)
     finally:
-        obs.engine_calls = engine.api_calls
+        obs.engine_calls += engine.api_calls
         engine.close()
     return obs
+
+
+def sample(
+    engine: EngineDriver, obs: Observed, listed: list[ManagedContainer], now: datetime
+) -> None:
+    """Restarts and one-shot stats of `listed` (containers on `engine`) into `obs`."""
+    since = (obs.since or now).timestamp()
+    ids = {c.id for c in listed}
+    obs.listed += listed
+    starts = engine.container_starts(since, now.timestamp())
+    obs.starts.update((cid, count) for cid, count in starts.items() if cid in ids)
+    running = [c.id for c in listed if c.state == "running"]
+    if running:
+        threads = max(1, min(settings.BERTH_METRICS_THREADS, len(running)))
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            for cid, stats in zip(
+                running, pool.map(lambda c: _stats(engine, c), running), strict=True
+            ):
+                if stats is not None:
+                    obs.stats[cid] = stats
+
+
+def observe_nodes(
+    cluster: SwarmCluster, obs: Observed, nodes: list[SwarmNode], now: datetime
+) -> None:
+    """The tasks on the cluster's other nodes, each through its own engine (see the
+    module docstring); which nodes were measured, which not and why, and their size."""
+    own = [n for n in nodes if n.is_endpoint and not n.engine_gap]
+    reached = [n for n in nodes if not n.is_endpoint and not n.engine_gap]
+    obs.unmeasured += [n.engine_gap for n in nodes if n.engine_gap]
+    obs.measured += [n.name for n in own]
+    if reached:
+        tasks = cluster.list_managed_tasks()
+        with ThreadPoolExecutor(max_workers=min(len(reached), 4)) as pool:
+            found = list(pool.map(lambda n: _observe_node(n, obs, tasks, now), reached))
+        for node, part in zip(reached, found, strict=True):
+            obs.engine_calls += part.engine_calls
+            if part.error:
+                obs.unmeasured.append(f"node {node.name}: {part.error}")
+                continue
+            obs.measured.append(node.name)
+            obs.listed += part.listed
+            obs.starts.update(part.starts)
+            obs.stats.update(part.stats)
+    measured = [n for n in nodes if n.name in obs.measured]
+    if measured:
+        obs.cpus = round(sum(n.cpus or 0 for n in measured))
+        obs.memory_bytes = sum(n.memory_bytes or 0 for n in measured)
+
+
+def _observe_node(
+    node: SwarmNode, obs: Observed, tasks: list[ManagedTask], now: datetime
+) -> Observed:
+    """One node's task containers through its own engine (checked to be the node)."""
+    part = Observed(host=obs.host, since=obs.since)
+    engine = None
+    try:
+        engine = open_checked_node_engine(node_engine_of(node))
+        listed, refused = node_task_containers(engine.list_managed(), tasks, node.node_id)
+        for reason in refused:
+            log.warning("metrics: node %s: not measured: %s", node.name, reason)
+        sample(engine, part, list(listed.values()), now)
+    except EngineError as exc:
+        part.error = str(exc)
+        log.warning("metrics: node %s of %s not sampled: %s", node.name, obs.host.name, exc)
+    finally:
+        if engine is not None:
+            part.engine_calls = engine.api_calls
+            engine.close()
+    return part
 
 
 def _stats(engine: EngineDriver, container_id: str) -> dict[str, Any] | None:
@@ -313,8 +414,10 @@ def _empty_total(obs: Observed) -> dict[str, float]:
     total = dict.fromkeys(("cpu_percent", "memory_bytes", *COUNTERS), 0.0)
     total["containers"] = len(obs.listed)
     total["running"] = sum(1 for c in obs.listed if c.state == "running")
-    total["cpus"] = obs.host.cpus or 0
-    total["memory_total_bytes"] = obs.host.memory_bytes or 0
+    total["cpus"] = obs.cpus if obs.cpus is not None else obs.host.cpus or 0
+    total["memory_total_bytes"] = (
+        obs.memory_bytes if obs.memory_bytes is not None else obs.host.memory_bytes or 0
+    )
     return total
 
 

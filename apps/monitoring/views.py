@@ -71,6 +71,7 @@ def overview(request: HttpRequest) -> HttpResponse:
         "ranges": list(charts.RANGES),
         "trail": _trail(obj) if obj is not None else [],
         "children": _children(request, obj) if obj is not None else [],
+        "unmeasured": unmeasured(obj) if obj is not None else [],
         "data_url": chart_url(obj) if obj is not None else "",
     }
     return render(request, "monitoring/overview.html", context)
@@ -120,3 +121,26 @@ def _children(request: HttpRequest, obj: Model) -> list[tuple[str, str, str]]:
     elif isinstance(obj, Service):
         found += list(obj.containers.order_by("name"))
     return [(charts.kind_name(o), str(o), link(o)) for o in found]
+
+
+def unmeasured(obj: Model) -> list[str]:
+    """What of `obj` the metrics collector does not measure, and why: a Swarm cluster
+    host's nodes whose engine Berth does not reach (`SwarmNode.engine_gap`, for platform
+    admins: it may name an endpoint), a stack's, service's or task's tasks on such nodes
+    (for its tenant, naming the node only)."""
+    if isinstance(obj, Host):
+        if not obj.is_swarm:
+            return []
+        nodes = obj.swarm_nodes.filter(gone_at__isnull=True)
+        return [gap for gap in (n.engine_gap for n in nodes) if gap]
+    if isinstance(obj, Container):
+        tasks = [obj]
+    elif isinstance(obj, Service | Stack):
+        tasks = list(obj.containers.select_related("node"))
+    else:
+        return []
+    return [
+        f"{task.name}: runs on node {task.node.name}, whose engine Berth does not reach"
+        for task in sorted(tasks, key=lambda t: t.name)
+        if task.node is not None and task.node.engine_gap
+    ]

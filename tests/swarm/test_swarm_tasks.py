@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import io
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connection
 from django.urls import reverse
 
 from apps.activity.models import Event
@@ -32,6 +34,10 @@ from apps.hosts import services as host_services
 from apps.hosts.engine import EngineError, get_engine
 from apps.hosts.engine.swarm import SwarmCluster
 from apps.hosts.models import Host, SwarmNode
+from apps.logs import collector as logs
+from apps.logs.models import LogLine, LogSource
+from apps.monitoring import collector as metrics
+from apps.monitoring.models import ContainerSample, Series
 from tests.fixtures.live import close_code, open_socket, receive_json, run, session_headers, until
 from tests.swarm.cluster import Cluster
 from tests.swarm.test_swarm_stacks import converge
@@ -278,6 +284,33 @@ def pinned(swarm: Cluster, swarm_host: Host, published: str, member, owner, env_
         converge(found)
 
 
+def measured(host: Host, task: Container) -> list[Series]:
+    """The container series of the task's container on its node (task id label)."""
+    return list(Series.objects.filter(host_pk=host.pk, container_pk=task.pk))
+
+
+def collect_in_thread(host: Host) -> logs.PassResult:
+    try:
+        return logs.collect_host(host.pk)
+    finally:
+        connection.close()
+
+
+def collect_logs(host: Host, task: Container) -> list[int]:
+    """A collection pass over the swarm host (waiting out the settle time first), then the
+    task's stored TICK numbers in time order."""
+    time.sleep(1.5)
+    passed = logs.collect_host(host.pk)
+    assert not passed.errors, passed.errors
+    source = LogSource.objects.get(host=host, engine_id=task.engine_id)
+    assert (source.tenant_id, source.stack_pk, source.service) == (
+        task.stack.tenant_id, task.stack_id, "work"
+    )  # fmt: skip
+    assert source.container == "work.1"
+    lines = LogLine.objects.filter(source=source).order_by("ts", "pk")
+    return ticks(list(lines.values_list("text", flat=True)))
+
+
 async def shell_echo(path: str, headers) -> bytes:
     """Open the shell, run `echo`, return what the terminal printed up to its output."""
     comm = await open_socket(path, headers)
@@ -328,6 +361,17 @@ def test_a_worker_task_through_its_node_engine(
 
     # without the node's engine endpoint: refused, saying what the operator must do
     run(refused("sets the node's engine endpoint"))
+    # ... its metrics are not measured, and the pass says why; its logs are collected
+    # through the manager
+    passed = metrics.collect()
+    assert f"{swarm_host.name}: node {worker.hostname} has no engine endpoint" in (
+        passed.unmeasured
+    ), passed
+    assert not measured(swarm_host, work), "measured without the node's engine"
+    page = client_for(member).get(reverse("portal:monitoring"), {"of": f"stack:{pinned.pk}"})
+    assert f"work.1: runs on node {worker.hostname}, whose engine" in page.content.decode()
+    first = collect_logs(swarm_host, work)
+    assert first and first == list(range(1, len(first) + 1)), first
     answer = api.get(f"/api/v1/containers/{work.pk}/inspect/")
     assert answer.status_code == 409 and "engine endpoint" in answer.json()["detail"]
 
@@ -383,6 +427,40 @@ def test_a_worker_task_through_its_node_engine(
         assert sample["type"] == "stats" and sample["memory"]["usage"] > 0, sample
 
     run(reached())
+
+    # one metrics pass measures the worker's task through its node's engine, with its
+    # tenant, stack and service; the other worker (no endpoint) is still said unmeasured
+    passed = metrics.collect()
+    assert not any(worker.hostname in gap for gap in passed.unmeasured), passed
+    assert f"{swarm_host.name}: node {other.hostname} has no engine endpoint" in (
+        passed.unmeasured
+    ), passed
+    series = measured(swarm_host, work)
+    assert len(series) == 1, series
+    row = series[0]
+    assert (row.tenant_id, row.stack_pk, row.service_name) == (
+        pinned.tenant_id, pinned.pk, "work"
+    )  # fmt: skip
+    assert row.container_pk == work.pk and row.host_pk == swarm_host.pk
+    sample = ContainerSample.objects.filter(series=row).latest("at")
+    assert sample.memory_bytes > 0 and sample.cpu_ns > 0, sample
+    html = client_for(superuser).get(reverse("hosts:detail", args=[swarm_host.pk])).content
+    assert f"node {other.hostname} has no engine endpoint" in html.decode()
+    # logs: now through the node's engine, continuing exactly where the manager's stopped,
+    # also with two passes at once (one holds the lease) and a pass run again
+    with ThreadPoolExecutor(2) as pool:
+        passes = list(pool.map(lambda _: collect_in_thread(swarm_host), range(2)))
+    assert sum(p.collected for p in passes) >= 1 and not any(p.errors for p in passes), passes
+    later = collect_logs(swarm_host, work)
+    assert later == list(range(1, len(later) + 1)), later
+    assert len(later) > len(first) + 2, (len(first), len(later))
+    # another tenant sees none of these lines (search and API); the member does
+    assert not LogLine.objects.visible_to(outsider).filter(text__startswith="TICK").exists()
+    found = session_api(outsider).get("/api/v1/logs/", {"q": "TICK"}).json()["results"]
+    assert found == []
+    mine = session_api(member).get("/api/v1/logs/", {"q": "TICK", "container": "work.1"})
+    assert mine.status_code == 200 and mine.json()["results"], mine.content
+
     shell_page = client_for(member).get(reverse("stacks:shell", args=[work.pk])).content.decode()
     assert "data-shell-choice" in shell_page and '<option value="/bin/sh">' in shell_page
     answer = api.get(f"/api/v1/containers/{work.pk}/inspect/")

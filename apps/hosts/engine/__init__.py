@@ -40,6 +40,7 @@ from apps.hosts.engine.swarm import (
     SwarmServiceInfo,
     SwarmTaskInfo,
 )
+from apps.hosts.engine.swarm_logs import SwarmTaskLogs, swarm_task_logs
 from apps.hosts.engine.swarm_services import (
     SPEC_HASH_LABEL,
     RolloutConfig,
@@ -59,6 +60,8 @@ __all__ = [
     "SwarmNodeInfo",
     "SwarmTaskInfo",
     "SwarmServiceInfo",
+    "SwarmTaskLogs",
+    "swarm_task_logs",
     "SPEC_HASH_LABEL",
     "RolloutConfig",
     "ServiceNetwork",

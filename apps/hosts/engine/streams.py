@@ -208,7 +208,7 @@ class LogStream:
         if self._closed.is_set():
             self.close()
             return
-        demux = None if tty else _Demultiplexer()
+        demux = None if tty else self._demultiplexer()
         splitter = _LineSplitter()
         for chunk in _raw_chunks(response, self._closed):
             frames = [("stdout", chunk)] if demux is None else demux.feed(chunk)
@@ -218,6 +218,9 @@ class LogStream:
         rest = splitter.flush()
         if rest:
             yield rest
+
+    def _demultiplexer(self) -> _Demultiplexer:
+        return _Demultiplexer()
 
     def close(self) -> None:
         self._closed.set()
@@ -296,6 +299,8 @@ class _ChunkedDecoder:
 class _Demultiplexer:
     """Docker's 8-byte framed stream: (stream name, payload) pairs, fed chunk by chunk."""
 
+    names = STREAM_NAMES
+
     def __init__(self) -> None:
         self.buffer = bytearray()
 
@@ -309,7 +314,7 @@ class _Demultiplexer:
             if len(buffer) < end:
                 break
             frames.append(
-                (STREAM_NAMES.get(kind, "stdout"), bytes(buffer[start + HEADER.size : end]))
+                (self.names.get(kind, "stdout"), bytes(buffer[start + HEADER.size : end]))
             )
             start = end
         del buffer[:start]

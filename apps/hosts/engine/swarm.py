@@ -42,7 +42,7 @@ from django.conf import settings
 
 from apps.hosts.engine.client import DockerEngine
 from apps.hosts.engine.containers import ContainerStatus
-from apps.hosts.engine.driver import EngineInfo
+from apps.hosts.engine.driver import EngineInfo, ManagedContainer
 from apps.hosts.engine.errors import EngineError, engine_errors
 from apps.hosts.engine.labels import (
     INSTALLATION_LABEL,
@@ -134,6 +134,21 @@ class SwarmTaskInfo:
     service_id: str = ""
     # (container port, port published on its node): host-mode ports the node picked
     ports: tuple[tuple[int, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class ManagedTask:
+    """One task of this installation's services with what the collectors need: its node,
+    its container (once it has one), its name as Berth's Container rows give it
+    (`<service>.<slot>`) and the owner labels (`io.berth.`) its container carries."""
+
+    task_id: str
+    node_id: str
+    container_id: str
+    state: str
+    desired_state: str
+    name: str
+    labels: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -243,14 +258,25 @@ def task_container_problem(task: Mapping[str, Any], attrs: Mapping[str, Any]) ->
     and node as Swarm labels them, and every one of the task's `io.berth.` owner labels
     (installation, tenant, environment, stack, service), which Berth set on the service."""
     labels = (attrs.get("Config") or {}).get("Labels") or {}
-    if labels.get(TASK_ID_LABEL) != task.get("ID"):
-        return "a container of another task"
-    if labels.get(NODE_ID_LABEL) != task.get("NodeID"):
-        return "a container of another node"
     spec = ((task.get("Spec") or {}).get("ContainerSpec") or {}).get("Labels") or {}
-    owner = {str(k): str(v) for k, v in spec.items() if str(k).startswith(LABEL_PREFIX)}
-    owner[INSTALLATION_LABEL] = installation_id()
-    reason = foreign_owner(labels, owner)
+    return task_labels_problem(
+        str(task.get("ID") or ""), str(task.get("NodeID") or ""), spec, labels
+    )
+
+
+def task_labels_problem(
+    task_id: str, node_id: str, owner: Mapping[str, str], labels: Mapping[str, str]
+) -> str:
+    """Why a container with `labels` is not the container of task `task_id` on node
+    `node_id` whose container spec carries `owner` ("" when it is): the task's id and
+    node as Swarm labels them, and every one of the task's `io.berth.` owner labels."""
+    if not task_id or labels.get(TASK_ID_LABEL) != task_id:
+        return "a container of another task"
+    if labels.get(NODE_ID_LABEL) != node_id:
+        return "a container of another node"
+    wanted = {str(k): str(v) for k, v in owner.items() if str(k).startswith(LABEL_PREFIX)}
+    wanted[INSTALLATION_LABEL] = installation_id()
+    reason = foreign_owner(labels, wanted)
     return f"a container that is not the task's ({reason})" if reason else ""
 
 
@@ -310,6 +336,26 @@ def parse_task(doc: Mapping[str, Any], service_names: Mapping[str, str]) -> Swar
         error=str(status.get("Err") or ""),
         service_id=service_id,
         ports=_published_ports(status),
+    )
+
+
+def parse_managed_task(doc: Mapping[str, Any]) -> ManagedTask:
+    """A task document of `GET /tasks` as the collectors use it; its name is
+    `<service>.<slot>` (`<service>.canary.<slot>` for a canary) from its owner labels, as
+    Berth's Container rows name a task."""
+    status = doc.get("Status") or {}
+    spec = ((doc.get("Spec") or {}).get("ContainerSpec") or {}).get("Labels") or {}
+    labels = {str(k): str(v) for k, v in spec.items() if str(k).startswith(LABEL_PREFIX)}
+    canary = ".canary" if labels.get(LABEL_PREFIX + "canary") else ""
+    service = labels.get(LABEL_PREFIX + "service", "")
+    return ManagedTask(
+        task_id=str(doc.get("ID") or ""),
+        node_id=str(doc.get("NodeID") or ""),
+        container_id=str((status.get("ContainerStatus") or {}).get("ContainerID") or ""),
+        state=str(status.get("State") or ""),
+        desired_state=str(doc.get("DesiredState") or ""),
+        name=f"{service}{canary}.{doc.get('Slot') or 0}",
+        labels=labels,
     )
 
 
@@ -735,6 +781,16 @@ class SwarmCluster(DockerEngine):
             tasks, key=lambda t: (t.service_id, t.slot or 0, t.desired_state != "running")
         )
 
+    def list_managed_tasks(self) -> list[ManagedTask]:
+        """Every task of this installation's services, on every node, with its container
+        and owner labels (one call). A task whose container spec does not carry this
+        installation's label is left out."""
+        api = self._docker.api
+        with self._errors():
+            found = api.tasks(filters={"label": label_filters()})
+        tasks = [parse_managed_task(doc) for doc in found]
+        return [t for t in tasks if t.labels.get(INSTALLATION_LABEL) == installation_id()]
+
     # secrets and configs: Swarm objects holding a file's bytes, immutable once made ---
 
     def ensure_file_object(
@@ -1094,6 +1150,44 @@ def node_engine_identity(node: NodeEngine) -> str:
     EngineError when it does not answer. One call (plus the version probe)."""
     with open_node_engine(node) as engine:
         return engine_identity_problem(engine._raw_info(), node.node_id)
+
+
+def open_checked_node_engine(node: NodeEngine, *, timeout: float | None = None) -> NodeEngineClient:
+    """A client of the node's own engine once it proved to be that node (its `docker
+    info` Swarm NodeID: one call); a non-retryable EngineError naming what it reaches
+    otherwise, or the engine's error when it does not answer."""
+    engine = open_node_engine(node, timeout=timeout)
+    try:
+        found = engine_identity_problem(engine._raw_info(), node.node_id)
+    except BaseException:
+        engine.close()
+        raise
+    if found:
+        engine.close()
+        raise EngineError(f"its engine endpoint reaches {found}", retryable=False, status=409)
+    return engine
+
+
+def node_task_containers(
+    listed: Iterable[ManagedContainer], tasks: Iterable[ManagedTask], node_id: str
+) -> tuple[dict[str, ManagedContainer], list[str]]:
+    """Which containers listed on node `node_id`'s engine are tasks of this installation
+    there: task id -> container, each one carrying that task's id, node and owner labels
+    (`task_labels_problem`), and why the others were refused. A container that names no
+    task of the manager's listing (a task already forgotten) is skipped silently."""
+    by_id = {t.task_id: t for t in tasks}
+    found: dict[str, ManagedContainer] = {}
+    refused: list[str] = []
+    for container in listed:
+        task = by_id.get(container.labels.get(TASK_ID_LABEL, ""))
+        if task is None:
+            continue
+        problem = task_labels_problem(task.task_id, task.node_id, task.labels, container.labels)
+        if problem or task.node_id != node_id:
+            refused.append(f"{container.id[:12]}: {problem or 'a container of another node'}")
+            continue
+        found[task.task_id] = container
+    return found, refused
 
 
 def node_engine_of(node: Any) -> NodeEngine:
