@@ -4,6 +4,8 @@ pages' and API's answers to bad input. The real swarm is in tests/swarm/."""
 
 from __future__ import annotations
 
+import struct
+
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
@@ -11,17 +13,21 @@ from django.utils import timezone
 
 from apps.activity.models import Event
 from apps.hosts import services
-from apps.hosts.engine import ClusterState, EngineError, EngineInfo, SwarmInfo
+from apps.hosts.engine import ClusterState, EngineError, EngineInfo, ManagedContainer, SwarmInfo
+from apps.hosts.engine.streams import LogLine
 from apps.hosts.engine.swarm import (
     NodeEngine,
     cluster_info,
     engine_identity_problem,
+    node_task_containers,
     open_node_engine,
+    parse_managed_task,
     parse_node,
     parse_swarm,
     parse_task,
     task_container_problem,
 )
+from apps.hosts.engine.swarm_logs import UntilReader, _StrictDemultiplexer, rfc3339_ns
 from apps.hosts.engine.tls import forget_tls_files, tls_root
 from apps.hosts.models import Host, SwarmNode
 from tests.hosts.conftest import free_port
@@ -434,3 +440,83 @@ def test_a_node_engine_tls_material_is_checked_and_kept_in_the_node_folder(
     engine.close()
     forget_tls_files(worker.pk, prefix="node-")
     assert not folder.exists()
+
+
+# --- what the log and metrics collectors read of a swarm (real swarm: test_swarm_tasks.py) ---
+
+
+def test_a_managed_task_is_named_as_berth_names_its_row(owned_task):
+    labels = {**OWNER, "io.berth.service": "web"}
+    doc = {**owned_task, "Spec": {"ContainerSpec": {"Labels": {**labels, "other": "x"}}}}
+    doc["Status"] = {"State": "running", "ContainerStatus": {"ContainerID": "c1"}}
+    task = parse_managed_task(doc)
+    assert (task.task_id, task.node_id, task.container_id, task.name) == (
+        "t1", "abc123", "c1", "web.2"
+    )  # fmt: skip
+    assert task.labels == labels  # only Berth's
+    canary = {**labels, "io.berth.canary": "5"}
+    doc["Spec"] = {"ContainerSpec": {"Labels": canary}}
+    assert parse_managed_task(doc).name == "web.canary.2"
+
+
+def test_only_containers_carrying_their_task_node_and_owner_are_taken(owned_task):
+    task = parse_managed_task(owned_task)
+    swarm = {"com.docker.swarm.task.id": "t1", "com.docker.swarm.node.id": "abc123"}
+
+    def listed(cid: str, **labels: str) -> ManagedContainer:
+        return ManagedContainer(cid, cid, "", "running", "", {**OWNER, **swarm, **labels})
+
+    good = listed("c1")
+    forged = listed("c2", **{"io.berth.tenant-id": "8"})
+    elsewhere = listed("c3", **{"com.docker.swarm.node.id": "other"})
+    unknown = listed("c4", **{"com.docker.swarm.task.id": "t9"})
+    found, refused = node_task_containers([good, forged, elsewhere, unknown], [task], "abc123")
+    assert found == {"t1": good}
+    assert [r.split(":")[0] for r in refused] == ["c2", "c3"]
+    assert "tenant-id" in refused[0] and "another node" in refused[1]
+    # listed on another node's engine, even with every label right: refused
+    assert node_task_containers([good], [task], "xyz")[0] == {}
+
+
+def test_the_manager_path_applies_until_and_raises_its_errors():
+    lines = [
+        LogLine("stdout", "2026-12-06T21:00:00.000000001Z", "a"),
+        LogLine("stdout", "2026-12-06T21:00:00.5Z", "b"),
+        LogLine("stdout", "", "b's piece"),
+        LogLine("stderr", "2026-12-06T21:00:00.2Z", "late but in"),
+        LogLine("stdout", "", "its piece"),
+    ]
+
+    class Reader:
+        tty = False
+
+        def batches(self, opened=None):
+            yield lines
+
+        def close(self):
+            pass
+
+    base = rfc3339_ns("2026-12-06T21:00:00Z")
+    until = f"{base // 10**9}.{(base % 10**9) + 200_000_000:09d}"
+    kept = list(UntilReader(Reader(), until).batches())
+    assert [line.text for batch in kept for line in batch] == ["a", "late but in", "its piece"]
+    assert rfc3339_ns("2026-12-06T21:00:00.5Z") == base + 500_000_000
+    demux = _StrictDemultiplexer()
+    frame = struct.pack(">BxxxL", 1, 4) + b"x 1\n"
+    assert demux.feed(frame) == [("stdout", b"x 1\n")]
+    error = b"Error grabbing logs: node n1 is not available\n"
+    with pytest.raises(EngineError, match="could not read the task's log: Error grabbing"):
+        demux.feed(struct.pack(">BxxxL", 3, len(error)) + error)
+
+
+def test_why_a_node_is_not_measured(worker):
+    assert worker.engine_gap == "node w has no engine endpoint"
+    worker.engine_endpoint = "tcp://10.0.0.7:2376"
+    worker.engine_error = "This endpoint reaches another node's engine"
+    assert "failed its last check: This endpoint reaches another" in worker.engine_gap
+    worker.engine_verified_at = timezone.now()
+    assert worker.engine_gap == ""
+    worker.state = "down"
+    assert worker.engine_gap == "node w is down"
+    worker.state, worker.is_endpoint, worker.engine_endpoint = "ready", True, ""
+    assert worker.engine_gap == ""
