@@ -245,7 +245,12 @@ def observe_nodes(
     obs.unmeasured += [n.engine_gap for n in nodes if n.engine_gap]
     obs.measured += [n.name for n in own]
     if reached:
-        tasks = cluster.list_managed_tasks()
+        try:
+            tasks = cluster.list_managed_tasks()
+        except EngineError as exc:  # the manager's own node is still measured
+            obs.unmeasured += [f"node {n.name}: {exc}" for n in reached]
+            reached = []
+    if reached:
         with ThreadPoolExecutor(max_workers=min(len(reached), 4)) as pool:
             found = list(pool.map(lambda n: _observe_node(n, obs, tasks, now), reached))
         for node, part in zip(reached, found, strict=True):

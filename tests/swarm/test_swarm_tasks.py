@@ -446,6 +446,9 @@ def test_a_worker_task_through_its_node_engine(
     assert sample.memory_bytes > 0 and sample.cpu_ns > 0, sample
     html = client_for(superuser).get(reverse("hosts:detail", args=[swarm_host.pk])).content
     assert f"node {other.hostname} has no engine endpoint" in html.decode()
+    page = client_for(superuser).get(reverse("portal:monitoring"), {"of": f"host:{swarm_host.pk}"})
+    assert f"node {other.hostname} has no engine endpoint" in page.content.decode()
+    assert f"node {worker.hostname} has" not in page.content.decode()
     # logs: now through the node's engine, continuing exactly where the manager's stopped,
     # also with two passes at once (one holds the lease) and a pass run again
     with ThreadPoolExecutor(2) as pool:

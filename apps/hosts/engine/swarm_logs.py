@@ -76,8 +76,9 @@ class SwarmTaskLogs:
     def _route(self, tasks: list[ManagedTask]) -> None:
         """The tasks on nodes whose engine Berth reaches, read there: per such node one
         identity call and one list call."""
-        endpoint_node = self.cluster._endpoint_node()
-        wanted = {t.node_id for t in tasks} - {endpoint_node}
+        if not self.nodes:
+            return
+        wanted = {t.node_id for t in tasks} - {self.cluster._endpoint_node()}
         for node in self.nodes:
             if node.node_id not in wanted:
                 continue
