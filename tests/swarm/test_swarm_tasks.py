@@ -368,8 +368,8 @@ def test_a_worker_task_through_its_node_engine(
         passed.unmeasured
     ), passed
     assert not measured(swarm_host, work), "measured without the node's engine"
-    page = client_for(member).get(reverse("portal:monitoring"), {"of": f"stack:{pinned.pk}"})
-    assert f"work.1: runs on node {worker.hostname}, whose engine" in page.content.decode()
+    charts = client_for(member).get(reverse("portal:monitoring"), {"of": f"stack:{pinned.pk}"})
+    assert f"work.1: runs on node {worker.hostname}, whose engine" in charts.content.decode()
     first = collect_logs(swarm_host, work)
     assert first and first == list(range(1, len(first) + 1)), first
     answer = api.get(f"/api/v1/containers/{work.pk}/inspect/")
@@ -446,9 +446,10 @@ def test_a_worker_task_through_its_node_engine(
     assert sample.memory_bytes > 0 and sample.cpu_ns > 0, sample
     html = client_for(superuser).get(reverse("hosts:detail", args=[swarm_host.pk])).content
     assert f"node {other.hostname} has no engine endpoint" in html.decode()
-    page = client_for(superuser).get(reverse("portal:monitoring"), {"of": f"host:{swarm_host.pk}"})
-    assert f"node {other.hostname} has no engine endpoint" in page.content.decode()
-    assert f"node {worker.hostname} has" not in page.content.decode()
+    of_host = {"of": f"host:{swarm_host.pk}"}
+    charts = client_for(superuser).get(reverse("portal:monitoring"), of_host)
+    assert f"node {other.hostname} has no engine endpoint" in charts.content.decode()
+    assert f"node {worker.hostname} has" not in charts.content.decode()
     # logs: now through the node's engine, continuing exactly where the manager's stopped,
     # also with two passes at once (one holds the lease) and a pass run again
     with ThreadPoolExecutor(2) as pool:
