@@ -105,9 +105,7 @@ def service(manager: Node, name: str, worker: Node, script: str) -> None:
 def running_task(api: Engine, name: str, timeout: float = 180) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = [
-            t for t in api.tasks(filters={"service": name}) if t["Status"]["State"] == "running"
-        ]
+        found = [t for t in api.tasks(name) if t["Status"]["State"] == "running"]
         if found:
             return found[0]
         time.sleep(0.3)
@@ -136,7 +134,8 @@ def exactness(manager: Engine, node: Engine, task: dict) -> None:
     last_m = max(x[1] for x in read(manager, f"/tasks/{tid}/logs", until=until))
     last_n = max(x[1] for x in read(node, f"/containers/{cid}/logs", until=until))
     print(
-        f"until: latest line at until{last_m - middle:+d} ns (manager), {last_n - middle:+d} (node)"
+        f"until: latest line at until{last_m - middle:+d} ns (manager), "
+        f"until{last_n - middle:+d} ns (node)"
     )
 
 
