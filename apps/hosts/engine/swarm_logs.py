@@ -14,8 +14,9 @@ either, and a task may move from one to the other between passes.
 - Through its node's own engine (`GET /containers/{id}/logs`), when a platform admin gave
   the node an engine endpoint and, in this pass, that engine proved to be the node (its
   `docker info` Swarm NodeID) and the container the task's (its task id, node and owner
-  labels): exact `until` too, about twice as fast (200,000 lines: 3.5 s against 6 to 9 s
-  through the manager) and no load on the manager.
+  labels): exact `until` too, about twice as fast (200,000 lines: 3.5-4.2 s against
+  6.1-9.3 s through the manager; tests/perf/bench_swarm_task_logs.py) and no load on
+  the manager.
 - Through the manager (`GET /tasks/{id}/logs`), for every other task: it ignores `until`
   (it answers up to the log's end), so `until` is applied here, line by line; an error
   the manager reports inside the stream (a down node: "Error grabbing logs: ... node ...
