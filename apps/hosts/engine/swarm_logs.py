@@ -123,9 +123,6 @@ class SwarmTaskLogs:
         )
         return UntilReader(stream, until)
 
-    def through_node(self, task_id: str) -> bool:
-        return task_id in self.routes
-
     def close(self) -> None:
         for engine in self.engines:
             engine.close()
