@@ -37,7 +37,7 @@ from apps.hosts.models import Host, SwarmNode
 from apps.logs import collector as logs
 from apps.logs.models import LogLine, LogSource
 from apps.monitoring import collector as metrics
-from apps.monitoring.models import ContainerSample, Series
+from apps.monitoring.models import ContainerSample, HostSample, Series
 from tests.fixtures.live import close_code, open_socket, receive_json, run, session_headers, until
 from tests.swarm.cluster import Cluster
 from tests.swarm.test_swarm_stacks import converge
@@ -444,6 +444,11 @@ def test_a_worker_task_through_its_node_engine(
     assert row.container_pk == work.pk and row.host_pk == swarm_host.pk
     sample = ContainerSample.objects.filter(series=row).latest("at")
     assert sample.memory_bytes > 0 and sample.cpu_ns > 0, sample
+    # the host's totals cover the nodes measured: their containers and their size
+    total = HostSample.objects.filter(series__key=f"h{swarm_host.pk}").latest("at")
+    both = SwarmNode.objects.filter(node_id__in=[swarm.manager.node_id, worker.node_id])
+    assert total.cpus == round(sum(n.cpus for n in both)) and total.containers >= 1, total
+    assert total.memory_bytes >= sample.memory_bytes
     html = client_for(superuser).get(reverse("hosts:detail", args=[swarm_host.pk])).content
     assert f"node {other.hostname} has no engine endpoint" in html.decode()
     of_host = {"of": f"host:{swarm_host.pk}"}
