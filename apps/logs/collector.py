@@ -60,35 +60,16 @@ from apps.hosts.engine import (
 from apps.hosts.models import Host
 from apps.logs import store
 from apps.logs.models import LogLine, LogSource
+from apps.logs.rows import NS, RowMaker, split_lines
 from apps.tenants.models import Environment
 
 log = logging.getLogger(__name__)
 
-NS = 1_000_000_000
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
 
 
 # --- engine timestamps ----------------------------------------------------------------
-
-
-def parse_ns(ts: str) -> int | None:
-    """RFC 3339 (the engine's, UTC, up to nanoseconds) -> nanoseconds since the epoch."""
-    if len(ts) < 20 or not ts.endswith("Z"):
-        return None
-    head, _, fraction = ts[:-1].partition(".")
-    seconds = _epoch_seconds(head)
-    if seconds is None or not (fraction.isdigit() or not fraction):
-        return None
-    return seconds * NS + (int(fraction.ljust(9, "0")[:9]) if fraction else 0)
-
-
-@lru_cache(maxsize=4096)
-def _epoch_seconds(head: str) -> int | None:
-    """Most lines of a pass share their second: parsed once each (a tenth of a pass's
-    CPU otherwise)."""
-    try:
-        return int(datetime.fromisoformat(head).replace(tzinfo=UTC).timestamp())
-    except ValueError:
-        return None
 
 
 def engine_instant(ns: int) -> str:
@@ -127,10 +108,15 @@ class Cursor:
     (`window_start`), and a line in that overlap is new only if the store holds fewer
     lines with its (stream, microsecond, text) than the fetch brought so far: a multiset
     difference, exact even for identical lines at the same instant.
+
+    Keys are (stream, microseconds since the epoch, the text as COPY text): the form the
+    collector makes its rows in (`apps/logs/rows.py`). `upto_us` is the largest time
+    among them (-1: none), so a run of lines all after it is new without a look-up.
     """
 
     ns: int = 0
     seen: Counter = field(default_factory=Counter)
+    upto_us: int = -1
 
     @classmethod
     def resume(cls, source: LogSource) -> Cursor:
@@ -141,8 +127,11 @@ class Cursor:
                 source=source,
                 ts__gte=as_datetime(window_start(source.cursor_ns)),
             ).values_list("stream", "ts", "text")
-            seen.update((stream, ts, text) for stream, ts, text in stored.iterator())
-        return cls(source.cursor_ns, seen)
+            seen.update(
+                (stream, (ts - EPOCH) // MICROSECOND, store.escape(text.encode()))
+                for stream, ts, text in stored.iterator()
+            )
+        return cls(source.cursor_ns, seen, max((key[1] for key in seen), default=-1))
 
     def admit(self, ns: int, key: tuple) -> bool:
         if ns <= self.ns and self.seen[key] > 0:
@@ -345,14 +334,14 @@ def _collect(engine: EngineDriver, source: LogSource, token: str, *, final: bool
     )
     stored = 0
     started_from = source.cursor_ns
-    batches = _batches(_new_lines(reader.batches(), source, cursor), cursor)
+    batches = _batches(reader.runs(), RowMaker(source, cursor))
     ahead = Prefetch(batches, on_stop=reader.close)
     try:
-        for batch, batch_end in ahead:
+        for batch, count, batch_end in ahead:
             if not commit(source, token, started_from, batch, batch_end):
                 break  # another pass took over: it stores from here
             started_from = batch_end
-            stored += len(batch)
+            stored += count
             if stored >= settings.BERTH_LOG_MAX_LINES_PER_PASS and not final:
                 break
     finally:
@@ -363,45 +352,28 @@ def _collect(engine: EngineDriver, source: LogSource, token: str, *, final: bool
     return stored
 
 
-def _new_lines(batches: Iterator[list], source: LogSource, cursor: Cursor) -> Iterator[tuple]:
-    """Rows (`store.COLUMNS`) for the fetched lines the cursor admits.
-
-    A piece of an over-long line comes without a timestamp: it takes the previous one's.
-    """
-    last_ns = cursor.ns
-    for batch in batches:
-        for line in batch:
-            ns = parse_ns(line.ts)
-            ns = last_ns if ns is None else ns
-            last_ns = ns
-            ts, text = as_datetime(ns), line.text.replace("\x00", "\ufffd")  # no NUL in PG
-            if not cursor.admit(ns, (line.stream, ts, text)):
-                continue
-            yield (
-                source.pk,
-                source.tenant_id,
-                source.environment_id,
-                source.stack,
-                source.service,
-                source.container,
-                line.stream,
-                ts,
-                text,
-            )
-
-
-def _batches(lines: Iterator[tuple], cursor: Cursor) -> Iterator[tuple[list[tuple], int]]:
-    """Lines in groups of BERTH_LOG_BATCH_LINES, each group a transaction of its own,
-    with the cursor as it stands after the group's last line."""
+def _batches(
+    reads: Iterator[list[tuple[str, bytes]]], rows: RowMaker
+) -> Iterator[tuple[bytes, int, int]]:
+    """The admitted lines in groups of BERTH_LOG_BATCH_LINES (COPY text, how many), each
+    group a transaction of its own, with the cursor as it stands after the group's last
+    line. A run longer than the room left in a group is cut at a line."""
     size = settings.BERTH_LOG_BATCH_LINES
-    batch: list[tuple] = []
-    for line in lines:
-        batch.append(line)
-        if len(batch) >= size:
-            yield batch, cursor.ns
-            batch = []
-    if batch:
-        yield batch, cursor.ns
+    parts: list[bytes] = []
+    count = 0
+    for runs in reads:
+        for stream, run in runs:
+            while run:
+                head, run = split_lines(run, size - count)
+                text, made = rows.rows(stream, head)
+                if made:
+                    parts.append(text)
+                    count += made
+                if count >= size:
+                    yield b"".join(parts), count, rows.cursor.ns
+                    parts, count = [], 0
+    if count:
+        yield b"".join(parts), count, rows.cursor.ns
 
 
 class Prefetch:
@@ -454,11 +426,10 @@ class Prefetch:
         self.thread.join(timeout=10)
 
 
-def commit(
-    source: LogSource, token: str, started_from: int, batch: list[tuple], batch_end: int
-) -> bool:
-    """Insert `batch` and move the cursor past it, in one transaction, only if the locked
-    source row still has this pass's lease and the cursor the batch was fetched after."""
+def commit(source: LogSource, token: str, started_from: int, batch: bytes, batch_end: int) -> bool:
+    """Insert `batch` (COPY text, `store.insert`) and move the cursor past it, in one
+    transaction, only if the locked source row still has this pass's lease and the
+    cursor the batch was fetched after."""
     with transaction.atomic():
         row = (
             LogSource.objects.select_for_update()

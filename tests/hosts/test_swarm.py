@@ -493,6 +493,11 @@ def test_the_manager_path_applies_until_and_raises_its_errors():
         def batches(self, opened=None):
             yield lines
 
+        def runs(self, opened=None):  # the same lines, raw, one run per line
+            yield [
+                (line.stream, f"{line.ts} {line.text}".strip().encode() + b"\n") for line in lines
+            ]
+
         def close(self):
             pass
 
@@ -500,6 +505,12 @@ def test_the_manager_path_applies_until_and_raises_its_errors():
     until = f"{base // 10**9}.{(base % 10**9) + 200_000_000:09d}"
     kept = list(UntilReader(Reader(), until).batches())
     assert [line.text for batch in kept for line in batch] == ["a", "late but in", "its piece"]
+    runs = [run for read in UntilReader(Reader(), until).runs() for _, run in read]
+    assert runs == [
+        b"2026-12-06T21:00:00.000000001Z a\n",
+        b"2026-12-06T21:00:00.2Z late but in\n",
+        b"its piece\n",
+    ]
     assert rfc3339_ns("2026-12-06T21:00:00.5Z") == base + 500_000_000
     demux = _StrictDemultiplexer()
     frame = struct.pack(">BxxxL", 1, 4) + b"x 1\n"

@@ -36,6 +36,7 @@ HEADER = struct.Struct(">BxxxL")
 STREAM_NAMES = {0: "stdout", 1: "stdout", 2: "stderr"}
 READ_SIZE = 65536
 MAX_LINE = 16384
+NEWLINE = ord("\n")
 
 
 def reserve_slot() -> bool:
@@ -199,6 +200,20 @@ class LogStream:
         chunk keeps the per-line cost (locks, wake-ups) off the hot path. `opened` is set
         once the engine answered: a following stream sees every line written after it.
         """
+        for runs in self.runs(opened):
+            batch = [_parse_line(name, raw) for name, run in runs for raw in run.split(b"\n")[:-1]]
+            if batch:
+                yield batch
+
+    def runs(self, opened: threading.Event | None = None) -> Iterator[list[tuple[str, bytes]]]:
+        """Blocking: each read from the engine as runs of whole raw lines, in log order.
+
+        A run is (stream name, bytes): consecutive lines of one stream, each one as the
+        engine wrote it ("<RFC 3339 time> <text>") and ending in a newline; nothing is
+        decoded. A line longer than MAX_LINE without its end yet comes in pieces. The log
+        collector works on runs (a bulk replace or regex per run costs less than a Python
+        object per line); `batches` splits them into LogLines.
+        """
         try:
             response, tty = self._open()
         finally:
@@ -212,9 +227,9 @@ class LogStream:
         splitter = _LineSplitter()
         for chunk in _raw_chunks(response, self._closed):
             frames = [("stdout", chunk)] if demux is None else demux.feed(chunk)
-            batch = splitter.feed(frames)
-            if batch:
-                yield batch
+            runs = splitter.feed(frames)
+            if runs:
+                yield runs
         rest = splitter.flush()
         if rest:
             yield rest
@@ -260,86 +275,121 @@ def _body_file(response: Any) -> Any:
 
 
 class _ChunkedDecoder:
-    """Undoes HTTP/1.1 chunked transfer encoding over arbitrary slices of the body."""
+    """Undoes HTTP/1.1 chunked transfer encoding over arbitrary slices of the body.
+
+    The engine sends each log line as a chunk of its own: the loop does one `find` and
+    one slice per chunk, and keeps only an unfinished size line between calls.
+    """
 
     def __init__(self) -> None:
-        self.buffer = bytearray()
-        self.left = 0
-        self.crlf_due = False
+        self.rest = b""  # an unfinished size line (or CRLF) from the previous call
+        self.left = 0  # payload bytes of the current chunk still to come
+        self.crlf_due = 0  # bytes of the CRLF after a chunk's payload still to skip
         self.done = False
 
     def feed(self, data: bytes) -> bytes:
-        buffer, out = self.buffer, bytearray()
-        buffer += data
-        while not self.done:
-            if self.crlf_due:
-                if len(buffer) < 2:
-                    break
-                del buffer[:2]
-                self.crlf_due = False
-            if self.left == 0:
-                end = buffer.find(b"\r\n")
-                if end < 0:
-                    break
-                size = int(bytes(buffer[:end]).split(b";")[0].strip() or b"0", 16)
-                del buffer[: end + 2]
-                self.done = size == 0
-                self.left = size
-                continue
-            take = min(self.left, len(buffer))
-            if not take:
+        if self.rest:
+            data, self.rest = self.rest + data, b""
+        out: list[bytes] = []
+        pos = self._finish_chunk(data, out)
+        size = len(data)
+        while pos < size and not self.done:
+            end = data.find(b"\r\n", pos)
+            if end < 0:
+                self.rest = data[pos:]
                 break
-            out += buffer[:take]
-            del buffer[:take]
-            self.left -= take
-            self.crlf_due = self.left == 0
-        return bytes(out)
+            length = _chunk_size(data[pos:end])
+            start, stop = end + 2, end + 2 + length
+            if not length:
+                self.done = True
+            elif stop + 2 <= size:  # the whole chunk and its CRLF: the usual case
+                out.append(data[start:stop])
+                pos = stop + 2
+            else:
+                self.left, self.crlf_due = length, 2
+                pos = self._finish_chunk(data, out, start)
+        return b"".join(out)
+
+    def _finish_chunk(self, data: bytes, out: list[bytes], pos: int = 0) -> int:
+        """Take what `data` holds of the chunk begun earlier (its payload, then its CRLF);
+        where the next chunk starts."""
+        if self.left:
+            take = min(self.left, len(data) - pos)
+            out.append(data[pos : pos + take])
+            pos, self.left = pos + take, self.left - take
+        if self.crlf_due and not self.left:
+            skip = min(self.crlf_due, len(data) - pos)
+            pos, self.crlf_due = pos + skip, self.crlf_due - skip
+        return pos if not (self.left or self.crlf_due) else len(data)
+
+
+def _chunk_size(line: bytes) -> int:
+    try:
+        return int(line, 16)
+    except ValueError:  # an extension (";name=value"), or nothing
+        return int(line.split(b";")[0].strip() or b"0", 16)
 
 
 class _Demultiplexer:
-    """Docker's 8-byte framed stream: (stream name, payload) pairs, fed chunk by chunk."""
+    """Docker's 8-byte framed stream, fed chunk by chunk: (stream name, payload) pairs.
+
+    Consecutive frames of one stream are joined into one payload while each ends a line:
+    a frame without its newline (a piece of a line longer than the engine's 16 KiB
+    message) ends its payload, so the line splitter cuts over-long lines where the
+    engine did."""
 
     names = STREAM_NAMES
 
     def __init__(self) -> None:
-        self.buffer = bytearray()
+        self.rest = b""
 
     def feed(self, chunk: bytes) -> list[tuple[str, bytes]]:
-        buffer = self.buffer
-        buffer += chunk
-        frames, start = [], 0
-        while len(buffer) - start >= HEADER.size:
-            kind, size = HEADER.unpack_from(buffer, start)
-            end = start + HEADER.size + size
-            if len(buffer) < end:
+        data = self.rest + chunk if self.rest else chunk
+        runs: list[tuple[str, bytes]] = []
+        parts: list[bytes] = []
+        name, whole, pos, size, unpack = "", True, 0, len(data), HEADER.unpack_from
+        names = self.names
+        while size - pos >= HEADER.size:
+            kind, length = unpack(data, pos)
+            end = pos + HEADER.size + length
+            if end > size:
                 break
-            frames.append(
-                (self.names.get(kind, "stdout"), bytes(buffer[start + HEADER.size : end]))
-            )
-            start = end
-        del buffer[:start]
-        return frames
+            stream = names.get(kind, "stdout")
+            if stream != name or not whole:
+                if parts:
+                    runs.append((name, b"".join(parts)))
+                name, parts = stream, []
+            parts.append(data[pos + HEADER.size : end])
+            whole, pos = data[end - 1] == NEWLINE, end
+        if parts:
+            runs.append((name, b"".join(parts)))
+        self.rest = data[pos:]
+        return runs
 
 
 class _LineSplitter:
-    """Whole lines per stream; each starts with the engine's RFC 3339 timestamp."""
+    """Whole lines per stream, as runs of raw lines (each ending in a newline); an
+    unfinished line waits for the rest of it, up to MAX_LINE bytes."""
 
     def __init__(self) -> None:
         self.pending: dict[str, bytes] = {"stdout": b"", "stderr": b""}
 
-    def feed(self, frames: list[tuple[str, bytes]]) -> list[LogLine]:
-        lines: list[LogLine] = []
+    def feed(self, frames: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+        runs: list[tuple[str, bytes]] = []
         for name, payload in frames:
-            *complete, rest = (self.pending[name] + payload).split(b"\n")
-            if len(rest) > MAX_LINE:
-                complete.append(rest)
-                rest = b""
-            self.pending[name] = rest
-            lines.extend(_parse_line(name, raw) for raw in complete)
-        return lines
+            data = self.pending[name] + payload if self.pending[name] else payload
+            cut = data.rfind(b"\n") + 1
+            if len(data) - cut > MAX_LINE:
+                self.pending[name] = b""
+                runs.append((name, data + b"\n"))
+                continue
+            self.pending[name] = data[cut:]
+            if cut:
+                runs.append((name, data[:cut]))
+        return runs
 
-    def flush(self) -> list[LogLine]:
-        rest = [_parse_line(name, raw) for name, raw in self.pending.items() if raw]
+    def flush(self) -> list[tuple[str, bytes]]:
+        rest = [(name, raw + b"\n") for name, raw in self.pending.items() if raw]
         self.pending = {"stdout": b"", "stderr": b""}
         return rest
 

@@ -36,7 +36,7 @@ from typing import Any
 from apps.hosts.engine.client import DockerEngine
 from apps.hosts.engine.driver import ManagedContainer
 from apps.hosts.engine.errors import EngineError
-from apps.hosts.engine.streams import STREAM_NAMES, _Demultiplexer
+from apps.hosts.engine.streams import STREAM_NAMES, _Demultiplexer, _parse_line
 from apps.hosts.engine.swarm import (
     ManagedTask,
     NodeEngine,
@@ -165,24 +165,41 @@ class UntilReader:
     def __init__(self, reader: Any, until: str | None) -> None:
         self.reader = reader
         self.until_ns = _instant_ns(until) if until is not None else None
+        self._keep = True  # whether the last line with a time was in
 
     @property
     def tty(self) -> bool | None:
         return self.reader.tty
 
+    def _within(self, ts: str) -> bool:
+        """Whether a line with the engine time `ts` is in ("": a piece, as the line
+        before it)."""
+        ns = rfc3339_ns(ts) if ts else None
+        if ns is not None:
+            self._keep = ns <= self.until_ns
+        return self._keep
+
     def batches(self, opened: Any = None) -> Iterator[list[Any]]:
-        limit = self.until_ns
-        if limit is None:
+        if self.until_ns is None:
             yield from self.reader.batches(opened)
             return
-        keep = True
         for batch in self.reader.batches(opened):
+            kept = [line for line in batch if self._within(line.ts)]
+            if kept:
+                yield kept
+
+    def runs(self, opened: Any = None) -> Iterator[list[tuple[str, bytes]]]:
+        """The same as runs of raw lines (what the log collector reads)."""
+        if self.until_ns is None:
+            yield from self.reader.runs(opened)
+            return
+        for runs in self.reader.runs(opened):
             kept = []
-            for line in batch:
-                ns = rfc3339_ns(line.ts) if line.ts else None
-                keep = keep if ns is None else ns <= limit
-                if keep:
-                    kept.append(line)
+            for name, run in runs:
+                raws = run.split(b"\n")[:-1]
+                raws = [raw for raw in raws if self._within(_parse_line(name, raw).ts)]
+                if raws:
+                    kept.append((name, b"\n".join(raws) + b"\n"))
             if kept:
                 yield kept
 
