@@ -429,7 +429,8 @@ class Prefetch:
 def commit(source: LogSource, token: str, started_from: int, batch: bytes, batch_end: int) -> bool:
     """Insert `batch` (COPY text, `store.insert`) and move the cursor past it, in one
     transaction, only if the locked source row still has this pass's lease and the
-    cursor the batch was fetched after."""
+    cursor the batch was fetched after. The lock also stands for the lines' foreign key
+    (see LogLine.source): the source exists, and cannot go before this commits."""
     with transaction.atomic():
         row = (
             LogSource.objects.select_for_update()
