@@ -16,6 +16,7 @@ from typing import ClassVar
 from django.db import models
 
 from apps.core.tenancy import TenantOwnedQuerySet
+from apps.hosts.engine import diskprobe
 
 
 class SeriesQuerySet(TenantOwnedQuerySet):
@@ -246,12 +247,8 @@ class HostDisk(models.Model):
 
     @property
     def used_percent(self) -> float:
-        """df's Use%: used out of used plus available (root's reserve counts as neither)."""
-        usable = self.used_bytes + self.free_bytes
-        return self.used_bytes * 100.0 / usable if usable else 0.0
+        return diskprobe.used_percent(self.used_bytes, self.free_bytes)
 
     @property
     def inodes_used_percent(self) -> float | None:
-        if not self.inodes_total or self.inodes_used is None:
-            return None
-        return self.inodes_used * 100.0 / self.inodes_total
+        return diskprobe.inodes_used_percent(self.inodes_total, self.inodes_used)

@@ -64,14 +64,24 @@ class DiskUsage:
 
     @property
     def used_percent(self) -> float:
-        usable = self.used_bytes + self.free_bytes
-        return self.used_bytes * 100.0 / usable if usable else 0.0
+        return used_percent(self.used_bytes, self.free_bytes)
 
     @property
     def inodes_used_percent(self) -> float | None:
-        if not self.inodes_total or self.inodes_used is None:
-            return None
-        return self.inodes_used * 100.0 / self.inodes_total
+        return inodes_used_percent(self.inodes_total, self.inodes_used)
+
+
+def used_percent(used_bytes: int, free_bytes: int) -> float:
+    """df's Use%: used out of used plus available (root's reserve counts as neither)."""
+    usable = used_bytes + free_bytes
+    return used_bytes * 100.0 / usable if usable else 0.0
+
+
+def inodes_used_percent(total: int | None, used: int | None) -> float | None:
+    """Inodes in use, percent; None for a filesystem that has no inode count."""
+    if not total or used is None:
+        return None
+    return used * 100.0 / total
 
 
 def parse_df(output: str) -> tuple[tuple[int, int, int], tuple[int, int] | None]:
