@@ -152,6 +152,8 @@ class PassResult:
     collected: int = 0
     lines: int = 0
     skipped: int = 0
+    #: stopped containers whose whole log a pass already stored: not read again
+    ended: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -195,35 +197,69 @@ def _collect_host(
     threads = max(1, min(settings.BERTH_LOG_COLLECT_THREADS, len(sources)))
     if connection.vendor == "sqlite":
         threads = 1  # one writer at a time anyway: the others would only wait for the lock
+    by_id = {container.id: container for container in listed}
     with ThreadPoolExecutor(threads, thread_name_prefix="berth-log-collect") as pool:
-        outcomes = pool.map(_collect_in_thread(engine), sources)
+        outcomes = pool.map(_collect_in_thread(engine, by_id), sources)
         for source, outcome in zip(sources, outcomes, strict=True):
             result.sources += 1
             if isinstance(outcome, EngineError):
                 result.errors.append(f"{source}: {outcome}")
             elif outcome is None:
                 result.skipped += 1
+            elif outcome is ENDED:
+                result.ended += 1
             else:
                 result.collected += 1
                 result.lines += outcome
     return result
 
 
-def _collect_in_thread(engine: EngineDriver) -> Callable[[LogSource], int | EngineError | None]:
+#: What a source's pass returns when its container has stopped and its whole log is
+#: stored already.
+ENDED = "ended"
+#: Container states in which nothing writes to the log any more.
+STOPPED_STATES = frozenset({"exited", "dead"})
+
+
+def _collect_in_thread(
+    engine: EngineDriver | SwarmTaskLogs, listed: dict[str, ManagedContainer]
+) -> Callable[[LogSource], int | str | EngineError | None]:
     """Containers are collected a few at once (BERTH_LOG_COLLECT_THREADS; one on SQLite):
     one container's pass waits on the engine, then on the database, and leaves a core idle
     meanwhile.
     Each thread's database connection is closed when its container is done."""
 
-    def run(source: LogSource) -> int | EngineError | None:
+    def run(source: LogSource) -> int | str | EngineError | None:
         try:
-            return collect_source(engine, source)
+            ended = ended_run(engine, listed[source.engine_id])
+            if ended and ended == source.ended:
+                return ENDED
+            return collect_source(engine, source, final=bool(ended), ended=ended)
         except EngineError as exc:
             return exc
         finally:
             connection.close()
 
     return run
+
+
+def ended_run(engine: EngineDriver | SwarmTaskLogs, container: ManagedContainer) -> str:
+    """Which run of a stopped container ended ("" while it may still write).
+
+    A stopped container's log is complete: one pass reads it to the end and records the
+    run (`LogSource.ended`); later passes skip it instead of making the engine scan the
+    whole file again on every pass, for as long as the container stays stopped. A Swarm
+    task never runs again once it has ended. An engine container can be started again
+    (a restart policy, `docker start`): its StartedAt (one inspect call, much cheaper
+    than a logs call) tells a new run, which is read again."""
+    if container.state not in STOPPED_STATES:
+        return ""
+    if isinstance(engine, SwarmTaskLogs):
+        return "task"
+    status = engine.inspect_container(container.id)
+    if status.state not in STOPPED_STATES or not status.started_at:
+        return ""
+    return f"run {status.started_at}"[:64]
 
 
 def register(host: Host, listed: list[ManagedContainer]) -> None:
@@ -306,20 +342,25 @@ def release(source_id: int, token: str) -> None:
     )
 
 
-def collect_source(engine: EngineDriver, source: LogSource, *, final: bool = False) -> int | None:
+def collect_source(
+    engine: EngineDriver, source: LogSource, *, final: bool = False, ended: str = ""
+) -> int | None:
     """Store the container's lines since its cursor; the number stored, None when another
-    pass holds the container. `final`: the container has stopped and is about to be
-    removed, so its log is complete: read to the end, with no settle time and no cap."""
+    pass holds the container. `final`: the container has stopped (and may be about to be
+    removed), so its log is complete: read to the end, with no settle time and no cap.
+    `ended`: the stopped run (`ended_run`), recorded once its log is stored to the end."""
     token = claim(source.pk)
     if token is None:
         return None
     try:
-        return _collect(engine, source, token, final=final)
+        return _collect(engine, source, token, final=final, ended=ended)
     finally:
         release(source.pk, token)
 
 
-def _collect(engine: EngineDriver, source: LogSource, token: str, *, final: bool = False) -> int:
+def _collect(
+    engine: EngineDriver, source: LogSource, token: str, *, final: bool = False, ended: str = ""
+) -> int:
     cursor = Cursor.resume(source)
     until_ns = time.time_ns() - (0 if final else int(settings.BERTH_LOG_SETTLE_SECONDS * NS))
     if source.cursor_ns and until_ns <= source.cursor_ns:
@@ -336,19 +377,25 @@ def _collect(engine: EngineDriver, source: LogSource, token: str, *, final: bool
     started_from = source.cursor_ns
     batches = _batches(reader.runs(), RowMaker(source, cursor))
     ahead = Prefetch(batches, on_stop=reader.close)
+    whole = True
     try:
         for batch, count, batch_end in ahead:
             if not commit(source, token, started_from, batch, batch_end):
+                whole = False
                 break  # another pass took over: it stores from here
             started_from = batch_end
             stored += count
             if stored >= settings.BERTH_LOG_MAX_LINES_PER_PASS and not final:
+                whole = False
                 break
     finally:
         ahead.stop()
     if source.tty is None and getattr(reader, "tty", None) is not None:
         LogSource.objects.filter(pk=source.pk).update(tty=reader.tty)
-    LogSource.objects.filter(pk=source.pk, claimed_by=token).update(collected_at=timezone.now())
+    done = {"collected_at": timezone.now()}
+    if whole:  # read to its end: the stopped run is stored, or a running one is not ended
+        done["ended"] = ended
+    LogSource.objects.filter(pk=source.pk, claimed_by=token).update(**done)
     return stored
 
 

@@ -45,6 +45,9 @@ class LogSource(models.Model):
     claimed_by = models.CharField(max_length=100, blank=True)
     claimed_until = models.DateTimeField(null=True, blank=True)
     collected_at = models.DateTimeField(null=True, blank=True)
+    #: The stopped run whose log is stored to its end ("" while the container runs):
+    #: passes skip the container until it runs again (`collector.ended_run`).
+    ended = models.CharField(max_length=64, blank=True)
     gone_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

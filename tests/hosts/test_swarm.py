@@ -459,6 +459,28 @@ def test_a_managed_task_is_named_as_berth_names_its_row(owned_task):
     assert parse_managed_task(doc).name == "web.canary.2"
 
 
+@pytest.mark.parametrize(
+    ("task_state", "as_container", "ended"),
+    [
+        ("running", "running", ""),
+        ("starting", "created", ""),  # about to write: never skipped
+        ("complete", "exited", "task"),
+        ("failed", "exited", "task"),
+        ("shutdown", "exited", "task"),
+    ],
+)
+def test_an_ended_task_is_read_to_its_end_once(owned_task, task_state, as_container, ended):
+    """A task never runs again once it ended: the log collector reads it to the end once
+    and then leaves it (no inspect call: the manager's list says it)."""
+    from apps.hosts.engine.swarm_logs import SwarmTaskLogs, _as_container
+    from apps.logs.collector import ended_run
+
+    task = parse_managed_task({**owned_task, "Status": {"State": task_state}})
+    container = _as_container(task)
+    assert container.state == as_container
+    assert ended_run(SwarmTaskLogs.__new__(SwarmTaskLogs), container) == ended
+
+
 def test_only_containers_carrying_their_task_node_and_owner_are_taken(owned_task):
     task = parse_managed_task(owned_task)
     swarm = {"com.docker.swarm.task.id": "t1", "com.docker.swarm.node.id": "abc123"}

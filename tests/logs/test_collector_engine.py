@@ -232,3 +232,36 @@ def test_a_container_berth_removes_keeps_its_lines_to_the_last(environment, imag
     assert texts[:40] == [f"out {i}" for i in range(1, 41)]
     assert texts[40:] == [f"goodbye from {cid[:12]}"]
     assert LogLine.objects.filter(source__engine_id=cid, tenant=stack.tenant).count() == 41
+
+
+def test_a_stopped_container_is_read_to_its_end_once_until_it_runs_again(
+    environment, image, host, monkeypatch
+):
+    """A stopped container's log cannot grow: one pass reads it to the end, later passes
+    leave the engine alone; started again, its new run is read."""
+    from apps.hosts.engine.client import DockerEngine
+
+    _, cid = deploy_counter(environment, image, 30)
+    calls = []
+    real_logs = DockerEngine.logs
+    monkeypatch.setattr(
+        DockerEngine,
+        "logs",
+        lambda self, cid_, **kw: calls.append(cid_) or real_logs(self, cid_, **kw),
+    )
+    docker("stop", cid)
+    first = run_pass(host.pk, cid)
+    assert (first.lines, first.ended, len(calls)) == (60, 0, 1)
+    assert LogSource.objects.get(engine_id=cid).ended.startswith("run ")
+    again = run_pass(host.pk, cid)
+    assert (again.lines, again.ended, len(calls)) == (0, 1, 1), "not read again"
+
+    docker("start", cid)
+    deadline = time.monotonic() + 30
+    while docker("logs", cid).split("\n").count("out 30") < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)  # until the new run printed its 30 again
+    docker("stop", cid)
+    restarted = run_pass(host.pk, cid)
+    assert (restarted.lines, restarted.ended, len(calls)) == (60, 0, 2)
+    assert numbers(cid, "stdout") == list(range(1, 31)) * 2
+    assert run_pass(host.pk, cid).ended == 1 and len(calls) == 2

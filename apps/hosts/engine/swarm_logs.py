@@ -208,7 +208,9 @@ class UntilReader:
 
 
 def _as_container(task: ManagedTask) -> ManagedContainer:
-    state = "running" if task.state == "running" else "exited"
+    """The task in a container's terms: "running", "created" while it starts (it will
+    write), "exited" once it ended (it never runs again: Swarm starts a new task)."""
+    state = {"running": "running", "starting": "created"}.get(task.state, "exited")
     return ManagedContainer(
         id=task.task_id, name=task.name, image="", state=state, status="", labels=task.labels
     )
