@@ -17,6 +17,7 @@ from apps.hosts.engine import ClusterState, EngineError, EngineInfo, ManagedCont
 from apps.hosts.engine.streams import LogLine
 from apps.hosts.engine.swarm import (
     NodeEngine,
+    TaskLogStream,
     cluster_info,
     engine_identity_problem,
     node_task_containers,
@@ -540,6 +541,12 @@ def test_the_manager_path_applies_until_and_raises_its_errors():
     error = b"Error grabbing logs: node n1 is not available\n"
     with pytest.raises(EngineError, match="could not read the task's log: Error grabbing"):
         demux.feed(struct.pack(">BxxxL", 3, len(error)) + error)
+    # The live view through the manager names the frame as the engine's, never stdout.
+    live = TaskLogStream.__new__(TaskLogStream)._demultiplexer()
+    assert live.feed(frame + struct.pack(">BxxxL", 3, len(error)) + error) == [
+        ("stdout", b"x 1\n"),
+        ("engine", error),
+    ]
 
 
 def test_why_a_node_is_not_measured(worker):

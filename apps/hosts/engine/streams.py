@@ -367,6 +367,14 @@ class _Demultiplexer:
         return runs
 
 
+class EngineMessageDemultiplexer(_Demultiplexer):
+    """A manager's service or task log: frames of stream 3 are the engine's own words
+    ("node is not available"), named "engine" so a reader never takes them for what the
+    container printed."""
+
+    names = {**STREAM_NAMES, 3: "engine"}
+
+
 class _LineSplitter:
     """Whole lines per stream, as runs of raw lines (each ending in a newline); an
     unfinished line waits for the rest of it, up to MAX_LINE bytes."""

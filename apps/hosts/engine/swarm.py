@@ -53,6 +53,7 @@ from apps.hosts.engine.labels import (
     managed_labels,
 )
 from apps.hosts.engine.streams import (
+    EngineMessageDemultiplexer,
     LogStream,
     ShellSession,
     StatsStream,
@@ -1023,6 +1024,9 @@ class ServiceLogStream(LogStream):
 
     def _check(self) -> None:
         """Refuse what is not this installation's (the service was checked when made)."""
+
+    def _demultiplexer(self) -> EngineMessageDemultiplexer:
+        return EngineMessageDemultiplexer()
 
     def _open(self) -> tuple[Any, bool]:
         self._check()

@@ -131,7 +131,9 @@ function lineElement(item, q) {
     who.textContent = item.container + " | ";
     div.append(who);
   }
-  div.append(text);
+  // Stream "engine": the manager's own words about the log (a node that is down), not
+  // a line the container printed.
+  div.append(item.stream === "engine" ? `[engine] ${text}` : text);
   if (q && !div.dataset.text.includes(q)) div.hidden = true;
   return div;
 }
