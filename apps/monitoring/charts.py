@@ -116,6 +116,12 @@ HOST_CHARTS = (
         (Line("received", "net_rx_rate"), Line("sent", "net_tx_rate")),
     ),
     ChartSpec("containers", "Containers", "count", (Line("running", "running"),)),
+    ChartSpec(
+        "disk",
+        "Disk of the engine's data root",
+        "bytes",
+        (Line("used", "disk_used_bytes"), Line("usable size", "disk_usable_bytes", limit=True)),
+    ),
 )
 
 

@@ -48,7 +48,8 @@ from apps.hosts.engine.swarm import (
 )
 from apps.hosts.models import Host, SwarmNode
 from apps.monitoring import tiers
-from apps.monitoring.models import ContainerSample, HostSample, RouteSample, Series
+from apps.monitoring.disk import fresh_seconds
+from apps.monitoring.models import ContainerSample, HostDisk, HostSample, RouteSample, Series
 from apps.traffic import runtime
 
 log = logging.getLogger(__name__)
@@ -315,6 +316,7 @@ def write_containers(observed: list[Observed], now: datetime, result: PassResult
     samples: list[ContainerSample] = []
     hosts: list[HostSample] = []
     restarted: dict[int, int] = {}
+    disks = fresh_disks([obs.host.pk for obs in reachable], now)
     for obs in reachable:
         total = _empty_total(obs)
         since = (obs.since or now).timestamp()
@@ -330,7 +332,11 @@ def write_containers(observed: list[Observed], now: datetime, result: PassResult
             _add_to_total(total, sample, before, now)
             if count:
                 restarted[sid] = count
-        hosts.append(_host_sample(series[f"h{obs.host.pk}"], total, now))
+        host_sample = _host_sample(series[f"h{obs.host.pk}"], total, now)
+        host_sample.disk_used_bytes, host_sample.disk_usable_bytes = disks.get(
+            obs.host.pk, (None, None)
+        )
+        hosts.append(host_sample)
     ContainerSample.objects.bulk_create(samples, ignore_conflicts=True)
     HostSample.objects.bulk_create(hosts, ignore_conflicts=True)
     for sid, count in restarted.items():
@@ -338,6 +344,18 @@ def write_containers(observed: list[Observed], now: datetime, result: PassResult
     result.containers = sum(len(obs.listed) for obs in reachable)
     result.sampled = sum(len(obs.stats) for obs in reachable)
     result.rows += len(samples) + len(hosts)
+
+
+def fresh_disks(host_ids: list[int], now: datetime) -> dict[int, tuple[int, int]]:
+    """host id -> (used, used + available) bytes of its data root, from the disk probe's
+    newest figures while they stand for the disk now: the host's disk chart repeats them
+    between two probes (BERTH_DISK_PROBE_SECONDS) and shows nothing once they are old."""
+    rows = HostDisk.objects.filter(
+        host_id__in=host_ids,
+        measured_at__gte=now - timedelta(seconds=fresh_seconds()),
+        total_bytes__gt=0,
+    ).values_list("host_id", "used_bytes", "free_bytes")
+    return {host_id: (used, used + free) for host_id, used, free in rows}
 
 
 def _container_specs(reachable: list[Observed]) -> tuple[dict[str, dict[str, Any]], set[str]]:

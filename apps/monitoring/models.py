@@ -146,6 +146,10 @@ class HostSample(Sample):
     net_tx_rate = models.FloatField(default=0.0)
     block_read_rate = models.FloatField(default=0.0)
     block_write_rate = models.FloatField(default=0.0)
+    # The disk probe's newest figures while they are fresh (`disk.fresh_seconds`), else
+    # None: df's used bytes and used + available (what its Use% is a percent of).
+    disk_used_bytes = models.BigIntegerField(null=True, blank=True)
+    disk_usable_bytes = models.BigIntegerField(null=True, blank=True)
 
     AGGREGATES: ClassVar[dict[str, str]] = {
         "containers": "last",
@@ -160,6 +164,8 @@ class HostSample(Sample):
         "net_tx_rate": "avg",
         "block_read_rate": "avg",
         "block_write_rate": "avg",
+        "disk_used_bytes": "max",
+        "disk_usable_bytes": "max",
     }
 
     class Meta:

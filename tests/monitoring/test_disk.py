@@ -105,3 +105,32 @@ def test_a_failed_probe_keeps_the_last_figures_and_says_why(measured):
     assert result.measured == [] and list(result.failed) == ["local"]
     measured.refresh_from_db()
     assert measured.used_bytes == 300 and measured.error and measured.error_at is not None
+
+
+def test_the_host_disk_has_a_history_while_its_figures_are_fresh(client, measured, superuser):
+    """Each metrics pass writes the probe's newest figures into the host's row, so the
+    host's charts draw the disk over time; figures older than three probes are not."""
+    from datetime import timedelta
+
+    from apps.monitoring.collector import Observed, PassResult, write_containers
+    from apps.monitoring.models import HostSample
+
+    host = measured.host
+    now = timezone.now().replace(microsecond=0)
+    write_containers([Observed(host)], now - timedelta(seconds=20), PassResult())
+    measured.used_bytes = 350
+    measured.save()
+    write_containers([Observed(host)], now - timedelta(seconds=10), PassResult())
+    HostDisk.objects.filter(pk=measured.pk).update(measured_at=now - timedelta(hours=1))
+    write_containers([Observed(host)], now, PassResult())
+    rows = HostSample.objects.filter(series__host_pk=host.pk).order_by("at")
+    assert [(r.disk_used_bytes, r.disk_usable_bytes) for r in rows] == [
+        (300, 400),
+        (350, 450),
+        (None, None),  # the probe's figures are an hour old: nothing is drawn
+    ]
+    client.force_login(superuser, backend="django.contrib.auth.backends.ModelBackend")
+    payload = client.get(f"/monitoring/charts/host/{host.pk}/?range=1h").json()
+    disk = next(c for c in payload["charts"] if c["key"] == "disk")
+    lines = {s["label"]: s["values"] for s in disk["series"]}
+    assert lines == {"used": [300.0, 350.0, None], "usable size": [400.0, 450.0, None]}
