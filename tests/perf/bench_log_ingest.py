@@ -7,7 +7,9 @@ Figures, printed (a benchmark never asserts on time):
    container after the other; then one collector pass (`apps.logs.collector`, the same
    code the Celery task runs) stores them all in PostgreSQL (with the generated tsvector
    and its GIN index); then `docker logs` again. Lines per second of each and the ratio
-   collector / docker logs (the median of the two CLI runs); goal >= 0.5.
+   collector / docker logs (the median of the two CLI runs); goal >= 0.5. Then the
+   containers are stopped: a pass that re-reads their whole logs (what every pass did
+   before a stopped container's ended run was recorded) against one that skips them.
 2. Search: synthetic lines inserted in bulk (one INSERT ... SELECT generate_series,
    half for another tenant) up to 100 thousand, then up to 1 million stored lines; at
    each size `--queries` searches of each kind as the tenant's owner sees them through
@@ -117,9 +119,41 @@ def ingestion(args, tenant, environment, host) -> None:
         f"RESULT ingest docker_logs={raw:,.0f} lines/s collector={mine:,.0f} lines/s "
         f"ratio={mine / raw:.2f} (goal >= 0.5)"
     )
+    stopped_passes(host, ids)
     for cid in ids:
         bench.docker("rm", "-f", cid, check=False)
     LogLine.objects.filter(source__engine_id__in=ids).delete()  # the search sizes are synthetic
+
+
+def stopped_passes(host, ids: list[str]) -> None:
+    """The same containers stopped: the first pass reads them to the end and records the
+    ended run; a pass that re-reads them anyway (`ended` cleared: what every pass did
+    before) against one that skips them (one inspect call each)."""
+    from apps.logs import collector
+    from apps.logs.models import LogSource
+
+    for cid in ids:
+        bench.docker("stop", "-t", "1", cid)
+
+    def timed() -> tuple[float, collector.PassResult]:
+        started = time.perf_counter()
+        result = collector.collect_host(host.pk, only=ids)
+        return time.perf_counter() - started, result
+
+    first, result = timed()
+    say(f"stopped: first pass {first:.2f}s ({result.lines} lines, {result.ended} skipped)")
+    rereads, skips = [], []
+    for _ in range(3):
+        LogSource.objects.filter(engine_id__in=ids).update(ended="")
+        rereads.append(timed()[0])
+        seconds, result = timed()
+        assert result.ended == len(ids) and result.lines == 0, result
+        skips.append(seconds)
+    reread, skip = bench.median(rereads) * 1000, bench.median(skips) * 1000
+    say(
+        f"RESULT stopped {len(ids)} containers: a pass re-reading them {reread:,.0f} ms, "
+        f"skipping them {skip:,.0f} ms"
+    )
 
 
 def fill(environment, other_environment, up_to: int) -> None:
