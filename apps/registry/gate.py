@@ -125,6 +125,30 @@ def pusher_of(authorization: str, name: str) -> str | None:
     return None
 
 
+def token_problem(authorization: str) -> str:
+    """Why a push is refused, in the bearer challenge's words (RFC 6750): ""
+    without a token (the client then asks the token service), "invalid_token" for one
+    that is not ours or expired, "insufficient_scope" for ours without push on `name`.
+
+    The docker daemon retries a refused upload five times over 50 s unless the answer
+    names one of these (then it prints "denied: requested access to the resource is
+    denied" at once), as the registry's own answers do."""
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return ""
+    try:
+        jwt.decode(
+            token,
+            signing_key().private_key.public_key(),
+            algorithms=["ES256"],
+            audience=settings.BERTH_REGISTRY_SERVICE,
+            issuer=settings.BERTH_REGISTRY_ISSUER,
+        )
+    except jwt.PyJWTError:
+        return "invalid_token"
+    return "insufficient_scope"
+
+
 def backend_for(headers) -> str:
     """The registry behind the gate that sent this request: the one its headers name when
     they carry the gate's secret (so several gates can share a Berth, as in tests and
@@ -185,12 +209,13 @@ def parse_upload_start_path(path: str) -> str | None:
     return found.group("name") if found else None
 
 
-def challenge(name: str) -> str:
+def challenge(name: str, error: str = "") -> str:
     """The WWW-Authenticate header the registry itself sends for a push on `name`."""
-    return (
+    value = (
         f'Bearer realm="{config.token_realm()}",service="{settings.BERTH_REGISTRY_SERVICE}",'
         f'scope="repository:{name}:pull,push"'
     )
+    return value + (f',error="{error}"' if error else "")
 
 
 def registry_error(status: int, code: str, message: str) -> JsonResponse:
@@ -200,8 +225,15 @@ def registry_error(status: int, code: str, message: str) -> JsonResponse:
     )
 
 
-def unauthorized(name: str) -> JsonResponse:
-    """The registry's own 401 for a push on `name`, with its challenge."""
-    response = registry_error(401, "UNAUTHORIZED", "authentication required")
-    response["WWW-Authenticate"] = challenge(name)
+def unauthorized(name: str, error: str = "") -> JsonResponse:
+    """The registry's own 401 for a push on `name`, with its challenge (`error`: see
+    `token_problem`) and the access it lacks as the error's detail, as the registry
+    sends it (an error without detail reads to the docker daemon as one to retry)."""
+    detail = [{"Type": "repository", "Class": "", "Name": name, "Action": "push"}]
+    response = JsonResponse(
+        {"errors": [{"code": "UNAUTHORIZED", "message": "authentication required",
+                     "detail": detail}]},
+        status=401,
+    )  # fmt: skip
+    response["WWW-Authenticate"] = challenge(name, error)
     return response

@@ -369,8 +369,9 @@ class ManifestGateView(View):
         name = gate.parse_upload_start_path(registry_path)
         if name is None:
             return gate.registry_error(404, "NAME_INVALID", "invalid repository name")
-        if gate.pusher_of(request.headers.get("Authorization", ""), name) is None:
-            return gate.unauthorized(name)
+        authorization = request.headers.get("Authorization", "")
+        if gate.pusher_of(authorization, name) is None:
+            return gate.unauthorized(name, gate.token_problem(authorization))
         body = request.read(gate.MAX_MONOLITHIC + 1)
         if len(body) > gate.MAX_MONOLITHIC:
             return gate.registry_error(
@@ -392,7 +393,7 @@ class ManifestGateView(View):
         authorization = request.headers.get("Authorization", "")
         subject = gate.pusher_of(authorization, name)
         if subject is None:
-            return gate.unauthorized(name)
+            return gate.unauthorized(name, gate.token_problem(authorization))
         body = request.read(gate.MAX_MANIFEST + 1)
         if len(body) > gate.MAX_MANIFEST:
             return gate.registry_error(413, "SIZE_INVALID", "manifest larger than 4 MiB")
