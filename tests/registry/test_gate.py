@@ -97,20 +97,27 @@ def test_the_backend_is_on_loopback_next_to_the_gate(settings):
 
 @pytest.mark.django_db
 def test_a_push_token_for_the_repository_is_needed(client):
-    for headers in (
-        {},
-        {"HTTP_AUTHORIZATION": "Basic bWFyY3VzOnB3"},
-        {"HTTP_AUTHORIZATION": "Bearer not-a-jwt"},
-        bearer(name="acme/other"),  # another repository
-        bearer(actions=("pull",)),  # no push
-        bearer(audience="another-registry"),
+    # The challenge's error is what makes the docker daemon give up at once (no error:
+    # the client asks for a token first).
+    for headers, error in (
+        ({}, None),
+        ({"HTTP_AUTHORIZATION": "Basic bWFyY3VzOnB3"}, None),
+        ({"HTTP_AUTHORIZATION": "Bearer not-a-jwt"}, "invalid_token"),
+        (bearer(name="acme/other"), "insufficient_scope"),  # another repository
+        (bearer(actions=("pull",)), "insufficient_scope"),  # no push
+        (bearer(audience="another-registry"), "invalid_token"),
     ):
         response = put(client, manifest((LAYER, 10)), **headers)
         assert response.status_code == 401, headers
-        assert response.json()["errors"][0]["code"] == "UNAUTHORIZED"
+        (refusal,) = response.json()["errors"]
+        assert refusal["code"] == "UNAUTHORIZED"
+        assert refusal["detail"] == [
+            {"Type": "repository", "Class": "", "Name": "acme/web", "Action": "push"}
+        ]
         challenge = response["WWW-Authenticate"]
         assert challenge.startswith(f'Bearer realm="{config.token_realm()}"')
         assert 'scope="repository:acme/web:pull,push"' in challenge
+        assert ("error=" not in challenge) if error is None else f'error="{error}"' in challenge
 
 
 @pytest.mark.django_db
