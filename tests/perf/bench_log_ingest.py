@@ -253,7 +253,7 @@ def main() -> None:
         if not args.skip_ingest:
             ingestion(args, tenant, environment, host)
         other_env = other.environments.order_by("pk").first()
-        for size in (int(s) for s in args.sizes.split(",")):
+        for size in (int(s) for s in args.sizes.split(",") if s):  # "": no search
             fill(environment, other_env, size)
             say(f"search over {size:,} stored lines ({args.queries} queries per kind):")
             searches(user, args.queries)
