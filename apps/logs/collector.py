@@ -234,7 +234,7 @@ def _collect_in_thread(
             ended = ended_run(engine, listed[source.engine_id])
             if ended and ended == source.ended:
                 return ENDED
-            return collect_source(engine, source, final=bool(ended), ended=ended)
+            return collect_source(engine, source, ended=ended)
         except EngineError as exc:
             return exc
         finally:
@@ -346,9 +346,10 @@ def collect_source(
     engine: EngineDriver, source: LogSource, *, final: bool = False, ended: str = ""
 ) -> int | None:
     """Store the container's lines since its cursor; the number stored, None when another
-    pass holds the container. `final`: the container has stopped (and may be about to be
-    removed), so its log is complete: read to the end, with no settle time and no cap.
-    `ended`: the stopped run (`ended_run`), recorded once its log is stored to the end."""
+    pass holds the container. `final`: the container has stopped and is about to be
+    removed: read to the end, with no settle time and no cap. `ended`: the stopped run
+    (`ended_run`): no settle time, and the run is recorded once its log is stored to
+    the end."""
     token = claim(source.pk)
     if token is None:
         return None
@@ -362,7 +363,10 @@ def _collect(
     engine: EngineDriver, source: LogSource, token: str, *, final: bool = False, ended: str = ""
 ) -> int:
     cursor = Cursor.resume(source)
-    until_ns = time.time_ns() - (0 if final else int(settings.BERTH_LOG_SETTLE_SECONDS * NS))
+    # A stopped container's log is complete: no settle time. A periodic pass keeps its
+    # cap even then (a huge log is read over several passes, `ended` set at its end).
+    complete = final or bool(ended)
+    until_ns = time.time_ns() - (0 if complete else int(settings.BERTH_LOG_SETTLE_SECONDS * NS))
     if source.cursor_ns and until_ns <= source.cursor_ns:
         return 0
     reader = engine.logs(

@@ -235,10 +235,11 @@ def test_a_container_berth_removes_keeps_its_lines_to_the_last(environment, imag
 
 
 def test_a_stopped_container_is_read_to_its_end_once_until_it_runs_again(
-    environment, image, host, monkeypatch
+    environment, image, host, monkeypatch, settings
 ):
-    """A stopped container's log cannot grow: one pass reads it to the end, later passes
-    leave the engine alone; started again, its new run is read."""
+    """A stopped container's log cannot grow: once a pass has read it to the end, later
+    passes leave the engine alone; started again, its new run is read. A pass stopped
+    by its cap has not read to the end."""
     from apps.hosts.engine.client import DockerEngine
 
     _, cid = deploy_counter(environment, image, 30)
@@ -250,11 +251,16 @@ def test_a_stopped_container_is_read_to_its_end_once_until_it_runs_again(
         lambda self, cid_, **kw: calls.append(cid_) or real_logs(self, cid_, **kw),
     )
     docker("stop", cid)
+    settings.BERTH_LOG_BATCH_LINES, settings.BERTH_LOG_MAX_LINES_PER_PASS = 40, 40
+    capped = run_pass(host.pk, cid)
+    assert (capped.lines, capped.ended, len(calls)) == (40, 0, 1)
+    assert LogSource.objects.get(engine_id=cid).ended == ""  # stopped by the cap
+    settings.BERTH_LOG_MAX_LINES_PER_PASS = 10_000
     first = run_pass(host.pk, cid)
-    assert (first.lines, first.ended, len(calls)) == (60, 0, 1)
+    assert (first.lines, first.ended, len(calls)) == (20, 0, 2)
     assert LogSource.objects.get(engine_id=cid).ended.startswith("run ")
     again = run_pass(host.pk, cid)
-    assert (again.lines, again.ended, len(calls)) == (0, 1, 1), "not read again"
+    assert (again.lines, again.ended, len(calls)) == (0, 1, 2), "not read again"
 
     docker("start", cid)
     deadline = time.monotonic() + 30
@@ -262,6 +268,6 @@ def test_a_stopped_container_is_read_to_its_end_once_until_it_runs_again(
         time.sleep(0.2)  # until the new run printed its 30 again
     docker("stop", cid)
     restarted = run_pass(host.pk, cid)
-    assert (restarted.lines, restarted.ended, len(calls)) == (60, 0, 2)
+    assert (restarted.lines, restarted.ended, len(calls)) == (60, 0, 3)
     assert numbers(cid, "stdout") == list(range(1, 31)) * 2
-    assert run_pass(host.pk, cid).ended == 1 and len(calls) == 2
+    assert run_pass(host.pk, cid).ended == 1 and len(calls) == 3
