@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -60,6 +61,30 @@ def test_the_probe_measures_the_data_root_and_leaves_only_its_labelled_image(hos
         "io.berth.installation": installation_id(),
         "io.berth.role": "disk-probe",
     }
+
+
+def test_a_new_busybox_leaves_no_older_probe_image_and_another_installations_alone(
+    host, probe_image, tmp_path
+):
+    """A new busybox makes a new probe tag; the build untags this installation's older
+    ones, never an image of another installation, even under the same repository."""
+    assert probe_disks().measured == ["local"]  # the current image is there
+    older = f"berth-probe/disk:{installation_id()}-0123456789ab"
+    docker("tag", probe_image, older)
+    docker("rmi", probe_image)  # as if busybox changed: the current tag is missing
+    theirs = f"berth-probe/disk:another-installation-{uuid.uuid4().hex[:6]}"
+    (tmp_path / "Dockerfile").write_text(
+        "FROM scratch\nLABEL io.berth.managed=true io.berth.installation=another "
+        "io.berth.role=disk-probe\n"
+    )
+    docker("build", "-q", "-t", theirs, str(tmp_path))
+    try:
+        assert probe_disks().measured == ["local"]  # builds the current tag again
+        assert docker("image", "inspect", older, check=False) == "[]"
+        assert docker("image", "inspect", theirs, "--format", "{{.Id}}")
+        assert docker("image", "inspect", probe_image, "--format", "{{.Id}}")
+    finally:
+        docker("rmi", "-f", older, theirs, check=False)
 
 
 def test_a_disk_rule_fires_below_the_real_usage_and_resolves_above_it(

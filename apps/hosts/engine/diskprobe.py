@@ -31,7 +31,7 @@ from typing import Any
 from django.conf import settings
 
 from apps.hosts.engine.errors import EngineError
-from apps.hosts.engine.labels import installation_id, managed_labels
+from apps.hosts.engine.labels import installation_id, label_filters, managed_labels
 
 #: Storage drivers whose container root filesystem is a directory on the data root.
 MEASURABLE_DRIVERS = frozenset({"overlay2", "overlay", "fuse-overlayfs", "vfs"})
@@ -209,7 +209,29 @@ class DiskProbe:
                 decode=True,
             )
             _check_build(stream)
+        self._forget_older_probe_images(tag)
         return tag
+
+    def _forget_older_probe_images(self, current: str) -> None:
+        """Untag this installation's probe images of an earlier busybox (a new busybox
+        makes a new tag): without it each upgrade would leave one behind on every engine.
+        Only images carrying this installation's probe labels are looked at; one still in
+        use, or already gone, is left to the next build."""
+        api = self._docker.api  # type: ignore[attr-defined]
+        with self._errors():  # type: ignore[attr-defined]
+            images = api.images(filters={"label": label_filters({"role": PROBE_ROLE})})
+        older = {
+            tag
+            for image in images
+            for tag in image.get("RepoTags") or []
+            if tag.startswith(f"{PROBE_REPOSITORY}:") and tag != current
+        }
+        for tag in sorted(older):
+            try:
+                with self._errors():  # type: ignore[attr-defined]
+                    api.remove_image(tag, noprune=False)
+            except EngineError:
+                continue
 
     def _run_probe(self, tag: str) -> str:
         """Create the probe, attach to its output before starting it (the engine removes
