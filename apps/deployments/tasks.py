@@ -42,12 +42,22 @@ def _parked(task, *args) -> str:
     return parked(task.name, args, queue=queue)
 
 
+def _pass_the_slot_on() -> None:
+    """A task whose stack or container is gone (removed while the task waited parked)
+    takes no slot, so it gives back none, and nothing would send the tenant's next parked
+    task until the beat's sweep: a stack removed while another of the tenant's operations
+    ran stayed "removing" until then. Its tenant is unknown now, so every tenant with a
+    free slot and parked work is woken (what the sweep does; rare, and cheap)."""
+    wake_parked()
+
+
 @shared_task(name="deployments.reconcile_stack", bind=True, acks_late=True, ignore_result=True)
 def reconcile_stack(self, stack_id: int) -> None:
     """Converge one stack inside one of its tenant's worker slots; another worker holding
     its lease makes this a no-op."""
     tenant_id = _tenant_of_stack(stack_id)
     if tenant_id is None:
+        _pass_the_slot_on()
         return
     with tenant_slot(tenant_id, ttl=_slot_ttl(self), park=_parked(self, stack_id)) as held:
         if not held:
@@ -71,6 +81,7 @@ def container_action(self, container_id: int, action: str) -> None:
         Container.objects.select_related("host", "stack__tenant").filter(pk=container_id).first()
     )
     if container is None:
+        _pass_the_slot_on()
         return
     with tenant_slot(
         container.stack.tenant_id,

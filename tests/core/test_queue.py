@@ -255,3 +255,26 @@ def test_without_redis_a_pass_runs(settings):
     settings.REDIS_URL = f"redis://127.0.0.1:{closed_port()}/0"
     with single_flight("pass:1", ttl=30) as held:
         assert held is True
+
+
+@pytest.mark.django_db
+def test_a_woken_task_whose_stack_is_gone_passes_the_slot_on(settings, own_queue):
+    """The slot given back sends the oldest parked task; when its stack was removed
+    meanwhile, it takes no slot and gives none back: the next parked task must still be
+    sent, not wait for the beat's sweep (a stack stayed "removing" for it)."""
+    from apps.core.queue import parked, tenant_slot
+    from apps.deployments import tasks
+
+    settings.BERTH_TENANT_WORKER_SLOTS = 1
+    tenant = fresh_tenant_id()
+    gone, next_one = 987654321, 987654322
+    with tenant_slot(tenant, ttl=30) as held:
+        assert held
+        for stack_id in (gone, next_one):
+            task = parked("deployments.reconcile_stack", (stack_id,))
+            with tenant_slot(tenant, ttl=30, park=task) as other:
+                assert other is False
+    assert sent(settings, own_queue) == [("deployments.reconcile_stack", f"[{gone}]")]
+    tasks.reconcile_stack(gone)  # what the worker does with it: the stack is gone
+    assert sent(settings, own_queue)[-1] == ("deployments.reconcile_stack", f"[{next_one}]")
+    assert waiting(settings, tenant) == []
