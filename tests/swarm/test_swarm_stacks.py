@@ -43,6 +43,8 @@ services:
     image: {image}
     entrypoint: ["sh", "-c", "while true; do echo PAGE $$(wget -q -O - http://web:8080/ 2>&1 | grep -o 'hello swarm' | head -1); sleep 1; done"]
     healthcheck: {{disable: true}}
+    deploy:
+      update_config: {{monitor: 2s}}  # also updated by each step below (image, placement)
     stop_grace_period: 0s
     depends_on: [web]
 """  # noqa: E501

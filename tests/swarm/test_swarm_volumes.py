@@ -29,6 +29,9 @@ services:
     volumes: [data:/home/app]
     deploy:
       placement: {{constraints: ["node.role==worker"]}}
+      # Swarm watches an updated task for `monitor` (Berth's default: 60 s) before the
+      # update is over, and the pass waits for that: short here.
+      update_config: {{monitor: 2s}}
     stop_grace_period: 0s
 volumes:
   data: {{}}
