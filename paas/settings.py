@@ -315,6 +315,9 @@ BERTH_LOG_LEASE_SECONDS = int(os.environ.get("BERTH_LOG_LEASE_SECONDS", "120"))
 BERTH_LOG_MAX_LINES_PER_PASS = int(os.environ.get("BERTH_LOG_MAX_LINES_PER_PASS", "200000"))
 BERTH_LOG_BATCH_LINES = int(os.environ.get("BERTH_LOG_BATCH_LINES", "5000"))
 BERTH_LOG_SETTLE_SECONDS = float(os.environ.get("BERTH_LOG_SETTLE_SECONDS", "1"))
+# A resumed pass first reads this many lines from the log's end (cheap), and reads with
+# `since` (the engine decodes the whole file) only when they do not reach back; 0: never.
+BERTH_LOG_TAIL_LINES = int(os.environ.get("BERTH_LOG_TAIL_LINES", "2000"))
 BERTH_LOG_RETENTION_DAYS = int(os.environ.get("BERTH_LOG_RETENTION_DAYS", "7"))
 BERTH_LOG_RETENTION_MAX_DAYS = int(os.environ.get("BERTH_LOG_RETENTION_MAX_DAYS", "90"))
 BERTH_LOG_PRUNE_SECONDS = int(os.environ.get("BERTH_LOG_PRUNE_SECONDS", "3600"))

@@ -48,6 +48,9 @@ class LogSource(models.Model):
     #: The stopped run whose log is stored to its end ("" while the container runs):
     #: passes skip the container until it runs again (`collector.ended_run`).
     ended = models.CharField(max_length=64, blank=True)
+    #: The `until` of the last read that stored everything up to it (0: none yet): the
+    #: collector's proof that a tail of the log reaches back far enough (`read_tail`).
+    read_until_ns = models.BigIntegerField(default=0)
     gone_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -6,7 +6,7 @@ import struct
 from hypothesis import given
 from hypothesis import strategies as st
 
-from apps.hosts.engine.streams import MAX_LINE, _Demultiplexer, _LineSplitter, _parse_line
+from apps.hosts.engine.streams import MAX_LINE, _Demultiplexer, _LineSplitter, parse_line
 
 
 def frame(kind: int, payload: bytes) -> bytes:
@@ -20,7 +20,7 @@ def read(wire: bytes, cuts: list[int]) -> list[tuple[str, str, str]]:
         start = max(start, cut)
         for name, run in runs + (splitter.flush() if cut == len(wire) else []):
             assert run.endswith(b"\n")
-            lines += [_parse_line(name, raw) for raw in run.split(b"\n")[:-1]]
+            lines += [parse_line(name, raw) for raw in run.split(b"\n")[:-1]]
     return [(line.stream, line.ts, line.text) for line in lines]
 
 

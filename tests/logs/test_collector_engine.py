@@ -271,3 +271,40 @@ def test_a_stopped_container_is_read_to_its_end_once_until_it_runs_again(
     assert (restarted.lines, restarted.ended, len(calls)) == (60, 0, 3)
     assert numbers(cid, "stdout") == list(range(1, 31)) * 2
     assert run_pass(host.pk, cid).ended == 1 and len(calls) == 3
+
+
+def test_a_resumed_pass_reads_the_log_from_its_end_unless_too_much_is_new(
+    environment, image, host, monkeypatch, settings
+):
+    """The engine finds `since` by decoding the whole log from its start; its `tail` reads
+    from the end. A resumed pass takes the log's last lines when they reach back to what
+    the last pass stored, and reads with `since` when more was written than that tail
+    holds."""
+    from apps.hosts.engine.client import DockerEngine
+
+    settings.BERTH_LOG_TAIL_LINES = 20
+    settle = settings.BERTH_LOG_SETTLE_SECONDS
+    _, cid = deploy_counter(environment, image, 300)
+    time.sleep(settle + 0.2)  # the first pass then stores up to past the settle time
+    assert run_pass(host.pk, cid).lines == 600
+    calls = []
+    real_logs = DockerEngine.logs
+    monkeypatch.setattr(
+        DockerEngine,
+        "logs",
+        lambda self, cid_, **kw: calls.append(kw["tail"]) or real_logs(self, cid_, **kw),
+    )
+    docker("exec", cid, "sh", "-c", "for i in 301 302 303; do echo out $i > /proc/1/fd/1; done")
+    time.sleep(settle + 0.2)
+    assert run_pass(host.pk, cid).lines == 3
+    assert calls == ["20"], "the tail reaches back to what is stored: it alone"
+    assert numbers(cid, "stdout") == list(range(1, 304))
+
+    calls.clear()
+    script = "i=304; while [ $i -le 353 ]; do echo out $i > /proc/1/fd/1; i=$((i+1)); done"
+    docker("exec", cid, "sh", "-c", script)
+    time.sleep(settle + 0.2)
+    assert run_pass(host.pk, cid).lines == 50
+    assert calls == ["20", "all"], "50 new lines: the tail does not reach back"
+    assert numbers(cid, "stdout") == list(range(1, 354))
+    assert numbers(cid, "stderr") == list(range(1, 301))

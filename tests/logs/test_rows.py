@@ -140,3 +140,28 @@ def test_split_lines_cuts_at_a_line():
     assert split_lines(run, 3) == (run, b"")
     assert split_lines(run, 9) == (run, b"")
     assert split_lines(run, 0) == (b"", run)
+
+
+def test_a_tail_window_keeps_since_to_until_and_knows_whether_it_reaches_back():
+    from apps.logs.collector import TailWindow
+
+    def at(seconds: float) -> bytes:
+        whole, frac = divmod(round(seconds * 1e9), 10**9)
+        return f"1970-01-01T00:00:{whole:02d}.{frac:09d}Z".encode()
+
+    runs = [
+        [("stdout", at(10) + b" a\n" + at(12) + b" b\n" + b"piece of b\n")],
+        [("stderr", at(12.5) + b" c\n"), ("stdout", at(13) + b" d\n" + b"piece of d\n")],
+    ]
+    second = 10**9
+    window = TailWindow(runs, 12 * second, int(12.5 * second), 11 * second, tty=False)
+    assert window.reaches_back  # its first line (10 s) is older than what is known (11 s)
+    assert window.lines == 6
+    assert list(window.runs()) == [
+        [("stdout", at(12) + b" b\npiece of b\n")],
+        [("stderr", at(12.5) + b" c\n")],  # inclusive at both ends; d and its piece after
+    ]
+    late = TailWindow(runs, int(10.5 * second), 20 * second, 9 * second, tty=False)
+    assert not late.reaches_back  # a line before it may not be stored yet
+    empty = TailWindow([], 0, second, second, tty=False)
+    assert list(empty.runs()) == [] and empty.lines == 0

@@ -7,9 +7,10 @@ Figures, printed (a benchmark never asserts on time):
    container after the other; then one collector pass (`apps.logs.collector`, the same
    code the Celery task runs) stores them all in PostgreSQL (with the generated tsvector
    and its GIN index); then `docker logs` again. Lines per second of each and the ratio
-   collector / docker logs (the median of the two CLI runs); goal >= 0.5. Then the
-   containers are stopped: a pass that re-reads their whole logs (what every pass did
-   before a stopped container's ended run was recorded) against one that skips them.
+   collector / docker logs (the median of the two CLI runs); goal >= 0.5. Then, with
+   nothing new, a pass reading each log with `since` against one reading its tail
+   first (BERTH_LOG_TAIL_LINES). Then the containers are stopped: a pass that re-reads
+   their logs (`ended` cleared) against one that skips them.
 2. Search: synthetic lines inserted in bulk (one INSERT ... SELECT generate_series,
    half for another tenant) up to 100 thousand, then up to 1 million stored lines; at
    each size `--queries` searches of each kind as the tenant's owner sees them through
@@ -119,10 +120,37 @@ def ingestion(args, tenant, environment, host) -> None:
         f"RESULT ingest docker_logs={raw:,.0f} lines/s collector={mine:,.0f} lines/s "
         f"ratio={mine / raw:.2f} (goal >= 0.5)"
     )
+    idle_passes(host, ids)
     stopped_passes(host, ids)
     for cid in ids:
         bench.docker("rm", "-f", cid, check=False)
     LogLine.objects.filter(source__engine_id__in=ids).delete()  # the search sizes are synthetic
+
+
+def idle_passes(host, ids: list[str]) -> None:
+    """The same containers running with nothing new: a pass reading each log with
+    `since` (the engine decodes the whole file) against one reading its tail first."""
+    from django.conf import settings
+
+    from apps.logs import collector
+
+    def timed() -> float:
+        started = time.perf_counter()
+        result = collector.collect_host(host.pk, only=ids)
+        assert result.lines == 0 and not result.errors, result
+        return time.perf_counter() - started
+
+    default = settings.BERTH_LOG_TAIL_LINES
+    since, tail = [], []
+    for _ in range(3):
+        settings.BERTH_LOG_TAIL_LINES = 0
+        since.append(timed())
+        settings.BERTH_LOG_TAIL_LINES = default
+        tail.append(timed())
+    say(
+        f"RESULT idle {len(ids)} containers: a pass reading with since "
+        f"{bench.median(since) * 1000:,.0f} ms, from the tail {bench.median(tail) * 1000:,.0f} ms"
+    )
 
 
 def stopped_passes(host, ids: list[str]) -> None:

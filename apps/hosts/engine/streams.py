@@ -201,7 +201,7 @@ class LogStream:
         once the engine answered: a following stream sees every line written after it.
         """
         for runs in self.runs(opened):
-            batch = [_parse_line(name, raw) for name, run in runs for raw in run.split(b"\n")[:-1]]
+            batch = [parse_line(name, raw) for name, run in runs for raw in run.split(b"\n")[:-1]]
             if batch:
                 yield batch
 
@@ -402,7 +402,9 @@ class _LineSplitter:
         return rest
 
 
-def _parse_line(name: str, raw: bytes) -> LogLine:
+def parse_line(name: str, raw: bytes) -> LogLine:
+    """One raw line of a log read with timestamps: its stream, engine time and text
+    (no time: a piece of an over-long line)."""
     text = raw.decode("utf-8", errors="replace").rstrip("\r")
     ts, sep, rest = text.partition(" ")
     if sep and len(ts) >= 20 and ts[4:5] == "-" and ts[10:11] == "T":

@@ -36,7 +36,7 @@ from typing import Any
 from apps.hosts.engine.client import DockerEngine
 from apps.hosts.engine.driver import ManagedContainer
 from apps.hosts.engine.errors import EngineError
-from apps.hosts.engine.streams import STREAM_NAMES, _Demultiplexer, _parse_line
+from apps.hosts.engine.streams import STREAM_NAMES, _Demultiplexer, parse_line
 from apps.hosts.engine.swarm import (
     ManagedTask,
     NodeEngine,
@@ -197,7 +197,7 @@ class UntilReader:
             kept = []
             for name, run in runs:
                 raws = run.split(b"\n")[:-1]
-                raws = [raw for raw in raws if self._within(_parse_line(name, raw).ts)]
+                raws = [raw for raw in raws if self._within(parse_line(name, raw).ts)]
                 if raws:
                     kept.append((name, b"\n".join(raws) + b"\n"))
             if kept:
