@@ -99,22 +99,28 @@ def manifest_blobs(body: bytes) -> dict[str, int]:
     return blobs
 
 
-def pusher_of(authorization: str, name: str) -> str | None:
-    """The token's subject when it is ours, valid, and grants push on `name`."""
+def _bearer_claims(authorization: str) -> dict | None:
+    """The claims of the request's bearer token when it is ours and valid; None without
+    a bearer token. Raises jwt.PyJWTError for any other token (not ours, expired...)."""
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token:
         return None
+    return jwt.decode(
+        token,
+        signing_key().private_key.public_key(),
+        algorithms=["ES256"],
+        audience=settings.BERTH_REGISTRY_SERVICE,
+        issuer=settings.BERTH_REGISTRY_ISSUER,
+    )
+
+
+def pusher_of(authorization: str, name: str) -> str | None:
+    """The token's subject when it is ours, valid, and grants push on `name`."""
     try:
-        claims = jwt.decode(
-            token,
-            signing_key().private_key.public_key(),
-            algorithms=["ES256"],
-            audience=settings.BERTH_REGISTRY_SERVICE,
-            issuer=settings.BERTH_REGISTRY_ISSUER,
-        )
+        claims = _bearer_claims(authorization)
     except jwt.PyJWTError:
         return None
-    for entry in claims.get("access") or []:
+    for entry in (claims or {}).get("access") or []:
         if (
             isinstance(entry, dict)
             and entry.get("type") == "repository"
@@ -133,20 +139,11 @@ def token_problem(authorization: str) -> str:
     The docker daemon retries a refused upload five times over 50 s unless the answer
     names one of these (then it prints "denied: requested access to the resource is
     denied" at once), as the registry's own answers do."""
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        return ""
     try:
-        jwt.decode(
-            token,
-            signing_key().private_key.public_key(),
-            algorithms=["ES256"],
-            audience=settings.BERTH_REGISTRY_SERVICE,
-            issuer=settings.BERTH_REGISTRY_ISSUER,
-        )
+        claims = _bearer_claims(authorization)
     except jwt.PyJWTError:
         return "invalid_token"
-    return "insufficient_scope"
+    return "" if claims is None else "insufficient_scope"
 
 
 def backend_for(headers) -> str:
