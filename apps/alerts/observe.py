@@ -25,7 +25,7 @@ from apps.deployments.models import Route
 from apps.hosts.models import Host
 from apps.monitoring import tiers
 from apps.monitoring.collector import interval
-from apps.monitoring.disk import fresh_seconds
+from apps.monitoring.disk import fresh_disks
 from apps.monitoring.models import ContainerSample, HostDisk, RouteSample, Series
 from apps.monitoring.queries import latest
 from apps.registry.models import TenantRegistryQuota
@@ -257,11 +257,7 @@ def observe_disks(rules: list[AlertRule], now: datetime, seen: Seen) -> None:
         ).values_list("environment_id", "environment__tenant_id", "host_id")
     )
     disks = {
-        d.host_id: d
-        for d in HostDisk.objects.filter(
-            host_id__in={link[2] for link in links},
-            measured_at__gte=now - timedelta(seconds=fresh_seconds()),
-        ).select_related("host")
+        d.host_id: d for d in fresh_disks({link[2] for link in links}, now).select_related("host")
     }
     for env_id, tenant_id, host_id in links:
         disk = disks.get(host_id)

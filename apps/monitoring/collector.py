@@ -47,9 +47,8 @@ from apps.hosts.engine.swarm import (
     open_checked_node_engine,
 )
 from apps.hosts.models import Host, SwarmNode
-from apps.monitoring import tiers
-from apps.monitoring.disk import fresh_seconds
-from apps.monitoring.models import ContainerSample, HostDisk, HostSample, RouteSample, Series
+from apps.monitoring import disk, tiers
+from apps.monitoring.models import ContainerSample, HostSample, RouteSample, Series
 from apps.traffic import runtime
 
 log = logging.getLogger(__name__)
@@ -316,7 +315,7 @@ def write_containers(observed: list[Observed], now: datetime, result: PassResult
     samples: list[ContainerSample] = []
     hosts: list[HostSample] = []
     restarted: dict[int, int] = {}
-    disks = fresh_disks([obs.host.pk for obs in reachable], now)
+    disks = disk_figures([obs.host.pk for obs in reachable], now)
     for obs in reachable:
         total = _empty_total(obs)
         since = (obs.since or now).timestamp()
@@ -346,15 +345,15 @@ def write_containers(observed: list[Observed], now: datetime, result: PassResult
     result.rows += len(samples) + len(hosts)
 
 
-def fresh_disks(host_ids: list[int], now: datetime) -> dict[int, tuple[int, int]]:
+def disk_figures(host_ids: list[int], now: datetime) -> dict[int, tuple[int, int]]:
     """host id -> (used, used + available) bytes of its data root, from the disk probe's
     newest figures while they stand for the disk now: the host's disk chart repeats them
     between two probes (BERTH_DISK_PROBE_SECONDS) and shows nothing once they are old."""
-    rows = HostDisk.objects.filter(
-        host_id__in=host_ids,
-        measured_at__gte=now - timedelta(seconds=fresh_seconds()),
-        total_bytes__gt=0,
-    ).values_list("host_id", "used_bytes", "free_bytes")
+    rows = (
+        disk.fresh_disks(host_ids, now)
+        .filter(total_bytes__gt=0)
+        .values_list("host_id", "used_bytes", "free_bytes")
+    )
     return {host_id: (used, used + free) for host_id, used, free in rows}
 
 

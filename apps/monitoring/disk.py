@@ -11,11 +11,13 @@ are the manager node's data root, not the other nodes'.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from apps.hosts.engine import DiskUsage, EngineError, get_engine
@@ -37,6 +39,14 @@ def fresh_seconds() -> int:
     """How long a measurement stands for the disk now: three probe intervals (at least
     a quarter of an hour); older figures are not judged by the alert rules."""
     return max(settings.BERTH_DISK_PROBE_SECONDS * 3, 900)
+
+
+def fresh_disks(host_ids: Iterable[int], now: datetime) -> QuerySet[HostDisk]:
+    """The hosts' disk rows whose figures still stand for the disk now (`fresh_seconds`):
+    what the "disk nearly full" rule judges and the host's disk chart draws."""
+    return HostDisk.objects.filter(
+        host_id__in=host_ids, measured_at__gte=now - timedelta(seconds=fresh_seconds())
+    )
 
 
 def measure(host: Host) -> DiskUsage | str:
